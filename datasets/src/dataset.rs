@@ -1,0 +1,550 @@
+//! A training data set: persons, items, weighted interactions, the catalog and the activity
+//! behind profile features, built from events (with identity resolution) or a plain
+//! interactions file.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sprs::{CsMat, TriMat};
+
+use crate::error::{Error, Result};
+use crate::identity::{IdentityLimits, IdentityReport, resolve};
+use crate::ids::{IdMap, ItemIdx, UserIdx};
+use crate::load::{Catalog, RawInteraction};
+use crate::schema::{Event, EventType, Identifier, Item};
+
+/// How events become confidence weights.
+///
+/// The weight of an event is `event_weight[type] × channel_weight[channel]`, times the
+/// event's `value` for types listed in `value_types` (ratings by default), times
+/// `0.5^(age / half_life)` when a half-life is set (age relative to the newest interaction).
+/// A `return` carries the negative weight of a purchase and cancels it. Weights of one
+/// person and item are summed; pairs whose sum is not positive are dropped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightConfig {
+    /// Weight per event type name; types not listed get `default_event_weight`.
+    pub event_weights: BTreeMap<String, f32>,
+    /// Weight of item events whose type is not listed (custom types such as `wishlist`).
+    pub default_event_weight: f32,
+    /// Multiplier per channel name; channels not listed get 1.
+    pub channel_weights: BTreeMap<String, f32>,
+    /// Event types whose weight is multiplied by the event's `value`.
+    pub value_types: Vec<String>,
+    /// Event types whose items count as consumed: never recommended back to that person.
+    pub consumed_types: Vec<String>,
+    /// Half-life of interactions in days; `None` for no time decay.
+    pub half_life_days: Option<f32>,
+}
+
+impl Default for WeightConfig {
+    fn default() -> Self {
+        let event_weights = [
+            ("view", 1.0),
+            ("click", 1.0),
+            ("add_to_cart", 3.0),
+            ("purchase", 5.0),
+            ("rating", 1.0),
+            ("email_click", 1.0),
+            ("email_open", 0.0),
+            ("search", 0.0),
+        ];
+        WeightConfig {
+            event_weights: event_weights
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            default_event_weight: 1.0,
+            channel_weights: BTreeMap::new(),
+            value_types: vec!["rating".into()],
+            consumed_types: vec!["purchase".into(), "rating".into()],
+            half_life_days: None,
+        }
+    }
+}
+
+impl WeightConfig {
+    /// Checks that weights are finite and non-negative and the half-life positive.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: String, reason: &str| {
+            Err(Error::InvalidConfig {
+                name,
+                reason: reason.into(),
+            })
+        };
+        for (name, weight) in self.event_weights.iter().chain(&self.channel_weights) {
+            if !weight.is_finite() || *weight < 0.0 {
+                return bad(format!("weights.{name}"), "must be a finite number >= 0");
+            }
+        }
+        if !self.default_event_weight.is_finite() || self.default_event_weight < 0.0 {
+            return bad("weights.default".into(), "must be a finite number >= 0");
+        }
+        if let Some(days) = self.half_life_days
+            && !(days.is_finite() && days > 0.0)
+        {
+            return bad(
+                "weights.half_life_days".into(),
+                "must be a positive number of days",
+            );
+        }
+        Ok(())
+    }
+
+    fn event_weight(&self, event: &Event) -> f32 {
+        let name = event.event_type.as_str();
+        let base = match event.event_type {
+            EventType::Return => self.event_weights.get("purchase").copied().unwrap_or(5.0),
+            _ => self
+                .event_weights
+                .get(name)
+                .copied()
+                .unwrap_or(self.default_event_weight),
+        };
+        let channel = self
+            .channel_weights
+            .get(event.channel.as_str())
+            .copied()
+            .unwrap_or(1.0);
+        let value = if self.value_types.iter().any(|t| t == name) {
+            event.value.unwrap_or(1.0)
+        } else {
+            1.0
+        };
+        base * channel * value
+    }
+}
+
+/// One person's weighted interaction with one item.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interaction {
+    /// The person.
+    pub user: UserIdx,
+    /// The item.
+    pub item: ItemIdx,
+    /// Confidence weight before time decay; negative for a return.
+    pub weight: f32,
+    /// Seconds since the epoch; 0 when the source had none.
+    pub timestamp: i64,
+    /// +1 for a consuming event (purchase), -1 for a return, 0 otherwise.
+    pub consumption: i8,
+}
+
+/// A coarse kind of activity, for behavioural profile features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActivityKind {
+    /// A view or click.
+    Browse,
+    /// An add to cart.
+    Cart,
+    /// A purchase.
+    Purchase,
+    /// A return.
+    Return,
+    /// An email open or click.
+    Engage,
+    /// Anything else (search, rating, custom).
+    Other,
+}
+
+/// One event of a person, kept for profile features (including events without items).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Activity {
+    /// The person.
+    pub user: UserIdx,
+    /// What kind of event.
+    pub kind: ActivityKind,
+    /// Index into [`Dataset::channels`].
+    pub channel: u16,
+    /// Seconds since the epoch.
+    pub timestamp: i64,
+    /// Revenue for purchases (the event's value), else 0.
+    pub revenue: f32,
+}
+
+/// Persons, items and what happened between them.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Persons, by canonical key.
+    pub users: IdMap,
+    /// Items: the catalog's first, then any seen only in interactions.
+    pub items: IdMap,
+    /// Identifier keys (`kind:value`) to persons.
+    pub aliases: HashMap<String, UserIdx>,
+    /// One catalog entry per item (a stub titled by its id for items missing from the catalog).
+    pub catalog: Vec<Item>,
+    /// Whether a catalog was given.
+    pub has_catalog: bool,
+    /// Weighted interactions, in input order.
+    pub interactions: Vec<Interaction>,
+    /// All events, for behavioural features.
+    pub activity: Vec<Activity>,
+    /// Channel names used by `activity`.
+    pub channels: Vec<String>,
+    /// Identity resolution's report, for event input.
+    pub identity: Option<IdentityReport>,
+    /// Half-life applied by [`Dataset::matrix`], from the weight config.
+    pub half_life_days: Option<f32>,
+}
+
+fn catalog_items(catalog: Option<Catalog>) -> (IdMap, Vec<Item>, bool) {
+    let has_catalog = catalog.is_some();
+    let items: Vec<Item> = catalog.map(|c| c.items).unwrap_or_default();
+    let ids = items.iter().map(|item| item.item_id.clone()).collect();
+    (ids, items, has_catalog)
+}
+
+fn item_index(items: &mut IdMap, catalog: &mut Vec<Item>, item_id: &str) -> ItemIdx {
+    let idx = items.get_or_insert(item_id);
+    if idx as usize == catalog.len() {
+        catalog.push(Item {
+            item_id: item_id.to_owned(),
+            title: item_id.to_owned(),
+            in_stock: true,
+            ..Item::default()
+        });
+    }
+    ItemIdx(idx)
+}
+
+impl Dataset {
+    /// Builds a data set from events: resolves identities, then weights item events.
+    pub fn from_events(
+        events: &[Event],
+        catalog: Option<Catalog>,
+        weights: &WeightConfig,
+        limits: &IdentityLimits,
+    ) -> Result<Self> {
+        weights.validate()?;
+        if events.is_empty() {
+            return Err(Error::Empty("events".into()));
+        }
+        let resolution = resolve(events, limits);
+        let (mut items, mut catalog, has_catalog) = catalog_items(catalog);
+        let mut channels = IdMap::new();
+        let mut interactions = Vec::new();
+        let mut activity = Vec::with_capacity(events.len());
+        for (event, &person) in events.iter().zip(&resolution.person_of_event) {
+            let user = UserIdx(person);
+            let kind = match event.event_type {
+                EventType::View | EventType::Click => ActivityKind::Browse,
+                EventType::AddToCart => ActivityKind::Cart,
+                EventType::Purchase => ActivityKind::Purchase,
+                EventType::Return => ActivityKind::Return,
+                EventType::EmailOpen | EventType::EmailClick => ActivityKind::Engage,
+                _ => ActivityKind::Other,
+            };
+            let channel = channels
+                .get_or_insert(event.channel.as_str())
+                .min(u32::from(u16::MAX)) as u16;
+            let revenue = if kind == ActivityKind::Purchase {
+                event.value.unwrap_or(0.0).max(0.0)
+            } else {
+                0.0
+            };
+            activity.push(Activity {
+                user,
+                kind,
+                channel,
+                timestamp: event.timestamp,
+                revenue,
+            });
+            let Some(item_id) = &event.item_id else {
+                continue;
+            };
+            let weight = weights.event_weight(event);
+            let is_consuming = weights
+                .consumed_types
+                .iter()
+                .any(|t| t == event.event_type.as_str());
+            let consumption = match event.event_type {
+                EventType::Return => -1,
+                _ if is_consuming => 1,
+                _ => 0,
+            };
+            if weight == 0.0 && consumption == 0 {
+                continue;
+            }
+            let weight = if event.event_type == EventType::Return {
+                -weight
+            } else {
+                weight
+            };
+            let item = item_index(&mut items, &mut catalog, item_id);
+            interactions.push(Interaction {
+                user,
+                item,
+                weight,
+                timestamp: event.timestamp,
+                consumption,
+            });
+        }
+        let aliases = resolution
+            .aliases
+            .into_iter()
+            .map(|(k, v)| (k, UserIdx(v)))
+            .collect();
+        Ok(Dataset {
+            users: resolution.persons,
+            items,
+            aliases,
+            catalog,
+            has_catalog,
+            interactions,
+            activity,
+            channels: channels.ids().to_vec(),
+            identity: Some(resolution.report),
+            half_life_days: weights.half_life_days,
+        })
+    }
+
+    /// Builds a data set from a plain interactions file: the weight is the `value` (1 when
+    /// absent), and every interacted item counts as consumed.
+    pub fn from_interactions(
+        rows: &[RawInteraction],
+        catalog: Option<Catalog>,
+        weights: &WeightConfig,
+    ) -> Result<Self> {
+        weights.validate()?;
+        if rows.is_empty() {
+            return Err(Error::Empty("interactions".into()));
+        }
+        let (mut items, mut catalog, has_catalog) = catalog_items(catalog);
+        let mut users = IdMap::new();
+        let mut interactions = Vec::with_capacity(rows.len());
+        let mut activity = Vec::with_capacity(rows.len());
+        for row in rows {
+            let user = UserIdx(users.get_or_insert(&row.user_id));
+            let item = item_index(&mut items, &mut catalog, &row.item_id);
+            let timestamp = row.timestamp.unwrap_or(0);
+            let weight = row.value.unwrap_or(1.0);
+            interactions.push(Interaction {
+                user,
+                item,
+                weight,
+                timestamp,
+                consumption: 1,
+            });
+            activity.push(Activity {
+                user,
+                kind: ActivityKind::Purchase,
+                channel: 0,
+                timestamp,
+                revenue: 0.0,
+            });
+        }
+        let aliases = users
+            .ids()
+            .iter()
+            .enumerate()
+            .filter_map(|(idx, id)| {
+                Identifier::parse_key(id).map(|ident| (ident.key(), UserIdx(idx as u32)))
+            })
+            .collect();
+        Ok(Dataset {
+            users,
+            items,
+            aliases,
+            catalog,
+            has_catalog,
+            interactions,
+            activity,
+            channels: vec!["unknown".into()],
+            identity: None,
+            half_life_days: weights.half_life_days,
+        })
+    }
+
+    /// Number of persons.
+    pub fn n_users(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Number of items.
+    pub fn n_items(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The same persons, items and catalog with other interactions (a split's side).
+    pub fn with_interactions(&self, interactions: Vec<Interaction>) -> Self {
+        Dataset {
+            interactions,
+            ..self.clone()
+        }
+    }
+
+    /// Finds the person behind an external key: a bare user id, or `kind:value` for any
+    /// identifier kind (emails and phones may be given raw; they are hashed first).
+    pub fn lookup_user(&self, key: &str) -> Option<UserIdx> {
+        if let Some(idx) = self.users.get(key) {
+            return Some(UserIdx(idx));
+        }
+        let identifier = Identifier::parse_key(key)?;
+        self.aliases.get(&identifier.key()).copied()
+    }
+
+    /// The newest interaction time, the reference for time decay.
+    pub fn newest_timestamp(&self) -> i64 {
+        self.interactions
+            .iter()
+            .map(|i| i.timestamp)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The person × item confidence matrix (CSR): summed, time-decayed weights; pairs whose
+    /// sum is not positive are left out.
+    pub fn matrix(&self) -> CsMat<f32> {
+        let reference = self.newest_timestamp();
+        let decay = self.half_life_days.map(|days| f64::from(days) * 86_400.0);
+        let mut totals: HashMap<(u32, u32), f32> = HashMap::with_capacity(self.interactions.len());
+        for interaction in &self.interactions {
+            let factor = match decay {
+                Some(half_life) => 0.5f64
+                    .powf((reference - interaction.timestamp).max(0) as f64 / half_life)
+                    as f32,
+                None => 1.0,
+            };
+            *totals
+                .entry((interaction.user.0, interaction.item.0))
+                .or_default() += interaction.weight * factor;
+        }
+        let mut entries: Vec<((u32, u32), f32)> =
+            totals.into_iter().filter(|(_, w)| *w > 0.0).collect();
+        entries.sort_unstable_by_key(|(key, _)| *key);
+        let mut triplets = TriMat::with_capacity((self.n_users(), self.n_items()), entries.len());
+        for ((user, item), weight) in entries {
+            triplets.add_triplet(user as usize, item as usize, weight);
+        }
+        triplets.to_csr()
+    }
+
+    /// Per person, the items consumed (purchases net of returns), sorted.
+    pub fn consumed(&self) -> Vec<Vec<ItemIdx>> {
+        let mut net: HashMap<(u32, u32), i32> = HashMap::new();
+        for interaction in self.interactions.iter().filter(|i| i.consumption != 0) {
+            *net.entry((interaction.user.0, interaction.item.0))
+                .or_default() += i32::from(interaction.consumption);
+        }
+        let mut consumed = vec![Vec::new(); self.n_users()];
+        for ((user, item), count) in net {
+            if count > 0 {
+                consumed[user as usize].push(ItemIdx(item));
+            }
+        }
+        for items in &mut consumed {
+            items.sort_unstable();
+        }
+        consumed
+    }
+
+    /// A stable fingerprint of the interactions (SHA-256 over the sorted records), to tell
+    /// which data an artifact was trained on.
+    pub fn fingerprint(&self) -> String {
+        let mut bytes = Vec::with_capacity(self.interactions.len() * 24);
+        for interaction in &self.interactions {
+            bytes.extend_from_slice(self.users.id(interaction.user.0).unwrap_or("").as_bytes());
+            bytes.push(0);
+            bytes.extend_from_slice(self.items.id(interaction.item.0).unwrap_or("").as_bytes());
+            bytes.push(0);
+            bytes.extend_from_slice(&interaction.weight.to_le_bytes());
+            bytes.extend_from_slice(&interaction.timestamp.to_le_bytes());
+        }
+        crate::schema::hex_sha256(&bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Channel, IdentifierKind};
+
+    fn ev(user: &str, kind: EventType, item: &str, ts: i64) -> Event {
+        Event {
+            identifiers: vec![Identifier::new(IdentifierKind::UserId, user).unwrap()],
+            channel: Channel::Web,
+            event_type: kind,
+            item_id: Some(item.into()),
+            timestamp: ts,
+            value: None,
+            event_id: None,
+        }
+    }
+
+    #[test]
+    fn event_weights_sum_and_returns_cancel() {
+        let events = [
+            ev("u", EventType::View, "a", 1),
+            ev("u", EventType::AddToCart, "a", 2),
+            ev("u", EventType::Purchase, "a", 3),
+            ev("u", EventType::Purchase, "b", 3),
+            ev("u", EventType::Return, "b", 4),
+        ];
+        let data = Dataset::from_events(
+            &events,
+            None,
+            &WeightConfig::default(),
+            &IdentityLimits::default(),
+        )
+        .unwrap();
+        let m = data.matrix();
+        // a: view 1 + cart 3 + purchase 5 = 9; b: purchase 5 - return 5 = 0, dropped.
+        assert_eq!(m.get(0, 0), Some(&9.0));
+        assert_eq!(m.get(0, 1), None);
+        assert_eq!(data.consumed(), vec![vec![ItemIdx(0)]]);
+    }
+
+    #[test]
+    fn channel_weights_and_decay_apply() {
+        let mut weights = WeightConfig::default();
+        weights.channel_weights.insert("store".into(), 2.0);
+        weights.half_life_days = Some(1.0);
+        let mut store = ev("u", EventType::Purchase, "a", 86_400);
+        store.channel = Channel::Store;
+        let events = [store, ev("u", EventType::View, "b", 0)];
+        let data =
+            Dataset::from_events(&events, None, &weights, &IdentityLimits::default()).unwrap();
+        let m = data.matrix();
+        // a: 5 × 2 (store), newest, no decay; b: 1 × 0.5 (one half-life old).
+        assert_eq!(m.get(0, 0), Some(&10.0));
+        assert_eq!(m.get(0, 1), Some(&0.5));
+    }
+
+    #[test]
+    fn plain_interactions_use_value_and_count_as_consumed() {
+        let rows = [
+            RawInteraction {
+                user_id: "u1".into(),
+                item_id: "x".into(),
+                value: Some(4.0),
+                timestamp: Some(5),
+            },
+            RawInteraction {
+                user_id: "u2".into(),
+                item_id: "y".into(),
+                value: None,
+                timestamp: None,
+            },
+        ];
+        let catalog = Catalog {
+            items: vec![Item {
+                item_id: "z".into(),
+                ..Item::default()
+            }],
+        };
+        let data =
+            Dataset::from_interactions(&rows, Some(catalog), &WeightConfig::default()).unwrap();
+        // The catalog's items come first.
+        assert_eq!(data.items.ids(), ["z", "x", "y"]);
+        assert_eq!(data.matrix().get(0, 1), Some(&4.0));
+        assert_eq!(data.consumed()[1], vec![ItemIdx(2)]);
+        assert_eq!(data.lookup_user("user_id:u2"), Some(UserIdx(1)));
+        assert_eq!(data.catalog.len(), 3);
+    }
+
+    #[test]
+    fn negative_weights_are_refused() {
+        let mut weights = WeightConfig::default();
+        weights.event_weights.insert("view".into(), -1.0);
+        let err = weights.validate().unwrap_err().to_string();
+        assert!(err.contains("weights.view"), "{err}");
+    }
+}

@@ -1,0 +1,686 @@
+//! Loaders for the files users have: JSON Lines events, CSV/TSV interactions, CSV/TSV or JSON
+//! Lines catalogs. Every error names the source, the line and the field.
+//!
+//! Callers hand in readers; opening files is theirs to do.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, Cursor, Read};
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::schema::{Channel, Event, EventType, Identifier, IdentifierKind, Item, parse_timestamp};
+
+/// How loaders treat bad rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Skip malformed rows (counting them in the report) instead of failing on the first.
+    pub skip_invalid: bool,
+}
+
+/// What a loader read and what it skipped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadReport {
+    /// The file or stream name.
+    pub source: String,
+    /// Rows accepted.
+    pub rows: usize,
+    /// Rows skipped as malformed (only with `skip_invalid`).
+    pub skipped: usize,
+    /// Rows dropped because their `event_id` was already seen.
+    pub duplicates: usize,
+    /// Skipped rows counted by the field at fault.
+    pub skipped_by_field: BTreeMap<String, usize>,
+    /// The first few skip messages, in full.
+    pub examples: Vec<String>,
+}
+
+impl LoadReport {
+    fn new(source: &str) -> Self {
+        LoadReport {
+            source: source.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    /// Records a bad row: an error without `skip_invalid`, a count with it.
+    fn refuse(&mut self, options: &LoadOptions, error: Error) -> Result<()> {
+        if !options.skip_invalid {
+            return Err(error);
+        }
+        self.skipped += 1;
+        let field = match &error {
+            Error::Parse { location, .. } if !location.field.is_empty() => location.field.clone(),
+            _ => "(row)".to_owned(),
+        };
+        *self.skipped_by_field.entry(field).or_default() += 1;
+        if self.examples.len() < 5 {
+            self.examples.push(error.to_string());
+        }
+        Ok(())
+    }
+
+    /// A one-paragraph summary for people: counts, and why rows were skipped.
+    pub fn summary(&self) -> String {
+        let mut out = format!("{}: {} rows accepted", self.source, self.rows);
+        if self.duplicates > 0 {
+            out.push_str(&format!(
+                ", {} duplicate event ids dropped",
+                self.duplicates
+            ));
+        }
+        if self.skipped > 0 {
+            let by_field: Vec<String> = self
+                .skipped_by_field
+                .iter()
+                .map(|(field, n)| format!("{field}: {n}"))
+                .collect();
+            out.push_str(&format!(
+                ", {} invalid rows skipped ({})",
+                self.skipped,
+                by_field.join(", ")
+            ));
+            for example in &self.examples {
+                out.push_str("\n  e.g. ");
+                out.push_str(example);
+            }
+        }
+        out
+    }
+}
+
+/// Event types that are about one item and so need an `item_id`.
+fn needs_item(event_type: &EventType) -> bool {
+    matches!(
+        event_type,
+        EventType::View
+            | EventType::Click
+            | EventType::AddToCart
+            | EventType::Purchase
+            | EventType::Return
+            | EventType::Rating
+    )
+}
+
+/// Reads JSON Lines events, one object per line; blank lines are ignored.
+///
+/// Identifiers (`user_id`, `email`, `phone`, `device_id`, `cookie_id`, `loyalty_id`,
+/// `pos_customer_id`) may sit at the top level or inside an `identifiers` object. Required:
+/// at least one identifier, `channel`, `type` (or `event_type`), `timestamp`; `item_id` for
+/// item events; `value` for ratings. Events repeating an `event_id` already read are dropped.
+pub fn read_events(
+    reader: impl BufRead,
+    source: &str,
+    options: &LoadOptions,
+) -> Result<(Vec<Event>, LoadReport)> {
+    let mut report = LoadReport::new(source);
+    let mut events = Vec::new();
+    let mut seen_ids = HashSet::new();
+    for (line_idx, line) in reader.lines().enumerate() {
+        let line_no = line_idx + 1;
+        let line = line.map_err(|e| Error::io(format!("reading {source}:{line_no}"), e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_event(&line, source, line_no) {
+            Ok(event) => {
+                if let Some(id) = &event.event_id
+                    && !seen_ids.insert(id.clone())
+                {
+                    report.duplicates += 1;
+                    continue;
+                }
+                report.rows += 1;
+                events.push(event);
+            }
+            Err(error) => report.refuse(options, error)?,
+        }
+    }
+    Ok((events, report))
+}
+
+fn scalar_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Parses one event line.
+pub fn parse_event(line: &str, source: &str, line_no: usize) -> Result<Event> {
+    let err = |field: &str, reason: String| Error::parse(source, line_no, field, reason);
+    let value: Value =
+        serde_json::from_str(line).map_err(|e| err("", format!("not valid JSON: {e}")))?;
+    let Value::Object(object) = value else {
+        return Err(err("", "expected a JSON object".into()));
+    };
+
+    let mut identifiers = Vec::new();
+    let nested = match object.get("identifiers") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => Some(map),
+        Some(_) => {
+            return Err(err(
+                "identifiers",
+                "expected an object of kind to id".into(),
+            ));
+        }
+    };
+    let empty = Map::new();
+    for (field_prefix, map) in [("", &object), ("identifiers.", nested.unwrap_or(&empty))] {
+        for kind in IdentifierKind::ALL {
+            let Some(raw) = map.get(kind.as_str()) else {
+                continue;
+            };
+            if raw.is_null() {
+                continue;
+            }
+            let field = format!("{field_prefix}{}", kind.as_str());
+            let text = scalar_string(raw)
+                .ok_or_else(|| err(&field, "expected a string or a number".into()))?;
+            if let Some(identifier) = Identifier::new(kind, &text)
+                && !identifiers.contains(&identifier)
+            {
+                identifiers.push(identifier);
+            }
+        }
+    }
+    if let Some(map) = nested
+        && let Some(unknown) = map.keys().find(|key| IdentifierKind::parse(key).is_none())
+    {
+        return Err(err(
+            &format!("identifiers.{unknown}"),
+            "unknown identifier type (expected user_id, email, phone, device_id, cookie_id, loyalty_id or pos_customer_id)".into(),
+        ));
+    }
+    if identifiers.is_empty() {
+        return Err(err("user_id", "no identifier: the event needs at least one of user_id, email, phone, device_id, cookie_id, loyalty_id, pos_customer_id".into()));
+    }
+
+    let text_field = |name: &str| -> Result<Option<String>> {
+        match object.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => scalar_string(v)
+                .map(Some)
+                .ok_or_else(|| err(name, "expected a string or a number".into())),
+        }
+    };
+    let channel = text_field("channel")?
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| err("channel", "missing".into()))?;
+    let type_field = if object.contains_key("type") {
+        "type"
+    } else {
+        "event_type"
+    };
+    let event_type = text_field(type_field)?
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| err("type", "missing".into()))?;
+    let event_type = EventType::parse(&event_type);
+    let item_id = text_field("item_id")?
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
+    if item_id.is_none() && needs_item(&event_type) {
+        return Err(err(
+            "item_id",
+            format!("missing, and a `{}` event needs one", event_type.as_str()),
+        ));
+    }
+    let timestamp = match object.get("timestamp") {
+        None | Some(Value::Null) => return Err(err("timestamp", "missing".into())),
+        Some(v) => {
+            let text = scalar_string(v)
+                .ok_or_else(|| err("timestamp", "expected a number or a string".into()))?;
+            parse_timestamp(&text).map_err(|reason| err("timestamp", reason))?
+        }
+    };
+    let value = match object.get("value") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(parse_value(v).map_err(|reason| err("value", reason))?),
+    };
+    if value.is_none() && event_type == EventType::Rating {
+        return Err(err(
+            "value",
+            "missing, and a `rating` event needs one".into(),
+        ));
+    }
+    Ok(Event {
+        identifiers,
+        channel: Channel::parse(&channel),
+        event_type,
+        item_id,
+        timestamp,
+        value,
+        event_id: text_field("event_id")?,
+    })
+}
+
+fn parse_value(value: &Value) -> std::result::Result<f32, String> {
+    let number = match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match number {
+        Some(n) if n.is_finite() => Ok(n as f32),
+        _ => Err(format!("expected a finite number, found {value}")),
+    }
+}
+
+fn parse_number(raw: &str) -> std::result::Result<f32, String> {
+    match raw.trim().parse::<f32>() {
+        Ok(n) if n.is_finite() => Ok(n),
+        _ => Err(format!("expected a finite number, found `{raw}`")),
+    }
+}
+
+/// One row of a plain interactions file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawInteraction {
+    /// The external user id.
+    pub user_id: String,
+    /// The external item id.
+    pub item_id: String,
+    /// The rating, count or weight, if the file has a `value` column.
+    pub value: Option<f32>,
+    /// Seconds since the epoch, if the file has a `timestamp` column.
+    pub timestamp: Option<i64>,
+}
+
+/// Picks the delimiter of a header line: tab, comma, semicolon or pipe, whichever is most
+/// frequent (tab on a tie, then comma).
+pub fn detect_delimiter(header: &str) -> u8 {
+    let mut best = (b'\t', header.matches('\t').count());
+    for delimiter in [b',', b';', b'|'] {
+        let count = header.matches(delimiter as char).count();
+        if count > best.1 {
+            best = (delimiter, count);
+        }
+    }
+    best.0
+}
+
+/// A CSV/TSV table: a detected delimiter and a header naming the columns.
+struct Table<R: Read> {
+    source: String,
+    columns: Vec<String>,
+    records: csv::Reader<std::io::Chain<Cursor<Vec<u8>>, R>>,
+}
+
+impl<R: BufRead> Table<R> {
+    fn open(mut reader: R, source: &str) -> Result<Self> {
+        let mut first = String::new();
+        reader
+            .read_line(&mut first)
+            .map_err(|e| Error::io(format!("reading the header of {source}"), e))?;
+        let header = first.trim_start_matches('\u{feff}').to_owned();
+        if header.trim().is_empty() {
+            return Err(Error::Empty(source.to_owned()));
+        }
+        let delimiter = detect_delimiter(&header);
+        let columns: Vec<String> = header
+            .trim_end_matches(['\r', '\n'])
+            .split(delimiter as char)
+            .map(|c| c.trim().trim_matches('"').to_ascii_lowercase())
+            .collect();
+        let records = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            // TSV files are rarely quoted, and titles may start with a quote.
+            .quoting(delimiter != b'\t')
+            .flexible(true)
+            .from_reader(Cursor::new(Vec::new()).chain(reader));
+        Ok(Table {
+            source: source.to_owned(),
+            columns,
+            records,
+        })
+    }
+
+    fn column(&self, name: &'static str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+
+    fn require(&self, name: &'static str) -> Result<usize> {
+        self.column(name).ok_or_else(|| Error::MissingColumn {
+            source_name: self.source.clone(),
+            column: name,
+            found: self.columns.join(", "),
+        })
+    }
+
+    /// Calls `row` for each non-blank data row with its 1-based line number and whether it
+    /// has as many fields as the header.
+    fn for_each(
+        &mut self,
+        mut row: impl FnMut(&csv::StringRecord, usize, bool) -> Result<()>,
+    ) -> Result<()> {
+        let n_columns = self.columns.len();
+        let mut record = csv::StringRecord::new();
+        let mut line_no = 1;
+        loop {
+            match self.records.read_record(&mut record) {
+                Ok(false) => return Ok(()),
+                Ok(true) => {
+                    // The header was read by hand, so the reader's lines start at 1 for line 2.
+                    line_no = record
+                        .position()
+                        .map_or(line_no + 1, |p| p.line() as usize + 1);
+                    if record.len() == 1 && record.get(0).is_some_and(|f| f.trim().is_empty()) {
+                        continue;
+                    }
+                    row(&record, line_no, record.len() == n_columns)?;
+                }
+                Err(e) => {
+                    let line = e.position().map_or(line_no + 1, |p| p.line() as usize + 1);
+                    return Err(Error::parse(
+                        &self.source,
+                        line,
+                        "",
+                        format!("unreadable row: {e}"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Reads a CSV/TSV interactions file whose header names `user_id` and `item_id`, and
+/// optionally `value` (also accepted: `rating`) and `timestamp`. The delimiter is detected.
+pub fn read_interactions(
+    reader: impl BufRead,
+    source: &str,
+    options: &LoadOptions,
+) -> Result<(Vec<RawInteraction>, LoadReport)> {
+    let mut table = Table::open(reader, source)?;
+    let user_col = table.require("user_id")?;
+    let item_col = table.require("item_id")?;
+    let value_col = table.column("value").or_else(|| table.column("rating"));
+    let value_name = value_col
+        .map(|c| table.columns[c].clone())
+        .unwrap_or_default();
+    let time_col = table.column("timestamp");
+    let n_columns = table.columns.len();
+    let mut report = LoadReport::new(source);
+    let mut rows = Vec::new();
+    table.for_each(|record, line, is_complete| {
+        let parsed = (|| {
+            if !is_complete {
+                return Err(Error::parse(
+                    source,
+                    line,
+                    "",
+                    format!("expected {n_columns} fields, found {}", record.len()),
+                ));
+            }
+            let field = |col: usize| record.get(col).unwrap_or("").trim();
+            let user_id = field(user_col);
+            if user_id.is_empty() {
+                return Err(Error::parse(source, line, "user_id", "empty"));
+            }
+            let item_id = field(item_col);
+            if item_id.is_empty() {
+                return Err(Error::parse(source, line, "item_id", "empty"));
+            }
+            let value = value_col
+                .map(|col| parse_number(field(col)))
+                .transpose()
+                .map_err(|reason| Error::parse(source, line, &value_name, reason))?;
+            let timestamp = time_col
+                .map(|col| parse_timestamp(field(col)))
+                .transpose()
+                .map_err(|reason| Error::parse(source, line, "timestamp", reason))?;
+            Ok(RawInteraction {
+                user_id: user_id.to_owned(),
+                item_id: item_id.to_owned(),
+                value,
+                timestamp,
+            })
+        })();
+        match parsed {
+            Ok(row) => {
+                report.rows += 1;
+                rows.push(row);
+                Ok(())
+            }
+            Err(error) => report.refuse(options, error),
+        }
+    })?;
+    Ok((rows, report))
+}
+
+/// The item catalog, in file order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Catalog {
+    /// The items; ids are unique.
+    pub items: Vec<Item>,
+}
+
+/// The format of a catalog file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogFormat {
+    /// CSV or TSV with a header; list fields are `|`-separated.
+    Delimited,
+    /// One JSON object per line.
+    JsonLines,
+}
+
+impl CatalogFormat {
+    /// Guesses the format from a file name: `.jsonl`/`.ndjson`/`.json` are JSON Lines.
+    pub fn from_path(path: &str) -> Self {
+        let lower = path.to_ascii_lowercase();
+        if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") || lower.ends_with(".json") {
+            CatalogFormat::JsonLines
+        } else {
+            CatalogFormat::Delimited
+        }
+    }
+}
+
+/// Reads a catalog. Columns (CSV) or keys (JSON): `item_id` (required), `title`,
+/// `description`, `categories` (also `category` or `genres`), `brand`, `tags`, `price`,
+/// `in_stock` (default true), `store_stock` (`store:units|store:units`, or an object),
+/// `available_from`, `available_until`. A repeated `item_id` is an error.
+pub fn read_catalog(
+    reader: impl BufRead,
+    source: &str,
+    format: CatalogFormat,
+    options: &LoadOptions,
+) -> Result<(Catalog, LoadReport)> {
+    let mut report = LoadReport::new(source);
+    let mut items: Vec<Item> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut accept = |item: Result<Item>, line: usize, report: &mut LoadReport| -> Result<()> {
+        let item = item.and_then(|item| {
+            if seen.insert(item.item_id.clone()) {
+                Ok(item)
+            } else {
+                Err(Error::parse(
+                    source,
+                    line,
+                    "item_id",
+                    format!("`{}` appears twice", item.item_id),
+                ))
+            }
+        });
+        match item {
+            Ok(item) => {
+                report.rows += 1;
+                items.push(item);
+                Ok(())
+            }
+            Err(error) => report.refuse(options, error),
+        }
+    };
+    match format {
+        CatalogFormat::JsonLines => {
+            for (line_idx, line) in reader.lines().enumerate() {
+                let line_no = line_idx + 1;
+                let line = line.map_err(|e| Error::io(format!("reading {source}:{line_no}"), e))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let item = parse_item_json(&line, source, line_no);
+                accept(item, line_no, &mut report)?;
+            }
+        }
+        CatalogFormat::Delimited => {
+            let mut table = Table::open(reader, source)?;
+            let id_col = table.require("item_id")?;
+            let columns = table.columns.clone();
+            table.for_each(|record, line, is_complete| {
+                let item = if is_complete {
+                    parse_item_row(&columns, id_col, record, source, line)
+                } else {
+                    Err(Error::parse(
+                        source,
+                        line,
+                        "",
+                        format!("expected {} fields, found {}", columns.len(), record.len()),
+                    ))
+                };
+                accept(item, line, &mut report)
+            })?;
+        }
+    }
+    Ok((Catalog { items }, report))
+}
+
+fn split_list(raw: &str) -> Vec<String> {
+    raw.split('|')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn parse_bool(raw: &str) -> std::result::Result<bool, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "y" | "t" => Ok(true),
+        "0" | "false" | "no" | "n" | "f" => Ok(false),
+        other => Err(format!("expected true or false, found `{other}`")),
+    }
+}
+
+fn parse_store_stock(raw: &str) -> std::result::Result<BTreeMap<String, u32>, String> {
+    let mut stock = BTreeMap::new();
+    for entry in split_list(raw) {
+        let (store, units) = entry
+            .split_once(':')
+            .ok_or_else(|| format!("expected `store:units`, found `{entry}`"))?;
+        let units = units.trim().parse::<u32>().map_err(|_| {
+            format!(
+                "expected a whole number of units for store `{}`, found `{units}`",
+                store.trim()
+            )
+        })?;
+        stock.insert(store.trim().to_owned(), units);
+    }
+    Ok(stock)
+}
+
+/// Applies one named catalog field to `item`; unknown names are ignored.
+fn set_item_field(item: &mut Item, name: &str, raw: &str) -> std::result::Result<(), String> {
+    let raw = raw.trim();
+    match name {
+        "title" | "name" => item.title = raw.to_owned(),
+        "description" => item.description = Some(raw.to_owned()).filter(|s| !s.is_empty()),
+        "categories" | "category" | "genres" => item.categories = split_list(raw),
+        "brand" => item.brand = Some(raw.to_owned()).filter(|s| !s.is_empty()),
+        "tags" => item.tags = split_list(raw),
+        "price" if !raw.is_empty() => {
+            let price = parse_number(raw)?;
+            if price < 0.0 {
+                return Err(format!("must not be negative, found {price}"));
+            }
+            item.price = Some(price);
+        }
+        "in_stock" if !raw.is_empty() => item.in_stock = parse_bool(raw)?,
+        "store_stock" => item.store_stock = parse_store_stock(raw)?,
+        "available_from" if !raw.is_empty() => item.available_from = Some(parse_timestamp(raw)?),
+        "available_until" if !raw.is_empty() => item.available_until = Some(parse_timestamp(raw)?),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn new_item(item_id: &str) -> Item {
+    Item {
+        item_id: item_id.to_owned(),
+        in_stock: true,
+        ..Item::default()
+    }
+}
+
+fn parse_item_row(
+    columns: &[String],
+    id_col: usize,
+    record: &csv::StringRecord,
+    source: &str,
+    line: usize,
+) -> Result<Item> {
+    let item_id = record.get(id_col).unwrap_or("").trim();
+    if item_id.is_empty() {
+        return Err(Error::parse(source, line, "item_id", "empty"));
+    }
+    let mut item = new_item(item_id);
+    for (name, raw) in columns.iter().zip(record.iter()) {
+        set_item_field(&mut item, name, raw)
+            .map_err(|reason| Error::parse(source, line, name, reason))?;
+    }
+    if item.title.is_empty() {
+        item.title = item.item_id.clone();
+    }
+    Ok(item)
+}
+
+fn parse_item_json(line: &str, source: &str, line_no: usize) -> Result<Item> {
+    let err = |field: &str, reason: String| Error::parse(source, line_no, field, reason);
+    let value: Value =
+        serde_json::from_str(line).map_err(|e| err("", format!("not valid JSON: {e}")))?;
+    let Value::Object(object) = value else {
+        return Err(err("", "expected a JSON object".into()));
+    };
+    let item_id = object
+        .get("item_id")
+        .and_then(scalar_string)
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| err("item_id", "missing or empty".into()))?;
+    let mut item = new_item(&item_id);
+    for (name, value) in &object {
+        let text = match value {
+            Value::Null => continue,
+            Value::Array(list) => {
+                let parts: Option<Vec<String>> = list.iter().map(scalar_string).collect();
+                parts
+                    .ok_or_else(|| err(name, "expected a list of strings".into()))?
+                    .join("|")
+            }
+            Value::Object(map) if name == "store_stock" => {
+                let mut parts = Vec::new();
+                for (store, units) in map {
+                    let units = units.as_u64().ok_or_else(|| {
+                        err(name, format!("expected whole units for store `{store}`"))
+                    })?;
+                    parts.push(format!("{store}:{units}"));
+                }
+                parts.join("|")
+            }
+            Value::Bool(b) => b.to_string(),
+            other => match scalar_string(other) {
+                Some(text) => text,
+                None => continue,
+            },
+        };
+        set_item_field(&mut item, name, &text).map_err(|reason| err(name, reason))?;
+    }
+    if item.title.is_empty() {
+        item.title = item.item_id.clone();
+    }
+    Ok(item)
+}
+
+#[cfg(test)]
+mod tests;

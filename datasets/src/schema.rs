@@ -1,0 +1,416 @@
+//! The unified event and catalog schema shared by every channel.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+/// The kinds of identifier a channel may know a person by.
+///
+/// The order is the merge priority used by identity resolution: an account id outranks a
+/// loyalty card, which outranks an email, and so on down to a browser cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum IdentifierKind {
+    /// The shop's account id.
+    UserId,
+    /// A loyalty-card number.
+    LoyaltyId,
+    /// A point-of-sale customer number.
+    PosCustomerId,
+    /// An email address, stored only as a SHA-256 hash.
+    Email,
+    /// A phone number, stored only as a SHA-256 hash.
+    Phone,
+    /// A mobile app installation or device.
+    DeviceId,
+    /// A web browser cookie.
+    CookieId,
+}
+
+impl IdentifierKind {
+    /// Every kind, in priority order.
+    pub const ALL: [IdentifierKind; 7] = [
+        IdentifierKind::UserId,
+        IdentifierKind::LoyaltyId,
+        IdentifierKind::PosCustomerId,
+        IdentifierKind::Email,
+        IdentifierKind::Phone,
+        IdentifierKind::DeviceId,
+        IdentifierKind::CookieId,
+    ];
+
+    /// The field name used in files and APIs (`user_id`, `email`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentifierKind::UserId => "user_id",
+            IdentifierKind::LoyaltyId => "loyalty_id",
+            IdentifierKind::PosCustomerId => "pos_customer_id",
+            IdentifierKind::Email => "email",
+            IdentifierKind::Phone => "phone",
+            IdentifierKind::DeviceId => "device_id",
+            IdentifierKind::CookieId => "cookie_id",
+        }
+    }
+
+    /// The kind named by a field name, if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// Index into per-kind arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Whether raw values of this kind are personal data that is hashed on load.
+    pub fn is_hashed(self) -> bool {
+        matches!(self, IdentifierKind::Email | IdentifierKind::Phone)
+    }
+}
+
+impl fmt::Display for IdentifierKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One identifier of a person, normalised: emails and phones hashed, others trimmed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Identifier {
+    /// Which kind of identifier.
+    pub kind: IdentifierKind,
+    /// The normalised value (a lowercase hex SHA-256 for emails and phones).
+    pub value: String,
+}
+
+impl Identifier {
+    /// Normalises a raw value: trims it; lowercases and hashes emails; keeps the digits (and a
+    /// leading `+`) of phones and hashes them. A value that already is a 64-character hex digest
+    /// is taken as hashed upstream. Returns `None` for an empty value.
+    pub fn new(kind: IdentifierKind, raw: &str) -> Option<Self> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return None;
+        }
+        let value = if !kind.is_hashed() {
+            trimmed.to_owned()
+        } else if is_hex_digest(trimmed) {
+            trimmed.to_ascii_lowercase()
+        } else {
+            let normalised = match kind {
+                IdentifierKind::Email => trimmed.to_lowercase(),
+                _ => {
+                    let plus = if trimmed.starts_with('+') { "+" } else { "" };
+                    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+                    if digits.is_empty() {
+                        return None;
+                    }
+                    format!("{plus}{digits}")
+                }
+            };
+            hex_sha256(normalised.as_bytes())
+        };
+        Some(Identifier { kind, value })
+    }
+
+    /// Parses the `kind:value` form (`email:ann@example.com`); a string without a known kind
+    /// prefix is a `user_id`.
+    pub fn parse_key(key: &str) -> Option<Self> {
+        if let Some((prefix, rest)) = key.split_once(':')
+            && let Some(kind) = IdentifierKind::parse(prefix)
+        {
+            return Identifier::new(kind, rest);
+        }
+        Identifier::new(IdentifierKind::UserId, key)
+    }
+
+    /// The `kind:value` key under which this identifier is looked up.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.kind.as_str(), self.value)
+    }
+}
+
+fn is_hex_digest(value: &str) -> bool {
+    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for byte in digest {
+        out.push(char::from_digit(u32::from(byte >> 4), 16).expect("nibble < 16"));
+        out.push(char::from_digit(u32::from(byte & 0xf), 16).expect("nibble < 16"));
+    }
+    out
+}
+
+/// A channel where a person met the retailer. Unknown names are kept as custom channels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Channel {
+    /// The web shop.
+    Web,
+    /// The mobile app.
+    App,
+    /// Email campaigns.
+    Email,
+    /// Text messages.
+    Sms,
+    /// Push notifications.
+    Push,
+    /// A physical store (point of sale, kiosk).
+    Store,
+    /// The call centre.
+    CallCenter,
+    /// Paid advertising.
+    Ads,
+    /// Any other channel, by name.
+    Custom(String),
+}
+
+impl Channel {
+    /// Parses a channel name; never fails (unknown names become [`Channel::Custom`]).
+    pub fn parse(name: &str) -> Self {
+        match name.trim() {
+            "web" => Channel::Web,
+            "app" => Channel::App,
+            "email" => Channel::Email,
+            "sms" => Channel::Sms,
+            "push" => Channel::Push,
+            "store" => Channel::Store,
+            "call_center" => Channel::CallCenter,
+            "ads" => Channel::Ads,
+            other => Channel::Custom(other.to_owned()),
+        }
+    }
+
+    /// The channel's name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Channel::Web => "web",
+            Channel::App => "app",
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Push => "push",
+            Channel::Store => "store",
+            Channel::CallCenter => "call_center",
+            Channel::Ads => "ads",
+            Channel::Custom(name) => name,
+        }
+    }
+}
+
+/// What a person did. Unknown names are kept as custom types.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    /// Looked at an item.
+    View,
+    /// Clicked an item (in a list, an ad, a recommendation).
+    Click,
+    /// Put an item in the cart.
+    AddToCart,
+    /// Bought an item; `value` may carry the quantity or revenue.
+    Purchase,
+    /// Returned a bought item; cancels the purchase.
+    Return,
+    /// Rated an item; `value` is the rating.
+    Rating,
+    /// Opened an email.
+    EmailOpen,
+    /// Clicked a link in an email.
+    EmailClick,
+    /// Searched.
+    Search,
+    /// Any other event type, by name.
+    Custom(String),
+}
+
+impl EventType {
+    /// Parses an event type name; never fails (unknown names become [`EventType::Custom`]).
+    pub fn parse(name: &str) -> Self {
+        match name.trim() {
+            "view" => EventType::View,
+            "click" => EventType::Click,
+            "add_to_cart" => EventType::AddToCart,
+            "purchase" => EventType::Purchase,
+            "return" => EventType::Return,
+            "rating" => EventType::Rating,
+            "email_open" => EventType::EmailOpen,
+            "email_click" => EventType::EmailClick,
+            "search" => EventType::Search,
+            other => EventType::Custom(other.to_owned()),
+        }
+    }
+
+    /// The type's name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            EventType::View => "view",
+            EventType::Click => "click",
+            EventType::AddToCart => "add_to_cart",
+            EventType::Purchase => "purchase",
+            EventType::Return => "return",
+            EventType::Rating => "rating",
+            EventType::EmailOpen => "email_open",
+            EventType::EmailClick => "email_click",
+            EventType::Search => "search",
+            EventType::Custom(name) => name,
+        }
+    }
+}
+
+/// One thing one person did on one channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The identifiers the channel knew the person by (at least one), normalised.
+    pub identifiers: Vec<Identifier>,
+    /// Where it happened.
+    pub channel: Channel,
+    /// What happened.
+    pub event_type: EventType,
+    /// The item involved, if any.
+    pub item_id: Option<String>,
+    /// When, in seconds since the Unix epoch (UTC).
+    pub timestamp: i64,
+    /// A rating, quantity or revenue, depending on the type.
+    pub value: Option<f32>,
+    /// The sender's id for this event, for de-duplication.
+    pub event_id: Option<String>,
+}
+
+/// One catalog entry.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Item {
+    /// The external item id.
+    pub item_id: String,
+    /// Display title.
+    pub title: String,
+    /// Longer description, if any.
+    pub description: Option<String>,
+    /// Category paths such as `shoes>running`, most specific level last.
+    pub categories: Vec<String>,
+    /// Brand name, if any.
+    pub brand: Option<String>,
+    /// Free tags.
+    pub tags: Vec<String>,
+    /// Price in the shop's currency.
+    pub price: Option<f32>,
+    /// Whether the item can be sold online now.
+    pub in_stock: bool,
+    /// Units in stock per store id.
+    pub store_stock: BTreeMap<String, u32>,
+    /// First moment the item may be sold (seconds since the epoch).
+    pub available_from: Option<i64>,
+    /// Last moment the item may be sold (seconds since the epoch).
+    pub available_until: Option<i64>,
+}
+
+impl Item {
+    /// The top-level category of the first category path (`shoes` for `shoes>running`).
+    pub fn top_category(&self) -> Option<&str> {
+        self.categories
+            .first()
+            .map(|path| path.split('>').next().unwrap_or(path).trim())
+    }
+}
+
+/// Parses a timestamp: an integer of seconds (or milliseconds, when above 10^11) since the
+/// epoch, or an RFC 3339 / ISO 8601 date-time such as `2024-05-01T10:00:00Z`.
+pub fn parse_timestamp(raw: &str) -> Result<i64, String> {
+    let raw = raw.trim();
+    if let Ok(seconds) = raw.parse::<i64>() {
+        return Ok(if seconds.abs() > 100_000_000_000 {
+            seconds / 1000
+        } else {
+            seconds
+        });
+    }
+    if let Ok(seconds) = raw.parse::<f64>()
+        && seconds.is_finite()
+    {
+        return Ok(seconds as i64);
+    }
+    if let Ok(ts) = raw.parse::<jiff::Timestamp>() {
+        return Ok(ts.as_second());
+    }
+    if let Ok(civil) = raw.parse::<jiff::civil::DateTime>()
+        && let Ok(zoned) = civil.to_zoned(jiff::tz::TimeZone::UTC)
+    {
+        return Ok(zoned.timestamp().as_second());
+    }
+    if let Ok(date) = raw.parse::<jiff::civil::Date>()
+        && let Ok(zoned) = date.to_zoned(jiff::tz::TimeZone::UTC)
+    {
+        return Ok(zoned.timestamp().as_second());
+    }
+    Err(format!(
+        "`{raw}` is neither epoch seconds nor an RFC 3339 date-time"
+    ))
+}
+
+/// Formats epoch seconds as RFC 3339 UTC.
+pub fn format_timestamp(seconds: i64) -> String {
+    jiff::Timestamp::from_second(seconds)
+        .map(|ts| ts.to_string())
+        .unwrap_or_else(|_| seconds.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_then_hashed() {
+        let a = Identifier::new(IdentifierKind::Email, " Ann@Example.com ").unwrap();
+        let b = Identifier::new(IdentifierKind::Email, "ann@example.com").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.value.len(), 64);
+        assert!(!a.value.contains('@'));
+        // A digest sent by the channel is kept as it is.
+        let pre = Identifier::new(IdentifierKind::Email, &a.value.to_uppercase()).unwrap();
+        assert_eq!(pre, a);
+    }
+
+    #[test]
+    fn phones_keep_digits_only() {
+        let a = Identifier::new(IdentifierKind::Phone, "+49 (170) 123-4567").unwrap();
+        let b = Identifier::new(IdentifierKind::Phone, "+491701234567").unwrap();
+        assert_eq!(a, b);
+        assert!(Identifier::new(IdentifierKind::Phone, "n/a").is_none());
+    }
+
+    #[test]
+    fn keys_parse_with_and_without_kind() {
+        assert_eq!(Identifier::parse_key("u1").unwrap().key(), "user_id:u1");
+        assert_eq!(
+            Identifier::parse_key("cookie_id:c9").unwrap().key(),
+            "cookie_id:c9"
+        );
+        // An unknown prefix is part of a user id.
+        assert_eq!(
+            Identifier::parse_key("shop:7").unwrap().key(),
+            "user_id:shop:7"
+        );
+    }
+
+    #[test]
+    fn unknown_channels_and_types_are_kept() {
+        assert_eq!(Channel::parse("kiosk"), Channel::Custom("kiosk".into()));
+        assert_eq!(Channel::parse("kiosk").as_str(), "kiosk");
+        assert_eq!(EventType::parse("wishlist").as_str(), "wishlist");
+        assert_eq!(EventType::parse("purchase"), EventType::Purchase);
+    }
+
+    #[test]
+    fn timestamps_in_several_forms() {
+        assert_eq!(parse_timestamp("1714557600"), Ok(1_714_557_600));
+        assert_eq!(parse_timestamp("1714557600000"), Ok(1_714_557_600));
+        assert_eq!(parse_timestamp("2024-05-01T10:00:00Z"), Ok(1_714_557_600));
+        assert_eq!(
+            parse_timestamp("2024-05-01T12:00:00+02:00"),
+            Ok(1_714_557_600)
+        );
+        assert_eq!(parse_timestamp("2024-05-01 10:00:00"), Ok(1_714_557_600));
+        assert!(parse_timestamp("yesterday").is_err());
+    }
+}
