@@ -48,10 +48,7 @@ impl Default for WeightConfig {
             ("search", 0.0),
         ];
         WeightConfig {
-            event_weights: event_weights
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
+            event_weights: event_weights.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
             default_event_weight: 1.0,
             channel_weights: BTreeMap::new(),
             value_types: vec!["rating".into()],
@@ -64,12 +61,7 @@ impl Default for WeightConfig {
 impl WeightConfig {
     /// Checks that weights are finite and non-negative and the half-life positive.
     pub fn validate(&self) -> Result<()> {
-        let bad = |name: String, reason: &str| {
-            Err(Error::InvalidConfig {
-                name,
-                reason: reason.into(),
-            })
-        };
+        let bad = |name: String, reason: &str| Err(Error::InvalidConfig { name, reason: reason.into() });
         for (name, weight) in self.event_weights.iter().chain(&self.channel_weights) {
             if !weight.is_finite() || *weight < 0.0 {
                 return bad(format!("weights.{name}"), "must be a finite number >= 0");
@@ -81,10 +73,7 @@ impl WeightConfig {
         if let Some(days) = self.half_life_days
             && !(days.is_finite() && days > 0.0)
         {
-            return bad(
-                "weights.half_life_days".into(),
-                "must be a positive number of days",
-            );
+            return bad("weights.half_life_days".into(), "must be a positive number of days");
         }
         Ok(())
     }
@@ -93,22 +82,10 @@ impl WeightConfig {
         let name = event.event_type.as_str();
         let base = match event.event_type {
             EventType::Return => self.event_weights.get("purchase").copied().unwrap_or(5.0),
-            _ => self
-                .event_weights
-                .get(name)
-                .copied()
-                .unwrap_or(self.default_event_weight),
+            _ => self.event_weights.get(name).copied().unwrap_or(self.default_event_weight),
         };
-        let channel = self
-            .channel_weights
-            .get(event.channel.as_str())
-            .copied()
-            .unwrap_or(1.0);
-        let value = if self.value_types.iter().any(|t| t == name) {
-            event.value.unwrap_or(1.0)
-        } else {
-            1.0
-        };
+        let channel = self.channel_weights.get(event.channel.as_str()).copied().unwrap_or(1.0);
+        let value = if self.value_types.iter().any(|t| t == name) { event.value.unwrap_or(1.0) } else { 1.0 };
         base * channel * value
     }
 }
@@ -232,29 +209,15 @@ impl Dataset {
                 EventType::EmailOpen | EventType::EmailClick => ActivityKind::Engage,
                 _ => ActivityKind::Other,
             };
-            let channel = channels
-                .get_or_insert(event.channel.as_str())
-                .min(u32::from(u16::MAX)) as u16;
-            let revenue = if kind == ActivityKind::Purchase {
-                event.value.unwrap_or(0.0).max(0.0)
-            } else {
-                0.0
-            };
-            activity.push(Activity {
-                user,
-                kind,
-                channel,
-                timestamp: event.timestamp,
-                revenue,
-            });
+            let channel = channels.get_or_insert(event.channel.as_str()).min(u32::from(u16::MAX)) as u16;
+            let revenue =
+                if kind == ActivityKind::Purchase { event.value.unwrap_or(0.0).max(0.0) } else { 0.0 };
+            activity.push(Activity { user, kind, channel, timestamp: event.timestamp, revenue });
             let Some(item_id) = &event.item_id else {
                 continue;
             };
             let weight = weights.event_weight(event);
-            let is_consuming = weights
-                .consumed_types
-                .iter()
-                .any(|t| t == event.event_type.as_str());
+            let is_consuming = weights.consumed_types.iter().any(|t| t == event.event_type.as_str());
             let consumption = match event.event_type {
                 EventType::Return => -1,
                 _ if is_consuming => 1,
@@ -263,25 +226,11 @@ impl Dataset {
             if weight == 0.0 && consumption == 0 {
                 continue;
             }
-            let weight = if event.event_type == EventType::Return {
-                -weight
-            } else {
-                weight
-            };
+            let weight = if event.event_type == EventType::Return { -weight } else { weight };
             let item = item_index(&mut items, &mut catalog, item_id);
-            interactions.push(Interaction {
-                user,
-                item,
-                weight,
-                timestamp: event.timestamp,
-                consumption,
-            });
+            interactions.push(Interaction { user, item, weight, timestamp: event.timestamp, consumption });
         }
-        let aliases = resolution
-            .aliases
-            .into_iter()
-            .map(|(k, v)| (k, UserIdx(v)))
-            .collect();
+        let aliases = resolution.aliases.into_iter().map(|(k, v)| (k, UserIdx(v))).collect();
         Ok(Dataset {
             users: resolution.persons,
             items,
@@ -316,13 +265,7 @@ impl Dataset {
             let item = item_index(&mut items, &mut catalog, &row.item_id);
             let timestamp = row.timestamp.unwrap_or(0);
             let weight = row.value.unwrap_or(1.0);
-            interactions.push(Interaction {
-                user,
-                item,
-                weight,
-                timestamp,
-                consumption: 1,
-            });
+            interactions.push(Interaction { user, item, weight, timestamp, consumption: 1 });
             activity.push(Activity {
                 user,
                 kind: ActivityKind::Purchase,
@@ -335,9 +278,7 @@ impl Dataset {
             .ids()
             .iter()
             .enumerate()
-            .filter_map(|(idx, id)| {
-                Identifier::parse_key(id).map(|ident| (ident.key(), UserIdx(idx as u32)))
-            })
+            .filter_map(|(idx, id)| Identifier::parse_key(id).map(|ident| (ident.key(), UserIdx(idx as u32))))
             .collect();
         Ok(Dataset {
             users,
@@ -365,10 +306,7 @@ impl Dataset {
 
     /// The same persons, items and catalog with other interactions (a split's side).
     pub fn with_interactions(&self, interactions: Vec<Interaction>) -> Self {
-        Dataset {
-            interactions,
-            ..self.clone()
-        }
+        Dataset { interactions, ..self.clone() }
     }
 
     /// Finds the person behind an external key: a bare user id, or `kind:value` for any
@@ -383,11 +321,7 @@ impl Dataset {
 
     /// The newest interaction time, the reference for time decay.
     pub fn newest_timestamp(&self) -> i64 {
-        self.interactions
-            .iter()
-            .map(|i| i.timestamp)
-            .max()
-            .unwrap_or(0)
+        self.interactions.iter().map(|i| i.timestamp).max().unwrap_or(0)
     }
 
     /// The person × item confidence matrix (CSR): summed, time-decayed weights; pairs whose
@@ -398,17 +332,15 @@ impl Dataset {
         let mut totals: HashMap<(u32, u32), f32> = HashMap::with_capacity(self.interactions.len());
         for interaction in &self.interactions {
             let factor = match decay {
-                Some(half_life) => 0.5f64
-                    .powf((reference - interaction.timestamp).max(0) as f64 / half_life)
-                    as f32,
+                Some(half_life) => {
+                    0.5f64.powf((reference - interaction.timestamp).max(0) as f64 / half_life) as f32
+                }
                 None => 1.0,
             };
-            *totals
-                .entry((interaction.user.0, interaction.item.0))
-                .or_default() += interaction.weight * factor;
+            *totals.entry((interaction.user.0, interaction.item.0)).or_default() +=
+                interaction.weight * factor;
         }
-        let mut entries: Vec<((u32, u32), f32)> =
-            totals.into_iter().filter(|(_, w)| *w > 0.0).collect();
+        let mut entries: Vec<((u32, u32), f32)> = totals.into_iter().filter(|(_, w)| *w > 0.0).collect();
         entries.sort_unstable_by_key(|(key, _)| *key);
         let mut triplets = TriMat::with_capacity((self.n_users(), self.n_items()), entries.len());
         for ((user, item), weight) in entries {
@@ -421,8 +353,8 @@ impl Dataset {
     pub fn consumed(&self) -> Vec<Vec<ItemIdx>> {
         let mut net: HashMap<(u32, u32), i32> = HashMap::new();
         for interaction in self.interactions.iter().filter(|i| i.consumption != 0) {
-            *net.entry((interaction.user.0, interaction.item.0))
-                .or_default() += i32::from(interaction.consumption);
+            *net.entry((interaction.user.0, interaction.item.0)).or_default() +=
+                i32::from(interaction.consumption);
         }
         let mut consumed = vec![Vec::new(); self.n_users()];
         for ((user, item), count) in net {
@@ -478,13 +410,8 @@ mod tests {
             ev("u", EventType::Purchase, "b", 3),
             ev("u", EventType::Return, "b", 4),
         ];
-        let data = Dataset::from_events(
-            &events,
-            None,
-            &WeightConfig::default(),
-            &IdentityLimits::default(),
-        )
-        .unwrap();
+        let data = Dataset::from_events(&events, None, &WeightConfig::default(), &IdentityLimits::default())
+            .unwrap();
         let m = data.matrix();
         // a: view 1 + cart 3 + purchase 5 = 9; b: purchase 5 - return 5 = 0, dropped.
         assert_eq!(m.get(0, 0), Some(&9.0));
@@ -500,8 +427,7 @@ mod tests {
         let mut store = ev("u", EventType::Purchase, "a", 86_400);
         store.channel = Channel::Store;
         let events = [store, ev("u", EventType::View, "b", 0)];
-        let data =
-            Dataset::from_events(&events, None, &weights, &IdentityLimits::default()).unwrap();
+        let data = Dataset::from_events(&events, None, &weights, &IdentityLimits::default()).unwrap();
         let m = data.matrix();
         // a: 5 × 2 (store), newest, no decay; b: 1 × 0.5 (one half-life old).
         assert_eq!(m.get(0, 0), Some(&10.0));
@@ -517,21 +443,10 @@ mod tests {
                 value: Some(4.0),
                 timestamp: Some(5),
             },
-            RawInteraction {
-                user_id: "u2".into(),
-                item_id: "y".into(),
-                value: None,
-                timestamp: None,
-            },
+            RawInteraction { user_id: "u2".into(), item_id: "y".into(), value: None, timestamp: None },
         ];
-        let catalog = Catalog {
-            items: vec![Item {
-                item_id: "z".into(),
-                ..Item::default()
-            }],
-        };
-        let data =
-            Dataset::from_interactions(&rows, Some(catalog), &WeightConfig::default()).unwrap();
+        let catalog = Catalog { items: vec![Item { item_id: "z".into(), ..Item::default() }] };
+        let data = Dataset::from_interactions(&rows, Some(catalog), &WeightConfig::default()).unwrap();
         // The catalog's items come first.
         assert_eq!(data.items.ids(), ["z", "x", "y"]);
         assert_eq!(data.matrix().get(0, 1), Some(&4.0));

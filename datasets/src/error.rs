@@ -70,21 +70,14 @@ impl Error {
     /// A parse error at `source:line`, field `field`.
     pub fn parse(source: &str, line: usize, field: &str, reason: impl Into<String>) -> Self {
         Error::Parse {
-            location: Location {
-                source: source.to_owned(),
-                line,
-                field: field.to_owned(),
-            },
+            location: Location { source: source.to_owned(), line, field: field.to_owned() },
             reason: reason.into(),
         }
     }
 
     /// An i/o error with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
+        Error::Io { context: context.into(), source }
     }
 }
 

@@ -30,9 +30,7 @@ impl Default for IdentityLimits {
     /// One account, loyalty card and POS number; five emails; three phones; ten devices; fifty
     /// cookies (cookies are cleared and renewed often).
     fn default() -> Self {
-        let mut limits = IdentityLimits {
-            per_kind: [None; IdentifierKind::ALL.len()],
-        };
+        let mut limits = IdentityLimits { per_kind: [None; IdentifierKind::ALL.len()] };
         for (kind, limit) in [
             (IdentifierKind::UserId, 1),
             (IdentifierKind::LoyaltyId, 1),
@@ -51,9 +49,7 @@ impl Default for IdentityLimits {
 impl IdentityLimits {
     /// Limits with no bound for any kind.
     pub fn unlimited() -> Self {
-        IdentityLimits {
-            per_kind: [None; IdentifierKind::ALL.len()],
-        }
+        IdentityLimits { per_kind: [None; IdentifierKind::ALL.len()] }
     }
 
     /// Sets the limit for `kind` (`None`: unlimited). A limit of 0 is refused.
@@ -116,11 +112,7 @@ pub struct Resolution {
 
 /// The canonical person key for an identifier.
 pub fn canonical_key(identifier: &Identifier) -> String {
-    if identifier.kind == IdentifierKind::UserId {
-        identifier.value.clone()
-    } else {
-        identifier.key()
-    }
+    if identifier.kind == IdentifierKind::UserId { identifier.value.clone() } else { identifier.key() }
 }
 
 struct UnionFind {
@@ -138,10 +130,7 @@ impl UnionFind {
                 c
             })
             .collect();
-        UnionFind {
-            parent: (0..kinds.len() as u32).collect(),
-            counts,
-        }
+        UnionFind { parent: (0..kinds.len() as u32).collect(), counts }
     }
 
     fn find(&mut self, mut node: u32) -> u32 {
@@ -154,16 +143,11 @@ impl UnionFind {
     }
 
     /// The first kind whose limit merging `a` and `b` would break.
-    fn violation(
-        &self,
-        a: u32,
-        b: u32,
-        limits: &IdentityLimits,
-    ) -> Option<(IdentifierKind, usize)> {
+    fn violation(&self, a: u32, b: u32, limits: &IdentityLimits) -> Option<(IdentifierKind, usize)> {
         IdentifierKind::ALL.into_iter().find_map(|kind| {
             let limit = limits.get(kind)?;
-            let total = (self.counts[a as usize][kind.index()]
-                + self.counts[b as usize][kind.index()]) as usize;
+            let total =
+                (self.counts[a as usize][kind.index()] + self.counts[b as usize][kind.index()]) as usize;
             (total > limit).then_some((kind, limit))
         })
     }
@@ -215,10 +199,7 @@ pub fn resolve(events: &[Event], limits: &IdentityLimits) -> Resolution {
         let mut n_merges = 0;
         let mut newly_refused = false;
         for &event_idx in &order {
-            let mut usable = event_nodes[event_idx]
-                .iter()
-                .copied()
-                .filter(|&n| !is_refused[n as usize]);
+            let mut usable = event_nodes[event_idx].iter().copied().filter(|&n| !is_refused[n as usize]);
             let Some(anchor) = usable.next() else {
                 continue;
             };
@@ -305,19 +286,11 @@ pub fn resolve(events: &[Event], limits: &IdentityLimits) -> Resolution {
         n_merges,
         refused: refused
             .into_iter()
-            .map(|(node, reason)| RefusedIdentifier {
-                identifier: nodes[node as usize].clone(),
-                reason,
-            })
+            .map(|(node, reason)| RefusedIdentifier { identifier: nodes[node as usize].clone(), reason })
             .collect(),
         rounds,
     };
-    Resolution {
-        person_of_event,
-        persons,
-        aliases,
-        report,
-    }
+    Resolution { person_of_event, persons, aliases, report }
 }
 
 /// Pairwise agreement of a resolution with the ground truth.
@@ -352,11 +325,7 @@ pub fn score_pairwise(resolution: &Resolution, truth: &HashMap<String, String>) 
     let predicted_pairs: u64 = predicted.values().map(|&n| pairs(n)).sum();
     let actual_pairs: u64 = actual.values().map(|&n| pairs(n)).sum();
     let ratio = |num: u64, den: u64| {
-        if den == 0 {
-            1.0
-        } else {
-            num as f64 / den as f64
-        }
+        if den == 0 { 1.0 } else { num as f64 / den as f64 }
     };
     PairwiseScore {
         precision: ratio(true_positive, predicted_pairs),
@@ -382,10 +351,7 @@ mod tests {
 
     fn event(ts: i64, ids: &[(IdentifierKind, &str)]) -> Event {
         Event {
-            identifiers: ids
-                .iter()
-                .map(|(kind, v)| Identifier::new(*kind, v).unwrap())
-                .collect(),
+            identifiers: ids.iter().map(|(kind, v)| Identifier::new(*kind, v).unwrap()).collect(),
             channel: Channel::Web,
             event_type: EventType::View,
             item_id: Some("i".into()),
@@ -429,11 +395,7 @@ mod tests {
         ];
         let r = resolve(&events, &IdentityLimits::default());
         let people: HashSet<u32> = r.person_of_event[..3].iter().copied().collect();
-        assert_eq!(
-            people.len(),
-            3,
-            "each card holder stays a person of their own"
-        );
+        assert_eq!(people.len(), 3, "each card holder stays a person of their own");
         assert_eq!(r.report.refused.len(), 1);
         assert_eq!(r.report.refused[0].identifier.key(), "device_id:kiosk");
         assert!(r.report.refused[0].reason.contains("loyalty_id"));
@@ -447,9 +409,8 @@ mod tests {
 
     #[test]
     fn limit_on_emails_is_configurable() {
-        let events: Vec<Event> = (0..4)
-            .map(|i| event(i, &[(UserId, "u1"), (Email, &format!("e{i}@x.org"))]))
-            .collect();
+        let events: Vec<Event> =
+            (0..4).map(|i| event(i, &[(UserId, "u1"), (Email, &format!("e{i}@x.org"))])).collect();
         let r = resolve(&events, &IdentityLimits::default());
         assert!(r.report.refused.is_empty());
         let mut limits = IdentityLimits::default();
@@ -463,10 +424,8 @@ mod tests {
 
     #[test]
     fn unlimited_merges_everything_connected() {
-        let events = [
-            event(1, &[(DeviceId, "tab"), (UserId, "a")]),
-            event(2, &[(DeviceId, "tab"), (UserId, "b")]),
-        ];
+        let events =
+            [event(1, &[(DeviceId, "tab"), (UserId, "a")]), event(2, &[(DeviceId, "tab"), (UserId, "b")])];
         let r = resolve(&events, &IdentityLimits::unlimited());
         assert_eq!(r.persons.len(), 1);
         let r = resolve(&events, &IdentityLimits::default());
@@ -475,22 +434,16 @@ mod tests {
 
     #[test]
     fn pairwise_score_counts_pairs() {
-        let events = [
-            event(1, &[(UserId, "a"), (CookieId, "c1")]),
-            event(2, &[(UserId, "b"), (CookieId, "c2")]),
-        ];
+        let events =
+            [event(1, &[(UserId, "a"), (CookieId, "c1")]), event(2, &[(UserId, "b"), (CookieId, "c2")])];
         let r = resolve(&events, &IdentityLimits::default());
         // Truth: c2 belongs to a, not b. Predicted pairs: (a,c1) right, (b,c2) wrong.
         // True pairs: (a,c1), (a,c2), (c1,c2): one of three found.
-        let truth: HashMap<String, String> = [
-            ("user_id:a", "P"),
-            ("cookie_id:c1", "P"),
-            ("cookie_id:c2", "P"),
-            ("user_id:b", "Q"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+        let truth: HashMap<String, String> =
+            [("user_id:a", "P"), ("cookie_id:c1", "P"), ("cookie_id:c2", "P"), ("user_id:b", "Q")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
         let score = score_pairwise(&r, &truth);
         assert_eq!(score.n_identifiers, 4);
         assert!((score.precision - 0.5).abs() < 1e-12);

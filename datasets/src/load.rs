@@ -37,10 +37,7 @@ pub struct LoadReport {
 
 impl LoadReport {
     fn new(source: &str) -> Self {
-        LoadReport {
-            source: source.to_owned(),
-            ..Default::default()
-        }
+        LoadReport { source: source.to_owned(), ..Default::default() }
     }
 
     /// Records a bad row: an error without `skip_invalid`, a count with it.
@@ -64,22 +61,12 @@ impl LoadReport {
     pub fn summary(&self) -> String {
         let mut out = format!("{}: {} rows accepted", self.source, self.rows);
         if self.duplicates > 0 {
-            out.push_str(&format!(
-                ", {} duplicate event ids dropped",
-                self.duplicates
-            ));
+            out.push_str(&format!(", {} duplicate event ids dropped", self.duplicates));
         }
         if self.skipped > 0 {
-            let by_field: Vec<String> = self
-                .skipped_by_field
-                .iter()
-                .map(|(field, n)| format!("{field}: {n}"))
-                .collect();
-            out.push_str(&format!(
-                ", {} invalid rows skipped ({})",
-                self.skipped,
-                by_field.join(", ")
-            ));
+            let by_field: Vec<String> =
+                self.skipped_by_field.iter().map(|(field, n)| format!("{field}: {n}")).collect();
+            out.push_str(&format!(", {} invalid rows skipped ({})", self.skipped, by_field.join(", ")));
             for example in &self.examples {
                 out.push_str("\n  e.g. ");
                 out.push_str(example);
@@ -150,8 +137,7 @@ fn scalar_string(value: &Value) -> Option<String> {
 /// Parses one event line.
 pub fn parse_event(line: &str, source: &str, line_no: usize) -> Result<Event> {
     let err = |field: &str, reason: String| Error::parse(source, line_no, field, reason);
-    let value: Value =
-        serde_json::from_str(line).map_err(|e| err("", format!("not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_str(line).map_err(|e| err("", format!("not valid JSON: {e}")))?;
     let Value::Object(object) = value else {
         return Err(err("", "expected a JSON object".into()));
     };
@@ -161,10 +147,7 @@ pub fn parse_event(line: &str, source: &str, line_no: usize) -> Result<Event> {
         None | Some(Value::Null) => None,
         Some(Value::Object(map)) => Some(map),
         Some(_) => {
-            return Err(err(
-                "identifiers",
-                "expected an object of kind to id".into(),
-            ));
+            return Err(err("identifiers", "expected an object of kind to id".into()));
         }
     };
     let empty = Map::new();
@@ -177,8 +160,8 @@ pub fn parse_event(line: &str, source: &str, line_no: usize) -> Result<Event> {
                 continue;
             }
             let field = format!("{field_prefix}{}", kind.as_str());
-            let text = scalar_string(raw)
-                .ok_or_else(|| err(&field, "expected a string or a number".into()))?;
+            let text =
+                scalar_string(raw).ok_or_else(|| err(&field, "expected a string or a number".into()))?;
             if let Some(identifier) = Identifier::new(kind, &text)
                 && !identifiers.contains(&identifier)
             {
@@ -201,37 +184,28 @@ pub fn parse_event(line: &str, source: &str, line_no: usize) -> Result<Event> {
     let text_field = |name: &str| -> Result<Option<String>> {
         match object.get(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => scalar_string(v)
-                .map(Some)
-                .ok_or_else(|| err(name, "expected a string or a number".into())),
+            Some(v) => {
+                scalar_string(v).map(Some).ok_or_else(|| err(name, "expected a string or a number".into()))
+            }
         }
     };
     let channel = text_field("channel")?
         .filter(|c| !c.trim().is_empty())
         .ok_or_else(|| err("channel", "missing".into()))?;
-    let type_field = if object.contains_key("type") {
-        "type"
-    } else {
-        "event_type"
-    };
+    let type_field = if object.contains_key("type") { "type" } else { "event_type" };
     let event_type = text_field(type_field)?
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| err("type", "missing".into()))?;
     let event_type = EventType::parse(&event_type);
-    let item_id = text_field("item_id")?
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty());
+    let item_id = text_field("item_id")?.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     if item_id.is_none() && needs_item(&event_type) {
-        return Err(err(
-            "item_id",
-            format!("missing, and a `{}` event needs one", event_type.as_str()),
-        ));
+        return Err(err("item_id", format!("missing, and a `{}` event needs one", event_type.as_str())));
     }
     let timestamp = match object.get("timestamp") {
         None | Some(Value::Null) => return Err(err("timestamp", "missing".into())),
         Some(v) => {
-            let text = scalar_string(v)
-                .ok_or_else(|| err("timestamp", "expected a number or a string".into()))?;
+            let text =
+                scalar_string(v).ok_or_else(|| err("timestamp", "expected a number or a string".into()))?;
             parse_timestamp(&text).map_err(|reason| err("timestamp", reason))?
         }
     };
@@ -240,10 +214,7 @@ pub fn parse_event(line: &str, source: &str, line_no: usize) -> Result<Event> {
         Some(v) => Some(parse_value(v).map_err(|reason| err("value", reason))?),
     };
     if value.is_none() && event_type == EventType::Rating {
-        return Err(err(
-            "value",
-            "missing, and a `rating` event needs one".into(),
-        ));
+        return Err(err("value", "missing, and a `rating` event needs one".into()));
     }
     Ok(Event {
         identifiers,
@@ -311,9 +282,7 @@ struct Table<R: Read> {
 impl<R: BufRead> Table<R> {
     fn open(mut reader: R, source: &str) -> Result<Self> {
         let mut first = String::new();
-        reader
-            .read_line(&mut first)
-            .map_err(|e| Error::io(format!("reading the header of {source}"), e))?;
+        reader.read_line(&mut first).map_err(|e| Error::io(format!("reading the header of {source}"), e))?;
         let header = first.trim_start_matches('\u{feff}').to_owned();
         if header.trim().is_empty() {
             return Err(Error::Empty(source.to_owned()));
@@ -331,11 +300,7 @@ impl<R: BufRead> Table<R> {
             .quoting(delimiter != b'\t')
             .flexible(true)
             .from_reader(Cursor::new(Vec::new()).chain(reader));
-        Ok(Table {
-            source: source.to_owned(),
-            columns,
-            records,
-        })
+        Ok(Table { source: source.to_owned(), columns, records })
     }
 
     fn column(&self, name: &'static str) -> Option<usize> {
@@ -352,10 +317,7 @@ impl<R: BufRead> Table<R> {
 
     /// Calls `row` for each non-blank data row with its 1-based line number and whether it
     /// has as many fields as the header.
-    fn for_each(
-        &mut self,
-        mut row: impl FnMut(&csv::StringRecord, usize, bool) -> Result<()>,
-    ) -> Result<()> {
+    fn for_each(&mut self, mut row: impl FnMut(&csv::StringRecord, usize, bool) -> Result<()>) -> Result<()> {
         let n_columns = self.columns.len();
         let mut record = csv::StringRecord::new();
         let mut line_no = 1;
@@ -364,9 +326,7 @@ impl<R: BufRead> Table<R> {
                 Ok(false) => return Ok(()),
                 Ok(true) => {
                     // The header was read by hand, so the reader's lines start at 1 for line 2.
-                    line_no = record
-                        .position()
-                        .map_or(line_no + 1, |p| p.line() as usize + 1);
+                    line_no = record.position().map_or(line_no + 1, |p| p.line() as usize + 1);
                     if record.len() == 1 && record.get(0).is_some_and(|f| f.trim().is_empty()) {
                         continue;
                     }
@@ -374,12 +334,7 @@ impl<R: BufRead> Table<R> {
                 }
                 Err(e) => {
                     let line = e.position().map_or(line_no + 1, |p| p.line() as usize + 1);
-                    return Err(Error::parse(
-                        &self.source,
-                        line,
-                        "",
-                        format!("unreadable row: {e}"),
-                    ));
+                    return Err(Error::parse(&self.source, line, "", format!("unreadable row: {e}")));
                 }
             }
         }
@@ -397,9 +352,7 @@ pub fn read_interactions(
     let user_col = table.require("user_id")?;
     let item_col = table.require("item_id")?;
     let value_col = table.column("value").or_else(|| table.column("rating"));
-    let value_name = value_col
-        .map(|c| table.columns[c].clone())
-        .unwrap_or_default();
+    let value_name = value_col.map(|c| table.columns[c].clone()).unwrap_or_default();
     let time_col = table.column("timestamp");
     let n_columns = table.columns.len();
     let mut report = LoadReport::new(source);
@@ -431,12 +384,7 @@ pub fn read_interactions(
                 .map(|col| parse_timestamp(field(col)))
                 .transpose()
                 .map_err(|reason| Error::parse(source, line, "timestamp", reason))?;
-            Ok(RawInteraction {
-                user_id: user_id.to_owned(),
-                item_id: item_id.to_owned(),
-                value,
-                timestamp,
-            })
+            Ok(RawInteraction { user_id: user_id.to_owned(), item_id: item_id.to_owned(), value, timestamp })
         })();
         match parsed {
             Ok(row) => {
@@ -496,12 +444,7 @@ pub fn read_catalog(
             if seen.insert(item.item_id.clone()) {
                 Ok(item)
             } else {
-                Err(Error::parse(
-                    source,
-                    line,
-                    "item_id",
-                    format!("`{}` appears twice", item.item_id),
-                ))
+                Err(Error::parse(source, line, "item_id", format!("`{}` appears twice", item.item_id)))
             }
         });
         match item {
@@ -548,11 +491,7 @@ pub fn read_catalog(
 }
 
 fn split_list(raw: &str) -> Vec<String> {
-    raw.split('|')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+    raw.split('|').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 fn parse_bool(raw: &str) -> std::result::Result<bool, String> {
@@ -566,14 +505,10 @@ fn parse_bool(raw: &str) -> std::result::Result<bool, String> {
 fn parse_store_stock(raw: &str) -> std::result::Result<BTreeMap<String, u32>, String> {
     let mut stock = BTreeMap::new();
     for entry in split_list(raw) {
-        let (store, units) = entry
-            .split_once(':')
-            .ok_or_else(|| format!("expected `store:units`, found `{entry}`"))?;
+        let (store, units) =
+            entry.split_once(':').ok_or_else(|| format!("expected `store:units`, found `{entry}`"))?;
         let units = units.trim().parse::<u32>().map_err(|_| {
-            format!(
-                "expected a whole number of units for store `{}`, found `{units}`",
-                store.trim()
-            )
+            format!("expected a whole number of units for store `{}`, found `{units}`", store.trim())
         })?;
         stock.insert(store.trim().to_owned(), units);
     }
@@ -606,11 +541,7 @@ fn set_item_field(item: &mut Item, name: &str, raw: &str) -> std::result::Result
 }
 
 fn new_item(item_id: &str) -> Item {
-    Item {
-        item_id: item_id.to_owned(),
-        in_stock: true,
-        ..Item::default()
-    }
+    Item { item_id: item_id.to_owned(), in_stock: true, ..Item::default() }
 }
 
 fn parse_item_row(
@@ -626,8 +557,7 @@ fn parse_item_row(
     }
     let mut item = new_item(item_id);
     for (name, raw) in columns.iter().zip(record.iter()) {
-        set_item_field(&mut item, name, raw)
-            .map_err(|reason| Error::parse(source, line, name, reason))?;
+        set_item_field(&mut item, name, raw).map_err(|reason| Error::parse(source, line, name, reason))?;
     }
     if item.title.is_empty() {
         item.title = item.item_id.clone();
@@ -637,8 +567,7 @@ fn parse_item_row(
 
 fn parse_item_json(line: &str, source: &str, line_no: usize) -> Result<Item> {
     let err = |field: &str, reason: String| Error::parse(source, line_no, field, reason);
-    let value: Value =
-        serde_json::from_str(line).map_err(|e| err("", format!("not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_str(line).map_err(|e| err("", format!("not valid JSON: {e}")))?;
     let Value::Object(object) = value else {
         return Err(err("", "expected a JSON object".into()));
     };
@@ -654,16 +583,14 @@ fn parse_item_json(line: &str, source: &str, line_no: usize) -> Result<Item> {
             Value::Null => continue,
             Value::Array(list) => {
                 let parts: Option<Vec<String>> = list.iter().map(scalar_string).collect();
-                parts
-                    .ok_or_else(|| err(name, "expected a list of strings".into()))?
-                    .join("|")
+                parts.ok_or_else(|| err(name, "expected a list of strings".into()))?.join("|")
             }
             Value::Object(map) if name == "store_stock" => {
                 let mut parts = Vec::new();
                 for (store, units) in map {
-                    let units = units.as_u64().ok_or_else(|| {
-                        err(name, format!("expected whole units for store `{store}`"))
-                    })?;
+                    let units = units
+                        .as_u64()
+                        .ok_or_else(|| err(name, format!("expected whole units for store `{store}`")))?;
                     parts.push(format!("{store}:{units}"));
                 }
                 parts.join("|")

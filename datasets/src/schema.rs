@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The kinds of identifier a channel may know a person by.
@@ -278,8 +279,8 @@ pub struct Event {
     pub event_id: Option<String>,
 }
 
-/// One catalog entry.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// One catalog entry. Serializable because the model artifact carries a catalog snapshot.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Item {
     /// The external item id.
     pub item_id: String,
@@ -308,9 +309,7 @@ pub struct Item {
 impl Item {
     /// The top-level category of the first category path (`shoes` for `shoes>running`).
     pub fn top_category(&self) -> Option<&str> {
-        self.categories
-            .first()
-            .map(|path| path.split('>').next().unwrap_or(path).trim())
+        self.categories.first().map(|path| path.split('>').next().unwrap_or(path).trim())
     }
 }
 
@@ -319,11 +318,7 @@ impl Item {
 pub fn parse_timestamp(raw: &str) -> Result<i64, String> {
     let raw = raw.trim();
     if let Ok(seconds) = raw.parse::<i64>() {
-        return Ok(if seconds.abs() > 100_000_000_000 {
-            seconds / 1000
-        } else {
-            seconds
-        });
+        return Ok(if seconds.abs() > 100_000_000_000 { seconds / 1000 } else { seconds });
     }
     if let Ok(seconds) = raw.parse::<f64>()
         && seconds.is_finite()
@@ -343,16 +338,12 @@ pub fn parse_timestamp(raw: &str) -> Result<i64, String> {
     {
         return Ok(zoned.timestamp().as_second());
     }
-    Err(format!(
-        "`{raw}` is neither epoch seconds nor an RFC 3339 date-time"
-    ))
+    Err(format!("`{raw}` is neither epoch seconds nor an RFC 3339 date-time"))
 }
 
 /// Formats epoch seconds as RFC 3339 UTC.
 pub fn format_timestamp(seconds: i64) -> String {
-    jiff::Timestamp::from_second(seconds)
-        .map(|ts| ts.to_string())
-        .unwrap_or_else(|_| seconds.to_string())
+    jiff::Timestamp::from_second(seconds).map(|ts| ts.to_string()).unwrap_or_else(|_| seconds.to_string())
 }
 
 #[cfg(test)]
@@ -382,15 +373,9 @@ mod tests {
     #[test]
     fn keys_parse_with_and_without_kind() {
         assert_eq!(Identifier::parse_key("u1").unwrap().key(), "user_id:u1");
-        assert_eq!(
-            Identifier::parse_key("cookie_id:c9").unwrap().key(),
-            "cookie_id:c9"
-        );
+        assert_eq!(Identifier::parse_key("cookie_id:c9").unwrap().key(), "cookie_id:c9");
         // An unknown prefix is part of a user id.
-        assert_eq!(
-            Identifier::parse_key("shop:7").unwrap().key(),
-            "user_id:shop:7"
-        );
+        assert_eq!(Identifier::parse_key("shop:7").unwrap().key(), "user_id:shop:7");
     }
 
     #[test]
@@ -406,10 +391,7 @@ mod tests {
         assert_eq!(parse_timestamp("1714557600"), Ok(1_714_557_600));
         assert_eq!(parse_timestamp("1714557600000"), Ok(1_714_557_600));
         assert_eq!(parse_timestamp("2024-05-01T10:00:00Z"), Ok(1_714_557_600));
-        assert_eq!(
-            parse_timestamp("2024-05-01T12:00:00+02:00"),
-            Ok(1_714_557_600)
-        );
+        assert_eq!(parse_timestamp("2024-05-01T12:00:00+02:00"), Ok(1_714_557_600));
         assert_eq!(parse_timestamp("2024-05-01 10:00:00"), Ok(1_714_557_600));
         assert!(parse_timestamp("yesterday").is_err());
     }

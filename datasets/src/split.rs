@@ -31,9 +31,7 @@ pub enum SplitStrategy {
 impl SplitStrategy {
     fn validate(&self) -> Result<()> {
         let fraction = match *self {
-            SplitStrategy::Temporal { fraction } | SplitStrategy::Random { fraction, .. } => {
-                fraction
-            }
+            SplitStrategy::Temporal { fraction } | SplitStrategy::Random { fraction, .. } => fraction,
             SplitStrategy::LeaveLastK { k } if k == 0 => {
                 return Err(Error::InvalidConfig {
                     name: "split.k".into(),
@@ -85,11 +83,7 @@ pub fn split(
     let mut train = Vec::with_capacity(interactions.len());
     let mut test = Vec::new();
     for (interaction, is_test) in interactions.iter().zip(is_test) {
-        if is_test {
-            test.push(*interaction)
-        } else {
-            train.push(*interaction)
-        }
+        if is_test { test.push(*interaction) } else { train.push(*interaction) }
     }
     Ok((train, test))
 }
@@ -101,22 +95,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn rec(user: u32, item: u32, ts: i64) -> Interaction {
-        Interaction {
-            user: UserIdx(user),
-            item: ItemIdx(item),
-            weight: 1.0,
-            timestamp: ts,
-            consumption: 1,
-        }
+        Interaction { user: UserIdx(user), item: ItemIdx(item), weight: 1.0, timestamp: ts, consumption: 1 }
     }
 
     #[test]
     fn temporal_holds_out_the_latest() {
         // Person 0 has 5 interactions: 20% of 5 = 1 held out, the newest (ts 50).
-        let data: Vec<_> = (0..5)
-            .map(|i| rec(0, i, 50 - i as i64 * 10))
-            .chain([rec(1, 9, 1)])
-            .collect();
+        let data: Vec<_> = (0..5).map(|i| rec(0, i, 50 - i as i64 * 10)).chain([rec(1, 9, 1)]).collect();
         let (train, test) = split(&data, SplitStrategy::Temporal { fraction: 0.2 }).unwrap();
         assert_eq!(test, vec![rec(0, 0, 50)]);
         assert_eq!(train.len(), 5, "person 1's only interaction stays in train");
@@ -124,10 +109,7 @@ mod tests {
 
     #[test]
     fn leave_last_k() {
-        let data: Vec<_> = (0..4)
-            .map(|i| rec(0, i, i as i64))
-            .chain([rec(1, 0, 0), rec(1, 1, 1)])
-            .collect();
+        let data: Vec<_> = (0..4).map(|i| rec(0, i, i as i64)).chain([rec(1, 0, 0), rec(1, 1, 1)]).collect();
         let (_, test) = split(&data, SplitStrategy::LeaveLastK { k: 2 }).unwrap();
         assert_eq!(test, vec![rec(0, 2, 2), rec(0, 3, 3)]);
     }

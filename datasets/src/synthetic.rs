@@ -60,11 +60,7 @@ impl Default for SyntheticConfig {
 }
 
 const TOP_CATEGORIES: [(&str, [&str; 4], [&str; 5]); 10] = [
-    (
-        "shoes",
-        ["running", "hiking", "casual", "formal"],
-        ["sneaker", "boot", "loafer", "trainer", "sandal"],
-    ),
+    ("shoes", ["running", "hiking", "casual", "formal"], ["sneaker", "boot", "loafer", "trainer", "sandal"]),
     (
         "apparel",
         ["jackets", "shirts", "trousers", "dresses"],
@@ -75,11 +71,7 @@ const TOP_CATEGORIES: [(&str, [&str; 4], [&str; 5]); 10] = [
         ["audio", "phones", "laptops", "cameras"],
         ["headphones", "speaker", "phone", "laptop", "camera"],
     ),
-    (
-        "home",
-        ["kitchen", "bedding", "lighting", "decor"],
-        ["pan", "duvet", "lamp", "vase", "kettle"],
-    ),
+    ("home", ["kitchen", "bedding", "lighting", "decor"], ["pan", "duvet", "lamp", "vase", "kettle"]),
     (
         "beauty",
         ["skincare", "haircare", "fragrance", "makeup"],
@@ -90,26 +82,14 @@ const TOP_CATEGORIES: [(&str, [&str; 4], [&str; 5]); 10] = [
         ["cycling", "fitness", "swimming", "camping"],
         ["helmet", "dumbbell", "goggles", "tent", "mat"],
     ),
-    (
-        "toys",
-        ["puzzles", "building", "dolls", "outdoor"],
-        ["puzzle", "blocks", "doll", "kite", "ball"],
-    ),
+    ("toys", ["puzzles", "building", "dolls", "outdoor"], ["puzzle", "blocks", "doll", "kite", "ball"]),
     (
         "books",
         ["fiction", "cooking", "travel", "children"],
         ["novel", "cookbook", "guide", "picture book", "atlas"],
     ),
-    (
-        "grocery",
-        ["coffee", "snacks", "tea", "pantry"],
-        ["coffee", "crisps", "tea", "pasta", "olive oil"],
-    ),
-    (
-        "garden",
-        ["tools", "plants", "furniture", "watering"],
-        ["spade", "seeds", "bench", "hose", "planter"],
-    ),
+    ("grocery", ["coffee", "snacks", "tea", "pantry"], ["coffee", "crisps", "tea", "pasta", "olive oil"]),
+    ("garden", ["tools", "plants", "furniture", "watering"], ["spade", "seeds", "bench", "hose", "planter"]),
 ];
 const ADJECTIVES: [&str; 16] = [
     "classic",
@@ -129,21 +109,11 @@ const ADJECTIVES: [&str; 16] = [
     "travel",
     "essential",
 ];
-const TAGS: [&str; 10] = [
-    "new",
-    "sale",
-    "eco",
-    "premium",
-    "bestseller",
-    "limited",
-    "vegan",
-    "bundle",
-    "gift",
-    "local",
-];
+const TAGS: [&str; 10] =
+    ["new", "sale", "eco", "premium", "bestseller", "limited", "vegan", "bundle", "gift", "local"];
 const BRAND_STEMS: [&str; 20] = [
-    "Acme", "Nordic", "Vela", "Kestrel", "Orbit", "Lumen", "Terra", "Halcyon", "Brio", "Cobalt",
-    "Fable", "Juniper", "Mosaic", "Pioneer", "Quill", "Rook", "Summit", "Tidal", "Umber", "Zephyr",
+    "Acme", "Nordic", "Vela", "Kestrel", "Orbit", "Lumen", "Terra", "Halcyon", "Brio", "Cobalt", "Fable",
+    "Juniper", "Mosaic", "Pioneer", "Quill", "Rook", "Summit", "Tidal", "Umber", "Zephyr",
 ];
 
 /// One generated event, compact; identifiers are resolved to strings when written.
@@ -226,17 +196,14 @@ struct ItemIndex {
 fn pick_weighted(cumulative: &[(u32, f64)], rng: &mut StdRng) -> Option<u32> {
     let total = cumulative.last()?.1;
     let target = rng.r#gen::<f64>() * total;
-    let at = cumulative
-        .partition_point(|&(_, c)| c < target)
-        .min(cumulative.len() - 1);
+    let at = cumulative.partition_point(|&(_, c)| c < target).min(cumulative.len() - 1);
     Some(cumulative[at].0)
 }
 
 impl SyntheticData {
     /// Generates a data set. Fails on sizes of zero.
     pub fn generate(config: SyntheticConfig) -> Result<Self> {
-        if config.n_persons == 0 || config.n_items < 10 || config.n_stores == 0 || config.days <= 0
-        {
+        if config.n_persons == 0 || config.n_items < 10 || config.n_stores == 0 || config.days <= 0 {
             return Err(Error::InvalidConfig {
                 name: "synthetic".into(),
                 reason: "needs at least 1 person, 10 items, 1 store and 1 day".into(),
@@ -246,14 +213,9 @@ impl SyntheticData {
         let n_groups = TOP_CATEGORIES.len() * 4;
         let brands: Vec<(String, Vec<usize>)> = (0..40)
             .map(|b| {
-                let name = format!(
-                    "{} {}",
-                    BRAND_STEMS[b % 20],
-                    if b < 20 { "Co" } else { "Works" }
-                );
-                let homes: Vec<usize> = (0..rng.gen_range(1..=2))
-                    .map(|_| rng.gen_range(0..TOP_CATEGORIES.len()))
-                    .collect();
+                let name = format!("{} {}", BRAND_STEMS[b % 20], if b < 20 { "Co" } else { "Works" });
+                let homes: Vec<usize> =
+                    (0..rng.gen_range(1..=2)).map(|_| rng.gen_range(0..TOP_CATEGORIES.len())).collect();
                 (name, homes)
             })
             .collect();
@@ -266,40 +228,23 @@ impl SyntheticData {
             let top = rng.gen_range(0..TOP_CATEGORIES.len());
             let sub = rng.gen_range(0..4);
             let (top_name, subs, nouns) = TOP_CATEGORIES[top];
-            let brand_candidates: Vec<usize> = (0..brands.len())
-                .filter(|&b| brands[b].1.contains(&top))
-                .collect();
-            let brand = *brand_candidates
-                .choose(&mut rng)
-                .unwrap_or(&rng.gen_range(0..brands.len()));
+            let brand_candidates: Vec<usize> =
+                (0..brands.len()).filter(|&b| brands[b].1.contains(&top)).collect();
+            let brand = *brand_candidates.choose(&mut rng).unwrap_or(&rng.gen_range(0..brands.len()));
             let noun = nouns[rng.gen_range(0..nouns.len())];
             let adjective = ADJECTIVES[rng.gen_range(0..ADJECTIVES.len())];
             let base_price = [60.0, 45.0, 250.0, 40.0, 25.0, 55.0, 20.0, 15.0, 6.0, 30.0][top];
-            let price = (base_price
-                * LogNormal::new(0.0, 0.5)
-                    .expect("valid lognormal")
-                    .sample(&mut rng)
-                * 100.0f64)
-                .round()
-                / 100.0;
+            let price =
+                (base_price * LogNormal::new(0.0, 0.5).expect("valid lognormal").sample(&mut rng) * 100.0f64)
+                    .round()
+                    / 100.0;
             let n_tags = rng.gen_range(1..=3);
-            let mut tags: Vec<String> = TAGS
-                .choose_multiple(&mut rng, n_tags)
-                .map(|t| t.to_string())
-                .collect();
+            let mut tags: Vec<String> =
+                TAGS.choose_multiple(&mut rng, n_tags).map(|t| t.to_string()).collect();
             tags.sort();
             let is_new = idx >= config.n_items - n_new;
             let store_stock = (0..config.n_stores)
-                .map(|s| {
-                    (
-                        format!("s{s}"),
-                        if rng.gen_bool(0.7) {
-                            rng.gen_range(1..20)
-                        } else {
-                            0
-                        },
-                    )
-                })
+                .map(|s| (format!("s{s}"), if rng.gen_bool(0.7) { rng.gen_range(1..20) } else { 0 }))
                 .collect();
             items.push(Item {
                 item_id: format!("i{idx}"),
@@ -325,24 +270,13 @@ impl SyntheticData {
                 let group = top * 4 + sub;
                 let previous = groups[group].last().map_or(0.0, |&(_, c)| c);
                 groups[group].push((idx as u32, previous + popularity.sample(&mut rng)));
-                by_brand_group
-                    .entry((brand, group))
-                    .or_default()
-                    .push(idx as u32);
+                by_brand_group.entry((brand, group)).or_default().push(idx as u32);
             }
         }
-        let index = ItemIndex {
-            groups,
-            by_brand_group,
-        };
+        let index = ItemIndex { groups, by_brand_group };
         let item_brand: Vec<usize> = items
             .iter()
-            .map(|item| {
-                brands
-                    .iter()
-                    .position(|b| Some(&b.0) == item.brand.as_ref())
-                    .unwrap_or(0)
-            })
+            .map(|item| brands.iter().position(|b| Some(&b.0) == item.brand.as_ref()).unwrap_or(0))
             .collect();
 
         // Households of 2-3 persons share a family tablet: a tenth of persons.
@@ -365,9 +299,8 @@ impl SyntheticData {
         let per_person: Vec<Vec<RawEvent>> = (0..config.n_persons)
             .into_par_iter()
             .map(|person| {
-                let mut rng = StdRng::seed_from_u64(
-                    config.seed ^ (person as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                );
+                let mut rng =
+                    StdRng::seed_from_u64(config.seed ^ (person as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
                 person_events(
                     person as u32,
                     household_of[person],
@@ -381,12 +314,7 @@ impl SyntheticData {
             .collect();
         let events: Vec<RawEvent> = per_person.into_iter().flatten().collect();
 
-        let mut data = SyntheticData {
-            catalog: Catalog { items },
-            config,
-            events,
-            truth: BTreeMap::new(),
-        };
+        let mut data = SyntheticData { catalog: Catalog { items }, config, events, truth: BTreeMap::new() };
         let mut truth = BTreeMap::new();
         for event in &data.events {
             for id in event.ids {
@@ -395,9 +323,7 @@ impl SyntheticData {
                         IdRef::Kiosk(_) | IdRef::Tablet(_) => "shared".to_owned(),
                         _ => format!("p{}", event.person),
                     };
-                    truth
-                        .entry(format!("{}:{value}", kind.as_str()))
-                        .or_insert(owner);
+                    truth.entry(format!("{}:{value}", kind.as_str())).or_insert(owner);
                 }
             }
         }
@@ -470,11 +396,7 @@ impl SyntheticData {
 
     fn write_event_line(&self, out: &mut Vec<u8>, number: usize, event: &RawEvent) {
         // All generated strings are plain ASCII without quotes or backslashes.
-        let _ = write!(
-            out,
-            "{{\"event_id\":\"e{number}\",\"timestamp\":{}",
-            event.timestamp
-        );
+        let _ = write!(out, "{{\"event_id\":\"e{number}\",\"timestamp\":{}", event.timestamp);
         let _ = write!(
             out,
             ",\"channel\":\"{}\",\"type\":\"{}\"",
@@ -513,8 +435,7 @@ impl SyntheticData {
                 })
                 .collect();
             for buffer in buffers {
-                out.write_all(&buffer)
-                    .map_err(|e| Error::io("writing events", e))?;
+                out.write_all(&buffer).map_err(|e| Error::io("writing events", e))?;
             }
         }
         out.flush().map_err(|e| Error::io("writing events", e))
@@ -544,9 +465,7 @@ pub fn normalise_truth<'a>(
     entries
         .into_iter()
         .filter(|(_, person)| *person != "shared")
-        .filter_map(|(key, person)| {
-            Identifier::parse_key(key).map(|id| (id.key(), person.to_owned()))
-        })
+        .filter_map(|(key, person)| Identifier::parse_key(key).map(|id| (id.key(), person.to_owned())))
         .collect()
 }
 
@@ -570,11 +489,7 @@ pub fn write_catalog_csv(catalog: &Catalog, out: impl Write) -> Result<()> {
         ])
         .map_err(io)?;
     for item in &catalog.items {
-        let stock: Vec<String> = item
-            .store_stock
-            .iter()
-            .map(|(s, n)| format!("{s}:{n}"))
-            .collect();
+        let stock: Vec<String> = item.store_stock.iter().map(|(s, n)| format!("{s}:{n}")).collect();
         writer
             .write_record([
                 item.item_id.as_str(),
@@ -586,14 +501,8 @@ pub fn write_catalog_csv(catalog: &Catalog, out: impl Write) -> Result<()> {
                 &item.price.map(|p| p.to_string()).unwrap_or_default(),
                 if item.in_stock { "true" } else { "false" },
                 &stock.join("|"),
-                &item
-                    .available_from
-                    .map(crate::schema::format_timestamp)
-                    .unwrap_or_default(),
-                &item
-                    .available_until
-                    .map(crate::schema::format_timestamp)
-                    .unwrap_or_default(),
+                &item.available_from.map(crate::schema::format_timestamp).unwrap_or_default(),
+                &item.available_until.map(crate::schema::format_timestamp).unwrap_or_default(),
             ])
             .map_err(io)?;
     }
@@ -624,11 +533,7 @@ fn person_events(
     let has_phone = rng.gen_bool(0.5);
     let has_pos = has_loyalty && rng.gen_bool(0.3);
     let n_cookies = rng.gen_range(1..=3u8);
-    let n_devices = if has_account {
-        rng.gen_range(0..=2u8)
-    } else {
-        0
-    };
+    let n_devices = if has_account { rng.gen_range(0..=2u8) } else { 0 };
     // Channel mix: web, app, email, store, call centre, sms/push/ads.
     let mix = [
         3.0,
@@ -639,14 +544,10 @@ fn person_events(
         0.4,
     ];
     let mix_total: f64 = mix.iter().sum();
-    let activity = LogNormal::new(0.0, 0.7)
-        .expect("valid lognormal")
-        .sample(rng);
+    let activity = LogNormal::new(0.0, 0.7).expect("valid lognormal").sample(rng);
     let n_sessions = ((config.mean_sessions * activity).round() as usize).clamp(1, 200);
     let start = config.end - config.days * 86_400;
-    let mut times: Vec<i64> = (0..n_sessions)
-        .map(|_| rng.gen_range(start..config.end - 3_600))
-        .collect();
+    let mut times: Vec<i64> = (0..n_sessions).map(|_| rng.gen_range(start..config.end - 3_600)).collect();
     times.sort_unstable();
 
     let pick_item = |rng: &mut StdRng| -> Option<u32> {
@@ -659,11 +560,7 @@ fn person_events(
             }
             target -= w;
         }
-        let sub = if rng.gen_bool(0.6) {
-            taste.sub_bias[top]
-        } else {
-            rng.gen_range(0..4)
-        };
+        let sub = if rng.gen_bool(0.6) { taste.sub_bias[top] } else { rng.gen_range(0..4) };
         let group = top * 4 + sub;
         if rng.gen_bool(0.35) {
             let brand = taste.brands[rng.gen_range(0..taste.brands.len())];
@@ -676,21 +573,9 @@ fn person_events(
 
     let mut events = Vec::new();
     let push = |events: &mut Vec<RawEvent>, timestamp, item, event_type, channel, value, ids| {
-        events.push(RawEvent {
-            person,
-            timestamp,
-            item,
-            event_type,
-            channel,
-            value,
-            ids,
-        });
+        events.push(RawEvent { person, timestamp, item, event_type, channel, value, ids });
     };
-    let user = if has_account {
-        IdRef::User(person)
-    } else {
-        IdRef::None
-    };
+    let user = if has_account { IdRef::User(person) } else { IdRef::None };
     for &t0 in &times {
         let roll = rng.r#gen::<f64>() * mix_total;
         let mut channel_slot = mix.len() - 1;
@@ -715,10 +600,7 @@ fn person_events(
                 } else if household.is_some() && rng.gen_bool(0.3) {
                     (1u8, IdRef::Tablet(household.unwrap_or(0)))
                 } else {
-                    (
-                        1u8,
-                        IdRef::Device(person, rng.gen_range(0..n_devices.max(1))),
-                    )
+                    (1u8, IdRef::Device(person, rng.gen_range(0..n_devices.max(1))))
                 };
                 let login = match device {
                     IdRef::Tablet(_) => user,
@@ -745,30 +627,14 @@ fn person_events(
                             let ts = step(rng);
                             push(&mut events, ts, Some(item), PURCHASE, channel, 1.0, ids);
                             if rng.gen_bool(0.05) {
-                                push(
-                                    &mut events,
-                                    ts + 7 * 86_400,
-                                    Some(item),
-                                    RETURN,
-                                    channel,
-                                    1.0,
-                                    ids,
-                                );
+                                push(&mut events, ts + 7 * 86_400, Some(item), RETURN, channel, 1.0, ids);
                             } else if rng.gen_bool(0.1) {
                                 let rating = if item_brand[item as usize] == taste.brands[0] {
                                     5.0
                                 } else {
                                     rng.gen_range(3..=5) as f32
                                 };
-                                push(
-                                    &mut events,
-                                    ts + 3 * 86_400,
-                                    Some(item),
-                                    RATING,
-                                    channel,
-                                    rating,
-                                    ids,
-                                );
+                                push(&mut events, ts + 3 * 86_400, Some(item), RATING, channel, rating, ids);
                             }
                         }
                     }
@@ -778,15 +644,7 @@ fn person_events(
             2 => {
                 let email = IdRef::Email(person);
                 let Some(item) = pick_item(rng) else { continue };
-                push(
-                    &mut events,
-                    step(rng),
-                    None,
-                    EMAIL_OPEN,
-                    2,
-                    0.0,
-                    [email, IdRef::None, IdRef::None],
-                );
+                push(&mut events, step(rng), None, EMAIL_OPEN, 2, 0.0, [email, IdRef::None, IdRef::None]);
                 if rng.gen_bool(0.5) {
                     push(
                         &mut events,
@@ -798,26 +656,14 @@ fn person_events(
                         [email, IdRef::None, IdRef::None],
                     );
                     let cookie = IdRef::Cookie(person, rng.gen_range(0..n_cookies));
-                    push(
-                        &mut events,
-                        step(rng),
-                        Some(item),
-                        VIEW,
-                        0,
-                        0.0,
-                        [cookie, email, IdRef::None],
-                    );
+                    push(&mut events, step(rng), Some(item), VIEW, 0, 0.0, [cookie, email, IdRef::None]);
                 }
             }
             // Store visit: buy at the till with the loyalty card (receipt by email sometimes);
             // look things up at the kiosk first.
             3 => {
                 let store = rng.gen_range(0..config.n_stores) as u32;
-                let card = if has_loyalty {
-                    IdRef::Loyalty(person)
-                } else {
-                    IdRef::None
-                };
+                let card = if has_loyalty { IdRef::Loyalty(person) } else { IdRef::None };
                 if has_loyalty && rng.gen_bool(0.3) {
                     let Some(item) = pick_item(rng) else { continue };
                     push(
@@ -838,11 +684,7 @@ fn person_events(
                     IdRef::None
                 };
                 // Account holders often show the digital card in the app.
-                let app_card = if has_account && rng.gen_bool(0.5) {
-                    user
-                } else {
-                    IdRef::None
-                };
+                let app_card = if has_account && rng.gen_bool(0.5) { user } else { IdRef::None };
                 let till = if has_loyalty {
                     [card, second, app_card]
                 } else {
@@ -853,15 +695,7 @@ fn person_events(
                     let ts = step(rng);
                     push(&mut events, ts, Some(item), PURCHASE, 5, 1.0, till);
                     if rng.gen_bool(0.04) {
-                        push(
-                            &mut events,
-                            ts + 5 * 86_400,
-                            Some(item),
-                            RETURN,
-                            5,
-                            1.0,
-                            till,
-                        );
+                        push(&mut events, ts + 5 * 86_400, Some(item), RETURN, 5, 1.0, till);
                     }
                 }
             }
@@ -870,15 +704,7 @@ fn person_events(
                 let phone = IdRef::Phone(person);
                 let Some(item) = pick_item(rng) else { continue };
                 // The agent finds the customer's account, or takes their email.
-                let ids = [
-                    phone,
-                    if has_account {
-                        user
-                    } else {
-                        IdRef::Email(person)
-                    },
-                    IdRef::None,
-                ];
+                let ids = [phone, if has_account { user } else { IdRef::Email(person) }, IdRef::None];
                 push(&mut events, step(rng), Some(item), VIEW, 6, 0.0, ids);
                 if rng.gen_bool(0.4) {
                     push(&mut events, step(rng), Some(item), PURCHASE, 6, 1.0, ids);
@@ -912,32 +738,22 @@ fn person_events(
 /// A plain interactions set (`user_id`, `item_id`, value 1) of about `n_interactions`
 /// distinct pairs with latent structure: users belong to taste clusters that favour item
 /// groups, and item popularity is skewed. Deterministic by seed; used by benchmarks.
-pub fn interactions(
-    n_users: usize,
-    n_items: usize,
-    n_interactions: usize,
-    seed: u64,
-) -> Vec<RawInteraction> {
+pub fn interactions(n_users: usize, n_items: usize, n_interactions: usize, seed: u64) -> Vec<RawInteraction> {
     let n_clusters = 20.min(n_items.max(1));
     let per_user = n_interactions.div_ceil(n_users.max(1)).max(1);
     (0..n_users)
         .into_par_iter()
         .flat_map_iter(|user| {
-            let mut rng =
-                StdRng::seed_from_u64(seed ^ (user as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng = StdRng::seed_from_u64(seed ^ (user as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let cluster = rng.gen_range(0..n_clusters);
-            let n = rng
-                .gen_range(per_user / 2..=per_user + per_user / 2)
-                .max(1)
-                .min(n_items);
+            let n = rng.gen_range(per_user / 2..=per_user + per_user / 2).max(1).min(n_items);
             let mut chosen = std::collections::HashSet::with_capacity(n);
             let mut guard = 0;
             while chosen.len() < n && guard < n * 20 {
                 guard += 1;
                 // Skewed rank within a group: squares of uniforms favour low ranks.
-                let skew = |rng: &mut StdRng, len: usize| {
-                    ((rng.r#gen::<f64>().powi(2)) * len as f64) as usize
-                };
+                let skew =
+                    |rng: &mut StdRng, len: usize| ((rng.r#gen::<f64>().powi(2)) * len as f64) as usize;
                 let item = if rng.gen_bool(0.7) {
                     let group_len = n_items / n_clusters;
                     cluster * group_len + skew(&mut rng, group_len.max(1))
@@ -982,11 +798,7 @@ mod tests {
         a.write_events(&mut out_a).unwrap();
         b.write_events(&mut out_b).unwrap();
         assert_eq!(out_a, out_b);
-        assert!(
-            a.n_events() > 400 * 5,
-            "about 14 sessions a person: {}",
-            a.n_events()
-        );
+        assert!(a.n_events() > 400 * 5, "about 14 sessions a person: {}", a.n_events());
     }
 
     #[test]
@@ -994,8 +806,7 @@ mod tests {
         let data = small();
         let mut out = Vec::new();
         data.write_events(&mut out).unwrap();
-        let (events, report) =
-            crate::load::read_events(&out[..], "synthetic", &Default::default()).unwrap();
+        let (events, report) = crate::load::read_events(&out[..], "synthetic", &Default::default()).unwrap();
         assert_eq!(events.len(), data.n_events());
         assert_eq!(report.skipped, 0);
         let expected: Vec<Event> = data
@@ -1030,16 +841,8 @@ mod tests {
         assert!(score.precision > 0.99, "{score:?}");
         assert!(score.recall > 0.8, "{score:?}");
         // Every kiosk with more than one card holder is refused.
-        let refused: Vec<String> = resolution
-            .report
-            .refused
-            .iter()
-            .map(|r| r.identifier.key())
-            .collect();
-        assert!(
-            refused.iter().any(|k| k.starts_with("device_id:kiosk")),
-            "{refused:?}"
-        );
+        let refused: Vec<String> = resolution.report.refused.iter().map(|r| r.identifier.key()).collect();
+        assert!(refused.iter().any(|k| k.starts_with("device_id:kiosk")), "{refused:?}");
         // Without limits, the kiosks glue card holders together.
         let glued = resolve(&data.events(), &IdentityLimits::unlimited());
         let glued_score = score_pairwise(&glued, &data.truth_by_normalised_key());
@@ -1051,11 +854,7 @@ mod tests {
         let data = small();
         let n_new = 6; // 3% of 200
         let newest: std::collections::HashSet<u32> = (194..200).collect();
-        assert!(
-            data.events
-                .iter()
-                .all(|e| e.item.is_none_or(|i| !newest.contains(&i)))
-        );
+        assert!(data.events.iter().all(|e| e.item.is_none_or(|i| !newest.contains(&i))));
         assert_eq!(
             data.catalog
                 .items

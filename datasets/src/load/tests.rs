@@ -27,27 +27,16 @@ fn events_with_top_level_and_nested_identifiers() {
 }
 
 fn first_error(input: &str) -> String {
-    read_events(input.as_bytes(), "ev.jsonl", &opts(false))
-        .unwrap_err()
-        .to_string()
+    read_events(input.as_bytes(), "ev.jsonl", &opts(false)).unwrap_err().to_string()
 }
 
 #[test]
 fn event_errors_name_file_line_and_field() {
     let ok = r#"{"timestamp":1,"channel":"web","type":"view","user_id":"u","item_id":"i"}"#;
     let cases = [
-        (
-            r#"{"timestamp":1,"channel":"web","type":"view","item_id":"i"}"#,
-            "field `user_id`: no identifier",
-        ),
-        (
-            r#"{"timestamp":1,"type":"view","user_id":"u","item_id":"i"}"#,
-            "field `channel`: missing",
-        ),
-        (
-            r#"{"timestamp":1,"channel":"web","user_id":"u","item_id":"i"}"#,
-            "field `type`: missing",
-        ),
+        (r#"{"timestamp":1,"channel":"web","type":"view","item_id":"i"}"#, "field `user_id`: no identifier"),
+        (r#"{"timestamp":1,"type":"view","user_id":"u","item_id":"i"}"#, "field `channel`: missing"),
+        (r#"{"timestamp":1,"channel":"web","user_id":"u","item_id":"i"}"#, "field `type`: missing"),
         (
             r#"{"timestamp":1,"channel":"web","type":"purchase","user_id":"u"}"#,
             "field `item_id`: missing, and a `purchase` event needs one",
@@ -78,10 +67,7 @@ fn event_errors_name_file_line_and_field() {
     for (bad, expected) in cases {
         let message = first_error(&format!("{ok}\n{bad}\n"));
         assert!(message.starts_with("ev.jsonl:2"), "{message}");
-        assert!(
-            message.contains(expected),
-            "expected `{expected}` in `{message}`"
-        );
+        assert!(message.contains(expected), "expected `{expected}` in `{message}`");
     }
 }
 
@@ -100,32 +86,19 @@ fn skip_invalid_counts_and_explains() {
 
 #[test]
 fn interactions_detect_delimiter_and_optional_columns() {
-    let tsv =
-        "user_id\titem_id\tvalue\ttimestamp\nu1\ti1\t4.5\t100\nu2\ti2\t1\t2024-01-01T00:00:00Z\n";
+    let tsv = "user_id\titem_id\tvalue\ttimestamp\nu1\ti1\t4.5\t100\nu2\ti2\t1\t2024-01-01T00:00:00Z\n";
     let (rows, report) = read_interactions(tsv.as_bytes(), "r.tsv", &opts(false)).unwrap();
     assert_eq!(report.rows, 2);
     assert_eq!(
         rows[0],
-        RawInteraction {
-            user_id: "u1".into(),
-            item_id: "i1".into(),
-            value: Some(4.5),
-            timestamp: Some(100)
-        }
+        RawInteraction { user_id: "u1".into(), item_id: "i1".into(), value: Some(4.5), timestamp: Some(100) }
     );
     assert_eq!(rows[1].timestamp, Some(1_704_067_200));
 
     let csv = "item_id,user_id\r\nx,a\r\n\r\ny,b\r\n";
     let (rows, _) = read_interactions(csv.as_bytes(), "r.csv", &opts(false)).unwrap();
     assert_eq!(rows.len(), 2);
-    assert_eq!(
-        (
-            rows[1].user_id.as_str(),
-            rows[1].item_id.as_str(),
-            rows[1].value
-        ),
-        ("b", "y", None)
-    );
+    assert_eq!((rows[1].user_id.as_str(), rows[1].item_id.as_str(), rows[1].value), ("b", "y", None));
 
     let semicolon = "user_id;item_id;rating\na;b;3\n";
     let (rows, _) = read_interactions(semicolon.as_bytes(), "r.csv", &opts(false)).unwrap();
@@ -134,36 +107,20 @@ fn interactions_detect_delimiter_and_optional_columns() {
 
 #[test]
 fn interaction_errors_name_line_and_field() {
-    let missing =
-        read_interactions("user,item\na,b\n".as_bytes(), "r.csv", &opts(false)).unwrap_err();
-    assert_eq!(
-        missing.to_string(),
-        "r.csv: header has no `user_id` column (found: user, item)"
-    );
+    let missing = read_interactions("user,item\na,b\n".as_bytes(), "r.csv", &opts(false)).unwrap_err();
+    assert_eq!(missing.to_string(), "r.csv: header has no `user_id` column (found: user, item)");
     let bad_value = "user_id,item_id,value\na,b,1\na,c,lots\n";
-    let err = read_interactions(bad_value.as_bytes(), "r.csv", &opts(false))
-        .unwrap_err()
-        .to_string();
-    assert_eq!(
-        err,
-        "r.csv:3: field `value`: expected a finite number, found `lots`"
-    );
+    let err = read_interactions(bad_value.as_bytes(), "r.csv", &opts(false)).unwrap_err().to_string();
+    assert_eq!(err, "r.csv:3: field `value`: expected a finite number, found `lots`");
     let short = "user_id,item_id,value\na,b\n";
-    let err = read_interactions(short.as_bytes(), "r.csv", &opts(false))
-        .unwrap_err()
-        .to_string();
+    let err = read_interactions(short.as_bytes(), "r.csv", &opts(false)).unwrap_err().to_string();
     assert_eq!(err, "r.csv:2: expected 3 fields, found 2");
     let empty_user = "user_id\titem_id\n\tb\n";
-    let err = read_interactions(empty_user.as_bytes(), "r.tsv", &opts(false))
-        .unwrap_err()
-        .to_string();
+    let err = read_interactions(empty_user.as_bytes(), "r.tsv", &opts(false)).unwrap_err().to_string();
     assert_eq!(err, "r.tsv:2: field `user_id`: empty");
     let (rows, report) = read_interactions(bad_value.as_bytes(), "r.csv", &opts(true)).unwrap();
     assert_eq!((rows.len(), report.skipped), (1, 1));
-    assert!(matches!(
-        read_interactions("".as_bytes(), "e.csv", &opts(false)),
-        Err(Error::Empty(_))
-    ));
+    assert!(matches!(read_interactions("".as_bytes(), "e.csv", &opts(false)), Err(Error::Empty(_))));
 }
 
 #[test]
@@ -171,13 +128,7 @@ fn catalog_csv_and_jsonl() {
     let csv = "item_id,title,categories,brand,tags,price,in_stock,store_stock,available_from\n\
                1,\"Shoe, red\",shoes>running|sale,Acme,eco|new,59.90,yes,s1:3|s2:0,2024-01-01\n\
                2,Cap,,,,,0,,\n";
-    let (catalog, _) = read_catalog(
-        csv.as_bytes(),
-        "c.csv",
-        CatalogFormat::Delimited,
-        &opts(false),
-    )
-    .unwrap();
+    let (catalog, _) = read_catalog(csv.as_bytes(), "c.csv", CatalogFormat::Delimited, &opts(false)).unwrap();
     let shoe = &catalog.items[0];
     assert_eq!(shoe.title, "Shoe, red");
     assert_eq!(shoe.categories, ["shoes>running", "sale"]);
@@ -190,13 +141,8 @@ fn catalog_csv_and_jsonl() {
 
     let jsonl = r#"{"item_id":"a","title":"A","categories":["x>y"],"tags":["t"],"price":2,"in_stock":false,"store_stock":{"s1":4}}
 {"item_id":"b"}"#;
-    let (catalog, _) = read_catalog(
-        jsonl.as_bytes(),
-        "c.jsonl",
-        CatalogFormat::JsonLines,
-        &opts(false),
-    )
-    .unwrap();
+    let (catalog, _) =
+        read_catalog(jsonl.as_bytes(), "c.jsonl", CatalogFormat::JsonLines, &opts(false)).unwrap();
     assert_eq!(catalog.items[0].categories, ["x>y"]);
     assert_eq!(catalog.items[0].store_stock.get("s1"), Some(&4));
     assert!(!catalog.items[0].in_stock);
@@ -207,53 +153,24 @@ fn catalog_csv_and_jsonl() {
 #[test]
 fn catalog_errors() {
     let cases = [
-        (
-            "item_id,price\n1,-3\n",
-            "c.csv:2: field `price`: must not be negative",
-        ),
-        (
-            "item_id,in_stock\n1,maybe\n",
-            "c.csv:2: field `in_stock`: expected true or false",
-        ),
-        (
-            "item_id,store_stock\n1,s1\n",
-            "c.csv:2: field `store_stock`: expected `store:units`",
-        ),
-        (
-            "item_id\n1\n1\n",
-            "c.csv:3: field `item_id`: `1` appears twice",
-        ),
+        ("item_id,price\n1,-3\n", "c.csv:2: field `price`: must not be negative"),
+        ("item_id,in_stock\n1,maybe\n", "c.csv:2: field `in_stock`: expected true or false"),
+        ("item_id,store_stock\n1,s1\n", "c.csv:2: field `store_stock`: expected `store:units`"),
+        ("item_id\n1\n1\n", "c.csv:3: field `item_id`: `1` appears twice"),
     ];
     for (input, expected) in cases {
-        let err = read_catalog(
-            input.as_bytes(),
-            "c.csv",
-            CatalogFormat::Delimited,
-            &opts(false),
-        )
-        .unwrap_err();
+        let err =
+            read_catalog(input.as_bytes(), "c.csv", CatalogFormat::Delimited, &opts(false)).unwrap_err();
         assert!(err.to_string().starts_with(expected), "{err}");
     }
-    assert_eq!(
-        CatalogFormat::from_path("items.JSONL"),
-        CatalogFormat::JsonLines
-    );
-    assert_eq!(
-        CatalogFormat::from_path("movies.tsv"),
-        CatalogFormat::Delimited
-    );
+    assert_eq!(CatalogFormat::from_path("items.JSONL"), CatalogFormat::JsonLines);
+    assert_eq!(CatalogFormat::from_path("movies.tsv"), CatalogFormat::Delimited);
 }
 
 #[test]
 fn movielens_style_tsv_titles_with_quotes() {
     let tsv = "item_id\ttitle\tcategories\n1\t\"Great\" Escape (1963)\tAction|War\n";
-    let (catalog, _) = read_catalog(
-        tsv.as_bytes(),
-        "m.tsv",
-        CatalogFormat::Delimited,
-        &opts(false),
-    )
-    .unwrap();
+    let (catalog, _) = read_catalog(tsv.as_bytes(), "m.tsv", CatalogFormat::Delimited, &opts(false)).unwrap();
     assert_eq!(catalog.items[0].title, "\"Great\" Escape (1963)");
     assert_eq!(catalog.items[0].categories, ["Action", "War"]);
 }

@@ -1,0 +1,192 @@
+//! The training configuration: which models to fit and every hyperparameter, with
+//! documented defaults. The trainer reads it from TOML; an unknown key is an error that
+//! names it (every table denies unknown fields).
+
+use std::collections::BTreeMap;
+
+use datasets::dataset::WeightConfig;
+use datasets::identity::IdentityLimits;
+use datasets::schema::IdentifierKind;
+use serde::{Deserialize, Serialize};
+
+use crate::als::AlsParams;
+use crate::blend::BlendParams;
+use crate::content::ContentParams;
+use crate::ease::EaseParams;
+use crate::error::{Error, Result};
+use crate::item_knn::ItemKnnParams;
+use crate::popularity::PopularityParams;
+use crate::profile::ProfileParams;
+
+/// The models omnirec can train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// Global and per-category popularity (the cold-start fallback).
+    Popularity,
+    /// Item-based nearest neighbours.
+    ItemKnn,
+    /// Implicit alternating least squares.
+    Als,
+    /// Closed-form shallow autoencoder.
+    Ease,
+    /// TF-IDF content similarity over the catalog.
+    Content,
+}
+
+impl ModelKind {
+    /// Every kind, in training order.
+    pub const ALL: [ModelKind; 5] =
+        [ModelKind::Popularity, ModelKind::ItemKnn, ModelKind::Als, ModelKind::Ease, ModelKind::Content];
+
+    /// The model's name, as used in configs, blend weights and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Popularity => "popularity",
+            ModelKind::ItemKnn => "item_knn",
+            ModelKind::Als => "als",
+            ModelKind::Ease => "ease",
+            ModelKind::Content => "content",
+        }
+    }
+}
+
+/// `[models]`: which models to train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// The models to train (default: all five).
+    pub enabled: Vec<ModelKind>,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig { enabled: ModelKind::ALL.to_vec() }
+    }
+}
+
+/// `[weights]`: how events become confidence weights (see [`WeightConfig`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WeightsConfig {
+    /// Weight per event type (`view = 1`, `add_to_cart = 3`, `purchase = 5`, …).
+    pub events: BTreeMap<String, f32>,
+    /// Weight of item events of unlisted (custom) types.
+    pub default: f32,
+    /// Multiplier per channel (`store = 1.5`); unlisted channels get 1.
+    pub channels: BTreeMap<String, f32>,
+    /// Event types whose weight is multiplied by the event's value (ratings).
+    pub value_types: Vec<String>,
+    /// Event types that consume an item: never recommended back to that person.
+    pub consumed: Vec<String>,
+    /// Time-decay half-life in days; absent for no decay.
+    pub half_life_days: Option<f32>,
+}
+
+impl Default for WeightsConfig {
+    fn default() -> Self {
+        let base = WeightConfig::default();
+        WeightsConfig {
+            events: base.event_weights,
+            default: base.default_event_weight,
+            channels: base.channel_weights,
+            value_types: base.value_types,
+            consumed: base.consumed_types,
+            half_life_days: base.half_life_days,
+        }
+    }
+}
+
+impl WeightsConfig {
+    /// The data-set weighting these settings describe.
+    pub fn to_weight_config(&self) -> WeightConfig {
+        WeightConfig {
+            event_weights: self.events.clone(),
+            default_event_weight: self.default,
+            channel_weights: self.channels.clone(),
+            value_types: self.value_types.clone(),
+            consumed_types: self.consumed.clone(),
+            half_life_days: self.half_life_days,
+        }
+    }
+}
+
+/// `[identity]`: merge protection for identity resolution.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// Most identifiers of a kind per person (`email = 5`); 0 means unlimited. Kinds not
+    /// listed keep their defaults (one user_id, loyalty_id and pos_customer_id, five emails,
+    /// three phones, ten devices, fifty cookies).
+    pub limits: BTreeMap<String, usize>,
+}
+
+impl IdentityConfig {
+    /// The limits these settings describe; an unknown identifier kind is an error.
+    pub fn to_limits(&self) -> Result<IdentityLimits> {
+        let mut limits = IdentityLimits::default();
+        for (name, &limit) in &self.limits {
+            let kind = IdentifierKind::parse(name).ok_or_else(|| Error::InvalidParam {
+                name: "identity.limits",
+                reason: format!(
+                    "unknown identifier kind `{name}` (expected one of {})",
+                    IdentifierKind::ALL.map(|k| k.as_str()).join(", ")
+                ),
+            })?;
+            limits.set(kind, (limit > 0).then_some(limit))?;
+        }
+        Ok(limits)
+    }
+}
+
+/// Everything the trainer needs to know; every field has a documented default.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Which models to train.
+    pub models: ModelsConfig,
+    /// Popularity settings.
+    pub popularity: PopularityParams,
+    /// Item-kNN settings.
+    pub item_knn: ItemKnnParams,
+    /// ALS settings.
+    pub als: AlsParams,
+    /// EASE settings.
+    pub ease: EaseParams,
+    /// Content model settings.
+    pub content: ContentParams,
+    /// Blend weights and tuning.
+    pub blend: BlendParams,
+    /// Derived profile attributes.
+    pub profiles: ProfileParams,
+    /// Event weighting.
+    pub weights: WeightsConfig,
+    /// Identity resolution limits.
+    pub identity: IdentityConfig,
+}
+
+impl TrainConfig {
+    /// Validates every section, so a bad value fails before any work starts.
+    pub fn validate(&self) -> Result<()> {
+        if self.models.enabled.is_empty() {
+            return Err(Error::InvalidParam {
+                name: "models.enabled",
+                reason: "must name at least one model".into(),
+            });
+        }
+        self.als.validate()?;
+        self.ease.validate()?;
+        self.item_knn.validate()?;
+        self.content.validate()?;
+        self.blend.validate()?;
+        self.profiles.validate()?;
+        self.weights.to_weight_config().validate()?;
+        self.identity.to_limits()?;
+        Ok(())
+    }
+
+    /// Whether `kind` is enabled.
+    pub fn is_enabled(&self, kind: ModelKind) -> bool {
+        self.models.enabled.contains(&kind)
+    }
+}

@@ -1,0 +1,54 @@
+//! The one error type of `models`.
+
+/// What can go wrong in `models`. Messages are lowercase with no final period.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A hyperparameter is out of range (the caller's fault).
+    #[error("invalid parameter `{name}`: {reason}")]
+    InvalidParam {
+        /// The parameter as written in the config (`als.factors`).
+        name: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The training data cannot train this model (the caller's fault).
+    #[error("cannot train {model}: {reason}")]
+    Untrainable {
+        /// The model's name.
+        model: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A numerical step failed, such as a matrix that is not positive definite (our fault or
+    /// degenerate data).
+    #[error("{model}: numerical failure: {reason}")]
+    Numerical {
+        /// The model's name.
+        model: &'static str,
+        /// What failed.
+        reason: String,
+    },
+    /// An index was out of range for the model (the caller's fault).
+    #[error("{what} {index} is out of range (model has {len})")]
+    OutOfRange {
+        /// `user` or `item`.
+        what: &'static str,
+        /// The index given.
+        index: usize,
+        /// How many the model knows.
+        len: usize,
+    },
+    /// An artifact is truncated, corrupted, from another format version, or not an artifact
+    /// (the file's fault).
+    #[error("model artifact: {0}")]
+    Artifact(String),
+    /// Reading or writing an artifact failed (the environment's fault).
+    #[error("model artifact i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// A data-set error surfaced while training.
+    #[error(transparent)]
+    Data(#[from] datasets::Error),
+}
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,227 @@
+//! Training orchestration: fit every enabled model in parallel, tune the blend on a
+//! validation split carved out of the training data, derive profile attributes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use datasets::dataset::{Dataset, Interaction};
+use datasets::split::{SplitStrategy, split};
+use datasets::{ItemIdx, UserIdx};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::als::AlsModel;
+use crate::blend::{Blend, tune_weights};
+use crate::config::{ModelKind, TrainConfig};
+use crate::content::ContentModel;
+use crate::ease::EaseModel;
+use crate::error::{Error, Result};
+use crate::item_knn::ItemKnnModel;
+use crate::metrics::Relevant;
+use crate::popularity::PopularityModel;
+use crate::profile::{Profiles, fit_profiles};
+use crate::progress::Progress;
+use crate::recommender::{Fit, Recommender, TrainSet};
+
+/// A fitted model of any kind; what the artifact stores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FittedModel {
+    /// Popularity.
+    Popularity(PopularityModel),
+    /// Item-kNN.
+    ItemKnn(ItemKnnModel),
+    /// ALS.
+    Als(AlsModel),
+    /// EASE.
+    Ease(EaseModel),
+    /// Content.
+    Content(ContentModel),
+}
+
+impl FittedModel {
+    /// The model behind the common contract.
+    pub fn as_recommender(&self) -> &dyn Recommender {
+        match self {
+            FittedModel::Popularity(m) => m,
+            FittedModel::ItemKnn(m) => m,
+            FittedModel::Als(m) => m,
+            FittedModel::Ease(m) => m,
+            FittedModel::Content(m) => m,
+        }
+    }
+}
+
+/// What happened to one enabled model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelReport {
+    /// The model's name.
+    pub name: String,
+    /// Wall time of the fit on the full training data.
+    pub seconds: f64,
+    /// Why it was skipped, if it was (a catalog too large for EASE, no text for content).
+    pub skipped: Option<String>,
+}
+
+/// The result of [`train`].
+#[derive(Debug)]
+pub struct Trained {
+    /// The fitted models, in [`ModelKind::ALL`] order.
+    pub models: Vec<FittedModel>,
+    /// One report per enabled model.
+    pub reports: Vec<ModelReport>,
+    /// Blend weights (tuned, or from the config).
+    pub blend_weights: BTreeMap<String, f32>,
+    /// Validation NDCG of the tuned weights, when tuning ran.
+    pub tuned_ndcg: Option<f64>,
+    /// Derived profile attributes.
+    pub profiles: Option<Profiles>,
+    /// Why profiles were not derived, if they were not.
+    pub profiles_skipped: Option<String>,
+}
+
+impl Trained {
+    /// The models behind the common contract.
+    pub fn recommenders(&self) -> Vec<&dyn Recommender> {
+        self.models.iter().map(FittedModel::as_recommender).collect()
+    }
+
+    /// The blend of the models with the chosen weights.
+    pub fn blend(&self) -> Result<Blend<'_>> {
+        Blend::new(&self.recommenders(), &self.blend_weights)
+    }
+}
+
+fn fit_one(
+    kind: ModelKind,
+    train: &TrainSet,
+    config: &TrainConfig,
+    progress: &dyn Progress,
+) -> Result<FittedModel> {
+    let started = Instant::now();
+    let model = match kind {
+        ModelKind::Popularity => FittedModel::Popularity(config.popularity.fit(train)?),
+        ModelKind::ItemKnn => FittedModel::ItemKnn(config.item_knn.fit(train)?),
+        ModelKind::Als => FittedModel::Als(config.als.fit_with(train, progress)?),
+        ModelKind::Ease => FittedModel::Ease(config.ease.fit(train)?),
+        ModelKind::Content => FittedModel::Content(config.content.fit(train)?),
+    };
+    if kind != ModelKind::Als {
+        progress.step(kind.as_str(), 1, 1, started.elapsed());
+    }
+    Ok(model)
+}
+
+/// Fits every enabled model on `train`, in parallel. A model that cannot be trained on this
+/// data ([`Error::Untrainable`]) is skipped with its reason; any other error fails the run.
+pub fn fit_models(
+    train: &TrainSet,
+    config: &TrainConfig,
+    progress: &dyn Progress,
+) -> Result<(Vec<FittedModel>, Vec<ModelReport>)> {
+    let kinds: Vec<ModelKind> = ModelKind::ALL.into_iter().filter(|k| config.is_enabled(*k)).collect();
+    let outcomes: Vec<(ModelKind, Duration, Result<FittedModel>)> = kinds
+        .par_iter()
+        .map(|&kind| {
+            let started = Instant::now();
+            let model = fit_one(kind, train, config, progress);
+            (kind, started.elapsed(), model)
+        })
+        .collect();
+    let mut models = Vec::new();
+    let mut reports = Vec::new();
+    for (kind, elapsed, outcome) in outcomes {
+        let skipped = match outcome {
+            Ok(model) => {
+                models.push(model);
+                None
+            }
+            Err(Error::Untrainable { reason, .. }) => Some(reason),
+            Err(other) => return Err(other),
+        };
+        reports.push(ModelReport { name: kind.as_str().to_owned(), seconds: elapsed.as_secs_f64(), skipped });
+    }
+    if models.is_empty() {
+        let reasons: Vec<String> =
+            reports.iter().map(|r| format!("{}: {}", r.name, r.skipped.as_deref().unwrap_or("?"))).collect();
+        return Err(Error::Untrainable { model: "any model", reason: reasons.join("; ") });
+    }
+    Ok((models, reports))
+}
+
+/// Relevant held-out items per person: positive-weight test interactions whose item is not
+/// in the person's training history. `test` pairs a person with an item index, or `None`
+/// for an item the training data does not know.
+pub fn relevance(
+    train: &TrainSet,
+    test: impl IntoIterator<Item = (UserIdx, Option<ItemIdx>)>,
+) -> Vec<Relevant> {
+    let mut relevant = vec![Relevant::default(); train.n_users()];
+    let mut unknown: Vec<Vec<()>> = vec![Vec::new(); train.n_users()];
+    for (user, item) in test {
+        let Some(slot) = relevant.get_mut(user.get()) else { continue };
+        match item {
+            Some(item) => {
+                let is_seen =
+                    train.user_items.outer_view(user.get()).is_some_and(|row| row.get(item.get()).is_some());
+                if !is_seen {
+                    slot.items.push(item);
+                }
+            }
+            None => unknown[user.get()].push(()),
+        }
+    }
+    for (slot, unknown) in relevant.iter_mut().zip(unknown) {
+        slot.items.sort_unstable();
+        slot.items.dedup();
+        slot.n_unknown = unknown.len();
+    }
+    relevant
+}
+
+/// Relevant items from held-out interactions of the same data set (positive weights only).
+pub fn relevance_of(train: &TrainSet, test: &[Interaction]) -> Vec<Relevant> {
+    relevance(train, test.iter().filter(|i| i.weight > 0.0).map(|i| (i.user, Some(i.item))))
+}
+
+/// Trains everything `config` enables on `dataset`.
+pub fn train(dataset: &Dataset, config: &TrainConfig, progress: &dyn Progress) -> Result<Trained> {
+    config.validate()?;
+    let mut blend_weights = config.blend.weights.clone();
+    let mut tuned_ndcg = None;
+    let n_enabled = config.models.enabled.len();
+    if config.blend.tune && n_enabled > 1 {
+        let (fit_part, valid_part) = split(
+            &dataset.interactions,
+            SplitStrategy::Temporal { fraction: config.blend.validation_fraction },
+        )?;
+        let reduced = TrainSet::from_dataset(&dataset.with_interactions(fit_part));
+        let (models, _) = fit_models(&reduced, config, &crate::progress::Silent)?;
+        let recommenders: Vec<&dyn Recommender> = models.iter().map(FittedModel::as_recommender).collect();
+        let relevant = relevance_of(&reduced, &valid_part);
+        let (weights, ndcg) = tune_weights(
+            &recommenders,
+            &reduced,
+            &relevant,
+            &config.blend.weights,
+            config.blend.k,
+            config.blend.max_tuning_users,
+        )?;
+        blend_weights = weights;
+        tuned_ndcg = Some(ndcg);
+    }
+    let train_set = TrainSet::from_dataset(dataset);
+    let (models, reports) = fit_models(&train_set, config, progress)?;
+    // Weights of models that were skipped do not matter; keep only trained ones.
+    blend_weights.retain(|name, _| models.iter().any(|m| m.as_recommender().name() == name));
+    if blend_weights.values().all(|&w| w == 0.0)
+        && let Some(first) = models.first()
+    {
+        blend_weights.insert(first.as_recommender().name().to_owned(), 1.0);
+    }
+    let (profiles, profiles_skipped) = match fit_profiles(dataset, &train_set, &config.profiles) {
+        Ok(profiles) => (Some(profiles), None),
+        Err(error @ (Error::Untrainable { .. } | Error::Numerical { .. })) => (None, Some(error.to_string())),
+        Err(other) => return Err(other),
+    };
+    Ok(Trained { models, reports, blend_weights, tuned_ndcg, profiles, profiles_skipped })
+}

@@ -1,0 +1,157 @@
+//! Popularity, the fallback for persons the other models know nothing about.
+//!
+//! An item's popularity is the number of distinct persons who interacted with it, each
+//! counted `0.5^(age / half_life)` when a recency half-life is set (age of their latest
+//! interaction with it). Per category, a person's scores are popularity times their
+//! affinity for the item's top category (with add-one smoothing), so a person who only
+//! buys running shoes sees popular running shoes first.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::recommender::{Fit, Query, Recommender, TrainSet};
+
+/// Hyperparameters of the popularity model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PopularityParams {
+    /// Weight popularity by the person's category affinity when they have a history.
+    pub per_category: bool,
+    /// Recency half-life in days; `None` counts every person fully.
+    pub half_life_days: Option<f32>,
+}
+
+impl Default for PopularityParams {
+    fn default() -> Self {
+        PopularityParams { per_category: true, half_life_days: Some(30.0) }
+    }
+}
+
+impl Fit for PopularityParams {
+    type Model = PopularityModel;
+
+    fn fit(&self, train: &TrainSet) -> Result<PopularityModel> {
+        if let Some(days) = self.half_life_days
+            && !(days.is_finite() && days > 0.0)
+        {
+            return Err(Error::InvalidParam {
+                name: "popularity.half_life_days",
+                reason: "must be a positive number of days".into(),
+            });
+        }
+        let mut scores = vec![0f32; train.n_items()];
+        let has_times = train.newest > 0;
+        for (entry, (_, (_, item))) in train.user_items.iter().enumerate() {
+            let weight = match self.half_life_days {
+                Some(days) if has_times => {
+                    let age_days = (train.newest - train.last_seen[entry]).max(0) as f64 / 86_400.0;
+                    0.5f64.powf(age_days / f64::from(days)) as f32
+                }
+                _ => 1.0,
+            };
+            scores[item] += weight;
+        }
+        let mut names: HashMap<String, u32> = HashMap::new();
+        let category: Vec<Option<u32>> = train
+            .catalog
+            .iter()
+            .map(|item| {
+                let top = item.top_category()?;
+                let next = names.len() as u32;
+                Some(*names.entry(top.to_owned()).or_insert(next))
+            })
+            .collect();
+        Ok(PopularityModel {
+            scores,
+            category: if self.per_category && !names.is_empty() { category } else { Vec::new() },
+            n_categories: names.len(),
+        })
+    }
+}
+
+/// Fitted popularity scores, with each item's top category for the per-category variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PopularityModel {
+    scores: Vec<f32>,
+    category: Vec<Option<u32>>,
+    n_categories: usize,
+}
+
+impl PopularityModel {
+    /// The global popularity of every item.
+    pub fn global(&self) -> &[f32] {
+        &self.scores
+    }
+}
+
+impl Recommender for PopularityModel {
+    fn name(&self) -> &'static str {
+        "popularity"
+    }
+
+    fn n_items(&self) -> usize {
+        self.scores.len()
+    }
+
+    fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
+        scores.copy_from_slice(&self.scores);
+        if self.category.is_empty() || query.history.is_empty() {
+            return Ok(());
+        }
+        let mut affinity = vec![0f32; self.n_categories];
+        let mut total = 0.0;
+        for &(item, weight) in query.history {
+            if let Some(Some(c)) = self.category.get(item.get()) {
+                affinity[*c as usize] += weight;
+                total += weight;
+            }
+        }
+        // Add-one smoothing keeps every category reachable.
+        let denominator = total + self.n_categories as f32;
+        for (score, category) in scores.iter_mut().zip(&self.category) {
+            let share = category.map_or(1.0, |c| affinity[c as usize] + 1.0) / denominator;
+            *score *= share;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::block_train;
+    use datasets::ItemIdx;
+
+    #[test]
+    fn counts_persons_and_weights_by_category() {
+        let mut train = block_train();
+        // Items 0–3 are shoes, 4–7 are books; item 0 gets an extra holder.
+        for (i, item) in train.catalog.iter_mut().enumerate() {
+            item.categories = vec![if i < 4 { "shoes>running".into() } else { "books".into() }];
+        }
+        let model = PopularityParams { per_category: true, half_life_days: None }.fit(&train).unwrap();
+        // Every item is held by 3 of its block's 4 persons.
+        assert!(model.global().iter().all(|&s| s == 3.0));
+        let history = [(ItemIdx(5), 2.0)];
+        let mut scores = vec![0.0; 8];
+        model.score_into(&Query { user: None, history: &history }, &mut scores).unwrap();
+        // books: 3 × (2 + 1) / (2 + 2) = 2.25; shoes: 3 × 1 / 4 = 0.75.
+        assert_eq!((scores[0], scores[4]), (0.75, 2.25));
+    }
+
+    #[test]
+    fn recency_decays_old_interactions() {
+        let mut train = block_train();
+        train.newest = 10 * 86_400;
+        // Entries are by person then item: person 0 holds items 1, 2, 3; make them old.
+        for entry in 0..train.last_seen.len() {
+            train.last_seen[entry] = if entry < 3 { 0 } else { 10 * 86_400 };
+        }
+        let model = PopularityParams { per_category: false, half_life_days: Some(10.0) }.fit(&train).unwrap();
+        // Item 1: persons 0 (one half-life old: 0.5), 2 and 3 (fresh): 2.5.
+        assert_eq!(model.global()[1], 2.5);
+        assert_eq!(model.global()[0], 3.0);
+    }
+}

@@ -1,0 +1,132 @@
+//! Ranking: the `k` best items of a score vector, and score normalisation for blends.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use datasets::ItemIdx;
+
+/// An item with its score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoredItem {
+    /// The item.
+    pub item: ItemIdx,
+    /// Its score; higher is better.
+    pub score: f32,
+}
+
+/// Heap entry ordered by score (total order, NaN lowest), then by lower item index first.
+#[derive(PartialEq)]
+struct Entry(f32, u32);
+
+impl Eq for Entry {}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let nan_low = |v: f32| if v.is_nan() { f32::NEG_INFINITY } else { v };
+        nan_low(self.0).total_cmp(&nan_low(other.0)).then_with(|| other.1.cmp(&self.1))
+    }
+}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The `k` highest-scoring items for which `is_allowed` holds, best first; ties go to the
+/// lower item index. NaN and negative-infinity scores are never returned.
+pub fn top_k(scores: &[f32], k: usize, mut is_allowed: impl FnMut(usize) -> bool) -> Vec<ScoredItem> {
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut heap: BinaryHeap<Reverse<Entry>> = BinaryHeap::with_capacity(k + 1);
+    for (idx, &score) in scores.iter().enumerate() {
+        if score.is_nan() || score == f32::NEG_INFINITY {
+            continue;
+        }
+        if heap.len() == k {
+            let Some(Reverse(worst)) = heap.peek() else { break };
+            if Entry(score, idx as u32) <= *worst {
+                continue;
+            }
+        }
+        if !is_allowed(idx) {
+            continue;
+        }
+        heap.push(Reverse(Entry(score, idx as u32)));
+        if heap.len() > k {
+            heap.pop();
+        }
+    }
+    let mut ranked: Vec<ScoredItem> = heap
+        .into_iter()
+        .map(|Reverse(Entry(score, item))| ScoredItem { item: ItemIdx(item), score })
+        .collect();
+    ranked.sort_by(|a, b| Entry(b.score, b.item.0).cmp(&Entry(a.score, a.item.0)));
+    ranked
+}
+
+/// Standardises finite scores in place to mean 0 and standard deviation 1 (z-scores), so
+/// models on different scales can be blended. A constant vector becomes all zeros;
+/// non-finite entries are left as they are.
+pub fn standardise(scores: &mut [f32]) {
+    let (mut n, mut sum, mut sum_sq) = (0usize, 0f64, 0f64);
+    for &s in scores.iter().filter(|s| s.is_finite()) {
+        n += 1;
+        sum += f64::from(s);
+        sum_sq += f64::from(s) * f64::from(s);
+    }
+    if n == 0 {
+        return;
+    }
+    let mean = sum / n as f64;
+    let variance = (sum_sq / n as f64 - mean * mean).max(0.0);
+    let std = variance.sqrt();
+    for s in scores.iter_mut().filter(|s| s.is_finite()) {
+        *s = if std > 1e-12 { ((f64::from(*s) - mean) / std) as f32 } else { 0.0 };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn best_first_skipping_disallowed_and_nan() {
+        let scores = [0.5, f32::NAN, 2.0, 1.0, 2.0, f32::NEG_INFINITY];
+        let top = top_k(&scores, 3, |i| i != 3);
+        let items: Vec<u32> = top.iter().map(|s| s.item.0).collect();
+        // 2.0 twice (lower index first), then 0.5 because item 3 is excluded.
+        assert_eq!(items, [2, 4, 0]);
+        assert!(top_k(&scores, 0, |_| true).is_empty());
+        assert_eq!(top_k(&scores, 10, |_| true).len(), 4);
+    }
+
+    #[test]
+    fn standardise_gives_z_scores() {
+        let mut scores = [1.0, 2.0, 3.0, f32::NEG_INFINITY];
+        standardise(&mut scores);
+        // mean 2, population std sqrt(2/3).
+        let z = (1.0f32 / (2.0f32 / 3.0).sqrt()).abs();
+        assert!((scores[0] + z).abs() < 1e-5 && scores[1].abs() < 1e-6 && (scores[2] - z).abs() < 1e-5);
+        assert_eq!(scores[3], f32::NEG_INFINITY);
+        let mut flat = [4.0; 3];
+        standardise(&mut flat);
+        assert_eq!(flat, [0.0; 3]);
+    }
+
+    proptest! {
+        #[test]
+        fn top_k_matches_a_full_sort(scores in proptest::collection::vec(-100i32..100, 0..200), k in 0usize..20) {
+            let scores: Vec<f32> = scores.into_iter().map(|s| s as f32 / 7.0).collect();
+            let top = top_k(&scores, k, |i| i % 5 != 0);
+            let mut expected: Vec<(f32, usize)> =
+                scores.iter().enumerate().filter(|(i, _)| i % 5 != 0).map(|(i, &s)| (s, i)).collect();
+            expected.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            expected.truncate(k);
+            let got: Vec<(f32, usize)> = top.iter().map(|s| (s.score, s.item.get())).collect();
+            prop_assert_eq!(got, expected);
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The contract every model fulfils, and the training input they share.
+
+use datasets::dataset::Dataset;
+use datasets::schema::Item;
+use datasets::{ItemIdx, UserIdx};
+use sprs::CsMat;
+
+use crate::error::Result;
+
+/// What a model is asked about: a person and their history.
+///
+/// `user` is the person's index in the training data when known; `history` is what they
+/// interacted with (item and confidence weight), which may include events newer than the
+/// model. Models that only know training persons (ALS's stored factors) fall back to
+/// folding in `history` when `user` is `None`.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    /// The person's index in the training data, if any.
+    pub user: Option<UserIdx>,
+    /// The person's items with confidence weights; sorted by item, no duplicates.
+    pub history: &'a [(ItemIdx, f32)],
+}
+
+/// A fitted, immutable model: object-safe and `Send + Sync`, so a blend or a server can
+/// hold several behind `&dyn Recommender`.
+pub trait Recommender: Send + Sync {
+    /// The model's short name (`als`, `ease`, …).
+    fn name(&self) -> &'static str;
+
+    /// Number of items the model scores.
+    fn n_items(&self) -> usize;
+
+    /// Writes one score per item into `scores` (length [`Recommender::n_items`]); higher is
+    /// more relevant. Scores are comparable within one query only.
+    fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()>;
+
+    /// The items of `query.history` that most support recommending `item`, with their
+    /// contribution, strongest first; empty for models that cannot explain.
+    fn explain(&self, _query: &Query<'_>, _item: ItemIdx) -> Vec<(ItemIdx, f32)> {
+        Vec::new()
+    }
+}
+
+/// The training input shared by all models: the confidence matrix in both orientations,
+/// the catalog, and the interaction times.
+#[derive(Debug, Clone)]
+pub struct TrainSet {
+    /// Person × item confidence (CSR).
+    pub user_items: CsMat<f32>,
+    /// Item × person confidence (CSR of the transpose).
+    pub item_users: CsMat<f32>,
+    /// One catalog entry per item.
+    pub catalog: Vec<Item>,
+    /// The latest interaction time per (person, item) entry of `user_items`, aligned with
+    /// its data array; 0 when unknown.
+    pub last_seen: Vec<i64>,
+    /// The newest interaction time in the data.
+    pub newest: i64,
+}
+
+impl TrainSet {
+    /// Builds the training input from a data set.
+    pub fn from_dataset(dataset: &Dataset) -> Self {
+        let user_items = dataset.matrix();
+        let mut last_seen = vec![0i64; user_items.nnz()];
+        let indptr = user_items.indptr();
+        let indptr = indptr.raw_storage();
+        for interaction in &dataset.interactions {
+            let (user, item) = (interaction.user.get(), interaction.item.get());
+            let row = &user_items.indices()[indptr[user]..indptr[user + 1]];
+            if let Ok(pos) = row.binary_search(&item) {
+                let slot = &mut last_seen[indptr[user] + pos];
+                *slot = (*slot).max(interaction.timestamp);
+            }
+        }
+        let item_users = user_items.transpose_view().to_csr();
+        TrainSet {
+            user_items,
+            item_users,
+            catalog: dataset.catalog.clone(),
+            last_seen,
+            newest: dataset.newest_timestamp(),
+        }
+    }
+
+    /// Number of persons.
+    pub fn n_users(&self) -> usize {
+        self.user_items.rows()
+    }
+
+    /// Number of items.
+    pub fn n_items(&self) -> usize {
+        self.user_items.cols()
+    }
+
+    /// A person's history as (item, confidence) pairs, sorted by item.
+    pub fn history(&self, user: UserIdx) -> Vec<(ItemIdx, f32)> {
+        match self.user_items.outer_view(user.get()) {
+            Some(row) => row.iter().map(|(item, &w)| (ItemIdx(item as u32), w)).collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Unfitted hyperparameters; fitting validates them and yields a model.
+pub trait Fit {
+    /// The fitted model.
+    type Model: Recommender;
+
+    /// Fits on `train`.
+    fn fit(&self, train: &TrainSet) -> Result<Self::Model>;
+}
