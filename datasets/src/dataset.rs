@@ -152,6 +152,8 @@ pub struct Dataset {
     pub has_catalog: bool,
     /// Weighted interactions, in input order.
     pub interactions: Vec<Interaction>,
+    /// For each interaction, the index of the input event or row it came from.
+    pub origin: Vec<u32>,
     /// All events, for behavioural features.
     pub activity: Vec<Activity>,
     /// Channel names used by `activity`.
@@ -198,8 +200,9 @@ impl Dataset {
         let (mut items, mut catalog, has_catalog) = catalog_items(catalog);
         let mut channels = IdMap::new();
         let mut interactions = Vec::new();
+        let mut origin = Vec::new();
         let mut activity = Vec::with_capacity(events.len());
-        for (event, &person) in events.iter().zip(&resolution.person_of_event) {
+        for (event_idx, (event, &person)) in events.iter().zip(&resolution.person_of_event).enumerate() {
             let user = UserIdx(person);
             let kind = match event.event_type {
                 EventType::View | EventType::Click => ActivityKind::Browse,
@@ -229,6 +232,7 @@ impl Dataset {
             let weight = if event.event_type == EventType::Return { -weight } else { weight };
             let item = item_index(&mut items, &mut catalog, item_id);
             interactions.push(Interaction { user, item, weight, timestamp: event.timestamp, consumption });
+            origin.push(event_idx as u32);
         }
         let aliases = resolution.aliases.into_iter().map(|(k, v)| (k, UserIdx(v))).collect();
         Ok(Dataset {
@@ -238,6 +242,7 @@ impl Dataset {
             catalog,
             has_catalog,
             interactions,
+            origin,
             activity,
             channels: channels.ids().to_vec(),
             identity: Some(resolution.report),
@@ -287,6 +292,7 @@ impl Dataset {
             catalog,
             has_catalog,
             interactions,
+            origin: (0..rows.len() as u32).collect(),
             activity,
             channels: vec!["unknown".into()],
             identity: None,
@@ -304,9 +310,22 @@ impl Dataset {
         self.items.len()
     }
 
-    /// The same persons, items and catalog with other interactions (a split's side).
+    /// The same persons, items and catalog with other interactions (a split's side); the
+    /// origins of the new interactions are unknown and set to `u32::MAX`.
     pub fn with_interactions(&self, interactions: Vec<Interaction>) -> Self {
-        Dataset { interactions, ..self.clone() }
+        let origin = vec![u32::MAX; interactions.len()];
+        Dataset { interactions, origin, ..self.clone() }
+    }
+
+    /// Splits the interactions by origin: those from input events or rows before `n_first`,
+    /// and the rest. For training on one file and testing on another loaded after it.
+    pub fn partition_by_origin(&self, n_first: usize) -> (Vec<Interaction>, Vec<Interaction>) {
+        let mut first = Vec::new();
+        let mut rest = Vec::new();
+        for (interaction, &origin) in self.interactions.iter().zip(&self.origin) {
+            if (origin as usize) < n_first { first.push(*interaction) } else { rest.push(*interaction) }
+        }
+        (first, rest)
     }
 
     /// Finds the person behind an external key: a bare user id, or `kind:value` for any

@@ -111,8 +111,10 @@ impl AlsParams {
         for iteration in 0..self.iterations {
             let started = Instant::now();
             self.solve_side(&train.user_items, &items, &mut users)?;
+            let users_done = started.elapsed();
             self.solve_side(&train.item_users, &users, &mut items)?;
             progress.step("als", iteration + 1, self.iterations, started.elapsed());
+            tracing::trace!(?users_done, items_done = ?(started.elapsed() - users_done), "als sweep");
         }
         let mut gram_reg = gram(&items, k);
         for d in 0..k {
@@ -149,12 +151,16 @@ impl AlsParams {
         match self.solver {
             AlsSolver::Cg => {
                 this.par_chunks_mut(k * ROWS_PER_TASK).enumerate().for_each(|(task, block)| {
-                    with_simd(|| {
-                        let mut scratch = vec![0f32; 3 * k];
-                        for (j, x) in block.chunks_exact_mut(k).enumerate() {
-                            rows.cg(task * ROWS_PER_TASK + j, x, self.cg_steps, &mut scratch);
-                        }
-                    })
+                    with_simd(
+                        #[inline(always)]
+                        || {
+                            let mut scratch = vec![0f32; 3 * k];
+                            let mut dots = Vec::new();
+                            for (j, x) in block.chunks_exact_mut(k).enumerate() {
+                                rows.cg(task * ROWS_PER_TASK + j, x, self.cg_steps, &mut scratch, &mut dots);
+                            }
+                        },
+                    )
                 });
                 Ok(())
             }
@@ -188,16 +194,27 @@ struct RowSystem<'a> {
 }
 
 impl RowSystem<'_> {
+    /// The factor row of the `idx`-th stored non-zero.
     #[inline(always)]
-    fn nonzeros(&self, row: usize) -> impl Iterator<Item = (&[f32], f32)> {
-        let k = self.k;
-        (self.indptr[row]..self.indptr[row + 1])
-            .map(move |idx| (&self.other[self.indices[idx] * k..(self.indices[idx] + 1) * k], self.data[idx]))
+    fn factor(&self, idx: usize) -> &[f32] {
+        let item = self.indices[idx];
+        &self.other[item * self.k..(item + 1) * self.k]
+    }
+
+    /// `dots[i] = y_i · v` for the factor rows `y_i` of `row`'s non-zeros. Computed apart from
+    /// the updates that use them, the products are independent and pipeline well. (Plain
+    /// loops, no iterator closures: everything here must inline into the SIMD context.)
+    #[inline(always)]
+    fn dots_with(&self, row: usize, v: &[f32], dots: &mut Vec<f32>) {
+        dots.clear();
+        for idx in self.indptr[row]..self.indptr[row + 1] {
+            dots.push(dot(self.factor(idx), v));
+        }
     }
 
     /// A few conjugate-gradient steps on row `row`'s system, from the current `x`.
     #[inline(always)]
-    fn cg(&self, row: usize, x: &mut [f32], steps: usize, scratch: &mut [f32]) {
+    fn cg(&self, row: usize, x: &mut [f32], steps: usize, scratch: &mut [f32], dots: &mut Vec<f32>) {
         let k = self.k;
         let (r, rest) = scratch.split_at_mut(k);
         let (p, ap) = rest.split_at_mut(k);
@@ -206,9 +223,11 @@ impl RowSystem<'_> {
         for (ri, api) in r.iter_mut().zip(ap.iter()) {
             *ri = -api;
         }
-        for (y, value) in self.nonzeros(row) {
-            let c_minus_1 = self.alpha * value;
-            axpy((1.0 + c_minus_1) - c_minus_1 * dot(y, x), y, r);
+        self.dots_with(row, x, dots);
+        let start = self.indptr[row];
+        for (offset, &y_x) in dots.iter().enumerate() {
+            let c_minus_1 = self.alpha * self.data[start + offset];
+            axpy((1.0 + c_minus_1) - c_minus_1 * y_x, self.factor(start + offset), r);
         }
         p.copy_from_slice(r);
         let mut rs_old = dot(r, r);
@@ -218,8 +237,9 @@ impl RowSystem<'_> {
             }
             // A p = (YᵀY + λI) p + Σ (c − 1)(yᵀp) y.
             symv(self.gram_reg, p, ap);
-            for (y, value) in self.nonzeros(row) {
-                axpy(self.alpha * value * dot(y, p), y, ap);
+            self.dots_with(row, p, dots);
+            for (offset, &y_p) in dots.iter().enumerate() {
+                axpy(self.alpha * self.data[start + offset] * y_p, self.factor(start + offset), ap);
             }
             let p_ap = dot(p, ap);
             if p_ap <= 0.0 {
@@ -242,15 +262,18 @@ impl RowSystem<'_> {
         let k = self.k;
         a.copy_from_slice(self.gram_reg);
         x.iter_mut().for_each(|v| *v = 0.0);
-        with_simd(|| {
-            for (y, value) in self.nonzeros(row) {
-                let c_minus_1 = self.alpha * value;
-                for (i, &yi) in y.iter().enumerate() {
-                    axpy(c_minus_1 * yi, y, &mut a[i * k..(i + 1) * k]);
+        with_simd(
+            #[inline(always)]
+            || {
+                for idx in self.indptr[row]..self.indptr[row + 1] {
+                    let (y, c_minus_1) = (self.factor(idx), self.alpha * self.data[idx]);
+                    for (i, &yi) in y.iter().enumerate() {
+                        axpy(c_minus_1 * yi, y, &mut a[i * k..(i + 1) * k]);
+                    }
+                    axpy(1.0 + c_minus_1, y, x);
                 }
-                axpy(1.0 + c_minus_1, y, x);
-            }
-        });
+            },
+        );
         solve_spd(a, x, k, mem).map_err(|reason| Error::Numerical { model: "als", reason })
     }
 }
@@ -386,11 +409,14 @@ impl Recommender for AlsModel {
 
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
         let x = self.user_vector(query)?;
-        with_simd(|| {
-            for (score, y) in scores.iter_mut().zip(self.item_factors.chunks_exact(self.k)) {
-                *score = dot(&x, y);
-            }
-        });
+        with_simd(
+            #[inline(always)]
+            || {
+                for (score, y) in scores.iter_mut().zip(self.item_factors.chunks_exact(self.k)) {
+                    *score = dot(&x, y);
+                }
+            },
+        );
         Ok(())
     }
 }

@@ -259,3 +259,57 @@ pub fn load(path: &Path) -> Result<Artifact> {
     let file = std::fs::File::open(path)?;
     read(std::io::BufReader::new(file))
 }
+
+impl Artifact {
+    /// Assembles an artifact from a data set and what was trained on it. `created_at` is in
+    /// seconds since the epoch.
+    pub fn assemble(
+        dataset: &datasets::dataset::Dataset,
+        trained: crate::pipeline::Trained,
+        config: &TrainConfig,
+        created_at: i64,
+    ) -> Artifact {
+        let fingerprint = dataset.fingerprint();
+        let created = datasets::schema::format_timestamp(created_at);
+        let compact = created.replace([':', '-'], "");
+        let identity = dataset.identity.as_ref().map(|r| IdentitySummary {
+            n_events: r.n_events,
+            n_identifiers: r.n_identifiers,
+            n_persons: r.n_persons,
+            n_merges: r.n_merges,
+            n_refused: r.refused.len(),
+        });
+        let metadata = Metadata {
+            model_version: format!("omnirec-{compact}-{}", &fingerprint[..8]),
+            created_at: created,
+            data_fingerprint: fingerprint,
+            config: config.clone(),
+            metrics: trained.validation_metrics,
+            counts: Counts {
+                n_users: dataset.n_users(),
+                n_items: dataset.n_items(),
+                n_interactions: dataset.interactions.len(),
+                n_pairs: trained.train_set.user_items.nnz(),
+            },
+            models: trained.reports,
+            blend_weights: trained.blend_weights,
+            tuned_ndcg: trained.tuned_ndcg,
+            identity,
+        };
+        let body = Body {
+            users: dataset.users.clone(),
+            items: dataset.items.clone(),
+            aliases: dataset.aliases.iter().map(|(k, v)| (k.clone(), v.0)).collect(),
+            catalog: dataset.catalog.clone(),
+            history: trained.train_set.user_items,
+            consumed: dataset
+                .consumed()
+                .into_iter()
+                .map(|items| items.into_iter().map(|i| i.0).collect())
+                .collect(),
+            models: trained.models,
+            profiles: trained.profiles,
+        };
+        Artifact { metadata, body }
+    }
+}

@@ -1,37 +1,376 @@
-//! Temporary stand-in until the content model lands.
-use crate::error::Result;
-use crate::recommender::{Fit, Query, Recommender, TrainSet};
+//! Content-based recommendations: TF-IDF vectors of catalog text, and a person's profile as
+//! the weighted sum of the vectors of what they interacted with.
+//!
+//! Each item becomes one document: its title words (unless the title is only the item id),
+//! category tokens (`shoes>running` gives `cat_shoes` and `cat_shoes_running`), a brand token
+//! (`brand_acme_co`), tag tokens (`tag_eco`) and optionally the description. linfa's
+//! `TfIdfVectorizer` weights terms by `tf × (ln((1 + n) / (1 + df)) + 1)` (smooth idf, Salton &
+//! Buckley 1988), and each item row is scaled to unit L2 norm. Because only the catalog is used,
+//! items nobody has interacted with (new arrivals) are scored like any other.
+
+use linfa_preprocessing::tf_idf_vectorization::TfIdfVectorizer;
+use ndarray::Array1;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-/// Stub.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+use sprs::{CsMat, CsVecView};
+
+use datasets::ItemIdx;
+use datasets::schema::Item;
+
+use crate::error::{Error, Result};
+use crate::rank::{ScoredItem, top_k};
+use crate::recommender::{Fit, Query, Recommender, TrainSet};
+
+/// How many history items [`ContentModel::explain`] returns.
+const EXPLAIN_TOP: usize = 3;
+
+/// Hyperparameters of the content model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ContentParams {}
+pub struct ContentParams {
+    /// Whether item descriptions join the documents (default `false`: titles, categories, brands
+    /// and tags are cleaner signals than marketing copy).
+    pub use_description: bool,
+    /// A term must occur in at least this many items to be kept (default 1: every term).
+    pub min_df: usize,
+    /// A term occurring in more than this share of items is dropped as uninformative
+    /// (default 0.9); in `(0, 1]`.
+    pub max_df: f32,
+}
+
+impl Default for ContentParams {
+    fn default() -> Self {
+        ContentParams { use_description: false, min_df: 1, max_df: 0.9 }
+    }
+}
+
 impl ContentParams {
-    /// Stub.
+    /// Checks that `min_df >= 1` and `max_df` lies in `(0, 1]`.
     pub fn validate(&self) -> Result<()> {
+        if self.min_df == 0 {
+            return Err(Error::InvalidParam { name: "content.min_df", reason: "must be at least 1".into() });
+        }
+        if !(self.max_df > 0.0 && self.max_df <= 1.0) {
+            return Err(Error::InvalidParam { name: "content.max_df", reason: "must lie in (0, 1]".into() });
+        }
         Ok(())
     }
 }
-/// Stub.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ContentModel {
-    n: usize,
+
+/// Lowercases `text` and keeps `[a-z0-9]` runs joined by single underscores (`Acme Co.` →
+/// `acme_co`).
+fn sanitise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    while out.ends_with('_') {
+        out.pop();
+    }
+    out
 }
+
+/// The document of one item, or `None` when the item carries no text of its own.
+fn document(item: &Item, use_description: bool) -> Option<String> {
+    let mut words: Vec<String> = Vec::new();
+    if item.title.trim() != item.item_id.trim() {
+        words.push(item.title.clone());
+    }
+    if use_description && let Some(description) = &item.description {
+        words.push(description.clone());
+    }
+    for path in &item.categories {
+        let mut prefix = String::from("cat");
+        for level in path.split('>').map(sanitise).filter(|level| !level.is_empty()) {
+            prefix.push('_');
+            prefix.push_str(&level);
+            words.push(prefix.clone());
+        }
+    }
+    words.extend(
+        item.brand
+            .iter()
+            .map(|brand| sanitise(brand))
+            .filter(|b| !b.is_empty())
+            .map(|b| format!("brand_{b}")),
+    );
+    words.extend(
+        item.tags.iter().map(|tag| sanitise(tag)).filter(|t| !t.is_empty()).map(|t| format!("tag_{t}")),
+    );
+    let text = words.join(" ");
+    (!text.trim().is_empty()).then_some(text)
+}
+
 impl Fit for ContentParams {
     type Model = ContentModel;
+
+    /// Builds the unit-normalised item × term TF-IDF matrix. Fails with
+    /// [`Error::Untrainable`] when no item has any text or every term is filtered out.
     fn fit(&self, train: &TrainSet) -> Result<ContentModel> {
-        Ok(ContentModel { n: train.n_items() })
+        self.validate()?;
+        let untrainable = |reason: &str| Error::Untrainable { model: "content", reason: reason.into() };
+        let documents: Vec<Option<String>> =
+            train.catalog.par_iter().map(|item| document(item, self.use_description)).collect();
+        if documents.iter().all(Option::is_none) {
+            return Err(untrainable("the catalog has no titles, categories, brands or tags"));
+        }
+        let n_items = documents.len();
+        let documents: Array1<String> = documents.into_iter().map(Option::unwrap_or_default).collect();
+        let tfidf_error = |e: linfa_preprocessing::PreprocessingError| Error::Numerical {
+            model: "content",
+            reason: format!("tf-idf vectorizer: {e}"),
+        };
+        let vectorizer = TfIdfVectorizer::default().fit(&documents).map_err(tfidf_error)?;
+        let mut matrix = vectorizer.transform(&documents).map_err(tfidf_error)?;
+        if !matrix.is_csr() {
+            matrix = matrix.to_csr();
+        }
+        // linfa orders its vocabulary by hash; sort it so the model is deterministic, and apply the
+        // document-frequency bounds here, in exact item counts.
+        let mut doc_freq = vec![0usize; vectorizer.nentries()];
+        for &term in matrix.indices() {
+            doc_freq[term] += 1;
+        }
+        let max_count = f64::from(self.max_df) * n_items as f64;
+        let mut kept: Vec<usize> = (0..doc_freq.len())
+            .filter(|&t| doc_freq[t] >= self.min_df && doc_freq[t] as f64 <= max_count)
+            .collect();
+        kept.sort_by(|&a, &b| vectorizer.vocabulary()[a].cmp(&vectorizer.vocabulary()[b]));
+        if kept.is_empty() {
+            return Err(untrainable("no term passes the document-frequency bounds"));
+        }
+        let mut new_column = vec![usize::MAX; doc_freq.len()];
+        for (new, &old) in kept.iter().enumerate() {
+            new_column[old] = new;
+        }
+        let views: Vec<CsVecView<'_, f64>> = matrix.outer_iterator().collect();
+        let rows: Vec<Vec<(usize, f32)>> = views
+            .par_iter()
+            .map(|view| {
+                let mut row: Vec<(usize, f32)> = view
+                    .iter()
+                    .map(|(t, &v)| (new_column[t], v as f32))
+                    .filter(|&(t, v)| t != usize::MAX && v > 0.0)
+                    .collect();
+                row.sort_unstable_by_key(|&(t, _)| t);
+                let norm = row.iter().map(|&(_, v)| v * v).sum::<f32>().sqrt();
+                row.iter_mut().for_each(|(_, v)| *v /= norm);
+                row
+            })
+            .collect();
+        let mut indptr = Vec::with_capacity(n_items + 1);
+        indptr.push(0);
+        let (mut indices, mut data) = (Vec::new(), Vec::new());
+        for row in rows {
+            for (term, value) in row {
+                indices.push(term);
+                data.push(value);
+            }
+            indptr.push(indices.len());
+        }
+        let vocabulary = kept.iter().map(|&t| vectorizer.vocabulary()[t].clone()).collect();
+        let item_terms = CsMat::try_new((n_items, kept.len()), indptr, indices, data)
+            .map_err(|e| Error::Numerical { model: "content", reason: format!("item matrix: {}", e.3) })?;
+        Ok(ContentModel { vocabulary, item_terms })
     }
 }
+
+/// A fitted content model: unit-norm TF-IDF rows, one per item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContentModel {
+    /// The terms, sorted; column `t` of `item_terms` is `vocabulary[t]`.
+    vocabulary: Vec<String>,
+    /// Item × term TF-IDF (CSR), each non-empty row of unit L2 norm.
+    item_terms: CsMat<f32>,
+}
+
+impl ContentModel {
+    /// The terms of the model, sorted; handy for inspecting what the model sees.
+    pub fn vocabulary(&self) -> &[String] {
+        &self.vocabulary
+    }
+
+    fn row(&self, item: ItemIdx) -> Result<CsVecView<'_, f32>> {
+        self.item_terms.outer_view(item.get()).ok_or(Error::OutOfRange {
+            what: "item",
+            index: item.get(),
+            len: self.n_items(),
+        })
+    }
+
+    /// `scores[j] = row_j · profile / ‖profile‖`, in O(nnz) of the item matrix; all zeros when
+    /// the profile is empty.
+    fn cosine_into(&self, profile: &[f32], scores: &mut [f32]) {
+        let norm = profile.iter().map(|v| v * v).sum::<f32>().sqrt();
+        for (score, row) in scores.iter_mut().zip(self.item_terms.outer_iterator()) {
+            *score =
+                if norm > 0.0 { row.iter().map(|(t, &v)| v * profile[t]).sum::<f32>() / norm } else { 0.0 };
+        }
+    }
+
+    /// The `k` items most similar to `item` by cosine of their TF-IDF rows, best first; the item
+    /// itself and items with nothing in common are left out. Empty when `item` is out of range,
+    /// like [`crate::item_knn::ItemKnnModel::similar_items`].
+    pub fn similar_items(&self, item: ItemIdx, k: usize) -> Vec<ScoredItem> {
+        let Ok(row) = self.row(item) else { return Vec::new() };
+        let mut profile = vec![0.0f32; self.item_terms.cols()];
+        for (term, &value) in row.iter() {
+            profile[term] = value;
+        }
+        let mut scores = vec![0.0f32; self.n_items()];
+        self.cosine_into(&profile, &mut scores);
+        top_k(&scores, k, |j| j != item.get() && scores[j] > 0.0)
+    }
+}
+
 impl Recommender for ContentModel {
     fn name(&self) -> &'static str {
         "content"
     }
+
     fn n_items(&self) -> usize {
-        self.n
+        self.item_terms.rows()
     }
-    fn score_into(&self, _q: &Query<'_>, s: &mut [f32]) -> Result<()> {
-        s.iter_mut().for_each(|v| *v = 0.0);
+
+    /// Cosine between each item row and the profile `Σ_h ln(1 + w_h) × row_h` over the history;
+    /// all zeros for an empty history. Fails on an out-of-range history item or a score buffer
+    /// of the wrong length.
+    fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
+        if scores.len() != self.n_items() {
+            return Err(Error::OutOfRange {
+                what: "score buffer length",
+                index: scores.len(),
+                len: self.n_items(),
+            });
+        }
+        let mut profile = vec![0.0f32; self.item_terms.cols()];
+        for &(item, weight) in query.history {
+            let row = self.row(item)?;
+            if weight.is_finite() && weight > 0.0 {
+                let scale = weight.ln_1p();
+                row.iter().for_each(|(term, &value)| profile[term] += scale * value);
+            }
+        }
+        self.cosine_into(&profile, scores);
         Ok(())
+    }
+
+    /// The (up to three) history items whose rows have the highest cosine with `item`.
+    fn explain(&self, query: &Query<'_>, item: ItemIdx) -> Vec<(ItemIdx, f32)> {
+        let Ok(target) = self.row(item) else {
+            return Vec::new();
+        };
+        let mut similar: Vec<(ItemIdx, f32)> = query
+            .history
+            .iter()
+            .filter(|&&(seen, _)| seen != item)
+            .filter_map(|&(seen, _)| Some((seen, self.row(seen).ok()?.dot(&target))))
+            .filter(|&(_, similarity)| similarity > 0.0)
+            .collect();
+        similar.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        similar.truncate(EXPLAIN_TOP);
+        similar
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, title: &str, category: &str, brand: &str) -> Item {
+        Item {
+            item_id: id.into(),
+            title: title.into(),
+            categories: if category.is_empty() { vec![] } else { vec![category.into()] },
+            brand: (!brand.is_empty()).then(|| brand.into()),
+            ..Item::default()
+        }
+    }
+
+    fn train(catalog: Vec<Item>) -> TrainSet {
+        let n = catalog.len();
+        let user_items: CsMat<f32> = CsMat::zero((1, n));
+        TrainSet {
+            item_users: user_items.transpose_view().to_csr(),
+            user_items,
+            catalog,
+            last_seen: vec![],
+            newest: 0,
+        }
+    }
+
+    fn shop() -> Vec<Item> {
+        vec![
+            item("s1", "Swift running shoe", "shoes>running", "Acme Co"),
+            item("s2", "Trail running shoe", "shoes>running", "Bolt"),
+            item("s3", "Road racer", "shoes>running", "Bolt"),
+            item("p1", "Cast iron pan", "home>kitchen", "Acme Co"),
+            item("p2", "Nonstick pan", "home>kitchen", "Chef"),
+            item("k1", "Kettle", "home>kitchen", "Chef"),
+        ]
+    }
+
+    #[test]
+    fn tokens_are_sanitised() {
+        let doc = document(&item("x", "Red Shoe", "Shoes > Running!", "Acme Co."), false).unwrap();
+        assert_eq!(doc, "Red Shoe cat_shoes cat_shoes_running brand_acme_co");
+        // A stub entry titled by its id has no text.
+        assert_eq!(document(&item("x", "x", "", ""), false), None);
+    }
+
+    #[test]
+    fn running_shoe_buyer_gets_the_new_running_shoe_first() {
+        let model = ContentParams::default().fit(&train(shop())).unwrap();
+        let history = [(ItemIdx(0), 5.0), (ItemIdx(1), 1.0)];
+        let query = Query { user: None, history: &history };
+        let mut scores = vec![0.0; 6];
+        model.score_into(&query, &mut scores).unwrap();
+        let ranked = top_k(&scores, 4, |j| j > 1);
+        // s3 (nobody touched it) shares both shoe category tokens with s1 and s2, and its brand with s2.
+        assert_eq!(ranked[0].item, ItemIdx(2));
+        assert!(scores[2] > scores[4] && scores[2] > scores[5]);
+        // p1 shares only the brand Acme Co with s1, so it beats the other kitchen items.
+        assert!(scores[3] > 0.0 && scores[4] == 0.0);
+        let why = model.explain(&query, ItemIdx(2));
+        assert_eq!(why.iter().map(|w| w.0).collect::<Vec<_>>(), [ItemIdx(1), ItemIdx(0)]);
+        let empty = Query { user: None, history: &[] };
+        model.score_into(&empty, &mut scores).unwrap();
+        assert!(scores.iter().all(|&s| s == 0.0));
+    }
+
+    #[test]
+    fn cosine_matches_hand_computed_tf_idf() {
+        let catalog =
+            vec![item("a", "alpha beta", "", ""), item("b", "alpha", "", ""), item("c", "gamma", "", "")];
+        let params = ContentParams { max_df: 1.0, ..ContentParams::default() };
+        let model = params.fit(&train(catalog)).unwrap();
+        assert_eq!(model.vocabulary(), ["alpha", "beta", "gamma"]);
+        // n = 3; idf(alpha) = ln(4/3) + 1, idf(beta) = ln(4/2) + 1; b is the unit vector on alpha,
+        // so cos(a, b) = idf(alpha) / sqrt(idf(alpha)² + idf(beta)²) = 1.28768 / 2.12716.
+        let (alpha, beta) = ((4.0f32 / 3.0).ln() + 1.0, 2.0f32.ln() + 1.0);
+        let expected = alpha / (alpha * alpha + beta * beta).sqrt();
+        let similar = model.similar_items(ItemIdx(1), 5);
+        assert_eq!(similar.len(), 1);
+        assert_eq!(similar[0].item, ItemIdx(0));
+        assert!((similar[0].score - expected).abs() < 1e-6 && (expected - 0.60535).abs() < 1e-4);
+        assert!(model.similar_items(ItemIdx(3), 5).is_empty());
+        let mut scores = vec![0.0; 3];
+        let unknown = Query { user: None, history: &[(ItemIdx(3), 1.0)] };
+        assert!(matches!(model.score_into(&unknown, &mut scores), Err(Error::OutOfRange { index: 3, .. })));
+    }
+
+    #[test]
+    fn bad_params_and_textless_catalogs_are_refused() {
+        let zero = ContentParams { min_df: 0, ..ContentParams::default() };
+        assert!(matches!(zero.validate(), Err(Error::InvalidParam { name: "content.min_df", .. })));
+        let over = ContentParams { max_df: 1.5, ..ContentParams::default() };
+        assert!(matches!(over.fit(&train(shop())), Err(Error::InvalidParam { name: "content.max_df", .. })));
+        let stubs = vec![item("i1", "i1", "", ""), item("i2", "i2", "", "")];
+        let err = ContentParams::default().fit(&train(stubs)).unwrap_err();
+        assert!(matches!(err, Error::Untrainable { model: "content", .. }), "{err}");
     }
 }

@@ -137,11 +137,14 @@ impl Recommender for EaseModel {
                 return Err(Error::OutOfRange { what: "item", index: item.get(), len: n });
             }
         }
-        with_simd(|| {
-            for &(item, _) in query.history {
-                axpy(1.0, &self.weights[item.get() * n..(item.get() + 1) * n], scores);
-            }
-        });
+        with_simd(
+            #[inline(always)]
+            || {
+                for &(item, _) in query.history {
+                    axpy(1.0, &self.weights[item.get() * n..(item.get() + 1) * n], scores);
+                }
+            },
+        );
         Ok(())
     }
 

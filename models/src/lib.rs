@@ -31,6 +31,7 @@ pub mod blend;
 pub mod config;
 pub mod content;
 pub mod ease;
+pub mod engine;
 pub mod error;
 pub mod item_knn;
 pub mod linalg;

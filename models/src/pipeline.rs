@@ -17,7 +17,7 @@ use crate::content::ContentModel;
 use crate::ease::EaseModel;
 use crate::error::{Error, Result};
 use crate::item_knn::ItemKnnModel;
-use crate::metrics::Relevant;
+use crate::metrics::{Metrics, Relevant, evaluate};
 use crate::popularity::PopularityModel;
 use crate::profile::{Profiles, fit_profiles};
 use crate::progress::Progress;
@@ -77,6 +77,10 @@ pub struct Trained {
     pub profiles: Option<Profiles>,
     /// Why profiles were not derived, if they were not.
     pub profiles_skipped: Option<String>,
+    /// Offline metrics of each model and the blend on the validation split (when tuning ran).
+    pub validation_metrics: BTreeMap<String, Metrics>,
+    /// The training input the models were fitted on.
+    pub train_set: TrainSet,
 }
 
 impl Trained {
@@ -188,6 +192,7 @@ pub fn train(dataset: &Dataset, config: &TrainConfig, progress: &dyn Progress) -
     config.validate()?;
     let mut blend_weights = config.blend.weights.clone();
     let mut tuned_ndcg = None;
+    let mut validation_metrics = BTreeMap::new();
     let n_enabled = config.models.enabled.len();
     if config.blend.tune && n_enabled > 1 {
         let (fit_part, valid_part) = split(
@@ -206,6 +211,12 @@ pub fn train(dataset: &Dataset, config: &TrainConfig, progress: &dyn Progress) -
             config.blend.k,
             config.blend.max_tuning_users,
         )?;
+        for model in &recommenders {
+            validation_metrics
+                .insert(model.name().to_owned(), evaluate(*model, &reduced, &relevant, config.blend.k));
+        }
+        let blend = Blend::new(&recommenders, &weights)?;
+        validation_metrics.insert("blend".to_owned(), evaluate(&blend, &reduced, &relevant, config.blend.k));
         blend_weights = weights;
         tuned_ndcg = Some(ndcg);
     }
@@ -223,5 +234,14 @@ pub fn train(dataset: &Dataset, config: &TrainConfig, progress: &dyn Progress) -
         Err(error @ (Error::Untrainable { .. } | Error::Numerical { .. })) => (None, Some(error.to_string())),
         Err(other) => return Err(other),
     };
-    Ok(Trained { models, reports, blend_weights, tuned_ndcg, profiles, profiles_skipped })
+    Ok(Trained {
+        models,
+        reports,
+        blend_weights,
+        tuned_ndcg,
+        profiles,
+        profiles_skipped,
+        validation_metrics,
+        train_set,
+    })
 }

@@ -1,1 +1,204 @@
-//! placeholder
+//! The omnirec trainer: command-line parsing and the commands behind it. `main.rs` only
+//! parses flags and calls [`run`]; tests call the commands directly.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+pub mod commands;
+pub mod input;
+pub mod progress;
+pub mod table;
+
+/// Train, evaluate and run omnichannel recommendation models.
+#[derive(Debug, Parser)]
+#[command(name = "trainer", version, about)]
+pub struct Cli {
+    /// Log more (per-iteration timings); repeat for debug output.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The trainer's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a synthetic omnichannel data set (events, catalog, ground truth).
+    Generate(GenerateArgs),
+    /// Train every enabled model in parallel and write one model artifact.
+    Train(TrainArgs),
+    /// Train on one file, score on another, print metrics per model and for the blend.
+    Evaluate(EvaluateArgs),
+    /// Batch recommendations for a list of persons, as TSV.
+    Recommend(RecommendArgs),
+    /// Print an artifact's metadata.
+    Inspect(InspectArgs),
+    /// The main job on the embedded default: generate, train, evaluate, print the table.
+    Demo(DemoArgs),
+}
+
+/// `trainer generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Output directory (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of persons.
+    #[arg(long, default_value_t = 10_000)]
+    pub persons: usize,
+    /// Number of catalog items.
+    #[arg(long, default_value_t = 2_000)]
+    pub items: usize,
+    /// Number of stores.
+    #[arg(long, default_value_t = 5)]
+    pub stores: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Instead of events, write a plain `user_id item_id value` TSV with about this many
+    /// interactions (for speed benchmarks).
+    #[arg(long)]
+    pub plain_interactions: Option<usize>,
+}
+
+/// Where training data comes from.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct DataArgs {
+    /// A CSV/TSV interactions file with `user_id`, `item_id` and optional `value`, `timestamp`.
+    #[arg(long)]
+    pub interactions: Option<PathBuf>,
+    /// A JSON Lines events file (any identifiers and channels).
+    #[arg(long)]
+    pub events: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// The one path given.
+    pub fn path(&self) -> PathBuf {
+        self.interactions.clone().or_else(|| self.events.clone()).unwrap_or_default()
+    }
+}
+
+/// `trainer train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training data.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The item catalog (CSV/TSV, or JSON Lines by extension).
+    #[arg(long)]
+    pub items: Option<PathBuf>,
+    /// A TOML config; every key has a default.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Where to write the artifact.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Skip malformed rows (and report them) instead of stopping at the first.
+    #[arg(long)]
+    pub skip_invalid: bool,
+}
+
+/// `trainer evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Training file (interactions CSV/TSV, or events JSONL).
+    #[arg(long)]
+    pub train: PathBuf,
+    /// Test file of the same kind; if absent, the last `--holdout` of each person's
+    /// interactions in `--train` is held out.
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// Share of each person's latest interactions to hold out when no `--test` is given.
+    #[arg(long, default_value_t = 0.2)]
+    pub holdout: f64,
+    /// The item catalog.
+    #[arg(long)]
+    pub items: Option<PathBuf>,
+    /// A TOML config.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Cut-off of the metrics.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Skip malformed rows.
+    #[arg(long)]
+    pub skip_invalid: bool,
+}
+
+/// `trainer recommend`.
+#[derive(Debug, Args)]
+pub struct RecommendArgs {
+    /// The model artifact.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Persons, one per line: a user id, or `kind:value` (`email:ann@example.com`).
+    #[arg(long)]
+    pub users: PathBuf,
+    /// Items per person.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Output TSV: `user_id item_id rank score`.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `trainer inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The model artifact.
+    pub model: PathBuf,
+}
+
+/// `trainer demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Working directory for the data and the artifact.
+    #[arg(long, default_value = "omnirec-demo")]
+    pub dir: PathBuf,
+    /// Number of persons to generate.
+    #[arg(long, default_value_t = 10_000)]
+    pub persons: usize,
+    /// Number of items to generate.
+    #[arg(long, default_value_t = 2_000)]
+    pub items: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// Sets up logging to standard error: warnings and info by default, more with `-v`.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OMNIREC_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("warn,trainer={default},models={default}"))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Generate(args) => commands::generate(&args),
+        Command::Train(args) => commands::train(&args).map(|_| ()),
+        Command::Evaluate(args) => commands::evaluate(&args),
+        Command::Recommend(args) => commands::recommend(&args),
+        Command::Inspect(args) => commands::inspect(&args),
+        Command::Demo(args) => commands::demo(&args),
+    }
+}

@@ -1,0 +1,339 @@
+//! The trainer's commands.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use datasets::load::LoadOptions;
+use datasets::split::{SplitStrategy, split};
+use datasets::synthetic::{SyntheticConfig, SyntheticData};
+use models::artifact::{self, Artifact};
+use models::engine::Engine;
+use models::metrics::{Metrics, evaluate as evaluate_model};
+use models::pipeline::{Trained, relevance_of};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::input;
+use crate::progress::Bars;
+use crate::{DemoArgs, EvaluateArgs, GenerateArgs, InspectArgs, RecommendArgs, TrainArgs};
+
+fn create_writer(path: &Path) -> Result<BufWriter<File>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(BufWriter::with_capacity(1 << 20, file))
+}
+
+/// The files `generate` writes into its output directory.
+pub struct GeneratedFiles {
+    /// `events.jsonl`.
+    pub events: PathBuf,
+    /// `catalog.csv`.
+    pub catalog: PathBuf,
+    /// `truth.tsv`.
+    pub truth: PathBuf,
+}
+
+/// `trainer generate`.
+pub fn generate(args: &GenerateArgs) -> Result<()> {
+    fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    if let Some(n) = args.plain_interactions {
+        let started = Instant::now();
+        let rows = datasets::synthetic::interactions(args.persons, args.items, n, args.seed);
+        let path = args.out.join("interactions.tsv");
+        let mut out = create_writer(&path)?;
+        writeln!(out, "user_id\titem_id\tvalue")?;
+        for row in &rows {
+            writeln!(out, "{}\t{}\t1", row.user_id, row.item_id)?;
+        }
+        out.flush()?;
+        eprintln!(
+            "wrote {} interactions to {} in {:.1}s",
+            rows.len(),
+            path.display(),
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+    let config = SyntheticConfig {
+        n_persons: args.persons,
+        n_items: args.items,
+        n_stores: args.stores,
+        seed: args.seed,
+        ..Default::default()
+    };
+    let files = write_synthetic(config, &args.out)?;
+    eprintln!("wrote {}, {} and {}", files.events.display(), files.catalog.display(), files.truth.display());
+    Ok(())
+}
+
+/// Generates a synthetic data set into `dir`.
+pub fn write_synthetic(config: SyntheticConfig, dir: &Path) -> Result<GeneratedFiles> {
+    let started = Instant::now();
+    let data = SyntheticData::generate(config)?;
+    let files = GeneratedFiles {
+        events: dir.join("events.jsonl"),
+        catalog: dir.join("catalog.csv"),
+        truth: dir.join("truth.tsv"),
+    };
+    data.write_events(create_writer(&files.events)?)?;
+    data.write_catalog(create_writer(&files.catalog)?)?;
+    data.write_truth(create_writer(&files.truth)?)?;
+    eprintln!(
+        "generated {} events for {} persons over {} items in {:.1}s",
+        data.n_events(),
+        config.n_persons,
+        config.n_items,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(files)
+}
+
+fn now_seconds() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+fn log_reports(trained: &Trained) {
+    for report in &trained.reports {
+        match &report.skipped {
+            None => tracing::info!("{:<10} trained in {:.2}s", report.name, report.seconds),
+            Some(reason) => tracing::warn!("{:<10} skipped: {reason}", report.name),
+        }
+    }
+    if let Some(reason) = &trained.profiles_skipped {
+        tracing::warn!("profiles skipped: {reason}");
+    }
+    let weights: Vec<String> = trained.blend_weights.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    match trained.tuned_ndcg {
+        Some(ndcg) => {
+            tracing::info!("blend weights tuned on validation (ndcg {ndcg:.4}): {}", weights.join(" "))
+        }
+        None => tracing::info!("blend weights: {}", weights.join(" ")),
+    }
+}
+
+/// `trainer train`: returns the artifact's metadata.
+pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
+    let config = input::config(args.config.as_deref())?;
+    let options = LoadOptions { skip_invalid: args.skip_invalid };
+    let started = Instant::now();
+    let (dataset, _) = input::dataset(&[args.data.path()], args.items.as_deref(), &config, &options)?;
+    tracing::info!(
+        "loaded {} persons, {} items, {} interactions in {:.1}s",
+        dataset.n_users(),
+        dataset.n_items(),
+        dataset.interactions.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let bars = Bars::new();
+    let fit_started = Instant::now();
+    let trained = models::pipeline::train(&dataset, &config, &bars)?;
+    bars.clear();
+    tracing::info!("training took {:.2}s", fit_started.elapsed().as_secs_f64());
+    log_reports(&trained);
+    let artifact = Artifact::assemble(&dataset, trained, &config, now_seconds());
+    let metadata = artifact.metadata.clone();
+    artifact::save(&artifact, &args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
+    tracing::info!("wrote {} ({})", args.out.display(), metadata.model_version);
+    Ok(metadata)
+}
+
+/// One model's evaluation.
+#[derive(Debug, Serialize)]
+pub struct EvaluationRow {
+    /// Model name, or `blend`.
+    pub model: String,
+    /// Its metrics.
+    pub metrics: Metrics,
+    /// Fit wall time on the training file, seconds.
+    pub fit_seconds: Option<f64>,
+}
+
+/// Trains on the training part and scores every model and the blend on the test part.
+pub fn evaluate_rows(args: &EvaluateArgs) -> Result<Vec<EvaluationRow>> {
+    if args.k == 0 {
+        bail!("--k must be at least 1");
+    }
+    let config = input::config(args.config.as_deref())?;
+    let options = LoadOptions { skip_invalid: args.skip_invalid };
+    let mut paths = vec![args.train.clone()];
+    paths.extend(args.test.clone());
+    let (dataset, sizes) = input::dataset(&paths, args.items.as_deref(), &config, &options)?;
+    let (train_part, test_part) = match args.test {
+        Some(_) => dataset.partition_by_origin(sizes[0]),
+        None => split(&dataset.interactions, SplitStrategy::Temporal { fraction: args.holdout })?,
+    };
+    if test_part.is_empty() {
+        bail!("the test part is empty: nothing to evaluate");
+    }
+    let train_data = dataset.with_interactions(train_part);
+    let bars = Bars::new();
+    let trained = models::pipeline::train(&train_data, &config, &bars)?;
+    bars.clear();
+    log_reports(&trained);
+    let relevant = relevance_of(&trained.train_set, &test_part);
+    let seconds: BTreeMap<&str, f64> = trained.reports.iter().map(|r| (r.name.as_str(), r.seconds)).collect();
+    let mut rows = Vec::new();
+    for model in trained.recommenders() {
+        rows.push(EvaluationRow {
+            model: model.name().to_owned(),
+            metrics: evaluate_model(model, &trained.train_set, &relevant, args.k),
+            fit_seconds: seconds.get(model.name()).copied(),
+        });
+    }
+    let blend = trained.blend()?;
+    rows.push(EvaluationRow {
+        model: "blend".to_owned(),
+        metrics: evaluate_model(&blend, &trained.train_set, &relevant, args.k),
+        fit_seconds: None,
+    });
+    Ok(rows)
+}
+
+/// `trainer evaluate`.
+pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
+    let rows = evaluate_rows(args)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        let table: Vec<(String, Metrics, Option<f64>)> =
+            rows.into_iter().map(|r| (r.model, r.metrics, r.fit_seconds)).collect();
+        print!("{}", crate::table::metrics(&table, args.k));
+    }
+    Ok(())
+}
+
+/// `trainer recommend`. Unknown persons get the popularity fallback; they are counted on
+/// standard error and listed in `<out>.fallback.tsv` with the reason.
+pub fn recommend(args: &RecommendArgs) -> Result<()> {
+    if args.k == 0 {
+        bail!("--k must be at least 1");
+    }
+    let engine = Engine::new(
+        artifact::load(&args.model).with_context(|| format!("cannot load {}", args.model.display()))?,
+    );
+    let file = File::open(&args.users).with_context(|| format!("cannot open {}", args.users.display()))?;
+    let mut users = Vec::new();
+    for (line_no, line) in BufReader::new(file).lines().enumerate() {
+        let line =
+            line.with_context(|| format!("{}:{}: unreadable line", args.users.display(), line_no + 1))?;
+        let id = line.trim();
+        if !id.is_empty() && !(line_no == 0 && id == "user_id") {
+            users.push(id.to_owned());
+        }
+    }
+    let answers: Vec<models::Result<models::engine::Recommendations>> =
+        users.par_iter().map(|id| engine.recommend(engine.lookup(id), args.k)).collect();
+    let mut out = create_writer(&args.out)?;
+    writeln!(out, "user_id\titem_id\trank\tscore")?;
+    let fallback_path = PathBuf::from(format!("{}.fallback.tsv", args.out.display()));
+    let mut fallback = create_writer(&fallback_path)?;
+    writeln!(fallback, "user_id\treason")?;
+    let mut n_fallback = 0;
+    let items = &engine.artifact().body.items;
+    for (id, answer) in users.iter().zip(answers) {
+        let answer = answer.with_context(|| format!("recommending for {id}"))?;
+        if let Some(reason) = answer.fallback {
+            n_fallback += 1;
+            writeln!(fallback, "{id}\t{}", reason.as_str())?;
+        }
+        for (rank, scored) in answer.items.iter().enumerate() {
+            let item = items.id(scored.item.0).unwrap_or("?");
+            writeln!(out, "{id}\t{item}\t{}\t{:.6}", rank + 1, scored.score)?;
+        }
+    }
+    out.flush()?;
+    fallback.flush()?;
+    eprintln!(
+        "wrote {} persons to {} ({n_fallback} served the popularity fallback, listed in {})",
+        users.len(),
+        args.out.display(),
+        fallback_path.display()
+    );
+    Ok(())
+}
+
+/// `trainer inspect`.
+pub fn inspect(args: &InspectArgs) -> Result<()> {
+    let file = File::open(&args.model).with_context(|| format!("cannot open {}", args.model.display()))?;
+    let metadata = artifact::read_metadata(BufReader::new(file))
+        .with_context(|| format!("cannot read {}", args.model.display()))?;
+    println!("{}", serde_json::to_string_pretty(&metadata)?);
+    Ok(())
+}
+
+/// `trainer demo`: the main job on synthetic data.
+pub fn demo(args: &DemoArgs) -> Result<()> {
+    let data_dir = args.dir.join("data");
+    fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let config = SyntheticConfig {
+        n_persons: args.persons,
+        n_items: args.items,
+        seed: args.seed,
+        ..Default::default()
+    };
+    let files = write_synthetic(config, &data_dir)?;
+    let model = args.dir.join("model.omr");
+    let train_args = TrainArgs {
+        data: crate::DataArgs { interactions: None, events: Some(files.events.clone()) },
+        items: Some(files.catalog.clone()),
+        config: None,
+        out: model.clone(),
+        skip_invalid: false,
+    };
+    let metadata = train(&train_args)?;
+    println!("\nmodel {} written to {}", metadata.model_version, model.display());
+    identity_report(&files)?;
+    println!("\nheld-out evaluation (last 20% of each person's interactions):");
+    let eval_args = EvaluateArgs {
+        train: files.events,
+        test: None,
+        holdout: 0.2,
+        items: Some(files.catalog),
+        config: None,
+        k: 10,
+        json: false,
+        skip_invalid: false,
+    };
+    evaluate(&eval_args)
+}
+
+/// Scores identity resolution of a generated data set against its ground truth.
+fn identity_report(files: &GeneratedFiles) -> Result<()> {
+    let options = LoadOptions::default();
+    let (events, _) =
+        datasets::load::read_events(BufReader::new(File::open(&files.events)?), "events", &options)?;
+    let resolution = datasets::identity::resolve(&events, &datasets::identity::IdentityLimits::default());
+    let truth_text = fs::read_to_string(&files.truth)?;
+    let entries: Vec<(String, String)> = truth_text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut parts = line.split('\t');
+            Some((format!("{}:{}", parts.next()?, parts.next()?), parts.next()?.to_owned()))
+        })
+        .collect();
+    let truth = datasets::synthetic::normalise_truth(entries.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let score = datasets::identity::score_pairwise(&resolution, &truth);
+    let shared_refused = resolution
+        .report
+        .refused
+        .iter()
+        .filter(|r| r.identifier.value.starts_with("kiosk-") || r.identifier.value.starts_with("tablet-"))
+        .count();
+    println!(
+        "identity resolution vs ground truth: pairwise precision {:.4}, recall {:.4} over {} identifiers; \
+         {} persons found; {} shared devices refused for merging",
+        score.precision,
+        score.recall,
+        score.n_identifiers,
+        resolution.persons.len(),
+        shared_refused
+    );
+    Ok(())
+}

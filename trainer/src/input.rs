@@ -1,0 +1,153 @@
+//! Reading the files users have into a data set, with clear errors and load reports.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use datasets::dataset::Dataset;
+use datasets::load::{Catalog, CatalogFormat, LoadOptions, read_catalog, read_events, read_interactions};
+use datasets::schema::Event;
+use models::config::TrainConfig;
+
+/// What kind of interaction file a path holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// JSON Lines events (any identifiers, channels, types).
+    Events,
+    /// CSV/TSV with `user_id`, `item_id`, optional `value`, `timestamp`.
+    Interactions,
+}
+
+impl Kind {
+    /// Events for `.jsonl`/`.ndjson`/`.json`, interactions otherwise.
+    pub fn of(path: &Path) -> Kind {
+        match CatalogFormat::from_path(&path.to_string_lossy()) {
+            CatalogFormat::JsonLines => Kind::Events,
+            CatalogFormat::Delimited => Kind::Interactions,
+        }
+    }
+}
+
+fn open(path: &Path) -> Result<BufReader<File>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(BufReader::with_capacity(1 << 20, file))
+}
+
+fn name(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Loads a catalog, if a path is given.
+pub fn catalog(path: Option<&Path>, options: &LoadOptions) -> Result<Option<Catalog>> {
+    let Some(path) = path else { return Ok(None) };
+    let format = CatalogFormat::from_path(&path.to_string_lossy());
+    let (catalog, report) = read_catalog(open(path)?, &name(path), format, options)?;
+    eprintln!("{}", report.summary());
+    Ok(Some(catalog))
+}
+
+fn events(path: &Path, options: &LoadOptions) -> Result<Vec<Event>> {
+    let (events, report) = read_events(open(path)?, &name(path), options)?;
+    eprintln!("{}", report.summary());
+    Ok(events)
+}
+
+fn rows(path: &Path, options: &LoadOptions) -> Result<Vec<datasets::load::RawInteraction>> {
+    let (rows, report) = read_interactions(open(path)?, &name(path), options)?;
+    eprintln!("{}", report.summary());
+    Ok(rows)
+}
+
+/// Loads one or more files of the same kind into one data set, in order. Returns the data
+/// set and, per file, how many input records it had (to split by origin afterwards).
+pub fn dataset(
+    paths: &[PathBuf],
+    items: Option<&Path>,
+    config: &TrainConfig,
+    options: &LoadOptions,
+) -> Result<(Dataset, Vec<usize>)> {
+    let Some(first) = paths.first() else { bail!("no input file given") };
+    let kind = Kind::of(first);
+    if let Some(other) = paths.iter().find(|p| Kind::of(p) != kind) {
+        bail!(
+            "{} and {} are different kinds of file (events vs interactions)",
+            first.display(),
+            other.display()
+        );
+    }
+    let catalog = catalog(items, options)?;
+    let weights = config.weights.to_weight_config();
+    let mut sizes = Vec::with_capacity(paths.len());
+    let dataset = match kind {
+        Kind::Events => {
+            let mut all = Vec::new();
+            for path in paths {
+                let loaded = events(path, options)?;
+                sizes.push(loaded.len());
+                all.extend(loaded);
+            }
+            let limits = config.identity.to_limits()?;
+            let dataset = Dataset::from_events(&all, catalog, &weights, &limits)?;
+            if let Some(report) = &dataset.identity {
+                eprintln!(
+                    "identity: {} events, {} identifiers -> {} persons ({} merges, {} identifiers refused for merging)",
+                    report.n_events,
+                    report.n_identifiers,
+                    report.n_persons,
+                    report.n_merges,
+                    report.refused.len()
+                );
+                for refused in report.refused.iter().take(5) {
+                    eprintln!("  refused {}: {}", refused.identifier.key(), refused.reason);
+                }
+            }
+            dataset
+        }
+        Kind::Interactions => {
+            let mut all = Vec::new();
+            for path in paths {
+                let loaded = rows(path, options)?;
+                sizes.push(loaded.len());
+                all.extend(loaded);
+            }
+            Dataset::from_interactions(&all, catalog, &weights)?
+        }
+    };
+    Ok((dataset, sizes))
+}
+
+/// Reads a TOML training config; absent means every default.
+pub fn config(path: Option<&Path>) -> Result<TrainConfig> {
+    let Some(path) = path else { return Ok(TrainConfig::default()) };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    let config: TrainConfig = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+    config.validate().with_context(|| format!("invalid config {}", path.display()))?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_config_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[als]\nfactors = 8\nfactorz = 3\n").unwrap();
+        let message = format!("{:#}", config(Some(&path)).unwrap_err());
+        assert!(message.contains("unknown field `factorz`"), "{message}");
+        std::fs::write(&path, "[models]\nenabled = [\"als\", \"bpr\"]\n").unwrap();
+        let message = format!("{:#}", config(Some(&path)).unwrap_err());
+        assert!(message.contains("unknown variant `bpr`"), "{message}");
+        std::fs::write(&path, "[als]\nfactors = 0\n").unwrap();
+        let message = format!("{:#}", config(Some(&path)).unwrap_err());
+        assert!(message.contains("als.factors"), "{message}");
+        std::fs::write(&path, "[models]\nenabled = [\"als\"]\n[als]\nfactors = 16\niterations = 3\n")
+            .unwrap();
+        let parsed = config(Some(&path)).unwrap();
+        assert_eq!((parsed.als.factors, parsed.als.iterations, parsed.models.enabled.len()), (16, 3, 1));
+    }
+}
