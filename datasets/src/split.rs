@@ -32,7 +32,7 @@ impl SplitStrategy {
     fn validate(&self) -> Result<()> {
         let fraction = match *self {
             SplitStrategy::Temporal { fraction } | SplitStrategy::Random { fraction, .. } => fraction,
-            SplitStrategy::LeaveLastK { k } if k == 0 => {
+            SplitStrategy::LeaveLastK { k: 0 } => {
                 return Err(Error::InvalidConfig {
                     name: "split.k".into(),
                     reason: "must be at least 1".into(),

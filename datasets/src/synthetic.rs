@@ -1,8 +1,9 @@
 //! Synthetic omnichannel data: a catalog, persons with latent tastes, and their events across
 //! every channel under several identifiers each, with the ground truth beside it.
 //!
-//! Each person has a taste over top categories (Dirichlet), favourite subcategories and
-//! brands, an activity level and a channel mix. They browse in sessions (web under a browser
+//! Each person has a taste over top categories (Dirichlet), favourite subcategories, brands
+//! and item styles (latent clusters across categories that only collaborative models can
+//! learn), an activity level and a channel mix. They browse in sessions (web under a browser
 //! cookie, the app under a device id, emails under their address, the store under a loyalty
 //! card, the call centre under their phone), add to cart, buy, sometimes return or rate.
 //! Identifiers link when a person logs in, clicks an email, or gives a card at the till.
@@ -185,12 +186,17 @@ struct Taste {
     categories: Vec<f64>,
     sub_bias: Vec<usize>,
     brands: Vec<usize>,
+    styles: Vec<usize>,
 }
+
+/// Latent item styles; each person favours two.
+const N_STYLES: usize = 24;
 
 /// Items grouped by (category, subcategory), each group with cumulative popularity.
 struct ItemIndex {
     groups: Vec<Vec<(u32, f64)>>,
     by_brand_group: BTreeMap<(usize, usize), Vec<u32>>,
+    by_style_top: BTreeMap<(usize, usize), Vec<(u32, f64)>>,
 }
 
 fn pick_weighted(cumulative: &[(u32, f64)], rng: &mut StdRng) -> Option<u32> {
@@ -224,6 +230,7 @@ impl SyntheticData {
         let mut items = Vec::with_capacity(config.n_items);
         let mut groups: Vec<Vec<(u32, f64)>> = vec![Vec::new(); n_groups];
         let mut by_brand_group: BTreeMap<(usize, usize), Vec<u32>> = BTreeMap::new();
+        let mut by_style_top: BTreeMap<(usize, usize), Vec<(u32, f64)>> = BTreeMap::new();
         for idx in 0..config.n_items {
             let top = rng.gen_range(0..TOP_CATEGORIES.len());
             let sub = rng.gen_range(0..4);
@@ -269,11 +276,15 @@ impl SyntheticData {
             if !is_new {
                 let group = top * 4 + sub;
                 let previous = groups[group].last().map_or(0.0, |&(_, c)| c);
-                groups[group].push((idx as u32, previous + popularity.sample(&mut rng)));
+                let weight = popularity.sample(&mut rng);
+                groups[group].push((idx as u32, previous + weight));
                 by_brand_group.entry((brand, group)).or_default().push(idx as u32);
+                let style_items = by_style_top.entry((rng.gen_range(0..N_STYLES), top)).or_default();
+                let previous = style_items.last().map_or(0.0, |&(_, c)| c);
+                style_items.push((idx as u32, previous + weight));
             }
         }
-        let index = ItemIndex { groups, by_brand_group };
+        let index = ItemIndex { groups, by_brand_group, by_style_top };
         let item_brand: Vec<usize> = items
             .iter()
             .map(|item| brands.iter().position(|b| Some(&b.0) == item.brand.as_ref()).unwrap_or(0))
@@ -286,9 +297,7 @@ impl SyntheticData {
         while person + 3 <= config.n_persons {
             if rng.gen_bool(0.05) {
                 let size = rng.gen_range(2..=3);
-                for member in person..person + size {
-                    household_of[member] = Some(n_households);
-                }
+                household_of[person..person + size].fill(Some(n_households));
                 n_households += 1;
                 person += size;
             } else {
@@ -527,6 +536,7 @@ fn person_events(
         categories,
         sub_bias: (0..n_top).map(|_| rng.gen_range(0..4)).collect(),
         brands: (0..3).map(|_| rng.gen_range(0..n_brands)).collect(),
+        styles: (0..2).map(|_| rng.gen_range(0..N_STYLES)).collect(),
     };
     let has_account = rng.gen_bool(0.8);
     let has_loyalty = rng.gen_bool(0.6);
@@ -560,9 +570,15 @@ fn person_events(
             }
             target -= w;
         }
+        if rng.gen_bool(0.45) {
+            let style = taste.styles[rng.gen_range(0..taste.styles.len())];
+            if let Some(list) = index.by_style_top.get(&(style, top)) {
+                return pick_weighted(list, rng);
+            }
+        }
         let sub = if rng.gen_bool(0.6) { taste.sub_bias[top] } else { rng.gen_range(0..4) };
         let group = top * 4 + sub;
-        if rng.gen_bool(0.35) {
+        if rng.gen_bool(0.3) {
             let brand = taste.brands[rng.gen_range(0..taste.brands.len())];
             if let Some(list) = index.by_brand_group.get(&(brand, group)) {
                 return list.choose(rng).copied();

@@ -1,8 +1,9 @@
 //! Implicit-feedback alternating least squares (Hu, Koren, Volinsky, "Collaborative
 //! Filtering for Implicit Feedback Datasets", ICDM 2008).
 //!
-//! With confidence `c_ui = 1 + α·r_ui` and preference `p_ui = 1` for observed pairs (0
-//! otherwise), ALS minimises
+//! With confidence `c_ui = 1 + α·r_ui / r̄` (`r̄` the mean stored weight, so `α` means the
+//! same for ratings, counts and event weights) and preference `p_ui = 1` for observed pairs
+//! (0 otherwise), ALS minimises
 //! `Σ_u Σ_i c_ui (p_ui − x_uᵀ y_i)² + λ (Σ_u ‖x_u‖² + Σ_i ‖y_i‖²)`
 //! by solving for all persons with items fixed, then all items with persons fixed. Each
 //! person's system is `(YᵀY + λI + Σ_{i∈I_u} α r_ui y_i y_iᵀ) x_u = Σ_{i∈I_u} c_ui y_i`, where
@@ -50,7 +51,7 @@ pub struct AlsParams {
     pub iterations: usize,
     /// L2 penalty `λ`.
     pub regularization: f32,
-    /// Confidence scaling `α` in `c = 1 + α·r`.
+    /// Confidence scaling `α` in `c = 1 + α·r/r̄`, where `r̄` is the mean interaction weight.
     pub alpha: f32,
     /// Row solver.
     pub solver: AlsSolver,
@@ -65,8 +66,8 @@ impl Default for AlsParams {
         AlsParams {
             factors: 64,
             iterations: 15,
-            regularization: 0.05,
-            alpha: 2.0,
+            regularization: 10.0,
+            alpha: 1.0,
             solver: AlsSolver::Cg,
             cg_steps: 3,
             seed: 42,
@@ -103,6 +104,11 @@ impl AlsParams {
             return Err(Error::Untrainable { model: "als", reason: "no interactions".into() });
         }
         let k = self.factors;
+        let data = train.user_items.data();
+        let mean_weight = data.iter().map(|&w| f64::from(w)).sum::<f64>() / data.len() as f64;
+        // Dividing α by the mean weight scales every stored weight to mean 1.
+        let scaled =
+            AlsParams { alpha: (f64::from(self.alpha) / mean_weight.max(1e-12)) as f32, ..self.clone() };
         let mut rng = StdRng::seed_from_u64(self.seed);
         // Small positive start, as in `implicit`: warm-started CG moves from here.
         let mut init = |n: usize| -> Vec<f32> { (0..n * k).map(|_| rng.r#gen::<f32>() * 0.01).collect() };
@@ -110,9 +116,9 @@ impl AlsParams {
         let mut items = init(train.n_items());
         for iteration in 0..self.iterations {
             let started = Instant::now();
-            self.solve_side(&train.user_items, &items, &mut users)?;
+            scaled.solve_side(&train.user_items, &items, &mut users)?;
             let users_done = started.elapsed();
-            self.solve_side(&train.item_users, &users, &mut items)?;
+            scaled.solve_side(&train.item_users, &users, &mut items)?;
             progress.step("als", iteration + 1, self.iterations, started.elapsed());
             tracing::trace!(?users_done, items_done = ?(started.elapsed() - users_done), "als sweep");
         }
@@ -122,7 +128,7 @@ impl AlsParams {
         }
         Ok(AlsModel {
             k,
-            alpha: self.alpha,
+            alpha: scaled.alpha,
             regularization: self.regularization,
             user_factors: users,
             item_factors: items,
@@ -309,6 +315,7 @@ impl Fit for AlsParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlsModel {
     k: usize,
+    /// `α / r̄`: applied to raw weights.
     alpha: f32,
     regularization: f32,
     /// Row-major `n_users × k`.

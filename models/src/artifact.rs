@@ -313,3 +313,73 @@ impl Artifact {
         Artifact { metadata, body }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ModelKind, TrainConfig};
+    use datasets::dataset::{Dataset, WeightConfig};
+
+    fn small_artifact() -> Artifact {
+        let rows = datasets::synthetic::interactions(60, 30, 600, 5);
+        let dataset = Dataset::from_interactions(&rows, None, &WeightConfig::default()).unwrap();
+        let mut config = TrainConfig::default();
+        config.models.enabled = vec![ModelKind::Popularity, ModelKind::ItemKnn, ModelKind::Als];
+        config.als.factors = 4;
+        config.als.iterations = 2;
+        let trained = crate::pipeline::train(&dataset, &config, &crate::progress::Silent).unwrap();
+        Artifact::assemble(&dataset, trained, &config, 1_700_000_000)
+    }
+
+    fn encoded(artifact: &Artifact) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        write(artifact, &mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn round_trips() {
+        let artifact = small_artifact();
+        let back = read(&encoded(&artifact)[..]).unwrap();
+        assert_eq!(back, artifact);
+        assert_eq!(back.metadata.created_at, "2023-11-14T22:13:20Z");
+        assert!(back.metadata.model_version.starts_with("omnirec-20231114T221320Z-"));
+        assert_eq!(back.metadata.counts.n_users, 60);
+    }
+
+    #[test]
+    fn damaged_files_give_clear_errors() {
+        let bytes = encoded(&small_artifact());
+        let message = |bytes: &[u8]| read(bytes).unwrap_err().to_string();
+        assert!(message(&bytes[..10]).contains("truncated: 10 bytes"), "{}", message(&bytes[..10]));
+        assert!(message(&bytes[..bytes.len() - 1]).contains("truncated"));
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 3;
+        flipped[last] ^= 0x40;
+        assert_eq!(message(&flipped), "model artifact: checksum mismatch: the file is corrupted");
+        let mut other_version = bytes.clone();
+        other_version[8] = 9;
+        assert!(message(&other_version).contains("format version 9, but this build reads version 1"));
+        assert!(
+            message(b"PK\x03\x04 not a model at all, but long enough to have a header.....")
+                .contains("bad magic")
+        );
+        let mut longer = bytes;
+        longer.push(0);
+        assert!(message(&longer).contains("unexpected bytes after the body"));
+    }
+
+    #[test]
+    fn saves_atomically_and_loads() {
+        let dir = std::env::temp_dir().join(format!("omnirec-artifact-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("model.omr");
+        let artifact = small_artifact();
+        save(&artifact, &path).unwrap();
+        assert_eq!(load(&path).unwrap(), artifact);
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("model.omr")]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -30,7 +30,7 @@ pub struct EaseParams {
 
 impl Default for EaseParams {
     fn default() -> Self {
-        EaseParams { regularization: 250.0, max_items: 20_000 }
+        EaseParams { regularization: 200.0, max_items: 20_000 }
     }
 }
 

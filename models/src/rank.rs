@@ -62,7 +62,7 @@ pub fn top_k(scores: &[f32], k: usize, mut is_allowed: impl FnMut(usize) -> bool
         .into_iter()
         .map(|Reverse(Entry(score, item))| ScoredItem { item: ItemIdx(item), score })
         .collect();
-    ranked.sort_by(|a, b| Entry(b.score, b.item.0).cmp(&Entry(a.score, a.item.0)));
+    ranked.sort_by_key(|s| Reverse(Entry(s.score, s.item.0)));
     ranked
 }
 

@@ -1,1 +1,151 @@
-//! e2e
+//! End to end: synthetic omnichannel data → `trainer` → artifact file → load → recommend.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use datasets::schema::{Channel, EventType, IdentifierKind};
+use datasets::synthetic::{SyntheticConfig, SyntheticData};
+use models::artifact;
+use models::engine::{Engine, FallbackReason};
+use trainer::commands;
+use trainer::{DataArgs, EvaluateArgs, RecommendArgs, TrainArgs};
+
+const CONFIG: &str = "[als]\nfactors = 16\niterations = 8\n[blend]\nmax_tuning_users = 300\n";
+
+fn setup(dir: &Path) -> (commands::GeneratedFiles, std::path::PathBuf) {
+    let synthetic = SyntheticConfig { n_persons: 800, n_items: 200, seed: 11, ..Default::default() };
+    let files = commands::write_synthetic(synthetic, dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let model = dir.join("model.omr");
+    let args = TrainArgs {
+        data: DataArgs { interactions: None, events: Some(files.events.clone()) },
+        items: Some(files.catalog.clone()),
+        config: Some(config),
+        out: model.clone(),
+        skip_invalid: false,
+    };
+    let metadata = commands::train(&args).unwrap();
+    assert_eq!(metadata.models.len(), 5, "{:?}", metadata.models);
+    assert!(metadata.models.iter().all(|m| m.skipped.is_none()), "{:?}", metadata.models);
+    (files, model)
+}
+
+#[test]
+fn generate_train_load_recommend() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, model) = setup(dir.path());
+    let engine = Engine::new(artifact::load(&model).unwrap());
+    let body = &engine.artifact().body;
+    assert!(body.profiles.is_some(), "profile attributes are in the artifact");
+
+    // Cross-channel: an item bought in a store with a loyalty card is never recommended to
+    // the same person when the web shop asks under their browser cookie.
+    let synthetic = SyntheticData::generate(SyntheticConfig {
+        n_persons: 800,
+        n_items: 200,
+        seed: 11,
+        ..Default::default()
+    })
+    .unwrap();
+    let events = synthetic.events();
+    let mut checked = 0;
+    for purchase in
+        events.iter().filter(|e| e.channel == Channel::Store && e.event_type == EventType::Purchase)
+    {
+        let Some(card) = purchase.identifiers.iter().find(|i| i.kind == IdentifierKind::LoyaltyId) else {
+            continue;
+        };
+        let person = engine.lookup(&card.key()).expect("every card holder is a known person");
+        // A cookie of the same person, seen on the web.
+        let Some(cookie) = events.iter().find_map(|e| {
+            let cookie = e.identifiers.iter().find(|i| i.kind == IdentifierKind::CookieId)?;
+            (engine.lookup(&cookie.key()) == Some(person)).then(|| cookie.key())
+        }) else {
+            continue;
+        };
+        let bought = body.items.get(purchase.item_id.as_deref().unwrap()).unwrap();
+        let returned = events.iter().any(|e| {
+            e.event_type == EventType::Return
+                && e.item_id == purchase.item_id
+                && e.identifiers.iter().any(|i| engine.lookup(&i.key()) == Some(person))
+        });
+        if returned {
+            continue;
+        }
+        let answer = engine.recommend(engine.lookup(&cookie), 50).unwrap();
+        assert_eq!(answer.fallback, None);
+        assert_eq!(answer.items.len(), 50);
+        assert!(
+            answer.items.iter().all(|s| s.item.0 != bought),
+            "store purchase {bought} recommended on the web"
+        );
+        checked += 1;
+        if checked == 25 {
+            break;
+        }
+    }
+    assert_eq!(checked, 25, "enough store buyers with a linked cookie");
+
+    // No known person is ever recommended anything they consumed.
+    for user in 0..body.users.len() as u32 {
+        let consumed: HashSet<u32> = engine.consumed(datasets::UserIdx(user)).iter().copied().collect();
+        let answer = engine.recommend(Some(datasets::UserIdx(user)), 10).unwrap();
+        assert!(answer.items.iter().all(|s| !consumed.contains(&s.item.0)));
+    }
+
+    // Batch recommendations: known persons by any identifier, unknown ones get the fallback.
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, "u0\nemail:person1@example.com\nnobody-knows-me\n").unwrap();
+    let out = dir.path().join("recs.tsv");
+    commands::recommend(&RecommendArgs { model: model.clone(), users, k: 4, out: out.clone() }).unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "user_id\titem_id\trank\tscore");
+    assert_eq!(lines.len(), 1 + 3 * 4);
+    assert!(lines[1].starts_with("u0\t") && lines[1].split('\t').nth(2) == Some("1"));
+    let fallback = std::fs::read_to_string(dir.path().join("recs.tsv.fallback.tsv")).unwrap();
+    assert_eq!(
+        fallback,
+        format!("user_id\treason\nnobody-knows-me\t{}\n", FallbackReason::UnknownUser.as_str())
+    );
+
+    // A damaged artifact is refused with a reason.
+    let mut bytes = std::fs::read(&model).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    let broken = dir.path().join("broken.omr");
+    std::fs::write(&broken, &bytes).unwrap();
+    assert!(artifact::load(&broken).unwrap_err().to_string().contains("checksum mismatch"));
+    drop(files);
+}
+
+#[test]
+fn evaluation_beats_popularity() {
+    let dir = tempfile::tempdir().unwrap();
+    let synthetic = SyntheticConfig { n_persons: 1_500, n_items: 300, seed: 5, ..Default::default() };
+    let files = commands::write_synthetic(synthetic, dir.path()).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let rows = commands::evaluate_rows(&EvaluateArgs {
+        train: files.events,
+        test: None,
+        holdout: 0.2,
+        items: Some(files.catalog),
+        config: Some(config),
+        k: 10,
+        json: false,
+        skip_invalid: false,
+    })
+    .unwrap();
+    let ndcg = |name: &str| rows.iter().find(|r| r.model == name).unwrap().metrics.ndcg;
+    for model in ["als", "ease", "blend"] {
+        assert!(
+            ndcg(model) > 1.2 * ndcg("popularity"),
+            "{model}: {} vs popularity {}",
+            ndcg(model),
+            ndcg("popularity")
+        );
+    }
+    assert!(ndcg("blend") >= 0.97 * ndcg("ease"), "blend {} vs ease {}", ndcg("blend"), ndcg("ease"));
+}

@@ -223,7 +223,8 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
         let line =
             line.with_context(|| format!("{}:{}: unreadable line", args.users.display(), line_no + 1))?;
         let id = line.trim();
-        if !id.is_empty() && !(line_no == 0 && id == "user_id") {
+        let is_header = line_no == 0 && id == "user_id";
+        if !id.is_empty() && !is_header {
             users.push(id.to_owned());
         }
     }
