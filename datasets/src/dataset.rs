@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use sprs::{CsMat, TriMat};
+use sprs::CsMat;
 
 use crate::error::{Error, Result};
 use crate::identity::{IdentityLimits, IdentityReport, resolve};
@@ -257,47 +257,11 @@ impl Dataset {
         catalog: Option<Catalog>,
         weights: &WeightConfig,
     ) -> Result<Self> {
-        weights.validate()?;
-        if rows.is_empty() {
-            return Err(Error::Empty("interactions".into()));
-        }
-        let (mut items, mut catalog, has_catalog) = catalog_items(catalog);
-        let mut users = IdMap::new();
-        let mut interactions = Vec::with_capacity(rows.len());
-        let mut activity = Vec::with_capacity(rows.len());
+        let mut builder = InteractionsBuilder::new(catalog, weights)?;
         for row in rows {
-            let user = UserIdx(users.get_or_insert(&row.user_id));
-            let item = item_index(&mut items, &mut catalog, &row.item_id);
-            let timestamp = row.timestamp.unwrap_or(0);
-            let weight = row.value.unwrap_or(1.0);
-            interactions.push(Interaction { user, item, weight, timestamp, consumption: 1 });
-            activity.push(Activity {
-                user,
-                kind: ActivityKind::Purchase,
-                channel: 0,
-                timestamp,
-                revenue: 0.0,
-            });
+            builder.push(&row.user_id, &row.item_id, row.value, row.timestamp);
         }
-        let aliases = users
-            .ids()
-            .iter()
-            .enumerate()
-            .filter_map(|(idx, id)| Identifier::parse_key(id).map(|ident| (ident.key(), UserIdx(idx as u32))))
-            .collect();
-        Ok(Dataset {
-            users,
-            items,
-            aliases,
-            catalog,
-            has_catalog,
-            interactions,
-            origin: (0..rows.len() as u32).collect(),
-            activity,
-            channels: vec!["unknown".into()],
-            identity: None,
-            half_life_days: weights.half_life_days,
-        })
+        builder.finish()
     }
 
     /// Number of persons.
@@ -313,8 +277,19 @@ impl Dataset {
     /// The same persons, items and catalog with other interactions (a split's side); the
     /// origins of the new interactions are unknown and set to `u32::MAX`.
     pub fn with_interactions(&self, interactions: Vec<Interaction>) -> Self {
-        let origin = vec![u32::MAX; interactions.len()];
-        Dataset { interactions, origin, ..self.clone() }
+        Dataset {
+            users: self.users.clone(),
+            items: self.items.clone(),
+            aliases: self.aliases.clone(),
+            catalog: self.catalog.clone(),
+            has_catalog: self.has_catalog,
+            origin: vec![u32::MAX; interactions.len()],
+            interactions,
+            activity: self.activity.clone(),
+            channels: self.channels.clone(),
+            identity: self.identity.clone(),
+            half_life_days: self.half_life_days,
+        }
     }
 
     /// Splits the interactions by origin: those from input events or rows before `n_first`,
@@ -348,24 +323,43 @@ impl Dataset {
     pub fn matrix(&self) -> CsMat<f32> {
         let reference = self.newest_timestamp();
         let decay = self.half_life_days.map(|days| f64::from(days) * 86_400.0);
-        let mut totals: HashMap<(u32, u32), f32> = HashMap::with_capacity(self.interactions.len());
-        for interaction in &self.interactions {
-            let factor = match decay {
-                Some(half_life) => {
-                    0.5f64.powf((reference - interaction.timestamp).max(0) as f64 / half_life) as f32
+        let mut entries: Vec<(u32, u32, f32)> = self
+            .interactions
+            .iter()
+            .map(|interaction| {
+                let factor = match decay {
+                    Some(half_life) => {
+                        0.5f64.powf((reference - interaction.timestamp).max(0) as f64 / half_life) as f32
+                    }
+                    None => 1.0,
+                };
+                (interaction.user.0, interaction.item.0, interaction.weight * factor)
+            })
+            .collect();
+        // Sorting by (person, item) groups repeats of a pair; stable, so sums are
+        // deterministic. Cheaper in memory than a hash map over all pairs.
+        entries.sort_by_key(|&(user, item, _)| (user, item));
+        let mut indptr = Vec::with_capacity(self.n_users() + 1);
+        let mut indices = Vec::with_capacity(entries.len());
+        let mut data = Vec::with_capacity(entries.len());
+        indptr.push(0);
+        let mut next = 0;
+        for user in 0..self.n_users() as u32 {
+            while next < entries.len() && entries[next].0 == user {
+                let item = entries[next].1;
+                let mut total = 0f32;
+                while next < entries.len() && entries[next].0 == user && entries[next].1 == item {
+                    total += entries[next].2;
+                    next += 1;
                 }
-                None => 1.0,
-            };
-            *totals.entry((interaction.user.0, interaction.item.0)).or_default() +=
-                interaction.weight * factor;
+                if total > 0.0 {
+                    indices.push(item as usize);
+                    data.push(total);
+                }
+            }
+            indptr.push(indices.len());
         }
-        let mut entries: Vec<((u32, u32), f32)> = totals.into_iter().filter(|(_, w)| *w > 0.0).collect();
-        entries.sort_unstable_by_key(|(key, _)| *key);
-        let mut triplets = TriMat::with_capacity((self.n_users(), self.n_items()), entries.len());
-        for ((user, item), weight) in entries {
-            triplets.add_triplet(user as usize, item as usize, weight);
-        }
-        triplets.to_csr()
+        CsMat::new((self.n_users(), self.n_items()), indptr, indices, data)
     }
 
     /// Per person, the items consumed (purchases net of returns), sorted.
@@ -400,6 +394,84 @@ impl Dataset {
             bytes.extend_from_slice(&interaction.timestamp.to_le_bytes());
         }
         crate::schema::hex_sha256(&bytes)
+    }
+}
+
+/// Builds a data set from plain interaction rows one at a time, interning ids as they come,
+/// so a large file never has to be held as strings.
+pub struct InteractionsBuilder {
+    dataset: Dataset,
+}
+
+impl InteractionsBuilder {
+    /// An empty data set over `catalog`, weighted by `weights`.
+    pub fn new(catalog: Option<Catalog>, weights: &WeightConfig) -> Result<Self> {
+        weights.validate()?;
+        let (items, catalog, has_catalog) = catalog_items(catalog);
+        Ok(InteractionsBuilder {
+            dataset: Dataset {
+                users: IdMap::new(),
+                items,
+                aliases: HashMap::new(),
+                catalog,
+                has_catalog,
+                interactions: Vec::new(),
+                origin: Vec::new(),
+                activity: Vec::new(),
+                channels: vec!["unknown".into()],
+                identity: None,
+                half_life_days: weights.half_life_days,
+            },
+        })
+    }
+
+    /// Adds one row: the weight is `value` (1 when absent); the item counts as consumed.
+    pub fn push(&mut self, user_id: &str, item_id: &str, value: Option<f32>, timestamp: Option<i64>) {
+        let data = &mut self.dataset;
+        let user = UserIdx(data.users.get_or_insert(user_id));
+        let item = item_index(&mut data.items, &mut data.catalog, item_id);
+        let timestamp = timestamp.unwrap_or(0);
+        data.origin.push(data.interactions.len() as u32);
+        data.interactions.push(Interaction {
+            user,
+            item,
+            weight: value.unwrap_or(1.0),
+            timestamp,
+            consumption: 1,
+        });
+        data.activity.push(Activity {
+            user,
+            kind: ActivityKind::Purchase,
+            channel: 0,
+            timestamp,
+            revenue: 0.0,
+        });
+    }
+
+    /// Rows added so far.
+    pub fn len(&self) -> usize {
+        self.dataset.interactions.len()
+    }
+
+    /// Whether no row was added.
+    pub fn is_empty(&self) -> bool {
+        self.dataset.interactions.is_empty()
+    }
+
+    /// The data set; an error when no row was added.
+    pub fn finish(self) -> Result<Dataset> {
+        let mut dataset = self.dataset;
+        if dataset.interactions.is_empty() {
+            return Err(Error::Empty("interactions".into()));
+        }
+        dataset.aliases = dataset
+            .users
+            .ids()
+            .iter()
+            .enumerate()
+            .filter_map(|(idx, id)| Identifier::parse_key(id).map(|ident| (ident.key(), UserIdx(idx as u32))))
+            .collect();
+        Ok(dataset)
     }
 }
 

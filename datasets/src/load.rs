@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, Cursor, Read};
 
+use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
@@ -100,27 +101,45 @@ pub fn read_events(
     source: &str,
     options: &LoadOptions,
 ) -> Result<(Vec<Event>, LoadReport)> {
+    // Lines are parsed in parallel batches, then accepted in file order, so duplicates,
+    // the first error and the report are the same as a sequential read.
+    const BATCH: usize = 65_536;
     let mut report = LoadReport::new(source);
     let mut events = Vec::new();
     let mut seen_ids = HashSet::new();
-    for (line_idx, line) in reader.lines().enumerate() {
-        let line_no = line_idx + 1;
-        let line = line.map_err(|e| Error::io(format!("reading {source}:{line_no}"), e))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match parse_event(&line, source, line_no) {
-            Ok(event) => {
-                if let Some(id) = &event.event_id
-                    && !seen_ids.insert(id.clone())
-                {
-                    report.duplicates += 1;
-                    continue;
+    let mut lines = reader.lines();
+    let mut line_no = 0;
+    loop {
+        let mut batch: Vec<(usize, String)> = Vec::with_capacity(BATCH);
+        for line in lines.by_ref() {
+            line_no += 1;
+            let line = line.map_err(|e| Error::io(format!("reading {source}:{line_no}"), e))?;
+            if !line.trim().is_empty() {
+                batch.push((line_no, line));
+                if batch.len() == BATCH {
+                    break;
                 }
-                report.rows += 1;
-                events.push(event);
             }
-            Err(error) => report.refuse(options, error)?,
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let parsed: Vec<Result<Event>> =
+            batch.par_iter().map(|(line_no, line)| parse_event(line, source, *line_no)).collect();
+        for outcome in parsed {
+            match outcome {
+                Ok(event) => {
+                    if let Some(id) = &event.event_id
+                        && !seen_ids.insert(id.clone())
+                    {
+                        report.duplicates += 1;
+                        continue;
+                    }
+                    report.rows += 1;
+                    events.push(event);
+                }
+                Err(error) => report.refuse(options, error)?,
+            }
         }
     }
     Ok((events, report))
@@ -348,6 +367,27 @@ pub fn read_interactions(
     source: &str,
     options: &LoadOptions,
 ) -> Result<(Vec<RawInteraction>, LoadReport)> {
+    let mut rows = Vec::new();
+    let report = read_interactions_with(reader, source, options, |user_id, item_id, value, timestamp| {
+        rows.push(RawInteraction {
+            user_id: user_id.to_owned(),
+            item_id: item_id.to_owned(),
+            value,
+            timestamp,
+        });
+    })?;
+    Ok((rows, report))
+}
+
+/// Like [`read_interactions`], but hands each accepted row to `on_row` (user id, item id,
+/// value, timestamp) as it is read, without keeping the rows: for files too large to hold
+/// as strings.
+pub fn read_interactions_with(
+    reader: impl BufRead,
+    source: &str,
+    options: &LoadOptions,
+    mut on_row: impl FnMut(&str, &str, Option<f32>, Option<i64>),
+) -> Result<LoadReport> {
     let mut table = Table::open(reader, source)?;
     let user_col = table.require("user_id")?;
     let item_col = table.require("item_id")?;
@@ -356,7 +396,6 @@ pub fn read_interactions(
     let time_col = table.column("timestamp");
     let n_columns = table.columns.len();
     let mut report = LoadReport::new(source);
-    let mut rows = Vec::new();
     table.for_each(|record, line, is_complete| {
         let parsed = (|| {
             if !is_complete {
@@ -384,18 +423,18 @@ pub fn read_interactions(
                 .map(|col| parse_timestamp(field(col)))
                 .transpose()
                 .map_err(|reason| Error::parse(source, line, "timestamp", reason))?;
-            Ok(RawInteraction { user_id: user_id.to_owned(), item_id: item_id.to_owned(), value, timestamp })
+            Ok((user_id, item_id, value, timestamp))
         })();
         match parsed {
-            Ok(row) => {
+            Ok((user_id, item_id, value, timestamp)) => {
                 report.rows += 1;
-                rows.push(row);
+                on_row(user_id, item_id, value, timestamp);
                 Ok(())
             }
             Err(error) => report.refuse(options, error),
         }
     })?;
-    Ok((rows, report))
+    Ok(report)
 }
 
 /// The item catalog, in file order.

@@ -433,27 +433,31 @@ mod tests {
     use super::*;
     use crate::testing::{block_train, contract};
 
+    /// The toy data has a handful of persons: a small penalty keeps the factors informative.
+    fn toy(factors: usize, iterations: usize) -> AlsParams {
+        AlsParams { factors, iterations, regularization: 0.1, alpha: 2.0, ..Default::default() }
+    }
+
     #[test]
     fn loss_falls_and_blocks_are_recovered() {
         let train = block_train();
         let mut previous = f64::INFINITY;
         for iterations in [1, 3, 8] {
-            let model = AlsParams { factors: 4, iterations, ..Default::default() }.fit(&train).unwrap();
+            let model = toy(4, iterations).fit(&train).unwrap();
             let loss = model.loss(&train);
             assert!(loss < previous, "loss {loss} after {iterations} sweeps, before {previous}");
             previous = loss;
         }
         for solver in [AlsSolver::Cg, AlsSolver::Cholesky] {
-            contract(&AlsParams { factors: 4, iterations: 8, solver, ..Default::default() }, &train);
+            contract(&AlsParams { solver, ..toy(4, 8) }, &train);
         }
     }
 
     #[test]
     fn cg_approaches_the_exact_solution() {
         let train = block_train();
-        let exact =
-            AlsParams { factors: 4, iterations: 10, solver: AlsSolver::Cholesky, ..Default::default() };
-        let cg = AlsParams { factors: 4, iterations: 10, cg_steps: 6, ..Default::default() };
+        let exact = AlsParams { solver: AlsSolver::Cholesky, ..toy(4, 10) };
+        let cg = AlsParams { cg_steps: 6, ..toy(4, 10) };
         let (exact, cg) = (exact.fit(&train).unwrap(), cg.fit(&train).unwrap());
         let (le, lc) = (exact.loss(&train), cg.loss(&train));
         assert!((lc - le).abs() / le < 0.05, "cg loss {lc} vs exact {le}");
@@ -462,10 +466,7 @@ mod tests {
     #[test]
     fn fold_in_matches_stored_factors_closely() {
         let train = block_train();
-        let model =
-            AlsParams { factors: 4, iterations: 10, solver: AlsSolver::Cholesky, ..Default::default() }
-                .fit(&train)
-                .unwrap();
+        let model = AlsParams { solver: AlsSolver::Cholesky, ..toy(4, 10) }.fit(&train).unwrap();
         let history = train.history(datasets::UserIdx(0));
         let stored =
             model.user_vector(&Query { user: Some(datasets::UserIdx(0)), history: &history }).unwrap();

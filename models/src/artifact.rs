@@ -341,6 +341,9 @@ mod tests {
     fn round_trips() {
         let artifact = small_artifact();
         let back = read(&encoded(&artifact)[..]).unwrap();
+        assert_eq!(back.metadata, artifact.metadata);
+        assert_eq!(back.body.models, artifact.body.models);
+        assert_eq!(back.body.profiles, artifact.body.profiles);
         assert_eq!(back, artifact);
         assert_eq!(back.metadata.created_at, "2023-11-14T22:13:20Z");
         assert!(back.metadata.model_version.starts_with("omnirec-20231114T221320Z-"));

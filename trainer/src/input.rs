@@ -5,8 +5,10 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use datasets::dataset::Dataset;
-use datasets::load::{Catalog, CatalogFormat, LoadOptions, read_catalog, read_events, read_interactions};
+use datasets::dataset::{Dataset, InteractionsBuilder};
+use datasets::load::{
+    Catalog, CatalogFormat, LoadOptions, read_catalog, read_events, read_interactions_with,
+};
 use datasets::schema::Event;
 use models::config::TrainConfig;
 
@@ -51,12 +53,6 @@ fn events(path: &Path, options: &LoadOptions) -> Result<Vec<Event>> {
     let (events, report) = read_events(open(path)?, &name(path), options)?;
     eprintln!("{}", report.summary());
     Ok(events)
-}
-
-fn rows(path: &Path, options: &LoadOptions) -> Result<Vec<datasets::load::RawInteraction>> {
-    let (rows, report) = read_interactions(open(path)?, &name(path), options)?;
-    eprintln!("{}", report.summary());
-    Ok(rows)
 }
 
 /// Loads one or more files of the same kind into one data set, in order. Returns the data
@@ -105,13 +101,17 @@ pub fn dataset(
             dataset
         }
         Kind::Interactions => {
-            let mut all = Vec::new();
+            let mut builder = InteractionsBuilder::new(catalog, &weights)?;
             for path in paths {
-                let loaded = rows(path, options)?;
-                sizes.push(loaded.len());
-                all.extend(loaded);
+                let before = builder.len();
+                let report =
+                    read_interactions_with(open(path)?, &name(path), options, |user, item, value, time| {
+                        builder.push(user, item, value, time)
+                    })?;
+                eprintln!("{}", report.summary());
+                sizes.push(builder.len() - before);
             }
-            Dataset::from_interactions(&all, catalog, &weights)?
+            builder.finish()?
         }
     };
     Ok((dataset, sizes))
