@@ -167,10 +167,10 @@ pub fn resolve(events: &[Event], limits: &IdentityLimits) -> Resolution {
     // Intern identifiers as graph nodes.
     let mut node_of: HashMap<&Identifier, u32> = HashMap::new();
     let mut nodes: Vec<&Identifier> = Vec::new();
-    let event_nodes: Vec<Vec<u32>> = events
+    let mut event_nodes: Vec<Vec<u32>> = events
         .iter()
         .map(|event| {
-            let mut ids: Vec<u32> = event
+            event
                 .identifiers
                 .iter()
                 .map(|identifier| {
@@ -179,12 +179,21 @@ pub fn resolve(events: &[Event], limits: &IdentityLimits) -> Resolution {
                         (nodes.len() - 1) as u32
                     })
                 })
-                .collect();
-            ids.sort_by(|&a, &b| nodes[a as usize].cmp(nodes[b as usize]));
-            ids.dedup();
-            ids
+                .collect()
         })
         .collect();
+    // Priority order of the nodes, computed once, so events sort their identifiers by an
+    // integer rank instead of comparing strings.
+    let mut by_priority: Vec<u32> = (0..nodes.len() as u32).collect();
+    by_priority.sort_by(|&a, &b| nodes[a as usize].cmp(nodes[b as usize]));
+    let mut rank = vec![0u32; nodes.len()];
+    for (position, &node) in by_priority.iter().enumerate() {
+        rank[node as usize] = position as u32;
+    }
+    for ids in &mut event_nodes {
+        ids.sort_unstable_by_key(|&node| rank[node as usize]);
+        ids.dedup();
+    }
     let kinds: Vec<IdentifierKind> = nodes.iter().map(|identifier| identifier.kind).collect();
 
     let mut order: Vec<usize> = (0..events.len()).collect();
@@ -246,7 +255,7 @@ pub fn resolve(events: &[Event], limits: &IdentityLimits) -> Resolution {
         }
         let root = uf.find(node);
         let best = best_of_root.entry(root).or_insert(node);
-        if nodes[node as usize] < nodes[*best as usize] {
+        if rank[node as usize] < rank[*best as usize] {
             *best = node;
         }
     }
@@ -278,7 +287,7 @@ pub fn resolve(events: &[Event], limits: &IdentityLimits) -> Resolution {
         }
     }
 
-    refused.sort_by(|a, b| nodes[a.0 as usize].cmp(nodes[b.0 as usize]));
+    refused.sort_by_key(|(node, _)| rank[*node as usize]);
     let report = IdentityReport {
         n_events: events.len(),
         n_identifiers: nodes.len(),
