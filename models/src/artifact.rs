@@ -177,11 +177,9 @@ fn parse_header(bytes: &[u8]) -> Result<Header> {
     Ok(Header { metadata_len, body_len, checksum })
 }
 
-/// Reads and verifies a whole artifact.
-pub fn read(mut input: impl Read) -> Result<Artifact> {
-    let mut bytes = Vec::new();
-    input.read_to_end(&mut bytes)?;
-    let header = parse_header(&bytes)?;
+/// Checks length, magic, version and checksum; returns the metadata and body bytes.
+fn verified_parts(bytes: &[u8]) -> Result<(&[u8], &[u8])> {
+    let header = parse_header(bytes)?;
     let expected = HEADER_LEN.saturating_add(header.metadata_len).saturating_add(header.body_len);
     if bytes.len() < expected {
         return Err(corrupt(format!("truncated: {} bytes, the header announces {expected}", bytes.len())));
@@ -193,9 +191,19 @@ pub fn read(mut input: impl Read) -> Result<Artifact> {
     if Sha256::digest(payload).as_slice() != header.checksum {
         return Err(corrupt("checksum mismatch: the file is corrupted"));
     }
-    let (metadata_bytes, body_bytes) = payload.split_at(header.metadata_len);
-    let metadata: Metadata = serde_json::from_slice(metadata_bytes)
-        .map_err(|e| corrupt(format!("cannot decode metadata: {e}")))?;
+    Ok(payload.split_at(header.metadata_len))
+}
+
+fn decode_metadata(bytes: &[u8]) -> Result<Metadata> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(format!("cannot decode metadata: {e}")))
+}
+
+/// Reads and verifies a whole artifact.
+pub fn read(mut input: impl Read) -> Result<Artifact> {
+    let mut bytes = Vec::new();
+    input.read_to_end(&mut bytes)?;
+    let (metadata_bytes, body_bytes) = verified_parts(&bytes)?;
+    let metadata = decode_metadata(metadata_bytes)?;
     let (body, used): (Body, usize) =
         bincode::serde::decode_from_slice(body_bytes, bincode::config::standard())
             .map_err(|e| corrupt(format!("cannot decode body: {e}")))?;
@@ -228,9 +236,13 @@ fn validate_body(body: &Body) -> Result<()> {
     Ok(())
 }
 
-/// Reads only the header and metadata (checksum included), for inspection.
-pub fn read_metadata(input: impl Read) -> Result<Metadata> {
-    read(input).map(|artifact| artifact.metadata)
+/// Verifies a whole artifact (length, magic, version, checksum) and decodes only its
+/// metadata, for inspection without the cost of decoding the models.
+pub fn read_metadata(mut input: impl Read) -> Result<Metadata> {
+    let mut bytes = Vec::new();
+    input.read_to_end(&mut bytes)?;
+    let (metadata_bytes, _) = verified_parts(&bytes)?;
+    decode_metadata(metadata_bytes)
 }
 
 /// Writes `artifact` to `path` atomically: a temporary file beside it, synced, then renamed
@@ -341,6 +353,7 @@ mod tests {
     fn round_trips() {
         let artifact = small_artifact();
         let back = read(&encoded(&artifact)[..]).unwrap();
+        assert_eq!(read_metadata(&encoded(&artifact)[..]).unwrap(), artifact.metadata);
         assert_eq!(back.metadata, artifact.metadata);
         assert_eq!(back.body.models, artifact.body.models);
         assert_eq!(back.body.profiles, artifact.body.profiles);

@@ -160,7 +160,6 @@ pub fn relevance(
     test: impl IntoIterator<Item = (UserIdx, Option<ItemIdx>)>,
 ) -> Vec<Relevant> {
     let mut relevant = vec![Relevant::default(); train.n_users()];
-    let mut unknown: Vec<Vec<()>> = vec![Vec::new(); train.n_users()];
     for (user, item) in test {
         let Some(slot) = relevant.get_mut(user.get()) else { continue };
         match item {
@@ -171,13 +170,12 @@ pub fn relevance(
                     slot.items.push(item);
                 }
             }
-            None => unknown[user.get()].push(()),
+            None => slot.n_unknown += 1,
         }
     }
-    for (slot, unknown) in relevant.iter_mut().zip(unknown) {
+    for slot in &mut relevant {
         slot.items.sort_unstable();
         slot.items.dedup();
-        slot.n_unknown = unknown.len();
     }
     relevant
 }
