@@ -174,6 +174,7 @@ impl TrainConfig {
                 reason: "must name at least one model".into(),
             });
         }
+        self.popularity.validate()?;
         self.als.validate()?;
         self.ease.validate()?;
         self.item_knn.validate()?;

@@ -29,10 +29,9 @@ impl Default for PopularityParams {
     }
 }
 
-impl Fit for PopularityParams {
-    type Model = PopularityModel;
-
-    fn fit(&self, train: &TrainSet) -> Result<PopularityModel> {
+impl PopularityParams {
+    /// Checks parameter ranges.
+    pub fn validate(&self) -> Result<()> {
         if let Some(days) = self.half_life_days
             && !(days.is_finite() && days > 0.0)
         {
@@ -41,6 +40,15 @@ impl Fit for PopularityParams {
                 reason: "must be a positive number of days".into(),
             });
         }
+        Ok(())
+    }
+}
+
+impl Fit for PopularityParams {
+    type Model = PopularityModel;
+
+    fn fit(&self, train: &TrainSet) -> Result<PopularityModel> {
+        self.validate()?;
         let mut scores = vec![0f32; train.n_items()];
         let has_times = train.newest > 0;
         for (entry, (_, (_, item))) in train.user_items.iter().enumerate() {

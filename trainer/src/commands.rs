@@ -159,6 +159,9 @@ pub fn evaluate_rows(args: &EvaluateArgs) -> Result<Vec<EvaluationRow>> {
     if args.k == 0 {
         bail!("--k must be at least 1");
     }
+    if args.test.is_none() && !(args.holdout > 0.0 && args.holdout < 1.0) {
+        bail!("--holdout must be between 0 and 1 (exclusive), got {}", args.holdout);
+    }
     let config = input::config(args.config.as_deref())?;
     let options = LoadOptions { skip_invalid: args.skip_invalid };
     let mut paths = vec![args.train.clone()];

@@ -145,6 +145,9 @@ mod tests {
         std::fs::write(&path, "[als]\nfactors = 0\n").unwrap();
         let message = format!("{:#}", config(Some(&path)).unwrap_err());
         assert!(message.contains("als.factors"), "{message}");
+        std::fs::write(&path, "[popularity]\nhalf_life_days = -2.0\n").unwrap();
+        let message = format!("{:#}", config(Some(&path)).unwrap_err());
+        assert!(message.contains("popularity.half_life_days"), "{message}");
         std::fs::write(&path, "[models]\nenabled = [\"als\"]\n[als]\nfactors = 16\niterations = 3\n")
             .unwrap();
         let parsed = config(Some(&path)).unwrap();
