@@ -306,11 +306,8 @@ impl Dataset {
     /// Finds the person behind an external key: a bare user id, or `kind:value` for any
     /// identifier kind (emails and phones may be given raw; they are hashed first).
     pub fn lookup_user(&self, key: &str) -> Option<UserIdx> {
-        if let Some(idx) = self.users.get(key) {
-            return Some(UserIdx(idx));
-        }
-        let identifier = Identifier::parse_key(key)?;
-        self.aliases.get(&identifier.key()).copied()
+        crate::identity::find_person(&self.users, key, |alias| self.aliases.get(alias).map(|u| u.0))
+            .map(UserIdx)
     }
 
     /// The newest interaction time, the reference for time decay.

@@ -14,7 +14,7 @@
 //! identifiers is attributed to a person made of that identifier alone (an anonymous profile
 //! of the shared device).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::ids::IdMap;
@@ -343,14 +343,11 @@ pub fn score_pairwise(resolution: &Resolution, truth: &HashMap<String, String>) 
     }
 }
 
-/// Distinct identifiers per person, for reports.
-pub fn identifiers_per_person(resolution: &Resolution) -> Vec<usize> {
-    let mut counts = vec![0; resolution.persons.len()];
-    let distinct: HashSet<&String> = resolution.aliases.keys().collect();
-    for key in distinct {
-        counts[resolution.aliases[key] as usize] += 1;
-    }
-    counts
+/// Finds a person by canonical key or bare user id, else by any identifier given as
+/// `kind:value` (raw emails and phones are normalised and hashed first), through `alias`,
+/// which maps an identifier key to a person.
+pub fn find_person(persons: &IdMap, key: &str, alias: impl Fn(&str) -> Option<u32>) -> Option<u32> {
+    persons.get(key).or_else(|| alias(&Identifier::parse_key(key)?.key()))
 }
 
 #[cfg(test)]
@@ -403,7 +400,7 @@ mod tests {
             event(4, &[(DeviceId, "kiosk")]),
         ];
         let r = resolve(&events, &IdentityLimits::default());
-        let people: HashSet<u32> = r.person_of_event[..3].iter().copied().collect();
+        let people: std::collections::HashSet<u32> = r.person_of_event[..3].iter().copied().collect();
         assert_eq!(people.len(), 3, "each card holder stays a person of their own");
         assert_eq!(r.report.refused.len(), 1);
         assert_eq!(r.report.refused[0].identifier.key(), "device_id:kiosk");

@@ -1,7 +1,7 @@
 //! Recommending from a loaded artifact: find the person, score with the blend, never return
 //! what they consumed, fall back to popularity for persons the artifact does not know.
 
-use datasets::schema::Identifier;
+use datasets::identity::find_person;
 use datasets::{ItemIdx, UserIdx};
 
 use crate::artifact::Artifact;
@@ -9,7 +9,7 @@ use crate::blend::Blend;
 use crate::error::Result;
 use crate::pipeline::FittedModel;
 use crate::rank::{ScoredItem, top_k};
-use crate::recommender::{Query, Recommender};
+use crate::recommender::{Query, Recommender, row_items};
 
 /// Why a non-personalised answer was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,11 +59,7 @@ impl Engine {
     /// any identifier kind (raw emails and phones are hashed first).
     pub fn lookup(&self, key: &str) -> Option<UserIdx> {
         let body = &self.artifact.body;
-        if let Some(idx) = body.users.get(key) {
-            return Some(UserIdx(idx));
-        }
-        let identifier = Identifier::parse_key(key)?;
-        body.aliases.get(&identifier.key()).map(|&idx| UserIdx(idx))
+        find_person(&body.users, key, |alias| body.aliases.get(alias).copied()).map(UserIdx)
     }
 
     /// The blend of the artifact's models with its weights.
@@ -75,10 +71,7 @@ impl Engine {
 
     /// A person's training history.
     pub fn history(&self, user: UserIdx) -> Vec<(ItemIdx, f32)> {
-        match self.artifact.body.history.outer_view(user.get()) {
-            Some(row) => row.iter().map(|(item, &w)| (ItemIdx(item as u32), w)).collect(),
-            None => Vec::new(),
-        }
+        row_items(&self.artifact.body.history, user)
     }
 
     /// Items `user` consumed (purchased, rated; or everything, for plain interaction data).

@@ -95,10 +95,16 @@ impl TrainSet {
 
     /// A person's history as (item, confidence) pairs, sorted by item.
     pub fn history(&self, user: UserIdx) -> Vec<(ItemIdx, f32)> {
-        match self.user_items.outer_view(user.get()) {
-            Some(row) => row.iter().map(|(item, &w)| (ItemIdx(item as u32), w)).collect(),
-            None => Vec::new(),
-        }
+        row_items(&self.user_items, user)
+    }
+}
+
+/// Row `user` of a person × item CSR matrix as (item, weight) pairs, sorted by item; empty
+/// for a row out of range.
+pub fn row_items(matrix: &CsMat<f32>, user: UserIdx) -> Vec<(ItemIdx, f32)> {
+    match matrix.outer_view(user.get()) {
+        Some(row) => row.iter().map(|(item, &w)| (ItemIdx(item as u32), w)).collect(),
+        None => Vec::new(),
     }
 }
 
