@@ -359,21 +359,25 @@ impl Dataset {
         CsMat::new((self.n_users(), self.n_items()), indptr, indices, data)
     }
 
-    /// Per person, the items consumed (purchases net of returns), sorted.
-    pub fn consumed(&self) -> Vec<Vec<ItemIdx>> {
-        let mut net: HashMap<(u32, u32), i32> = HashMap::new();
+    /// Per person, the items consumed (purchases net of returns), sorted by item, each with
+    /// the time of its last consuming event (so a repurchase window can let consumables back).
+    pub fn consumed(&self) -> Vec<Vec<(ItemIdx, i64)>> {
+        let mut net: HashMap<(u32, u32), (i32, i64)> = HashMap::new();
         for interaction in self.interactions.iter().filter(|i| i.consumption != 0) {
-            *net.entry((interaction.user.0, interaction.item.0)).or_default() +=
-                i32::from(interaction.consumption);
+            let entry = net.entry((interaction.user.0, interaction.item.0)).or_insert((0, i64::MIN));
+            entry.0 += i32::from(interaction.consumption);
+            if interaction.consumption > 0 {
+                entry.1 = entry.1.max(interaction.timestamp);
+            }
         }
         let mut consumed = vec![Vec::new(); self.n_users()];
-        for ((user, item), count) in net {
+        for ((user, item), (count, last)) in net {
             if count > 0 {
-                consumed[user as usize].push(ItemIdx(item));
+                consumed[user as usize].push((ItemIdx(item), last));
             }
         }
         for items in &mut consumed {
-            items.sort_unstable();
+            items.sort_unstable_by_key(|&(item, _)| item);
         }
         consumed
     }
@@ -504,7 +508,7 @@ mod tests {
         // a: view 1 + cart 3 + purchase 5 = 9; b: purchase 5 - return 5 = 0, dropped.
         assert_eq!(m.get(0, 0), Some(&9.0));
         assert_eq!(m.get(0, 1), None);
-        assert_eq!(data.consumed(), vec![vec![ItemIdx(0)]]);
+        assert_eq!(data.consumed(), vec![vec![(ItemIdx(0), 3)]]);
     }
 
     #[test]
@@ -538,7 +542,7 @@ mod tests {
         // The catalog's items come first.
         assert_eq!(data.items.ids(), ["z", "x", "y"]);
         assert_eq!(data.matrix().get(0, 1), Some(&4.0));
-        assert_eq!(data.consumed()[1], vec![ItemIdx(2)]);
+        assert_eq!(data.consumed()[1], vec![(ItemIdx(2), 0)]);
         assert_eq!(data.lookup_user("user_id:u2"), Some(UserIdx(1)));
         assert_eq!(data.catalog.len(), 3);
     }

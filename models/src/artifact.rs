@@ -36,7 +36,7 @@ use crate::profile::Profiles;
 /// Magic bytes at the start of every artifact.
 pub const MAGIC: [u8; 8] = *b"OMNIREC\0";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 32;
 
 /// Counts of what the artifact was trained on.
@@ -105,8 +105,9 @@ pub struct Body {
     pub catalog: Vec<Item>,
     /// Person × item confidence the models were trained on (CSR): each person's history.
     pub history: CsMat<f32>,
-    /// Per person, the consumed items (never recommended back), sorted.
-    pub consumed: Vec<Vec<u32>>,
+    /// Per person, the consumed items (never recommended back) with the time of the last
+    /// consuming event (seconds since the epoch; 0 when the data had no times), sorted by item.
+    pub consumed: Vec<Vec<(u32, i64)>>,
     /// The fitted models.
     pub models: Vec<FittedModel>,
     /// Derived profile attributes.
@@ -221,7 +222,7 @@ fn validate_body(body: &Body) -> Result<()> {
     if body.catalog.len() != n_items || body.history.cols() != n_items || body.history.rows() != n_users {
         return Err(corrupt("inconsistent body: catalog or history does not match the id maps"));
     }
-    if body.consumed.len() != n_users || body.consumed.iter().flatten().any(|&i| i as usize >= n_items) {
+    if body.consumed.len() != n_users || body.consumed.iter().flatten().any(|&(i, _)| i as usize >= n_items) {
         return Err(corrupt("inconsistent body: consumed items do not match the id maps"));
     }
     if body.aliases.values().any(|&u| u as usize >= n_users) {
@@ -317,7 +318,7 @@ impl Artifact {
             consumed: dataset
                 .consumed()
                 .into_iter()
-                .map(|items| items.into_iter().map(|i| i.0).collect())
+                .map(|items| items.into_iter().map(|(i, at)| (i.0, at)).collect())
                 .collect(),
             models: trained.models,
             profiles: trained.profiles,

@@ -74,8 +74,9 @@ impl Engine {
         row_items(&self.artifact.body.history, user)
     }
 
-    /// Items `user` consumed (purchased, rated; or everything, for plain interaction data).
-    pub fn consumed(&self, user: UserIdx) -> &[u32] {
+    /// Items `user` consumed (purchased, rated; or everything, for plain interaction data),
+    /// sorted by item, with the time of the last consuming event.
+    pub fn consumed(&self, user: UserIdx) -> &[(u32, i64)] {
         self.artifact.body.consumed.get(user.get()).map_or(&[], Vec::as_slice)
     }
 
@@ -99,7 +100,7 @@ impl Engine {
                 (&[][..], Some(FallbackReason::UnknownUser))
             }
         };
-        let items = top_k(&scores, k, |i| consumed.binary_search(&(i as u32)).is_err());
+        let items = top_k(&scores, k, |i| consumed.binary_search_by_key(&(i as u32), |&(c, _)| c).is_err());
         Ok(Recommendations { items, fallback })
     }
 

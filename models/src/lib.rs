@@ -42,6 +42,7 @@ pub mod profile;
 pub mod progress;
 pub mod rank;
 pub mod recommender;
+pub mod rules;
 #[cfg(test)]
 mod testing;
 

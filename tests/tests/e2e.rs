@@ -89,7 +89,8 @@ fn generate_train_load_recommend() {
 
     // No known person is ever recommended anything they consumed.
     for user in 0..body.users.len() as u32 {
-        let consumed: HashSet<u32> = engine.consumed(datasets::UserIdx(user)).iter().copied().collect();
+        let consumed: HashSet<u32> =
+            engine.consumed(datasets::UserIdx(user)).iter().map(|&(i, _)| i).collect();
         let answer = engine.recommend(Some(datasets::UserIdx(user)), 10).unwrap();
         assert!(answer.items.iter().all(|s| !consumed.contains(&s.item.0)));
     }
