@@ -1,5 +1,13 @@
 //! Recommending from a loaded artifact: find the person, score with the blend, never return
 //! what they consumed, fall back to popularity for persons the artifact does not know.
+//!
+//! [`Engine::answer`] is the serving path: one placement's blend weights and rules
+//! ([`crate::rules`]), the fallback chain personalized → popular in the person's favourite
+//! categories → popular overall, pins, and an explanation per item. [`Engine::recommend`]
+//! is the plain batch path (no rules but the purchase exclusion).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 use datasets::identity::find_person;
 use datasets::{ItemIdx, UserIdx};
@@ -8,8 +16,9 @@ use crate::artifact::Artifact;
 use crate::blend::Blend;
 use crate::error::Result;
 use crate::pipeline::FittedModel;
-use crate::rank::{ScoredItem, top_k};
+use crate::rank::{ScoredItem, standardise, top_k};
 use crate::recommender::{Query, Recommender, row_items};
+use crate::rules::{CatalogIndex, Eligibility, Placement, PlacementKind, Request, Selection, Source};
 
 /// Why a non-personalised answer was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,15 +48,244 @@ pub struct Recommendations {
     pub fallback: Option<FallbackReason>,
 }
 
+/// One item of an [`Answer`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answered {
+    /// The item.
+    pub item: ItemIdx,
+    /// Its final score (after boosts); NaN for a pinned item the ranking did not reach.
+    pub score: f32,
+    /// Which stage put it there.
+    pub source: Source,
+    /// Each blend member's weighted z-score for the item, largest first (blend stages only).
+    pub contributions: Vec<(&'static str, f32)>,
+    /// Items of the person's history (or the viewed item) that most support it, by item-kNN,
+    /// each with whether the person bought it.
+    pub because: Vec<(ItemIdx, bool)>,
+    /// The placement's boost factor for the item (1 when none matched).
+    pub boost: f32,
+}
+
+/// The answer to one request under one placement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// Best first; never empty while the catalog has eligible items.
+    pub items: Vec<Answered>,
+    /// Whether the blend answered (for a known person, a session's items, or a viewed item).
+    pub personalized: bool,
+    /// Why not, when it did not.
+    pub fallback: Option<FallbackReason>,
+}
+
+/// Per-thread buffers for scoring, so a request allocates nothing proportional to the catalog.
+#[derive(Default)]
+struct Scratch {
+    /// One z-scored buffer per blend member.
+    members: Vec<Vec<f32>>,
+    total: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
 /// An artifact ready to answer.
 pub struct Engine {
     artifact: Artifact,
+    index: CatalogIndex,
+    /// Global popularity: the popularity model's, or the number of persons per item.
+    popularity: Vec<f32>,
 }
 
 impl Engine {
     /// Wraps a loaded artifact.
     pub fn new(artifact: Artifact) -> Self {
-        Engine { artifact }
+        let index = CatalogIndex::new(&artifact.body.catalog);
+        let popularity = artifact
+            .body
+            .models
+            .iter()
+            .find_map(|m| match m {
+                FittedModel::Popularity(p) => Some(p.global().to_vec()),
+                _ => None,
+            })
+            .unwrap_or_else(|| {
+                let mut counts = vec![0f32; artifact.body.items.len()];
+                for &item in artifact.body.history.indices() {
+                    counts[item] += 1.0;
+                }
+                counts
+            });
+        Engine { artifact, index, popularity }
+    }
+
+    /// The catalog facts the rules use.
+    pub fn catalog_index(&self) -> &CatalogIndex {
+        &self.index
+    }
+
+    /// Compiles a placement against this artifact's catalog; see [`Placement::compile`].
+    /// Blend weights naming a model the artifact lacks are an error.
+    pub fn compile(&self, name: &str, config: &crate::rules::PlacementConfig) -> Result<(Placement, Vec<String>)> {
+        if let Some(model) =
+            config.weights.keys().find(|m| !self.artifact.body.models.iter().any(|f| f.as_recommender().name() == *m))
+        {
+            return Err(crate::Error::InvalidParam {
+                name: "weights",
+                reason: format!("placement `{name}`: the model artifact has no model `{model}`"),
+            });
+        }
+        let body = &self.artifact.body;
+        Placement::compile(name, config, &body.items, &body.catalog)
+    }
+
+    /// Answers `request` under `placement`: eligibility, boosts, the fallback chain, pins and
+    /// explanations. Fails with [`crate::Error::Rule`] when the request breaks the
+    /// placement's rules (the caller's fault).
+    pub fn answer(&self, placement: &Placement, request: Request<'_>) -> Result<Answer> {
+        let body = &self.artifact.body;
+        let consumed = request.user.map_or(&[][..], |u| self.consumed(u));
+        let eligibility = Eligibility::new(placement, &body.catalog, &self.index, request, consumed)?;
+        let similar = placement.config.kind == PlacementKind::Similar;
+        let history = if similar {
+            request.viewed.map(|item| vec![(item, 1.0)]).unwrap_or_default()
+        } else {
+            self.session_history(&request)
+        };
+        let weights = if placement.config.weights.is_empty() {
+            &self.artifact.metadata.blend_weights
+        } else {
+            &placement.config.weights
+        };
+        let members: Vec<(&dyn Recommender, f32)> = body
+            .models
+            .iter()
+            .map(FittedModel::as_recommender)
+            .filter_map(|m| weights.get(m.name()).copied().filter(|&w| w > 0.0).map(|w| (m, w)))
+            .collect();
+        let query = Query { user: if similar { None } else { request.user }, history: &history };
+        SCRATCH.with(|scratch| {
+            let scratch = &mut *scratch.borrow_mut();
+            let n_items = body.items.len();
+            scratch.members.resize_with(members.len(), Vec::new);
+            scratch.total.resize(n_items, 0.0);
+            let mut selection = Selection::new(&eligibility);
+            let personalized = !history.is_empty() && !members.is_empty();
+            if personalized {
+                scratch.total.fill(0.0);
+                for ((model, weight), buffer) in members.iter().zip(&mut scratch.members) {
+                    buffer.resize(n_items, 0.0);
+                    model.score_into(&query, buffer)?;
+                    standardise(buffer);
+                    for (total, z) in scratch.total.iter_mut().zip(buffer.iter()) {
+                        if z.is_finite() {
+                            *total += weight * z;
+                        }
+                    }
+                }
+                eligibility.apply_boosts(&mut scratch.total);
+                selection.fill(&scratch.total, if similar { Source::Similar } else { Source::Personalized });
+            }
+            if !selection.is_full() {
+                let favourites = self.favourite_categories(request.user, &history);
+                if !favourites.is_empty() {
+                    for (i, (total, &p)) in scratch.total.iter_mut().zip(&self.popularity).enumerate() {
+                        let favourite =
+                            self.index.top_category(ItemIdx(i as u32)).is_some_and(|c| favourites.contains(&c));
+                        *total = if favourite { p } else { f32::NEG_INFINITY };
+                    }
+                    eligibility.apply_boosts(&mut scratch.total);
+                    selection.fill(&scratch.total, Source::FavouriteCategories);
+                }
+            }
+            if !selection.is_full() {
+                scratch.total.copy_from_slice(&self.popularity);
+                eligibility.apply_boosts(&mut scratch.total);
+                selection.fill(&scratch.total, Source::Popular);
+            }
+            let items = selection
+                .finish()
+                .into_iter()
+                .map(|(scored, source)| {
+                    let mut contributions: Vec<(&'static str, f32)> = if personalized {
+                        members
+                            .iter()
+                            .zip(&scratch.members)
+                            .map(|((m, w), z)| (m.name(), w * z.get(scored.item.get()).copied().unwrap_or(0.0)))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    contributions.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    let because = if personalized {
+                        members
+                            .iter()
+                            .find(|(m, _)| m.name() == "item_knn")
+                            .map(|(m, _)| m.explain(&query, scored.item))
+                            .unwrap_or_default()
+                            .into_iter()
+                            .take(2)
+                            .map(|(item, _)| {
+                                let bought = consumed.binary_search_by_key(&item.0, |&(c, _)| c).is_ok();
+                                (item, bought)
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    Answered {
+                        item: scored.item,
+                        score: scored.score,
+                        source,
+                        contributions,
+                        because,
+                        boost: placement.boost(scored.item),
+                    }
+                })
+                .collect();
+            let fallback = match (personalized, request.user) {
+                (true, _) => None,
+                (false, None) => Some(FallbackReason::UnknownUser),
+                (false, Some(_)) => Some(FallbackReason::NoHistory),
+            };
+            Ok(Answer { items, personalized, fallback })
+        })
+    }
+
+    /// The person's training history with the request's cart and viewed item added, as
+    /// add-to-cart and view events would weigh them.
+    fn session_history(&self, request: &Request<'_>) -> Vec<(ItemIdx, f32)> {
+        let events = &self.artifact.metadata.config.weights.events;
+        let weight = |event: &str, default: f32| events.get(event).copied().unwrap_or(default);
+        let mut merged: BTreeMap<ItemIdx, f32> = request.user.map(|u| self.history(u)).unwrap_or_default().into_iter().collect();
+        for &item in request.cart {
+            *merged.entry(item).or_default() += weight("add_to_cart", 3.0);
+        }
+        if let Some(item) = request.viewed {
+            *merged.entry(item).or_default() += weight("view", 1.0);
+        }
+        merged.into_iter().filter(|&(item, w)| w > 0.0 && item.get() < self.popularity.len()).collect()
+    }
+
+    /// The person's favourite top categories: from their profile, else from `history`.
+    fn favourite_categories(&self, user: Option<UserIdx>, history: &[(ItemIdx, f32)]) -> Vec<u32> {
+        let profiles = self.artifact.body.profiles.as_ref();
+        let from_profile: Vec<u32> = user
+            .and_then(|u| profiles.and_then(|p| p.person(u)))
+            .map(|p| p.category_affinity.iter().filter_map(|(c, _)| self.index.category(c)).collect())
+            .unwrap_or_default();
+        if !from_profile.is_empty() {
+            return from_profile;
+        }
+        let mut weights: BTreeMap<u32, f32> = BTreeMap::new();
+        for &(item, w) in history {
+            if let Some(c) = self.index.top_category(item) {
+                *weights.entry(c).or_default() += w;
+            }
+        }
+        let mut ranked: Vec<(u32, f32)> = weights.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        ranked.into_iter().take(3).map(|(c, _)| c).collect()
     }
 
     /// The artifact.

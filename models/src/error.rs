@@ -45,6 +45,9 @@ pub enum Error {
     /// Reading or writing an artifact failed (the environment's fault).
     #[error("model artifact i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A request breaks its placement's rules (the caller's fault).
+    #[error(transparent)]
+    Rule(#[from] crate::rules::RuleError),
     /// A data-set error surfaced while training.
     #[error(transparent)]
     Data(#[from] datasets::Error),

@@ -1,0 +1,262 @@
+//! Server settings: a TOML file, overridden by `OMNIREC_*` environment variables, validated
+//! before the server binds.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! request_timeout_ms = 2000
+//! max_body_bytes = 65536
+//! default_placement = "home"
+//!
+//! [[keys]]
+//! name = "storefront"
+//! roles = ["read"]
+//! env = "STOREFRONT_KEY"       # the key is read from this variable…
+//!
+//! [[keys]]
+//! name = "ops"
+//! roles = ["admin"]
+//! sha256 = "9f86d0…"            # …or only its SHA-256 is stored
+//!
+//! [placements.home]
+//! channel = "web"
+//! k = 12
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use models::rules::{PlacementConfig, PlacementKind, StockRule};
+use serde::Deserialize;
+
+use crate::auth::{ApiKey, Role};
+use crate::error::{Error, Result};
+
+/// One API key entry of the file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// A label for logs and metrics (never the key).
+    pub name: String,
+    /// What the key may do.
+    pub roles: Vec<Role>,
+    /// Environment variable holding the key.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// Hex SHA-256 of the key.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// The whole settings file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// The model artifact (overridden by `--model`).
+    pub model: Option<PathBuf>,
+    /// Directory for the server's state: the active model is recorded there so a restart
+    /// serves what the last reload swapped in.
+    pub data_dir: Option<PathBuf>,
+    /// Serve without API keys on a non-loopback address.
+    pub allow_open: bool,
+    /// Longest time a request may take before it is answered with 408.
+    pub request_timeout_ms: u64,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Placement used when a request names neither a placement nor a channel.
+    pub default_placement: String,
+    /// API keys; none means an open server.
+    pub keys: Vec<KeyConfig>,
+    /// Named placements; empty means the built-in set ([`default_placements`]).
+    pub placements: BTreeMap<String, PlacementConfig>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            model: None,
+            data_dir: None,
+            allow_open: false,
+            request_timeout_ms: 2_000,
+            max_body_bytes: 64 * 1024,
+            default_placement: "home".into(),
+            keys: Vec::new(),
+            placements: BTreeMap::new(),
+        }
+    }
+}
+
+/// The placements a server has when its configuration defines none: one per channel.
+pub fn default_placements() -> BTreeMap<String, PlacementConfig> {
+    let placement = |channel: &str, k: usize| PlacementConfig { channel: Some(channel.into()), k, ..Default::default() };
+    BTreeMap::from([
+        ("home".into(), placement("web", 12)),
+        ("app_home".into(), placement("app", 10)),
+        (
+            "product_page".into(),
+            PlacementConfig { kind: PlacementKind::Similar, max_per_category: None, ..placement("web", 8) },
+        ),
+        ("email_weekly".into(), PlacementConfig { max_per_category: Some(2), ..placement("email", 6) }),
+        ("sms".into(), placement("sms", 1)),
+        ("store_kiosk".into(), PlacementConfig { in_stock: StockRule::Store, ..placement("store", 6) }),
+        ("call_center".into(), placement("call_center", 5)),
+    ])
+}
+
+impl ServerConfig {
+    /// Reads `path` (or the defaults without one), then applies environment overrides.
+    pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut config = match path {
+            None => ServerConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
+            }
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    /// Applies `OMNIREC_LISTEN`, `OMNIREC_MODEL`, `OMNIREC_DATA_DIR`, `OMNIREC_ALLOW_OPEN`,
+    /// `OMNIREC_REQUEST_TIMEOUT_MS`, `OMNIREC_MAX_BODY_BYTES` and
+    /// `OMNIREC_DEFAULT_PLACEMENT`.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<()> {
+        fn parse<T: std::str::FromStr>(name: &str, raw: &str, expected: &str) -> Result<T> {
+            raw.trim().parse().map_err(|_| Error::Config(format!("{name}: expected {expected}, got `{raw}`")))
+        }
+        if let Some(raw) = env("OMNIREC_LISTEN") {
+            self.listen = parse("OMNIREC_LISTEN", &raw, "an address such as 127.0.0.1:8080")?;
+        }
+        if let Some(raw) = env("OMNIREC_MODEL") {
+            self.model = Some(raw.into());
+        }
+        if let Some(raw) = env("OMNIREC_DATA_DIR") {
+            self.data_dir = Some(raw.into());
+        }
+        if let Some(raw) = env("OMNIREC_ALLOW_OPEN") {
+            self.allow_open = parse("OMNIREC_ALLOW_OPEN", &raw, "true or false")?;
+        }
+        if let Some(raw) = env("OMNIREC_REQUEST_TIMEOUT_MS") {
+            self.request_timeout_ms = parse("OMNIREC_REQUEST_TIMEOUT_MS", &raw, "a number of milliseconds")?;
+        }
+        if let Some(raw) = env("OMNIREC_MAX_BODY_BYTES") {
+            self.max_body_bytes = parse("OMNIREC_MAX_BODY_BYTES", &raw, "a number of bytes")?;
+        }
+        if let Some(raw) = env("OMNIREC_DEFAULT_PLACEMENT") {
+            self.default_placement = raw;
+        }
+        Ok(())
+    }
+
+    /// The placements in effect: the configured ones, or the built-in set.
+    pub fn placements(&self) -> BTreeMap<String, PlacementConfig> {
+        if self.placements.is_empty() { default_placements() } else { self.placements.clone() }
+    }
+
+    /// Checks everything that can be checked without a model, and resolves the keys.
+    pub fn validate(&self, env: impl Fn(&str) -> Option<String>) -> Result<Vec<ApiKey>> {
+        if self.request_timeout_ms == 0 {
+            return Err(Error::Config("request_timeout_ms: must be at least 1".into()));
+        }
+        if self.max_body_bytes < 256 {
+            return Err(Error::Config("max_body_bytes: must be at least 256".into()));
+        }
+        let placements = self.placements();
+        if !placements.contains_key(&self.default_placement) {
+            return Err(Error::Config(format!(
+                "default_placement: `{}` is not a placement (have: {})",
+                self.default_placement,
+                placements.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        for (name, placement) in &placements {
+            placement.validate(name).map_err(|e| Error::Config(format!("placements.{name}: {e}")))?;
+        }
+        let mut keys = Vec::new();
+        for (n, key) in self.keys.iter().enumerate() {
+            let at = format!("keys[{n}] (`{}`)", key.name);
+            if key.roles.is_empty() {
+                return Err(Error::Config(format!("{at}: roles must not be empty")));
+            }
+            let digest = match (&key.env, &key.sha256) {
+                (Some(var), None) => {
+                    let secret = env(var)
+                        .filter(|v| !v.is_empty())
+                        .ok_or_else(|| Error::Config(format!("{at}: environment variable {var} is not set")))?;
+                    if secret.len() < 16 {
+                        return Err(Error::Config(format!("{at}: the key in {var} is shorter than 16 characters")));
+                    }
+                    crate::auth::digest(&secret)
+                }
+                (None, Some(hex)) => crate::auth::parse_digest(hex)
+                    .ok_or_else(|| Error::Config(format!("{at}: sha256 must be 64 hex digits")))?,
+                _ => return Err(Error::Config(format!("{at}: give exactly one of `env` and `sha256`"))),
+            };
+            keys.push(ApiKey { name: key.name.clone(), roles: key.roles.clone(), digest });
+        }
+        if keys.is_empty() && !self.listen.ip().is_loopback() && !self.allow_open {
+            return Err(Error::Config(format!(
+                "no API keys are configured, so the server is open; it binds only to loopback addresses \
+                 unless allow_open = true (OMNIREC_ALLOW_OPEN=true), and {} is not one",
+                self.listen
+            )));
+        }
+        Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_are_valid_and_loopback() {
+        let config = ServerConfig::load(None, no_env).unwrap();
+        assert!(config.listen.ip().is_loopback());
+        assert!(config.validate(no_env).unwrap().is_empty());
+        assert!(config.placements().contains_key("store_kiosk"));
+    }
+
+    #[test]
+    fn env_overrides_and_names_bad_values() {
+        let env = |name: &str| match name {
+            "OMNIREC_LISTEN" => Some("0.0.0.0:9000".to_string()),
+            "OMNIREC_REQUEST_TIMEOUT_MS" => Some("250".to_string()),
+            _ => None,
+        };
+        let config = ServerConfig::load(None, env).unwrap();
+        assert_eq!((config.listen.port(), config.request_timeout_ms), (9000, 250));
+        // Open and not on loopback: refused until allowed.
+        let err = config.validate(no_env).unwrap_err().to_string();
+        assert!(err.contains("allow_open"), "{err}");
+        let bad = |name: &str| (name == "OMNIREC_MAX_BODY_BYTES").then(|| "lots".to_string());
+        let err = ServerConfig::load(None, bad).unwrap_err().to_string();
+        assert!(err.contains("OMNIREC_MAX_BODY_BYTES") && err.contains("lots"), "{err}");
+    }
+
+    #[test]
+    fn file_errors_name_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(&path, "[placements.home]\nk = 0\n").unwrap();
+        let err = ServerConfig::load(Some(&path), no_env).unwrap().validate(no_env).unwrap_err().to_string();
+        assert!(err.contains("placements.home") && err.contains("k must be"), "{err}");
+        std::fs::write(&path, "[placements.home]\nkk = 3\n").unwrap();
+        let err = ServerConfig::load(Some(&path), no_env).unwrap_err().to_string();
+        assert!(err.contains("kk"), "{err}");
+        std::fs::write(&path, "[[keys]]\nname = \"a\"\nroles = [\"read\"]\nenv = \"MISSING\"\n").unwrap();
+        let err = ServerConfig::load(Some(&path), no_env).unwrap().validate(no_env).unwrap_err().to_string();
+        assert!(err.contains("MISSING"), "{err}");
+        std::fs::write(&path, "[[keys]]\nname = \"a\"\nroles = [\"root\"]\nsha256 = \"00\"\n").unwrap();
+        let err = ServerConfig::load(Some(&path), no_env).unwrap_err().to_string();
+        assert!(err.contains("root"), "{err}");
+    }
+}

@@ -1,0 +1,81 @@
+//! Prometheus metrics: request counts and latency per route and placement, fallbacks, the
+//! model version; and the clock.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Latency buckets in seconds: fine below 10 ms, where answers should be.
+const BUCKETS: [f64; 14] =
+    [0.000_25, 0.000_5, 0.001, 0.002, 0.003, 0.005, 0.007_5, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// The process-wide recorder's handle (installed on first use; metrics are global).
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full("omnirec_http_request_duration_seconds".into()), &BUCKETS)
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Marks `new` as the served model version (and `old` as no longer served).
+pub fn model_loaded(old: Option<&str>, new: &str) {
+    if let Some(old) = old.filter(|old| *old != new) {
+        metrics::gauge!("omnirec_model_info", "version" => old.to_string()).set(0.0);
+    }
+    metrics::gauge!("omnirec_model_info", "version" => new.to_string()).set(1.0);
+}
+
+/// What a handler reports about its answer, for the metrics labels.
+#[derive(Debug, Clone)]
+pub struct Answered {
+    /// The placement used.
+    pub placement: String,
+    /// The fallback reason, when not personalised.
+    pub fallback: Option<&'static str>,
+}
+
+/// Middleware: counts and times every request by route, placement and status.
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let answered = response.extensions().get::<Answered>();
+    let placement = answered.map_or(String::new(), |a| a.placement.clone());
+    if let Some(Answered { placement, fallback: Some(reason) }) = answered {
+        metrics::counter!("omnirec_fallbacks_total", "placement" => placement.clone(), "reason" => *reason)
+            .increment(1);
+    }
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(
+        "omnirec_http_requests_total",
+        "route" => route.clone(),
+        "placement" => placement.clone(),
+        "status" => status
+    )
+    .increment(1);
+    metrics::histogram!("omnirec_http_request_duration_seconds", "route" => route, "placement" => placement)
+        .record(elapsed);
+    response
+}
