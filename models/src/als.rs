@@ -337,6 +337,16 @@ impl AlsModel {
         self.user_factors.len() / self.k
     }
 
+    /// All person factors, row-major `n_users × factors`.
+    pub fn user_factors(&self) -> &[f32] {
+        &self.user_factors
+    }
+
+    /// All item factors, row-major `n_items × factors`.
+    pub fn item_factors(&self) -> &[f32] {
+        &self.item_factors
+    }
+
     /// An item's factor vector.
     pub fn item_vector(&self, item: ItemIdx) -> Option<&[f32]> {
         self.item_factors.get(item.get() * self.k..(item.get() + 1) * self.k)
@@ -416,14 +426,19 @@ impl Recommender for AlsModel {
 
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
         let x = self.user_vector(query)?;
-        with_simd(
-            #[inline(always)]
-            || {
-                for (score, y) in scores.iter_mut().zip(self.item_factors.chunks_exact(self.k)) {
-                    *score = dot(&x, y);
-                }
-            },
-        );
+        if scores.len() != self.n_items() {
+            return Err(Error::OutOfRange {
+                what: "score buffer length",
+                index: scores.len(),
+                len: self.n_items(),
+            });
+        }
+        // faer's matrix-vector product: several times faster than a row-by-row dot here.
+        let n = scores.len();
+        let items = MatRef::from_row_major_slice(&self.item_factors, n, self.k);
+        let person = MatRef::from_column_major_slice(&x, self.k, 1);
+        let out = MatMut::from_column_major_slice_mut(scores, n, 1);
+        faer::linalg::matmul::matmul(out, faer::Accum::Replace, items, person, 1.0f32, Par::Seq);
         Ok(())
     }
 }

@@ -206,9 +206,21 @@ impl ContentModel {
     /// the profile is empty.
     fn cosine_into(&self, profile: &[f32], scores: &mut [f32]) {
         let norm = profile.iter().map(|v| v * v).sum::<f32>().sqrt();
-        for (score, row) in scores.iter_mut().zip(self.item_terms.outer_iterator()) {
-            *score =
-                if norm > 0.0 { row.iter().map(|(t, &v)| v * profile[t]).sum::<f32>() / norm } else { 0.0 };
+        if norm == 0.0 {
+            scores.fill(0.0);
+            return;
+        }
+        // Straight over the CSR arrays: the per-row views cost more than the arithmetic.
+        let (indptr, terms, values) =
+            (self.item_terms.indptr(), self.item_terms.indices(), self.item_terms.data());
+        let indptr = indptr.raw_storage();
+        for (score, bounds) in scores.iter_mut().zip(indptr.windows(2)) {
+            let (start, end) = (bounds[0], bounds[1]);
+            let mut sum = 0.0;
+            for (&t, &v) in terms[start..end].iter().zip(&values[start..end]) {
+                sum += v * profile.get(t).copied().unwrap_or(0.0);
+            }
+            *score = sum / norm;
         }
     }
 

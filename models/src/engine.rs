@@ -126,9 +126,15 @@ impl Engine {
 
     /// Compiles a placement against this artifact's catalog; see [`Placement::compile`].
     /// Blend weights naming a model the artifact lacks are an error.
-    pub fn compile(&self, name: &str, config: &crate::rules::PlacementConfig) -> Result<(Placement, Vec<String>)> {
-        if let Some(model) =
-            config.weights.keys().find(|m| !self.artifact.body.models.iter().any(|f| f.as_recommender().name() == *m))
+    pub fn compile(
+        &self,
+        name: &str,
+        config: &crate::rules::PlacementConfig,
+    ) -> Result<(Placement, Vec<String>)> {
+        if let Some(model) = config
+            .weights
+            .keys()
+            .find(|m| !self.artifact.body.models.iter().any(|f| f.as_recommender().name() == *m))
         {
             return Err(crate::Error::InvalidParam {
                 name: "weights",
@@ -190,8 +196,10 @@ impl Engine {
                 let favourites = self.favourite_categories(request.user, &history);
                 if !favourites.is_empty() {
                     for (i, (total, &p)) in scratch.total.iter_mut().zip(&self.popularity).enumerate() {
-                        let favourite =
-                            self.index.top_category(ItemIdx(i as u32)).is_some_and(|c| favourites.contains(&c));
+                        let favourite = self
+                            .index
+                            .top_category(ItemIdx(i as u32))
+                            .is_some_and(|c| favourites.contains(&c));
                         *total = if favourite { p } else { f32::NEG_INFINITY };
                     }
                     eligibility.apply_boosts(&mut scratch.total);
@@ -203,36 +211,33 @@ impl Engine {
                 eligibility.apply_boosts(&mut scratch.total);
                 selection.fill(&scratch.total, Source::Popular);
             }
-            let items = selection
-                .finish()
+            let picked = selection.finish();
+            let because =
+                if personalized { self.supports(&members, &history, &picked) } else { BTreeMap::new() };
+            let items = picked
                 .into_iter()
                 .map(|(scored, source)| {
                     let mut contributions: Vec<(&'static str, f32)> = if personalized {
                         members
                             .iter()
                             .zip(&scratch.members)
-                            .map(|((m, w), z)| (m.name(), w * z.get(scored.item.get()).copied().unwrap_or(0.0)))
-                            .collect()
-                    } else {
-                        Vec::new()
-                    };
-                    contributions.sort_by(|a, b| b.1.total_cmp(&a.1));
-                    let because = if personalized {
-                        members
-                            .iter()
-                            .find(|(m, _)| m.name() == "item_knn")
-                            .map(|(m, _)| m.explain(&query, scored.item))
-                            .unwrap_or_default()
-                            .into_iter()
-                            .take(2)
-                            .map(|(item, _)| {
-                                let bought = consumed.binary_search_by_key(&item.0, |&(c, _)| c).is_ok();
-                                (item, bought)
+                            .map(|((m, w), z)| {
+                                (m.name(), w * z.get(scored.item.get()).copied().unwrap_or(0.0))
                             })
                             .collect()
                     } else {
                         Vec::new()
                     };
+                    contributions.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    let because = because.get(&scored.item.0).map_or_else(Vec::new, |supports| {
+                        supports
+                            .iter()
+                            .map(|&(item, _)| {
+                                let bought = consumed.binary_search_by_key(&item.0, |&(c, _)| c).is_ok();
+                                (item, bought)
+                            })
+                            .collect()
+                    });
                     Answered {
                         item: scored.item,
                         score: scored.score,
@@ -252,12 +257,45 @@ impl Engine {
         })
     }
 
+    /// For each picked item, the (up to two) history items whose item-kNN neighbourhoods
+    /// support it most: one pass over the history's neighbour lists.
+    fn supports(
+        &self,
+        members: &[(&dyn Recommender, f32)],
+        history: &[(ItemIdx, f32)],
+        picked: &[(ScoredItem, Source)],
+    ) -> BTreeMap<u32, Vec<(ItemIdx, f32)>> {
+        let knn = self.artifact.body.models.iter().find_map(|m| match m {
+            FittedModel::ItemKnn(knn) => Some(knn),
+            _ => None,
+        });
+        let mut out: BTreeMap<u32, Vec<(ItemIdx, f32)>> = BTreeMap::new();
+        let Some(knn) = knn.filter(|_| members.iter().any(|(m, _)| m.name() == "item_knn")) else {
+            return out;
+        };
+        let mut targets: Vec<u32> = picked.iter().map(|(s, _)| s.item.0).collect();
+        targets.sort_unstable();
+        for &(source, weight) in history {
+            for (neighbor, similarity) in knn.neighbors(source) {
+                if targets.binary_search(&neighbor.0).is_ok() {
+                    out.entry(neighbor.0).or_default().push((source, weight * similarity));
+                }
+            }
+        }
+        for supports in out.values_mut() {
+            supports.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            supports.truncate(2);
+        }
+        out
+    }
+
     /// The person's training history with the request's cart and viewed item added, as
     /// add-to-cart and view events would weigh them.
     fn session_history(&self, request: &Request<'_>) -> Vec<(ItemIdx, f32)> {
         let events = &self.artifact.metadata.config.weights.events;
         let weight = |event: &str, default: f32| events.get(event).copied().unwrap_or(default);
-        let mut merged: BTreeMap<ItemIdx, f32> = request.user.map(|u| self.history(u)).unwrap_or_default().into_iter().collect();
+        let mut merged: BTreeMap<ItemIdx, f32> =
+            request.user.map(|u| self.history(u)).unwrap_or_default().into_iter().collect();
         for &item in request.cart {
             *merged.entry(item).or_default() += weight("add_to_cart", 3.0);
         }

@@ -64,12 +64,11 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Que
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| QueryParams(q.0))
-            .map_err(|rejection: QueryRejection| {
+        axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| QueryParams(q.0)).map_err(
+            |rejection: QueryRejection| {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", rejection.body_text())
-            })
+            },
+        )
     }
 }
 
@@ -329,16 +328,18 @@ fn choose_placement<'a>(
             .placements
             .values()
             .find(|p| p.config.channel.as_deref() == Some(channel.as_str()) && p.config.kind == wanted_kind)
-            .ok_or_else(|| ApiError::field("channel", format!("no placement serves channel `{channel}`; name one")))?,
+            .ok_or_else(|| {
+                ApiError::field("channel", format!("no placement serves channel `{channel}`; name one"))
+            })?,
         (None, None) => match wanted_kind {
             PlacementKind::Personal => loaded
                 .placements
                 .get(default)
                 .ok_or_else(|| ApiError::internal(format!("default placement `{default}` missing")))?,
             PlacementKind::Similar => {
-                loaded.placements.values().find(|p| p.config.kind == PlacementKind::Similar).ok_or_else(|| {
-                    ApiError::field("placement", "no similar-items placement is configured; name one")
-                })?
+                loaded.placements.values().find(|p| p.config.kind == PlacementKind::Similar).ok_or_else(
+                    || ApiError::field("placement", "no similar-items placement is configured; name one"),
+                )?
             }
         },
     };
@@ -381,8 +382,8 @@ fn find_user(loaded: &Loaded, person: &Person) -> Result<Option<datasets::UserId
                          or cookie_id)",
                     )
                 })?;
-                let identifier =
-                    Identifier::new(kind, value).ok_or_else(|| ApiError::field(&field, "empty or invalid value"))?;
+                let identifier = Identifier::new(kind, value)
+                    .ok_or_else(|| ApiError::field(&field, "empty or invalid value"))?;
                 parsed.push(identifier);
             }
             // The most trustworthy identifier that leads to a person wins.
@@ -410,7 +411,11 @@ fn respond(
             None if placement.config.kind == PlacementKind::Similar => {
                 return Err(ApiError {
                     field: Some("item_id".into()),
-                    ..ApiError::new(StatusCode::NOT_FOUND, "unknown_item", format!("item `{id}` is not in the catalog"))
+                    ..ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "unknown_item",
+                        format!("item `{id}` is not in the catalog"),
+                    )
                 });
             }
             None => None,
@@ -460,7 +465,9 @@ fn render_items(loaded: &Loaded, answer: &Answer, viewed: Option<ItemIdx>) -> Ve
     let body = &loaded.engine.artifact().body;
     let id = |item: ItemIdx| body.items.id(item.0).unwrap_or_default().to_string();
     let title = |item: ItemIdx| {
-        body.catalog.get(item.get()).map(|i| if i.title.is_empty() { i.item_id.clone() } else { i.title.clone() })
+        body.catalog
+            .get(item.get())
+            .map(|i| if i.title.is_empty() { i.item_id.clone() } else { i.title.clone() })
     };
     answer
         .items
@@ -470,11 +477,15 @@ fn render_items(loaded: &Loaded, answer: &Answer, viewed: Option<ItemIdx>) -> Ve
                 Source::Pinned => "featured".to_string(),
                 Source::Popular => "popular right now".to_string(),
                 Source::FavouriteCategories => {
-                    let category = body.catalog.get(a.item.get()).and_then(|i| i.top_category()).unwrap_or("");
+                    let category =
+                        body.catalog.get(a.item.get()).and_then(|i| i.top_category()).unwrap_or("");
                     format!("popular in {category}, a category you like")
                 }
                 Source::Similar => {
-                    format!("similar to {}", viewed.and_then(title).unwrap_or_else(|| "the item viewed".into()))
+                    format!(
+                        "similar to {}",
+                        viewed.and_then(title).unwrap_or_else(|| "the item viewed".into())
+                    )
                 }
                 Source::Personalized => match (a.contributions.first(), a.because.first()) {
                     (Some(("item_knn", _)), Some(&(item, bought))) => format!(
@@ -505,7 +516,11 @@ fn render_items(loaded: &Loaded, answer: &Answer, viewed: Option<ItemIdx>) -> Ve
                         .iter()
                         .map(|&(model, contribution)| ModelContribution { model, contribution })
                         .collect(),
-                    because: a.because.iter().map(|&(item, bought)| BecauseItem { item_id: id(item), bought }).collect(),
+                    because: a
+                        .because
+                        .iter()
+                        .map(|&(item, bought)| BecauseItem { item_id: id(item), bought })
+                        .collect(),
                     boost: (a.boost != 1.0).then_some(a.boost),
                 },
             }
@@ -578,7 +593,8 @@ async fn context_recommendations(
     State(state): State<Arc<AppState>>,
     JsonBody(body): JsonBody<RecommendBody>,
 ) -> Result<Response, ApiError> {
-    let person = if body.identifiers.is_empty() { Person::Nobody } else { Person::Identifiers(body.identifiers) };
+    let person =
+        if body.identifiers.is_empty() { Person::Nobody } else { Person::Identifiers(body.identifiers) };
     let ask = Ask {
         endpoint: PlacementKind::Personal,
         person,
@@ -671,18 +687,25 @@ async fn list_models(State(state): State<Arc<AppState>>) -> Result<Json<ModelsRe
     ),
     security(("api_key" = []))
 )]
-async fn reload_model(State(state): State<Arc<AppState>>, body: axum::body::Bytes) -> Result<Json<ReloadResponse>, ApiError> {
+async fn reload_model(
+    State(state): State<Arc<AppState>>,
+    body: axum::body::Bytes,
+) -> Result<Json<ReloadResponse>, ApiError> {
     let request: ReloadBody = if body.iter().all(u8::is_ascii_whitespace) {
         ReloadBody::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("reload body: {e}")))?
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("reload body: {e}"))
+        })?
     };
     let previous = state.current.load().version().to_string();
-    let loaded = state
-        .reload(request.path.map(PathBuf::from))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "model_rejected", format!("{e}; still serving {previous}")))?;
+    let loaded = state.reload(request.path.map(PathBuf::from)).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "model_rejected",
+            format!("{e}; still serving {previous}"),
+        )
+    })?;
     Ok(Json(ReloadResponse {
         previous_version: previous,
         model_version: loaded.version().to_string(),
@@ -708,7 +731,8 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     if state.is_ready() {
         Json(Health { status: "ok", model_version: version }).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "draining", model_version: version })).into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "draining", model_version: version }))
+            .into_response()
     }
 }
 
@@ -793,7 +817,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: Arc<AppState>) -> Router {
     let guard = |role: Role| {
         let state = Arc::clone(&state);
-        middleware::from_fn(move |request: Request, next: Next| require(Arc::clone(&state), role, request, next))
+        middleware::from_fn(move |request: Request, next: Next| {
+            require(Arc::clone(&state), role, request, next)
+        })
     };
     let [read, admin, open] = route_groups();
     let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -804,7 +830,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     let doc = Arc::new(doc);
     let timeout = Duration::from_millis(state.config.request_timeout_ms);
     app.route("/openapi.json", axum::routing::get(move || std::future::ready(Json(doc.as_ref().clone()))))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see /openapi.json") })
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see /openapi.json")
+        })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(middleware::from_fn(telemetry::track))

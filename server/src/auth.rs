@@ -75,7 +75,11 @@ pub enum Denied {
 /// Checks `presented` (the request's key, if any) against `keys` for `needed`. With no keys
 /// configured the server is open and everything is allowed. Every configured key is compared,
 /// in constant time, whatever matches.
-pub fn authorize<'k>(keys: &'k [ApiKey], presented: Option<&str>, needed: Role) -> Result<Option<&'k ApiKey>, Denied> {
+pub fn authorize<'k>(
+    keys: &'k [ApiKey],
+    presented: Option<&str>,
+    needed: Role,
+) -> Result<Option<&'k ApiKey>, Denied> {
     if keys.is_empty() {
         return Ok(None);
     }
@@ -88,7 +92,11 @@ pub fn authorize<'k>(keys: &'k [ApiKey], presented: Option<&str>, needed: Role) 
         }
     }
     let key = found.ok_or(Denied::Unauthenticated)?;
-    if key.roles.iter().any(|&r| r == needed || r == Role::Admin) { Ok(Some(key)) } else { Err(Denied::Forbidden) }
+    if key.roles.iter().any(|&r| r == needed || r == Role::Admin) {
+        Ok(Some(key))
+    } else {
+        Err(Denied::Forbidden)
+    }
 }
 
 #[cfg(test)]
@@ -101,7 +109,8 @@ mod tests {
 
     #[test]
     fn roles_are_enforced_and_admin_may_do_everything() {
-        let keys = [key("shop", "shop-secret-0000", &[Role::Read]), key("ops", "ops-secret-00000", &[Role::Admin])];
+        let keys =
+            [key("shop", "shop-secret-0000", &[Role::Read]), key("ops", "ops-secret-00000", &[Role::Admin])];
         assert_eq!(authorize(&keys, Some("shop-secret-0000"), Role::Read).unwrap().unwrap().name, "shop");
         assert_eq!(authorize(&keys, Some("shop-secret-0000"), Role::Admin).unwrap_err(), Denied::Forbidden);
         assert_eq!(authorize(&keys, Some("ops-secret-00000"), Role::Ingest).unwrap().unwrap().name, "ops");

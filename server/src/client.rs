@@ -33,8 +33,9 @@ impl Connection {
     pub async fn open(addr: &str) -> std::io::Result<Self> {
         let stream = tokio::net::TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(std::io::Error::other)?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -42,7 +43,13 @@ impl Connection {
     }
 
     /// Sends one request; `key` goes in `Authorization: Bearer`.
-    pub async fn send(&mut self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> std::io::Result<Reply> {
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> std::io::Result<Reply> {
         let mut builder = hyper::Request::builder().method(method).uri(path).header("host", &self.host);
         if let Some(key) = key {
             builder = builder.header("authorization", format!("Bearer {key}"));

@@ -91,7 +91,8 @@ impl Default for ServerConfig {
 
 /// The placements a server has when its configuration defines none: one per channel.
 pub fn default_placements() -> BTreeMap<String, PlacementConfig> {
-    let placement = |channel: &str, k: usize| PlacementConfig { channel: Some(channel.into()), k, ..Default::default() };
+    let placement =
+        |channel: &str, k: usize| PlacementConfig { channel: Some(channel.into()), k, ..Default::default() };
     BTreeMap::from([
         ("home".into(), placement("web", 12)),
         ("app_home".into(), placement("app", 10)),
@@ -184,11 +185,13 @@ impl ServerConfig {
             }
             let digest = match (&key.env, &key.sha256) {
                 (Some(var), None) => {
-                    let secret = env(var)
-                        .filter(|v| !v.is_empty())
-                        .ok_or_else(|| Error::Config(format!("{at}: environment variable {var} is not set")))?;
+                    let secret = env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
+                        Error::Config(format!("{at}: environment variable {var} is not set"))
+                    })?;
                     if secret.len() < 16 {
-                        return Err(Error::Config(format!("{at}: the key in {var} is shorter than 16 characters")));
+                        return Err(Error::Config(format!(
+                            "{at}: the key in {var} is shorter than 16 characters"
+                        )));
                     }
                     crate::auth::digest(&secret)
                 }

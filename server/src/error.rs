@@ -75,7 +75,10 @@ impl ApiError {
 
     /// A 400 naming `field`.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
-        ApiError { field: Some(field.to_string()), ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", message) }
+        ApiError {
+            field: Some(field.to_string()),
+            ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", message)
+        }
     }
 
     /// A 500 whose detail goes to the log, not the caller.

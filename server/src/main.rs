@@ -27,16 +27,16 @@ struct Cli {
 #[derive(Debug, Args)]
 struct ServeArgs {
     /// The model artifact to serve.
-    #[arg(long, env = "OMNIREC_MODEL")]
+    #[arg(long, env = "OMNIREC_MODEL", global = true)]
     model: Option<PathBuf>,
     /// Settings file (TOML): placements, keys, limits.
-    #[arg(long, env = "OMNIREC_CONFIG")]
+    #[arg(long, env = "OMNIREC_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Directory for the server's state (the active model is recorded there).
-    #[arg(long, env = "OMNIREC_DATA_DIR")]
+    #[arg(long, env = "OMNIREC_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// Address to bind [default: 127.0.0.1:8080, or the settings file's `listen`].
-    #[arg(long, env = "OMNIREC_LISTEN")]
+    #[arg(long, env = "OMNIREC_LISTEN", global = true)]
     listen: Option<SocketAddr>,
 }
 
@@ -97,12 +97,19 @@ struct LoadArgs {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     trainer::init_logging(cli.verbose);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        None => runtime.block_on(serve(&cli.serve)),
-        Some(Command::Demo(args)) => runtime.block_on(demo(&args, &cli.serve)),
-        Some(Command::Loadtest(args)) => runtime.block_on(loadtest(&args)),
+        None => server_runtime()?.block_on(serve(&cli.serve)),
+        Some(Command::Demo(args)) => server_runtime()?.block_on(demo(&args, &cli.serve)),
+        // One thread drives every connection: the generator should take as little CPU as
+        // possible from the server it measures on the same machine.
+        Some(Command::Loadtest(args)) => {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(loadtest(&args))
+        }
     }
+}
+
+fn server_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
 }
 
 fn env(name: &str) -> Option<String> {
@@ -177,7 +184,8 @@ async fn demo(args: &DemoArgs, serve_args: &ServeArgs) -> Result<()> {
 fn train_demo(dir: &Path, persons: usize, items: usize) -> Result<()> {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
-    let synthetic = datasets::synthetic::SyntheticConfig { n_persons: persons, n_items: items, ..Default::default() };
+    let synthetic =
+        datasets::synthetic::SyntheticConfig { n_persons: persons, n_items: items, ..Default::default() };
     let files = trainer::commands::write_synthetic(synthetic, &data)?;
     let args = trainer::TrainArgs {
         data: trainer::DataArgs { interactions: None, events: Some(files.events) },
@@ -196,9 +204,11 @@ fn print_examples(state: &AppState, addr: SocketAddr) {
     let loaded = state.current.load();
     let body = &loaded.engine.artifact().body;
     // A person with a loyalty card and some history; any of their identifiers would do.
-    let mut aliases: Vec<(&String, &u32)> = body.aliases.iter().filter(|(k, _)| k.starts_with("loyalty_id:")).collect();
+    let mut aliases: Vec<(&String, &u32)> =
+        body.aliases.iter().filter(|(k, _)| k.starts_with("loyalty_id:")).collect();
     aliases.sort();
-    let person = aliases.iter().find(|(_, u)| body.history.outer_view(**u as usize).is_some_and(|row| row.nnz() >= 5));
+    let person =
+        aliases.iter().find(|(_, u)| body.history.outer_view(**u as usize).is_some_and(|row| row.nnz() >= 5));
     let card = person.map_or("loyalty_id:unknown".to_string(), |(k, _)| k.to_string());
     let item = body.items.id(0).unwrap_or("unknown").to_string();
     let cookie = body
@@ -233,8 +243,11 @@ async fn loadtest(args: &LoadArgs) -> Result<()> {
         .enumerate()
         .map(|(n, id)| if n % 10 == 9 { format!("unknown-{n}") } else { id.clone() })
         .map(|user| {
-            let placement =
-                if args.placement.is_empty() { String::new() } else { format!("&placement={}", args.placement) };
+            let placement = if args.placement.is_empty() {
+                String::new()
+            } else {
+                format!("&placement={}", args.placement)
+            };
             format!("/v1/users/{user}/recommendations?k={}{placement}", args.k)
         })
         .collect();
@@ -251,7 +264,7 @@ async fn loadtest(args: &LoadArgs) -> Result<()> {
         let paths = Arc::clone(&paths);
         let addr = args.addr.clone();
         let key = args.key.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.push(tokio::task::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0usize;
             let mut connection = match Connection::open(&addr).await {

@@ -84,7 +84,9 @@ impl AppState {
                 })?;
                 PathBuf::from(text.trim())
             }
-            (None, None) => return Err(Error::Config("no model: give --model FILE (or OMNIREC_MODEL)".into())),
+            (None, None) => {
+                return Err(Error::Config("no model: give --model FILE (or OMNIREC_MODEL)".into()));
+            }
         };
         let (loaded, warnings) = Loaded::load(&path, &config.placements())?;
         for warning in warnings {

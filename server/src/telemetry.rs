@@ -19,7 +19,10 @@ pub fn handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Full("omnirec_http_request_duration_seconds".into()), &BUCKETS)
+                .set_buckets_for_metric(
+                    Matcher::Full("omnirec_http_request_duration_seconds".into()),
+                    &BUCKETS,
+                )
                 .map(PrometheusBuilder::build_recorder)
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
@@ -57,7 +60,8 @@ pub struct Answered {
 
 /// Middleware: counts and times every request by route, placement and status.
 pub async fn track(request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
+    let route =
+        request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_string();
     let start = Instant::now();
     let response = next.run(request).await;
     let elapsed = start.elapsed().as_secs_f64();

@@ -1,35 +1,16 @@
 //! End to end: synthetic omnichannel data → `trainer` → artifact file → load → recommend.
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use datasets::schema::{Channel, EventType, IdentifierKind};
 use datasets::synthetic::{SyntheticConfig, SyntheticData};
 use models::artifact;
 use models::engine::{Engine, FallbackReason};
 use trainer::commands;
-use trainer::{DataArgs, EvaluateArgs, RecommendArgs, TrainArgs};
+use trainer::{EvaluateArgs, RecommendArgs};
 
-const CONFIG: &str = "[als]\nfactors = 16\niterations = 8\n[blend]\nmax_tuning_users = 300\n";
-
-fn setup(dir: &Path) -> (commands::GeneratedFiles, std::path::PathBuf) {
-    let synthetic = SyntheticConfig { n_persons: 800, n_items: 200, seed: 11, ..Default::default() };
-    let files = commands::write_synthetic(synthetic, dir).unwrap();
-    let config = dir.join("config.toml");
-    std::fs::write(&config, CONFIG).unwrap();
-    let model = dir.join("model.omr");
-    let args = TrainArgs {
-        data: DataArgs { interactions: None, events: Some(files.events.clone()) },
-        items: Some(files.catalog.clone()),
-        config: Some(config),
-        out: model.clone(),
-        skip_invalid: false,
-    };
-    let metadata = commands::train(&args).unwrap();
-    assert_eq!(metadata.models.len(), 5, "{:?}", metadata.models);
-    assert!(metadata.models.iter().all(|m| m.skipped.is_none()), "{:?}", metadata.models);
-    (files, model)
-}
+mod common;
+use common::{CONFIG, setup};
 
 #[test]
 fn generate_train_load_recommend() {

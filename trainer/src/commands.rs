@@ -268,6 +268,44 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     let metadata = artifact::read_metadata(BufReader::new(file))
         .with_context(|| format!("cannot read {}", args.model.display()))?;
     println!("{}", serde_json::to_string_pretty(&metadata)?);
+    if let Some(dir) = &args.export_als {
+        export_als(&args.model, dir)?;
+    }
+    Ok(())
+}
+
+/// Writes the ALS factors, id lists and consumed items of an artifact to `dir`.
+fn export_als(model: &Path, dir: &Path) -> Result<()> {
+    let artifact = artifact::load(model).with_context(|| format!("cannot read {}", model.display()))?;
+    let body = &artifact.body;
+    let als = body
+        .models
+        .iter()
+        .find_map(|m| match m {
+            models::pipeline::FittedModel::Als(als) => Some(als),
+            _ => None,
+        })
+        .context("the artifact has no ALS model")?;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let floats = |values: &[f32]| values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+    fs::write(dir.join("user_factors.f32"), floats(als.user_factors()))?;
+    fs::write(dir.join("item_factors.f32"), floats(als.item_factors()))?;
+    fs::write(dir.join("users.txt"), body.users.ids().join("\n") + "\n")?;
+    fs::write(dir.join("items.txt"), body.items.ids().join("\n") + "\n")?;
+    let mut consumed = String::new();
+    for (user, items) in body.consumed.iter().enumerate() {
+        for (item, _) in items {
+            consumed.push_str(&format!("{user}\t{item}\n"));
+        }
+    }
+    fs::write(dir.join("consumed.tsv"), consumed)?;
+    println!(
+        "ALS factors ({} persons, {} items, {} factors) written to {}",
+        als.n_users(),
+        body.items.len(),
+        als.factors(),
+        dir.display()
+    );
     Ok(())
 }
 

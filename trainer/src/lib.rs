@@ -155,6 +155,11 @@ pub struct RecommendArgs {
 pub struct InspectArgs {
     /// The model artifact.
     pub model: PathBuf,
+    /// Also write the ALS factors to this directory (`users.txt`, `items.txt`, raw
+    /// little-endian f32 `user_factors.f32` and `item_factors.f32`, `consumed.tsv`), for
+    /// side-by-side comparisons with other tools.
+    #[arg(long)]
+    pub export_als: Option<PathBuf>,
 }
 
 /// `trainer demo`.
@@ -182,7 +187,9 @@ pub fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("OMNIREC_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("warn,trainer={default},models={default}"))
+        tracing_subscriber::EnvFilter::new(format!(
+            "warn,trainer={default},models={default},server={default}"
+        ))
     });
     // Colours only on a terminal, so logs piped to files stay plain text.
     let is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());

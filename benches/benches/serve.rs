@@ -1,0 +1,91 @@
+//! Serving speed: one recommendation (blend of every model, business rules, explanations) on
+//! catalogs of 10,000 and 100,000 items with 64 ALS factors.
+//!
+//! - `answer/home/<items>`: a known person under a placement with a diversity cap, a boost
+//!   and the purchase exclusion (the storefront's home page).
+//! - `answer/similar/<items>`: items similar to one item (product page).
+//!
+//! Set-up trains on seeded synthetic omnichannel data (20,000 persons); at 100,000 items EASE
+//! is skipped by its `max_items` limit, as in production.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use datasets::dataset::{Dataset, WeightConfig};
+use datasets::identity::IdentityLimits;
+use datasets::synthetic::{SyntheticConfig, SyntheticData};
+use datasets::{ItemIdx, UserIdx};
+use models::artifact::Artifact;
+use models::config::TrainConfig;
+use models::engine::Engine;
+use models::rules::{Boost, Filters, PlacementConfig, PlacementKind, Request};
+
+fn engine(n_items: usize) -> Engine {
+    let synthetic =
+        SyntheticData::generate(SyntheticConfig { n_persons: 20_000, n_items, ..Default::default() })
+            .expect("synthetic config is valid");
+    let dataset = Dataset::from_events(
+        &synthetic.events(),
+        Some(synthetic.catalog.clone()),
+        &WeightConfig::default(),
+        &IdentityLimits::default(),
+    )
+    .expect("synthetic events are valid");
+    let mut config = TrainConfig::default();
+    config.als.factors = 64;
+    config.blend.tune = false;
+    let trained =
+        models::pipeline::train(&dataset, &config, &models::progress::Silent).expect("training succeeds");
+    Engine::new(Artifact::assemble(&dataset, trained, &config, 0))
+}
+
+fn answer(c: &mut Criterion) {
+    let mut group = c.benchmark_group("answer");
+    group.sample_size(50).measurement_time(Duration::from_secs(10)).warm_up_time(Duration::from_secs(1));
+    for n_items in [10_000, 100_000] {
+        let engine = engine(n_items);
+        let home = PlacementConfig {
+            k: 12,
+            max_per_category: Some(3),
+            boosts: vec![Boost { brand: None, category: None, tag: Some("new".into()), factor: 1.2 }],
+            weights: BTreeMap::new(),
+            ..Default::default()
+        };
+        let (home, _) = engine.compile("home", &home).expect("placement compiles");
+        let similar = PlacementConfig { kind: PlacementKind::Similar, k: 8, ..Default::default() };
+        let (similar, _) = engine.compile("product_page", &similar).expect("placement compiles");
+        let n_users = engine.artifact().body.users.len() as u32;
+        let filters = Filters::default();
+        let request = |user: u32, viewed: Option<ItemIdx>| Request {
+            user: Some(UserIdx(user % n_users)),
+            k: 12,
+            now: 1_800_000_000,
+            viewed,
+            cart: &[],
+            exclude: &[],
+            store_id: None,
+            filters: &filters,
+        };
+        let mut user = 0u32;
+        group.bench_function(BenchmarkId::new("home", n_items), |b| {
+            b.iter(|| {
+                user = user.wrapping_add(7919);
+                engine.answer(&home, request(user, None)).expect("answers")
+            })
+        });
+        let mut item = 0u32;
+        group.bench_function(BenchmarkId::new("similar", n_items), |b| {
+            b.iter(|| {
+                item = (item + 7919) % n_items as u32;
+                engine
+                    .answer(&similar, Request { k: 8, ..request(item, Some(ItemIdx(item))) })
+                    .expect("answers")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, answer);
+criterion_main!(benches);

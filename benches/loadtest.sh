@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Load test: omnirec's server, then a plain Python service (FastAPI + NumPy) on the same ALS
+# factors, each driven by `server loadtest` on loopback (32 connections, 10 s, 10k items).
+#
+#   bash benches/loadtest.sh [WORK_DIR]      # default target/loadtest
+#
+# The data set (20k persons, 10k items, 64 ALS factors, all five models) is generated and
+# trained once and reused. The Python half runs when python3 has fastapi, uvicorn and numpy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:-target/loadtest}
+connections=${CONNECTIONS:-32}
+seconds=${SECONDS_PER_RUN:-10}
+mkdir -p "$work"
+cargo build --release --locked -p server -p trainer
+bin=target/release
+
+if [ ! -f "$work/model.omr" ]; then
+    "$bin/trainer" generate --out "$work/data" --persons 20000 --items 10000
+    "$bin/trainer" train --events "$work/data/events.jsonl" --items "$work/data/catalog.csv" --out "$work/model.omr"
+fi
+
+wait_ready() {
+    for _ in $(seq 1 200); do
+        curl -sf "http://$1/health/ready" >/dev/null 2>&1 && return 0
+        curl -sf -o /dev/null "http://$1/v1/users/x/recommendations" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "server on $1 did not come up" >&2
+    return 1
+}
+
+addr=127.0.0.1:18080
+"$bin/server" --model "$work/model.omr" --listen "$addr" 2>"$work/server.log" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+wait_ready "$addr"
+echo "== omnirec server (blend of 5 models + rules + explanations), placement home"
+"$bin/server" loadtest --addr "$addr" --model "$work/model.omr" --connections "$connections" --seconds "$seconds"
+kill -TERM $server
+wait $server || true
+
+if python3 -c 'import fastapi, uvicorn, numpy' 2>/dev/null; then
+    "$bin/trainer" inspect "$work/model.omr" --export-als "$work/als" >/dev/null
+    paddr=127.0.0.1:18081
+    OMNIREC_EXPORT="$work/als" python3 benches/python/serve_fastapi.py 18081 "${PY_WORKERS:-2}" 2>"$work/python.log" &
+    python=$!
+    trap 'kill $python 2>/dev/null || true' EXIT
+    wait_ready "$paddr"
+    echo "== Python FastAPI + uvicorn (${PY_WORKERS:-2} workers) + NumPy, ALS dot product + argpartition"
+    "$bin/server" loadtest --addr "$paddr" --model "$work/model.omr" --connections "$connections" --seconds "$seconds" --placement ""
+    kill $python
+    wait $python 2>/dev/null || true
+else
+    echo "python3 lacks fastapi/uvicorn/numpy: skipping the Python comparison (pip install fastapi uvicorn numpy)"
+fi
