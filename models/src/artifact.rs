@@ -376,7 +376,7 @@ mod tests {
         assert_eq!(message(&flipped), "model artifact: checksum mismatch: the file is corrupted");
         let mut other_version = bytes.clone();
         other_version[8] = 9;
-        assert!(message(&other_version).contains("format version 9, but this build reads version 1"));
+        assert!(message(&other_version).contains("format version 9, but this build reads version 2"));
         assert!(
             message(b"PK\x03\x04 not a model at all, but long enough to have a header.....")
                 .contains("bad magic")

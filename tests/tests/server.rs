@@ -169,7 +169,11 @@ async fn every_rule_changes_the_answer() {
     let base = |k| PlacementConfig { k, in_stock: StockRule::Any, ..Default::default() };
     // The person's unrestricted answer decides the rules' targets.
     let plain = start(
-        ServerConfig { placements: BTreeMap::from([("plain".into(), base(8))]), ..Default::default() },
+        ServerConfig {
+            placements: BTreeMap::from([("plain".into(), base(8))]),
+            default_placement: "plain".into(),
+            ..Default::default()
+        },
         HashMap::new(),
     )
     .await;
