@@ -30,20 +30,31 @@ wait_ready() {
     return 1
 }
 
+# Two placements: the default blend of every model, and ALS alone (the same work as the
+# Python baseline: one dot product per item, then the top k).
+cat > "$work/server.toml" <<'TOML'
+[placements.home]
+channel = "web"
+[placements.als_only]
+weights = { als = 1.0 }
+TOML
 addr=127.0.0.1:18080
-"$bin/server" --model "$work/model.omr" --listen "$addr" 2>"$work/server.log" &
+"$bin/server" --model "$work/model.omr" --config "$work/server.toml" --listen "$addr" 2>"$work/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 wait_ready "$addr"
-echo "== omnirec server (blend of 5 models + rules + explanations), placement home"
+echo "== omnirec server, placement home (blend of every model, rules, explanations)"
 "$bin/server" loadtest --addr "$addr" --model "$work/model.omr" --connections "$connections" --seconds "$seconds"
+echo "== omnirec server, placement als_only (ALS scores, rules, explanations)"
+"$bin/server" loadtest --addr "$addr" --model "$work/model.omr" --connections "$connections" --seconds "$seconds" --placement als_only
 kill -TERM $server
 wait $server || true
 
 if python3 -c 'import fastapi, uvicorn, numpy' 2>/dev/null; then
     "$bin/trainer" inspect "$work/model.omr" --export-als "$work/als" >/dev/null
     paddr=127.0.0.1:18081
-    OMNIREC_EXPORT="$work/als" python3 benches/python/serve_fastapi.py 18081 "${PY_WORKERS:-2}" 2>"$work/python.log" &
+    # One BLAS thread per worker process: more only oversubscribes the two cores.
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 OMNIREC_EXPORT="$work/als" python3 benches/python/serve_fastapi.py 18081 "${PY_WORKERS:-2}" 2>"$work/python.log" &
     python=$!
     trap 'kill $python 2>/dev/null || true' EXIT
     wait_ready "$paddr"

@@ -175,7 +175,7 @@ impl Fit for ContentParams {
         let vocabulary = kept.iter().map(|&t| vectorizer.vocabulary()[t].clone()).collect();
         let item_terms = CsMat::try_new((n_items, kept.len()), indptr, indices, data)
             .map_err(|e| Error::Numerical { model: "content", reason: format!("item matrix: {}", e.3) })?;
-        Ok(ContentModel { vocabulary, item_terms })
+        Ok(ContentModel { vocabulary, item_terms, term_items: std::sync::OnceLock::new() })
     }
 }
 
@@ -186,6 +186,10 @@ pub struct ContentModel {
     vocabulary: Vec<String>,
     /// Item × term TF-IDF (CSR), each non-empty row of unit L2 norm.
     item_terms: CsMat<f32>,
+    /// Term × item postings (the transpose), built on first use: scoring a profile touches
+    /// only the postings of its terms instead of every item's row.
+    #[serde(skip)]
+    term_items: std::sync::OnceLock<CsMat<f32>>,
 }
 
 impl ContentModel {
@@ -202,25 +206,24 @@ impl ContentModel {
         })
     }
 
-    /// `scores[j] = row_j · profile / ‖profile‖`, in O(nnz) of the item matrix; all zeros when
+    /// `scores[j] = row_j · profile / ‖profile‖`, through the postings of the profile's terms; all zeros when
     /// the profile is empty.
     fn cosine_into(&self, profile: &[f32], scores: &mut [f32]) {
         let norm = profile.iter().map(|v| v * v).sum::<f32>().sqrt();
+        scores.fill(0.0);
         if norm == 0.0 {
-            scores.fill(0.0);
             return;
         }
-        // Straight over the CSR arrays: the per-row views cost more than the arithmetic.
-        let (indptr, terms, values) =
-            (self.item_terms.indptr(), self.item_terms.indices(), self.item_terms.data());
-        let indptr = indptr.raw_storage();
-        for (score, bounds) in scores.iter_mut().zip(indptr.windows(2)) {
-            let (start, end) = (bounds[0], bounds[1]);
-            let mut sum = 0.0;
-            for (&t, &v) in terms[start..end].iter().zip(&values[start..end]) {
-                sum += v * profile.get(t).copied().unwrap_or(0.0);
+        let postings = self.term_items.get_or_init(|| self.item_terms.transpose_view().to_csr());
+        for (term, &weight) in profile.iter().enumerate().filter(|(_, w)| **w != 0.0) {
+            if let Some(items) = postings.outer_view(term) {
+                let weight = weight / norm;
+                for (item, &value) in items.iter() {
+                    if let Some(score) = scores.get_mut(item) {
+                        *score += value * weight;
+                    }
+                }
             }
-            *score = sum / norm;
         }
     }
 

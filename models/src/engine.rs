@@ -16,7 +16,7 @@ use crate::artifact::Artifact;
 use crate::blend::Blend;
 use crate::error::Result;
 use crate::pipeline::FittedModel;
-use crate::rank::{ScoredItem, standardise, top_k};
+use crate::rank::{ScoredItem, moments, top_k};
 use crate::recommender::{Query, Recommender, row_items};
 use crate::rules::{CatalogIndex, Eligibility, Placement, PlacementKind, Request, Selection, Source};
 
@@ -177,15 +177,20 @@ impl Engine {
             scratch.total.resize(n_items, 0.0);
             let mut selection = Selection::new(&eligibility);
             let personalized = !history.is_empty() && !members.is_empty();
+            // Each member's (mean, 1 / standard deviation), to turn raw scores into z-scores.
+            let mut zs = vec![(0f32, 0f32); members.len()];
             if personalized {
                 scratch.total.fill(0.0);
-                for ((model, weight), buffer) in members.iter().zip(&mut scratch.members) {
+                for (((model, weight), buffer), z) in members.iter().zip(&mut scratch.members).zip(&mut zs) {
                     buffer.resize(n_items, 0.0);
                     model.score_into(&query, buffer)?;
-                    standardise(buffer);
-                    for (total, z) in scratch.total.iter_mut().zip(buffer.iter()) {
-                        if z.is_finite() {
-                            *total += weight * z;
+                    // Standardised on the fly: the raw scores stay for the explanations.
+                    let Some((mean, scale)) = moments(buffer) else { continue };
+                    *z = (mean, scale);
+                    let (a, b) = (weight * scale, -weight * scale * mean);
+                    for (total, &s) in scratch.total.iter_mut().zip(buffer.iter()) {
+                        if s.is_finite() {
+                            *total += a * s + b;
                         }
                     }
                 }
@@ -221,8 +226,10 @@ impl Engine {
                         members
                             .iter()
                             .zip(&scratch.members)
-                            .map(|((m, w), z)| {
-                                (m.name(), w * z.get(scored.item.get()).copied().unwrap_or(0.0))
+                            .zip(&zs)
+                            .map(|(((m, w), raw), &(mean, scale))| {
+                                let s = raw.get(scored.item.get()).copied().filter(|s| s.is_finite());
+                                (m.name(), s.map_or(0.0, |s| w * (s - mean) * scale))
                             })
                             .collect()
                     } else {

@@ -70,34 +70,44 @@ pub fn top_k(scores: &[f32], k: usize, mut is_allowed: impl FnMut(usize) -> bool
 /// models on different scales can be blended. A constant vector becomes all zeros;
 /// non-finite entries are left as they are.
 pub fn standardise(scores: &mut [f32]) {
-    // Eight independent partial sums per statistic, so the adds pipeline (this runs on
-    // every model's scores for every served request).
-    let (mut n, mut sum, mut sum_sq) = (0usize, [0f64; 8], [0f64; 8]);
-    let mut chunks = scores.chunks_exact(8);
+    let Some((mean, scale)) = moments(scores) else { return };
+    for s in scores.iter_mut() {
+        if s.is_finite() {
+            *s = (*s - mean) * scale;
+        }
+    }
+}
+
+/// The mean of the finite scores and the reciprocal of their standard deviation (0 for a
+/// constant vector), so `(s - mean) * scale` is the z-score; `None` without finite scores.
+/// One pass with sixteen independent partial sums in f32 around a shift (the first finite
+/// score), which keeps the variance accurate when the mean is far from zero: this runs on
+/// every model's scores for every served request.
+pub fn moments(scores: &[f32]) -> Option<(f32, f32)> {
+    let shift = *scores.iter().find(|s| s.is_finite())?;
+    let (mut count, mut sum, mut sum_sq) = ([0u32; 16], [0f32; 16], [0f32; 16]);
+    let mut chunks = scores.chunks_exact(16);
     for chunk in &mut chunks {
-        for (l, &s) in chunk.iter().enumerate() {
+        for l in 0..16 {
+            let s = chunk[l];
             let finite = s.is_finite();
-            let v = if finite { f64::from(s) } else { 0.0 };
-            n += usize::from(finite);
-            sum[l] += v;
-            sum_sq[l] += v * v;
+            let d = if finite { s - shift } else { 0.0 };
+            count[l] += u32::from(finite);
+            sum[l] += d;
+            sum_sq[l] += d * d;
         }
     }
     for &s in chunks.remainder().iter().filter(|s| s.is_finite()) {
-        n += 1;
-        sum[0] += f64::from(s);
-        sum_sq[0] += f64::from(s) * f64::from(s);
+        count[0] += 1;
+        sum[0] += s - shift;
+        sum_sq[0] += (s - shift) * (s - shift);
     }
-    if n == 0 {
-        return;
-    }
-    let mean = sum.iter().sum::<f64>() / n as f64;
-    let variance = (sum_sq.iter().sum::<f64>() / n as f64 - mean * mean).max(0.0);
+    let n = count.iter().map(|&c| f64::from(c)).sum::<f64>();
+    let mean_d = sum.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let variance = (sum_sq.iter().map(|&v| f64::from(v)).sum::<f64>() / n - mean_d * mean_d).max(0.0);
     let std = variance.sqrt();
-    let (mean, scale) = (mean as f32, if std > 1e-12 { (1.0 / std) as f32 } else { 0.0 });
-    for s in scores.iter_mut().filter(|s| s.is_finite()) {
-        *s = (*s - mean) * scale;
-    }
+    let scale = if std > 1e-12 * (1.0 + f64::from(shift).abs()) { (1.0 / std) as f32 } else { 0.0 };
+    Some(((f64::from(shift) + mean_d) as f32, scale))
 }
 
 #[cfg(test)]
