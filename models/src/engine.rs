@@ -402,3 +402,99 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrainConfig;
+    use crate::rules::{Filters, PlacementConfig, StockRule};
+    use datasets::dataset::{Dataset, WeightConfig};
+    use datasets::identity::IdentityLimits;
+    use datasets::synthetic::{SyntheticConfig, SyntheticData};
+
+    fn engine() -> Engine {
+        let synthetic = SyntheticData::generate(SyntheticConfig {
+            n_persons: 300,
+            n_items: 80,
+            seed: 5,
+            ..Default::default()
+        })
+        .unwrap();
+        let dataset = Dataset::from_events(
+            &synthetic.events(),
+            Some(synthetic.catalog.clone()),
+            &WeightConfig::default(),
+            &IdentityLimits::default(),
+        )
+        .unwrap();
+        let mut config = TrainConfig::default();
+        config.als.factors = 8;
+        config.blend.tune = false;
+        let trained = crate::pipeline::train(&dataset, &config, &crate::progress::Silent).unwrap();
+        Engine::new(Artifact::assemble(&dataset, trained, &config, 0))
+    }
+
+    fn request<'a>(user: Option<UserIdx>, k: usize, filters: &'a Filters) -> Request<'a> {
+        let now = SyntheticConfig::default().end;
+        Request { user, k, now, viewed: None, cart: &[], exclude: &[], store_id: None, filters }
+    }
+
+    #[test]
+    fn answers_follow_the_fallback_chain_and_explain_themselves() {
+        let engine = engine();
+        let any_stock = PlacementConfig { in_stock: StockRule::Any, ..Default::default() };
+        let (placement, _) = engine.compile("p", &any_stock).unwrap();
+        let filters = Filters::default();
+        let buyer = (0..engine.artifact().body.users.len() as u32)
+            .map(UserIdx)
+            .find(|&u| engine.consumed(u).len() >= 2)
+            .unwrap();
+
+        let answer = engine.answer(&placement, request(Some(buyer), 10, &filters)).unwrap();
+        assert!(answer.personalized && answer.fallback.is_none());
+        assert_eq!(answer.items.len(), 10);
+        let consumed = engine.consumed(buyer);
+        assert!(answer.items.iter().all(|a| consumed.binary_search_by_key(&a.item.0, |&(c, _)| c).is_err()));
+        for a in &answer.items {
+            assert_eq!(a.source, Source::Personalized);
+            assert!(!a.contributions.is_empty());
+            assert!(a.contributions.windows(2).all(|w| w[0].1 >= w[1].1), "largest contribution first");
+            // The contributions add up to the blended score (no boosts here).
+            let sum: f32 = a.contributions.iter().map(|c| c.1).sum();
+            assert!((sum - a.score).abs() < 1e-3 * (1.0 + a.score.abs()), "{sum} vs {}", a.score);
+        }
+
+        let unknown = engine.answer(&placement, request(None, 10, &filters)).unwrap();
+        assert_eq!((unknown.personalized, unknown.fallback), (false, Some(FallbackReason::UnknownUser)));
+        assert_eq!(unknown.items.len(), 10);
+        assert!(unknown.items.iter().all(|a| a.source == Source::Popular && a.contributions.is_empty()));
+
+        // With no blend member, a known person gets popular items of their favourite
+        // categories first.
+        let popular_only =
+            PlacementConfig { weights: [("popularity".to_string(), 0.0)].into(), ..any_stock.clone() };
+        let (placement, _) = engine.compile("q", &popular_only).unwrap();
+        let answer = engine.answer(&placement, request(Some(buyer), 5, &filters)).unwrap();
+        assert!(!answer.personalized);
+        assert_eq!(answer.items[0].source, Source::FavouriteCategories);
+    }
+
+    #[test]
+    fn fallback_stages_respect_the_filters() {
+        let engine = engine();
+        let (placement, _) =
+            engine.compile("p", &PlacementConfig { in_stock: StockRule::Any, ..Default::default() }).unwrap();
+        let catalog = &engine.artifact().body.catalog;
+        let category = catalog[0].top_category().unwrap().to_string();
+        let in_category = catalog.iter().filter(|i| i.top_category() == Some(category.as_str())).count();
+        let filters = Filters { categories: vec![category.clone()], ..Filters::default() };
+        // More than the category holds: the answer stops short rather than leave it.
+        for user in [None, Some(UserIdx(0))] {
+            let answer = engine.answer(&placement, request(user, in_category + 5, &filters)).unwrap();
+            assert!(answer.items.len() <= in_category && !answer.items.is_empty());
+            assert!(
+                answer.items.iter().all(|a| catalog[a.item.get()].top_category() == Some(category.as_str()))
+            );
+        }
+    }
+}

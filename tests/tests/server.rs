@@ -134,6 +134,30 @@ async fn known_persons_get_personalized_items_they_never_bought() {
     .await;
     assert_eq!(item_ids(&by_post), item_ids(&by_get));
     assert_eq!(by_post.json()["personalized"], true);
+
+    // Cross-channel: asked by a browser cookie, the web never offers what the same person
+    // bought anywhere (in store with a card, by email, in the app).
+    let mut checked = 0;
+    for (alias, &person) in body.aliases.iter().filter(|(k, _)| k.starts_with("cookie_id:")) {
+        let consumed = trained().engine.consumed(datasets::UserIdx(person));
+        if consumed.len() < 2 || checked == 25 {
+            continue;
+        }
+        let cookie = alias.trim_start_matches("cookie_id:");
+        let reply = post(
+            &server.addr,
+            "/v1/recommendations",
+            &format!(r#"{{"identifiers": {{"cookie_id": "{cookie}"}}, "channel": "web", "k": 12}}"#),
+        )
+        .await;
+        let bought: HashSet<String> =
+            consumed.iter().map(|&(i, _)| body.items.id(i).unwrap().to_string()).collect();
+        let items = item_ids(&reply);
+        assert_eq!(items.len(), 12);
+        assert!(items.iter().all(|i| !bought.contains(i)), "cookie {cookie} was offered a purchase");
+        checked += 1;
+    }
+    assert_eq!(checked, 25);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
