@@ -13,12 +13,13 @@ use datasets::identity::find_person;
 use datasets::{ItemIdx, UserIdx};
 
 use crate::artifact::Artifact;
-use crate::blend::Blend;
 use crate::error::Result;
 use crate::pipeline::FittedModel;
-use crate::rank::{ScoredItem, moments, top_k};
+use crate::rank::{ScoredItem, moments};
 use crate::recommender::{Query, Recommender, row_items};
-use crate::rules::{CatalogIndex, Eligibility, Placement, PlacementKind, Request, Selection, Source};
+use crate::rules::{
+    CatalogIndex, Eligibility, Filters, Placement, PlacementKind, Request, Selection, Source,
+};
 
 /// Why a non-personalised answer was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +96,8 @@ pub struct Engine {
     index: CatalogIndex,
     /// Global popularity: the popularity model's, or the number of persons per item.
     popularity: Vec<f32>,
+    /// The placement of [`Engine::recommend`].
+    batch: Placement,
 }
 
 impl Engine {
@@ -116,7 +119,8 @@ impl Engine {
                 }
                 counts
             });
-        Engine { artifact, index, popularity }
+        let batch = Placement::purchases_only(artifact.body.items.len());
+        Engine { artifact, index, popularity, batch }
     }
 
     /// The catalog facts the rules use.
@@ -345,13 +349,6 @@ impl Engine {
         find_person(&body.users, key, |alias| body.aliases.get(alias).copied()).map(UserIdx)
     }
 
-    /// The blend of the artifact's models with its weights.
-    pub fn blend(&self) -> Result<Blend<'_>> {
-        let models: Vec<&dyn Recommender> =
-            self.artifact.body.models.iter().map(FittedModel::as_recommender).collect();
-        Blend::new(&models, &self.artifact.metadata.blend_weights)
-    }
-
     /// A person's training history.
     pub fn history(&self, user: UserIdx) -> Vec<(ItemIdx, f32)> {
         row_items(&self.artifact.body.history, user)
@@ -363,43 +360,27 @@ impl Engine {
         self.artifact.body.consumed.get(user.get()).map_or(&[], Vec::as_slice)
     }
 
-    /// The `k` best items for `user` (or the fallback for `None`), excluding consumed items.
+    /// The `k` best items for `user` (or the fallback for `None`), excluding consumed items:
+    /// [`Engine::answer`] under a placement whose only rule is the purchase exclusion (batch
+    /// sends apply their own stock and timing rules).
     pub fn recommend(&self, user: Option<UserIdx>, k: usize) -> Result<Recommendations> {
-        let n_items = self.artifact.body.items.len();
-        let mut scores = vec![0f32; n_items];
-        let (consumed, fallback) = match user {
-            Some(user) => {
-                let history = self.history(user);
-                if history.is_empty() {
-                    self.popularity_into(&mut scores)?;
-                    (self.consumed(user), Some(FallbackReason::NoHistory))
-                } else {
-                    self.blend()?.score_into(&Query { user: Some(user), history: &history }, &mut scores)?;
-                    (self.consumed(user), None)
-                }
-            }
-            None => {
-                self.popularity_into(&mut scores)?;
-                (&[][..], Some(FallbackReason::UnknownUser))
-            }
-        };
-        let items = top_k(&scores, k, |i| consumed.binary_search_by_key(&(i as u32), |&(c, _)| c).is_err());
-        Ok(Recommendations { items, fallback })
-    }
-
-    /// Global popularity, or the blend of an empty history when no popularity model exists.
-    fn popularity_into(&self, scores: &mut [f32]) -> Result<()> {
-        let popularity = self.artifact.body.models.iter().find_map(|m| match m {
-            FittedModel::Popularity(p) => Some(p),
-            _ => None,
-        });
-        match popularity {
-            Some(p) => {
-                scores.copy_from_slice(p.global());
-                Ok(())
-            }
-            None => self.blend()?.score_into(&Query { user: None, history: &[] }, scores),
+        if k == 0 {
+            return Ok(Recommendations { items: Vec::new(), fallback: None });
         }
+        let filters = Filters::default();
+        let request = Request {
+            user,
+            k,
+            now: 0,
+            viewed: None,
+            cart: &[],
+            exclude: &[],
+            store_id: None,
+            filters: &filters,
+        };
+        let answer = self.answer(&self.batch, request)?;
+        let items = answer.items.into_iter().map(|a| ScoredItem { item: a.item, score: a.score }).collect();
+        Ok(Recommendations { items, fallback: answer.fallback })
     }
 }
 

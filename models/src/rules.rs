@@ -402,6 +402,25 @@ impl Placement {
         Ok((placement, warnings))
     }
 
+    /// A placement over `n_items` items whose only rule is the purchase exclusion: any stock,
+    /// no availability window, any `k`.
+    pub fn purchases_only(n_items: usize) -> Self {
+        let config = PlacementConfig {
+            in_stock: StockRule::Any,
+            respect_availability: false,
+            max_k: usize::MAX,
+            ..PlacementConfig::default()
+        };
+        Placement {
+            name: "batch".into(),
+            config,
+            static_ok: vec![true; n_items],
+            boost: Vec::new(),
+            repurchase_after: vec![None; n_items],
+            pins: Vec::new(),
+        }
+    }
+
     /// The boost factor of `item` (1 without boosts).
     pub fn boost(&self, item: ItemIdx) -> f32 {
         self.boost.get(item.get()).copied().unwrap_or(1.0)
