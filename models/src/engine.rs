@@ -28,6 +28,8 @@ pub enum FallbackReason {
     UnknownUser,
     /// The person is known but has no usable history.
     NoHistory,
+    /// The placement's blend weights leave no model to score with.
+    NoModels,
 }
 
 impl FallbackReason {
@@ -36,6 +38,7 @@ impl FallbackReason {
         match self {
             FallbackReason::UnknownUser => "unknown_user",
             FallbackReason::NoHistory => "no_history",
+            FallbackReason::NoModels => "no_models",
         }
     }
 }
@@ -261,6 +264,7 @@ impl Engine {
                 .collect();
             let fallback = match (personalized, request.user) {
                 (true, _) => None,
+                (false, _) if !history.is_empty() => Some(FallbackReason::NoModels),
                 (false, None) => Some(FallbackReason::UnknownUser),
                 (false, Some(_)) => Some(FallbackReason::NoHistory),
             };
@@ -456,7 +460,7 @@ mod tests {
             PlacementConfig { weights: [("popularity".to_string(), 0.0)].into(), ..any_stock.clone() };
         let (placement, _) = engine.compile("q", &popular_only).unwrap();
         let answer = engine.answer(&placement, request(Some(buyer), 5, &filters)).unwrap();
-        assert!(!answer.personalized);
+        assert_eq!((answer.personalized, answer.fallback), (false, Some(FallbackReason::NoModels)));
         assert_eq!(answer.items[0].source, Source::FavouriteCategories);
     }
 

@@ -215,7 +215,8 @@ pub struct RecommendationResponse {
     /// Whether the answer is personalised (the blend answered for this person, session or
     /// item).
     pub personalized: bool,
-    /// Why not: `unknown_user` or `no_history`.
+    /// Why not: `unknown_user`, `no_history`, or `no_models` (the placement's weights leave
+    /// no model to blend).
     pub reason: Option<&'static str>,
     /// Best first.
     pub items: Vec<RecommendedItem>,
@@ -835,6 +836,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(middleware::map_response(move |response: Response| async move {
+            // The timeout layer answers with an empty body; give it the usual error shape.
+            if response.status() == StatusCode::REQUEST_TIMEOUT {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "timeout",
+                    format!("the request took longer than {} ms", timeout.as_millis()),
+                )
+                .into_response()
+            } else {
+                response
+            }
+        }))
         .layer(middleware::from_fn(telemetry::track))
         .with_state(state)
 }
