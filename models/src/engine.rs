@@ -126,11 +126,6 @@ impl Engine {
         Engine { artifact, index, popularity, batch }
     }
 
-    /// The catalog facts the rules use.
-    pub fn catalog_index(&self) -> &CatalogIndex {
-        &self.index
-    }
-
     /// Compiles a placement against this artifact's catalog; see [`Placement::compile`].
     /// Blend weights naming a model the artifact lacks are an error.
     pub fn compile(

@@ -128,6 +128,18 @@ pub struct FiltersBody {
     pub max_price: Option<f32>,
 }
 
+impl From<FiltersBody> for Filters {
+    fn from(body: FiltersBody) -> Self {
+        Filters {
+            categories: body.categories,
+            exclude_categories: body.exclude_categories,
+            brands: body.brands,
+            min_price: body.min_price,
+            max_price: body.max_price,
+        }
+    }
+}
+
 /// Body of `POST /v1/recommendations`.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -400,7 +412,7 @@ fn respond(
     default_placement: &str,
     ask: Ask,
     now: i64,
-) -> Result<(RecommendationResponse, telemetry::Answered), ApiError> {
+) -> Result<(RecommendationResponse, telemetry::Labels), ApiError> {
     let placement = choose_placement(loaded, default_placement, &ask)?;
     let body = &loaded.engine.artifact().body;
     let user = find_user(loaded, &ask.person)?;
@@ -446,7 +458,7 @@ fn respond(
         }
         other => ApiError::internal(other),
     })?;
-    let labels = telemetry::Answered {
+    let labels = telemetry::Labels {
         placement: placement.name.clone(),
         fallback: answer.fallback.map(|f| f.as_str()),
     };
@@ -606,13 +618,7 @@ async fn context_recommendations(
         cart: body.cart,
         exclude: body.exclude,
         store_id: body.store_id,
-        filters: Filters {
-            categories: body.filters.categories,
-            exclude_categories: body.filters.exclude_categories,
-            brands: body.filters.brands,
-            min_price: body.filters.min_price,
-            max_price: body.filters.max_price,
-        },
+        filters: body.filters.into(),
     };
     answer(state, ask).await
 }

@@ -234,7 +234,7 @@ async fn loadtest(args: &LoadArgs) -> Result<()> {
     }
     let artifact = models::artifact::load(&args.model)?;
     // Mostly known persons, one in ten unknown (the fallback path).
-    let mut paths: Vec<String> = artifact
+    let paths: Vec<String> = artifact
         .body
         .users
         .ids()
@@ -255,7 +255,6 @@ async fn loadtest(args: &LoadArgs) -> Result<()> {
         bail!("the artifact has no persons");
     }
     drop(artifact);
-    paths.sort_by_key(|p| p.len() % 7);
     let paths = Arc::new(paths);
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
@@ -274,7 +273,7 @@ async fn loadtest(args: &LoadArgs) -> Result<()> {
             let mut n = worker;
             while Instant::now() < deadline {
                 let path = &paths[n % paths.len()];
-                n += args_stride(worker);
+                n += stride(worker);
                 let start = Instant::now();
                 match connection.send("GET", path, key.as_deref(), None).await {
                     Ok(reply) if reply.status == 200 => latencies.push(start.elapsed()),
@@ -322,6 +321,6 @@ async fn loadtest(args: &LoadArgs) -> Result<()> {
 
 /// Each connection walks the id list with its own stride, so connections ask about
 /// different persons.
-fn args_stride(worker: usize) -> usize {
+fn stride(worker: usize) -> usize {
     [7, 11, 13, 17, 19, 23, 29, 31][worker % 8]
 }

@@ -51,7 +51,7 @@ pub fn model_loaded(old: Option<&str>, new: &str) {
 
 /// What a handler reports about its answer, for the metrics labels.
 #[derive(Debug, Clone)]
-pub struct Answered {
+pub struct Labels {
     /// The placement used.
     pub placement: String,
     /// The fallback reason, when not personalised.
@@ -65,9 +65,9 @@ pub async fn track(request: Request, next: Next) -> Response {
     let start = Instant::now();
     let response = next.run(request).await;
     let elapsed = start.elapsed().as_secs_f64();
-    let answered = response.extensions().get::<Answered>();
+    let answered = response.extensions().get::<Labels>();
     let placement = answered.map_or(String::new(), |a| a.placement.clone());
-    if let Some(Answered { placement, fallback: Some(reason) }) = answered {
+    if let Some(Labels { placement, fallback: Some(reason) }) = answered {
         metrics::counter!("omnirec_fallbacks_total", "placement" => placement.clone(), "reason" => *reason)
             .increment(1);
     }
