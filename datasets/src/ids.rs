@@ -27,7 +27,12 @@ impl ItemIdx {
 }
 
 /// A two-way map between external string ids and dense `u32` indices, in insertion order.
+///
+/// Serialized as the list of ids alone; the reverse index is rebuilt when it is read, and a
+/// list that repeats an id or holds 2³² ids or more is refused, so a decoded map is always
+/// consistent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(into = "Vec<String>", try_from = "Vec<String>")]
 pub struct IdMap {
     ids: Vec<String>,
     index: HashMap<String, u32>,
@@ -86,6 +91,29 @@ impl FromIterator<String> for IdMap {
     }
 }
 
+impl From<IdMap> for Vec<String> {
+    fn from(map: IdMap) -> Self {
+        map.ids
+    }
+}
+
+impl TryFrom<Vec<String>> for IdMap {
+    type Error = String;
+
+    fn try_from(ids: Vec<String>) -> Result<Self, String> {
+        if u32::try_from(ids.len()).is_err() {
+            return Err(format!("{} ids, more than a u32 index can address", ids.len()));
+        }
+        let mut index = HashMap::with_capacity(ids.len());
+        for (idx, id) in ids.iter().enumerate() {
+            if index.insert(id.clone(), idx as u32).is_some() {
+                return Err(format!("id `{id}` appears twice"));
+            }
+        }
+        Ok(IdMap { ids, index })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +134,14 @@ mod tests {
                 let id = map.id(idx).unwrap();
                 prop_assert_eq!(map.get(id), Some(idx));
             }
+            let back = IdMap::try_from(Vec::<String>::from(map.clone())).unwrap();
+            prop_assert_eq!(back, map);
         }
+    }
+
+    #[test]
+    fn a_decoded_list_with_a_repeated_id_is_refused() {
+        let err = IdMap::try_from(vec!["a".to_string(), "b".into(), "a".into()]).unwrap_err();
+        assert_eq!(err, "id `a` appears twice");
     }
 }

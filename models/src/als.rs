@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use sprs::CsMat;
 
 use crate::error::{Error, Result};
+use crate::integrity::finite;
 use crate::linalg::{axpy, dot, gram, symv, with_simd};
 use crate::progress::{Progress, Silent};
 use crate::recommender::{Fit, Query, Recommender, TrainSet};
@@ -79,7 +80,7 @@ impl AlsParams {
     /// Checks the ranges of every parameter.
     pub fn validate(&self) -> Result<()> {
         let bad = |name, reason: &str| Err(Error::InvalidParam { name, reason: reason.into() });
-        if self.factors == 0 || self.factors > 1024 {
+        if self.factors == 0 || self.factors > MAX_FACTORS {
             return bad("als.factors", "must be between 1 and 1024");
         }
         if self.iterations == 0 {
@@ -311,6 +312,9 @@ impl Fit for AlsParams {
     }
 }
 
+/// The most latent dimensions a model may have.
+const MAX_FACTORS: usize = 1024;
+
 /// Fitted ALS factors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlsModel {
@@ -327,6 +331,29 @@ pub struct AlsModel {
 }
 
 impl AlsModel {
+    /// Checks decoded or freshly fitted factors for a catalog of `n_items`: consistent
+    /// dimensions, finite numbers.
+    pub(crate) fn check(&self, n_items: usize) -> std::result::Result<(), String> {
+        let k = self.k;
+        if !(1..=MAX_FACTORS).contains(&k) {
+            return Err(format!("{k} factors, expected 1 to {MAX_FACTORS}"));
+        }
+        if Some(self.item_factors.len()) != n_items.checked_mul(k) || self.user_factors.len() % k != 0 {
+            return Err(format!(
+                "{} item and {} person factor values do not make rows of {k} for {n_items} items",
+                self.item_factors.len(),
+                self.user_factors.len()
+            ));
+        }
+        if self.gram_reg.len() != k * k {
+            return Err(format!("Gram matrix of {} values, expected {k} × {k}", self.gram_reg.len()));
+        }
+        finite("alpha and regularization", &[self.alpha, self.regularization])?;
+        finite("item factors", &self.item_factors)?;
+        finite("person factors", &self.user_factors)?;
+        finite("Gram matrix", &self.gram_reg)
+    }
+
     /// Latent dimensions.
     pub fn factors(&self) -> usize {
         self.k
@@ -490,6 +517,19 @@ mod tests {
         let diff: f32 = stored.iter().zip(&folded).map(|(a, b)| (a - b).abs()).sum();
         let size: f32 = stored.iter().map(|a| a.abs()).sum();
         assert!(diff / size < 0.2, "{stored:?} vs {folded:?}");
+    }
+
+    #[test]
+    fn check_refuses_non_finite_factors_and_wrong_shapes() {
+        let model = toy(4, 2).fit(&block_train()).unwrap();
+        assert_eq!(model.check(8), Ok(()));
+        assert!(model.check(9).unwrap_err().contains("do not make rows of 4 for 9 items"));
+        let mut nan = model.clone();
+        nan.item_factors[5] = f32::NAN;
+        assert_eq!(nan.check(8).unwrap_err(), "item factors: entry 5 is NaN (not a finite number)");
+        let mut zero = model;
+        zero.k = 0;
+        assert!(zero.check(8).unwrap_err().contains("0 factors"));
     }
 
     #[test]

@@ -29,6 +29,7 @@ use sprs::CsMat;
 
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
+use crate::integrity;
 use crate::metrics::Metrics;
 use crate::pipeline::{FittedModel, ModelReport};
 use crate::profile::Profiles;
@@ -36,7 +37,7 @@ use crate::profile::Profiles;
 /// Magic bytes at the start of every artifact.
 pub const MAGIC: [u8; 8] = *b"OMNIREC\0";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 32;
 
 /// Counts of what the artifact was trained on.
@@ -178,10 +179,29 @@ fn parse_header(bytes: &[u8]) -> Result<Header> {
     Ok(Header { metadata_len, body_len, checksum })
 }
 
+impl Header {
+    /// The file length the header announces.
+    fn total_len(&self) -> usize {
+        HEADER_LEN.saturating_add(self.metadata_len).saturating_add(self.body_len)
+    }
+}
+
+/// Reads a whole artifact from `input`: the header first, then no more than it announces
+/// (one byte more, to notice trailing bytes). Memory grows with the bytes actually read,
+/// never with a length the file claims.
+fn read_bytes(mut input: impl Read) -> Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(HEADER_LEN);
+    (&mut input).take(HEADER_LEN as u64).read_to_end(&mut bytes)?;
+    let header = parse_header(&bytes)?;
+    let rest = (header.total_len() - HEADER_LEN) as u64;
+    input.take(rest.saturating_add(1)).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Checks length, magic, version and checksum; returns the metadata and body bytes.
 fn verified_parts(bytes: &[u8]) -> Result<(&[u8], &[u8])> {
     let header = parse_header(bytes)?;
-    let expected = HEADER_LEN.saturating_add(header.metadata_len).saturating_add(header.body_len);
+    let expected = header.total_len();
     if bytes.len() < expected {
         return Err(corrupt(format!("truncated: {} bytes, the header announces {expected}", bytes.len())));
     }
@@ -200,48 +220,91 @@ fn decode_metadata(bytes: &[u8]) -> Result<Metadata> {
 }
 
 /// Reads and verifies a whole artifact.
-pub fn read(mut input: impl Read) -> Result<Artifact> {
-    let mut bytes = Vec::new();
-    input.read_to_end(&mut bytes)?;
+pub fn read(input: impl Read) -> Result<Artifact> {
+    let bytes = read_bytes(input)?;
     let (metadata_bytes, body_bytes) = verified_parts(&bytes)?;
     let metadata = decode_metadata(metadata_bytes)?;
-    let (body, used): (Body, usize) =
-        bincode::serde::decode_from_slice(body_bytes, bincode::config::standard())
-            .map_err(|e| corrupt(format!("cannot decode body: {e}")))?;
-    if used != body_bytes.len() {
-        return Err(corrupt("body has trailing bytes"));
-    }
-    validate_body(&body)?;
+    let body = decode_body(body_bytes)?;
+    validate(&metadata, &body).map_err(|reason| corrupt(format!("inconsistent body: {reason}")))?;
     Ok(Artifact { metadata, body })
 }
 
-/// Checks that the body's parts agree in size, so later indexing cannot go out of range.
-fn validate_body(body: &Body) -> Result<()> {
+/// Decodes the body with a bound on what decoding may allocate.
+///
+/// bincode allocates a string's or byte list's buffer from its length prefix before reading
+/// the bytes, so one forged prefix (a checksum is no authentication) could ask for a
+/// terabyte and abort the process. Every such buffer of a genuine body holds bytes of the
+/// body itself, so their total never exceeds its length: the limit is the body's length
+/// rounded up to a power of 16, at most 16 times what is already in memory, and a length
+/// past it is a decoding error. (Sequences of other types grow as they are read, so they
+/// cannot run ahead of the bytes either.)
+fn decode_body(bytes: &[u8]) -> Result<Body> {
+    fn decode<const LIMIT: usize>(bytes: &[u8]) -> std::result::Result<(Body, usize), String> {
+        let config = bincode::config::standard().with_limit::<LIMIT>();
+        bincode::serde::decode_from_slice(bytes, config).map_err(|e| e.to_string())
+    }
+    let decoded = match bytes.len() {
+        n if n <= 1 << 24 => decode::<{ 1 << 24 }>(bytes),
+        n if n <= 1 << 28 => decode::<{ 1 << 28 }>(bytes),
+        n if n <= 1 << 32 => decode::<{ 1 << 32 }>(bytes),
+        n if n <= 1 << 36 => decode::<{ 1 << 36 }>(bytes),
+        _ => decode::<{ 1 << 40 }>(bytes),
+    };
+    let (body, used) = decoded.map_err(|e| corrupt(format!("cannot decode body: {e}")))?;
+    if used != bytes.len() {
+        return Err(corrupt("body has trailing bytes"));
+    }
+    Ok(body)
+}
+
+/// Checks that a decoded artifact is internally consistent: the parts agree in size, every
+/// stored index is in range, every number the models compute with is finite, and the
+/// metadata's weights are usable. After this, serving cannot index out of range or
+/// propagate NaN from the file.
+fn validate(metadata: &Metadata, body: &Body) -> std::result::Result<(), String> {
     let n_items = body.items.len();
     let n_users = body.users.len();
-    if body.catalog.len() != n_items || body.history.cols() != n_items || body.history.rows() != n_users {
-        return Err(corrupt("inconsistent body: catalog or history does not match the id maps"));
+    if body.catalog.len() != n_items {
+        return Err(format!("{} catalog entries for {n_items} item ids", body.catalog.len()));
     }
-    if body.consumed.len() != n_users || body.consumed.iter().flatten().any(|&(i, _)| i as usize >= n_items) {
-        return Err(corrupt("inconsistent body: consumed items do not match the id maps"));
+    if let Some((idx, item)) =
+        body.catalog.iter().enumerate().find(|(idx, item)| body.items.id(*idx as u32) != Some(&item.item_id))
+    {
+        return Err(format!("catalog entry {idx} is item `{}`, not the item id at that index", item.item_id));
     }
-    if body.aliases.values().any(|&u| u as usize >= n_users) {
-        return Err(corrupt("inconsistent body: an alias points past the persons"));
+    if let Some(item) = body.catalog.iter().find(|i| i.price.is_some_and(|p| !p.is_finite())) {
+        return Err(format!("item `{}` has a non-finite price", item.item_id));
     }
-    if let Some(m) = body.models.iter().find(|m| m.as_recommender().n_items() != n_items) {
-        return Err(corrupt(format!(
-            "inconsistent body: model {} scores a different catalog",
-            m.as_recommender().name()
-        )));
+    integrity::csr("history", &body.history, Some(n_users), n_items)?;
+    if body.consumed.len() != n_users {
+        return Err(format!("consumed lists for {} persons, expected {n_users}", body.consumed.len()));
     }
+    for (user, consumed) in body.consumed.iter().enumerate() {
+        if consumed.windows(2).any(|w| w[0].0 >= w[1].0)
+            || consumed.last().is_some_and(|&(i, _)| i as usize >= n_items)
+        {
+            return Err(format!("consumed items of person {user} are unsorted or past the {n_items} items"));
+        }
+    }
+    if let Some((alias, user)) = body.aliases.iter().find(|(_, u)| **u as usize >= n_users) {
+        return Err(format!("alias `{alias}` points to person {user}, past the {n_users} persons"));
+    }
+    for model in &body.models {
+        let name = model.as_recommender().name();
+        model.check(n_items).map_err(|reason| format!("model {name}: {reason}"))?;
+    }
+    if let Some((name, weight)) = metadata.blend_weights.iter().find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+    {
+        return Err(format!("blend weight of {name} is {weight}, expected a finite number ≥ 0"));
+    }
+    metadata.config.validate().map_err(|e| format!("training configuration: {e}"))?;
     Ok(())
 }
 
 /// Verifies a whole artifact (length, magic, version, checksum) and decodes only its
 /// metadata, for inspection without the cost of decoding the models.
-pub fn read_metadata(mut input: impl Read) -> Result<Metadata> {
-    let mut bytes = Vec::new();
-    input.read_to_end(&mut bytes)?;
+pub fn read_metadata(input: impl Read) -> Result<Metadata> {
+    let bytes = read_bytes(input)?;
     let (metadata_bytes, _) = verified_parts(&bytes)?;
     decode_metadata(metadata_bytes)
 }
@@ -267,10 +330,44 @@ pub fn save(artifact: &Artifact, path: &Path) -> Result<()> {
     result
 }
 
-/// Reads an artifact from `path`.
+/// Opens `path` for reading an artifact: only a regular file, whose size is what its header
+/// announces. Looked at before it is opened (opening a FIFO would wait for a writer) and
+/// again after (it may have been swapped), and its header is read before the rest, so a
+/// device (`/dev/zero`), a directory, a pipe or a file that lies about its size is refused
+/// at once instead of being read whole.
+fn open_checked(path: &Path) -> Result<std::io::BufReader<std::fs::File>> {
+    let not_regular = || corrupt(format!("{} is not a regular file", path.display()));
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    let mut file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    let mut head = Vec::with_capacity(HEADER_LEN);
+    (&mut file).take(HEADER_LEN as u64).read_to_end(&mut head)?;
+    let header = parse_header(&head)?;
+    let expected = header.total_len() as u64;
+    if size != expected {
+        return Err(corrupt(format!(
+            "{} is {size} bytes, but its header announces {expected}",
+            path.display()
+        )));
+    }
+    use std::io::Seek;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    Ok(std::io::BufReader::new(file))
+}
+
+/// Reads an artifact from `path`; see [`read`]. Only a regular file is read.
 pub fn load(path: &Path) -> Result<Artifact> {
-    let file = std::fs::File::open(path)?;
-    read(std::io::BufReader::new(file))
+    read(open_checked(path)?)
+}
+
+/// Reads only the metadata of the artifact at `path` (after verifying the whole file).
+pub fn load_metadata(path: &Path) -> Result<Metadata> {
+    read_metadata(open_checked(path)?)
 }
 
 impl Artifact {
@@ -376,7 +473,7 @@ mod tests {
         assert_eq!(message(&flipped), "model artifact: checksum mismatch: the file is corrupted");
         let mut other_version = bytes.clone();
         other_version[8] = 9;
-        assert!(message(&other_version).contains("format version 9, but this build reads version 2"));
+        assert!(message(&other_version).contains("format version 9, but this build reads version 3"));
         assert!(
             message(b"PK\x03\x04 not a model at all, but long enough to have a header.....")
                 .contains("bad magic")
@@ -384,6 +481,77 @@ mod tests {
         let mut longer = bytes;
         longer.push(0);
         assert!(message(&longer).contains("unexpected bytes after the body"));
+    }
+
+    /// Re-frames `metadata` and `body` bytes with a correct header and checksum: what anyone
+    /// able to place a file can do, since the checksum is not keyed.
+    fn sealed(metadata: &[u8], body: &[u8]) -> Vec<u8> {
+        let mut hasher = Sha256::new();
+        hasher.update(metadata);
+        hasher.update(body);
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(&hasher.finalize());
+        out.extend_from_slice(metadata);
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn parts(bytes: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let (m, b) = verified_parts(bytes).unwrap();
+        (m.to_vec(), b.to_vec())
+    }
+
+    #[test]
+    fn a_forged_length_prefix_is_an_error_not_an_abort() {
+        let (metadata, body) = parts(&encoded(&small_artifact()));
+        // The body opens with the person ids: their count (one varint byte for 60), then the
+        // first id's length. Announce 2^40 bytes instead (varint tag 253: a u64 follows).
+        assert_eq!(body[0], 60);
+        let mut forged = body[..1].to_vec();
+        forged.push(253);
+        forged.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        forged.extend_from_slice(&body[2..]);
+        let err = read(&sealed(&metadata, &forged)[..]).unwrap_err().to_string();
+        assert!(err.contains("cannot decode body"), "{err}");
+    }
+
+    #[test]
+    fn non_finite_or_out_of_range_contents_are_refused() {
+        let artifact = small_artifact();
+        let refused = |artifact: &Artifact| read(&encoded(artifact)[..]).unwrap_err().to_string();
+        let mut poisoned = artifact.clone();
+        poisoned.body.history.data_mut()[0] = f32::NAN;
+        assert_eq!(
+            refused(&poisoned),
+            "model artifact: inconsistent body: history: entry 0 is NaN (not a finite number)"
+        );
+        let mut past = artifact.clone();
+        past.body.consumed[0] = vec![(1_000, 0)];
+        assert!(refused(&past).contains("consumed items of person 0"), "{}", refused(&past));
+        let mut weights = artifact.clone();
+        weights.metadata.blend_weights.insert("als".into(), -1.0);
+        assert!(refused(&weights).contains("blend weight of als is -1"), "{}", refused(&weights));
+        let mut alias = artifact;
+        alias.body.aliases.insert("email:x".into(), 60);
+        assert!(refused(&alias).contains("alias `email:x` points to person 60"), "{}", refused(&alias));
+    }
+
+    #[test]
+    fn only_regular_files_of_the_announced_size_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is not a regular file"), "{err}");
+        let err = load(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(err.contains("is not a regular file"), "{err}");
+        let path = dir.path().join("model.omr");
+        let mut bytes = encoded(&small_artifact());
+        bytes.extend_from_slice(&[0; 10]);
+        std::fs::write(&path, &bytes).unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("but its header announces"), "{err}");
     }
 
     #[test]

@@ -193,6 +193,12 @@ pub struct ContentModel {
 }
 
 impl ContentModel {
+    /// Checks decoded or freshly fitted TF-IDF rows for a catalog of `n_items`: one row per
+    /// item, one column per vocabulary term, finite weights.
+    pub(crate) fn check(&self, n_items: usize) -> std::result::Result<(), String> {
+        crate::integrity::csr("TF-IDF rows", &self.item_terms, Some(n_items), self.vocabulary.len())
+    }
+
     /// The terms of the model, sorted; handy for inspecting what the model sees.
     pub fn vocabulary(&self) -> &[String] {
         &self.vocabulary

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::integrity::finite;
 use crate::linalg::{axpy, with_simd};
 use crate::recommender::{Fit, Query, Recommender, TrainSet};
 
@@ -118,6 +119,21 @@ impl Fit for EaseParams {
 pub struct EaseModel {
     n_items: usize,
     weights: Vec<f32>,
+}
+
+impl EaseModel {
+    /// Checks decoded or freshly fitted weights for a catalog of `n_items`: an
+    /// `n_items × n_items` matrix of finite numbers.
+    pub(crate) fn check(&self, n_items: usize) -> std::result::Result<(), String> {
+        if self.n_items != n_items || Some(self.weights.len()) != n_items.checked_mul(n_items) {
+            return Err(format!(
+                "{} weights for {} items, expected {n_items} × {n_items}",
+                self.weights.len(),
+                self.n_items
+            ));
+        }
+        finite("weights", &self.weights)
+    }
 }
 
 impl Recommender for EaseModel {

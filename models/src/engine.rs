@@ -79,6 +79,10 @@ pub struct Answer {
     pub personalized: bool,
     /// Why not, when it did not.
     pub fallback: Option<FallbackReason>,
+    /// Blend members left out of this answer because they failed to score (an error, or no
+    /// finite score at all), with the reason: the others answered. Empty normally; the
+    /// server logs and counts each.
+    pub dropped: Vec<(&'static str, String)>,
 }
 
 /// Per-thread buffers for scoring, so a request allocates nothing proportional to the catalog.
@@ -178,16 +182,28 @@ impl Engine {
             scratch.members.resize_with(members.len(), Vec::new);
             scratch.total.resize(n_items, 0.0);
             let mut selection = Selection::new(&eligibility);
-            let personalized = !history.is_empty() && !members.is_empty();
+            let mut personalized = !history.is_empty() && !members.is_empty();
             // Each member's (mean, 1 / standard deviation), to turn raw scores into z-scores.
             let mut zs = vec![(0f32, 0f32); members.len()];
+            let mut dropped = Vec::new();
             if personalized {
                 scratch.total.fill(0.0);
                 for (((model, weight), buffer), z) in members.iter().zip(&mut scratch.members).zip(&mut zs) {
                     buffer.resize(n_items, 0.0);
-                    model.score_into(&query, buffer)?;
-                    // Standardised on the fly: the raw scores stay for the explanations.
-                    let Some((mean, scale)) = moments(buffer) else { continue };
+                    // A member that cannot score this query is left out, not the answer: the
+                    // other members and the fallback chain still answer.
+                    let scored = model
+                        .score_into(&query, buffer)
+                        .map_err(|e| e.to_string())
+                        .and_then(|()| moments(buffer).ok_or_else(|| "no finite score".to_string()));
+                    let (mean, scale) = match scored {
+                        Ok(moments) => moments,
+                        Err(reason) => {
+                            buffer.fill(f32::NAN);
+                            dropped.push((model.name(), reason));
+                            continue;
+                        }
+                    };
                     *z = (mean, scale);
                     let (a, b) = (weight * scale, -weight * scale * mean);
                     for (total, &s) in scratch.total.iter_mut().zip(buffer.iter()) {
@@ -196,8 +212,12 @@ impl Engine {
                         }
                     }
                 }
-                eligibility.apply_boosts(&mut scratch.total);
-                selection.fill(&scratch.total, if similar { Source::Similar } else { Source::Personalized });
+                personalized = dropped.len() < members.len();
+                if personalized {
+                    eligibility.apply_boosts(&mut scratch.total);
+                    selection
+                        .fill(&scratch.total, if similar { Source::Similar } else { Source::Personalized });
+                }
             }
             if !selection.is_full() {
                 let favourites = self.favourite_categories(request.user, &history);
@@ -263,7 +283,7 @@ impl Engine {
                 (false, None) => Some(FallbackReason::UnknownUser),
                 (false, Some(_)) => Some(FallbackReason::NoHistory),
             };
-            Ok(Answer { items, personalized, fallback })
+            Ok(Answer { items, personalized, fallback, dropped })
         })
     }
 
@@ -393,6 +413,10 @@ mod tests {
     use datasets::synthetic::{SyntheticConfig, SyntheticData};
 
     fn engine() -> Engine {
+        Engine::new(artifact())
+    }
+
+    fn artifact() -> Artifact {
         let synthetic = SyntheticData::generate(SyntheticConfig {
             n_persons: 300,
             n_items: 80,
@@ -411,7 +435,7 @@ mod tests {
         config.als.factors = 8;
         config.blend.tune = false;
         let trained = crate::pipeline::train(&dataset, &config, &crate::progress::Silent).unwrap();
-        Engine::new(Artifact::assemble(&dataset, trained, &config, 0))
+        Artifact::assemble(&dataset, trained, &config, 0)
     }
 
     fn request<'a>(user: Option<UserIdx>, k: usize, filters: &'a Filters) -> Request<'a> {
@@ -457,6 +481,54 @@ mod tests {
         let answer = engine.answer(&placement, request(Some(buyer), 5, &filters)).unwrap();
         assert_eq!((answer.personalized, answer.fallback), (false, Some(FallbackReason::NoModels)));
         assert_eq!(answer.items[0].source, Source::FavouriteCategories);
+    }
+
+    #[test]
+    fn a_member_that_fails_is_dropped_from_the_blend_not_the_answer() {
+        // ALS fitted on another, 8-item catalog fails on every query of this one: it stands
+        // for a model that cannot score (a failed fold-in, a corrupt state).
+        let mut artifact = artifact();
+        let foreign = crate::als::AlsParams { factors: 2, iterations: 1, ..Default::default() }
+            .fit_with(&crate::testing::block_train(), &crate::progress::Silent)
+            .unwrap();
+        for model in &mut artifact.body.models {
+            if matches!(model, FittedModel::Als(_)) {
+                *model = FittedModel::Als(foreign.clone());
+            }
+        }
+        let engine = Engine::new(artifact);
+        let filters = Filters::default();
+        let buyer = (0..engine.artifact().body.users.len() as u32)
+            .map(UserIdx)
+            .find(|&u| engine.consumed(u).len() >= 2)
+            .unwrap();
+        let weights = |names: &[&str]| PlacementConfig {
+            in_stock: StockRule::Any,
+            weights: names.iter().map(|n| (n.to_string(), 1.0)).collect(),
+            ..Default::default()
+        };
+        let (both, _) = engine.compile("both", &weights(&["als", "item_knn"])).unwrap();
+        let answer = engine.answer(&both, request(Some(buyer), 5, &filters)).unwrap();
+        assert!(answer.personalized && answer.items.len() == 5);
+        assert_eq!(answer.dropped.iter().map(|d| d.0).collect::<Vec<_>>(), ["als"]);
+        assert!(answer.items.iter().all(|a| a.contributions.iter().any(|c| c == &("als", 0.0))));
+        // With no member left, the fallback chain answers.
+        let (alone, _) = engine.compile("alone", &weights(&["als"])).unwrap();
+        let answer = engine.answer(&alone, request(Some(buyer), 5, &filters)).unwrap();
+        assert!(!answer.personalized && answer.items.len() == 5 && answer.dropped.len() == 1);
+        assert_eq!(answer.items[0].source, Source::FavouriteCategories);
+    }
+
+    #[test]
+    fn a_huge_k_is_capped_by_the_catalog_before_anything_is_allocated() {
+        let engine = engine();
+        let n_items = engine.artifact().body.items.len();
+        for user in [None, Some(UserIdx(0))] {
+            let answer = engine.recommend(user, 1_000_000_000_000).unwrap();
+            assert!(answer.items.len() <= n_items && !answer.items.is_empty());
+        }
+        let huge = PlacementConfig { max_k: 1_000_000_000_000, ..Default::default() };
+        assert!(huge.validate("home").unwrap_err().to_string().contains("max_k must be between 1 and 10000"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::integrity::finite;
 use crate::rank::{ScoredItem, top_k};
 use crate::recommender::{Fit, Query, Recommender, TrainSet};
 
@@ -120,6 +121,25 @@ pub struct ItemKnnModel {
 }
 
 impl ItemKnnModel {
+    /// Checks the structure of decoded neighbour lists for a catalog of `n_items`: one list
+    /// per item, neighbour ids in range, finite similarities.
+    pub(crate) fn check(&self, n_items: usize) -> std::result::Result<(), String> {
+        let n_entries = self.indices.len();
+        if self.indptr.len() != n_items + 1 || self.indptr.first() != Some(&0) {
+            return Err(format!("{} list offsets for {n_items} items", self.indptr.len()));
+        }
+        if self.indptr.windows(2).any(|w| w[0] > w[1]) || self.indptr[n_items] != n_entries {
+            return Err("list offsets are not increasing up to the number of neighbours".into());
+        }
+        if self.sims.len() != n_entries {
+            return Err(format!("{} similarities for {n_entries} neighbours", self.sims.len()));
+        }
+        if let Some(bad) = self.indices.iter().find(|&&j| j as usize >= n_items) {
+            return Err(format!("neighbour id {bad} is past the {n_items} items"));
+        }
+        finite("similarities", &self.sims)
+    }
+
     /// The stored neighbours of `item`, most similar first.
     pub fn neighbors(&self, item: ItemIdx) -> impl Iterator<Item = (ItemIdx, f32)> + '_ {
         let range = match (self.indptr.get(item.get()), self.indptr.get(item.get() + 1)) {
@@ -205,5 +225,21 @@ mod tests {
         let why = model.explain(&Query { user: None, history: &history }, ItemIdx(0));
         assert!(!why.is_empty() && why.iter().all(|(i, _)| (1..4).contains(&i.0)));
         assert!(ItemKnnParams { neighbors: 0, shrink: 0.0 }.validate().is_err());
+    }
+
+    #[test]
+    fn check_refuses_neighbour_ids_past_the_catalog_and_bad_offsets() {
+        let model = ItemKnnParams::default().fit(&block_train()).unwrap();
+        assert_eq!(model.check(8), Ok(()));
+        assert_eq!(model.check(9).unwrap_err(), "9 list offsets for 9 items");
+        let mut far = model.clone();
+        far.indices[0] = 8;
+        assert_eq!(far.check(8).unwrap_err(), "neighbour id 8 is past the 8 items");
+        let mut offsets = model.clone();
+        offsets.indptr[3] = usize::MAX;
+        assert!(offsets.check(8).unwrap_err().contains("not increasing"));
+        let mut nan = model;
+        nan.sims[0] = f32::NAN;
+        assert!(nan.check(8).unwrap_err().starts_with("similarities: entry 0 is NaN"));
     }
 }

@@ -33,6 +33,7 @@ pub mod content;
 pub mod ease;
 pub mod engine;
 pub mod error;
+mod integrity;
 pub mod item_knn;
 pub mod linalg;
 pub mod metrics;

@@ -39,6 +39,18 @@ pub enum FittedModel {
 }
 
 impl FittedModel {
+    /// Checks the model's state for a catalog of `n_items` (sizes agree, indices in range,
+    /// numbers finite): run on every decoded artifact and after every fit.
+    pub fn check(&self, n_items: usize) -> Result<(), String> {
+        match self {
+            FittedModel::Popularity(m) => m.check(n_items),
+            FittedModel::ItemKnn(m) => m.check(n_items),
+            FittedModel::Als(m) => m.check(n_items),
+            FittedModel::Ease(m) => m.check(n_items),
+            FittedModel::Content(m) => m.check(n_items),
+        }
+    }
+
     /// The model behind the common contract.
     pub fn as_recommender(&self) -> &dyn Recommender {
         match self {
@@ -109,6 +121,14 @@ fn fit_one(
         ModelKind::Ease => FittedModel::Ease(config.ease.fit(train)?),
         ModelKind::Content => FittedModel::Content(config.content.fit(train)?),
     };
+    // A model with non-finite numbers would answer garbage or fail at serving time: refuse
+    // to ship it, naming the model (overflowing input values are the usual cause).
+    model.check(train.n_items()).map_err(|reason| Error::Numerical {
+        model: kind.as_str(),
+        reason: format!(
+            "the fitted model is unusable ({reason}); check the input values for extreme magnitudes"
+        ),
+    })?;
     if kind != ModelKind::Als {
         progress.step(kind.as_str(), 1, 1, started.elapsed());
     }

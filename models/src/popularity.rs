@@ -88,6 +88,21 @@ pub struct PopularityModel {
 }
 
 impl PopularityModel {
+    /// Checks decoded or freshly fitted scores for a catalog of `n_items`: one finite score
+    /// per item, category numbers in range.
+    pub(crate) fn check(&self, n_items: usize) -> std::result::Result<(), String> {
+        if self.scores.len() != n_items {
+            return Err(format!("{} scores for {n_items} items", self.scores.len()));
+        }
+        if !self.category.is_empty() && self.category.len() != n_items {
+            return Err(format!("{} item categories for {n_items} items", self.category.len()));
+        }
+        if let Some(c) = self.category.iter().flatten().find(|&&c| c as usize >= self.n_categories) {
+            return Err(format!("category {c} is past the {} categories", self.n_categories));
+        }
+        crate::integrity::finite("scores", &self.scores)
+    }
+
     /// The global popularity of every item.
     pub fn global(&self) -> &[f32] {
         &self.scores

@@ -39,7 +39,8 @@ pub fn top_k(scores: &[f32], k: usize, mut is_allowed: impl FnMut(usize) -> bool
     if k == 0 {
         return Vec::new();
     }
-    let mut heap: BinaryHeap<Reverse<Entry>> = BinaryHeap::with_capacity(k + 1);
+    // `k` may be anything a caller was given: the heap never holds more than the scores.
+    let mut heap: BinaryHeap<Reverse<Entry>> = BinaryHeap::with_capacity(k.min(scores.len()) + 1);
     for (idx, &score) in scores.iter().enumerate() {
         if score.is_nan() || score == f32::NEG_INFINITY {
             continue;

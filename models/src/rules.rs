@@ -153,6 +153,10 @@ impl Default for PlacementConfig {
     }
 }
 
+/// The largest `max_k` a placement may allow: an answer is a page of items, and a bigger
+/// ceiling only lets one request make the server rank and render a whole catalog.
+pub const MAX_K: usize = 10_000;
+
 fn invalid(name: &'static str, reason: String) -> Error {
     Error::InvalidParam { name, reason }
 }
@@ -161,6 +165,12 @@ impl PlacementConfig {
     /// Checks what can be checked without a catalog. `name` is the placement's name, for
     /// messages.
     pub fn validate(&self, name: &str) -> Result<()> {
+        if self.max_k == 0 || self.max_k > MAX_K {
+            return Err(invalid(
+                "max_k",
+                format!("placement `{name}`: max_k must be between 1 and {MAX_K}, found {}", self.max_k),
+            ));
+        }
         if self.k == 0 || self.k > self.max_k {
             return Err(invalid(
                 "k",
@@ -640,7 +650,8 @@ impl<'a> Selection<'a> {
     pub fn new(eligibility: &'a Eligibility<'a>) -> Self {
         Selection {
             eligibility,
-            picked: Vec::with_capacity(eligibility.request.k),
+            // `k` may exceed the catalog (a batch asks for "everything"): never allocate past it.
+            picked: Vec::with_capacity(eligibility.request.k.min(eligibility.catalog.len())),
             per_category: HashMap::new(),
         }
     }
@@ -656,17 +667,19 @@ impl<'a> Selection<'a> {
         let k = self.eligibility.request.k;
         let cap = self.eligibility.placement.config.max_per_category;
         let index = self.eligibility.index;
-        let mut pool = if cap.is_some() { (4 * k).max(32) } else { k };
+        let n_items = scores.len();
+        let mut pool = if cap.is_some() { k.saturating_mul(4).max(32) } else { k }.min(n_items);
         loop {
             let need = k - self.picked.len();
             if need == 0 {
                 return;
             }
             let picked = &self.picked;
-            let ranked = top_k(scores, pool + picked.len(), |i| {
+            let wanted = (pool + picked.len()).min(n_items);
+            let ranked = top_k(scores, wanted, |i| {
                 self.eligibility.allows(i) && picked.iter().all(|(p, _)| p.item.get() != i)
             });
-            let exhausted = ranked.len() < pool + picked.len();
+            let exhausted = ranked.len() < wanted || wanted == n_items;
             let mut taken = Vec::new();
             for candidate in ranked {
                 if taken.len() == need {
@@ -687,7 +700,7 @@ impl<'a> Selection<'a> {
                 return;
             }
             // The cap rejected too many; look deeper.
-            pool *= 4;
+            pool = pool.saturating_mul(4).min(n_items);
         }
     }
 
