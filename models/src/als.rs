@@ -338,7 +338,9 @@ impl AlsModel {
         if !(1..=MAX_FACTORS).contains(&k) {
             return Err(format!("{k} factors, expected 1 to {MAX_FACTORS}"));
         }
-        if Some(self.item_factors.len()) != n_items.checked_mul(k) || self.user_factors.len() % k != 0 {
+        if Some(self.item_factors.len()) != n_items.checked_mul(k)
+            || !self.user_factors.len().is_multiple_of(k)
+        {
             return Err(format!(
                 "{} item and {} person factor values do not make rows of {k} for {n_items} items",
                 self.item_factors.len(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -78,6 +78,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Que
 #[into_params(parameter_in = Query)]
 pub struct UserQuery {
     /// Number of items (default: the placement's `k`; at most its `max_k`).
+    #[param(minimum = 1, maximum = 10000)]
     pub k: Option<usize>,
     /// Placement name (default: the channel's placement, else the default placement).
     pub placement: Option<String>,
@@ -97,6 +98,7 @@ pub struct UserQuery {
 #[into_params(parameter_in = Query)]
 pub struct SimilarQuery {
     /// Number of items.
+    #[param(minimum = 1, maximum = 10000)]
     pub k: Option<usize>,
     /// Placement name (default: the first similar-items placement).
     pub placement: Option<String>,
@@ -140,18 +142,51 @@ impl From<FiltersBody> for Filters {
     }
 }
 
+/// The shape of `identifiers` for the OpenAPI document (the body itself is read as a map, so
+/// an unknown kind can be named in the error): each kind at most once, each value with
+/// something besides white space (a phone with at least one digit).
+#[derive(ToSchema)]
+#[schema(as = Identifiers)]
+#[expect(dead_code, reason = "describes the wire format only")]
+#[serde(deny_unknown_fields)]
+pub struct IdentifiersDoc {
+    /// The shop's own customer id.
+    #[schema(required = false, pattern = r"\S")]
+    user_id: String,
+    /// Loyalty card number.
+    #[schema(required = false, pattern = r"\S")]
+    loyalty_id: String,
+    /// Point-of-sale customer number.
+    #[schema(required = false, pattern = r"\S")]
+    pos_customer_id: String,
+    /// E-mail address (hashed on arrival) or its SHA-256.
+    #[schema(required = false, pattern = r"\S")]
+    email: String,
+    /// Phone number (hashed on arrival) or its SHA-256.
+    #[schema(required = false, pattern = r"[0-9]")]
+    phone: String,
+    /// App device id.
+    #[schema(required = false, pattern = r"\S")]
+    device_id: String,
+    /// Web cookie id.
+    #[schema(required = false, pattern = r"\S")]
+    cookie_id: String,
+}
+
 /// Body of `POST /v1/recommendations`.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecommendBody {
     /// Whatever identifies the person, by kind: `user_id`, `loyalty_id`, `pos_customer_id`,
     /// `email`, `phone`, `device_id`, `cookie_id`. Raw emails and phones are hashed.
+    #[schema(value_type = IdentifiersDoc)]
     pub identifiers: BTreeMap<String, String>,
     /// The asking channel.
     pub channel: Option<String>,
     /// Placement name.
     pub placement: Option<String>,
     /// Number of items.
+    #[schema(minimum = 1, maximum = 10000)]
     pub k: Option<usize>,
     /// The item being viewed: never returned; the anchor of similar-item placements; a
     /// signal for personalisation.
@@ -239,8 +274,9 @@ pub struct RecommendationResponse {
 pub struct ModelsResponse {
     /// The model being served.
     pub model_version: String,
-    /// Artifact path.
-    pub path: String,
+    /// Artifact path on the server; shown to admin keys only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// When it was loaded.
     pub loaded_at: String,
     /// The artifact's metadata: training config, counts, offline metrics, blend weights.
@@ -458,6 +494,10 @@ fn respond(
         }
         other => ApiError::internal(other),
     })?;
+    for (model, reason) in &answer.dropped {
+        tracing::warn!(model, reason, placement = %placement.name, "a blend member failed and was left out");
+        metrics::counter!("omnirec_model_failures_total", "model" => *model).increment(1);
+    }
     let labels = telemetry::Labels {
         placement: placement.name.clone(),
         fallback: answer.fallback.map(|f| f.as_str()),
@@ -562,7 +602,9 @@ async fn answer(state: Arc<AppState>, ask: Ask) -> Result<Response, ApiError> {
         (status = 200, description = "Ranked items", body = RecommendationResponse),
         (status = 400, description = "Invalid parameter (named in `field`)", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 403, description = "Key lacks the read role", body = ErrorBody),
         (status = 404, description = "Unknown placement", body = ErrorBody),
+        (status = 408, description = "Took longer than the request timeout", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -596,8 +638,11 @@ async fn user_recommendations(
         (status = 200, description = "Ranked items", body = RecommendationResponse),
         (status = 400, description = "Malformed JSON or invalid field", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 403, description = "Key lacks the read role", body = ErrorBody),
         (status = 404, description = "Unknown placement, or unknown item for a similar-items placement", body = ErrorBody),
+        (status = 408, description = "Took longer than the request timeout", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = ErrorBody),
         (status = 422, description = "Well-formed JSON of the wrong shape (field named in the message)", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -633,7 +678,9 @@ async fn context_recommendations(
         (status = 200, description = "Ranked similar items", body = RecommendationResponse),
         (status = 400, description = "Invalid parameter", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 403, description = "Key lacks the read role", body = ErrorBody),
         (status = 404, description = "Unknown item or placement", body = ErrorBody),
+        (status = 408, description = "Took longer than the request timeout", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -662,17 +709,26 @@ async fn similar_items(
     get,
     path = "/v1/models",
     tag = "models",
-    responses((status = 200, description = "The model being served", body = ModelsResponse)),
+    responses(
+        (status = 200, description = "The model being served", body = ModelsResponse),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 403, description = "Key lacks the read role", body = ErrorBody),
+        (status = 408, description = "Took longer than the request timeout", body = ErrorBody),
+    ),
     security(("api_key" = []))
 )]
-async fn list_models(State(state): State<Arc<AppState>>) -> Result<Json<ModelsResponse>, ApiError> {
+async fn list_models(
+    State(state): State<Arc<AppState>>,
+    caller: Option<axum::Extension<auth::Caller>>,
+) -> Result<Json<ModelsResponse>, ApiError> {
+    let is_admin = caller.is_some_and(|c| c.is_admin);
     let loaded = state.current.load_full();
     let metadata = serde_json::to_value(&loaded.engine.artifact().metadata).map_err(ApiError::internal)?;
     let placements: BTreeMap<&String, &models::rules::PlacementConfig> =
         loaded.placements.iter().map(|(name, p)| (name, &p.config)).collect();
     Ok(Json(ModelsResponse {
         model_version: loaded.version().to_string(),
-        path: loaded.path.display().to_string(),
+        path: is_admin.then(|| loaded.path.display().to_string()),
         loaded_at: loaded.loaded_at.clone(),
         metadata,
         placements: serde_json::to_value(placements).map_err(ApiError::internal)?,
@@ -685,19 +741,27 @@ async fn list_models(State(state): State<Arc<AppState>>) -> Result<Json<ModelsRe
     post,
     path = "/v1/admin/models/reload",
     tag = "admin",
-    request_body(content = ReloadBody, description = "Optional; empty reloads the current path"),
+    request_body(content = Option<ReloadBody>, description = "Optional; empty reloads the current path"),
     responses(
         (status = 200, description = "Swapped", body = ReloadResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 403, description = "Key lacks the admin role", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Artifact refused; the old model keeps serving", body = ErrorBody),
+        (status = 500, description = "The new model could not be recorded as active in the data directory; nothing was swapped", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
 async fn reload_model(
     State(state): State<Arc<AppState>>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<ReloadResponse>, ApiError> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "bad_body" };
+        ApiError::new(status, code, rejection.body_text())
+    })?;
     let request: ReloadBody = if body.iter().all(u8::is_ascii_whitespace) {
         ReloadBody::default()
     } else {
@@ -706,12 +770,17 @@ async fn reload_model(
         })?
     };
     let previous = state.current.load().version().to_string();
-    let loaded = state.reload(request.path.map(PathBuf::from)).await.map_err(|e| {
-        ApiError::new(
+    let loaded = state.reload(request.path.map(PathBuf::from)).await.map_err(|e| match e {
+        crate::Error::State { .. } => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "state_write_failed",
+            format!("{e}; nothing was swapped, still serving {previous}"),
+        ),
+        e => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "model_rejected",
             format!("{e}; still serving {previous}"),
-        )
+        ),
     })?;
     Ok(Json(ReloadResponse {
         previous_version: previous,
@@ -749,17 +818,13 @@ async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
-/// The key presented by a request: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        return value.strip_prefix("Bearer ").map(str::trim);
-    }
-    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
-}
-
-async fn require(state: Arc<AppState>, role: Role, request: Request, next: Next) -> Response {
-    match auth::authorize(&state.keys, presented_key(request.headers()), role) {
-        Ok(_) => next.run(request).await,
+async fn require(state: Arc<AppState>, role: Role, mut request: Request, next: Next) -> Response {
+    match auth::authorize(&state.keys, auth::presented_key(request.headers()), role) {
+        Ok(key) => {
+            let is_admin = key.is_none_or(|key| key.roles.contains(&Role::Admin));
+            request.extensions_mut().insert(auth::Caller { is_admin });
+            next.run(request).await
+        }
         Err(Denied::Unauthenticated) => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
@@ -814,10 +879,46 @@ fn route_groups() -> [OpenApiRouter<Arc<AppState>>; 3] {
     ]
 }
 
-/// The OpenAPI document of the whole API.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+/// The OpenAPI document of the whole API as this server runs it: with key security when
+/// keys are configured; without it (no security scheme, no 401/403 answers) on an open
+/// server, where no request is ever refused for its key.
+pub fn openapi(secured: bool) -> utoipa::openapi::OpenApi {
     let [read, admin, open] = route_groups();
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(read).merge(admin).merge(open).split_for_parts().1
+    let doc = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(read)
+        .merge(admin)
+        .merge(open)
+        .split_for_parts()
+        .1;
+    as_served(doc, secured)
+}
+
+fn as_served(mut doc: utoipa::openapi::OpenApi, secured: bool) -> utoipa::openapi::OpenApi {
+    if secured {
+        return doc;
+    }
+    if let Some(components) = doc.components.as_mut() {
+        components.security_schemes.clear();
+    }
+    for item in doc.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation.security = None;
+            operation.responses.responses.retain(|status, _| status != "401" && status != "403");
+        }
+    }
+    doc
 }
 
 /// The application: every route with auth, limits, timeouts and metrics.
@@ -829,19 +930,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         })
     };
     let [read, admin, open] = route_groups();
-    let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(read.route_layer(guard(Role::Read)))
-        .merge(admin.route_layer(guard(Role::Admin)))
-        .merge(open)
-        .split_for_parts();
-    let doc = Arc::new(doc);
     let timeout = Duration::from_millis(state.config.request_timeout_ms);
+    let timeout_layer = TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout);
+    // Reloads are exempt from the request timeout: reading a large artifact takes as long as
+    // it takes, and a reload cut short would be thrown away.
+    let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(read.route_layer(guard(Role::Read)).layer(timeout_layer))
+        .merge(admin.route_layer(guard(Role::Admin)))
+        .merge(open.layer(timeout_layer))
+        .split_for_parts();
+    let doc = Arc::new(as_served(doc, !state.keys.is_empty()));
     app.route("/openapi.json", axum::routing::get(move || std::future::ready(Json(doc.as_ref().clone()))))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see /openapi.json")
         })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(middleware::map_response(move |response: Response| async move {
             // The timeout layer answers with an empty body; give it the usual error shape.
             if response.status() == StatusCode::REQUEST_TIMEOUT {

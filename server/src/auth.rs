@@ -63,6 +63,24 @@ pub fn parse_digest(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// The key a request presents: `Authorization: <scheme> <key>` with the scheme `Bearer` in
+/// any case (schemes are case-insensitive, RFC 9110 §11.1), else `X-API-Key: <key>`.
+/// Surrounding white space is not part of a key.
+pub fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, key) = value.trim().split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| key.trim());
+    }
+    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// What the authorised caller of a request may see, for handlers whose answer depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// Whether the caller holds the `admin` role (always, on an open server).
+    pub is_admin: bool,
+}
+
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Denied {
@@ -117,6 +135,21 @@ mod tests {
         assert_eq!(authorize(&keys, Some("guess"), Role::Read).unwrap_err(), Denied::Unauthenticated);
         assert_eq!(authorize(&keys, None, Role::Read).unwrap_err(), Denied::Unauthenticated);
         assert!(authorize(&[], None, Role::Admin).unwrap().is_none());
+    }
+
+    #[test]
+    fn bearer_is_case_insensitive_and_keys_are_trimmed() {
+        let headers = |name: &str, value: &str| {
+            let mut map = axum::http::HeaderMap::new();
+            map.insert(axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+            map
+        };
+        for value in ["Bearer k-1", "bearer k-1", "BEARER   k-1 ", " Bearer k-1"] {
+            assert_eq!(presented_key(&headers("authorization", value)), Some("k-1"), "{value}");
+        }
+        assert_eq!(presented_key(&headers("authorization", "Basic k-1")), None);
+        assert_eq!(presented_key(&headers("authorization", "k-1")), None);
+        assert_eq!(presented_key(&headers("x-api-key", " k-2 ")), Some("k-2"));
     }
 
     #[test]

@@ -61,8 +61,15 @@ pub struct ServerConfig {
     pub data_dir: Option<PathBuf>,
     /// Serve without API keys on a non-loopback address.
     pub allow_open: bool,
-    /// Longest time a request may take before it is answered with 408.
+    /// Longest time a request may take before it is answered with 408 (model reloads are
+    /// exempt: they take as long as reading the artifact takes).
     pub request_timeout_ms: u64,
+    /// Longest time a client may take to send a request head once it has started one; the
+    /// connection is closed after that.
+    pub header_read_timeout_ms: u64,
+    /// On SIGTERM, how long in-flight requests may take to finish before the server exits
+    /// anyway.
+    pub shutdown_timeout_ms: u64,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Placement used when a request names neither a placement nor a channel.
@@ -81,6 +88,8 @@ impl Default for ServerConfig {
             data_dir: None,
             allow_open: false,
             request_timeout_ms: 2_000,
+            header_read_timeout_ms: 5_000,
+            shutdown_timeout_ms: 10_000,
             max_body_bytes: 64 * 1024,
             default_placement: "home".into(),
             keys: Vec::new(),
@@ -123,7 +132,8 @@ impl ServerConfig {
     }
 
     /// Applies `OMNIREC_LISTEN`, `OMNIREC_MODEL`, `OMNIREC_DATA_DIR`, `OMNIREC_ALLOW_OPEN`,
-    /// `OMNIREC_REQUEST_TIMEOUT_MS`, `OMNIREC_MAX_BODY_BYTES` and
+    /// `OMNIREC_REQUEST_TIMEOUT_MS`, `OMNIREC_HEADER_READ_TIMEOUT_MS`,
+    /// `OMNIREC_SHUTDOWN_TIMEOUT_MS`, `OMNIREC_MAX_BODY_BYTES` and
     /// `OMNIREC_DEFAULT_PLACEMENT`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<()> {
         fn parse<T: std::str::FromStr>(name: &str, raw: &str, expected: &str) -> Result<T> {
@@ -144,6 +154,14 @@ impl ServerConfig {
         if let Some(raw) = env("OMNIREC_REQUEST_TIMEOUT_MS") {
             self.request_timeout_ms = parse("OMNIREC_REQUEST_TIMEOUT_MS", &raw, "a number of milliseconds")?;
         }
+        if let Some(raw) = env("OMNIREC_HEADER_READ_TIMEOUT_MS") {
+            self.header_read_timeout_ms =
+                parse("OMNIREC_HEADER_READ_TIMEOUT_MS", &raw, "a number of milliseconds")?;
+        }
+        if let Some(raw) = env("OMNIREC_SHUTDOWN_TIMEOUT_MS") {
+            self.shutdown_timeout_ms =
+                parse("OMNIREC_SHUTDOWN_TIMEOUT_MS", &raw, "a number of milliseconds")?;
+        }
         if let Some(raw) = env("OMNIREC_MAX_BODY_BYTES") {
             self.max_body_bytes = parse("OMNIREC_MAX_BODY_BYTES", &raw, "a number of bytes")?;
         }
@@ -160,8 +178,14 @@ impl ServerConfig {
 
     /// Checks everything that can be checked without a model, and resolves the keys.
     pub fn validate(&self, env: impl Fn(&str) -> Option<String>) -> Result<Vec<ApiKey>> {
-        if self.request_timeout_ms == 0 {
-            return Err(Error::Config("request_timeout_ms: must be at least 1".into()));
+        for (name, value) in [
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("shutdown_timeout_ms", self.shutdown_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(Error::Config(format!("{name}: must be at least 1")));
+            }
         }
         if self.max_body_bytes < 256 {
             return Err(Error::Config("max_body_bytes: must be at least 256".into()));
@@ -185,20 +209,30 @@ impl ServerConfig {
             }
             let digest = match (&key.env, &key.sha256) {
                 (Some(var), None) => {
-                    let secret = env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
+                    let secret = env(var).ok_or_else(|| {
                         Error::Config(format!("{at}: environment variable {var} is not set"))
                     })?;
+                    // Requests present keys trimmed, so a secret read with a trailing newline
+                    // (a file through `$(cat …)`) must be trimmed too, or it never matches.
+                    let secret = secret.trim();
                     if secret.len() < 16 {
                         return Err(Error::Config(format!(
-                            "{at}: the key in {var} is shorter than 16 characters"
+                            "{at}: the key in {var} is shorter than 16 characters (after trimming white space)"
                         )));
                     }
-                    crate::auth::digest(&secret)
+                    crate::auth::digest(secret)
                 }
                 (None, Some(hex)) => crate::auth::parse_digest(hex)
                     .ok_or_else(|| Error::Config(format!("{at}: sha256 must be 64 hex digits")))?,
                 _ => return Err(Error::Config(format!("{at}: give exactly one of `env` and `sha256`"))),
             };
+            if let Some(same) = keys.iter().find(|k: &&ApiKey| k.digest == digest) {
+                // One secret under two entries would get the roles of whichever matched last.
+                return Err(Error::Config(format!(
+                    "{at}: the same key as `{}`; give each key one entry with all its roles",
+                    same.name
+                )));
+            }
             keys.push(ApiKey { name: key.name.clone(), roles: key.roles.clone(), digest });
         }
         if keys.is_empty() && !self.listen.ip().is_loopback() && !self.allow_open {
@@ -261,5 +295,39 @@ mod tests {
         std::fs::write(&path, "[[keys]]\nname = \"a\"\nroles = [\"root\"]\nsha256 = \"00\"\n").unwrap();
         let err = ServerConfig::load(Some(&path), no_env).unwrap_err().to_string();
         assert!(err.contains("root"), "{err}");
+    }
+
+    fn keyed(entries: &[(&str, &str, &str)]) -> ServerConfig {
+        let keys = entries
+            .iter()
+            .map(|(name, role, var)| KeyConfig {
+                name: name.to_string(),
+                roles: vec![if *role == "admin" { Role::Admin } else { Role::Read }],
+                env: Some(var.to_string()),
+                sha256: None,
+            })
+            .collect();
+        ServerConfig { keys, ..ServerConfig::default() }
+    }
+
+    #[test]
+    fn key_secrets_are_trimmed_and_blank_ones_refused() {
+        let env = |name: &str| match name {
+            "FROM_FILE" => Some("shop-secret-0000-0000\n".to_string()),
+            "BLANK" => Some("   \n".to_string()),
+            _ => None,
+        };
+        let keys = keyed(&[("shop", "read", "FROM_FILE")]).validate(env).unwrap();
+        assert_eq!(keys[0].digest, crate::auth::digest("shop-secret-0000-0000"));
+        let err = keyed(&[("shop", "read", "BLANK")]).validate(env).unwrap_err().to_string();
+        assert!(err.contains("shorter than 16 characters"), "{err}");
+    }
+
+    #[test]
+    fn the_same_secret_under_two_keys_is_refused() {
+        let env = |_: &str| Some("one-secret-for-two-roles".to_string());
+        let err =
+            keyed(&[("shop", "read", "A"), ("ops", "admin", "B")]).validate(env).unwrap_err().to_string();
+        assert!(err.contains("keys[1] (`ops`)") && err.contains("the same key as `shop`"), "{err}");
     }
 }

@@ -22,7 +22,15 @@ pub enum Error {
         /// Why.
         source: models::Error,
     },
-    /// Binding, serving or writing state failed.
+    /// The server's state in the data directory cannot be written (the environment's fault).
+    #[error("cannot write {path}: {source}")]
+    State {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Binding or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -56,9 +64,9 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// HTTP status.
     pub status: u16,
-    /// Stable code: `invalid_field`, `malformed_json`, `unknown_placement`, `unknown_item`,
-    /// `not_found`, `unauthenticated`, `forbidden`, `payload_too_large`, `timeout`,
-    /// `model_rejected`, `internal`.
+    /// Stable code: `invalid_field`, `malformed_json`, `content_type`, `bad_body`,
+    /// `unknown_placement`, `unknown_item`, `not_found`, `unauthenticated`, `forbidden`,
+    /// `payload_too_large`, `timeout`, `model_rejected`, `state_write_failed`, `internal`.
     pub code: String,
     /// What went wrong.
     pub message: String,

@@ -27,21 +27,57 @@ use std::sync::Arc;
 pub use error::{Error, Result};
 
 /// Serves `state` on `listener` until `shutdown` completes; then stops accepting, marks the
-/// server not ready, and lets in-flight requests finish.
+/// server not ready, closes idle connections and lets in-flight requests finish, for at
+/// most `shutdown_timeout_ms`: after that it returns whatever is still open.
+///
+/// Each connection is HTTP/1.1 with keep-alive. A client must send a complete request head
+/// within `header_read_timeout_ms` of starting one, so connections that trickle or stall
+/// their head are closed instead of being held open for ever (and cannot hold up shutdown).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<state::AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use std::time::Duration;
+
     let app = api::router(Arc::clone(&state));
-    let draining = Arc::clone(&state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            api::start_draining(&draining);
-            tracing::info!("shutting down: finishing in-flight requests");
-        })
-        .await?;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(state.config.header_read_timeout_ms));
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = connections.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    api::start_draining(&state);
+    let grace = Duration::from_millis(state.config.shutdown_timeout_ms);
+    tracing::info!("shutting down: finishing in-flight requests (at most {} ms)", grace.as_millis());
+    if tokio::time::timeout(grace, connections.shutdown()).await.is_err() {
+        tracing::warn!("shutdown deadline passed with connections still open; closing them");
+    }
     Ok(())
 }
 

@@ -98,8 +98,8 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     trainer::init_logging(cli.verbose);
     match cli.command {
-        None => server_runtime()?.block_on(serve(&cli.serve)),
-        Some(Command::Demo(args)) => server_runtime()?.block_on(demo(&args, &cli.serve)),
+        None => run_server(serve(&cli.serve)),
+        Some(Command::Demo(args)) => run_server(demo(&args, &cli.serve)),
         // One thread drives every connection: the generator should take as little CPU as
         // possible from the server it measures on the same machine.
         Some(Command::Loadtest(args)) => {
@@ -108,8 +108,14 @@ fn main() -> Result<()> {
     }
 }
 
-fn server_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+/// Runs `job` on a multi-threaded runtime. When it returns, blocking work still running (a
+/// reload reading a slow file) gets one second before the process exits without it: a
+/// shutdown deadline must hold even for work that cannot be cancelled.
+fn run_server(job: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(job);
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 fn env(name: &str) -> Option<String> {

@@ -107,7 +107,18 @@ impl AppState {
 
     /// Loads the artifact at `path` (default: the one being served) and swaps it in. A model
     /// that fails to load or to fit the placements is refused; the old one keeps serving.
+    ///
+    /// The reload runs as a task of its own: a caller that stops waiting (a client that hangs
+    /// up) does not cancel it half done. Every outcome is logged and counted in
+    /// `omnirec_model_reloads_total{outcome}` (`swapped`, `refused`, `not_recorded`).
     pub async fn reload(self: &Arc<Self>, path: Option<PathBuf>) -> Result<Arc<Loaded>> {
+        let state = Arc::clone(self);
+        tokio::spawn(async move { state.reload_detached(path).await })
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(format!("the reload task failed: {e}"))))?
+    }
+
+    async fn reload_detached(self: Arc<Self>, path: Option<PathBuf>) -> Result<Arc<Loaded>> {
         let _guard = self.reload_lock.lock().await;
         let path = path.unwrap_or_else(|| self.current.load().path.clone());
         let placements = self.config.placements();
@@ -115,37 +126,56 @@ impl AppState {
             let path = path.clone();
             tokio::task::spawn_blocking(move || Loaded::load(&path, &placements))
                 .await
-                .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?
+                .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))
+                .and_then(|loaded| loaded)
+        };
+        let outcome = |outcome: &'static str| {
+            metrics::counter!("omnirec_model_reloads_total", "outcome" => outcome).increment(1);
         };
         let (loaded, warnings) = match loaded {
             Ok(ok) => ok,
-            Err(e) => {
-                metrics::counter!("omnirec_model_reloads_total", "outcome" => "refused").increment(1);
-                return Err(e);
+            Err(error) => {
+                outcome("refused");
+                tracing::warn!(path = %path.display(), %error, "reload refused; the old model keeps serving");
+                return Err(error);
             }
         };
         for warning in warnings {
             tracing::warn!("{warning}");
         }
+        // Record before swapping: what is served must be what a restart serves. If the
+        // record cannot be written, nothing is swapped and the answer says so.
+        if let Err(error) = self.record_active(&path) {
+            outcome("not_recorded");
+            tracing::error!(path = %path.display(), %error, "reload not done: the active model cannot be recorded");
+            return Err(error);
+        }
         let loaded = Arc::new(loaded);
         let old = self.current.swap(Arc::clone(&loaded));
-        self.record_active(&path)?;
         telemetry::model_loaded(Some(old.version()), loaded.version());
-        metrics::counter!("omnirec_model_reloads_total", "outcome" => "swapped").increment(1);
+        outcome("swapped");
         tracing::info!(from = old.version(), to = loaded.version(), path = %path.display(), "model swapped");
         Ok(loaded)
     }
 
-    /// Records `path` as the active model in the data directory, atomically, so a restart
-    /// without `--model` serves it.
+    /// Records `path` as the active model in the data directory, atomically and durably (the
+    /// new record is synced before it replaces the old one, and the directory after), so a
+    /// restart without `--model` serves it.
     fn record_active(&self, path: &Path) -> Result<()> {
         let Some(dir) = &self.config.data_dir else { return Ok(()) };
-        std::fs::create_dir_all(dir)?;
-        let absolute = std::path::absolute(path)?;
-        let temporary = dir.join(format!("{ACTIVE_MODEL}.tmp"));
-        std::fs::write(&temporary, absolute.display().to_string())?;
-        std::fs::rename(&temporary, dir.join(ACTIVE_MODEL))?;
-        Ok(())
+        let record = dir.join(ACTIVE_MODEL);
+        let failed = |source: std::io::Error| Error::State { path: record.display().to_string(), source };
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(dir)?;
+            let absolute = std::path::absolute(path)?;
+            let temporary = dir.join(format!("{ACTIVE_MODEL}.tmp"));
+            let mut file = std::fs::File::create(&temporary)?;
+            std::io::Write::write_all(&mut file, absolute.display().to_string().as_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, &record)?;
+            std::fs::File::open(dir)?.sync_all()
+        };
+        write().map_err(failed)
     }
 
     /// Whether the server should receive traffic.

@@ -14,6 +14,8 @@ use server::config::{KeyConfig, ServerConfig, default_placements};
 use server::state::AppState;
 
 mod common;
+#[path = "hardening.rs"]
+mod hardening;
 
 /// One trained artifact shared by every test of this file.
 struct Trained {

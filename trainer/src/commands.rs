@@ -264,8 +264,8 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
 
 /// `trainer inspect`.
 pub fn inspect(args: &InspectArgs) -> Result<()> {
-    let metadata =
-        artifact::load_metadata(&args.model).with_context(|| format!("cannot read {}", args.model.display()))?;
+    let metadata = artifact::load_metadata(&args.model)
+        .with_context(|| format!("cannot read {}", args.model.display()))?;
     println!("{}", serde_json::to_string_pretty(&metadata)?);
     if let Some(dir) = &args.export_als {
         export_als(&args.model, dir)?;

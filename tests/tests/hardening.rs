@@ -1,0 +1,205 @@
+//! Regression tests for the hardening issue (#7): each guards one way a client, a file or an
+//! operator could crash, hang or silently poison the server.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+
+/// A server whose `serve` future can be watched: `stop` begins shutdown, `done` completes
+/// when `serve` returns.
+struct Watched {
+    addr: String,
+    state: Arc<AppState>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<server::Result<()>>,
+}
+
+async fn start_watched(mut config: ServerConfig) -> Watched {
+    config.model.get_or_insert_with(|| trained().model.clone());
+    let state = AppState::new(config, |_| None).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(server::serve(listener, Arc::clone(&state), async move {
+        let _ = stopped.await;
+    }));
+    Watched { addr, state, stop, done }
+}
+
+/// Sends `request` as raw bytes and reads until the server closes the connection (or 5 s).
+async fn raw(addr: &str, request: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_request_head_is_dropped_and_shutdown_still_completes() {
+    let config = ServerConfig { header_read_timeout_ms: 300, ..Default::default() };
+    let server = start_watched(config).await;
+    // Half a request head, then silence: the server closes the connection on its own.
+    let mut stalled = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    stalled.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = Instant::now();
+    let mut sink = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), stalled.read_to_end(&mut sink)).await;
+    assert!(closed.is_ok(), "a stalled head kept its connection open");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // Another stalled client does not hold up shutdown.
+    let mut second = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    second.write_all(b"GET /health/live HTTP/1.1\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _ = server.stop.send(());
+    let finished = tokio::time::timeout(Duration::from_secs(5), server.done).await;
+    assert!(matches!(finished, Ok(Ok(Ok(())))), "serve did not return after shutdown: {finished:?}");
+    assert!(!server.state.is_ready());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_has_a_deadline_even_when_a_connection_never_finishes() {
+    // Heads may take a minute here, but shutdown waits at most 300 ms for them.
+    let config =
+        ServerConfig { header_read_timeout_ms: 60_000, shutdown_timeout_ms: 300, ..Default::default() };
+    let server = start_watched(config).await;
+    let mut stalled = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    stalled.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    let _ = server.stop.send(());
+    let finished = tokio::time::timeout(Duration::from_secs(5), server.done).await;
+    assert!(matches!(finished, Ok(Ok(Ok(())))), "serve did not return by its deadline: {finished:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_is_not_cut_short_by_the_request_timeout() {
+    // Every read request may take 1 ms at most; reading an artifact takes longer.
+    let server = start(ServerConfig { request_timeout_ms: 1, ..Default::default() }, HashMap::new()).await;
+    let reply = post(&server.addr, "/v1/admin/models/reload", "").await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_refuses_devices_fifos_and_files_of_the_wrong_size_at_once() {
+    let server = start(ServerConfig::default(), HashMap::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.omr");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let liar = dir.path().join("liar.omr");
+    let mut bytes = std::fs::read(&trained().model).unwrap();
+    bytes.truncate(bytes.len() - 1);
+    std::fs::write(&liar, bytes).unwrap();
+    for (path, why) in [
+        (PathBuf::from("/dev/zero"), "not a regular file"),
+        (fifo, "not a regular file"),
+        (dir.path().to_path_buf(), "not a regular file"),
+        (liar, "but its header announces"),
+    ] {
+        let body = format!(r#"{{"path": "{}"}}"#, path.display());
+        let reply = tokio::time::timeout(
+            Duration::from_secs(10),
+            post(&server.addr, "/v1/admin/models/reload", &body),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("reloading {} hung", path.display()));
+        assert_eq!(reply.status, 422, "{}: {:?}", path.display(), reply.body);
+        let message = reply.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(message.contains(why) && message.contains("still serving"), "{message}");
+    }
+    let metrics = String::from_utf8(get(&server.addr, "/metrics").await.body.to_vec()).unwrap();
+    assert!(metrics.contains(r#"omnirec_model_reloads_total{outcome="refused"}"#), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_cannot_be_recorded_is_not_swapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, second) = common::setup_seeded(dir.path(), 13);
+    let state_dir = dir.path().join("state");
+    let server =
+        start(ServerConfig { data_dir: Some(state_dir.clone()), ..Default::default() }, HashMap::new()).await;
+    let before = server.state.current.load().version().to_string();
+    // The data directory becomes a plain file: the record cannot be written.
+    std::fs::remove_dir_all(&state_dir).unwrap();
+    std::fs::write(&state_dir, "not a directory").unwrap();
+    let body = format!(r#"{{"path": "{}"}}"#, second.display());
+    let reply = post(&server.addr, "/v1/admin/models/reload", &body).await;
+    assert_eq!(reply.status, 500, "{:?}", reply.body);
+    let error = &reply.json()["error"];
+    assert_eq!(error["code"], "state_write_failed");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("active-model") && message.contains(&format!("still serving {before}")),
+        "{message}"
+    );
+    assert_eq!(get(&server.addr, "/v1/models").await.json()["model_version"], before.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_accept_any_case_of_bearer_and_paths_are_shown_to_admins_only() {
+    let key = |name: &str, role: &str, var: &str| KeyConfig {
+        name: name.into(),
+        roles: vec![serde_json::from_value(Value::String(role.into())).unwrap()],
+        env: Some(var.into()),
+        sha256: None,
+    };
+    let env = HashMap::from([
+        // As read from a secret file: with a trailing newline.
+        ("READ_KEY".to_string(), "read-key-0123456789\n".to_string()),
+        ("ADMIN_KEY".to_string(), "admin-key-0123456789".to_string()),
+    ]);
+    let config = ServerConfig {
+        keys: vec![key("shop", "read", "READ_KEY"), key("ops", "admin", "ADMIN_KEY")],
+        ..Default::default()
+    };
+    let server = start(config, env).await;
+    let models = |scheme: &str, secret: &str| {
+        format!(
+            "GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: {scheme} {secret}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let reply = raw(&server.addr, &models(scheme, "read-key-0123456789")).await;
+        assert!(reply.starts_with("HTTP/1.1 200"), "{scheme}: {reply}");
+        assert!(!reply.contains("\"path\""), "a read key saw the artifact path: {reply}");
+    }
+    let admin = raw(&server.addr, &models("bearer", "admin-key-0123456789")).await;
+    assert!(admin.starts_with("HTTP/1.1 200") && admin.contains("\"path\""), "{admin}");
+    assert!(raw(&server.addr, &models("Basic", "read-key-0123456789")).await.starts_with("HTTP/1.1 401"));
+    // The keyed server's document declares the key; an open one does not.
+    let keyed = Connection::open(&server.addr).await.unwrap().send("GET", "/openapi.json", None, None).await;
+    let keyed = keyed.unwrap().json();
+    assert!(keyed["components"]["securitySchemes"].get("api_key").is_some());
+    assert!(keyed["paths"]["/v1/models"]["get"]["responses"].get("401").is_some());
+    let open = start(ServerConfig::default(), HashMap::new()).await;
+    let doc = get(&open.addr, "/openapi.json").await.json();
+    let schemes = &doc["components"]["securitySchemes"];
+    assert!(schemes.is_null() || schemes.as_object().is_some_and(|s| s.is_empty()), "{schemes}");
+    assert!(doc["paths"]["/v1/models"]["get"].get("security").is_none());
+    assert!(doc["paths"]["/v1/models"]["get"]["responses"].get("401").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_states_what_the_server_enforces() {
+    let server = start(ServerConfig::default(), HashMap::new()).await;
+    let doc = get(&server.addr, "/openapi.json").await.json();
+    let params = doc["paths"]["/v1/users/{user_id}/recommendations"]["get"]["parameters"].as_array().unwrap();
+    let k = params.iter().find(|p| p["name"] == "k").unwrap();
+    assert_eq!(
+        (k["schema"]["minimum"].as_f64(), k["schema"]["maximum"].as_f64()),
+        (Some(1.0), Some(10_000.0))
+    );
+    let reload = &doc["paths"]["/v1/admin/models/reload"]["post"];
+    assert_ne!(reload["requestBody"]["required"], true, "the reload body is optional");
+    let post = &doc["paths"]["/v1/recommendations"]["post"]["responses"];
+    for status in ["400", "404", "413", "415", "422"] {
+        assert!(post.get(status).is_some(), "POST /v1/recommendations does not document {status}");
+    }
+    let identifiers = &doc["components"]["schemas"]["Identifiers"];
+    assert_eq!(identifiers["additionalProperties"], false, "{identifiers}");
+    assert!(identifiers["properties"].get("loyalty_id").is_some());
+}
