@@ -263,3 +263,26 @@ pub fn train(dataset: &Dataset, config: &TrainConfig, progress: &dyn Progress) -
         train_set,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::block_train;
+
+    #[test]
+    fn a_fit_with_non_finite_numbers_is_refused_naming_the_model() {
+        // One infinite entry (what a value of 1e308 became before loaders checked the f32
+        // range): ALS's factors turn NaN. The run must fail, not ship the model.
+        let mut train = block_train();
+        train.user_items.data_mut()[0] = f32::INFINITY;
+        train.item_users = train.user_items.transpose_view().to_csr();
+        let mut config = TrainConfig::default();
+        config.models.enabled = vec![ModelKind::Als];
+        config.als.iterations = 2;
+        let Err(err) = fit_models(&train, &config, &crate::progress::Silent) else {
+            panic!("a model with non-finite factors was accepted");
+        };
+        let err = err.to_string();
+        assert!(err.starts_with("als: numerical failure: the fitted model is unusable"), "{err}");
+    }
+}
