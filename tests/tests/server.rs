@@ -321,8 +321,11 @@ async fn every_rule_changes_the_answer() {
     assert_eq!(with_pin.json()["items"][1]["explanation"]["source"], "pinned");
 
     // Diversity: one item per top category.
-    let diverse = item_ids(&ask("placement=diverse".into()).await);
+    let diverse = ask("placement=diverse".into()).await;
+    assert_eq!(diverse.status, 200, "{:?}", diverse.body);
+    let diverse = item_ids(&diverse);
     let categories: HashSet<_> = diverse.iter().map(|i| catalog_item(i).top_category()).collect();
+    assert!(diverse.len() >= 2, "{diverse:?}");
     assert_eq!(categories.len(), diverse.len());
     assert!(
         top_categories.iter().collect::<HashSet<_>>().len() < top_categories.len(),
@@ -353,16 +356,25 @@ async fn hot_reload_swaps_without_failed_requests_and_refuses_corrupt_files() {
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut load = Vec::new();
-    for n in 0..4 {
+    // Known persons of both models (ids are the same synthetic persons), so the load
+    // exercises the personalised path across the swap, not the fallback.
+    let people: Vec<String> = buyers(2).into_iter().take(4).map(|(key, _)| key).collect();
+    assert_eq!(people.len(), 4);
+    for person in people {
         let (addr, stop) = (server.addr.clone(), Arc::clone(&stop));
         load.push(tokio::spawn(async move {
             let mut connection = Connection::open(&addr).await.unwrap();
             let (mut ok, mut failed) = (0, 0);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let reply =
-                    connection.send("GET", &format!("/v1/users/p{n}/recommendations?k=5"), None, None).await;
-                match reply {
-                    Ok(r) if r.status == 200 && !item_ids(&r).is_empty() => ok += 1,
+                let path = format!("/v1/users/{person}/recommendations?k=5");
+                match connection.send("GET", &path, None, None).await {
+                    Ok(r)
+                        if r.status == 200
+                            && !item_ids(&r).is_empty()
+                            && r.json()["personalized"] == true =>
+                    {
+                        ok += 1
+                    }
                     _ => failed += 1,
                 }
             }
