@@ -16,7 +16,8 @@ use crate::schema::{Event, EventType, Identifier, Item};
 ///
 /// The weight of an event is `event_weight[type] × channel_weight[channel]`, times the
 /// event's `value` for types listed in `value_types` (ratings by default), times
-/// `0.5^(age / half_life)` when a half-life is set (age relative to the newest interaction).
+/// `0.5^(age / half_life)` when a half-life is set (age relative to
+/// [`Dataset::reference_timestamp`]).
 /// A `return` carries the negative weight of a purchase and cancels it. Weights of one
 /// person and item are summed; pairs whose sum is not positive are dropped.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,16 +60,17 @@ impl Default for WeightConfig {
 }
 
 impl WeightConfig {
-    /// Checks that weights are finite and non-negative and the half-life positive.
+    /// Checks that weights are between 0 and [`MAX_WEIGHT`] and the half-life positive.
     pub fn validate(&self) -> Result<()> {
         let bad = |name: String, reason: &str| Err(Error::InvalidConfig { name, reason: reason.into() });
+        let is_usable = |w: f32| w.is_finite() && (0.0..=MAX_WEIGHT).contains(&w);
         for (name, weight) in self.event_weights.iter().chain(&self.channel_weights) {
-            if !weight.is_finite() || *weight < 0.0 {
-                return bad(format!("weights.{name}"), "must be a finite number >= 0");
+            if !is_usable(*weight) {
+                return bad(format!("weights.{name}"), "must be a number between 0 and 1e6");
             }
         }
-        if !self.default_event_weight.is_finite() || self.default_event_weight < 0.0 {
-            return bad("weights.default".into(), "must be a finite number >= 0");
+        if !is_usable(self.default_event_weight) {
+            return bad("weights.default".into(), "must be a number between 0 and 1e6");
         }
         if let Some(days) = self.half_life_days
             && !(days.is_finite() && days > 0.0)
@@ -89,6 +91,11 @@ impl WeightConfig {
         base * channel * value
     }
 }
+
+/// The largest event or channel weight: with values bounded by
+/// [`crate::load::MAX_ABS_VALUE`], every weight and every sum of weights stays far inside
+/// the `f32` range the models compute in.
+pub const MAX_WEIGHT: f32 = 1e6;
 
 /// One person's weighted interaction with one item.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -234,6 +241,9 @@ impl Dataset {
             interactions.push(Interaction { user, item, weight, timestamp: event.timestamp, consumption });
             origin.push(event_idx as u32);
         }
+        if !interactions.iter().any(|i| i.weight > 0.0) {
+            return Err(nothing_to_train(events, weights));
+        }
         let aliases = resolution.aliases.into_iter().map(|(k, v)| (k, UserIdx(v))).collect();
         Ok(Dataset {
             users: resolution.persons,
@@ -310,15 +320,24 @@ impl Dataset {
             .map(UserIdx)
     }
 
-    /// The newest interaction time, the reference for time decay.
-    pub fn newest_timestamp(&self) -> i64 {
-        self.interactions.iter().map(|i| i.timestamp).max().unwrap_or(0)
+    /// The reference time of recency decay ("now" for the data): the 99.9th percentile of
+    /// the interaction times, the newest one below a thousand interactions. A quantile rather
+    /// than the maximum, so a few events dated far ahead cannot age every real event to
+    /// nothing; newer interactions count as age 0.
+    pub fn reference_timestamp(&self) -> i64 {
+        let mut times: Vec<i64> = self.interactions.iter().map(|i| i.timestamp).collect();
+        if times.is_empty() {
+            return 0;
+        }
+        // One in a thousand is left above the reference: none below a thousand.
+        let at = times.len() - 1 - times.len() / 1000;
+        *times.select_nth_unstable(at).1
     }
 
     /// The person × item confidence matrix (CSR): summed, time-decayed weights; pairs whose
     /// sum is not positive are left out.
     pub fn matrix(&self) -> CsMat<f32> {
-        let reference = self.newest_timestamp();
+        let reference = self.reference_timestamp();
         let decay = self.half_life_days.map(|days| f64::from(days) * 86_400.0);
         let mut entries: Vec<(u32, u32, f32)> = self
             .interactions
@@ -344,14 +363,16 @@ impl Dataset {
         for user in 0..self.n_users() as u32 {
             while next < entries.len() && entries[next].0 == user {
                 let item = entries[next].1;
-                let mut total = 0f32;
+                // Summed in f64: many small weights lose nothing, and the f32 result is exact
+                // to its precision.
+                let mut total = 0f64;
                 while next < entries.len() && entries[next].0 == user && entries[next].1 == item {
-                    total += entries[next].2;
+                    total += f64::from(entries[next].2);
                     next += 1;
                 }
                 if total > 0.0 {
                     indices.push(item as usize);
-                    data.push(total);
+                    data.push(total as f32);
                 }
             }
             indptr.push(indices.len());
@@ -396,6 +417,29 @@ impl Dataset {
         }
         crate::schema::hex_sha256(&bytes)
     }
+}
+
+/// Why events gave no positive person × item weight, for people: no item events at all, or
+/// item events whose types and channels all weigh 0 (or are returns).
+fn nothing_to_train(events: &[Event], weights: &WeightConfig) -> Error {
+    let types = |events: &mut dyn Iterator<Item = &Event>| {
+        let names: std::collections::BTreeSet<&str> = events.map(|e| e.event_type.as_str()).collect();
+        names.into_iter().collect::<Vec<_>>().join(", ")
+    };
+    let n_item_events = events.iter().filter(|e| e.item_id.is_some()).count();
+    let reason = if n_item_events == 0 {
+        format!("none of the {} events is about an item (types: {})", events.len(), types(&mut events.iter()))
+    } else {
+        let zero: Vec<String> =
+            weights.event_weights.iter().filter(|(_, w)| **w == 0.0).map(|(name, _)| name.clone()).collect();
+        format!(
+            "all {n_item_events} item events weigh 0 or less after event and channel weights and returns \
+             (types: {}; types weighted 0: {})",
+            types(&mut events.iter().filter(|e| e.item_id.is_some())),
+            if zero.is_empty() { "none".to_string() } else { zero.join(", ") }
+        )
+    };
+    Error::NothingToTrain(reason)
 }
 
 /// Builds a data set from plain interaction rows one at a time, interning ids as they come,
@@ -459,11 +503,17 @@ impl InteractionsBuilder {
         self.dataset.interactions.is_empty()
     }
 
-    /// The data set; an error when no row was added.
+    /// The data set; an error when no row was added, or when no row weighs above 0.
     pub fn finish(self) -> Result<Dataset> {
         let mut dataset = self.dataset;
         if dataset.interactions.is_empty() {
             return Err(Error::Empty("interactions".into()));
+        }
+        if !dataset.interactions.iter().any(|i| i.weight > 0.0) {
+            return Err(Error::NothingToTrain(format!(
+                "all {} rows have a value of 0 or less, and models learn only from positive weights",
+                dataset.interactions.len()
+            )));
         }
         dataset.aliases = dataset
             .users
@@ -524,6 +574,51 @@ mod tests {
         // a: 5 × 2 (store), newest, no decay; b: 1 × 0.5 (one half-life old).
         assert_eq!(m.get(0, 0), Some(&10.0));
         assert_eq!(m.get(0, 1), Some(&0.5));
+    }
+
+    #[test]
+    fn one_event_far_in_the_future_does_not_age_every_other_to_nothing() {
+        let weights = WeightConfig { half_life_days: Some(30.0), ..WeightConfig::default() };
+        let day = 86_400;
+        let mut events: Vec<Event> =
+            (0..2_000).map(|n| ev(&format!("u{n}"), EventType::View, "a", n * 60)).collect();
+        // 2045, when the rest is in the first days of 1970.
+        events.push(ev("late", EventType::View, "b", 2_366_841_600));
+        let data = Dataset::from_events(&events, None, &weights, &IdentityLimits::default()).unwrap();
+        assert!(data.reference_timestamp() < 2 * day);
+        let m = data.matrix();
+        // The oldest real view is about a day older than the reference: still near full weight.
+        let first = *m.get(0, 0).unwrap();
+        assert!(first > 0.95, "{first}");
+    }
+
+    #[test]
+    fn data_without_a_positive_item_weight_is_nothing_to_train() {
+        let login = Event {
+            item_id: None,
+            event_type: EventType::Custom("login".into()),
+            ..ev("u", EventType::View, "a", 1)
+        };
+        let err = Dataset::from_events(
+            &[login.clone(), login],
+            None,
+            &WeightConfig::default(),
+            &IdentityLimits::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(err, "nothing to train: none of the 2 events is about an item (types: login)");
+        let opens = [ev("u", EventType::EmailOpen, "a", 1), ev("v", EventType::Search, "b", 2)];
+        let err = Dataset::from_events(&opens, None, &WeightConfig::default(), &IdentityLimits::default())
+            .unwrap_err();
+        assert!(err.to_string().starts_with("nothing to train: all 2 item events weigh 0 or less"), "{err}");
+        let rows =
+            [RawInteraction { user_id: "u".into(), item_id: "x".into(), value: Some(-2.0), timestamp: None }];
+        let err = Dataset::from_interactions(&rows, None, &WeightConfig::default()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "nothing to train: all 1 rows have a value of 0 or less, and models learn only from positive weights"
+        );
     }
 
     #[test]

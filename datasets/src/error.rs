@@ -47,6 +47,10 @@ pub enum Error {
     /// An input holds no usable rows (the caller's fault).
     #[error("{0}: no usable rows")]
     Empty(String),
+    /// The data holds nothing a model can learn from: no event about an item, or no
+    /// person × item weight above 0 (the caller's fault).
+    #[error("nothing to train: {0}")]
+    NothingToTrain(String),
     /// A configuration value is out of range (the caller's fault).
     #[error("invalid setting `{name}`: {reason}")]
     InvalidConfig {

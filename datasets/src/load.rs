@@ -17,7 +17,78 @@ use crate::schema::{Channel, Event, EventType, Identifier, IdentifierKind, Item,
 pub struct LoadOptions {
     /// Skip malformed rows (counting them in the report) instead of failing on the first.
     pub skip_invalid: bool,
+    /// Events and interaction rows dated after this (seconds since the epoch) are refused as
+    /// `timestamp` errors, like any malformed row: one event from the future would otherwise
+    /// become the reference time of recency decay. `None`: no bound. Catalog availability
+    /// dates are not bounded (items may be announced ahead).
+    pub max_timestamp: Option<i64>,
 }
+
+impl LoadOptions {
+    fn check_time(&self, timestamp: i64) -> std::result::Result<(), String> {
+        match self.max_timestamp {
+            Some(bound) if timestamp > bound => Err(format!(
+                "{} is in the future (later than {}); fix the clock or the unit of this source",
+                crate::schema::format_timestamp(timestamp),
+                crate::schema::format_timestamp(bound)
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The largest magnitude a `value` (rating, count, revenue) or a price may have. Models
+/// compute in `f32`: a bound far inside its range keeps sums and products of weights
+/// finite, where `1e308` (finite as `f64`) would become infinity and poison a whole model.
+pub const MAX_ABS_VALUE: f32 = 1e9;
+
+/// The lines of a text input, numbered from 1, with a UTF-8 byte order mark dropped from the
+/// first and line ends (`\n`, `\r\n`) removed. A line that is not valid UTF-8 is an error for
+/// that line alone (so `skip_invalid` can skip it); a failing read ends the input.
+fn text_lines<R: BufRead>(
+    mut reader: R,
+    source: &str,
+) -> impl Iterator<Item = Result<(usize, Result<String>)>> {
+    let source = source.to_owned();
+    let mut line_no = 0usize;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        match reader.read_until(b'\n', &mut bytes) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) => {
+                done = true;
+                return Some(Err(Error::io(format!("reading {source}:{}", line_no + 1), e)));
+            }
+        }
+        line_no += 1;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+        }
+        if line_no == 1 && bytes.starts_with(b"\xEF\xBB\xBF") {
+            bytes.drain(..3);
+        }
+        let line = String::from_utf8(bytes).map_err(|e| {
+            Error::parse(
+                &source,
+                line_no,
+                ENCODING,
+                format!("not valid UTF-8 (bad byte at offset {})", e.utf8_error().valid_up_to()),
+            )
+        });
+        Some(Ok((line_no, line)))
+    })
+}
+
+/// The field name under which lines that are not valid UTF-8 are reported.
+const ENCODING: &str = "(encoding)";
 
 /// What a loader read and what it skipped.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -107,25 +178,32 @@ pub fn read_events(
     let mut report = LoadReport::new(source);
     let mut events = Vec::new();
     let mut seen_ids = HashSet::new();
-    let mut lines = reader.lines();
-    let mut line_no = 0;
+    let mut lines = text_lines(reader, source);
     loop {
-        let mut batch: Vec<(usize, String)> = Vec::with_capacity(BATCH);
+        let mut batch: Vec<(usize, Result<String>)> = Vec::with_capacity(BATCH);
         for line in lines.by_ref() {
-            line_no += 1;
-            let line = line.map_err(|e| Error::io(format!("reading {source}:{line_no}"), e))?;
-            if !line.trim().is_empty() {
-                batch.push((line_no, line));
-                if batch.len() == BATCH {
-                    break;
-                }
+            let (line_no, line) = line?;
+            if line.as_ref().is_ok_and(|l| l.trim().is_empty()) {
+                continue;
+            }
+            batch.push((line_no, line));
+            if batch.len() == BATCH {
+                break;
             }
         }
         if batch.is_empty() {
             break;
         }
-        let parsed: Vec<Result<Event>> =
-            batch.par_iter().map(|(line_no, line)| parse_event(line, source, *line_no)).collect();
+        let parsed: Vec<Result<Event>> = batch
+            .into_par_iter()
+            .map(|(line_no, line)| {
+                let event = parse_event(&line?, source, line_no)?;
+                options
+                    .check_time(event.timestamp)
+                    .map_err(|reason| Error::parse(source, line_no, "timestamp", reason))?;
+                Ok(event)
+            })
+            .collect();
         for outcome in parsed {
             match outcome {
                 Ok(event) => {
@@ -253,15 +331,24 @@ fn parse_value(value: &Value) -> std::result::Result<f32, String> {
         _ => None,
     };
     match number {
-        Some(n) if n.is_finite() => Ok(n as f32),
-        _ => Err(format!("expected a finite number, found {value}")),
+        Some(n) => bounded(n, &value.to_string()),
+        None => Err(format!("expected a finite number, found {value}")),
     }
 }
 
 fn parse_number(raw: &str) -> std::result::Result<f32, String> {
-    match raw.trim().parse::<f32>() {
-        Ok(n) if n.is_finite() => Ok(n),
-        _ => Err(format!("expected a finite number, found `{raw}`")),
+    match raw.trim().parse::<f64>() {
+        Ok(n) => bounded(n, &format!("`{raw}`")),
+        Err(_) => Err(format!("expected a finite number, found `{raw}`")),
+    }
+}
+
+/// `number` as the `f32` models compute with, if its magnitude is within [`MAX_ABS_VALUE`].
+fn bounded(number: f64, shown: &str) -> std::result::Result<f32, String> {
+    if number.is_finite() && number.abs() <= f64::from(MAX_ABS_VALUE) {
+        Ok(number as f32)
+    } else {
+        Err(format!("expected a finite number of magnitude at most {MAX_ABS_VALUE:e}, found {shown}"))
     }
 }
 
@@ -335,21 +422,34 @@ impl<R: BufRead> Table<R> {
     }
 
     /// Calls `row` for each non-blank data row with its 1-based line number and whether it
-    /// has as many fields as the header.
-    fn for_each(&mut self, mut row: impl FnMut(&csv::StringRecord, usize, bool) -> Result<()>) -> Result<()> {
+    /// has as many fields as the header; a row that is not valid UTF-8 is handed over as an
+    /// error (the caller may skip it), and reading goes on.
+    fn for_each(
+        &mut self,
+        mut row: impl FnMut(Result<(&csv::StringRecord, usize, bool)>) -> Result<()>,
+    ) -> Result<()> {
         let n_columns = self.columns.len();
-        let mut record = csv::StringRecord::new();
+        let mut bytes = csv::ByteRecord::new();
         let mut line_no = 1;
         loop {
-            match self.records.read_record(&mut record) {
+            match self.records.read_byte_record(&mut bytes) {
                 Ok(false) => return Ok(()),
                 Ok(true) => {
                     // The header was read by hand, so the reader's lines start at 1 for line 2.
-                    line_no = record.position().map_or(line_no + 1, |p| p.line() as usize + 1);
+                    line_no = bytes.position().map_or(line_no + 1, |p| p.line() as usize + 1);
+                    let record = match csv::StringRecord::from_byte_record(std::mem::take(&mut bytes)) {
+                        Ok(record) => record,
+                        Err(e) => {
+                            let reason = format!("not valid UTF-8 ({e})");
+                            row(Err(Error::parse(&self.source, line_no, ENCODING, reason)))?;
+                            continue;
+                        }
+                    };
                     if record.len() == 1 && record.get(0).is_some_and(|f| f.trim().is_empty()) {
                         continue;
                     }
-                    row(&record, line_no, record.len() == n_columns)?;
+                    row(Ok((&record, line_no, record.len() == n_columns)))?;
+                    bytes = record.into_byte_record();
                 }
                 Err(e) => {
                     let line = e.position().map_or(line_no + 1, |p| p.line() as usize + 1);
@@ -396,7 +496,11 @@ pub fn read_interactions_with(
     let time_col = table.column("timestamp");
     let n_columns = table.columns.len();
     let mut report = LoadReport::new(source);
-    table.for_each(|record, line, is_complete| {
+    table.for_each(|row| {
+        let (record, line, is_complete) = match row {
+            Ok(row) => row,
+            Err(error) => return report.refuse(options, error),
+        };
         let parsed = (|| {
             if !is_complete {
                 return Err(Error::parse(
@@ -420,7 +524,7 @@ pub fn read_interactions_with(
                 .transpose()
                 .map_err(|reason| Error::parse(source, line, &value_name, reason))?;
             let timestamp = time_col
-                .map(|col| parse_timestamp(field(col)))
+                .map(|col| parse_timestamp(field(col)).and_then(|t| options.check_time(t).map(|()| t)))
                 .transpose()
                 .map_err(|reason| Error::parse(source, line, "timestamp", reason))?;
             Ok((user_id, item_id, value, timestamp))
@@ -497,13 +601,13 @@ pub fn read_catalog(
     };
     match format {
         CatalogFormat::JsonLines => {
-            for (line_idx, line) in reader.lines().enumerate() {
-                let line_no = line_idx + 1;
-                let line = line.map_err(|e| Error::io(format!("reading {source}:{line_no}"), e))?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let item = parse_item_json(&line, source, line_no);
+            for line in text_lines(reader, source) {
+                let (line_no, line) = line?;
+                let item = match line {
+                    Ok(line) if line.trim().is_empty() => continue,
+                    Ok(line) => parse_item_json(&line, source, line_no),
+                    Err(error) => Err(error),
+                };
                 accept(item, line_no, &mut report)?;
             }
         }
@@ -511,7 +615,11 @@ pub fn read_catalog(
             let mut table = Table::open(reader, source)?;
             let id_col = table.require("item_id")?;
             let columns = table.columns.clone();
-            table.for_each(|record, line, is_complete| {
+            table.for_each(|row| {
+                let (record, line, is_complete) = match row {
+                    Ok(row) => row,
+                    Err(error) => return report.refuse(options, error),
+                };
                 let item = if is_complete {
                     parse_item_row(&columns, id_col, record, source, line)
                 } else {
@@ -598,10 +706,7 @@ fn parse_item_row(
     for (name, raw) in columns.iter().zip(record.iter()) {
         set_item_field(&mut item, name, raw).map_err(|reason| Error::parse(source, line, name, reason))?;
     }
-    if item.title.is_empty() {
-        item.title = item.item_id.clone();
-    }
-    Ok(item)
+    finish_item(item).map_err(|(field, reason)| Error::parse(source, line, field, reason))
 }
 
 fn parse_item_json(line: &str, source: &str, line_no: usize) -> Result<Item> {
@@ -618,6 +723,9 @@ fn parse_item_json(line: &str, source: &str, line_no: usize) -> Result<Item> {
         .ok_or_else(|| err("item_id", "missing or empty".into()))?;
     let mut item = new_item(&item_id);
     for (name, value) in &object {
+        if let Some(expected) = json_type_mismatch(name, value) {
+            return Err(err(name, format!("expected {expected}, found {value}")));
+        }
         let text = match value {
             Value::Null => continue,
             Value::Array(list) => {
@@ -642,8 +750,48 @@ fn parse_item_json(line: &str, source: &str, line_no: usize) -> Result<Item> {
         };
         set_item_field(&mut item, name, &text).map_err(|reason| err(name, reason))?;
     }
+    finish_item(item).map_err(|(field, reason)| err(field, reason))
+}
+
+/// For a catalog field this loader knows, what JSON types it takes, when `value` is none of
+/// them; `None` when the value fits or the field is not one of ours (unknown keys are
+/// ignored).
+fn json_type_mismatch(name: &str, value: &Value) -> Option<&'static str> {
+    let (fits, expected) = match name {
+        "title" | "name" | "description" | "brand" | "available_from" | "available_until" => {
+            (matches!(value, Value::String(_) | Value::Number(_)), "a string")
+        }
+        "categories" | "category" | "genres" | "tags" => {
+            let is_list = value.as_array().is_some_and(|l| l.iter().all(|v| v.is_string() || v.is_number()));
+            (is_list || value.is_string(), "a string or a list of strings")
+        }
+        "price" => (matches!(value, Value::Number(_) | Value::String(_)), "a number"),
+        "in_stock" => {
+            (matches!(value, Value::Bool(_) | Value::String(_) | Value::Number(_)), "true or false")
+        }
+        "store_stock" => (value.is_object() || value.is_string(), "an object of store to units"),
+        _ => (true, ""),
+    };
+    (!fits && !value.is_null()).then_some(expected)
+}
+
+/// Completes a parsed item: its title defaults to its id; an availability window must not
+/// end before it starts. Errors name the field.
+fn finish_item(mut item: Item) -> std::result::Result<Item, (&'static str, String)> {
     if item.title.is_empty() {
         item.title = item.item_id.clone();
+    }
+    if let (Some(from), Some(until)) = (item.available_from, item.available_until)
+        && from > until
+    {
+        return Err((
+            "available_until",
+            format!(
+                "{} is before available_from {}",
+                crate::schema::format_timestamp(until),
+                crate::schema::format_timestamp(from)
+            ),
+        ));
     }
     Ok(item)
 }

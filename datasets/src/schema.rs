@@ -317,17 +317,51 @@ impl Item {
 /// epoch, or an RFC 3339 / ISO 8601 date-time such as `2024-05-01T10:00:00Z`.
 pub fn parse_timestamp(raw: &str) -> Result<i64, String> {
     let raw = raw.trim();
-    if let Ok(seconds) = raw.parse::<i64>() {
-        return Ok(if seconds.abs() > 100_000_000_000 { seconds / 1000 } else { seconds });
+    let seconds = if let Ok(epoch) = raw.parse::<i64>() {
+        from_epoch(epoch as f64, raw, Some(epoch))?
+    } else if let Ok(epoch) = raw.parse::<f64>() {
+        from_epoch(epoch, raw, None)?
+    } else {
+        parse_date_time(raw)?
+    };
+    if !(0..=MAX_TIMESTAMP).contains(&seconds) {
+        return Err(format!("`{raw}` is out of range: dates must fall between 1970 and the end of 9999"));
     }
-    if let Ok(seconds) = raw.parse::<f64>()
-        && seconds.is_finite()
-    {
-        return Ok(seconds as i64);
+    Ok(seconds)
+}
+
+/// The latest time [`parse_timestamp`] accepts: 9999-12-30T22:00:00Z, the end of the range
+/// every time zone can represent.
+pub const MAX_TIMESTAMP: i64 = 253_402_207_200;
+
+/// Epoch numbers in seconds, milliseconds, microseconds or nanoseconds, told apart by
+/// magnitude: below 10¹¹ is seconds (up to year 5138), below 10¹⁴ milliseconds, below 10¹⁷
+/// microseconds, above that nanoseconds. Integers keep their precision.
+fn from_epoch(epoch: f64, raw: &str, exact: Option<i64>) -> Result<i64, String> {
+    let out_of_range =
+        || format!("`{raw}` is out of range: dates must fall between 1970 and the end of 9999");
+    if !epoch.is_finite() || epoch < 0.0 {
+        return Err(out_of_range());
     }
-    if let Ok(ts) = raw.parse::<jiff::Timestamp>() {
-        return Ok(ts.as_second());
-    }
+    let divisor: i64 = match epoch {
+        e if e < 1e11 => 1,
+        e if e < 1e14 => 1_000,
+        e if e < 1e17 => 1_000_000,
+        e if e < 1e20 => 1_000_000_000,
+        _ => return Err(out_of_range()),
+    };
+    Ok(match exact {
+        Some(epoch) => epoch / divisor,
+        None => (epoch / divisor as f64) as i64,
+    })
+}
+
+/// An RFC 3339 date-time, a date-time without offset (UTC), or a date (midnight UTC).
+fn parse_date_time(raw: &str) -> Result<i64, String> {
+    let timestamp_error = match raw.parse::<jiff::Timestamp>() {
+        Ok(ts) => return Ok(ts.as_second()),
+        Err(e) => e,
+    };
     if let Ok(civil) = raw.parse::<jiff::civil::DateTime>()
         && let Ok(zoned) = civil.to_zoned(jiff::tz::TimeZone::UTC)
     {
@@ -338,7 +372,13 @@ pub fn parse_timestamp(raw: &str) -> Result<i64, String> {
     {
         return Ok(zoned.timestamp().as_second());
     }
-    Err(format!("`{raw}` is neither epoch seconds nor an RFC 3339 date-time"))
+    // Something shaped like a date (`2024-13-01…`, `10000-01-01…`) is a date with a wrong
+    // part: say which, rather than that it is not a date at all.
+    let year_digits = raw.bytes().take_while(u8::is_ascii_digit).count();
+    if year_digits >= 4 && raw.as_bytes().get(year_digits) == Some(&b'-') {
+        return Err(format!("`{raw}` is not a valid date-time: {timestamp_error}"));
+    }
+    Err(format!("`{raw}` is neither an epoch number nor an RFC 3339 date-time"))
 }
 
 /// Formats epoch seconds as RFC 3339 UTC.
@@ -349,6 +389,39 @@ pub fn format_timestamp(seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epoch_units_are_told_apart_by_magnitude() {
+        // 2023-11-14T22:13:20Z in seconds, milliseconds, microseconds and nanoseconds.
+        for raw in [
+            "1700000000",
+            "1700000000000",
+            "1700000000000000",
+            "1700000000000000000",
+            "1.7e9",
+            "1700000000.5",
+        ] {
+            assert_eq!(parse_timestamp(raw), Ok(1_700_000_000), "{raw}");
+        }
+    }
+
+    #[test]
+    fn timestamps_out_of_range_say_so() {
+        for raw in ["-1", "-9223372036854775808", "1e308", "1e21", "NaN", "inf"] {
+            let err = parse_timestamp(raw).unwrap_err();
+            assert!(err.contains("out of range") || err.contains("neither"), "{raw}: {err}");
+        }
+        assert!(parse_timestamp("1e308").unwrap_err().contains("out of range"));
+        assert!(parse_timestamp("-9223372036854775808").unwrap_err().contains("out of range"));
+        for raw in ["2024-13-01T00:00:00Z", "10000-01-01T00:00:00Z", "2024-02-30"] {
+            let err = parse_timestamp(raw).unwrap_err();
+            assert!(err.contains("is not a valid date-time"), "{raw}: {err}");
+        }
+        assert!(parse_timestamp("1969-12-31T23:59:59Z").unwrap_err().contains("out of range"));
+        assert!(parse_timestamp("yesterday").unwrap_err().contains("neither"));
+        assert_eq!(parse_timestamp("9999-12-30T22:00:00Z"), Ok(MAX_TIMESTAMP));
+        assert_eq!(parse_timestamp("2024-01-01"), Ok(1_704_067_200));
+    }
 
     #[test]
     fn emails_are_normalised_then_hashed() {

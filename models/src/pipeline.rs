@@ -208,6 +208,14 @@ pub fn relevance_of(train: &TrainSet, test: &[Interaction]) -> Vec<Relevant> {
 /// Trains everything `config` enables on `dataset`.
 pub fn train(dataset: &Dataset, config: &TrainConfig, progress: &dyn Progress) -> Result<Trained> {
     config.validate()?;
+    let train_set = TrainSet::from_dataset(dataset);
+    if train_set.user_items.nnz() == 0 {
+        // Returns can cancel every purchase: then no pair is left to learn from.
+        return Err(Error::Untrainable {
+            model: "any model",
+            reason: "nothing to train: every person × item weight sums to 0 or less".into(),
+        });
+    }
     let mut blend_weights = config.blend.weights.clone();
     let mut tuned_ndcg = None;
     let mut validation_metrics = BTreeMap::new();
@@ -238,7 +246,6 @@ pub fn train(dataset: &Dataset, config: &TrainConfig, progress: &dyn Progress) -
         blend_weights = weights;
         tuned_ndcg = Some(ndcg);
     }
-    let train_set = TrainSet::from_dataset(dataset);
     let (models, reports) = fit_models(&train_set, config, progress)?;
     // Weights of models that were skipped do not matter; keep only trained ones.
     blend_weights.retain(|name, _| models.iter().any(|m| m.as_recommender().name() == name));

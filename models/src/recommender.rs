@@ -54,7 +54,8 @@ pub struct TrainSet {
     /// The latest interaction time per (person, item) entry of `user_items`, aligned with
     /// its data array; 0 when unknown.
     pub last_seen: Vec<i64>,
-    /// The newest interaction time in the data.
+    /// The reference time of recency ("now" for the data):
+    /// [`Dataset::reference_timestamp`].
     pub newest: i64,
 }
 
@@ -79,7 +80,7 @@ impl TrainSet {
             item_users,
             catalog: dataset.catalog.clone(),
             last_seen,
-            newest: dataset.newest_timestamp(),
+            newest: dataset.reference_timestamp(),
         }
     }
 

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use datasets::load::LoadOptions;
 use datasets::split::{SplitStrategy, split};
 use datasets::synthetic::{SyntheticConfig, SyntheticData};
 use models::artifact::{self, Artifact};
@@ -120,7 +119,7 @@ fn log_reports(trained: &Trained) {
 /// `trainer train`: returns the artifact's metadata.
 pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
     let config = input::config(args.config.as_deref())?;
-    let options = LoadOptions { skip_invalid: args.skip_invalid };
+    let options = input::load_options(args.skip_invalid);
     let started = Instant::now();
     let (dataset, _) = input::dataset(&[args.data.path()], args.items.as_deref(), &config, &options)?;
     tracing::info!(
@@ -163,7 +162,7 @@ pub fn evaluate_rows(args: &EvaluateArgs) -> Result<Vec<EvaluationRow>> {
         bail!("--holdout must be between 0 and 1 (exclusive), got {}", args.holdout);
     }
     let config = input::config(args.config.as_deref())?;
-    let options = LoadOptions { skip_invalid: args.skip_invalid };
+    let options = input::load_options(args.skip_invalid);
     let mut paths = vec![args.train.clone()];
     paths.extend(args.test.clone());
     let (dataset, sizes) = input::dataset(&paths, args.items.as_deref(), &config, &options)?;
@@ -346,7 +345,7 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
 
 /// Scores identity resolution of a generated data set against its ground truth.
 fn identity_report(files: &GeneratedFiles) -> Result<()> {
-    let options = LoadOptions::default();
+    let options = input::load_options(false);
     let (events, _) =
         datasets::load::read_events(BufReader::new(File::open(&files.events)?), "events", &options)?;
     let resolution = datasets::identity::resolve(&events, &datasets::identity::IdentityLimits::default());

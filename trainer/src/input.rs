@@ -31,6 +31,19 @@ impl Kind {
     }
 }
 
+/// How far ahead of the clock an event may be dated: clocks of channels drift, and a store
+/// in another time zone may send local times as UTC.
+pub const FUTURE_TOLERANCE_SECONDS: i64 = 86_400;
+
+/// Load options for training input: events and rows dated more than a day ahead of now are
+/// refused (or skipped and counted, with `skip_invalid`).
+pub fn load_options(skip_invalid: bool) -> LoadOptions {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    LoadOptions { skip_invalid, max_timestamp: Some(now.saturating_add(FUTURE_TOLERANCE_SECONDS)) }
+}
+
 fn open(path: &Path) -> Result<BufReader<File>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     Ok(BufReader::with_capacity(1 << 20, file))

@@ -1,7 +1,7 @@
 use super::*;
 
 fn opts(skip_invalid: bool) -> LoadOptions {
-    LoadOptions { skip_invalid }
+    LoadOptions { skip_invalid, ..LoadOptions::default() }
 }
 
 #[test]
@@ -173,4 +173,126 @@ fn movielens_style_tsv_titles_with_quotes() {
     let (catalog, _) = read_catalog(tsv.as_bytes(), "m.tsv", CatalogFormat::Delimited, &opts(false)).unwrap();
     assert_eq!(catalog.items[0].title, "\"Great\" Escape (1963)");
     assert_eq!(catalog.items[0].categories, ["Action", "War"]);
+}
+
+#[test]
+fn values_beyond_the_f32_safe_range_are_refused() {
+    let line = |value: &str| {
+        format!(
+            r#"{{"timestamp":1,"channel":"web","type":"rating","user_id":"u","item_id":"i","value":{value}}}"#
+        )
+    };
+    for value in ["1e308", "-1e308", "\"1e39\"", "2e9"] {
+        let err = first_error(&line(value));
+        assert!(
+            err.contains("field `value`: expected a finite number of magnitude at most 1e9"),
+            "{value}: {err}"
+        );
+    }
+    assert!(read_events(line("1e9").as_bytes(), "ev.jsonl", &opts(false)).is_ok());
+    let err = read_interactions("user_id,item_id,value\nu,i,1e308\n".as_bytes(), "r.csv", &opts(false))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("r.csv:2: field `value`: expected a finite number of magnitude"), "{err}");
+    let err =
+        read_catalog("item_id,price\n1,1e300\n".as_bytes(), "c.csv", CatalogFormat::Delimited, &opts(false))
+            .unwrap_err()
+            .to_string();
+    assert!(err.starts_with("c.csv:2: field `price`"), "{err}");
+}
+
+#[test]
+fn events_dated_after_the_bound_are_refused_or_skipped() {
+    let bound = LoadOptions { skip_invalid: false, max_timestamp: Some(1_800_000_000) };
+    let input = "{\"timestamp\":1700000000,\"channel\":\"web\",\"type\":\"view\",\"user_id\":\"u\",\"item_id\":\"i\"}\n\
+                 {\"timestamp\":\"2045-01-01T00:00:00Z\",\"channel\":\"web\",\"type\":\"view\",\"user_id\":\"u\",\"item_id\":\"j\"}\n";
+    let err = read_events(input.as_bytes(), "ev.jsonl", &bound).unwrap_err().to_string();
+    assert!(err.starts_with("ev.jsonl:2: field `timestamp`: 2045-01-01T00:00:00Z is in the future"), "{err}");
+    let skipping = LoadOptions { skip_invalid: true, ..bound };
+    let (events, report) = read_events(input.as_bytes(), "ev.jsonl", &skipping).unwrap();
+    assert_eq!((events.len(), report.skipped, report.skipped_by_field["timestamp"]), (1, 1, 1));
+    let rows = "user_id,item_id,timestamp\nu,i,1700000000\nu,j,1900000000\n";
+    let err = read_interactions(rows.as_bytes(), "r.csv", &bound).unwrap_err().to_string();
+    assert!(err.starts_with("r.csv:3: field `timestamp`"), "{err}");
+}
+
+#[test]
+fn invalid_utf8_rows_are_skipped_with_skip_invalid_and_named_without() {
+    let good =
+        b"{\"timestamp\":1,\"channel\":\"web\",\"type\":\"view\",\"user_id\":\"u\",\"item_id\":\"i\"}\n";
+    let mut events = good.to_vec();
+    events.extend_from_slice(
+        b"{\"timestamp\":1,\"channel\":\"w\xff\",\"type\":\"view\",\"user_id\":\"u\",\"item_id\":\"i\"}\n",
+    );
+    events.extend_from_slice(good);
+    let err = read_events(&events[..], "ev.jsonl", &opts(false)).unwrap_err().to_string();
+    assert!(err.starts_with("ev.jsonl:2: field `(encoding)`: not valid UTF-8"), "{err}");
+    let (read, report) = read_events(&events[..], "ev.jsonl", &opts(true)).unwrap();
+    assert_eq!((read.len(), report.skipped_by_field["(encoding)"]), (2, 1));
+
+    let rows = b"user_id,item_id\nu,i\nu,\xc3\x28\nv,i\n";
+    let err = read_interactions(&rows[..], "r.csv", &opts(false)).unwrap_err().to_string();
+    assert!(err.starts_with("r.csv:3: field `(encoding)`"), "{err}");
+    let (read, report) = read_interactions(&rows[..], "r.csv", &opts(true)).unwrap();
+    assert_eq!((read.len(), report.skipped), (2, 1));
+
+    let items = b"{\"item_id\":\"a\"}\n{\"item_id\":\"\xfe\"}\n{\"item_id\":\"b\"}\n";
+    let (catalog, report) =
+        read_catalog(&items[..], "c.jsonl", CatalogFormat::JsonLines, &opts(true)).unwrap();
+    assert_eq!((catalog.items.len(), report.skipped), (2, 1));
+    let items = b"item_id,title\na,A\nb,\xff\nc,C\n";
+    let (catalog, report) = read_catalog(&items[..], "c.csv", CatalogFormat::Delimited, &opts(true)).unwrap();
+    assert_eq!((catalog.items.len(), report.skipped), (2, 1));
+}
+
+#[test]
+fn a_byte_order_mark_does_not_break_json_lines() {
+    let events = "\u{feff}{\"timestamp\":1,\"channel\":\"web\",\"type\":\"view\",\"user_id\":\"u\",\"item_id\":\"i\"}\n";
+    assert_eq!(read_events(events.as_bytes(), "ev.jsonl", &opts(false)).unwrap().0.len(), 1);
+    let items = "\u{feff}{\"item_id\":\"a\"}\n";
+    let (catalog, _) =
+        read_catalog(items.as_bytes(), "c.jsonl", CatalogFormat::JsonLines, &opts(false)).unwrap();
+    assert_eq!(catalog.items[0].item_id, "a");
+}
+
+#[test]
+fn catalog_json_fields_of_the_wrong_type_are_errors() {
+    let cases = [
+        (r#"{"item_id":"a","price":{"amount":3}}"#, "field `price`: expected a number"),
+        (r#"{"item_id":"a","price":true}"#, "field `price`: expected a number"),
+        (
+            r#"{"item_id":"a","categories":{"top":"shoes"}}"#,
+            "field `categories`: expected a string or a list",
+        ),
+        (r#"{"item_id":"a","title":["x"]}"#, "field `title`: expected a string"),
+        (r#"{"item_id":"a","store_stock":[1]}"#, "field `store_stock`: expected an object"),
+    ];
+    for (line, expected) in cases {
+        let err = read_catalog(line.as_bytes(), "c.jsonl", CatalogFormat::JsonLines, &opts(false))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(&format!("c.jsonl:1: {expected}")), "{line}: {err}");
+    }
+    // Fields of its own are the file's business.
+    let extra = r#"{"item_id":"a","colour":{"r":1},"price":"3.5"}"#;
+    let (catalog, _) =
+        read_catalog(extra.as_bytes(), "c.jsonl", CatalogFormat::JsonLines, &opts(false)).unwrap();
+    assert_eq!(catalog.items[0].price, Some(3.5));
+}
+
+#[test]
+fn an_availability_window_that_ends_before_it_starts_is_refused() {
+    let csv = "item_id,available_from,available_until\n1,2026-02-01,2026-01-01\n";
+    let err = read_catalog(csv.as_bytes(), "c.csv", CatalogFormat::Delimited, &opts(false))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("c.csv:2: field `available_until`: 2026-01-01T00:00:00Z is before available_from"),
+        "{err}"
+    );
+    let json = r#"{"item_id":"1","available_from":"2026-02-01","available_until":"2026-01-01"}"#;
+    let err = read_catalog(json.as_bytes(), "c.jsonl", CatalogFormat::JsonLines, &opts(false))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("field `available_until`"), "{err}");
 }
