@@ -13,11 +13,11 @@
 //!
 //! This is the only crate of the workspace that knows HTTP.
 
-pub mod api;
 pub mod auth;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod routes;
 pub mod state;
 pub mod telemetry;
 
@@ -41,7 +41,7 @@ pub async fn serve(
     use hyper_util::rt::{TokioIo, TokioTimer};
     use std::time::Duration;
 
-    let app = api::router(Arc::clone(&state));
+    let app = routes::router(Arc::clone(&state));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(state.config.header_read_timeout_ms));
@@ -72,7 +72,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    api::start_draining(&state);
+    routes::start_draining(&state);
     let grace = Duration::from_millis(state.config.shutdown_timeout_ms);
     tracing::info!("shutting down: finishing in-flight requests (at most {} ms)", grace.as_millis());
     if tokio::time::timeout(grace, connections.shutdown()).await.is_err() {

@@ -1,76 +1,26 @@
-//! The HTTP API: request and response types, handlers, and the router with its OpenAPI
-//! document. Handlers only translate: the rules live in `models::rules`, scoring in
-//! `models::engine`, and scoring runs on the rayon pool, off the async executor.
+//! `GET /v1/users/{user_id}/recommendations` and `POST /v1/recommendations`: ranked items for
+//! a person or a context. Handlers translate; placement choice, rules and scoring live in
+//! `models`, and scoring runs on the rayon pool.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
 use datasets::ItemIdx;
 use datasets::schema::{Identifier, IdentifierKind};
 use models::engine::Answer;
 use models::rules::{Filters, PlacementKind, Request as RuleRequest, RuleError, Source};
 use serde::{Deserialize, Serialize};
-use tower_http::timeout::TimeoutLayer;
-use utoipa::{IntoParams, OpenApi, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{self, Denied, Role};
+use super::extract::{JsonBody, QueryParams};
+use super::on_pool;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::{AppState, Loaded};
 use crate::telemetry;
-
-/// A JSON body whose rejections become [`ApiError`]s naming the problem.
-pub struct JsonBody<T>(pub T);
-
-impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(JsonBody(value)),
-            Err(rejection) => Err(match &rejection {
-                JsonRejection::JsonDataError(_) => {
-                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", rejection.body_text())
-                }
-                JsonRejection::JsonSyntaxError(_) => {
-                    ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", rejection.body_text())
-                }
-                JsonRejection::MissingJsonContentType(_) => {
-                    ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type", rejection.body_text())
-                }
-                _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", rejection.body_text())
-                }
-                _ => ApiError::new(rejection.status(), "bad_body", rejection.body_text()),
-            }),
-        }
-    }
-}
-
-/// Query parameters whose rejections become [`ApiError`]s.
-pub struct QueryParams<T>(pub T);
-
-impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| QueryParams(q.0)).map_err(
-            |rejection: QueryRejection| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", rejection.body_text())
-            },
-        )
-    }
-}
 
 /// Query of `GET /v1/users/{user_id}/recommendations`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -84,28 +34,6 @@ pub struct UserQuery {
     pub placement: Option<String>,
     /// The asking channel (`web`, `app`, `email`, `store`, …).
     pub channel: Option<String>,
-    /// Only items under these category paths or prefixes, comma-separated.
-    pub category: Option<String>,
-    /// Item ids never to return, comma-separated.
-    pub exclude: Option<String>,
-    /// Store for store-stock placements.
-    pub store_id: Option<String>,
-}
-
-/// Query of `GET /v1/items/{item_id}/similar`.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct SimilarQuery {
-    /// Number of items.
-    #[param(minimum = 1, maximum = 10000)]
-    pub k: Option<usize>,
-    /// Placement name (default: the first similar-items placement).
-    pub placement: Option<String>,
-    /// The asking channel.
-    pub channel: Option<String>,
-    /// The viewer, when known (their purchases are excluded).
-    pub user_id: Option<String>,
     /// Only items under these category paths or prefixes, comma-separated.
     pub category: Option<String>,
     /// Item ids never to return, comma-separated.
@@ -269,89 +197,30 @@ pub struct RecommendationResponse {
     pub items: Vec<RecommendedItem>,
 }
 
-/// A loaded model's self-description.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ModelsResponse {
-    /// The model being served.
-    pub model_version: String,
-    /// Artifact path on the server; shown to admin keys only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    /// When it was loaded.
-    pub loaded_at: String,
-    /// The artifact's metadata: training config, counts, offline metrics, blend weights.
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
-    /// Placements in effect, by name.
-    #[schema(value_type = Object)]
-    pub placements: serde_json::Value,
-}
-
-/// Body of `POST /v1/admin/models/reload`.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReloadBody {
-    /// Artifact to load; default: the current artifact's path (a retrained file in place).
-    pub path: Option<String>,
-}
-
-/// Answer of a reload.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReloadResponse {
-    /// The version served before.
-    pub previous_version: String,
-    /// The version served now.
-    pub model_version: String,
-    /// Its path.
-    pub path: String,
-}
-
-/// Health answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
-    /// `ok`, or `draining` during shutdown.
-    pub status: &'static str,
-    /// The model being served.
-    pub model_version: String,
-}
-
 /// Who is asking about whom.
-enum Person {
+pub(super) enum Person {
     Nobody,
     Key(String),
     Identifiers(BTreeMap<String, String>),
 }
 
 /// A recommendation request in one shape, whichever endpoint it came from.
-struct Ask {
-    endpoint: PlacementKind,
-    person: Person,
-    placement: Option<String>,
-    channel: Option<String>,
-    k: Option<usize>,
-    item_id: Option<String>,
-    cart: Vec<String>,
-    exclude: Vec<String>,
-    store_id: Option<String>,
-    filters: Filters,
+pub(super) struct Ask {
+    pub(super) endpoint: PlacementKind,
+    pub(super) person: Person,
+    pub(super) placement: Option<String>,
+    pub(super) channel: Option<String>,
+    pub(super) k: Option<usize>,
+    pub(super) item_id: Option<String>,
+    pub(super) cart: Vec<String>,
+    pub(super) exclude: Vec<String>,
+    pub(super) store_id: Option<String>,
+    pub(super) filters: Filters,
 }
 
-fn split_list(raw: Option<String>) -> Vec<String> {
+pub(super) fn split_list(raw: Option<String>) -> Vec<String> {
     raw.map(|r| r.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
         .unwrap_or_default()
-}
-
-/// Runs CPU work on the rayon pool and waits for it without blocking the executor.
-async fn on_pool<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    rayon::spawn(move || {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
-        let _ = tx.send(result);
-    });
-    match rx.await {
-        Ok(Ok(value)) => Ok(value),
-        _ => Err(ApiError::internal("a scoring task panicked")),
-    }
 }
 
 /// Picks the placement for `ask`.
@@ -582,7 +451,7 @@ fn render_items(loaded: &Loaded, answer: &Answer, viewed: Option<ItemIdx>) -> Ve
 }
 
 /// Scores `ask` on the pool and turns the answer into a response.
-async fn answer(state: Arc<AppState>, ask: Ask) -> Result<Response, ApiError> {
+pub(super) async fn answer(state: Arc<AppState>, ask: Ask) -> Result<Response, ApiError> {
     let loaded = state.current.load_full();
     let default = state.config.default_placement.clone();
     let now = telemetry::now();
@@ -608,7 +477,7 @@ async fn answer(state: Arc<AppState>, ask: Ask) -> Result<Response, ApiError> {
     ),
     security(("api_key" = []))
 )]
-async fn user_recommendations(
+pub(super) async fn user_recommendations(
     State(state): State<Arc<AppState>>,
     Path(user_id): Path<String>,
     QueryParams(query): QueryParams<UserQuery>,
@@ -647,7 +516,7 @@ async fn user_recommendations(
     ),
     security(("api_key" = []))
 )]
-async fn context_recommendations(
+pub(super) async fn context_recommendations(
     State(state): State<Arc<AppState>>,
     JsonBody(body): JsonBody<RecommendBody>,
 ) -> Result<Response, ApiError> {
@@ -666,303 +535,4 @@ async fn context_recommendations(
         filters: body.filters.into(),
     };
     answer(state, ask).await
-}
-
-/// Items similar to one item (“you may also like”), under the same rules.
-#[utoipa::path(
-    get,
-    path = "/v1/items/{item_id}/similar",
-    tag = "recommendations",
-    params(("item_id" = String, Path, description = "The item"), SimilarQuery),
-    responses(
-        (status = 200, description = "Ranked similar items", body = RecommendationResponse),
-        (status = 400, description = "Invalid parameter", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 403, description = "Key lacks the read role", body = ErrorBody),
-        (status = 404, description = "Unknown item or placement", body = ErrorBody),
-        (status = 408, description = "Took longer than the request timeout", body = ErrorBody),
-    ),
-    security(("api_key" = []))
-)]
-async fn similar_items(
-    State(state): State<Arc<AppState>>,
-    Path(item_id): Path<String>,
-    QueryParams(query): QueryParams<SimilarQuery>,
-) -> Result<Response, ApiError> {
-    let ask = Ask {
-        endpoint: PlacementKind::Similar,
-        person: query.user_id.map_or(Person::Nobody, Person::Key),
-        placement: query.placement,
-        channel: query.channel,
-        k: query.k,
-        item_id: Some(item_id),
-        cart: Vec::new(),
-        exclude: split_list(query.exclude),
-        store_id: query.store_id,
-        filters: Filters { categories: split_list(query.category), ..Filters::default() },
-    };
-    answer(state, ask).await
-}
-
-/// The loaded model: version, training metadata and offline metrics, placements.
-#[utoipa::path(
-    get,
-    path = "/v1/models",
-    tag = "models",
-    responses(
-        (status = 200, description = "The model being served", body = ModelsResponse),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 403, description = "Key lacks the read role", body = ErrorBody),
-        (status = 408, description = "Took longer than the request timeout", body = ErrorBody),
-    ),
-    security(("api_key" = []))
-)]
-async fn list_models(
-    State(state): State<Arc<AppState>>,
-    caller: Option<axum::Extension<auth::Caller>>,
-) -> Result<Json<ModelsResponse>, ApiError> {
-    let is_admin = caller.is_some_and(|c| c.is_admin);
-    let loaded = state.current.load_full();
-    let metadata = serde_json::to_value(&loaded.engine.artifact().metadata).map_err(ApiError::internal)?;
-    let placements: BTreeMap<&String, &models::rules::PlacementConfig> =
-        loaded.placements.iter().map(|(name, p)| (name, &p.config)).collect();
-    Ok(Json(ModelsResponse {
-        model_version: loaded.version().to_string(),
-        path: is_admin.then(|| loaded.path.display().to_string()),
-        loaded_at: loaded.loaded_at.clone(),
-        metadata,
-        placements: serde_json::to_value(placements).map_err(ApiError::internal)?,
-    }))
-}
-
-/// Loads a new artifact and swaps it in while requests keep flowing; a bad artifact is
-/// refused and the old model keeps serving.
-#[utoipa::path(
-    post,
-    path = "/v1/admin/models/reload",
-    tag = "admin",
-    request_body(content = Option<ReloadBody>, description = "Optional; empty reloads the current path"),
-    responses(
-        (status = 200, description = "Swapped", body = ReloadResponse),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 403, description = "Key lacks the admin role", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Artifact refused; the old model keeps serving", body = ErrorBody),
-        (status = 500, description = "The new model could not be recorded as active in the data directory; nothing was swapped", body = ErrorBody),
-    ),
-    security(("api_key" = []))
-)]
-async fn reload_model(
-    State(state): State<Arc<AppState>>,
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Json<ReloadResponse>, ApiError> {
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "bad_body" };
-        ApiError::new(status, code, rejection.body_text())
-    })?;
-    let request: ReloadBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ReloadBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("reload body: {e}"))
-        })?
-    };
-    let previous = state.current.load().version().to_string();
-    let loaded = state.reload(request.path.map(PathBuf::from)).await.map_err(|e| match e {
-        crate::Error::State { .. } => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "state_write_failed",
-            format!("{e}; nothing was swapped, still serving {previous}"),
-        ),
-        e => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "model_rejected",
-            format!("{e}; still serving {previous}"),
-        ),
-    })?;
-    Ok(Json(ReloadResponse {
-        previous_version: previous,
-        model_version: loaded.version().to_string(),
-        path: loaded.path.display().to_string(),
-    }))
-}
-
-/// Liveness: the process answers.
-#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = Health)))]
-async fn live(State(state): State<Arc<AppState>>) -> Json<Health> {
-    Json(Health { status: "ok", model_version: state.current.load().version().to_string() })
-}
-
-/// Readiness: a model is loaded and the server is not shutting down.
-#[utoipa::path(
-    get,
-    path = "/health/ready",
-    tag = "health",
-    responses((status = 200, body = Health), (status = 503, description = "Draining", body = Health))
-)]
-async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    let version = state.current.load().version().to_string();
-    if state.is_ready() {
-        Json(Health { status: "ok", model_version: version }).into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "draining", model_version: version }))
-            .into_response()
-    }
-}
-
-/// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, description = "Prometheus text format", body = String)))]
-async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
-}
-
-async fn require(state: Arc<AppState>, role: Role, mut request: Request, next: Next) -> Response {
-    match auth::authorize(&state.keys, auth::presented_key(request.headers()), role) {
-        Ok(key) => {
-            let is_admin = key.is_none_or(|key| key.roles.contains(&Role::Admin));
-            request.extensions_mut().insert(auth::Caller { is_admin });
-            next.run(request).await
-        }
-        Err(Denied::Unauthenticated) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "a valid API key is required (Authorization: Bearer <key> or X-API-Key)",
-        )
-        .into_response(),
-        Err(Denied::Forbidden) => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("this key lacks the `{}` role", role.as_str()),
-        )
-        .into_response(),
-    }
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "omnirec", description = "Omnichannel recommendations: one person across web, app, email, store and call centre."),
-    modifiers(&SecurityAddon),
-    tags(
-        (name = "recommendations", description = "Ranked items for a person, a context, or an item (role `read`)"),
-        (name = "models", description = "The model being served (role `read`)"),
-        (name = "admin", description = "Operations (role `admin`)"),
-        (name = "health", description = "Probes and metrics (no key)")
-    )
-)]
-struct ApiDoc;
-
-struct SecurityAddon;
-
-impl utoipa::Modify for SecurityAddon {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
-/// The routes by required role: `read`, `admin`, and open (no key).
-fn route_groups() -> [OpenApiRouter<Arc<AppState>>; 3] {
-    [
-        OpenApiRouter::new()
-            .routes(routes!(user_recommendations))
-            .routes(routes!(context_recommendations))
-            .routes(routes!(similar_items))
-            .routes(routes!(list_models)),
-        OpenApiRouter::new().routes(routes!(reload_model)),
-        OpenApiRouter::new().routes(routes!(live)).routes(routes!(ready)).routes(routes!(metrics_text)),
-    ]
-}
-
-/// The OpenAPI document of the whole API as this server runs it: with key security when
-/// keys are configured; without it (no security scheme, no 401/403 answers) on an open
-/// server, where no request is ever refused for its key.
-pub fn openapi(secured: bool) -> utoipa::openapi::OpenApi {
-    let [read, admin, open] = route_groups();
-    let doc = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(read)
-        .merge(admin)
-        .merge(open)
-        .split_for_parts()
-        .1;
-    as_served(doc, secured)
-}
-
-fn as_served(mut doc: utoipa::openapi::OpenApi, secured: bool) -> utoipa::openapi::OpenApi {
-    if secured {
-        return doc;
-    }
-    if let Some(components) = doc.components.as_mut() {
-        components.security_schemes.clear();
-    }
-    for item in doc.paths.paths.values_mut() {
-        for operation in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.options,
-            &mut item.head,
-            &mut item.patch,
-            &mut item.trace,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            operation.security = None;
-            operation.responses.responses.retain(|status, _| status != "401" && status != "403");
-        }
-    }
-    doc
-}
-
-/// The application: every route with auth, limits, timeouts and metrics.
-pub fn router(state: Arc<AppState>) -> Router {
-    let guard = |role: Role| {
-        let state = Arc::clone(&state);
-        middleware::from_fn(move |request: Request, next: Next| {
-            require(Arc::clone(&state), role, request, next)
-        })
-    };
-    let [read, admin, open] = route_groups();
-    let timeout = Duration::from_millis(state.config.request_timeout_ms);
-    let timeout_layer = TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout);
-    // Reloads are exempt from the request timeout: reading a large artifact takes as long as
-    // it takes, and a reload cut short would be thrown away.
-    let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(read.route_layer(guard(Role::Read)).layer(timeout_layer))
-        .merge(admin.route_layer(guard(Role::Admin)))
-        .merge(open.layer(timeout_layer))
-        .split_for_parts();
-    let doc = Arc::new(as_served(doc, !state.keys.is_empty()));
-    app.route("/openapi.json", axum::routing::get(move || std::future::ready(Json(doc.as_ref().clone()))))
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see /openapi.json")
-        })
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(middleware::map_response(move |response: Response| async move {
-            // The timeout layer answers with an empty body; give it the usual error shape.
-            if response.status() == StatusCode::REQUEST_TIMEOUT {
-                ApiError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "timeout",
-                    format!("the request took longer than {} ms", timeout.as_millis()),
-                )
-                .into_response()
-            } else {
-                response
-            }
-        }))
-        .layer(middleware::from_fn(telemetry::track))
-        .with_state(state)
-}
-
-/// Marks the state as draining (readiness turns false) — called when shutdown starts.
-pub fn start_draining(state: &AppState) {
-    state.draining.store(true, Ordering::Relaxed);
 }

@@ -1,0 +1,86 @@
+//! `POST /v1/admin/models/reload`: operations for the `admin` role.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+/// Body of `POST /v1/admin/models/reload`.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadBody {
+    /// Artifact to load; default: the current artifact's path (a retrained file in place).
+    pub path: Option<String>,
+}
+
+/// Answer of a reload.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReloadResponse {
+    /// The version served before.
+    pub previous_version: String,
+    /// The version served now.
+    pub model_version: String,
+    /// Its path.
+    pub path: String,
+}
+
+/// Loads a new artifact and swaps it in while requests keep flowing; a bad artifact is
+/// refused and the old model keeps serving.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/models/reload",
+    tag = "admin",
+    request_body(content = Option<ReloadBody>, description = "Optional; empty reloads the current path"),
+    responses(
+        (status = 200, description = "Swapped", body = ReloadResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 403, description = "Key lacks the admin role", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Artifact refused; the old model keeps serving", body = ErrorBody),
+        (status = 500, description = "The new model could not be recorded as active in the data directory; nothing was swapped", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn reload_model(
+    State(state): State<Arc<AppState>>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<ReloadResponse>, ApiError> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "bad_body" };
+        ApiError::new(status, code, rejection.body_text())
+    })?;
+    let request: ReloadBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ReloadBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("reload body: {e}"))
+        })?
+    };
+    let previous = state.current.load().version().to_string();
+    let loaded = state.reload(request.path.map(PathBuf::from)).await.map_err(|e| match e {
+        crate::Error::State { .. } => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "state_write_failed",
+            format!("{e}; nothing was swapped, still serving {previous}"),
+        ),
+        e => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "model_rejected",
+            format!("{e}; still serving {previous}"),
+        ),
+    })?;
+    Ok(Json(ReloadResponse {
+        previous_version: previous,
+        model_version: loaded.version().to_string(),
+        path: loaded.path.display().to_string(),
+    }))
+}

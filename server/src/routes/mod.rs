@@ -1,0 +1,207 @@
+//! The HTTP API by resource: each module holds its wire types and handlers; this one
+//! assembles the router (auth, limits, timeouts, metrics) and the OpenAPI document.
+//! Handlers only translate: the rules live in `models::rules`, scoring in
+//! `models::engine`, and scoring runs on the rayon pool, off the async executor.
+
+mod admin;
+mod extract;
+mod health;
+mod items;
+mod models;
+mod recommendations;
+
+pub use admin::{ReloadBody, ReloadResponse};
+pub use extract::{JsonBody, QueryParams};
+pub use health::Health;
+pub use items::SimilarQuery;
+pub use models::ModelsResponse;
+pub use recommendations::{
+    BecauseItem, Explanation, FiltersBody, IdentifiersDoc, ModelContribution, RecommendBody,
+    RecommendationResponse, RecommendedItem, UserQuery,
+};
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{self, Denied, Role};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::telemetry;
+
+/// Runs CPU work on the rayon pool and waits for it without blocking the executor.
+pub(crate) async fn on_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+        let _ = tx.send(result);
+    });
+    match rx.await {
+        Ok(Ok(value)) => Ok(value),
+        _ => Err(ApiError::internal("a scoring task panicked")),
+    }
+}
+
+async fn require(state: Arc<AppState>, role: Role, mut request: Request, next: Next) -> Response {
+    match auth::authorize(&state.keys, auth::presented_key(request.headers()), role) {
+        Ok(key) => {
+            let is_admin = key.is_none_or(|key| key.roles.contains(&Role::Admin));
+            request.extensions_mut().insert(auth::Caller { is_admin });
+            next.run(request).await
+        }
+        Err(Denied::Unauthenticated) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "a valid API key is required (Authorization: Bearer <key> or X-API-Key)",
+        )
+        .into_response(),
+        Err(Denied::Forbidden) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this key lacks the `{}` role", role.as_str()),
+        )
+        .into_response(),
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "omnirec", description = "Omnichannel recommendations: one person across web, app, email, store and call centre."),
+    modifiers(&SecurityAddon),
+    tags(
+        (name = "recommendations", description = "Ranked items for a person, a context, or an item (role `read`)"),
+        (name = "models", description = "The model being served (role `read`)"),
+        (name = "admin", description = "Operations (role `admin`)"),
+        (name = "health", description = "Probes and metrics (no key)")
+    )
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The routes by required role: `read`, `admin`, and open (no key).
+fn route_groups() -> [OpenApiRouter<Arc<AppState>>; 3] {
+    [
+        OpenApiRouter::new()
+            .routes(routes!(recommendations::user_recommendations))
+            .routes(routes!(recommendations::context_recommendations))
+            .routes(routes!(items::similar_items))
+            .routes(routes!(models::list_models)),
+        OpenApiRouter::new().routes(routes!(admin::reload_model)),
+        OpenApiRouter::new()
+            .routes(routes!(health::live))
+            .routes(routes!(health::ready))
+            .routes(routes!(health::metrics_text)),
+    ]
+}
+
+/// The OpenAPI document of the whole API as this server runs it: with key security when
+/// keys are configured; without it (no security scheme, no 401/403 answers) on an open
+/// server, where no request is ever refused for its key.
+pub fn openapi(secured: bool) -> utoipa::openapi::OpenApi {
+    let [read, admin, open] = route_groups();
+    let doc = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(read)
+        .merge(admin)
+        .merge(open)
+        .split_for_parts()
+        .1;
+    as_served(doc, secured)
+}
+
+fn as_served(mut doc: utoipa::openapi::OpenApi, secured: bool) -> utoipa::openapi::OpenApi {
+    if secured {
+        return doc;
+    }
+    if let Some(components) = doc.components.as_mut() {
+        components.security_schemes.clear();
+    }
+    for item in doc.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation.security = None;
+            operation.responses.responses.retain(|status, _| status != "401" && status != "403");
+        }
+    }
+    doc
+}
+
+/// The application: every route with auth, limits, timeouts and metrics.
+pub fn router(state: Arc<AppState>) -> Router {
+    let guard = |role: Role| {
+        let state = Arc::clone(&state);
+        middleware::from_fn(move |request: Request, next: Next| {
+            require(Arc::clone(&state), role, request, next)
+        })
+    };
+    let [read, admin, open] = route_groups();
+    let timeout = Duration::from_millis(state.config.request_timeout_ms);
+    let timeout_layer = TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout);
+    // Reloads are exempt from the request timeout: reading a large artifact takes as long as
+    // it takes, and a reload cut short would be thrown away.
+    let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(read.route_layer(guard(Role::Read)).layer(timeout_layer))
+        .merge(admin.route_layer(guard(Role::Admin)))
+        .merge(open.layer(timeout_layer))
+        .split_for_parts();
+    let doc = Arc::new(as_served(doc, !state.keys.is_empty()));
+    app.route("/openapi.json", axum::routing::get(move || std::future::ready(Json(doc.as_ref().clone()))))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see /openapi.json")
+        })
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::map_response(move |response: Response| async move {
+            // The timeout layer answers with an empty body; give it the usual error shape.
+            if response.status() == StatusCode::REQUEST_TIMEOUT {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "timeout",
+                    format!("the request took longer than {} ms", timeout.as_millis()),
+                )
+                .into_response()
+            } else {
+                response
+            }
+        }))
+        .layer(middleware::from_fn(telemetry::track))
+        .with_state(state)
+}
+
+/// Marks the state as draining (readiness turns false) — called when shutdown starts.
+pub fn start_draining(state: &AppState) {
+    state.draining.store(true, Ordering::Relaxed);
+}
