@@ -189,10 +189,7 @@ async fn the_document_states_what_the_server_enforces() {
     let doc = get(&server.addr, "/openapi.json").await.json();
     let params = doc["paths"]["/v1/users/{user_id}/recommendations"]["get"]["parameters"].as_array().unwrap();
     let k = params.iter().find(|p| p["name"] == "k").unwrap();
-    assert_eq!(
-        (k["schema"]["minimum"].as_f64(), k["schema"]["maximum"].as_f64()),
-        (Some(1.0), Some(10_000.0))
-    );
+    assert_eq!((k["schema"]["minimum"].as_f64(), k["schema"]["maximum"].as_f64()), (Some(1.0), Some(100.0)));
     let reload = &doc["paths"]["/v1/admin/models/reload"]["post"];
     assert_ne!(reload["requestBody"]["required"], true, "the reload body is optional");
     let post = &doc["paths"]["/v1/recommendations"]["post"]["responses"];
@@ -202,4 +199,28 @@ async fn the_document_states_what_the_server_enforces() {
     let identifiers = &doc["components"]["schemas"]["Identifiers"];
     assert_eq!(identifiers["additionalProperties"], false, "{identifiers}");
     assert!(identifiers["properties"].get("loyalty_id").is_some());
+    // Placement and channel name what this server has (k's ceiling, above, is the largest
+    // max_k of its placements).
+    let placement = params.iter().find(|p| p["name"] == "placement").unwrap();
+    assert!(placement["schema"]["enum"].as_array().unwrap().contains(&"store_kiosk".into()));
+    let channel = params.iter().find(|p| p["name"] == "channel").unwrap();
+    assert!(channel["schema"]["enum"].as_array().unwrap().contains(&"call_center".into()));
+    let body = &doc["components"]["schemas"]["RecommendBody"]["properties"];
+    assert!(body["channel"]["enum"].as_array().unwrap().contains(&Value::Null));
+    // Operations without parameters gain none.
+    assert!(doc["paths"]["/health/live"]["get"].get("parameters").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_are_objects_and_counts_may_be_written_as_whole_floats() {
+    let server = start(ServerConfig::default(), HashMap::new()).await;
+    for path in ["/v1/recommendations", "/v1/admin/models/reload"] {
+        let reply = post(&server.addr, path, "[]").await;
+        assert_eq!(reply.status, 422, "{path}: {:?}", reply.body);
+        assert_eq!(reply.json()["error"]["code"], "invalid_field");
+    }
+    assert_eq!(post(&server.addr, "/v1/admin/models/reload", "null").await.status, 200);
+    let whole = post(&server.addr, "/v1/recommendations", r#"{"k": 5.0}"#).await;
+    assert_eq!((whole.status, item_ids(&whole).len()), (200, 5), "{:?}", whole.body);
+    assert_eq!(post(&server.addr, "/v1/recommendations", r#"{"k": 2.5}"#).await.status, 422);
 }

@@ -44,7 +44,7 @@ pub struct ReloadResponse {
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 403, description = "Key lacks the admin role", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "Artifact refused; the old model keeps serving", body = ErrorBody),
+        (status = 422, description = "Artifact refused (the old model keeps serving), or a body that is not an object of the documented fields", body = ErrorBody),
         (status = 500, description = "The new model could not be recorded as active in the data directory; nothing was swapped", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -61,9 +61,23 @@ pub(super) async fn reload_model(
     let request: ReloadBody = if body.iter().all(u8::is_ascii_whitespace) {
         ReloadBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
+        // `null` is an empty body too, as the document's optional body allows; anything else
+        // must be an object (serde would fill the struct from an array as well).
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
             ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("reload body: {e}"))
-        })?
+        })?;
+        if !(value.is_object() || value.is_null()) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                "reload body: expected a JSON object such as {\"path\": \"...\"}",
+            ));
+        }
+        serde_json::from_value::<Option<ReloadBody>>(value)
+            .map_err(|e| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("reload body: {e}"))
+            })?
+            .unwrap_or_default()
     };
     let previous = state.current.load().version().to_string();
     let loaded = state.reload(request.path.map(PathBuf::from)).await.map_err(|e| match e {

@@ -35,6 +35,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{self, Denied, Role};
+use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::telemetry;
@@ -118,10 +119,9 @@ fn route_groups() -> [OpenApiRouter<Arc<AppState>>; 3] {
     ]
 }
 
-/// The OpenAPI document of the whole API as this server runs it: with key security when
-/// keys are configured; without it (no security scheme, no 401/403 answers) on an open
-/// server, where no request is ever refused for its key.
-pub fn openapi(secured: bool) -> utoipa::openapi::OpenApi {
+/// The OpenAPI document of the whole API as a server with `config` runs it; see
+/// [`as_served`].
+pub fn openapi(config: &ServerConfig, secured: bool) -> serde_json::Value {
     let [read, admin, open] = route_groups();
     let doc = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(read)
@@ -129,13 +129,61 @@ pub fn openapi(secured: bool) -> utoipa::openapi::OpenApi {
         .merge(open)
         .split_for_parts()
         .1;
-    as_served(doc, secured)
+    as_served(doc, config, secured)
 }
 
-fn as_served(mut doc: utoipa::openapi::OpenApi, secured: bool) -> utoipa::openapi::OpenApi {
-    if secured {
-        return doc;
+/// The generated document, made exact for this server: key security only when keys are
+/// configured (an open server never answers 401 or 403, so those go too); `placement` and
+/// `channel` restricted to the configured placements and the channels they serve; `k` to the
+/// largest `max_k` among them.
+fn as_served(mut doc: utoipa::openapi::OpenApi, config: &ServerConfig, secured: bool) -> serde_json::Value {
+    if !secured {
+        open_document(&mut doc);
     }
+    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    let placements = config.placements();
+    let names: Vec<&String> = placements.keys().collect();
+    let channels: std::collections::BTreeSet<&String> =
+        placements.values().filter_map(|p| p.channel.as_ref()).collect();
+    let max_k = placements.values().map(|p| p.max_k).max().unwrap_or(1);
+    let restrict = |schema: &mut serde_json::Value, name: &str| match name {
+        "placement" => schema["enum"] = serde_json::json!(names),
+        "channel" => schema["enum"] = serde_json::json!(channels),
+        "k" => schema["maximum"] = serde_json::json!(max_k),
+        _ => {}
+    };
+    // `get_mut` and `pointer_mut` only: indexing a JSON object mutably inserts what is missing.
+    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        let operations =
+            paths.values_mut().filter_map(|item| item.as_object_mut()).flat_map(|item| item.values_mut());
+        for operation in operations {
+            let parameters = operation.get_mut("parameters").and_then(|p| p.as_array_mut());
+            for parameter in parameters.into_iter().flatten() {
+                let name = parameter.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
+                if let Some(schema) = parameter.get_mut("schema") {
+                    restrict(schema, &name);
+                }
+            }
+        }
+    }
+    let properties =
+        doc.pointer_mut("/components/schemas/RecommendBody/properties").and_then(|p| p.as_object_mut());
+    if let Some(properties) = properties {
+        for name in ["placement", "channel", "k"] {
+            if let Some(schema) = properties.get_mut(name) {
+                restrict(schema, name);
+                // These fields are nullable (`null` means not given): null stays allowed.
+                if let Some(values) = schema.get_mut("enum").and_then(|e| e.as_array_mut()) {
+                    values.push(serde_json::Value::Null);
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// Drops key security from `doc`: no scheme, no requirement, no 401/403 answers.
+fn open_document(doc: &mut utoipa::openapi::OpenApi) {
     if let Some(components) = doc.components.as_mut() {
         components.security_schemes.clear();
     }
@@ -157,7 +205,6 @@ fn as_served(mut doc: utoipa::openapi::OpenApi, secured: bool) -> utoipa::openap
             operation.responses.responses.retain(|status, _| status != "401" && status != "403");
         }
     }
-    doc
 }
 
 /// The application: every route with auth, limits, timeouts and metrics.
@@ -178,7 +225,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(admin.route_layer(guard(Role::Admin)))
         .merge(open.layer(timeout_layer))
         .split_for_parts();
-    let doc = Arc::new(as_served(doc, !state.keys.is_empty()));
+    let doc = Arc::new(as_served(doc, &state.config, !state.keys.is_empty()));
     app.route("/openapi.json", axum::routing::get(move || std::future::ready(Json(doc.as_ref().clone()))))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see /openapi.json")

@@ -101,6 +101,17 @@ pub struct IdentifiersDoc {
     cookie_id: String,
 }
 
+/// A count as JSON Schema's `integer` means it: `5` and `5.0` alike; a fraction or a
+/// negative number is refused.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::Error> {
+    match Option::<f64>::deserialize(deserializer)? {
+        None => Ok(None),
+        // Above usize::MAX saturates: it is refused later as above max_k, with that message.
+        Some(n) if n >= 0.0 && n.fract() == 0.0 => Ok(Some(n as usize)),
+        Some(n) => Err(serde::de::Error::custom(format!("expected a whole number of items, found {n}"))),
+    }
+}
+
 /// Body of `POST /v1/recommendations`.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -115,6 +126,7 @@ pub struct RecommendBody {
     pub placement: Option<String>,
     /// Number of items.
     #[schema(minimum = 1, maximum = 10000)]
+    #[serde(deserialize_with = "whole_number")]
     pub k: Option<usize>,
     /// The item being viewed: never returned; the anchor of similar-item placements; a
     /// signal for personalisation.
