@@ -60,6 +60,27 @@ async fn a_stalled_request_head_is_dropped_and_shutdown_still_completes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_when_shutdown_begins_is_answered() {
+    let server = start_watched(ServerConfig::default()).await;
+    // The head and half the body are in: the request is in flight when the signal comes.
+    let mut client = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    let head = "POST /v1/recommendations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Content-Length: 8\r\n\r\n{\"k\"";
+    client.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = server.stop.send(());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!server.state.is_ready(), "readiness turns false as shutdown begins");
+    client.write_all(b": 3}").await.unwrap();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut reply)).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let finished = tokio::time::timeout(Duration::from_secs(5), server.done).await;
+    assert!(matches!(finished, Ok(Ok(Ok(())))), "serve did not return: {finished:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_has_a_deadline_even_when_a_connection_never_finishes() {
     // Heads may take a minute here, but shutdown waits at most 300 ms for them.
     let config =
