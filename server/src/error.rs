@@ -38,14 +38,121 @@ pub enum Error {
 /// `Result` with [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A failed request: status, a stable code, a message for humans and, when one field is at
-/// fault, its name.
+/// Whose fault an error is: the caller's (4xx, fix the request), the input file's, the
+/// environment's or ours (5xx, look at the server log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The request.
+    Caller,
+    /// A file the server was asked to load.
+    Input,
+    /// The machine: disk, permissions.
+    Environment,
+    /// A bug, or a request that ran out of time.
+    Server,
+}
+
+/// Every error the API answers with: one table of code, status and fault, so a code always
+/// comes with the same status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// A field breaks a rule (its name is in `field`): a `k` out of range, an unknown
+    /// identifier kind, a channel the placement does not serve, a missing `store_id`, …
+    InvalidField,
+    /// The body is not JSON.
+    MalformedJson,
+    /// The body could not be read.
+    BadBody,
+    /// Well-formed JSON of the wrong shape: a wrong type, an unknown field, not an object.
+    InvalidBody,
+    /// No key, or a key that matches none.
+    Unauthenticated,
+    /// The key lacks the role.
+    Forbidden,
+    /// The placement is not configured.
+    UnknownPlacement,
+    /// The item is not in the catalog (similar items).
+    UnknownItem,
+    /// No such route.
+    NotFound,
+    /// The request took longer than `request_timeout_ms`.
+    Timeout,
+    /// The body is above `max_body_bytes`.
+    PayloadTooLarge,
+    /// A body without `content-type: application/json`.
+    ContentType,
+    /// A reload was refused: the artifact cannot be read or does not fit the placements.
+    ModelRejected,
+    /// A reload could not record the new active model; nothing was swapped.
+    StateWriteFailed,
+    /// Anything else that went wrong on our side (details in the log).
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of the documentation.
+    pub const ALL: [ErrorCode; 15] = [
+        ErrorCode::InvalidField,
+        ErrorCode::MalformedJson,
+        ErrorCode::BadBody,
+        ErrorCode::InvalidBody,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::UnknownPlacement,
+        ErrorCode::UnknownItem,
+        ErrorCode::NotFound,
+        ErrorCode::Timeout,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::ContentType,
+        ErrorCode::ModelRejected,
+        ErrorCode::StateWriteFailed,
+        ErrorCode::Internal,
+    ];
+
+    /// The code, its HTTP status and whose fault it is.
+    pub fn describe(self) -> (&'static str, StatusCode, Fault) {
+        use ErrorCode::*;
+        match self {
+            InvalidField => ("invalid_field", StatusCode::BAD_REQUEST, Fault::Caller),
+            MalformedJson => ("malformed_json", StatusCode::BAD_REQUEST, Fault::Caller),
+            BadBody => ("bad_body", StatusCode::BAD_REQUEST, Fault::Caller),
+            InvalidBody => ("invalid_body", StatusCode::UNPROCESSABLE_ENTITY, Fault::Caller),
+            Unauthenticated => ("unauthenticated", StatusCode::UNAUTHORIZED, Fault::Caller),
+            Forbidden => ("forbidden", StatusCode::FORBIDDEN, Fault::Caller),
+            UnknownPlacement => ("unknown_placement", StatusCode::NOT_FOUND, Fault::Caller),
+            UnknownItem => ("unknown_item", StatusCode::NOT_FOUND, Fault::Caller),
+            NotFound => ("not_found", StatusCode::NOT_FOUND, Fault::Caller),
+            Timeout => ("timeout", StatusCode::REQUEST_TIMEOUT, Fault::Server),
+            PayloadTooLarge => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, Fault::Caller),
+            ContentType => ("content_type", StatusCode::UNSUPPORTED_MEDIA_TYPE, Fault::Caller),
+            ModelRejected => ("model_rejected", StatusCode::UNPROCESSABLE_ENTITY, Fault::Input),
+            StateWriteFailed => ("state_write_failed", StatusCode::INTERNAL_SERVER_ERROR, Fault::Environment),
+            Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR, Fault::Server),
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn as_str(self) -> &'static str {
+        self.describe().0
+    }
+
+    /// The HTTP status that goes with it.
+    pub fn status(self) -> StatusCode {
+        self.describe().1
+    }
+
+    /// The code of a body-reading failure, by the status axum gives it.
+    pub fn of_body_status(status: StatusCode) -> ErrorCode {
+        if status == StatusCode::PAYLOAD_TOO_LARGE { ErrorCode::PayloadTooLarge } else { ErrorCode::BadBody }
+    }
+}
+
+/// A failed request: a code from [`ErrorCode`]'s table, a message for humans and, when one
+/// field is at fault, its name.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Stable machine-readable code (`invalid_field`, `unknown_item`, …).
-    pub code: &'static str,
+    /// What kind of error; fixes the status.
+    pub code: ErrorCode,
     /// What went wrong.
     pub message: String,
     /// The request field at fault.
@@ -64,9 +171,10 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// HTTP status.
     pub status: u16,
-    /// Stable code: `invalid_field`, `malformed_json`, `content_type`, `bad_body`,
-    /// `unknown_placement`, `unknown_item`, `not_found`, `unauthenticated`, `forbidden`,
-    /// `payload_too_large`, `timeout`, `model_rejected`, `state_write_failed`, `internal`.
+    /// Stable code: `invalid_field`, `malformed_json`, `bad_body`, `invalid_body`,
+    /// `unauthenticated`, `forbidden`, `unknown_placement`, `unknown_item`, `not_found`,
+    /// `timeout`, `payload_too_large`, `content_type`, `model_rejected`,
+    /// `state_write_failed`, `internal`.
     pub code: String,
     /// What went wrong.
     pub message: String,
@@ -76,36 +184,66 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
-    /// An error with a status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), field: None }
+    /// An error with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into(), field: None }
     }
 
-    /// A 400 naming `field`.
+    /// An error blaming one request field.
+    pub fn at(code: ErrorCode, field: &str, message: impl Into<String>) -> Self {
+        ApiError { field: Some(field.to_string()), ..ApiError::new(code, message) }
+    }
+
+    /// A 400 `invalid_field` naming `field`.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
-        ApiError {
-            field: Some(field.to_string()),
-            ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", message)
-        }
+        ApiError::at(ErrorCode::InvalidField, field, message)
     }
 
     /// A 500 whose detail goes to the log, not the caller.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         tracing::error!(%detail, "request failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+        ApiError::new(ErrorCode::Internal, "internal error; see the server log")
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let status = self.status();
         let body = ErrorBody {
             error: ErrorDetail {
-                status: self.status.as_u16(),
-                code: self.code.to_string(),
+                status: status.as_u16(),
+                code: self.code.as_str().to_string(),
                 message: self.message,
                 field: self.field,
             },
         };
-        (self.status, Json(body)).into_response()
+        (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_distinct_and_caller_faults_are_4xx() {
+        let codes: std::collections::HashSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(codes.len(), ErrorCode::ALL.len());
+        for code in ErrorCode::ALL {
+            let (_, status, fault) = code.describe();
+            match fault {
+                Fault::Caller | Fault::Input => assert!(status.is_client_error(), "{code:?}"),
+                Fault::Environment => assert!(status.is_server_error(), "{code:?}"),
+                Fault::Server => {}
+            }
+        }
+        // The one table says which status goes with a code: invalid_field is always 400.
+        assert_eq!(ApiError::field("k", "too big").status(), StatusCode::BAD_REQUEST);
+        assert_eq!(ErrorCode::InvalidBody.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
 }

@@ -238,7 +238,7 @@ async fn bodies_are_objects_and_counts_may_be_written_as_whole_floats() {
     for path in ["/v1/recommendations", "/v1/admin/models/reload"] {
         let reply = post(&server.addr, path, "[]").await;
         assert_eq!(reply.status, 422, "{path}: {:?}", reply.body);
-        assert_eq!(reply.json()["error"]["code"], "invalid_field");
+        assert_eq!(reply.json()["error"]["code"], "invalid_body");
     }
     assert_eq!(post(&server.addr, "/v1/admin/models/reload", "null").await.status, 200);
     let whole = post(&server.addr, "/v1/recommendations", r#"{"k": 5.0}"#).await;

@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
 /// Body of `POST /v1/admin/models/reload`.
@@ -54,43 +53,32 @@ pub(super) async fn reload_model(
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<ReloadResponse>, ApiError> {
     let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "bad_body" };
-        ApiError::new(status, code, rejection.body_text())
+        ApiError::new(ErrorCode::of_body_status(rejection.status()), rejection.body_text())
     })?;
     let request: ReloadBody = if body.iter().all(u8::is_ascii_whitespace) {
         ReloadBody::default()
     } else {
         // `null` is an empty body too, as the document's optional body allows; anything else
         // must be an object (serde would fill the struct from an array as well).
-        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("reload body: {e}"))
-        })?;
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(ErrorCode::MalformedJson, format!("reload body: {e}")))?;
         if !(value.is_object() || value.is_null()) {
             return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
+                ErrorCode::InvalidBody,
                 "reload body: expected a JSON object such as {\"path\": \"...\"}",
             ));
         }
         serde_json::from_value::<Option<ReloadBody>>(value)
-            .map_err(|e| {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", format!("reload body: {e}"))
-            })?
+            .map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("reload body: {e}")))?
             .unwrap_or_default()
     };
     let previous = state.current.load().version().to_string();
     let loaded = state.reload(request.path.map(PathBuf::from)).await.map_err(|e| match e {
         crate::Error::State { .. } => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "state_write_failed",
+            ErrorCode::StateWriteFailed,
             format!("{e}; nothing was swapped, still serving {previous}"),
         ),
-        e => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "model_rejected",
-            format!("{e}; still serving {previous}"),
-        ),
+        e => ApiError::new(ErrorCode::ModelRejected, format!("{e}; still serving {previous}")),
     })?;
     Ok(Json(ReloadResponse {
         previous_version: previous,

@@ -5,7 +5,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// A JSON object body whose rejections become [`ApiError`]s naming the problem. Only an
 /// object is a body: serde would also fill a struct from an array of its fields in order
@@ -25,41 +25,34 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonBody
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         if !is_json(&request) {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "content_type",
+                ErrorCode::ContentType,
                 "expected a body with `content-type: application/json`",
             ));
         }
         let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|rejection| {
-            let status = rejection.status();
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "bad_body" };
-            ApiError::new(status, code, rejection.body_text())
+            ApiError::new(ErrorCode::of_body_status(rejection.status()), rejection.body_text())
         })?;
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{')
             && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
         {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                "the body must be a JSON object",
-            ));
+            return Err(ApiError::new(ErrorCode::InvalidBody, "the body must be a JSON object"));
         }
         match Json::<T>::from_bytes(&bytes) {
             Ok(Json(value)) => Ok(JsonBody(value)),
             Err(rejection) => Err(match &rejection {
                 JsonRejection::JsonDataError(_) => {
-                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", rejection.body_text())
+                    ApiError::new(ErrorCode::InvalidBody, rejection.body_text())
                 }
                 JsonRejection::JsonSyntaxError(_) => {
-                    ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", rejection.body_text())
+                    ApiError::new(ErrorCode::MalformedJson, rejection.body_text())
                 }
                 JsonRejection::MissingJsonContentType(_) => {
-                    ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type", rejection.body_text())
+                    ApiError::new(ErrorCode::ContentType, rejection.body_text())
                 }
                 _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", rejection.body_text())
+                    ApiError::new(ErrorCode::PayloadTooLarge, rejection.body_text())
                 }
-                _ => ApiError::new(rejection.status(), "bad_body", rejection.body_text()),
+                _ => ApiError::new(ErrorCode::of_body_status(rejection.status()), rejection.body_text()),
             }),
         }
     }
@@ -73,9 +66,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Que
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
         axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| QueryParams(q.0)).map_err(
-            |rejection: QueryRejection| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", rejection.body_text())
-            },
+            |rejection: QueryRejection| ApiError::new(ErrorCode::InvalidField, rejection.body_text()),
         )
     }
 }

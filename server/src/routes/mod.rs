@@ -36,7 +36,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{self, Denied, Role};
 use crate::config::ServerConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -63,17 +63,14 @@ async fn require(state: Arc<AppState>, role: Role, mut request: Request, next: N
             next.run(request).await
         }
         Err(Denied::Unauthenticated) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
+            ErrorCode::Unauthenticated,
             "a valid API key is required (Authorization: Bearer <key> or X-API-Key)",
         )
         .into_response(),
-        Err(Denied::Forbidden) => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("this key lacks the `{}` role", role.as_str()),
-        )
-        .into_response(),
+        Err(Denied::Forbidden) => {
+            ApiError::new(ErrorCode::Forbidden, format!("this key lacks the `{}` role", role.as_str()))
+                .into_response()
+        }
     }
 }
 
@@ -227,16 +224,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .split_for_parts();
     let doc = Arc::new(as_served(doc, &state.config, !state.keys.is_empty()));
     app.route("/openapi.json", axum::routing::get(move || std::future::ready(Json(doc.as_ref().clone()))))
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route; see /openapi.json")
-        })
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route; see /openapi.json") })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::map_response(move |response: Response| async move {
             // The timeout layer answers with an empty body; give it the usual error shape.
             if response.status() == StatusCode::REQUEST_TIMEOUT {
                 ApiError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "timeout",
+                    ErrorCode::Timeout,
                     format!("the request took longer than {} ms", timeout.as_millis()),
                 )
                 .into_response()

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use datasets::ItemIdx;
 use datasets::schema::{Identifier, IdentifierKind};
@@ -18,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{JsonBody, QueryParams};
 use super::on_pool;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::state::{AppState, Loaded};
 use crate::telemetry;
 
@@ -243,11 +242,10 @@ fn choose_placement<'a>(
 ) -> Result<&'a models::rules::Placement, ApiError> {
     let wanted_kind = ask.endpoint;
     let placement = match (&ask.placement, &ask.channel) {
-        (Some(name), _) => loaded.placements.get(name).ok_or_else(|| ApiError {
-            field: Some("placement".into()),
-            ..ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_placement",
+        (Some(name), _) => loaded.placements.get(name).ok_or_else(|| {
+            ApiError::at(
+                ErrorCode::UnknownPlacement,
+                "placement",
                 format!(
                     "placement `{name}` is not configured (have: {})",
                     loaded.placements.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -339,14 +337,11 @@ fn respond(
         Some(id) => match item(id) {
             Some(idx) => Some(idx),
             None if placement.config.kind == PlacementKind::Similar => {
-                return Err(ApiError {
-                    field: Some("item_id".into()),
-                    ..ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "unknown_item",
-                        format!("item `{id}` is not in the catalog"),
-                    )
-                });
+                return Err(ApiError::at(
+                    ErrorCode::UnknownItem,
+                    "item_id",
+                    format!("item `{id}` is not in the catalog"),
+                ));
             }
             None => None,
         },
