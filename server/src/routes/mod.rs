@@ -116,8 +116,8 @@ fn route_groups() -> [OpenApiRouter<Arc<AppState>>; 3] {
     ]
 }
 
-/// The OpenAPI document of the whole API as a server with `config` runs it; see
-/// [`as_served`].
+/// The OpenAPI document of the whole API as a server with `config` runs it: key security
+/// only when `secured`, placements, channels and `k` as configured.
 pub fn openapi(config: &ServerConfig, secured: bool) -> serde_json::Value {
     let [read, admin, open] = route_groups();
     let doc = OpenApiRouter::with_openapi(ApiDoc::openapi())
