@@ -96,7 +96,7 @@ struct LoadArgs {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    trainer::init_logging(cli.verbose);
+    server::telemetry::init_logging(cli.verbose);
     match cli.command {
         None => run_server(serve(&cli.serve)),
         Some(Command::Demo(args)) => run_server(demo(&args, &cli.serve)),
@@ -187,21 +187,44 @@ async fn demo(args: &DemoArgs, serve_args: &ServeArgs) -> Result<()> {
     Ok(())
 }
 
+/// Generates synthetic omnichannel data into `dir/data` (the files a user would train on,
+/// to look at) and trains `dir/model.omr` from it with the default configuration, as
+/// `trainer train --events … --items …` would.
 fn train_demo(dir: &Path, persons: usize, items: usize) -> Result<()> {
+    use datasets::synthetic::{SyntheticConfig, SyntheticData};
     let data = dir.join("data");
     std::fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
-    let synthetic =
-        datasets::synthetic::SyntheticConfig { n_persons: persons, n_items: items, ..Default::default() };
-    let files = trainer::commands::write_synthetic(synthetic, &data)?;
-    let args = trainer::TrainArgs {
-        data: trainer::DataArgs { interactions: None, events: Some(files.events) },
-        items: Some(files.catalog),
-        config: None,
-        out: dir.join("model.omr"),
-        skip_invalid: false,
+    let started = Instant::now();
+    let synthetic = SyntheticData::generate(SyntheticConfig {
+        n_persons: persons,
+        n_items: items,
+        ..Default::default()
+    })?;
+    let create = |name: &str| -> Result<std::io::BufWriter<std::fs::File>> {
+        let path = data.join(name);
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(std::io::BufWriter::new(file))
     };
-    let metadata = trainer::commands::train(&args)?;
-    println!("trained {} on synthetic omnichannel data in {}", metadata.model_version, data.display());
+    synthetic.write_events(create("events.jsonl")?)?;
+    synthetic.write_catalog(create("catalog.csv")?)?;
+    synthetic.write_truth(create("truth.tsv")?)?;
+    let config = models::config::TrainConfig::default();
+    let dataset = datasets::dataset::Dataset::from_events(
+        &synthetic.events(),
+        Some(synthetic.catalog.clone()),
+        &config.weights.to_weight_config(),
+        &config.identity.to_limits()?,
+    )?;
+    let trained = models::pipeline::train(&dataset, &config, &models::progress::Silent)?;
+    let artifact = models::artifact::Artifact::assemble(&dataset, trained, &config, server::telemetry::now());
+    models::artifact::save(&artifact, &dir.join("model.omr"))?;
+    println!(
+        "trained {} on synthetic omnichannel data in {} ({:.0} s)",
+        artifact.metadata.model_version,
+        data.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
