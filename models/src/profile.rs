@@ -57,12 +57,13 @@ pub struct ProfileParams {
     pub max_iterations: u64,
     /// L2 penalty on the logistic weights (linfa's `alpha`; the loss is summed over persons, so the
     /// default 1.0 is mild).
-    pub regularisation: f64,
+    #[serde(alias = "regularisation")]
+    pub regularization: f64,
 }
 
 impl Default for ProfileParams {
     fn default() -> Self {
-        ProfileParams { horizon_days: 30, n_segments: 5, seed: 42, max_iterations: 100, regularisation: 1.0 }
+        ProfileParams { horizon_days: 30, n_segments: 5, seed: 42, max_iterations: 100, regularization: 1.0 }
     }
 }
 
@@ -71,16 +72,16 @@ impl ProfileParams {
     pub fn validate(&self) -> Result<()> {
         let bad = |name, reason: &str| Err(Error::InvalidParam { name, reason: reason.into() });
         if self.horizon_days == 0 {
-            return bad("profile.horizon_days", "must be at least 1");
+            return bad("profiles.horizon_days", "must be at least 1");
         }
         if self.n_segments == 0 {
-            return bad("profile.n_segments", "must be at least 1");
+            return bad("profiles.n_segments", "must be at least 1");
         }
         if self.max_iterations == 0 {
-            return bad("profile.max_iterations", "must be at least 1");
+            return bad("profiles.max_iterations", "must be at least 1");
         }
-        if !(self.regularisation.is_finite() && self.regularisation >= 0.0) {
-            return bad("profile.regularisation", "must be a finite number >= 0");
+        if !(self.regularization.is_finite() && self.regularization >= 0.0) {
+            return bad("profiles.regularization", "must be a finite number >= 0");
         }
         Ok(())
     }
@@ -430,7 +431,7 @@ fn fit_logistic(
     let scaler = Scaler::fit(x);
     let records = linfa::Dataset::new(scaler.apply_all(x), Array1::from(labels.to_vec()));
     let fitted = LogisticRegression::default()
-        .alpha(params.regularisation)
+        .alpha(params.regularization)
         .max_iterations(params.max_iterations)
         .fit(&records)
         .map_err(|e| format!("logistic regression failed: {e}"))?;
@@ -645,9 +646,9 @@ mod tests {
     #[test]
     fn invalid_params_are_refused() {
         let params = ProfileParams { n_segments: 0, ..ProfileParams::default() };
-        assert!(matches!(params.validate(), Err(Error::InvalidParam { name: "profile.n_segments", .. })));
-        let params = ProfileParams { regularisation: f64::NAN, ..ProfileParams::default() };
-        assert!(matches!(params.validate(), Err(Error::InvalidParam { name: "profile.regularisation", .. })));
+        assert!(matches!(params.validate(), Err(Error::InvalidParam { name: "profiles.n_segments", .. })));
+        let params = ProfileParams { regularization: f64::NAN, ..ProfileParams::default() };
+        assert!(matches!(params.validate(), Err(Error::InvalidParam { name: "profiles.regularization", .. })));
     }
 
     #[test]

@@ -24,19 +24,24 @@ struct Cli {
     verbose: u8,
 }
 
+/// Start-up flags. Each setting is also read from the environment, in one place:
+/// `OMNIREC_CONFIG` here (it names the file to read), every other `OMNIREC_*` variable by
+/// `ServerConfig::apply_env`. Flags win over variables, variables over the file.
 #[derive(Debug, Args)]
 struct ServeArgs {
-    /// The model artifact to serve.
-    #[arg(long, env = "OMNIREC_MODEL", global = true)]
+    /// The model artifact to serve (or OMNIREC_MODEL).
+    #[arg(long, global = true)]
     model: Option<PathBuf>,
     /// Settings file (TOML): placements, keys, limits.
     #[arg(long, env = "OMNIREC_CONFIG", global = true)]
     config: Option<PathBuf>,
-    /// Directory for the server's state (the active model is recorded there).
-    #[arg(long, env = "OMNIREC_DATA_DIR", global = true)]
+    /// Directory for the server's state, where the active model is recorded (or
+    /// OMNIREC_DATA_DIR).
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
-    /// Address to bind [default: 127.0.0.1:8080, or the settings file's `listen`].
-    #[arg(long, env = "OMNIREC_LISTEN", global = true)]
+    /// Address to bind [default: 127.0.0.1:8080, the settings file's `listen`, or
+    /// OMNIREC_LISTEN].
+    #[arg(long, global = true)]
     listen: Option<SocketAddr>,
 }
 
