@@ -368,6 +368,16 @@ impl Engine {
         find_person(&body.users, key, |alias| body.aliases.get(alias).copied()).map(UserIdx)
     }
 
+    /// The person behind any of `identifiers`: the most trustworthy identifier that leads to
+    /// a person wins, in [`datasets::schema::IdentifierKind`] order (the shop's user id, then
+    /// loyalty card, point of sale, email, phone, device, cookie), so a shared device cannot
+    /// outvote a login.
+    pub fn find_person(&self, identifiers: &[datasets::schema::Identifier]) -> Option<UserIdx> {
+        let mut ranked: Vec<&datasets::schema::Identifier> = identifiers.iter().collect();
+        ranked.sort_by_key(|i| i.kind.index());
+        ranked.iter().find_map(|identifier| self.lookup(&identifier.key()))
+    }
+
     /// A person's training history.
     pub fn history(&self, user: UserIdx) -> Vec<(ItemIdx, f32)> {
         row_items(&self.artifact.body.history, user)

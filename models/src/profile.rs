@@ -648,7 +648,10 @@ mod tests {
         let params = ProfileParams { n_segments: 0, ..ProfileParams::default() };
         assert!(matches!(params.validate(), Err(Error::InvalidParam { name: "profiles.n_segments", .. })));
         let params = ProfileParams { regularization: f64::NAN, ..ProfileParams::default() };
-        assert!(matches!(params.validate(), Err(Error::InvalidParam { name: "profiles.regularization", .. })));
+        assert!(matches!(
+            params.validate(),
+            Err(Error::InvalidParam { name: "profiles.regularization", .. })
+        ));
     }
 
     #[test]

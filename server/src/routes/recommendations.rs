@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use datasets::ItemIdx;
 use datasets::schema::{Identifier, IdentifierKind};
 use models::engine::Answer;
-use models::rules::{Filters, PlacementKind, Request as RuleRequest, RuleError, Source};
+use models::rules::{
+    ChoiceError, Filters, PlacementAsk, PlacementKind, Request as RuleRequest, RuleError, Source,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -234,64 +236,25 @@ pub(super) fn split_list(raw: Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Picks the placement for `ask`.
+/// Picks the placement for `ask` (the rules are `models::rules::choose`'s).
 fn choose_placement<'a>(
     loaded: &'a Loaded,
     default: &str,
     ask: &Ask,
 ) -> Result<&'a models::rules::Placement, ApiError> {
-    let wanted_kind = ask.endpoint;
-    let placement = match (&ask.placement, &ask.channel) {
-        (Some(name), _) => loaded.placements.get(name).ok_or_else(|| {
-            ApiError::at(
-                ErrorCode::UnknownPlacement,
-                "placement",
-                format!(
-                    "placement `{name}` is not configured (have: {})",
-                    loaded.placements.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })?,
-        (None, Some(channel)) => loaded
-            .placements
-            .values()
-            .find(|p| p.config.channel.as_deref() == Some(channel.as_str()) && p.config.kind == wanted_kind)
-            .ok_or_else(|| {
-                ApiError::field("channel", format!("no placement serves channel `{channel}`; name one"))
-            })?,
-        (None, None) => match wanted_kind {
-            PlacementKind::Personal => loaded
-                .placements
-                .get(default)
-                .ok_or_else(|| ApiError::internal(format!("default placement `{default}` missing")))?,
-            PlacementKind::Similar => {
-                loaded.placements.values().find(|p| p.config.kind == PlacementKind::Similar).ok_or_else(
-                    || ApiError::field("placement", "no similar-items placement is configured; name one"),
-                )?
-            }
-        },
+    let wanted = PlacementAsk {
+        kind: ask.endpoint,
+        name: ask.placement.as_deref(),
+        channel: ask.channel.as_deref(),
+        has_item: ask.item_id.is_some(),
     };
-    if let (Some(channel), Some(served)) = (&ask.channel, &placement.config.channel)
-        && channel != served
-    {
-        return Err(ApiError::field(
-            "channel",
-            format!("placement `{}` serves channel `{served}`, not `{channel}`", placement.name),
-        ));
-    }
-    if wanted_kind == PlacementKind::Similar && placement.config.kind != PlacementKind::Similar {
-        return Err(ApiError::field(
-            "placement",
-            format!("placement `{}` is not a similar-items placement", placement.name),
-        ));
-    }
-    if placement.config.kind == PlacementKind::Similar && ask.item_id.is_none() {
-        return Err(ApiError::field(
-            "item_id",
-            format!("placement `{}` shows similar items: item_id is required", placement.name),
-        ));
-    }
-    Ok(placement)
+    models::rules::choose(&loaded.placements, default, wanted).map_err(|e| match e {
+        ChoiceError::UnknownPlacement { .. } => {
+            ApiError::at(ErrorCode::UnknownPlacement, e.field(), e.to_string())
+        }
+        ChoiceError::DefaultMissing(_) => ApiError::internal(e),
+        _ => ApiError::field(e.field(), e.to_string()),
+    })
 }
 
 fn find_user(loaded: &Loaded, person: &Person) -> Result<Option<datasets::UserIdx>, ApiError> {
@@ -314,9 +277,7 @@ fn find_user(loaded: &Loaded, person: &Person) -> Result<Option<datasets::UserId
                     .ok_or_else(|| ApiError::field(&field, "empty or invalid value"))?;
                 parsed.push(identifier);
             }
-            // The most trustworthy identifier that leads to a person wins.
-            parsed.sort_by_key(|i| i.kind.index());
-            Ok(parsed.iter().find_map(|identifier| engine.lookup(&identifier.key())))
+            Ok(engine.find_person(&parsed))
         }
     }
 }

@@ -21,6 +21,10 @@
 //! The engine ([`crate::engine`]) supplies scores for each stage of the fallback chain and
 //! uses [`Selection`] to fill the answer across stages.
 
+mod choice;
+
+pub use choice::{ChoiceError, PlacementAsk, choose};
+
 use std::collections::{BTreeMap, HashMap};
 
 use datasets::schema::{Item, parse_timestamp};
