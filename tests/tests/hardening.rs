@@ -162,12 +162,6 @@ async fn a_reload_that_cannot_be_recorded_is_not_swapped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_accept_any_case_of_bearer_and_paths_are_shown_to_admins_only() {
-    let key = |name: &str, role: &str, var: &str| KeyConfig {
-        name: name.into(),
-        roles: vec![serde_json::from_value(Value::String(role.into())).unwrap()],
-        env: Some(var.into()),
-        sha256: None,
-    };
     let env = HashMap::from([
         // As read from a secret file: with a trailing newline.
         ("READ_KEY".to_string(), "read-key-0123456789\n".to_string()),

@@ -423,14 +423,18 @@ async fn hot_reload_swaps_without_failed_requests_and_refuses_corrupt_files() {
     assert!(metrics.contains("omnirec_http_request_duration_seconds_bucket"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_role_key_is_enforced() {
-    let key = |name: &str, role: &str, var: &str| KeyConfig {
+/// A key entry named `name` with one role, its secret in the variable `var`.
+fn key(name: &str, role: &str, var: &str) -> KeyConfig {
+    KeyConfig {
         name: name.into(),
         roles: vec![serde_json::from_value(Value::String(role.into())).unwrap()],
         env: Some(var.into()),
         sha256: None,
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_role_key_is_enforced() {
     let env = HashMap::from([
         ("READ_KEY".to_string(), "read-key-0123456789".to_string()),
         ("INGEST_KEY".to_string(), "ingest-key-0123456789".to_string()),
