@@ -20,17 +20,27 @@ use crate::schema::{Event, EventType, Identifier, Item};
 /// [`Dataset::reference_timestamp`]).
 /// A `return` carries the negative weight of a purchase and cancels it. Weights of one
 /// person and item are summed; pairs whose sum is not positive are dropped.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// This is also the trainer's `[weights]` table (`events`, `default`, `channels`,
+/// `value_types`, `consumed`, `half_life_days`) and is stored in every artifact's metadata,
+/// so serving weighs a session's events exactly as training weighed history.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct WeightConfig {
-    /// Weight per event type name; types not listed get `default_event_weight`.
+    /// Weight per event type name (`view = 1`, `add_to_cart = 3`, `purchase = 5`, …); types
+    /// not listed get `default_event_weight`.
+    #[serde(rename = "events")]
     pub event_weights: BTreeMap<String, f32>,
     /// Weight of item events whose type is not listed (custom types such as `wishlist`).
+    #[serde(rename = "default")]
     pub default_event_weight: f32,
-    /// Multiplier per channel name; channels not listed get 1.
+    /// Multiplier per channel name (`store = 1.5`); channels not listed get 1.
+    #[serde(rename = "channels")]
     pub channel_weights: BTreeMap<String, f32>,
     /// Event types whose weight is multiplied by the event's `value`.
     pub value_types: Vec<String>,
     /// Event types whose items count as consumed: never recommended back to that person.
+    #[serde(rename = "consumed")]
     pub consumed_types: Vec<String>,
     /// Half-life of interactions in days; `None` for no time decay.
     pub half_life_days: Option<f32>,
@@ -80,12 +90,19 @@ impl WeightConfig {
         Ok(())
     }
 
+    /// The weight of one event of type `event_type` before channel and value: the listed
+    /// weight, else the default (a return weighs what a purchase does, and cancels it).
+    pub fn type_weight(&self, event_type: &EventType) -> f32 {
+        let name = match event_type {
+            EventType::Return => "purchase",
+            other => other.as_str(),
+        };
+        self.event_weights.get(name).copied().unwrap_or(self.default_event_weight)
+    }
+
     fn event_weight(&self, event: &Event) -> f32 {
         let name = event.event_type.as_str();
-        let base = match event.event_type {
-            EventType::Return => self.event_weights.get("purchase").copied().unwrap_or(5.0),
-            _ => self.event_weights.get(name).copied().unwrap_or(self.default_event_weight),
-        };
+        let base = self.type_weight(&event.event_type);
         let channel = self.channel_weights.get(event.channel.as_str()).copied().unwrap_or(1.0);
         let value = if self.value_types.iter().any(|t| t == name) { event.value.unwrap_or(1.0) } else { 1.0 };
         base * channel * value

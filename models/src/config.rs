@@ -65,52 +65,6 @@ impl Default for ModelsConfig {
     }
 }
 
-/// `[weights]`: how events become confidence weights (see [`WeightConfig`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WeightsConfig {
-    /// Weight per event type (`view = 1`, `add_to_cart = 3`, `purchase = 5`, …).
-    pub events: BTreeMap<String, f32>,
-    /// Weight of item events of unlisted (custom) types.
-    pub default: f32,
-    /// Multiplier per channel (`store = 1.5`); unlisted channels get 1.
-    pub channels: BTreeMap<String, f32>,
-    /// Event types whose weight is multiplied by the event's value (ratings).
-    pub value_types: Vec<String>,
-    /// Event types that consume an item: never recommended back to that person.
-    pub consumed: Vec<String>,
-    /// Time-decay half-life in days; absent for no decay.
-    pub half_life_days: Option<f32>,
-}
-
-impl Default for WeightsConfig {
-    fn default() -> Self {
-        let base = WeightConfig::default();
-        WeightsConfig {
-            events: base.event_weights,
-            default: base.default_event_weight,
-            channels: base.channel_weights,
-            value_types: base.value_types,
-            consumed: base.consumed_types,
-            half_life_days: base.half_life_days,
-        }
-    }
-}
-
-impl WeightsConfig {
-    /// The data-set weighting these settings describe.
-    pub fn to_weight_config(&self) -> WeightConfig {
-        WeightConfig {
-            event_weights: self.events.clone(),
-            default_event_weight: self.default,
-            channel_weights: self.channels.clone(),
-            value_types: self.value_types.clone(),
-            consumed_types: self.consumed.clone(),
-            half_life_days: self.half_life_days,
-        }
-    }
-}
-
 /// `[identity]`: merge protection for identity resolution.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -159,8 +113,8 @@ pub struct TrainConfig {
     pub blend: BlendParams,
     /// Derived profile attributes.
     pub profiles: ProfileParams,
-    /// Event weighting.
-    pub weights: WeightsConfig,
+    /// Event weighting (`[weights]`).
+    pub weights: WeightConfig,
     /// Identity resolution limits.
     pub identity: IdentityConfig,
 }
@@ -181,7 +135,7 @@ impl TrainConfig {
         self.content.validate()?;
         self.blend.validate()?;
         self.profiles.validate()?;
-        self.weights.to_weight_config().validate()?;
+        self.weights.validate()?;
         self.identity.to_limits()?;
         Ok(())
     }

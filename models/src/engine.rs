@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use datasets::identity::find_person;
+use datasets::schema::EventType;
 use datasets::{ItemIdx, UserIdx};
 
 use crate::artifact::Artifact;
@@ -322,15 +323,15 @@ impl Engine {
     /// The person's training history with the request's cart and viewed item added, as
     /// add-to-cart and view events would weigh them.
     fn session_history(&self, request: &Request<'_>) -> Vec<(ItemIdx, f32)> {
-        let events = &self.artifact.metadata.config.weights.events;
-        let weight = |event: &str, default: f32| events.get(event).copied().unwrap_or(default);
+        // Weighed as training weighed these events: the artifact keeps the weighting.
+        let weights = &self.artifact.metadata.config.weights;
         let mut merged: BTreeMap<ItemIdx, f32> =
             request.user.map(|u| self.history(u)).unwrap_or_default().into_iter().collect();
         for &item in request.cart {
-            *merged.entry(item).or_default() += weight("add_to_cart", 3.0);
+            *merged.entry(item).or_default() += weights.type_weight(&EventType::AddToCart);
         }
         if let Some(item) = request.viewed {
-            *merged.entry(item).or_default() += weight("view", 1.0);
+            *merged.entry(item).or_default() += weights.type_weight(&EventType::View);
         }
         merged.into_iter().filter(|&(item, w)| w > 0.0 && item.get() < self.popularity.len()).collect()
     }

@@ -218,7 +218,7 @@ fn train_demo(dir: &Path, persons: usize, items: usize) -> Result<()> {
     let dataset = datasets::dataset::Dataset::from_events(
         &synthetic.events(),
         Some(synthetic.catalog.clone()),
-        &config.weights.to_weight_config(),
+        &config.weights,
         &config.identity.to_limits()?,
     )?;
     let trained = models::pipeline::train(&dataset, &config, &models::progress::Silent)?;

@@ -86,7 +86,7 @@ pub fn dataset(
         );
     }
     let catalog = catalog(items, options)?;
-    let weights = config.weights.to_weight_config();
+    let weights = config.weights.clone();
     let mut sizes = Vec::with_capacity(paths.len());
     let dataset = match kind {
         Kind::Events => {
