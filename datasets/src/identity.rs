@@ -21,9 +21,55 @@ use crate::ids::IdMap;
 use crate::schema::{Event, Identifier, IdentifierKind};
 
 /// How many identifiers of each kind one person may hold; `None` means no limit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// This is also the trainer's `[identity]` table: `limits = { email = 5 }` changes the
+/// kinds it names (0 means unlimited) and keeps the defaults of the others; an unknown kind
+/// is an error. Artifacts store it with every kind listed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "LimitsTable", into = "LimitsTable")]
 pub struct IdentityLimits {
     per_kind: [Option<usize>; IdentifierKind::ALL.len()],
+}
+
+/// The `[identity]` table as written: limits by kind name, 0 for unlimited.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct LimitsTable {
+    limits: std::collections::BTreeMap<String, usize>,
+}
+
+impl Default for LimitsTable {
+    fn default() -> Self {
+        LimitsTable::from(IdentityLimits::default())
+    }
+}
+
+impl TryFrom<LimitsTable> for IdentityLimits {
+    type Error = String;
+
+    fn try_from(table: LimitsTable) -> std::result::Result<Self, String> {
+        let mut limits = IdentityLimits::default();
+        for (name, limit) in table.limits {
+            let kind = IdentifierKind::parse(&name).ok_or_else(|| {
+                format!(
+                    "unknown identifier kind `{name}` (expected one of {})",
+                    IdentifierKind::ALL.map(|k| k.as_str()).join(", ")
+                )
+            })?;
+            limits.per_kind[kind.index()] = (limit > 0).then_some(limit);
+        }
+        Ok(limits)
+    }
+}
+
+impl From<IdentityLimits> for LimitsTable {
+    fn from(limits: IdentityLimits) -> Self {
+        let limits = IdentifierKind::ALL
+            .into_iter()
+            .map(|kind| (kind.as_str().to_string(), limits.per_kind[kind.index()].unwrap_or(0)))
+            .collect();
+        LimitsTable { limits }
+    }
 }
 
 impl Default for IdentityLimits {
@@ -353,6 +399,20 @@ pub fn find_person(persons: &IdMap, key: &str, alias: impl Fn(&str) -> Option<u3
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_identity_table_overrides_named_kinds_and_keeps_the_rest() {
+        let limits: IdentityLimits =
+            serde_json::from_str(r#"{"limits": {"email": 2, "cookie_id": 0}}"#).unwrap();
+        assert_eq!(limits.get(IdentifierKind::Email), Some(2));
+        assert_eq!(limits.get(IdentifierKind::CookieId), None);
+        assert_eq!(limits.get(IdentifierKind::Phone), IdentityLimits::default().get(IdentifierKind::Phone));
+        let round_trip: IdentityLimits =
+            serde_json::from_value(serde_json::to_value(&limits).unwrap()).unwrap();
+        assert_eq!(round_trip, limits);
+        let err = serde_json::from_str::<IdentityLimits>(r#"{"limits": {"shoe_size": 1}}"#).unwrap_err();
+        assert!(err.to_string().starts_with("unknown identifier kind `shoe_size`"), "{err}");
+    }
     use crate::schema::{Channel, EventType};
 
     fn event(ts: i64, ids: &[(IdentifierKind, &str)]) -> Event {

@@ -2,11 +2,8 @@
 //! documented defaults. The trainer reads it from TOML; an unknown key is an error that
 //! names it (every table denies unknown fields).
 
-use std::collections::BTreeMap;
-
 use datasets::dataset::WeightConfig;
 use datasets::identity::IdentityLimits;
-use datasets::schema::IdentifierKind;
 use serde::{Deserialize, Serialize};
 
 use crate::als::AlsParams;
@@ -65,34 +62,6 @@ impl Default for ModelsConfig {
     }
 }
 
-/// `[identity]`: merge protection for identity resolution.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IdentityConfig {
-    /// Most identifiers of a kind per person (`email = 5`); 0 means unlimited. Kinds not
-    /// listed keep their defaults (one user_id, loyalty_id and pos_customer_id, five emails,
-    /// three phones, ten devices, fifty cookies).
-    pub limits: BTreeMap<String, usize>,
-}
-
-impl IdentityConfig {
-    /// The limits these settings describe; an unknown identifier kind is an error.
-    pub fn to_limits(&self) -> Result<IdentityLimits> {
-        let mut limits = IdentityLimits::default();
-        for (name, &limit) in &self.limits {
-            let kind = IdentifierKind::parse(name).ok_or_else(|| Error::InvalidParam {
-                name: "identity.limits",
-                reason: format!(
-                    "unknown identifier kind `{name}` (expected one of {})",
-                    IdentifierKind::ALL.map(|k| k.as_str()).join(", ")
-                ),
-            })?;
-            limits.set(kind, (limit > 0).then_some(limit))?;
-        }
-        Ok(limits)
-    }
-}
-
 /// Everything the trainer needs to know; every field has a documented default.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -116,7 +85,7 @@ pub struct TrainConfig {
     /// Event weighting (`[weights]`).
     pub weights: WeightConfig,
     /// Identity resolution limits.
-    pub identity: IdentityConfig,
+    pub identity: IdentityLimits,
 }
 
 impl TrainConfig {
@@ -136,7 +105,6 @@ impl TrainConfig {
         self.blend.validate()?;
         self.profiles.validate()?;
         self.weights.validate()?;
-        self.identity.to_limits()?;
         Ok(())
     }
 

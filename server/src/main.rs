@@ -219,7 +219,7 @@ fn train_demo(dir: &Path, persons: usize, items: usize) -> Result<()> {
         &synthetic.events(),
         Some(synthetic.catalog.clone()),
         &config.weights,
-        &config.identity.to_limits()?,
+        &config.identity,
     )?;
     let trained = models::pipeline::train(&dataset, &config, &models::progress::Silent)?;
     let artifact = models::artifact::Artifact::assemble(&dataset, trained, &config, server::telemetry::now());

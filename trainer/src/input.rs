@@ -96,7 +96,7 @@ pub fn dataset(
                 sizes.push(loaded.len());
                 all.extend(loaded);
             }
-            let limits = config.identity.to_limits()?;
+            let limits = config.identity.clone();
             let dataset = Dataset::from_events(&all, catalog, &weights, &limits)?;
             if let Some(report) = &dataset.identity {
                 eprintln!(
