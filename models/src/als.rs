@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::integrity::finite;
 use crate::linalg::{axpy, dot, gram, symv, with_simd};
 use crate::progress::{Progress, Silent};
-use crate::recommender::{Fit, Query, Recommender, TrainSet};
+use crate::recommender::{Fit, Query, Recommender, TrainSet, check_query};
 
 /// How each row's least-squares system is solved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -454,14 +454,8 @@ impl Recommender for AlsModel {
     }
 
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
+        check_query(self.n_items(), query, scores)?;
         let x = self.user_vector(query)?;
-        if scores.len() != self.n_items() {
-            return Err(Error::OutOfRange {
-                what: "score buffer length",
-                index: scores.len(),
-                len: self.n_items(),
-            });
-        }
         // faer's matrix-vector product: several times faster than a row-by-row dot here.
         let n = scores.len();
         let items = MatRef::from_row_major_slice(&self.item_factors, n, self.k);

@@ -19,7 +19,7 @@ use datasets::schema::Item;
 
 use crate::error::{Error, Result};
 use crate::rank::{ScoredItem, top_k};
-use crate::recommender::{Fit, Query, Recommender, TrainSet};
+use crate::recommender::{Fit, Query, Recommender, TrainSet, check_query};
 
 /// How many history items [`ContentModel::explain`] returns.
 const EXPLAIN_TOP: usize = 3;
@@ -261,13 +261,7 @@ impl Recommender for ContentModel {
     /// all zeros for an empty history. Fails on an out-of-range history item or a score buffer
     /// of the wrong length.
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
-        if scores.len() != self.n_items() {
-            return Err(Error::OutOfRange {
-                what: "score buffer length",
-                index: scores.len(),
-                len: self.n_items(),
-            });
-        }
+        check_query(self.n_items(), query, scores)?;
         let mut profile = vec![0.0f32; self.item_terms.cols()];
         for &(item, weight) in query.history {
             let row = self.row(item)?;
@@ -346,6 +340,7 @@ mod tests {
     #[test]
     fn running_shoe_buyer_gets_the_new_running_shoe_first() {
         let model = ContentParams::default().fit(&train(shop())).unwrap();
+        crate::testing::refuses_bad_queries(&model);
         let history = [(ItemIdx(0), 5.0), (ItemIdx(1), 1.0)];
         let query = Query { user: None, history: &history };
         let mut scores = vec![0.0; 6];

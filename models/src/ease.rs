@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::integrity::finite;
 use crate::linalg::{axpy, with_simd};
-use crate::recommender::{Fit, Query, Recommender, TrainSet};
+use crate::recommender::{Fit, Query, Recommender, TrainSet, check_query};
 
 /// Hyperparameters of EASE.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,12 +147,8 @@ impl Recommender for EaseModel {
 
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
         let n = self.n_items;
+        check_query(n, query, scores)?;
         scores.iter_mut().for_each(|s| *s = 0.0);
-        for &(item, _) in query.history {
-            if item.get() >= n {
-                return Err(Error::OutOfRange { what: "item", index: item.get(), len: n });
-            }
-        }
         with_simd(
             #[inline(always)]
             || {

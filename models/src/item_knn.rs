@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::integrity::finite;
 use crate::rank::{ScoredItem, top_k};
-use crate::recommender::{Fit, Query, Recommender, TrainSet};
+use crate::recommender::{Fit, Query, Recommender, TrainSet, check_query};
 
 /// Hyperparameters of item-kNN.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,11 +165,9 @@ impl Recommender for ItemKnnModel {
     }
 
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
+        check_query(self.n_items(), query, scores)?;
         scores.iter_mut().for_each(|s| *s = 0.0);
         for &(item, weight) in query.history {
-            if item.get() >= self.n_items() {
-                return Err(Error::OutOfRange { what: "item", index: item.get(), len: self.n_items() });
-            }
             for (neighbor, sim) in self.neighbors(item) {
                 scores[neighbor.get()] += weight * sim;
             }

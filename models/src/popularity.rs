@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::recommender::{Fit, Query, Recommender, TrainSet};
+use crate::recommender::{Fit, Query, Recommender, TrainSet, check_query};
 
 /// Hyperparameters of the popularity model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,6 +119,7 @@ impl Recommender for PopularityModel {
     }
 
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
+        check_query(self.n_items(), query, scores)?;
         scores.copy_from_slice(&self.scores);
         if self.category.is_empty() || query.history.is_empty() {
             return Ok(());
@@ -155,6 +156,7 @@ mod tests {
             item.categories = vec![if i < 4 { "shoes>running".into() } else { "books".into() }];
         }
         let model = PopularityParams { per_category: true, half_life_days: None }.fit(&train).unwrap();
+        crate::testing::refuses_bad_queries(&model);
         // Every item is held by 3 of its block's 4 persons.
         assert!(model.global().iter().all(|&s| s == 3.0));
         let history = [(ItemIdx(5), 2.0)];

@@ -109,6 +109,23 @@ pub fn row_items(matrix: &CsMat<f32>, user: UserIdx) -> Vec<(ItemIdx, f32)> {
     }
 }
 
+/// The one check of a query every model makes before scoring: a score buffer of `n_items`
+/// entries and history items below `n_items`. Every model answers a bad query with this
+/// error, never a panic and never by ignoring part of it.
+pub fn check_query(n_items: usize, query: &Query<'_>, scores: &[f32]) -> Result<()> {
+    if scores.len() != n_items {
+        return Err(crate::Error::OutOfRange {
+            what: "score buffer length",
+            index: scores.len(),
+            len: n_items,
+        });
+    }
+    if let Some(&(item, _)) = query.history.iter().find(|(item, _)| item.get() >= n_items) {
+        return Err(crate::Error::OutOfRange { what: "item", index: item.get(), len: n_items });
+    }
+    Ok(())
+}
+
 /// Unfitted hyperparameters; fitting validates them and yields a model.
 pub trait Fit {
     /// The fitted model.

@@ -31,9 +31,24 @@ pub fn block_train() -> TrainSet {
     TrainSet { user_items, item_users, catalog, last_seen, newest: 0 }
 }
 
-/// Every person's best unseen item is the one missing from their block.
+/// A model answers a bad query (a history item past its catalog, a score buffer of the
+/// wrong length) with an error, never a panic.
+pub fn refuses_bad_queries(model: &dyn Recommender) {
+    let n = model.n_items();
+    let past = [(ItemIdx(n as u32), 1.0)];
+    let mut scores = vec![0.0; n];
+    let err = model.score_into(&Query { user: None, history: &past }, &mut scores).unwrap_err();
+    assert!(err.to_string().starts_with(&format!("item {n} is out of range")), "{}: {err}", model.name());
+    let mut short = vec![0.0; n.saturating_sub(1)];
+    let err = model.score_into(&Query { user: None, history: &[] }, &mut short).unwrap_err();
+    assert!(err.to_string().starts_with("score buffer length"), "{}: {err}", model.name());
+}
+
+/// Every person's best unseen item is the one missing from their block, and bad queries are
+/// errors.
 pub fn contract(params: &impl Fit, train: &TrainSet) {
     let model = params.fit(train).unwrap();
+    refuses_bad_queries(&model);
     for user in 0..8 {
         let history = train.history(UserIdx(user as u32));
         let mut scores = vec![0.0; model.n_items()];
