@@ -9,6 +9,8 @@ mod health;
 mod items;
 mod models;
 mod recommendations;
+#[cfg(test)]
+mod tests;
 
 pub use admin::{ReloadBody, ReloadResponse};
 pub use extract::{JsonBody, QueryParams};

@@ -1,0 +1,116 @@
+//! The error table, in process: every code a request can provoke comes with its one status
+//! and the JSON error shape (no socket; `tests/` covers what needs one).
+
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use crate::config::{KeyConfig, ServerConfig};
+use crate::error::ErrorCode;
+use crate::state::AppState;
+
+/// A tiny model trained once, saved in a directory that lives as long as the tests.
+fn model() -> &'static std::path::Path {
+    static MODEL: OnceLock<(tempfile::TempDir, std::path::PathBuf)> = OnceLock::new();
+    let (_, path) = MODEL.get_or_init(|| {
+        use datasets::synthetic::{SyntheticConfig, SyntheticData};
+        let synthetic = SyntheticData::generate(SyntheticConfig {
+            n_persons: 100,
+            n_items: 30,
+            seed: 4,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut config = models::config::TrainConfig::default();
+        config.als.factors = 4;
+        config.blend.tune = false;
+        let dataset = datasets::dataset::Dataset::from_events(
+            &synthetic.events(),
+            Some(synthetic.catalog.clone()),
+            &config.weights,
+            &config.identity,
+        )
+        .unwrap();
+        let trained = models::pipeline::train(&dataset, &config, &models::progress::Silent).unwrap();
+        let artifact = models::artifact::Artifact::assemble(&dataset, trained, &config, 1_700_000_000);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.omr");
+        models::artifact::save(&artifact, &path).unwrap();
+        (dir, path)
+    });
+    path
+}
+
+fn router(keys: Vec<KeyConfig>, env: &'static [(&'static str, &'static str)]) -> axum::Router {
+    let config =
+        ServerConfig { model: Some(model().to_path_buf()), keys, max_body_bytes: 1024, ..Default::default() };
+    let state =
+        AppState::new(config, |name| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()));
+    super::router(Arc::clone(&state.unwrap()))
+}
+
+async fn code_of(router: &axum::Router, request: Request<Body>) -> (u16, String) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    assert_eq!(json["error"]["status"], status, "the body repeats the status");
+    (status, json["error"]["code"].as_str().unwrap_or_default().to_string())
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn post(uri: &str, content_type: &str, body: &str) -> Request<Body> {
+    Request::post(uri).header("content-type", content_type).body(Body::from(body.to_string())).unwrap()
+}
+
+#[tokio::test]
+async fn each_error_code_answers_with_its_one_status() {
+    let open = router(Vec::new(), &[]);
+    let json = "application/json";
+    let cases = [
+        (get("/v1/users/x/recommendations?k=0"), ErrorCode::InvalidField),
+        (get("/v1/users/x/recommendations?k=abc"), ErrorCode::InvalidField),
+        (post("/v1/recommendations", json, "{not json"), ErrorCode::MalformedJson),
+        (post("/v1/recommendations", json, r#"{"k": "ten"}"#), ErrorCode::InvalidBody),
+        (post("/v1/recommendations", json, "[]"), ErrorCode::InvalidBody),
+        (post("/v1/recommendations", "text/plain", "{}"), ErrorCode::ContentType),
+        (
+            post("/v1/recommendations", json, &format!(r#"{{"exclude": ["{}"]}}"#, "x".repeat(2048))),
+            ErrorCode::PayloadTooLarge,
+        ),
+        (get("/v1/users/x/recommendations?placement=nope"), ErrorCode::UnknownPlacement),
+        (get("/v1/items/no-such-item/similar"), ErrorCode::UnknownItem),
+        (get("/v2/nothing"), ErrorCode::NotFound),
+        (
+            post("/v1/admin/models/reload", json, r#"{"path": "/no/such/model.omr"}"#),
+            ErrorCode::ModelRejected,
+        ),
+        (post("/v1/admin/models/reload", json, "{oops"), ErrorCode::MalformedJson),
+    ];
+    for (request, expected) in cases {
+        let what = format!("{} {}", request.method(), request.uri());
+        let (status, code) = code_of(&open, request).await;
+        assert_eq!((status, code.as_str()), (expected.status().as_u16(), expected.as_str()), "{what}");
+    }
+    let key = KeyConfig {
+        name: "shop".into(),
+        roles: vec![crate::auth::Role::Read],
+        env: Some("K".into()),
+        sha256: None,
+    };
+    let keyed = router(vec![key], &[("K", "shop-secret-0123456789")]);
+    let (status, code) = code_of(&keyed, get("/v1/models")).await;
+    assert_eq!((status, code.as_str()), (401, ErrorCode::Unauthenticated.as_str()));
+    let reload = Request::post("/v1/admin/models/reload")
+        .header("authorization", "Bearer shop-secret-0123456789")
+        .body(Body::empty())
+        .unwrap();
+    let (status, code) = code_of(&keyed, reload).await;
+    assert_eq!((status, code.as_str()), (403, ErrorCode::Forbidden.as_str()));
+}
