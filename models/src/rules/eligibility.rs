@@ -1,0 +1,183 @@
+//! The per-request part: filters, the request itself, and the eligibility test (hard rules)
+//! with boosts.
+
+use datasets::schema::Item;
+use datasets::{ItemIdx, UserIdx};
+
+use crate::error::Result;
+
+use super::compile::price_within;
+use super::*;
+
+/// Filters a request adds to its placement's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filters {
+    /// Only items under these category paths or prefixes (empty: all).
+    pub categories: Vec<String>,
+    /// Never items under these category paths or prefixes.
+    pub exclude_categories: Vec<String>,
+    /// Only these brands (empty: all).
+    pub brands: Vec<String>,
+    /// Lowest price.
+    pub min_price: Option<f32>,
+    /// Highest price.
+    pub max_price: Option<f32>,
+}
+
+/// The per-request part of the rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The person, when known to the artifact.
+    pub user: Option<UserIdx>,
+    /// How many items.
+    pub k: usize,
+    /// The time the rules are evaluated at (seconds since the epoch).
+    pub now: i64,
+    /// The item being viewed (never recommended; the anchor of similar-item placements).
+    pub viewed: Option<ItemIdx>,
+    /// Items in the cart.
+    pub cart: &'a [ItemIdx],
+    /// Items the caller does not want.
+    pub exclude: &'a [ItemIdx],
+    /// The store, for store stock.
+    pub store_id: Option<&'a str>,
+    /// Extra filters.
+    pub filters: &'a Filters,
+}
+
+/// Why a request cannot be answered under its placement (the caller's fault).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RuleError {
+    /// `k` is 0 or above the placement's maximum.
+    #[error("k must be between 1 and {max} for placement `{placement}`, got {k}")]
+    InvalidK {
+        /// The placement.
+        placement: String,
+        /// The `k` asked for.
+        k: usize,
+        /// The placement's `max_k`.
+        max: usize,
+    },
+    /// The placement needs a store and the request has none.
+    #[error("placement `{0}` shows store stock: store_id is required")]
+    MissingStore(String),
+    /// The store is not in the catalog.
+    #[error("store_id `{0}` has no stock of any item")]
+    UnknownStore(String),
+    /// A request filter is invalid.
+    #[error("filters.min_price {min} is above filters.max_price {max}")]
+    PriceRange {
+        /// Lowest.
+        min: f32,
+        /// Highest.
+        max: f32,
+    },
+}
+
+/// The eligibility test of one request under one placement.
+pub struct Eligibility<'a> {
+    pub(super) placement: &'a Placement,
+    pub(super) catalog: &'a [Item],
+    pub(super) index: &'a CatalogIndex,
+    pub(super) request: Request<'a>,
+    pub(super) consumed: &'a [(u32, i64)],
+    /// Cart, explicit exclusions and the viewed item, sorted.
+    pub(super) excluded: Vec<u32>,
+}
+
+impl<'a> Eligibility<'a> {
+    /// Prepares the test; `consumed` is the person's consumed items (sorted by item).
+    pub fn new(
+        placement: &'a Placement,
+        catalog: &'a [Item],
+        index: &'a CatalogIndex,
+        request: Request<'a>,
+        consumed: &'a [(u32, i64)],
+    ) -> Result<Self, RuleError> {
+        let config = &placement.config;
+        if request.k == 0 || request.k > config.max_k {
+            return Err(RuleError::InvalidK {
+                placement: placement.name.clone(),
+                k: request.k,
+                max: config.max_k,
+            });
+        }
+        if config.in_stock == StockRule::Store {
+            let store = request.store_id.ok_or_else(|| RuleError::MissingStore(placement.name.clone()))?;
+            if !index.has_store(store) {
+                return Err(RuleError::UnknownStore(store.to_string()));
+            }
+        }
+        if let (Some(min), Some(max)) = (request.filters.min_price, request.filters.max_price)
+            && min > max
+        {
+            return Err(RuleError::PriceRange { min, max });
+        }
+        let mut excluded: Vec<u32> =
+            request.exclude.iter().chain(request.viewed.iter()).map(|i| i.0).collect();
+        if config.exclude_cart {
+            excluded.extend(request.cart.iter().map(|i| i.0));
+        }
+        excluded.sort_unstable();
+        excluded.dedup();
+        Ok(Eligibility { placement, catalog, index, request, consumed, excluded })
+    }
+
+    /// Whether item `i` may be shown.
+    pub fn allows(&self, i: usize) -> bool {
+        let Some(item) = self.catalog.get(i) else { return false };
+        let config = &self.placement.config;
+        let request = &self.request;
+        let filters = request.filters;
+        self.placement.static_ok[i]
+            && self.excluded.binary_search(&(i as u32)).is_err()
+            && !self.consumed_now(i)
+            && (!config.respect_availability
+                || (item.available_from.is_none_or(|from| request.now >= from)
+                    && item.available_until.is_none_or(|until| request.now < until)))
+            && (config.in_stock != StockRule::Store
+                || request
+                    .store_id
+                    .and_then(|s| self.index.store_stock.get(s))
+                    .is_some_and(|set| set.contains(i)))
+            && (filters.categories.is_empty() || in_categories(item, &filters.categories))
+            && !in_categories(item, &filters.exclude_categories)
+            && (filters.brands.is_empty() || item.brand.as_ref().is_some_and(|b| filters.brands.contains(b)))
+            && price_within(item, filters.min_price, filters.max_price)
+    }
+
+    /// Whether the purchase exclusion holds item `i` back at the request's time.
+    fn consumed_now(&self, i: usize) -> bool {
+        if !self.placement.config.exclude_purchased {
+            return false;
+        }
+        match self.consumed.binary_search_by_key(&(i as u32), |&(item, _)| item) {
+            Err(_) => false,
+            Ok(at) => match self.placement.repurchase_after[i] {
+                None => true,
+                Some(window) => self.request.now < self.consumed[at].1.saturating_add(window),
+            },
+        }
+    }
+
+    /// Multiplies scores by the placement's boosts, after shifting them so the lowest
+    /// finite score is just above zero (a factor must lift every item it matches).
+    pub fn apply_boosts(&self, scores: &mut [f32]) {
+        if self.placement.boost.is_empty() {
+            return;
+        }
+        let (lo, hi) = scores
+            .iter()
+            .filter(|s| s.is_finite())
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+        if !lo.is_finite() {
+            return;
+        }
+        let floor = ((hi - lo) * 1e-3).max(1e-6);
+        for (s, &factor) in scores.iter_mut().zip(&self.placement.boost) {
+            if s.is_finite() {
+                *s = (*s - lo + floor) * factor;
+            }
+        }
+    }
+}
