@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::metrics::{Relevant, score_list};
-use crate::rank::{standardise, top_k};
+use crate::rank::{add_weighted_z, standardise, top_k};
 use crate::recommender::{Query, Recommender, TrainSet};
 
 /// Blend settings.
@@ -118,17 +118,14 @@ impl Recommender for Blend<'_> {
         self.n_items
     }
 
+    /// `Σ_m w_m · z_m` through [`crate::rank::add_weighted_z`], the fusion step the serving
+    /// engine uses too, so offline metrics measure what serves.
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
         scores.iter_mut().for_each(|s| *s = 0.0);
         let mut buffer = vec![0f32; self.n_items];
         for (model, weight) in &self.members {
             model.score_into(query, &mut buffer)?;
-            standardise(&mut buffer);
-            for (s, b) in scores.iter_mut().zip(&buffer) {
-                if b.is_finite() {
-                    *s += weight * b;
-                }
-            }
+            add_weighted_z(scores, &buffer, *weight);
         }
         Ok(())
     }

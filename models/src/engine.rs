@@ -16,7 +16,7 @@ use datasets::{ItemIdx, UserIdx};
 use crate::artifact::Artifact;
 use crate::error::Result;
 use crate::pipeline::FittedModel;
-use crate::rank::{ScoredItem, moments};
+use crate::rank::{ScoredItem, add_weighted_z};
 use crate::recommender::{Query, Recommender, row_items};
 use crate::rules::{
     CatalogIndex, Eligibility, Filters, Placement, PlacementKind, Request, Selection, Source,
@@ -193,23 +193,15 @@ impl Engine {
                     buffer.resize(n_items, 0.0);
                     // A member that cannot score this query is left out, not the answer: the
                     // other members and the fallback chain still answer.
-                    let scored = model
-                        .score_into(&query, buffer)
-                        .map_err(|e| e.to_string())
-                        .and_then(|()| moments(buffer).ok_or_else(|| "no finite score".to_string()));
-                    let (mean, scale) = match scored {
-                        Ok(moments) => moments,
+                    let scored = model.score_into(&query, buffer).map_err(|e| e.to_string()).and_then(|()| {
+                        add_weighted_z(&mut scratch.total, buffer, *weight)
+                            .ok_or_else(|| "no finite score".to_string())
+                    });
+                    match scored {
+                        Ok(moments) => *z = moments,
                         Err(reason) => {
                             buffer.fill(f32::NAN);
                             dropped.push((model.name(), reason));
-                            continue;
-                        }
-                    };
-                    *z = (mean, scale);
-                    let (a, b) = (weight * scale, -weight * scale * mean);
-                    for (total, &s) in scratch.total.iter_mut().zip(buffer.iter()) {
-                        if s.is_finite() {
-                            *total += a * s + b;
                         }
                     }
                 }
@@ -540,6 +532,55 @@ mod tests {
         }
         let huge = PlacementConfig { max_k: 1_000_000_000_000, ..Default::default() };
         assert!(huge.validate("home").unwrap_err().to_string().contains("max_k must be between 1 and 10000"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(6))]
+
+        /// What serves is what evaluation measures: for every known person, the engine's
+        /// batch answer is the blend's ranking (`Blend`, as `trainer evaluate` scores it) with
+        /// the person's consumed items left out, item for item and score for score.
+        #[test]
+        fn the_engine_ranks_exactly_as_the_blend(
+            seed in 0u64..1_000,
+            weights in proptest::collection::vec(0.0f32..2.0, 3),
+        ) {
+            let rows = datasets::synthetic::interactions(40, 25, 300, seed);
+            let dataset = Dataset::from_interactions(&rows, None, &WeightConfig::default()).unwrap();
+            let mut config = TrainConfig::default();
+            config.models.enabled =
+                vec![crate::config::ModelKind::Popularity, crate::config::ModelKind::ItemKnn, crate::config::ModelKind::Als];
+            config.als.factors = 4;
+            config.als.iterations = 2;
+            config.blend.tune = false;
+            config.blend.weights = ["popularity", "item_knn", "als"]
+                .into_iter()
+                .zip(&weights)
+                .map(|(name, &w)| (name.to_string(), w))
+                .collect();
+            let trained = crate::pipeline::train(&dataset, &config, &crate::progress::Silent).unwrap();
+            let engine = Engine::new(Artifact::assemble(&dataset, trained, &config, 0));
+            let body = &engine.artifact().body;
+            let models: Vec<&dyn Recommender> = body.models.iter().map(FittedModel::as_recommender).collect();
+            let blend = crate::blend::Blend::new(&models, &engine.artifact().metadata.blend_weights).unwrap();
+            let mut scores = vec![0.0; body.items.len()];
+            let mut compared = 0;
+            for user in (0..body.users.len() as u32).map(UserIdx) {
+                let history = engine.history(user);
+                let answer = engine.recommend(Some(user), 5).unwrap();
+                if history.is_empty() || answer.fallback.is_some() {
+                    continue;
+                }
+                blend.score_into(&Query { user: Some(user), history: &history }, &mut scores).unwrap();
+                let consumed = engine.consumed(user);
+                let expected = crate::rank::top_k(&scores, 5, |i| {
+                    consumed.binary_search_by_key(&(i as u32), |&(c, _)| c).is_err()
+                });
+                proptest::prop_assert_eq!(&answer.items, &expected, "person {}", user.0);
+                compared += 1;
+            }
+            proptest::prop_assert!(compared >= 30, "only {} persons compared", compared);
+        }
     }
 
     #[test]

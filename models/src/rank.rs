@@ -79,6 +79,22 @@ pub fn standardise(scores: &mut [f32]) {
     }
 }
 
+/// The one fusion step of every blend (serving, offline evaluation, the batch recommender):
+/// adds `weight` times the z-scores of one member's raw `scores` to `total`, computed on
+/// the fly as `a·s + b` so the raw scores stay intact for explanations. Non-finite scores add
+/// nothing. Returns the member's (mean, 1 / standard deviation), or `None` when it has no
+/// finite score (then `total` is unchanged).
+pub fn add_weighted_z(total: &mut [f32], scores: &[f32], weight: f32) -> Option<(f32, f32)> {
+    let (mean, scale) = moments(scores)?;
+    let (a, b) = (weight * scale, -weight * scale * mean);
+    for (total, &s) in total.iter_mut().zip(scores) {
+        if s.is_finite() {
+            *total += a * s + b;
+        }
+    }
+    Some((mean, scale))
+}
+
 /// The mean of the finite scores and the reciprocal of their standard deviation (0 for a
 /// constant vector), so `(s - mean) * scale` is the z-score; `None` without finite scores.
 /// One pass with sixteen independent partial sums in f32 around a shift (the first finite
