@@ -235,8 +235,8 @@ pub fn read(input: impl Read) -> Result<Artifact> {
 /// the bytes, so one forged prefix (a checksum is no authentication) could ask for a
 /// terabyte and abort the process. Every such buffer of a genuine body holds bytes of the
 /// body itself, so their total never exceeds its length: the limit is the body's length
-/// rounded up to a power of 16, at most 16 times what is already in memory, and a length
-/// past it is a decoding error. (Sequences of other types grow as they are read, so they
+/// rounded up to a power of 16 (16 MiB at least, so at most 16 times the body above that),
+/// and a length past it is a decoding error. (Sequences of other types grow as they are read, so they
 /// cannot run ahead of the bytes either.)
 fn decode_body(bytes: &[u8]) -> Result<Body> {
     fn decode<const LIMIT: usize>(bytes: &[u8]) -> std::result::Result<(Body, usize), String> {
