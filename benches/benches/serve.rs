@@ -57,8 +57,7 @@ fn answer(c: &mut Criterion) {
         let (similar, _) = engine.compile("product_page", &similar).expect("placement compiles");
         let n_users = engine.artifact().body.users.len() as u32;
         let filters = Filters::default();
-        let request = |user: u32, viewed: Option<ItemIdx>| Request {
-            user: Some(UserIdx(user % n_users)),
+        let request = |viewed: Option<ItemIdx>| Request {
             k: 12,
             now: 1_800_000_000,
             viewed,
@@ -71,15 +70,17 @@ fn answer(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("home", n_items), |b| {
             b.iter(|| {
                 user = user.wrapping_add(7919);
-                engine.answer(&home, request(user, None)).expect("answers")
+                let person = engine.person(Some(UserIdx(user % n_users)));
+                engine.answer(&home, request(None), &person).expect("answers")
             })
         });
         let mut item = 0u32;
         group.bench_function(BenchmarkId::new("similar", n_items), |b| {
             b.iter(|| {
                 item = (item + 7919) % n_items as u32;
+                let person = engine.person(Some(UserIdx(item % n_users)));
                 engine
-                    .answer(&similar, Request { k: 8, ..request(item, Some(ItemIdx(item))) })
+                    .answer(&similar, Request { k: 8, ..request(Some(ItemIdx(item))) }, &person)
                     .expect("answers")
             })
         });

@@ -86,6 +86,21 @@ pub struct Answer {
     pub dropped: Vec<(&'static str, String)>,
 }
 
+/// Whom a request is for, as the caller knows them: their index in the artifact (for
+/// stored factors and profiles; `None` for a person the model never saw), their history
+/// (item, confidence weight; sorted by item) and their consumed items (sorted by item, with
+/// the time of the last consuming event). Today [`Engine::person`] reads them from the
+/// artifact; a live store will hand in what happened since training.
+#[derive(Debug, Clone, Default)]
+pub struct Person<'a> {
+    /// The person's index in the artifact, if it has one.
+    pub user: Option<UserIdx>,
+    /// What they interacted with, weighted as training weighs events.
+    pub history: std::borrow::Cow<'a, [(ItemIdx, f32)]>,
+    /// What they consumed (never recommended back, but after a repurchase window).
+    pub consumed: &'a [(u32, i64)],
+}
+
 /// Per-thread buffers for scoring, so a request allocates nothing proportional to the catalog.
 #[derive(Default)]
 struct Scratch {
@@ -155,15 +170,15 @@ impl Engine {
     /// Answers `request` under `placement`: eligibility, boosts, the fallback chain, pins and
     /// explanations. Fails with [`crate::Error::Rule`] when the request breaks the
     /// placement's rules (the caller's fault).
-    pub fn answer(&self, placement: &Placement, request: Request<'_>) -> Result<Answer> {
+    pub fn answer(&self, placement: &Placement, request: Request<'_>, person: &Person<'_>) -> Result<Answer> {
         let body = &self.artifact.body;
-        let consumed = request.user.map_or(&[][..], |u| self.consumed(u));
+        let consumed = person.consumed;
         let eligibility = Eligibility::new(placement, &body.catalog, &self.index, request, consumed)?;
         let similar = placement.config.kind == PlacementKind::Similar;
         let history = if similar {
             request.viewed.map(|item| vec![(item, 1.0)]).unwrap_or_default()
         } else {
-            self.session_history(&request)
+            self.session_history(&request, &person.history)
         };
         let weights = if placement.config.weights.is_empty() {
             &self.artifact.metadata.blend_weights
@@ -176,7 +191,7 @@ impl Engine {
             .map(FittedModel::as_recommender)
             .filter_map(|m| weights.get(m.name()).copied().filter(|&w| w > 0.0).map(|w| (m, w)))
             .collect();
-        let query = Query { user: if similar { None } else { request.user }, history: &history };
+        let query = Query { user: if similar { None } else { person.user }, history: &history };
         SCRATCH.with(|scratch| {
             let scratch = &mut *scratch.borrow_mut();
             let n_items = body.items.len();
@@ -213,7 +228,7 @@ impl Engine {
                 }
             }
             if !selection.is_full() {
-                let favourites = self.favourite_categories(request.user, &history);
+                let favourites = self.favourite_categories(person.user, &history);
                 if !favourites.is_empty() {
                     for (i, (total, &p)) in scratch.total.iter_mut().zip(&self.popularity).enumerate() {
                         let favourite = self
@@ -270,7 +285,7 @@ impl Engine {
                     }
                 })
                 .collect();
-            let fallback = match (personalized, request.user) {
+            let fallback = match (personalized, person.user) {
                 (true, _) => None,
                 (false, _) if !history.is_empty() => Some(FallbackReason::NoModels),
                 (false, None) => Some(FallbackReason::UnknownUser),
@@ -314,11 +329,10 @@ impl Engine {
 
     /// The person's training history with the request's cart and viewed item added, as
     /// add-to-cart and view events would weigh them.
-    fn session_history(&self, request: &Request<'_>) -> Vec<(ItemIdx, f32)> {
+    fn session_history(&self, request: &Request<'_>, history: &[(ItemIdx, f32)]) -> Vec<(ItemIdx, f32)> {
         // Weighed as training weighed these events: the artifact keeps the weighting.
         let weights = &self.artifact.metadata.config.weights;
-        let mut merged: BTreeMap<ItemIdx, f32> =
-            request.user.map(|u| self.history(u)).unwrap_or_default().into_iter().collect();
+        let mut merged: BTreeMap<ItemIdx, f32> = history.iter().copied().collect();
         for &item in request.cart {
             *merged.entry(item).or_default() += weights.type_weight(&EventType::AddToCart);
         }
@@ -371,6 +385,16 @@ impl Engine {
         ranked.iter().find_map(|identifier| self.lookup(&identifier.key()))
     }
 
+    /// What the artifact knows of `user`: their training history and consumed items (nothing
+    /// for `None`).
+    pub fn person(&self, user: Option<UserIdx>) -> Person<'_> {
+        Person {
+            user,
+            history: user.map(|u| self.history(u)).unwrap_or_default().into(),
+            consumed: user.map_or(&[][..], |u| self.consumed(u)),
+        }
+    }
+
     /// A person's training history.
     pub fn history(&self, user: UserIdx) -> Vec<(ItemIdx, f32)> {
         row_items(&self.artifact.body.history, user)
@@ -390,17 +414,9 @@ impl Engine {
             return Ok(Recommendations { items: Vec::new(), fallback: None });
         }
         let filters = Filters::default();
-        let request = Request {
-            user,
-            k,
-            now: 0,
-            viewed: None,
-            cart: &[],
-            exclude: &[],
-            store_id: None,
-            filters: &filters,
-        };
-        let answer = self.answer(&self.batch, request)?;
+        let request =
+            Request { k, now: 0, viewed: None, cart: &[], exclude: &[], store_id: None, filters: &filters };
+        let answer = self.answer(&self.batch, request, &self.person(user))?;
         let items = answer.items.into_iter().map(|a| ScoredItem { item: a.item, score: a.score }).collect();
         Ok(Recommendations { items, fallback: answer.fallback })
     }
@@ -441,9 +457,9 @@ mod tests {
         Artifact::assemble(&dataset, trained, &config, 0)
     }
 
-    fn request<'a>(user: Option<UserIdx>, k: usize, filters: &'a Filters) -> Request<'a> {
+    fn request<'a>(k: usize, filters: &'a Filters) -> Request<'a> {
         let now = SyntheticConfig::default().end;
-        Request { user, k, now, viewed: None, cart: &[], exclude: &[], store_id: None, filters }
+        Request { k, now, viewed: None, cart: &[], exclude: &[], store_id: None, filters }
     }
 
     #[test]
@@ -457,7 +473,7 @@ mod tests {
             .find(|&u| engine.consumed(u).len() >= 2)
             .unwrap();
 
-        let answer = engine.answer(&placement, request(Some(buyer), 10, &filters)).unwrap();
+        let answer = engine.answer(&placement, request(10, &filters), &engine.person(Some(buyer))).unwrap();
         assert!(answer.personalized && answer.fallback.is_none());
         assert_eq!(answer.items.len(), 10);
         let consumed = engine.consumed(buyer);
@@ -471,7 +487,7 @@ mod tests {
             assert!((sum - a.score).abs() < 1e-3 * (1.0 + a.score.abs()), "{sum} vs {}", a.score);
         }
 
-        let unknown = engine.answer(&placement, request(None, 10, &filters)).unwrap();
+        let unknown = engine.answer(&placement, request(10, &filters), &engine.person(None)).unwrap();
         assert_eq!((unknown.personalized, unknown.fallback), (false, Some(FallbackReason::UnknownUser)));
         assert_eq!(unknown.items.len(), 10);
         assert!(unknown.items.iter().all(|a| a.source == Source::Popular && a.contributions.is_empty()));
@@ -481,7 +497,7 @@ mod tests {
         let popular_only =
             PlacementConfig { weights: [("popularity".to_string(), 0.0)].into(), ..any_stock.clone() };
         let (placement, _) = engine.compile("q", &popular_only).unwrap();
-        let answer = engine.answer(&placement, request(Some(buyer), 5, &filters)).unwrap();
+        let answer = engine.answer(&placement, request(5, &filters), &engine.person(Some(buyer))).unwrap();
         assert_eq!((answer.personalized, answer.fallback), (false, Some(FallbackReason::NoModels)));
         assert_eq!(answer.items[0].source, Source::FavouriteCategories);
     }
@@ -511,13 +527,13 @@ mod tests {
             ..Default::default()
         };
         let (both, _) = engine.compile("both", &weights(&["als", "item_knn"])).unwrap();
-        let answer = engine.answer(&both, request(Some(buyer), 5, &filters)).unwrap();
+        let answer = engine.answer(&both, request(5, &filters), &engine.person(Some(buyer))).unwrap();
         assert!(answer.personalized && answer.items.len() == 5);
         assert_eq!(answer.dropped.iter().map(|d| d.0).collect::<Vec<_>>(), ["als"]);
         assert!(answer.items.iter().all(|a| a.contributions.iter().any(|c| c == &("als", 0.0))));
         // With no member left, the fallback chain answers.
         let (alone, _) = engine.compile("alone", &weights(&["als"])).unwrap();
-        let answer = engine.answer(&alone, request(Some(buyer), 5, &filters)).unwrap();
+        let answer = engine.answer(&alone, request(5, &filters), &engine.person(Some(buyer))).unwrap();
         assert!(!answer.personalized && answer.items.len() == 5 && answer.dropped.len() == 1);
         assert_eq!(answer.items[0].source, Source::FavouriteCategories);
     }
@@ -594,7 +610,8 @@ mod tests {
         let filters = Filters { categories: vec![category.clone()], ..Filters::default() };
         // More than the category holds: the answer stops short rather than leave it.
         for user in [None, Some(UserIdx(0))] {
-            let answer = engine.answer(&placement, request(user, in_category + 5, &filters)).unwrap();
+            let answer =
+                engine.answer(&placement, request(in_category + 5, &filters), &engine.person(user)).unwrap();
             assert!(answer.items.len() <= in_category && !answer.items.is_empty());
             assert!(
                 answer.items.iter().all(|a| catalog[a.item.get()].top_category() == Some(category.as_str()))

@@ -2,7 +2,7 @@
 //! with boosts.
 
 use datasets::schema::Item;
-use datasets::{ItemIdx, UserIdx};
+use datasets::ItemIdx;
 
 use crate::error::Result;
 
@@ -27,8 +27,6 @@ pub struct Filters {
 /// The per-request part of the rules.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
-    /// The person, when known to the artifact.
-    pub user: Option<UserIdx>,
     /// How many items.
     pub k: usize,
     /// The time the rules are evaluated at (seconds since the epoch).

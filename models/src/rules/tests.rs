@@ -53,7 +53,6 @@ fn answer<'a>(
     let index = CatalogIndex::new(&items);
     let (placement, _) = Placement::compile("p", &config, &ids, &items).unwrap();
     let mut req = Request {
-        user: None,
         k: 4,
         now: 1_000_000,
         viewed: None,
@@ -128,7 +127,6 @@ fn store_stock_category_price_and_availability() {
     let (placement, _) = Placement::compile("p", &PlacementConfig::default(), &ids, &items).unwrap();
     let filters = Filters { brands: vec!["A".into()], ..Default::default() };
     let request = Request {
-        user: None,
         k: 4,
         now: 1_000_000,
         viewed: None,
@@ -157,16 +155,8 @@ fn boosts_lift_matching_items_even_with_negative_scores() {
     let (placement, _) = Placement::compile("p", &config, &ids, &items).unwrap();
     let index = CatalogIndex::new(&items);
     let filters = Filters::default();
-    let request = Request {
-        user: None,
-        k: 2,
-        now: 0,
-        viewed: None,
-        cart: &[],
-        exclude: &[],
-        store_id: None,
-        filters: &filters,
-    };
+    let request =
+        Request { k: 2, now: 0, viewed: None, cart: &[], exclude: &[], store_id: None, filters: &filters };
     let eligibility = Eligibility::new(&placement, &items, &index, request, &[]).unwrap();
     let mut scores = vec![-1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0];
     eligibility.apply_boosts(&mut scores);
@@ -216,16 +206,8 @@ fn invalid_settings_and_requests_are_named() {
     let store = PlacementConfig { in_stock: StockRule::Store, ..Default::default() };
     let (placement, _) = Placement::compile("kiosk", &store, &ids, &items).unwrap();
     let filters = Filters::default();
-    let request = Request {
-        user: None,
-        k: 4,
-        now: 0,
-        viewed: None,
-        cart: &[],
-        exclude: &[],
-        store_id: None,
-        filters: &filters,
-    };
+    let request =
+        Request { k: 4, now: 0, viewed: None, cart: &[], exclude: &[], store_id: None, filters: &filters };
     let err = Eligibility::new(&placement, &items, &index, request, &[]).err().unwrap();
     assert_eq!(err, RuleError::MissingStore("kiosk".into()));
     let err = Eligibility::new(&placement, &items, &index, Request { k: 101, ..request }, &[]).err().unwrap();
@@ -248,7 +230,7 @@ proptest! {
         let (placement, _) = Placement::compile("p", &config, &ids, &items).unwrap();
         let filters = Filters::default();
         let request =
-            Request { user: None, k, now: 0, viewed: None, cart: &[], exclude: &[], store_id: None, filters: &filters };
+            Request { k, now: 0, viewed: None, cart: &[], exclude: &[], store_id: None, filters: &filters };
         let consumed: Vec<(u32, i64)> = consumed.into_iter().map(|i| (i, 0)).collect();
         let eligibility = Eligibility::new(&placement, &items, &index, request, &consumed).unwrap();
         let mut selection = Selection::new(&eligibility);

@@ -311,7 +311,6 @@ fn respond(
     let cart: Vec<ItemIdx> = ask.cart.iter().filter_map(item).collect();
     let exclude: Vec<ItemIdx> = ask.exclude.iter().filter_map(item).collect();
     let request = RuleRequest {
-        user,
         k: ask.k.unwrap_or(placement.config.k),
         now,
         viewed,
@@ -320,17 +319,18 @@ fn respond(
         store_id: ask.store_id.as_deref(),
         filters: &ask.filters,
     };
-    let answer = loaded.engine.answer(placement, request).map_err(|e| match e {
-        models::Error::Rule(rule) => {
-            let field = match rule {
-                RuleError::InvalidK { .. } => "k",
-                RuleError::MissingStore(_) | RuleError::UnknownStore(_) => "store_id",
-                RuleError::PriceRange { .. } => "filters.min_price",
-            };
-            ApiError::field(field, rule.to_string())
-        }
-        other => ApiError::internal(other),
-    })?;
+    let answer =
+        loaded.engine.answer(placement, request, &loaded.engine.person(user)).map_err(|e| match e {
+            models::Error::Rule(rule) => {
+                let field = match rule {
+                    RuleError::InvalidK { .. } => "k",
+                    RuleError::MissingStore(_) | RuleError::UnknownStore(_) => "store_id",
+                    RuleError::PriceRange { .. } => "filters.min_price",
+                };
+                ApiError::field(field, rule.to_string())
+            }
+            other => ApiError::internal(other),
+        })?;
     for (model, reason) in &answer.dropped {
         tracing::warn!(model, reason, placement = %placement.name, "a blend member failed and was left out");
         metrics::counter!("omnirec_model_failures_total", "model" => *model).increment(1);
