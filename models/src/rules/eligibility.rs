@@ -1,8 +1,8 @@
 //! The per-request part: filters, the request itself, and the eligibility test (hard rules)
 //! with boosts.
 
-use datasets::schema::Item;
 use datasets::ItemIdx;
+use datasets::schema::Item;
 
 use crate::error::Result;
 
