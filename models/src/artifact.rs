@@ -70,8 +70,8 @@ pub struct Metadata {
     pub counts: Counts,
     /// Per enabled model: fit time, or why it was skipped.
     pub models: Vec<ModelReport>,
-    /// Blend weights by model name.
-    pub blend_weights: BTreeMap<String, f32>,
+    /// Blend weights by model.
+    pub blend_weights: crate::blend::Weights,
     /// Validation NDCG reached by tuning, if it ran.
     pub tuned_ndcg: Option<f64>,
     /// Identity resolution summary, for event data.
@@ -293,10 +293,7 @@ fn validate(metadata: &Metadata, body: &Body) -> std::result::Result<(), String>
         let name = model.as_recommender().name();
         model.check(n_items).map_err(|reason| format!("model {name}: {reason}"))?;
     }
-    if let Some((name, weight)) = metadata.blend_weights.iter().find(|(_, w)| !(w.is_finite() && **w >= 0.0))
-    {
-        return Err(format!("blend weight of {name} is {weight}, expected a finite number ≥ 0"));
-    }
+    crate::blend::check_weights(&metadata.blend_weights).map_err(|reason| format!("blend: {reason}"))?;
     metadata.config.validate().map_err(|e| format!("training configuration: {e}"))?;
     Ok(())
 }
@@ -532,8 +529,8 @@ mod tests {
         past.body.consumed[0] = vec![(1_000, 0)];
         assert!(refused(&past).contains("consumed items of person 0"), "{}", refused(&past));
         let mut weights = artifact.clone();
-        weights.metadata.blend_weights.insert("als".into(), -1.0);
-        assert!(refused(&weights).contains("blend weight of als is -1"), "{}", refused(&weights));
+        weights.metadata.blend_weights.insert(crate::config::ModelKind::Als, -1.0);
+        assert!(refused(&weights).contains("blend: weight of `als` is -1"), "{}", refused(&weights));
         let mut alias = artifact;
         alias.body.aliases.insert("email:x".into(), 60);
         assert!(refused(&alias).contains("alias `email:x` points to person 60"), "{}", refused(&alias));

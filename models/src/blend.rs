@@ -14,17 +14,21 @@ use datasets::{ItemIdx, UserIdx};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::config::ModelKind;
 use crate::error::{Error, Result};
 use crate::metrics::{Relevant, score_list};
-use crate::rank::{add_weighted_z, standardise, top_k};
+use crate::rank::{add_scaled_z, moments, top_k};
 use crate::recommender::{Query, Recommender, TrainSet};
+
+/// Blend weights by model; a model not listed weighs 0.
+pub type Weights = BTreeMap<ModelKind, f32>;
 
 /// Blend settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BlendParams {
-    /// Weight per model name; models not listed get weight 0.
-    pub weights: BTreeMap<String, f32>,
+    /// Weight per model; models not listed get weight 0.
+    pub weights: Weights,
     /// Tune the weights on a validation split carved out of the training data.
     pub tune: bool,
     /// Share of each person's latest interactions held out for tuning.
@@ -37,9 +41,15 @@ pub struct BlendParams {
 
 impl Default for BlendParams {
     fn default() -> Self {
-        let weights = [("als", 1.0), ("ease", 1.0), ("item_knn", 0.5), ("content", 0.2), ("popularity", 0.1)];
+        let weights = [
+            (ModelKind::Als, 1.0),
+            (ModelKind::Ease, 1.0),
+            (ModelKind::ItemKnn, 0.5),
+            (ModelKind::Content, 0.2),
+            (ModelKind::Popularity, 0.1),
+        ];
         BlendParams {
-            weights: weights.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            weights: weights.into_iter().collect(),
             tune: true,
             validation_fraction: 0.1,
             max_tuning_users: 3_000,
@@ -51,12 +61,8 @@ impl Default for BlendParams {
 impl BlendParams {
     /// Checks weights and tuning settings.
     pub fn validate(&self) -> Result<()> {
-        if self.weights.values().any(|w| !w.is_finite() || *w < 0.0) {
-            return Err(Error::InvalidParam {
-                name: "blend.weights",
-                reason: "must be finite numbers >= 0".into(),
-            });
-        }
+        check_weights(&self.weights)
+            .map_err(|reason| Error::InvalidParam { name: "blend.weights", reason })?;
         if !(self.validation_fraction > 0.0 && self.validation_fraction < 1.0) {
             return Err(Error::InvalidParam {
                 name: "blend.validation_fraction",
@@ -70,42 +76,111 @@ impl BlendParams {
     }
 }
 
-/// A blend of fitted models; itself a [`Recommender`].
+/// Every weight is a finite number ≥ 0; the error names the first model that breaks it.
+pub fn check_weights(weights: &Weights) -> std::result::Result<(), String> {
+    match weights.iter().find(|(_, w)| !(w.is_finite() && **w >= 0.0)) {
+        Some((kind, w)) => Err(format!("weight of `{}` is {w}: must be a finite number >= 0", kind.as_str())),
+        None => Ok(()),
+    }
+}
+
+/// One member of a blend: which model, the model, its weight.
+#[derive(Clone, Copy)]
+pub struct Member<'a> {
+    /// Which model.
+    pub kind: ModelKind,
+    /// The fitted model.
+    pub model: &'a dyn Recommender,
+    /// Its weight (> 0).
+    pub weight: f32,
+}
+
+/// What one member did for one query in [`Blend::fuse`].
+#[derive(Debug)]
+pub enum Fused {
+    /// It scored: the (mean, 1 / standard deviation) of its raw scores, which turn them
+    /// into its z-scores.
+    Scored(f32, f32),
+    /// It failed to score this query; its buffer holds NaN and it added nothing.
+    Failed(Error),
+    /// It gave no finite score; it added nothing.
+    NoFiniteScore,
+}
+
+/// A blend of fitted models with their weights: the one scoring path of every
+/// personalised answer. Serving ([`crate::engine::Engine::answer`]), offline evaluation
+/// (this type as a [`Recommender`]) and the tuner ([`tune_weights`]) all add members up
+/// through [`crate::rank::add_scaled_z`].
 pub struct Blend<'a> {
-    members: Vec<(&'a dyn Recommender, f32)>,
+    members: Vec<Member<'a>>,
     n_items: usize,
 }
 
 impl<'a> Blend<'a> {
-    /// Blends `models` with `weights` (by model name); members with weight 0 are left out.
-    pub fn new(models: &[&'a dyn Recommender], weights: &BTreeMap<String, f32>) -> Result<Self> {
-        let n_items = models.first().map_or(0, |m| m.n_items());
-        if let Some(m) = models.iter().find(|m| m.n_items() != n_items) {
-            return Err(Error::OutOfRange { what: "item", index: m.n_items(), len: n_items });
-        }
-        let members: Vec<(&dyn Recommender, f32)> = models
+    /// Blends `models` with `weights`; members with weight 0 (or not listed) are left out.
+    /// The blend scores the catalog of the first model; a member fitted on another catalog
+    /// fails every query (the buffer length check of [`crate::recommender::check_query`]).
+    pub fn new(models: &[(ModelKind, &'a dyn Recommender)], weights: &Weights) -> Self {
+        let n_items = models.first().map_or(0, |(_, m)| m.n_items());
+        let members = models
             .iter()
-            .filter_map(|&m| weights.get(m.name()).copied().filter(|&w| w > 0.0).map(|w| (m, w)))
+            .filter_map(|&(kind, model)| {
+                weights.get(&kind).copied().filter(|&w| w > 0.0).map(|weight| Member { kind, model, weight })
+            })
             .collect();
-        Ok(Blend { members, n_items })
+        Blend { members, n_items }
     }
 
     /// The members and their weights.
-    pub fn members(&self) -> &[(&'a dyn Recommender, f32)] {
+    pub fn members(&self) -> &[Member<'a>] {
         &self.members
     }
 
-    /// Each member's standardised score for `item`, times its weight: where a blended score
-    /// comes from.
-    pub fn contributions(&self, query: &Query<'_>, item: ItemIdx) -> Result<Vec<(&'static str, f32)>> {
-        let mut buffer = vec![0f32; self.n_items];
-        let mut out = Vec::with_capacity(self.members.len());
-        for (model, weight) in &self.members {
-            model.score_into(query, &mut buffer)?;
-            standardise(&mut buffer);
-            out.push((model.name(), weight * buffer.get(item.get()).copied().unwrap_or(0.0)));
-        }
-        Ok(out)
+    /// Scores `query` with every member into its buffer of `buffers` (resized to one per
+    /// member, each `n_items` long) and sets `total` to `Σ_m w_m · z_m`. A member that fails
+    /// is left out of the sum (its buffer filled with NaN) and reported as such, so the
+    /// caller decides whether the others may answer. One outcome per member, in order.
+    pub fn fuse(&self, query: &Query<'_>, buffers: &mut Vec<Vec<f32>>, total: &mut [f32]) -> Vec<Fused> {
+        total.fill(0.0);
+        buffers.resize_with(self.members.len(), Vec::new);
+        self.members
+            .iter()
+            .zip(buffers.iter_mut())
+            .map(|(member, buffer)| {
+                buffer.resize(self.n_items, 0.0);
+                if let Err(error) = member.model.score_into(query, buffer) {
+                    buffer.fill(f32::NAN);
+                    return Fused::Failed(error);
+                }
+                match moments(buffer) {
+                    Some(moments) => {
+                        add_scaled_z(total, buffer, member.weight, moments);
+                        Fused::Scored(moments.0, moments.1)
+                    }
+                    None => Fused::NoFiniteScore,
+                }
+            })
+            .collect()
+    }
+
+    /// Each member's weighted z-score for `item`: where a blended score comes from.
+    pub fn contributions(&self, query: &Query<'_>, item: ItemIdx) -> Result<Vec<(ModelKind, f32)>> {
+        let mut buffers = Vec::new();
+        let mut total = vec![0f32; self.n_items];
+        let fused = self.fuse(query, &mut buffers, &mut total);
+        self.members
+            .iter()
+            .zip(&buffers)
+            .zip(fused)
+            .map(|((member, raw), fused)| match fused {
+                Fused::Failed(error) => Err(error),
+                Fused::NoFiniteScore => Ok((member.kind, 0.0)),
+                Fused::Scored(mean, scale) => {
+                    let s = raw.get(item.get()).copied().filter(|s| s.is_finite());
+                    Ok((member.kind, s.map_or(0.0, |s| member.weight * (s - mean) * scale)))
+                }
+            })
+            .collect()
     }
 }
 
@@ -118,45 +193,69 @@ impl Recommender for Blend<'_> {
         self.n_items
     }
 
-    /// `Σ_m w_m · z_m` through [`crate::rank::add_weighted_z`], the fusion step the serving
-    /// engine uses too, so offline metrics measure what serves.
+    /// `Σ_m w_m · z_m` through [`Blend::fuse`], as the serving engine scores; a failing
+    /// member fails the query (offline, a silent gap would bias the metrics).
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
-        scores.iter_mut().for_each(|s| *s = 0.0);
-        let mut buffer = vec![0f32; self.n_items];
-        for (model, weight) in &self.members {
-            model.score_into(query, &mut buffer)?;
-            add_weighted_z(scores, &buffer, *weight);
+        crate::recommender::check_query(self.n_items, query, scores)?;
+        let mut buffers = Vec::new();
+        for fused in self.fuse(query, &mut buffers, scores) {
+            if let Fused::Failed(error) = fused {
+                return Err(error);
+            }
         }
         Ok(())
     }
 
+    /// The explanation of the first member, by weight, that can explain `item`.
     fn explain(&self, query: &Query<'_>, item: ItemIdx) -> Vec<(ItemIdx, f32)> {
-        self.members.iter().flat_map(|(model, _)| model.explain(query, item)).take(3).collect()
+        let mut members: Vec<&Member<'_>> = self.members.iter().collect();
+        members.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+        members.iter().map(|m| m.model.explain(query, item)).find(|why| !why.is_empty()).unwrap_or_default()
     }
 }
 
 /// One tuning person's candidates: the union of each model's top items, with each model's
-/// standardised score for them.
+/// raw score for them and its moments over the whole catalog.
 struct Candidates {
     items: Vec<ItemIdx>,
-    /// `z[m][c]`: model `m`'s z-score of candidate `c`.
-    z: Vec<Vec<f32>>,
+    /// `raw[m][c]`: model `m`'s score of candidate `c`.
+    raw: Vec<Vec<f32>>,
+    /// Model `m`'s (mean, 1 / standard deviation) over the catalog; `None` without a finite
+    /// score.
+    moments: Vec<Option<(f32, f32)>>,
     relevant: Relevant,
+}
+
+impl Candidates {
+    /// The blended ranking of the candidates under `weights`: the serving fusion, restricted
+    /// to the candidates (z-scores still relative to the whole catalog).
+    fn rank(&self, weights: &[f32], k: usize) -> Vec<ItemIdx> {
+        let mut blended = vec![0f32; self.items.len()];
+        for ((raw, moments), &weight) in self.raw.iter().zip(&self.moments).zip(weights) {
+            if let Some(moments) = moments.filter(|_| weight > 0.0) {
+                add_scaled_z(&mut blended, raw, weight, moments);
+            }
+        }
+        top_k(&blended, k, |_| true).into_iter().map(|s| self.items[s.item.get()]).collect()
+    }
 }
 
 /// Chooses blend weights for `models` (fitted on `train`) that maximise mean NDCG@k on
 /// `relevant`, by coordinate ascent over a grid, starting from the better of `start` and
-/// each model alone. Returns the weights and the NDCG they reach.
+/// each model alone. Each person is scored once; the search re-ranks the union of every
+/// model's top items through the same fusion step as serving, which gives the same top k
+/// as scoring the whole catalog whenever the blend's top k lies in that union. Returns the
+/// weights and the NDCG they reach.
 pub fn tune_weights(
-    models: &[&dyn Recommender],
+    models: &[(ModelKind, &dyn Recommender)],
     train: &TrainSet,
     relevant: &[Relevant],
-    start: &BTreeMap<String, f32>,
+    start: &Weights,
     k: usize,
     max_users: usize,
-) -> Result<(BTreeMap<String, f32>, f64)> {
+) -> Result<(Weights, f64)> {
     const POOL: usize = 100;
-    let n_items = models.first().map_or(0, |m| m.n_items());
+    let n_items = models.first().map_or(0, |(_, m)| m.n_items());
     let mut users: Vec<usize> = (0..relevant.len().min(train.n_users()))
         .filter(|&u| {
             !relevant[u].items.is_empty() && train.user_items.outer_view(u).is_some_and(|r| r.nnz() > 0)
@@ -176,42 +275,33 @@ pub fn tune_weights(
                 let query = Query { user: Some(UserIdx(u as u32)), history: &history };
                 let seen: Vec<usize> = history.iter().map(|(i, _)| i.get()).collect();
                 let mut pool: Vec<ItemIdx> = Vec::new();
-                for (model, buffer) in models.iter().zip(buffers.iter_mut()) {
+                let mut all_moments = Vec::with_capacity(models.len());
+                for ((_, model), buffer) in models.iter().zip(buffers.iter_mut()) {
                     model.score_into(&query, buffer)?;
-                    standardise(buffer);
+                    all_moments.push(moments(buffer));
                     pool.extend(
                         top_k(buffer, POOL, |i| seen.binary_search(&i).is_err()).into_iter().map(|s| s.item),
                     );
                 }
                 pool.sort_unstable();
                 pool.dedup();
-                let z = buffers.iter().map(|b| pool.iter().map(|i| b[i.get()]).collect()).collect();
-                Ok(Candidates { items: pool, z, relevant: relevant[u].clone() })
+                let raw = buffers.iter().map(|b| pool.iter().map(|i| b[i.get()]).collect()).collect();
+                Ok(Candidates { items: pool, raw, moments: all_moments, relevant: relevant[u].clone() })
             },
         )
         .collect::<Result<_>>()?;
     if candidates.is_empty() {
         return Ok((start.clone(), 0.0));
     }
-    let names: Vec<&'static str> = models.iter().map(|m| m.name()).collect();
     let ndcg = |weights: &[f32]| -> f64 {
-        let total: f64 = candidates
-            .par_iter()
-            .map(|c| {
-                let blended: Vec<f32> = (0..c.items.len())
-                    .map(|j| weights.iter().zip(&c.z).map(|(w, z)| w * z[j]).sum())
-                    .collect();
-                let ranked: Vec<ItemIdx> =
-                    top_k(&blended, k, |_| true).into_iter().map(|s| c.items[s.item.get()]).collect();
-                score_list(&ranked, &c.relevant, k)[2]
-            })
-            .sum();
+        let total: f64 =
+            candidates.par_iter().map(|c| score_list(&c.rank(weights, k), &c.relevant, k)[2]).sum();
         total / candidates.len() as f64
     };
-    let mut best: Vec<f32> = names.iter().map(|n| start.get(*n).copied().unwrap_or(0.0)).collect();
+    let mut best: Vec<f32> = models.iter().map(|(kind, _)| start.get(kind).copied().unwrap_or(0.0)).collect();
     let mut best_score = ndcg(&best);
-    for m in 0..names.len() {
-        let mut alone = vec![0.0; names.len()];
+    for m in 0..models.len() {
+        let mut alone = vec![0.0; models.len()];
         alone[m] = 1.0;
         let score = ndcg(&alone);
         if score > best_score {
@@ -221,7 +311,7 @@ pub fn tune_weights(
     const GRID: [f32; 8] = [0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0];
     for _pass in 0..3 {
         let mut improved = false;
-        for m in 0..names.len() {
+        for m in 0..models.len() {
             for &value in &GRID {
                 if value == best[m] {
                     continue;
@@ -242,7 +332,7 @@ pub fn tune_weights(
             break;
         }
     }
-    Ok((names.iter().map(|n| n.to_string()).zip(best).collect(), best_score))
+    Ok((models.iter().map(|(kind, _)| *kind).zip(best).collect(), best_score))
 }
 
 #[cfg(test)]
@@ -271,15 +361,16 @@ mod tests {
         // a: z = [-1.22, 0, 1.22]; b (scaled ×100, reversed): z = [1.22, 0, -1.22].
         let a = Fixed("a", vec![1.0, 2.0, 3.0]);
         let b = Fixed("b", vec![300.0, 200.0, 100.0]);
-        let weights: BTreeMap<String, f32> = [("a".to_owned(), 2.0), ("b".to_owned(), 1.0)].into();
-        let blend = Blend::new(&[&a, &b], &weights).unwrap();
+        let models: [(ModelKind, &dyn Recommender); 2] = [(ModelKind::Als, &a), (ModelKind::Ease, &b)];
+        let weights: Weights = [(ModelKind::Als, 2.0), (ModelKind::Ease, 1.0)].into();
+        let blend = Blend::new(&models, &weights);
         let mut scores = vec![0.0; 3];
         blend.score_into(&Query { user: None, history: &[] }, &mut scores).unwrap();
         // 2·z_a + z_b = z_a: the scale of b does not let it dominate.
         assert!(scores[2] > scores[1] && scores[1] > scores[0]);
         assert!((scores[2] - 1.5f32.sqrt()).abs() < 1e-5);
-        let only_b: BTreeMap<String, f32> = [("b".to_owned(), 1.0)].into();
-        assert_eq!(Blend::new(&[&a, &b], &only_b).unwrap().members().len(), 1);
+        let only_b: Weights = [(ModelKind::Ease, 1.0)].into();
+        assert_eq!(Blend::new(&models, &only_b).members().len(), 1);
     }
 
     #[test]
@@ -290,10 +381,12 @@ mod tests {
         let relevant: Vec<Relevant> = (0..8)
             .map(|u| Relevant { items: vec![ItemIdx((u / 4 * 4 + u % 4) as u32)], n_unknown: 0 })
             .collect();
-        let start: BTreeMap<String, f32> = [("ease".to_owned(), 1.0), ("noise".to_owned(), 1.0)].into();
-        let (weights, ndcg) = tune_weights(&[&good, &bad], &train, &relevant, &start, 1, 100).unwrap();
+        let start: Weights = [(ModelKind::Ease, 1.0), (ModelKind::Popularity, 1.0)].into();
+        let models: [(ModelKind, &dyn Recommender); 2] =
+            [(ModelKind::Ease, &good), (ModelKind::Popularity, &bad)];
+        let (weights, ndcg) = tune_weights(&models, &train, &relevant, &start, 1, 100).unwrap();
         assert_eq!(ndcg, 1.0);
-        assert!(weights["ease"] > weights["noise"], "{weights:?}");
+        assert!(weights[&ModelKind::Ease] > weights[&ModelKind::Popularity], "{weights:?}");
         contract(&crate::ease::EaseParams { regularization: 1.0, ..Default::default() }, &train);
     }
 }

@@ -14,10 +14,12 @@ use datasets::schema::EventType;
 use datasets::{ItemIdx, UserIdx};
 
 use crate::artifact::Artifact;
+use crate::blend::{Blend, Fused};
+use crate::config::ModelKind;
 use crate::error::Result;
-use crate::pipeline::FittedModel;
-use crate::rank::{ScoredItem, add_weighted_z};
-use crate::recommender::{Query, Recommender, row_items};
+use crate::pipeline::{FittedModel, members};
+use crate::rank::ScoredItem;
+use crate::recommender::{Query, row_items};
 use crate::rules::{
     CatalogIndex, Eligibility, Filters, Placement, PlacementKind, Request, Selection, Source,
 };
@@ -63,9 +65,10 @@ pub struct Answered {
     /// Which stage put it there.
     pub source: Source,
     /// Each blend member's weighted z-score for the item, largest first (blend stages only).
-    pub contributions: Vec<(&'static str, f32)>,
-    /// Items of the person's history (or the viewed item) that most support it, by item-kNN,
-    /// each with whether the person bought it.
+    pub contributions: Vec<(ModelKind, f32)>,
+    /// Items of the person's history (or the viewed item) that most support it, from the
+    /// explanation of the member that contributed most to it and can explain it
+    /// ([`crate::recommender::Recommender::explain`]), each with whether the person bought it.
     pub because: Vec<(ItemIdx, bool)>,
     /// The placement's boost factor for the item (1 when none matched).
     pub boost: f32,
@@ -104,7 +107,7 @@ pub struct Person<'a> {
 /// Per-thread buffers for scoring, so a request allocates nothing proportional to the catalog.
 #[derive(Default)]
 struct Scratch {
-    /// One z-scored buffer per blend member.
+    /// One raw score buffer per blend member.
     members: Vec<Vec<f32>>,
     total: Vec<f32>,
 }
@@ -153,14 +156,12 @@ impl Engine {
         name: &str,
         config: &crate::rules::PlacementConfig,
     ) -> Result<(Placement, Vec<String>)> {
-        if let Some(model) = config
-            .weights
-            .keys()
-            .find(|m| !self.artifact.body.models.iter().any(|f| f.as_recommender().name() == *m))
+        if let Some(kind) =
+            config.weights.keys().find(|kind| !self.artifact.body.models.iter().any(|f| f.kind() == **kind))
         {
             return Err(crate::Error::InvalidParam {
                 name: "weights",
-                reason: format!("placement `{name}`: the model artifact has no model `{model}`"),
+                reason: format!("placement `{name}`: the model artifact has no model `{}`", kind.as_str()),
             });
         }
         let body = &self.artifact.body;
@@ -185,42 +186,29 @@ impl Engine {
         } else {
             &placement.config.weights
         };
-        let members: Vec<(&dyn Recommender, f32)> = body
-            .models
-            .iter()
-            .map(FittedModel::as_recommender)
-            .filter_map(|m| weights.get(m.name()).copied().filter(|&w| w > 0.0).map(|w| (m, w)))
-            .collect();
+        let blend = Blend::new(&members(&body.models), weights);
         let query = Query { user: if similar { None } else { person.user }, history: &history };
         SCRATCH.with(|scratch| {
             let scratch = &mut *scratch.borrow_mut();
-            let n_items = body.items.len();
-            scratch.members.resize_with(members.len(), Vec::new);
-            scratch.total.resize(n_items, 0.0);
+            scratch.total.resize(body.items.len(), 0.0);
             let mut selection = Selection::new(&eligibility);
-            let mut personalized = !history.is_empty() && !members.is_empty();
-            // Each member's (mean, 1 / standard deviation), to turn raw scores into z-scores.
-            let mut zs = vec![(0f32, 0f32); members.len()];
+            let mut personalized = !history.is_empty() && !blend.members().is_empty();
+            let mut fused = Vec::new();
             let mut dropped = Vec::new();
             if personalized {
-                scratch.total.fill(0.0);
-                for (((model, weight), buffer), z) in members.iter().zip(&mut scratch.members).zip(&mut zs) {
-                    buffer.resize(n_items, 0.0);
-                    // A member that cannot score this query is left out, not the answer: the
-                    // other members and the fallback chain still answer.
-                    let scored = model.score_into(&query, buffer).map_err(|e| e.to_string()).and_then(|()| {
-                        add_weighted_z(&mut scratch.total, buffer, *weight)
-                            .ok_or_else(|| "no finite score".to_string())
-                    });
-                    match scored {
-                        Ok(moments) => *z = moments,
-                        Err(reason) => {
-                            buffer.fill(f32::NAN);
-                            dropped.push((model.name(), reason));
+                // A member that cannot score this query is left out, not the answer: the
+                // other members and the fallback chain still answer.
+                fused = blend.fuse(&query, &mut scratch.members, &mut scratch.total);
+                for (member, outcome) in blend.members().iter().zip(&fused) {
+                    match outcome {
+                        Fused::Scored(..) => {}
+                        Fused::Failed(error) => dropped.push((member.kind.as_str(), error.to_string())),
+                        Fused::NoFiniteScore => {
+                            dropped.push((member.kind.as_str(), "no finite score".into()))
                         }
                     }
                 }
-                personalized = dropped.len() < members.len();
+                personalized = dropped.len() < blend.members().len();
                 if personalized {
                     eligibility.apply_boosts(&mut scratch.total);
                     selection
@@ -246,35 +234,42 @@ impl Engine {
                 eligibility.apply_boosts(&mut scratch.total);
                 selection.fill(&scratch.total, Source::Popular);
             }
-            let picked = selection.finish();
-            let because =
-                if personalized { self.supports(&members, &history, &picked) } else { BTreeMap::new() };
-            let items = picked
+            let items = selection
+                .finish()
                 .into_iter()
                 .map(|(scored, source)| {
-                    let mut contributions: Vec<(&'static str, f32)> = if personalized {
-                        members
+                    let mut contributions: Vec<(ModelKind, f32)> = if personalized {
+                        blend
+                            .members()
                             .iter()
                             .zip(&scratch.members)
-                            .zip(&zs)
-                            .map(|(((m, w), raw), &(mean, scale))| {
-                                let s = raw.get(scored.item.get()).copied().filter(|s| s.is_finite());
-                                (m.name(), s.map_or(0.0, |s| w * (s - mean) * scale))
+                            .zip(&fused)
+                            .map(|((member, raw), outcome)| {
+                                let z = match outcome {
+                                    Fused::Scored(mean, scale) => {
+                                        let s = raw.get(scored.item.get()).copied().filter(|s| s.is_finite());
+                                        s.map_or(0.0, |s| member.weight * (s - mean) * scale)
+                                    }
+                                    _ => 0.0,
+                                };
+                                (member.kind, z)
                             })
                             .collect()
                     } else {
                         Vec::new()
                     };
                     contributions.sort_by(|a, b| b.1.total_cmp(&a.1));
-                    let because = because.get(&scored.item.0).map_or_else(Vec::new, |supports| {
-                        supports
-                            .iter()
-                            .map(|&(item, _)| {
+                    let because = if personalized {
+                        explain(&blend, &contributions, &query, scored.item)
+                            .into_iter()
+                            .map(|item| {
                                 let bought = consumed.binary_search_by_key(&item.0, |&(c, _)| c).is_ok();
                                 (item, bought)
                             })
                             .collect()
-                    });
+                    } else {
+                        Vec::new()
+                    };
                     Answered {
                         item: scored.item,
                         score: scored.score,
@@ -293,38 +288,6 @@ impl Engine {
             };
             Ok(Answer { items, personalized, fallback, dropped })
         })
-    }
-
-    /// For each picked item, the (up to two) history items whose item-kNN neighbourhoods
-    /// support it most: one pass over the history's neighbour lists.
-    fn supports(
-        &self,
-        members: &[(&dyn Recommender, f32)],
-        history: &[(ItemIdx, f32)],
-        picked: &[(ScoredItem, Source)],
-    ) -> BTreeMap<u32, Vec<(ItemIdx, f32)>> {
-        let knn = self.artifact.body.models.iter().find_map(|m| match m {
-            FittedModel::ItemKnn(knn) => Some(knn),
-            _ => None,
-        });
-        let mut out: BTreeMap<u32, Vec<(ItemIdx, f32)>> = BTreeMap::new();
-        let Some(knn) = knn.filter(|_| members.iter().any(|(m, _)| m.name() == "item_knn")) else {
-            return out;
-        };
-        let mut targets: Vec<u32> = picked.iter().map(|(s, _)| s.item.0).collect();
-        targets.sort_unstable();
-        for &(source, weight) in history {
-            for (neighbor, similarity) in knn.neighbors(source) {
-                if targets.binary_search(&neighbor.0).is_ok() {
-                    out.entry(neighbor.0).or_default().push((source, weight * similarity));
-                }
-            }
-        }
-        for supports in out.values_mut() {
-            supports.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            supports.truncate(2);
-        }
-        out
     }
 
     /// The person's training history with the request's cart and viewed item added, as
@@ -422,10 +385,30 @@ impl Engine {
     }
 }
 
+/// The (up to two) history items behind `item`, through the model contract
+/// ([`crate::recommender::Recommender::explain`]): asked of the members in the order of their contribution to
+/// the item, the first that can explain it answers.
+fn explain(
+    blend: &Blend<'_>,
+    contributions: &[(ModelKind, f32)],
+    query: &Query<'_>,
+    item: ItemIdx,
+) -> Vec<ItemIdx> {
+    contributions
+        .iter()
+        .filter(|(_, z)| *z > 0.0)
+        .filter_map(|(kind, _)| blend.members().iter().find(|m| m.kind == *kind))
+        .map(|member| member.model.explain(query, item))
+        .find(|why| !why.is_empty())
+        .map(|why| why.into_iter().take(2).map(|(item, _)| item).collect())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::TrainConfig;
+    use crate::recommender::Recommender;
     use crate::rules::{Filters, PlacementConfig, StockRule};
     use datasets::dataset::{Dataset, WeightConfig};
     use datasets::identity::IdentityLimits;
@@ -495,7 +478,7 @@ mod tests {
         // With no blend member, a known person gets popular items of their favourite
         // categories first.
         let popular_only =
-            PlacementConfig { weights: [("popularity".to_string(), 0.0)].into(), ..any_stock.clone() };
+            PlacementConfig { weights: [(ModelKind::Popularity, 0.0)].into(), ..any_stock.clone() };
         let (placement, _) = engine.compile("q", &popular_only).unwrap();
         let answer = engine.answer(&placement, request(5, &filters), &engine.person(Some(buyer))).unwrap();
         assert_eq!((answer.personalized, answer.fallback), (false, Some(FallbackReason::NoModels)));
@@ -521,18 +504,18 @@ mod tests {
             .map(UserIdx)
             .find(|&u| engine.consumed(u).len() >= 2)
             .unwrap();
-        let weights = |names: &[&str]| PlacementConfig {
+        let weights = |kinds: &[ModelKind]| PlacementConfig {
             in_stock: StockRule::Any,
-            weights: names.iter().map(|n| (n.to_string(), 1.0)).collect(),
+            weights: kinds.iter().map(|&kind| (kind, 1.0)).collect(),
             ..Default::default()
         };
-        let (both, _) = engine.compile("both", &weights(&["als", "item_knn"])).unwrap();
+        let (both, _) = engine.compile("both", &weights(&[ModelKind::Als, ModelKind::ItemKnn])).unwrap();
         let answer = engine.answer(&both, request(5, &filters), &engine.person(Some(buyer))).unwrap();
         assert!(answer.personalized && answer.items.len() == 5);
         assert_eq!(answer.dropped.iter().map(|d| d.0).collect::<Vec<_>>(), ["als"]);
-        assert!(answer.items.iter().all(|a| a.contributions.iter().any(|c| c == &("als", 0.0))));
+        assert!(answer.items.iter().all(|a| a.contributions.iter().any(|c| c == &(ModelKind::Als, 0.0))));
         // With no member left, the fallback chain answers.
-        let (alone, _) = engine.compile("alone", &weights(&["als"])).unwrap();
+        let (alone, _) = engine.compile("alone", &weights(&[ModelKind::Als])).unwrap();
         let answer = engine.answer(&alone, request(5, &filters), &engine.person(Some(buyer))).unwrap();
         assert!(!answer.personalized && answer.items.len() == 5 && answer.dropped.len() == 1);
         assert_eq!(answer.items[0].source, Source::FavouriteCategories);
@@ -569,16 +552,12 @@ mod tests {
             config.als.factors = 4;
             config.als.iterations = 2;
             config.blend.tune = false;
-            config.blend.weights = ["popularity", "item_knn", "als"]
-                .into_iter()
-                .zip(&weights)
-                .map(|(name, &w)| (name.to_string(), w))
-                .collect();
+            config.blend.weights = config.models.enabled.iter().copied().zip(weights).collect();
             let trained = crate::pipeline::train(&dataset, &config, &crate::progress::Silent).unwrap();
             let engine = Engine::new(Artifact::assemble(&dataset, trained, &config, 0));
             let body = &engine.artifact().body;
-            let models: Vec<&dyn Recommender> = body.models.iter().map(FittedModel::as_recommender).collect();
-            let blend = crate::blend::Blend::new(&models, &engine.artifact().metadata.blend_weights).unwrap();
+            let models = crate::pipeline::members(&body.models);
+            let blend = crate::blend::Blend::new(&models, &engine.artifact().metadata.blend_weights);
             let mut scores = vec![0.0; body.items.len()];
             let mut compared = 0;
             for user in (0..body.users.len() as u32).map(UserIdx) {

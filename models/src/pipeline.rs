@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::als::AlsModel;
-use crate::blend::{Blend, tune_weights};
+use crate::blend::{Blend, Weights, tune_weights};
 use crate::config::{ModelKind, TrainConfig};
 use crate::content::ContentModel;
 use crate::ease::EaseModel;
@@ -51,6 +51,17 @@ impl FittedModel {
         }
     }
 
+    /// Which model this is.
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            FittedModel::Popularity(_) => ModelKind::Popularity,
+            FittedModel::ItemKnn(_) => ModelKind::ItemKnn,
+            FittedModel::Als(_) => ModelKind::Als,
+            FittedModel::Ease(_) => ModelKind::Ease,
+            FittedModel::Content(_) => ModelKind::Content,
+        }
+    }
+
     /// The model behind the common contract.
     pub fn as_recommender(&self) -> &dyn Recommender {
         match self {
@@ -82,7 +93,7 @@ pub struct Trained {
     /// One report per enabled model.
     pub reports: Vec<ModelReport>,
     /// Blend weights (tuned, or from the config).
-    pub blend_weights: BTreeMap<String, f32>,
+    pub blend_weights: Weights,
     /// Validation NDCG of the tuned weights, when tuning ran.
     pub tuned_ndcg: Option<f64>,
     /// Derived profile attributes.
@@ -96,15 +107,20 @@ pub struct Trained {
 }
 
 impl Trained {
-    /// The models behind the common contract.
-    pub fn recommenders(&self) -> Vec<&dyn Recommender> {
-        self.models.iter().map(FittedModel::as_recommender).collect()
+    /// The models behind the common contract, each with its kind.
+    pub fn members(&self) -> Vec<(ModelKind, &dyn Recommender)> {
+        members(&self.models)
     }
 
     /// The blend of the models with the chosen weights.
-    pub fn blend(&self) -> Result<Blend<'_>> {
-        Blend::new(&self.recommenders(), &self.blend_weights)
+    pub fn blend(&self) -> Blend<'_> {
+        Blend::new(&self.members(), &self.blend_weights)
     }
+}
+
+/// Fitted models behind the common contract, each with its kind: what a [`Blend`] is made of.
+pub fn members(models: &[FittedModel]) -> Vec<(ModelKind, &dyn Recommender)> {
+    models.iter().map(|m| (m.kind(), m.as_recommender())).collect()
 }
 
 fn fit_one(
@@ -227,32 +243,32 @@ pub fn train(dataset: &Dataset, config: &TrainConfig, progress: &dyn Progress) -
         )?;
         let reduced = TrainSet::from_dataset(&dataset.with_interactions(fit_part));
         let (models, _) = fit_models(&reduced, config, &crate::progress::Silent)?;
-        let recommenders: Vec<&dyn Recommender> = models.iter().map(FittedModel::as_recommender).collect();
+        let members = members(&models);
         let relevant = relevance_of(&reduced, &valid_part);
         let (weights, ndcg) = tune_weights(
-            &recommenders,
+            &members,
             &reduced,
             &relevant,
             &config.blend.weights,
             config.blend.k,
             config.blend.max_tuning_users,
         )?;
-        for model in &recommenders {
+        for (kind, model) in &members {
             validation_metrics
-                .insert(model.name().to_owned(), evaluate(*model, &reduced, &relevant, config.blend.k));
+                .insert(kind.as_str().to_owned(), evaluate(*model, &reduced, &relevant, config.blend.k));
         }
-        let blend = Blend::new(&recommenders, &weights)?;
+        let blend = Blend::new(&members, &weights);
         validation_metrics.insert("blend".to_owned(), evaluate(&blend, &reduced, &relevant, config.blend.k));
         blend_weights = weights;
         tuned_ndcg = Some(ndcg);
     }
     let (models, reports) = fit_models(&train_set, config, progress)?;
     // Weights of models that were skipped do not matter; keep only trained ones.
-    blend_weights.retain(|name, _| models.iter().any(|m| m.as_recommender().name() == name));
+    blend_weights.retain(|kind, _| models.iter().any(|m| m.kind() == *kind));
     if blend_weights.values().all(|&w| w == 0.0)
         && let Some(first) = models.first()
     {
-        blend_weights.insert(first.as_recommender().name().to_owned(), 1.0);
+        blend_weights.insert(first.kind(), 1.0);
     }
     let (profiles, profiles_skipped) = match fit_profiles(dataset, &train_set, &config.profiles) {
         Ok(profiles) => (Some(profiles), None),

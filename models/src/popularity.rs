@@ -156,7 +156,7 @@ mod tests {
             item.categories = vec![if i < 4 { "shoes>running".into() } else { "books".into() }];
         }
         let model = PopularityParams { per_category: true, half_life_days: None }.fit(&train).unwrap();
-        crate::testing::refuses_bad_queries(&model);
+        crate::testing::conforms(&model, &train);
         // Every item is held by 3 of its block's 4 persons.
         assert!(model.global().iter().all(|&s| s == 3.0));
         let history = [(ItemIdx(5), 2.0)];

@@ -79,20 +79,27 @@ pub fn standardise(scores: &mut [f32]) {
     }
 }
 
-/// The one fusion step of every blend (serving, offline evaluation, the batch recommender):
-/// adds `weight` times the z-scores of one member's raw `scores` to `total`, computed on
-/// the fly as `a·s + b` so the raw scores stay intact for explanations. Non-finite scores add
-/// nothing. Returns the member's (mean, 1 / standard deviation), or `None` when it has no
-/// finite score (then `total` is unchanged).
+/// Adds `weight` times the z-scores of one member's raw `scores` to `total`, the z-scores
+/// computed on the fly from the member's own [`moments`] over the whole catalog, so the raw
+/// scores stay intact for explanations. Non-finite scores add nothing. Returns those
+/// moments, or `None` when the member has no finite score (then `total` is unchanged).
 pub fn add_weighted_z(total: &mut [f32], scores: &[f32], weight: f32) -> Option<(f32, f32)> {
-    let (mean, scale) = moments(scores)?;
+    let moments = moments(scores)?;
+    add_scaled_z(total, scores, weight, moments);
+    Some(moments)
+}
+
+/// The one fusion step of every blend (serving, offline evaluation, batch, the tuner): adds
+/// `weight · (s − mean) · scale` for every finite raw score `s` to `total`, as `a·s + b`.
+/// `scores` may be a subset of the catalog (the tuner's candidates) as long as `(mean,
+/// scale)` are the moments of the member's scores over the whole catalog.
+pub fn add_scaled_z(total: &mut [f32], scores: &[f32], weight: f32, (mean, scale): (f32, f32)) {
     let (a, b) = (weight * scale, -weight * scale * mean);
     for (total, &s) in total.iter_mut().zip(scores) {
         if s.is_finite() {
             *total += a * s + b;
         }
     }
-    Some((mean, scale))
 }
 
 /// The mean of the finite scores and the reciprocal of their standard deviation (0 for a

@@ -31,6 +31,41 @@ pub fn block_train() -> TrainSet {
     TrainSet { user_items, item_users, catalog, last_seen, newest: 0 }
 }
 
+/// The contract every model keeps, whatever it learned: a bad query (a history item past
+/// its catalog, a score buffer of the wrong length) is an error, never a panic; a valid one
+/// (a known person, an unknown one with a history, nobody at all) gives finite scores, the
+/// same twice; an explanation names only history items, strongest first, and is empty for
+/// an item past the catalog.
+pub fn conforms(model: &dyn Recommender, train: &TrainSet) {
+    let name = model.name();
+    refuses_bad_queries(model);
+    let n = model.n_items();
+    assert_eq!(n, train.n_items(), "{name}: scores its training catalog");
+    for user in 0..train.n_users().min(8) {
+        let history = train.history(UserIdx(user as u32));
+        for query in [
+            Query { user: Some(UserIdx(user as u32)), history: &history },
+            Query { user: None, history: &history },
+            Query { user: None, history: &[] },
+        ] {
+            let (mut first, mut second) = (vec![0.0; n], vec![1.0; n]);
+            model.score_into(&query, &mut first).unwrap();
+            model.score_into(&query, &mut second).unwrap();
+            assert!(first.iter().all(|s| s.is_finite()), "{name}: a non-finite score for {query:?}");
+            assert_eq!(first, second, "{name}: the same query scored twice differently");
+            for item in (0..n).map(|i| ItemIdx(i as u32)) {
+                let why = model.explain(&query, item);
+                assert!(
+                    why.iter().all(|(h, _)| query.history.iter().any(|(q, _)| q == h)),
+                    "{name}: explains {item:?} by an item outside the history"
+                );
+                assert!(why.windows(2).all(|w| w[0].1 >= w[1].1), "{name}: explanation not strongest first");
+            }
+            assert!(model.explain(&query, ItemIdx(n as u32)).is_empty(), "{name}: explains an unknown item");
+        }
+    }
+}
+
 /// A model answers a bad query (a history item past its catalog, a score buffer of the
 /// wrong length) with an error, never a panic.
 pub fn refuses_bad_queries(model: &dyn Recommender) {
@@ -44,11 +79,11 @@ pub fn refuses_bad_queries(model: &dyn Recommender) {
     assert!(err.to_string().starts_with("score buffer length"), "{}: {err}", model.name());
 }
 
-/// Every person's best unseen item is the one missing from their block, and bad queries are
-/// errors.
+/// [`conforms`], and every person's best unseen item is the one missing from their block:
+/// the check a collaborative model must pass.
 pub fn contract(params: &impl Fit, train: &TrainSet) {
     let model = params.fit(train).unwrap();
-    refuses_bad_queries(&model);
+    conforms(&model, train);
     for user in 0..8 {
         let history = train.history(UserIdx(user as u32));
         let mut scores = vec![0.0; model.n_items()];
@@ -62,5 +97,38 @@ pub fn contract(params: &impl Fit, train: &TrainSet) {
             "{} for person {user}",
             model.name()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blend::Blend;
+    use crate::config::{ModelKind, TrainConfig};
+
+    /// The contract suite on every model the pipeline can train (titled, categorised items so
+    /// the content model trains too), and on their blend.
+    #[test]
+    fn every_model_and_the_blend_keep_the_contract() {
+        let mut train = block_train();
+        for (i, item) in train.catalog.iter_mut().enumerate() {
+            item.title = format!("{} item {i}", if i < 4 { "running shoe" } else { "cook book" });
+            item.categories = vec![if i < 4 { "shoes".into() } else { "books".into() }];
+        }
+        let mut config = TrainConfig::default();
+        config.als.factors = 4;
+        config.als.iterations = 3;
+        config.content.min_df = 1;
+        config.content.max_df = 1.0;
+        let (models, reports) =
+            crate::pipeline::fit_models(&train, &config, &crate::progress::Silent).unwrap();
+        assert!(reports.iter().all(|r| r.skipped.is_none()), "{reports:?}");
+        let kinds: Vec<ModelKind> = models.iter().map(|m| m.kind()).collect();
+        assert_eq!(kinds, ModelKind::ALL);
+        for model in &models {
+            conforms(model.as_recommender(), &train);
+        }
+        let members = crate::pipeline::members(&models);
+        conforms(&Blend::new(&members, &config.blend.weights), &train);
     }
 }

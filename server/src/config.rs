@@ -295,6 +295,14 @@ mod tests {
         std::fs::write(&path, "[[keys]]\nname = \"a\"\nroles = [\"root\"]\nsha256 = \"00\"\n").unwrap();
         let err = ServerConfig::load(Some(&path), no_env).unwrap_err().to_string();
         assert!(err.contains("root"), "{err}");
+        // Blend weights are keyed by model: a misspelt model is named with the valid ones.
+        std::fs::write(&path, "[placements.home.weights]\nals = 1.0\nitem_knn = 0.5\n").unwrap();
+        let config = ServerConfig::load(Some(&path), no_env).unwrap();
+        let weights = &config.placements()["home"].weights;
+        assert_eq!(weights.get(&models::config::ModelKind::ItemKnn), Some(&0.5));
+        std::fs::write(&path, "[placements.home.weights]\nalss = 1.0\n").unwrap();
+        let err = ServerConfig::load(Some(&path), no_env).unwrap_err().to_string();
+        assert!(err.contains("alss") && err.contains("item_knn"), "{err}");
     }
 
     fn keyed(entries: &[(&str, &str, &str)]) -> ServerConfig {

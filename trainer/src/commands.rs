@@ -107,7 +107,8 @@ fn log_reports(trained: &Trained) {
     if let Some(reason) = &trained.profiles_skipped {
         tracing::warn!("profiles skipped: {reason}");
     }
-    let weights: Vec<String> = trained.blend_weights.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let weights: Vec<String> =
+        trained.blend_weights.iter().map(|(k, v)| format!("{}={v}", k.as_str())).collect();
     match trained.tuned_ndcg {
         Some(ndcg) => {
             tracing::info!("blend weights tuned on validation (ndcg {ndcg:.4}): {}", weights.join(" "))
@@ -181,14 +182,14 @@ pub fn evaluate_rows(args: &EvaluateArgs) -> Result<Vec<EvaluationRow>> {
     let relevant = relevance_of(&trained.train_set, &test_part);
     let seconds: BTreeMap<&str, f64> = trained.reports.iter().map(|r| (r.name.as_str(), r.seconds)).collect();
     let mut rows = Vec::new();
-    for model in trained.recommenders() {
+    for (kind, model) in trained.members() {
         rows.push(EvaluationRow {
-            model: model.name().to_owned(),
+            model: kind.as_str().to_owned(),
             metrics: evaluate_model(model, &trained.train_set, &relevant, args.k),
-            fit_seconds: seconds.get(model.name()).copied(),
+            fit_seconds: seconds.get(kind.as_str()).copied(),
         });
     }
-    let blend = trained.blend()?;
+    let blend = trained.blend();
     rows.push(EvaluationRow {
         model: "blend".to_owned(),
         metrics: evaluate_model(&blend, &trained.train_set, &relevant, args.k),

@@ -76,8 +76,8 @@ pub struct PlacementConfig {
     pub k: usize,
     /// The largest `k` a request may ask for.
     pub max_k: usize,
-    /// Blend weights by model name; empty uses the artifact's tuned weights.
-    pub weights: BTreeMap<String, f32>,
+    /// Blend weights by model; empty uses the artifact's tuned weights.
+    pub weights: crate::blend::Weights,
     /// Never recommend what the person consumed (subject to `repurchase_after_days`).
     pub exclude_purchased: bool,
     /// Per category path or prefix: days after a purchase when items of it may come back.
@@ -111,7 +111,7 @@ impl Default for PlacementConfig {
             kind: PlacementKind::Personal,
             k: 10,
             max_k: 100,
-            weights: BTreeMap::new(),
+            weights: crate::blend::Weights::new(),
             exclude_purchased: true,
             repurchase_after_days: BTreeMap::new(),
             exclude_cart: true,
@@ -152,11 +152,8 @@ impl PlacementConfig {
                 format!("placement `{name}`: k must be between 1 and max_k ({})", self.max_k),
             ));
         }
-        if let Some((model, w)) = self.weights.iter().find(|(_, w)| !(w.is_finite() && **w >= 0.0)) {
-            return Err(invalid(
-                "weights",
-                format!("placement `{name}`: weight of `{model}` is {w}, must be >= 0"),
-            ));
+        if let Err(reason) = crate::blend::check_weights(&self.weights) {
+            return Err(invalid("weights", format!("placement `{name}`: {reason}")));
         }
         if let Some((category, days)) =
             self.repurchase_after_days.iter().find(|(_, d)| !(d.is_finite() && **d >= 0.0))

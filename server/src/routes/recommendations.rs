@@ -377,15 +377,20 @@ fn render_items(loaded: &Loaded, answer: &Answer, viewed: Option<ItemIdx>) -> Ve
                         viewed.and_then(title).unwrap_or_else(|| "the item viewed".into())
                     )
                 }
-                Source::Personalized => match (a.contributions.first(), a.because.first()) {
-                    (Some(("item_knn", _)), Some(&(item, bought))) => format!(
+                Source::Personalized => match a.because.first() {
+                    Some(&(item, bought)) => format!(
                         "because you {} {}",
                         if bought { "bought" } else { "looked at" },
                         title(item).unwrap_or_default()
                     ),
                     _ => {
-                        let top: Vec<&str> =
-                            a.contributions.iter().filter(|c| c.1 > 0.0).take(2).map(|c| c.0).collect();
+                        let top: Vec<&str> = a
+                            .contributions
+                            .iter()
+                            .filter(|c| c.1 > 0.0)
+                            .take(2)
+                            .map(|c| c.0.as_str())
+                            .collect();
                         if top.is_empty() {
                             "picked for you".to_string()
                         } else {
@@ -404,7 +409,10 @@ fn render_items(loaded: &Loaded, answer: &Answer, viewed: Option<ItemIdx>) -> Ve
                     models: a
                         .contributions
                         .iter()
-                        .map(|&(model, contribution)| ModelContribution { model, contribution })
+                        .map(|&(model, contribution)| ModelContribution {
+                            model: model.as_str(),
+                            contribution,
+                        })
                         .collect(),
                     because: a
                         .because
