@@ -17,9 +17,9 @@ use datasets::identity::IdentityLimits;
 use datasets::synthetic::{SyntheticConfig, SyntheticData};
 use datasets::{ItemIdx, UserIdx};
 use models::artifact::Artifact;
-use models::config::TrainConfig;
-use models::engine::Engine;
-use models::rules::{Boost, Filters, PlacementConfig, PlacementKind, Request};
+use models::serve::engine::Engine;
+use models::serve::rules::{Boost, Filters, PlacementConfig, PlacementKind, Request};
+use models::train::config::TrainConfig;
 
 fn engine(n_items: usize) -> Engine {
     let synthetic =
@@ -36,7 +36,7 @@ fn engine(n_items: usize) -> Engine {
     config.als.factors = 64;
     config.blend.tune = false;
     let trained =
-        models::pipeline::train(&dataset, &config, &models::progress::Silent).expect("training succeeds");
+        models::train::train(&dataset, &config, &models::progress::Silent).expect("training succeeds");
     Engine::new(Artifact::assemble(&dataset, trained, &config, 0))
 }
 

@@ -12,9 +12,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use datasets::dataset::{Dataset, WeightConfig};
 use datasets::identity::IdentityLimits;
 use datasets::synthetic::{SyntheticConfig, SyntheticData};
-use models::als::AlsParams;
-use models::config::TrainConfig;
+use models::algorithms::als::AlsParams;
 use models::recommender::{Fit, TrainSet};
+use models::train::config::TrainConfig;
 
 fn als(c: &mut Criterion) {
     let rows = datasets::synthetic::interactions(50_000, 10_000, 2_000_000, 1);
@@ -42,7 +42,7 @@ fn whole_train(c: &mut Criterion) {
     group.sample_size(10).measurement_time(Duration::from_secs(60)).warm_up_time(Duration::from_secs(1));
     group.bench_function("omnichannel_10k", |b| {
         b.iter(|| {
-            models::pipeline::train(&dataset, &config, &models::progress::Silent).expect("training succeeds")
+            models::train::train(&dataset, &config, &models::progress::Silent).expect("training succeeds")
         })
     });
     group.finish();

@@ -191,12 +191,12 @@ pub fn tiny_artifact() -> &'static models::artifact::Artifact {
             &IdentityLimits::default(),
         )
         .expect("a data set");
-        let mut config = models::config::TrainConfig::default();
+        let mut config = models::train::config::TrainConfig::default();
         config.als.factors = 4;
         config.als.iterations = 2;
         config.blend.tune = false;
         let trained =
-            models::pipeline::train(&dataset, &config, &models::progress::Silent).expect("a trained model");
+            models::train::train(&dataset, &config, &models::progress::Silent).expect("a trained model");
         models::artifact::Artifact::assemble(&dataset, trained, &config, 1_700_000_000)
     })
 }

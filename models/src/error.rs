@@ -47,7 +47,7 @@ pub enum Error {
     Io(#[from] std::io::Error),
     /// A request breaks its placement's rules (the caller's fault).
     #[error(transparent)]
-    Rule(#[from] crate::rules::RuleError),
+    Rule(#[from] crate::serve::rules::RuleError),
     /// A data-set error surfaced while training.
     #[error(transparent)]
     Data(#[from] datasets::Error),

@@ -1,10 +1,19 @@
 //! Recommendation models for omnirec, their evaluation, and the model artifact.
 //!
-//! Every model follows one contract ([`recommender::Fit`] → [`recommender::Recommender`]):
-//! popularity, item-kNN, implicit ALS, EASE and TF-IDF content similarity, combined by a
-//! [`blend::Blend`]. [`pipeline::train`] fits the enabled models in parallel and tunes the
-//! blend; [`metrics::evaluate`] scores any model on held-out data; [`artifact`] writes and
-//! reads the one versioned file the server loads.
+//! One folder or file per concept:
+//!
+//! - [`recommender`]: the contract every model follows ([`recommender::Fit`] →
+//!   [`recommender::Recommender`]), [`recommender::ModelKind`], the training input.
+//! - [`algorithms`]: popularity, item-kNN, implicit ALS, EASE, TF-IDF content.
+//! - [`blend`]: [`blend::Blend`], the one fusion of members' z-scores that serving,
+//!   evaluation and [`blend::tune`] share.
+//! - [`train`]: [`train::train`] fits the enabled models in parallel, tunes the blend and
+//!   derives [`profile`]s; [`train::config`] is the TOML configuration.
+//! - [`metrics`]: [`metrics::evaluate`] scores any model on held-out data.
+//! - [`artifact`]: writes and reads (and checks) the one versioned file the server loads.
+//! - [`serve`]: the [`serve::engine`] that answers from an artifact under placements whose
+//!   [`serve::rules`] are applied by stage.
+//! - [`rank`]: top-k and standardisation; [`progress`]: progress reporting.
 //!
 //! ```
 //! use datasets::dataset::{Dataset, WeightConfig};
@@ -14,7 +23,7 @@
 //! let rows = datasets::synthetic::interactions(200, 100, 3_000, 1);
 //! let dataset = Dataset::from_interactions(&rows, None, &WeightConfig::default())?;
 //! let train = TrainSet::from_dataset(&dataset);
-//! let als = models::als::AlsParams { factors: 8, iterations: 5, ..Default::default() }.fit(&train)?;
+//! let als = models::algorithms::als::AlsParams { factors: 8, iterations: 5, ..Default::default() }.fit(&train)?;
 //! let history = train.history(datasets::UserIdx(0));
 //! let mut scores = vec![0.0; als.n_items()];
 //! als.score_into(&Query { user: Some(datasets::UserIdx(0)), history: &history }, &mut scores)?;
@@ -25,26 +34,18 @@
 //!
 //! This crate does no network I/O; it touches files only in [`artifact`].
 
-pub mod als;
+pub mod algorithms;
 pub mod artifact;
 pub mod blend;
-pub mod config;
-pub mod content;
-pub mod ease;
-pub mod engine;
 pub mod error;
-mod integrity;
-pub mod item_knn;
-pub mod linalg;
 pub mod metrics;
-pub mod pipeline;
-pub mod popularity;
 pub mod profile;
 pub mod progress;
 pub mod rank;
 pub mod recommender;
-pub mod rules;
+pub mod serve;
 #[cfg(test)]
 mod testing;
+pub mod train;
 
 pub use error::{Error, Result};

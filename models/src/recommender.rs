@@ -3,9 +3,43 @@
 use datasets::dataset::Dataset;
 use datasets::schema::Item;
 use datasets::{ItemIdx, UserIdx};
+use serde::{Deserialize, Serialize};
 use sprs::CsMat;
 
 use crate::error::Result;
+
+/// The models omnirec can train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// Global and per-category popularity (the cold-start fallback).
+    Popularity,
+    /// Item-based nearest neighbours.
+    ItemKnn,
+    /// Implicit alternating least squares.
+    Als,
+    /// Closed-form shallow autoencoder.
+    Ease,
+    /// TF-IDF content similarity over the catalog.
+    Content,
+}
+
+impl ModelKind {
+    /// Every kind, in training order.
+    pub const ALL: [ModelKind; 5] =
+        [ModelKind::Popularity, ModelKind::ItemKnn, ModelKind::Als, ModelKind::Ease, ModelKind::Content];
+
+    /// The model's name, as used in configs, blend weights and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Popularity => "popularity",
+            ModelKind::ItemKnn => "item_knn",
+            ModelKind::Als => "als",
+            ModelKind::Ease => "ease",
+            ModelKind::Content => "content",
+        }
+    }
+}
 
 /// What a model is asked about: a person and their history.
 ///

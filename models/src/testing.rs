@@ -104,7 +104,8 @@ pub fn contract(params: &impl Fit, train: &TrainSet) {
 mod tests {
     use super::*;
     use crate::blend::Blend;
-    use crate::config::{ModelKind, TrainConfig};
+    use crate::recommender::ModelKind;
+    use crate::train::config::TrainConfig;
 
     /// The contract suite on every model the pipeline can train (titled, categorised items so
     /// the content model trains too), and on their blend.
@@ -120,15 +121,14 @@ mod tests {
         config.als.iterations = 3;
         config.content.min_df = 1;
         config.content.max_df = 1.0;
-        let (models, reports) =
-            crate::pipeline::fit_models(&train, &config, &crate::progress::Silent).unwrap();
+        let (models, reports) = crate::train::fit_models(&train, &config, &crate::progress::Silent).unwrap();
         assert!(reports.iter().all(|r| r.skipped.is_none()), "{reports:?}");
         let kinds: Vec<ModelKind> = models.iter().map(|m| m.kind()).collect();
         assert_eq!(kinds, ModelKind::ALL);
         for model in &models {
             conforms(model.as_recommender(), &train);
         }
-        let members = crate::pipeline::members(&models);
+        let members = crate::train::members(&models);
         conforms(&Blend::new(&members, &config.blend.weights), &train);
     }
 }

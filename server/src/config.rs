@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use models::rules::{PlacementConfig, PlacementKind, StockRule};
+use models::serve::rules::{PlacementConfig, PlacementKind, StockRule};
 use serde::Deserialize;
 
 use crate::auth::{ApiKey, Role};
@@ -299,7 +299,7 @@ mod tests {
         std::fs::write(&path, "[placements.home.weights]\nals = 1.0\nitem_knn = 0.5\n").unwrap();
         let config = ServerConfig::load(Some(&path), no_env).unwrap();
         let weights = &config.placements()["home"].weights;
-        assert_eq!(weights.get(&models::config::ModelKind::ItemKnn), Some(&0.5));
+        assert_eq!(weights.get(&models::recommender::ModelKind::ItemKnn), Some(&0.5));
         std::fs::write(&path, "[placements.home.weights]\nalss = 1.0\n").unwrap();
         let err = ServerConfig::load(Some(&path), no_env).unwrap_err().to_string();
         assert!(err.contains("alss") && err.contains("item_knn"), "{err}");

@@ -214,14 +214,14 @@ fn train_demo(dir: &Path, persons: usize, items: usize) -> Result<()> {
     synthetic.write_events(create("events.jsonl")?)?;
     synthetic.write_catalog(create("catalog.csv")?)?;
     synthetic.write_truth(create("truth.tsv")?)?;
-    let config = models::config::TrainConfig::default();
+    let config = models::train::config::TrainConfig::default();
     let dataset = datasets::dataset::Dataset::from_events(
         &synthetic.events(),
         Some(synthetic.catalog.clone()),
         &config.weights,
         &config.identity,
     )?;
-    let trained = models::pipeline::train(&dataset, &config, &models::progress::Silent)?;
+    let trained = models::train::train(&dataset, &config, &models::progress::Silent)?;
     let artifact = models::artifact::Artifact::assemble(&dataset, trained, &config, server::telemetry::now());
     models::artifact::save(&artifact, &dir.join("model.omr"))?;
     println!(

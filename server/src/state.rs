@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
-use models::engine::Engine;
-use models::rules::{Placement, PlacementConfig};
+use models::serve::engine::Engine;
+use models::serve::rules::{Placement, PlacementConfig};
 
 use crate::auth::ApiKey;
 use crate::config::ServerConfig;

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use datasets::schema::{Channel, EventType, IdentifierKind};
 use datasets::synthetic::{SyntheticConfig, SyntheticData};
 use models::artifact;
-use models::engine::{Engine, FallbackReason};
+use models::serve::engine::{Engine, FallbackReason};
 use trainer::commands;
 use trainer::{EvaluateArgs, RecommendArgs};
 

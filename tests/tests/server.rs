@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use models::artifact;
-use models::engine::Engine;
-use models::rules::{Boost, Pin, PlacementConfig, PlacementKind, StockRule};
+use models::serve::engine::Engine;
+use models::serve::rules::{Boost, Pin, PlacementConfig, PlacementKind, StockRule};
 use serde_json::Value;
 use server::client::{Connection, Reply};
 use server::config::{KeyConfig, ServerConfig, default_placements};

@@ -10,9 +10,9 @@ use anyhow::{Context, Result, bail};
 use datasets::split::{SplitStrategy, split};
 use datasets::synthetic::{SyntheticConfig, SyntheticData};
 use models::artifact::{self, Artifact};
-use models::engine::Engine;
 use models::metrics::{Metrics, evaluate as evaluate_model};
-use models::pipeline::{Trained, relevance_of};
+use models::serve::engine::Engine;
+use models::train::{Trained, relevance_of};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -132,7 +132,7 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
     );
     let bars = Bars::new();
     let fit_started = Instant::now();
-    let trained = models::pipeline::train(&dataset, &config, &bars)?;
+    let trained = models::train::train(&dataset, &config, &bars)?;
     bars.clear();
     tracing::info!("training took {:.2}s", fit_started.elapsed().as_secs_f64());
     log_reports(&trained);
@@ -176,7 +176,7 @@ pub fn evaluate_rows(args: &EvaluateArgs) -> Result<Vec<EvaluationRow>> {
     }
     let train_data = dataset.with_interactions(train_part);
     let bars = Bars::new();
-    let trained = models::pipeline::train(&train_data, &config, &bars)?;
+    let trained = models::train::train(&train_data, &config, &bars)?;
     bars.clear();
     log_reports(&trained);
     let relevant = relevance_of(&trained.train_set, &test_part);
@@ -231,7 +231,7 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
             users.push(id.to_owned());
         }
     }
-    let answers: Vec<models::Result<models::engine::Recommendations>> =
+    let answers: Vec<models::Result<models::serve::engine::Recommendations>> =
         users.par_iter().map(|id| engine.recommend(engine.lookup(id), args.k)).collect();
     let mut out = create_writer(&args.out)?;
     writeln!(out, "user_id\titem_id\trank\tscore")?;
@@ -281,7 +281,7 @@ fn export_als(model: &Path, dir: &Path) -> Result<()> {
         .models
         .iter()
         .find_map(|m| match m {
-            models::pipeline::FittedModel::Als(als) => Some(als),
+            models::train::FittedModel::Als(als) => Some(als),
             _ => None,
         })
         .context("the artifact has no ALS model")?;

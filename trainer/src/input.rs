@@ -10,7 +10,7 @@ use datasets::load::{
     Catalog, CatalogFormat, LoadOptions, read_catalog, read_events, read_interactions_with,
 };
 use datasets::schema::Event;
-use models::config::TrainConfig;
+use models::train::config::TrainConfig;
 
 /// What kind of interaction file a path holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use models::rules::{Filters, PlacementKind};
+use models::serve::rules::{Filters, PlacementKind};
 use serde::Deserialize;
 use utoipa::IntoParams;
 

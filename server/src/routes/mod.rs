@@ -1,7 +1,7 @@
 //! The HTTP API by resource: each module holds its wire types and handlers; this one
 //! assembles the router (auth, limits, timeouts, metrics) and the OpenAPI document.
-//! Handlers only translate: the rules live in `models::rules`, scoring in
-//! `models::engine`, and scoring runs on the rayon pool, off the async executor.
+//! Handlers only translate: the rules live in `models::serve::rules`, scoring in
+//! `models::serve::engine`, and scoring runs on the rayon pool, off the async executor.
 
 mod admin;
 mod extract;

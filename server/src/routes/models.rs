@@ -50,7 +50,7 @@ pub(super) async fn list_models(
     let is_admin = caller.is_some_and(|c| c.is_admin);
     let loaded = state.current.load_full();
     let metadata = serde_json::to_value(&loaded.engine.artifact().metadata).map_err(ApiError::internal)?;
-    let placements: BTreeMap<&String, &models::rules::PlacementConfig> =
+    let placements: BTreeMap<&String, &models::serve::rules::PlacementConfig> =
         loaded.placements.iter().map(|(name, p)| (name, &p.config)).collect();
     Ok(Json(ModelsResponse {
         model_version: loaded.version().to_string(),

@@ -10,8 +10,8 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use datasets::ItemIdx;
 use datasets::schema::{Identifier, IdentifierKind};
-use models::engine::Answer;
-use models::rules::{
+use models::serve::engine::Answer;
+use models::serve::rules::{
     ChoiceError, Filters, PlacementAsk, PlacementKind, Request as RuleRequest, RuleError, Source,
 };
 use serde::{Deserialize, Serialize};
@@ -236,19 +236,19 @@ pub(super) fn split_list(raw: Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Picks the placement for `ask` (the rules are `models::rules::choose`'s).
+/// Picks the placement for `ask` (the rules are `models::serve::rules::choose`'s).
 fn choose_placement<'a>(
     loaded: &'a Loaded,
     default: &str,
     ask: &Ask,
-) -> Result<&'a models::rules::Placement, ApiError> {
+) -> Result<&'a models::serve::rules::Placement, ApiError> {
     let wanted = PlacementAsk {
         kind: ask.endpoint,
         name: ask.placement.as_deref(),
         channel: ask.channel.as_deref(),
         has_item: ask.item_id.is_some(),
     };
-    models::rules::choose(&loaded.placements, default, wanted).map_err(|e| match e {
+    models::serve::rules::choose(&loaded.placements, default, wanted).map_err(|e| match e {
         ChoiceError::UnknownPlacement { .. } => {
             ApiError::at(ErrorCode::UnknownPlacement, e.field(), e.to_string())
         }

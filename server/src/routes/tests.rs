@@ -24,7 +24,7 @@ fn model() -> &'static std::path::Path {
             ..Default::default()
         })
         .unwrap();
-        let mut config = models::config::TrainConfig::default();
+        let mut config = models::train::config::TrainConfig::default();
         config.als.factors = 4;
         config.blend.tune = false;
         let dataset = datasets::dataset::Dataset::from_events(
@@ -34,7 +34,7 @@ fn model() -> &'static std::path::Path {
             &config.identity,
         )
         .unwrap();
-        let trained = models::pipeline::train(&dataset, &config, &models::progress::Silent).unwrap();
+        let trained = models::train::train(&dataset, &config, &models::progress::Silent).unwrap();
         let artifact = models::artifact::Artifact::assemble(&dataset, trained, &config, 1_700_000_000);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.omr");

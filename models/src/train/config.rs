@@ -6,47 +6,15 @@ use datasets::dataset::WeightConfig;
 use datasets::identity::IdentityLimits;
 use serde::{Deserialize, Serialize};
 
-use crate::als::AlsParams;
+use crate::algorithms::als::AlsParams;
+use crate::algorithms::content::ContentParams;
+use crate::algorithms::ease::EaseParams;
+use crate::algorithms::item_knn::ItemKnnParams;
+use crate::algorithms::popularity::PopularityParams;
 use crate::blend::BlendParams;
-use crate::content::ContentParams;
-use crate::ease::EaseParams;
 use crate::error::{Error, Result};
-use crate::item_knn::ItemKnnParams;
-use crate::popularity::PopularityParams;
 use crate::profile::ProfileParams;
-
-/// The models omnirec can train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelKind {
-    /// Global and per-category popularity (the cold-start fallback).
-    Popularity,
-    /// Item-based nearest neighbours.
-    ItemKnn,
-    /// Implicit alternating least squares.
-    Als,
-    /// Closed-form shallow autoencoder.
-    Ease,
-    /// TF-IDF content similarity over the catalog.
-    Content,
-}
-
-impl ModelKind {
-    /// Every kind, in training order.
-    pub const ALL: [ModelKind; 5] =
-        [ModelKind::Popularity, ModelKind::ItemKnn, ModelKind::Als, ModelKind::Ease, ModelKind::Content];
-
-    /// The model's name, as used in configs, blend weights and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModelKind::Popularity => "popularity",
-            ModelKind::ItemKnn => "item_knn",
-            ModelKind::Als => "als",
-            ModelKind::Ease => "ease",
-            ModelKind::Content => "content",
-        }
-    }
-}
+use crate::recommender::ModelKind;
 
 /// `[models]`: which models to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

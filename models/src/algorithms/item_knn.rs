@@ -9,8 +9,8 @@ use datasets::ItemIdx;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::artifact::integrity::finite;
 use crate::error::{Error, Result};
-use crate::integrity::finite;
 use crate::rank::{ScoredItem, top_k};
 use crate::recommender::{Fit, Query, Recommender, TrainSet, check_query};
 

@@ -1,6 +1,8 @@
 //! Training orchestration: fit every enabled model in parallel, tune the blend on a
 //! validation split carved out of the training data, derive profile attributes.
 
+pub mod config;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -10,18 +12,20 @@ use datasets::{ItemIdx, UserIdx};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::als::AlsModel;
-use crate::blend::{Blend, Weights, tune_weights};
-use crate::config::{ModelKind, TrainConfig};
-use crate::content::ContentModel;
-use crate::ease::EaseModel;
+use crate::algorithms::als::AlsModel;
+use crate::algorithms::content::ContentModel;
+use crate::algorithms::ease::EaseModel;
+use crate::algorithms::item_knn::ItemKnnModel;
+use crate::algorithms::popularity::PopularityModel;
+use crate::blend::tune::tune_weights;
+use crate::blend::{Blend, Weights};
 use crate::error::{Error, Result};
-use crate::item_knn::ItemKnnModel;
 use crate::metrics::{Metrics, Relevant, evaluate};
-use crate::popularity::PopularityModel;
 use crate::profile::{Profiles, fit_profiles};
 use crate::progress::Progress;
+use crate::recommender::ModelKind;
 use crate::recommender::{Fit, Recommender, TrainSet};
+use crate::train::config::TrainConfig;
 
 /// A fitted model of any kind; what the artifact stores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

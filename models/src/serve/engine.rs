@@ -2,7 +2,7 @@
 //! what they consumed, fall back to popularity for persons the artifact does not know.
 //!
 //! [`Engine::answer`] is the serving path: one placement's blend weights and rules
-//! ([`crate::rules`]), the fallback chain personalized → popular in the person's favourite
+//! ([`crate::serve::rules`]), the fallback chain personalized → popular in the person's favourite
 //! categories → popular overall, pins, and an explanation per item. [`Engine::recommend`]
 //! is the plain batch path (no rules but the purchase exclusion).
 
@@ -15,14 +15,14 @@ use datasets::{ItemIdx, UserIdx};
 
 use crate::artifact::Artifact;
 use crate::blend::{Blend, Fused};
-use crate::config::ModelKind;
 use crate::error::Result;
-use crate::pipeline::{FittedModel, members};
 use crate::rank::ScoredItem;
+use crate::recommender::ModelKind;
 use crate::recommender::{Query, row_items};
-use crate::rules::{
+use crate::serve::rules::{
     CatalogIndex, Eligibility, Filters, Placement, PlacementKind, Request, Selection, Source,
 };
+use crate::train::{FittedModel, members};
 
 /// Why a non-personalised answer was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +154,7 @@ impl Engine {
     pub fn compile(
         &self,
         name: &str,
-        config: &crate::rules::PlacementConfig,
+        config: &crate::serve::rules::PlacementConfig,
     ) -> Result<(Placement, Vec<String>)> {
         if let Some(kind) =
             config.weights.keys().find(|kind| !self.artifact.body.models.iter().any(|f| f.kind() == **kind))
@@ -407,9 +407,9 @@ fn explain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TrainConfig;
     use crate::recommender::Recommender;
-    use crate::rules::{Filters, PlacementConfig, StockRule};
+    use crate::serve::rules::{Filters, PlacementConfig, StockRule};
+    use crate::train::config::TrainConfig;
     use datasets::dataset::{Dataset, WeightConfig};
     use datasets::identity::IdentityLimits;
     use datasets::synthetic::{SyntheticConfig, SyntheticData};
@@ -436,7 +436,7 @@ mod tests {
         let mut config = TrainConfig::default();
         config.als.factors = 8;
         config.blend.tune = false;
-        let trained = crate::pipeline::train(&dataset, &config, &crate::progress::Silent).unwrap();
+        let trained = crate::train::train(&dataset, &config, &crate::progress::Silent).unwrap();
         Artifact::assemble(&dataset, trained, &config, 0)
     }
 
@@ -490,7 +490,7 @@ mod tests {
         // ALS fitted on another, 8-item catalog fails on every query of this one: it stands
         // for a model that cannot score (a failed fold-in, a corrupt state).
         let mut artifact = artifact();
-        let foreign = crate::als::AlsParams { factors: 2, iterations: 1, ..Default::default() }
+        let foreign = crate::algorithms::als::AlsParams { factors: 2, iterations: 1, ..Default::default() }
             .fit_with(&crate::testing::block_train(), &crate::progress::Silent)
             .unwrap();
         for model in &mut artifact.body.models {
@@ -548,15 +548,15 @@ mod tests {
             let dataset = Dataset::from_interactions(&rows, None, &WeightConfig::default()).unwrap();
             let mut config = TrainConfig::default();
             config.models.enabled =
-                vec![crate::config::ModelKind::Popularity, crate::config::ModelKind::ItemKnn, crate::config::ModelKind::Als];
+                vec![crate::recommender::ModelKind::Popularity, crate::recommender::ModelKind::ItemKnn, crate::recommender::ModelKind::Als];
             config.als.factors = 4;
             config.als.iterations = 2;
             config.blend.tune = false;
             config.blend.weights = config.models.enabled.iter().copied().zip(weights).collect();
-            let trained = crate::pipeline::train(&dataset, &config, &crate::progress::Silent).unwrap();
+            let trained = crate::train::train(&dataset, &config, &crate::progress::Silent).unwrap();
             let engine = Engine::new(Artifact::assemble(&dataset, trained, &config, 0));
             let body = &engine.artifact().body;
-            let models = crate::pipeline::members(&body.models);
+            let models = crate::train::members(&body.models);
             let blend = crate::blend::Blend::new(&models, &engine.artifact().metadata.blend_weights);
             let mut scores = vec![0.0; body.items.len()];
             let mut compared = 0;

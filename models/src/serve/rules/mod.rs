@@ -18,7 +18,7 @@
 //! 3. **Selection**: best first, at most `max_per_category` items per top category.
 //! 4. **Pins**: an eligible pinned item takes its slot while its date range is active.
 //!
-//! The engine ([`crate::engine`]) supplies scores for each stage of the fallback chain and
+//! The engine ([`crate::serve::engine`]) supplies scores for each stage of the fallback chain and
 //! uses [`Selection`] to fill the answer across stages.
 
 mod choice;

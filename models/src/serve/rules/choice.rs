@@ -120,7 +120,7 @@ pub fn choose<'p>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::PlacementConfig;
+    use crate::serve::rules::PlacementConfig;
 
     fn placements() -> BTreeMap<String, Placement> {
         let placement = |name: &str, channel: &str, kind: PlacementKind| {

@@ -27,12 +27,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sprs::CsMat;
 
-use crate::config::TrainConfig;
 use crate::error::{Error, Result};
-use crate::integrity;
+use crate::train::config::TrainConfig;
+pub(crate) mod integrity;
 use crate::metrics::Metrics;
-use crate::pipeline::{FittedModel, ModelReport};
 use crate::profile::Profiles;
+use crate::train::{FittedModel, ModelReport};
 
 /// Magic bytes at the start of every artifact.
 pub const MAGIC: [u8; 8] = *b"OMNIREC\0";
@@ -372,7 +372,7 @@ impl Artifact {
     /// seconds since the epoch.
     pub fn assemble(
         dataset: &datasets::dataset::Dataset,
-        trained: crate::pipeline::Trained,
+        trained: crate::train::Trained,
         config: &TrainConfig,
         created_at: i64,
     ) -> Artifact {
@@ -424,7 +424,8 @@ impl Artifact {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ModelKind, TrainConfig};
+    use crate::recommender::ModelKind;
+    use crate::train::config::TrainConfig;
     use datasets::dataset::{Dataset, WeightConfig};
 
     fn small_artifact() -> Artifact {
@@ -434,7 +435,7 @@ mod tests {
         config.models.enabled = vec![ModelKind::Popularity, ModelKind::ItemKnn, ModelKind::Als];
         config.als.factors = 4;
         config.als.iterations = 2;
-        let trained = crate::pipeline::train(&dataset, &config, &crate::progress::Silent).unwrap();
+        let trained = crate::train::train(&dataset, &config, &crate::progress::Silent).unwrap();
         Artifact::assemble(&dataset, trained, &config, 1_700_000_000)
     }
 
@@ -529,7 +530,7 @@ mod tests {
         past.body.consumed[0] = vec![(1_000, 0)];
         assert!(refused(&past).contains("consumed items of person 0"), "{}", refused(&past));
         let mut weights = artifact.clone();
-        weights.metadata.blend_weights.insert(crate::config::ModelKind::Als, -1.0);
+        weights.metadata.blend_weights.insert(crate::recommender::ModelKind::Als, -1.0);
         assert!(refused(&weights).contains("blend: weight of `als` is -1"), "{}", refused(&weights));
         let mut alias = artifact;
         alias.body.aliases.insert("email:x".into(), 60);

@@ -196,7 +196,7 @@ impl ContentModel {
     /// Checks decoded or freshly fitted TF-IDF rows for a catalog of `n_items`: one row per
     /// item, one column per vocabulary term, finite weights.
     pub(crate) fn check(&self, n_items: usize) -> std::result::Result<(), String> {
-        crate::integrity::csr("TF-IDF rows", &self.item_terms, Some(n_items), self.vocabulary.len())
+        crate::artifact::integrity::csr("TF-IDF rows", &self.item_terms, Some(n_items), self.vocabulary.len())
     }
 
     /// The terms of the model, sorted; handy for inspecting what the model sees.
@@ -235,7 +235,7 @@ impl ContentModel {
 
     /// The `k` items most similar to `item` by cosine of their TF-IDF rows, best first; the item
     /// itself and items with nothing in common are left out. Empty when `item` is out of range,
-    /// like [`crate::item_knn::ItemKnnModel::similar_items`].
+    /// like [`crate::algorithms::item_knn::ItemKnnModel::similar_items`].
     pub fn similar_items(&self, item: ItemIdx, k: usize) -> Vec<ScoredItem> {
         let Ok(row) = self.row(item) else { return Vec::new() };
         let mut profile = vec![0.0f32; self.item_terms.cols()];

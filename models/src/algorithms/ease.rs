@@ -14,9 +14,9 @@ use faer::{MatMut, MatRef, Par};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::algorithms::linalg::{axpy, with_simd};
+use crate::artifact::integrity::finite;
 use crate::error::{Error, Result};
-use crate::integrity::finite;
-use crate::linalg::{axpy, with_simd};
 use crate::recommender::{Fit, Query, Recommender, TrainSet, check_query};
 
 /// Hyperparameters of EASE.

@@ -26,9 +26,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sprs::CsMat;
 
+use crate::algorithms::linalg::{axpy, dot, gram, symv, with_simd};
+use crate::artifact::integrity::finite;
 use crate::error::{Error, Result};
-use crate::integrity::finite;
-use crate::linalg::{axpy, dot, gram, symv, with_simd};
 use crate::progress::{Progress, Silent};
 use crate::recommender::{Fit, Query, Recommender, TrainSet, check_query};
 

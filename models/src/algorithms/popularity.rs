@@ -100,7 +100,7 @@ impl PopularityModel {
         if let Some(c) = self.category.iter().flatten().find(|&&c| c as usize >= self.n_categories) {
             return Err(format!("category {c} is past the {} categories", self.n_categories));
         }
-        crate::integrity::finite("scores", &self.scores)
+        crate::artifact::integrity::finite("scores", &self.scores)
     }
 
     /// The global popularity of every item.
