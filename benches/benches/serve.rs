@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use datasets::dataset::{Dataset, WeightConfig};
+use datasets::dataset::WeightConfig;
 use datasets::identity::IdentityLimits;
 use datasets::synthetic::{SyntheticConfig, SyntheticData};
 use datasets::{ItemIdx, UserIdx};
@@ -25,13 +25,9 @@ fn engine(n_items: usize) -> Engine {
     let synthetic =
         SyntheticData::generate(SyntheticConfig { n_persons: 20_000, n_items, ..Default::default() })
             .expect("synthetic config is valid");
-    let dataset = Dataset::from_events(
-        &synthetic.events(),
-        Some(synthetic.catalog.clone()),
-        &WeightConfig::default(),
-        &IdentityLimits::default(),
-    )
-    .expect("synthetic events are valid");
+    let dataset = synthetic
+        .dataset(&WeightConfig::default(), &IdentityLimits::default())
+        .expect("synthetic events are valid");
     let mut config = TrainConfig::default();
     config.als.factors = 64;
     config.blend.tune = false;
@@ -57,15 +53,8 @@ fn answer(c: &mut Criterion) {
         let (similar, _) = engine.compile("product_page", &similar).expect("placement compiles");
         let n_users = engine.artifact().body.users.len() as u32;
         let filters = Filters::default();
-        let request = |viewed: Option<ItemIdx>| Request {
-            k: 12,
-            now: 1_800_000_000,
-            viewed,
-            cart: &[],
-            exclude: &[],
-            store_id: None,
-            filters: &filters,
-        };
+        let request =
+            |viewed: Option<ItemIdx>| Request { viewed, ..Request::new(12, 1_800_000_000, &filters) };
         let mut user = 0u32;
         group.bench_function(BenchmarkId::new("home", n_items), |b| {
             b.iter(|| {

@@ -30,13 +30,9 @@ fn als(c: &mut Criterion) {
 
 fn whole_train(c: &mut Criterion) {
     let synthetic = SyntheticData::generate(SyntheticConfig::default()).expect("default config is valid");
-    let dataset = Dataset::from_events(
-        &synthetic.events(),
-        Some(synthetic.catalog.clone()),
-        &WeightConfig::default(),
-        &IdentityLimits::default(),
-    )
-    .expect("synthetic events are valid");
+    let dataset = synthetic
+        .dataset(&WeightConfig::default(), &IdentityLimits::default())
+        .expect("synthetic events are valid");
     let config = TrainConfig::default();
     let mut group = c.benchmark_group("train/all_models");
     group.sample_size(10).measurement_time(Duration::from_secs(60)).warm_up_time(Duration::from_secs(1));

@@ -377,6 +377,16 @@ impl SyntheticData {
         normalise_truth(self.truth.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 
+    /// The events and catalog as a data set, weighted by `weights` and resolved under
+    /// `limits`: what training on the files [`SyntheticData::write_events`] writes gives.
+    pub fn dataset(
+        &self,
+        weights: &crate::dataset::WeightConfig,
+        limits: &crate::identity::IdentityLimits,
+    ) -> Result<crate::dataset::Dataset> {
+        crate::dataset::Dataset::from_events(&self.events(), Some(self.catalog.clone()), weights, limits)
+    }
+
     /// The events as schema values (memory-hungry for large sets; prefer `write_events`).
     pub fn events(&self) -> Vec<Event> {
         self.events

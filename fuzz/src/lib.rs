@@ -174,7 +174,7 @@ mod request {
 pub fn tiny_artifact() -> &'static models::artifact::Artifact {
     static ARTIFACT: OnceLock<models::artifact::Artifact> = OnceLock::new();
     ARTIFACT.get_or_init(|| {
-        use datasets::dataset::{Dataset, WeightConfig};
+        use datasets::dataset::WeightConfig;
         use datasets::identity::IdentityLimits;
         use datasets::synthetic::{SyntheticConfig, SyntheticData};
         let synthetic = SyntheticData::generate(SyntheticConfig {
@@ -184,13 +184,8 @@ pub fn tiny_artifact() -> &'static models::artifact::Artifact {
             ..Default::default()
         })
         .expect("synthetic data");
-        let dataset = Dataset::from_events(
-            &synthetic.events(),
-            Some(synthetic.catalog.clone()),
-            &WeightConfig::default(),
-            &IdentityLimits::default(),
-        )
-        .expect("a data set");
+        let dataset =
+            synthetic.dataset(&WeightConfig::default(), &IdentityLimits::default()).expect("a data set");
         let mut config = models::train::config::TrainConfig::default();
         config.als.factors = 4;
         config.als.iterations = 2;

@@ -55,3 +55,9 @@ pub enum Error {
 
 /// `Result` with [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `Ok` when `holds`, else [`Error::InvalidParam`] naming the parameter `name` as written in
+/// the config with `reason`: the one shape of every parameter range check.
+pub fn require(holds: bool, name: &'static str, reason: &str) -> Result<()> {
+    if holds { Ok(()) } else { Err(Error::InvalidParam { name, reason: reason.to_owned() }) }
+}

@@ -659,13 +659,8 @@ mod tests {
         let data =
             SyntheticData::generate(SyntheticConfig { n_persons: 300, n_items: 100, ..Default::default() })
                 .expect("valid config");
-        let dataset = Dataset::from_events(
-            &data.events(),
-            Some(data.catalog.clone()),
-            &WeightConfig::default(),
-            &IdentityLimits::default(),
-        )
-        .expect("valid events");
+        let dataset =
+            data.dataset(&WeightConfig::default(), &IdentityLimits::default()).expect("valid events");
         let profiles =
             fit_profiles(&dataset, &TrainSet::from_dataset(&dataset), &ProfileParams::default()).unwrap();
         let report = &profiles.report;

@@ -215,14 +215,9 @@ fn train_demo(dir: &Path, persons: usize, items: usize) -> Result<()> {
     synthetic.write_catalog(create("catalog.csv")?)?;
     synthetic.write_truth(create("truth.tsv")?)?;
     let config = models::train::config::TrainConfig::default();
-    let dataset = datasets::dataset::Dataset::from_events(
-        &synthetic.events(),
-        Some(synthetic.catalog.clone()),
-        &config.weights,
-        &config.identity,
-    )?;
+    let dataset = synthetic.dataset(&config.weights, &config.identity)?;
     let trained = models::train::train(&dataset, &config, &models::progress::Silent)?;
-    let artifact = models::artifact::Artifact::assemble(&dataset, trained, &config, server::telemetry::now());
+    let artifact = models::artifact::Artifact::assemble(&dataset, trained, &config, cli::unix_now());
     models::artifact::save(&artifact, &dir.join("model.omr"))?;
     println!(
         "trained {} on synthetic omnichannel data in {} ({:.0} s)",

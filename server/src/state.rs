@@ -42,7 +42,7 @@ impl Loaded {
             warnings.append(&mut more);
             compiled.insert(name.clone(), placement);
         }
-        let loaded_at = datasets::schema::format_timestamp(telemetry::now());
+        let loaded_at = datasets::schema::format_timestamp(cli::unix_now());
         Ok((Loaded { engine, placements: compiled, path: path.to_path_buf(), loaded_at }, warnings))
     }
 

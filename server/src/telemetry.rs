@@ -35,27 +35,9 @@ pub fn handle() -> PrometheusHandle {
 }
 
 /// Logs to stderr at `info` (`-v` debug, `-vv` trace) for the server and the crates it
-/// runs; `OMNIREC_LOG` (an env-filter directive) overrides. Plain text unless stderr is a
-/// terminal.
+/// runs; `OMNIREC_LOG` (an env-filter directive) overrides: [`cli::init_logging`].
 pub fn init_logging(verbose: u8) {
-    let level = ["info", "debug", "trace"][usize::from(verbose.min(2))];
-    let directive = format!("warn,server={level},models={level},datasets={level}");
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OMNIREC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directive));
-    let is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(is_terminal)
-        .with_target(false)
-        .try_init();
-}
-
-/// Seconds since the epoch.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    cli::init_logging("server", verbose);
 }
 
 /// Marks `new` as the served model version (and `old` as no longer served).

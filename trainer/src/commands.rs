@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use datasets::split::{SplitStrategy, split};
@@ -93,10 +93,6 @@ pub fn write_synthetic(config: SyntheticConfig, dir: &Path) -> Result<GeneratedF
     Ok(files)
 }
 
-fn now_seconds() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
 fn log_reports(trained: &Trained) {
     for report in &trained.reports {
         match &report.skipped {
@@ -136,7 +132,7 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
     bars.clear();
     tracing::info!("training took {:.2}s", fit_started.elapsed().as_secs_f64());
     log_reports(&trained);
-    let artifact = Artifact::assemble(&dataset, trained, &config, now_seconds());
+    let artifact = Artifact::assemble(&dataset, trained, &config, cli::unix_now());
     let metadata = artifact.metadata.clone();
     artifact::save(&artifact, &args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
     tracing::info!("wrote {} ({})", args.out.display(), metadata.model_version);

@@ -38,9 +38,7 @@ pub const FUTURE_TOLERANCE_SECONDS: i64 = 86_400;
 /// Load options for training input: events and rows dated more than a day ahead of now are
 /// refused (or skipped and counted, with `skip_invalid`).
 pub fn load_options(skip_invalid: bool) -> LoadOptions {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = cli::unix_now();
     LoadOptions { skip_invalid, max_timestamp: Some(now.saturating_add(FUTURE_TOLERANCE_SECONDS)) }
 }
 

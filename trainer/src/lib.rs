@@ -181,24 +181,7 @@ pub struct DemoArgs {
 
 /// Sets up logging to standard error: warnings and info by default, more with `-v`.
 pub fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OMNIREC_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!(
-            "warn,trainer={default},models={default},server={default}"
-        ))
-    });
-    // Colours only on a terminal, so logs piped to files stay plain text.
-    let is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(is_terminal)
-        .with_target(false)
-        .try_init();
+    cli::init_logging("trainer", verbose);
 }
 
 /// Runs one command.

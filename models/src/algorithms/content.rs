@@ -17,7 +17,7 @@ use sprs::{CsMat, CsVecView};
 use datasets::ItemIdx;
 use datasets::schema::Item;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, require};
 use crate::rank::{ScoredItem, top_k};
 use crate::recommender::{Fit, Query, Recommender, TrainSet, check_query};
 
@@ -47,12 +47,8 @@ impl Default for ContentParams {
 impl ContentParams {
     /// Checks that `min_df >= 1` and `max_df` lies in `(0, 1]`.
     pub fn validate(&self) -> Result<()> {
-        if self.min_df == 0 {
-            return Err(Error::InvalidParam { name: "content.min_df", reason: "must be at least 1".into() });
-        }
-        if !(self.max_df > 0.0 && self.max_df <= 1.0) {
-            return Err(Error::InvalidParam { name: "content.max_df", reason: "must lie in (0, 1]".into() });
-        }
+        require(self.min_df > 0, "content.min_df", "must be at least 1")?;
+        require(self.max_df > 0.0 && self.max_df <= 1.0, "content.max_df", "must lie in (0, 1]")?;
         Ok(())
     }
 }

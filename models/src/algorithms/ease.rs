@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::algorithms::linalg::{axpy, with_simd};
 use crate::artifact::integrity::finite;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, require};
 use crate::recommender::{Fit, Query, Recommender, TrainSet, check_query};
 
 /// Hyperparameters of EASE.
@@ -36,14 +36,13 @@ impl Default for EaseParams {
 }
 
 impl EaseParams {
-    /// Checks parameter ranges.
+    /// Checks that `regularization` is a positive number.
     pub fn validate(&self) -> Result<()> {
-        if !(self.regularization.is_finite() && self.regularization > 0.0) {
-            return Err(Error::InvalidParam {
-                name: "ease.regularization",
-                reason: "must be a positive number".into(),
-            });
-        }
+        require(
+            self.regularization.is_finite() && self.regularization > 0.0,
+            "ease.regularization",
+            "must be a positive number",
+        )?;
         Ok(())
     }
 }

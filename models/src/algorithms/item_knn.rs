@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::integrity::finite;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, require};
 use crate::rank::{ScoredItem, top_k};
 use crate::recommender::{Fit, Query, Recommender, TrainSet, check_query};
 
@@ -31,20 +31,10 @@ impl Default for ItemKnnParams {
 }
 
 impl ItemKnnParams {
-    /// Checks parameter ranges.
+    /// Checks that `neighbors` is at least 1 and `shrink` a number ≥ 0.
     pub fn validate(&self) -> Result<()> {
-        if self.neighbors == 0 {
-            return Err(Error::InvalidParam {
-                name: "item_knn.neighbors",
-                reason: "must be at least 1".into(),
-            });
-        }
-        if !(self.shrink.is_finite() && self.shrink >= 0.0) {
-            return Err(Error::InvalidParam {
-                name: "item_knn.shrink",
-                reason: "must be a number >= 0".into(),
-            });
-        }
+        require(self.neighbors > 0, "item_knn.neighbors", "must be at least 1")?;
+        require(self.shrink.is_finite() && self.shrink >= 0.0, "item_knn.shrink", "must be a number >= 0")?;
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Result, require};
 use crate::recommender::{Fit, Query, Recommender, TrainSet, check_query};
 
 /// Hyperparameters of the popularity model.
@@ -32,14 +32,11 @@ impl Default for PopularityParams {
 impl PopularityParams {
     /// Checks parameter ranges.
     pub fn validate(&self) -> Result<()> {
-        if let Some(days) = self.half_life_days
-            && !(days.is_finite() && days > 0.0)
-        {
-            return Err(Error::InvalidParam {
-                name: "popularity.half_life_days",
-                reason: "must be a positive number of days".into(),
-            });
-        }
+        require(
+            self.half_life_days.is_none_or(|days| days.is_finite() && days > 0.0),
+            "popularity.half_life_days",
+            "must be a positive number of days",
+        )?;
         Ok(())
     }
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use datasets::ItemIdx;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, require};
 use crate::rank::{add_scaled_z, moments};
 use crate::recommender::ModelKind;
 use crate::recommender::{Query, Recommender};
@@ -63,15 +63,12 @@ impl BlendParams {
     pub fn validate(&self) -> Result<()> {
         check_weights(&self.weights)
             .map_err(|reason| Error::InvalidParam { name: "blend.weights", reason })?;
-        if !(self.validation_fraction > 0.0 && self.validation_fraction < 1.0) {
-            return Err(Error::InvalidParam {
-                name: "blend.validation_fraction",
-                reason: "must be between 0 and 1".into(),
-            });
-        }
-        if self.k == 0 {
-            return Err(Error::InvalidParam { name: "blend.k", reason: "must be at least 1".into() });
-        }
+        require(
+            self.validation_fraction > 0.0 && self.validation_fraction < 1.0,
+            "blend.validation_fraction",
+            "must be between 0 and 1",
+        )?;
+        require(self.k > 0, "blend.k", "must be at least 1")?;
         Ok(())
     }
 }

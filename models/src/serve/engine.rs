@@ -377,8 +377,7 @@ impl Engine {
             return Ok(Recommendations { items: Vec::new(), fallback: None });
         }
         let filters = Filters::default();
-        let request =
-            Request { k, now: 0, viewed: None, cart: &[], exclude: &[], store_id: None, filters: &filters };
+        let request = Request::new(k, 0, &filters);
         let answer = self.answer(&self.batch, request, &self.person(user))?;
         let items = answer.items.into_iter().map(|a| ScoredItem { item: a.item, score: a.score }).collect();
         Ok(Recommendations { items, fallback: answer.fallback })
@@ -426,13 +425,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let dataset = Dataset::from_events(
-            &synthetic.events(),
-            Some(synthetic.catalog.clone()),
-            &WeightConfig::default(),
-            &IdentityLimits::default(),
-        )
-        .unwrap();
+        let dataset = synthetic.dataset(&WeightConfig::default(), &IdentityLimits::default()).unwrap();
         let mut config = TrainConfig::default();
         config.als.factors = 8;
         config.blend.tune = false;
@@ -442,7 +435,7 @@ mod tests {
 
     fn request<'a>(k: usize, filters: &'a Filters) -> Request<'a> {
         let now = SyntheticConfig::default().end;
-        Request { k, now, viewed: None, cart: &[], exclude: &[], store_id: None, filters }
+        Request::new(k, now, filters)
     }
 
     #[test]

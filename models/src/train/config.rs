@@ -12,7 +12,7 @@ use crate::algorithms::ease::EaseParams;
 use crate::algorithms::item_knn::ItemKnnParams;
 use crate::algorithms::popularity::PopularityParams;
 use crate::blend::BlendParams;
-use crate::error::{Error, Result};
+use crate::error::{Result, require};
 use crate::profile::ProfileParams;
 use crate::recommender::ModelKind;
 
@@ -59,12 +59,7 @@ pub struct TrainConfig {
 impl TrainConfig {
     /// Validates every section, so a bad value fails before any work starts.
     pub fn validate(&self) -> Result<()> {
-        if self.models.enabled.is_empty() {
-            return Err(Error::InvalidParam {
-                name: "models.enabled",
-                reason: "must name at least one model".into(),
-            });
-        }
+        require(!self.models.enabled.is_empty(), "models.enabled", "must name at least one model")?;
         self.popularity.validate()?;
         self.als.validate()?;
         self.ease.validate()?;

@@ -430,7 +430,7 @@ fn render_items(loaded: &Loaded, answer: &Answer, viewed: Option<ItemIdx>) -> Ve
 pub(super) async fn answer(state: Arc<AppState>, ask: Ask) -> Result<Response, ApiError> {
     let loaded = state.current.load_full();
     let default = state.config.default_placement.clone();
-    let now = telemetry::now();
+    let now = cli::unix_now();
     let (response, labels) = on_pool(move || respond(&loaded, &default, ask, now)).await??;
     let mut response = Json(response).into_response();
     response.extensions_mut().insert(labels);

@@ -27,13 +27,7 @@ fn model() -> &'static std::path::Path {
         let mut config = models::train::config::TrainConfig::default();
         config.als.factors = 4;
         config.blend.tune = false;
-        let dataset = datasets::dataset::Dataset::from_events(
-            &synthetic.events(),
-            Some(synthetic.catalog.clone()),
-            &config.weights,
-            &config.identity,
-        )
-        .unwrap();
+        let dataset = synthetic.dataset(&config.weights, &config.identity).unwrap();
         let trained = models::train::train(&dataset, &config, &models::progress::Silent).unwrap();
         let artifact = models::artifact::Artifact::assemble(&dataset, trained, &config, 1_700_000_000);
         let dir = tempfile::tempdir().unwrap();

@@ -43,6 +43,14 @@ pub struct Request<'a> {
     pub filters: &'a Filters,
 }
 
+impl<'a> Request<'a> {
+    /// A request for `k` items at time `now` under `filters`, with nothing viewed, no cart,
+    /// no exclusions and no store.
+    pub fn new(k: usize, now: i64, filters: &'a Filters) -> Self {
+        Request { k, now, viewed: None, cart: &[], exclude: &[], store_id: None, filters }
+    }
+}
+
 /// Why a request cannot be answered under its placement (the caller's fault).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RuleError {

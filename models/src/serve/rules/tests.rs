@@ -52,15 +52,7 @@ fn answer<'a>(
     let (ids, items) = catalog();
     let index = CatalogIndex::new(&items);
     let (placement, _) = Placement::compile("p", &config, &ids, &items).unwrap();
-    let mut req = Request {
-        k: 4,
-        now: 1_000_000,
-        viewed: None,
-        cart: &[],
-        exclude: &[],
-        store_id: None,
-        filters: NO_FILTERS,
-    };
+    let mut req = Request::new(4, 1_000_000, NO_FILTERS);
     request(&mut req);
     let eligibility = Eligibility::new(&placement, &items, &index, req, consumed).unwrap();
     let mut scores = scores();
@@ -126,15 +118,7 @@ fn store_stock_category_price_and_availability() {
     let index = CatalogIndex::new(&items);
     let (placement, _) = Placement::compile("p", &PlacementConfig::default(), &ids, &items).unwrap();
     let filters = Filters { brands: vec!["A".into()], ..Default::default() };
-    let request = Request {
-        k: 4,
-        now: 1_000_000,
-        viewed: None,
-        cart: &[],
-        exclude: &[],
-        store_id: None,
-        filters: &filters,
-    };
+    let request = Request::new(4, 1_000_000, &filters);
     let eligibility = Eligibility::new(&placement, &items, &index, request, &[]).unwrap();
     assert_eq!((0..8).filter(|&i| eligibility.allows(i)).collect::<Vec<_>>(), [2]);
 }
