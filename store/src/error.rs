@@ -1,0 +1,54 @@
+//! The store's one error type.
+
+use std::path::PathBuf;
+
+/// What can go wrong in the store. Every variant is the store's or its disk's fault, not a
+/// caller's: callers validate events before they append them.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The data file could not be opened: missing permissions, a foreign or corrupt file, or
+    /// another process holding it.
+    #[error("cannot open the store {}: {reason}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A read, write or commit failed (disk full, I/O error, corruption found while reading).
+    #[error("store: {0}")]
+    Storage(String),
+    /// A stored record does not decode: the file was written by something else, or damaged.
+    #[error("store: stored event {seq} is unreadable: {reason}")]
+    Corrupt {
+        /// Its sequence number.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The writer thread is gone (the process is shutting down).
+    #[error("store: the writer has stopped")]
+    WriterStopped,
+}
+
+/// `Result` with the store's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+macro_rules! storage_errors {
+    ($($source:ty),*) => {
+        $(impl From<$source> for Error {
+            fn from(error: $source) -> Self {
+                Error::Storage(error.to_string())
+            }
+        })*
+    };
+}
+
+storage_errors!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
