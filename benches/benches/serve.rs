@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use datasets::dataset::WeightConfig;
-use datasets::identity::IdentityLimits;
+use datasets::identity::IdentityRules;
 use datasets::synthetic::{SyntheticConfig, SyntheticData};
 use datasets::{ItemIdx, UserIdx};
 use models::artifact::Artifact;
@@ -26,7 +26,7 @@ fn engine(n_items: usize) -> Engine {
         SyntheticData::generate(SyntheticConfig { n_persons: 20_000, n_items, ..Default::default() })
             .expect("synthetic config is valid");
     let dataset = synthetic
-        .dataset(&WeightConfig::default(), &IdentityLimits::default())
+        .dataset(&WeightConfig::default(), &IdentityRules::default())
         .expect("synthetic events are valid");
     let mut config = TrainConfig::default();
     config.als.factors = 64;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use datasets::dataset::{Dataset, WeightConfig};
-use datasets::identity::IdentityLimits;
+use datasets::identity::IdentityRules;
 use datasets::synthetic::{SyntheticConfig, SyntheticData};
 use models::algorithms::als::AlsParams;
 use models::recommender::{Fit, TrainSet};
@@ -31,7 +31,7 @@ fn als(c: &mut Criterion) {
 fn whole_train(c: &mut Criterion) {
     let synthetic = SyntheticData::generate(SyntheticConfig::default()).expect("default config is valid");
     let dataset = synthetic
-        .dataset(&WeightConfig::default(), &IdentityLimits::default())
+        .dataset(&WeightConfig::default(), &IdentityRules::default())
         .expect("synthetic events are valid");
     let config = TrainConfig::default();
     let mut group = c.benchmark_group("train/all_models");

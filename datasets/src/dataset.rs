@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use sprs::CsMat;
 
 use crate::error::{Error, Result};
-use crate::identity::{IdentityLimits, IdentityReport, resolve};
+use crate::identity::{IdentityReport, IdentityRules, resolve};
 use crate::ids::{IdMap, ItemIdx, UserIdx};
 use crate::load::{Catalog, RawInteraction};
 use crate::schema::{Event, EventType, Identifier, Item};
@@ -100,13 +100,31 @@ impl WeightConfig {
         self.event_weights.get(name).copied().unwrap_or(self.default_event_weight)
     }
 
-    fn event_weight(&self, event: &Event) -> f32 {
+    /// How one event counts for its item, the one weighting of training and serving: its
+    /// confidence weight (`type_weight × channel weight`, times `value` for `value_types`;
+    /// negative for a return, which cancels a purchase) and its consumption (+1 for a type in
+    /// `consumed`, -1 for a return, 0 otherwise). Time decay is applied separately.
+    pub fn weigh(&self, event: &Event) -> Weighed {
         let name = event.event_type.as_str();
         let base = self.type_weight(&event.event_type);
         let channel = self.channel_weights.get(event.channel.as_str()).copied().unwrap_or(1.0);
         let value = if self.value_types.iter().any(|t| t == name) { event.value.unwrap_or(1.0) } else { 1.0 };
-        base * channel * value
+        let weight = base * channel * value;
+        let is_consuming = self.consumed_types.iter().any(|t| t == name);
+        match event.event_type {
+            EventType::Return => Weighed { weight: -weight, consumption: -1 },
+            _ => Weighed { weight, consumption: i8::from(is_consuming) },
+        }
     }
+}
+
+/// How one event counts ([`WeightConfig::weigh`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weighed {
+    /// Confidence weight before time decay; negative for a return.
+    pub weight: f32,
+    /// +1 for a consuming event (purchase), -1 for a return, 0 otherwise.
+    pub consumption: i8,
 }
 
 /// The largest event or channel weight: with values bounded by
@@ -209,24 +227,27 @@ fn item_index(items: &mut IdMap, catalog: &mut Vec<Item>, item_id: &str) -> Item
 }
 
 impl Dataset {
-    /// Builds a data set from events: resolves identities, then weights item events.
+    /// Builds a data set from events: resolves identities under `rules`, then weights item
+    /// events.
     pub fn from_events(
         events: &[Event],
         catalog: Option<Catalog>,
         weights: &WeightConfig,
-        limits: &IdentityLimits,
+        rules: &IdentityRules,
     ) -> Result<Self> {
         weights.validate()?;
         if events.is_empty() {
             return Err(Error::Empty("events".into()));
         }
-        let resolution = resolve(events, limits);
+        let resolution = resolve(events, rules);
         let (mut items, mut catalog, has_catalog) = catalog_items(catalog);
         let mut channels = IdMap::new();
         let mut interactions = Vec::new();
         let mut origin = Vec::new();
         let mut activity = Vec::with_capacity(events.len());
         for (event_idx, (event, &person)) in events.iter().zip(&resolution.person_of_event).enumerate() {
+            // Events that carry placeholders only belong to nobody (counted in the report).
+            let Some(person) = person else { continue };
             let user = UserIdx(person);
             let kind = match event.event_type {
                 EventType::View | EventType::Click => ActivityKind::Browse,
@@ -243,17 +264,10 @@ impl Dataset {
             let Some(item_id) = &event.item_id else {
                 continue;
             };
-            let weight = weights.event_weight(event);
-            let is_consuming = weights.consumed_types.iter().any(|t| t == event.event_type.as_str());
-            let consumption = match event.event_type {
-                EventType::Return => -1,
-                _ if is_consuming => 1,
-                _ => 0,
-            };
+            let Weighed { weight, consumption } = weights.weigh(event);
             if weight == 0.0 && consumption == 0 {
                 continue;
             }
-            let weight = if event.event_type == EventType::Return { -weight } else { weight };
             let item = item_index(&mut items, &mut catalog, item_id);
             interactions.push(Interaction { user, item, weight, timestamp: event.timestamp, consumption });
             origin.push(event_idx as u32);
@@ -569,8 +583,8 @@ mod tests {
             ev("u", EventType::Purchase, "b", 3),
             ev("u", EventType::Return, "b", 4),
         ];
-        let data = Dataset::from_events(&events, None, &WeightConfig::default(), &IdentityLimits::default())
-            .unwrap();
+        let data =
+            Dataset::from_events(&events, None, &WeightConfig::default(), &IdentityRules::default()).unwrap();
         let m = data.matrix();
         // a: view 1 + cart 3 + purchase 5 = 9; b: purchase 5 - return 5 = 0, dropped.
         assert_eq!(m.get(0, 0), Some(&9.0));
@@ -586,7 +600,7 @@ mod tests {
         let mut store = ev("u", EventType::Purchase, "a", 86_400);
         store.channel = Channel::Store;
         let events = [store, ev("u", EventType::View, "b", 0)];
-        let data = Dataset::from_events(&events, None, &weights, &IdentityLimits::default()).unwrap();
+        let data = Dataset::from_events(&events, None, &weights, &IdentityRules::default()).unwrap();
         let m = data.matrix();
         // a: 5 × 2 (store), newest, no decay; b: 1 × 0.5 (one half-life old).
         assert_eq!(m.get(0, 0), Some(&10.0));
@@ -601,7 +615,7 @@ mod tests {
             (0..2_000).map(|n| ev(&format!("u{n}"), EventType::View, "a", n * 60)).collect();
         // 2045, when the rest is in the first days of 1970.
         events.push(ev("late", EventType::View, "b", 2_366_841_600));
-        let data = Dataset::from_events(&events, None, &weights, &IdentityLimits::default()).unwrap();
+        let data = Dataset::from_events(&events, None, &weights, &IdentityRules::default()).unwrap();
         assert!(data.reference_timestamp() < 2 * day);
         let m = data.matrix();
         // The oldest real view is about a day older than the reference: still near full weight.
@@ -620,13 +634,13 @@ mod tests {
             &[login.clone(), login],
             None,
             &WeightConfig::default(),
-            &IdentityLimits::default(),
+            &IdentityRules::default(),
         )
         .unwrap_err()
         .to_string();
         assert_eq!(err, "nothing to train: none of the 2 events is about an item (types: login)");
         let opens = [ev("u", EventType::EmailOpen, "a", 1), ev("v", EventType::Search, "b", 2)];
-        let err = Dataset::from_events(&opens, None, &WeightConfig::default(), &IdentityLimits::default())
+        let err = Dataset::from_events(&opens, None, &WeightConfig::default(), &IdentityRules::default())
             .unwrap_err();
         assert!(err.to_string().starts_with("nothing to train: all 2 item events weigh 0 or less"), "{err}");
         let rows =

@@ -6,7 +6,7 @@
 //! with known ground truth.
 //!
 //! ```
-//! use datasets::{dataset::{Dataset, WeightConfig}, identity::IdentityLimits};
+//! use datasets::{dataset::{Dataset, WeightConfig}, identity::IdentityRules};
 //! use datasets::synthetic::{SyntheticConfig, SyntheticData};
 //!
 //! let data = SyntheticData::generate(SyntheticConfig { n_persons: 50, n_items: 40, ..Default::default() })?;
@@ -14,7 +14,7 @@
 //!     &data.events(),
 //!     Some(data.catalog.clone()),
 //!     &WeightConfig::default(),
-//!     &IdentityLimits::default(),
+//!     &IdentityRules::default(),
 //! )?;
 //! assert!(dataset.matrix().nnz() > 0);
 //! # Ok::<(), datasets::Error>(())

@@ -378,13 +378,13 @@ impl SyntheticData {
     }
 
     /// The events and catalog as a data set, weighted by `weights` and resolved under
-    /// `limits`: what training on the files [`SyntheticData::write_events`] writes gives.
+    /// `rules`: what training on the files [`SyntheticData::write_events`] writes gives.
     pub fn dataset(
         &self,
         weights: &crate::dataset::WeightConfig,
-        limits: &crate::identity::IdentityLimits,
+        rules: &crate::identity::IdentityRules,
     ) -> Result<crate::dataset::Dataset> {
-        crate::dataset::Dataset::from_events(&self.events(), Some(self.catalog.clone()), weights, limits)
+        crate::dataset::Dataset::from_events(&self.events(), Some(self.catalog.clone()), weights, rules)
     }
 
     /// The events as schema values (memory-hungry for large sets; prefer `write_events`).

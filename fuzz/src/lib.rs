@@ -175,7 +175,7 @@ pub fn tiny_artifact() -> &'static models::artifact::Artifact {
     static ARTIFACT: OnceLock<models::artifact::Artifact> = OnceLock::new();
     ARTIFACT.get_or_init(|| {
         use datasets::dataset::WeightConfig;
-        use datasets::identity::IdentityLimits;
+        use datasets::identity::IdentityRules;
         use datasets::synthetic::{SyntheticConfig, SyntheticData};
         let synthetic = SyntheticData::generate(SyntheticConfig {
             n_persons: 120,
@@ -185,7 +185,7 @@ pub fn tiny_artifact() -> &'static models::artifact::Artifact {
         })
         .expect("synthetic data");
         let dataset =
-            synthetic.dataset(&WeightConfig::default(), &IdentityLimits::default()).expect("a data set");
+            synthetic.dataset(&WeightConfig::default(), &IdentityRules::default()).expect("a data set");
         let mut config = models::train::config::TrainConfig::default();
         config.als.factors = 4;
         config.als.iterations = 2;

@@ -533,7 +533,7 @@ fn segment_label(z: &[f64]) -> &'static str {
 mod tests {
     use super::*;
     use datasets::dataset::WeightConfig;
-    use datasets::identity::IdentityLimits;
+    use datasets::identity::IdentityRules;
     use datasets::load::Catalog;
     use datasets::schema::{Channel, Event, EventType, Identifier, IdentifierKind, Item};
     use datasets::synthetic::{SyntheticConfig, SyntheticData};
@@ -566,7 +566,7 @@ mod tests {
             events,
             Some(Catalog { items }),
             &WeightConfig::default(),
-            &IdentityLimits::default(),
+            &IdentityRules::default(),
         )
         .expect("valid events");
         let profiles = fit_profiles(&dataset, &TrainSet::from_dataset(&dataset), params).expect("profiles");
@@ -660,7 +660,7 @@ mod tests {
             SyntheticData::generate(SyntheticConfig { n_persons: 300, n_items: 100, ..Default::default() })
                 .expect("valid config");
         let dataset =
-            data.dataset(&WeightConfig::default(), &IdentityLimits::default()).expect("valid events");
+            data.dataset(&WeightConfig::default(), &IdentityRules::default()).expect("valid events");
         let profiles =
             fit_profiles(&dataset, &TrainSet::from_dataset(&dataset), &ProfileParams::default()).unwrap();
         let report = &profiles.report;

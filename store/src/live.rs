@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use datasets::identity::{IdentityLimits, resolve};
+use datasets::identity::{IdentityRules, resolve};
 use datasets::schema::{Channel, Event, EventType, Identifier};
 
 use crate::EventLog;
@@ -51,7 +51,7 @@ pub fn person(
     log: &dyn EventLog,
     asked: &[Identifier],
     known: impl Fn(&Identifier) -> Vec<Identifier>,
-    limits: &IdentityLimits,
+    limits: &IdentityRules,
     walk: Walk,
 ) -> Result<LivePerson> {
     let mut queue: VecDeque<Identifier> = asked.iter().cloned().collect();
@@ -96,7 +96,7 @@ pub fn person(
         .into_iter()
         .zip(resolution.person_of_event)
         .skip(n_seeds)
-        .filter(|(_, p)| *p == person)
+        .filter(|(_, p)| *p == Some(person))
         .map(|(event, _)| event)
         .collect();
     Ok(LivePerson { identifiers, events })
@@ -157,7 +157,7 @@ mod tests {
             ])
             .unwrap();
         let none = |_: &Identifier| Vec::new();
-        let limits = IdentityLimits::default();
+        let limits = IdentityRules::default();
         // Asked by email on another channel: the cookie's views and the store purchase are hers.
         let ann = person(group.log(), std::slice::from_ref(&email), none, &limits, Walk::default()).unwrap();
         let items: Vec<&str> = ann.events.iter().filter_map(|e| e.item_id.as_deref()).collect();
@@ -182,7 +182,7 @@ mod tests {
         group.append(vec![stored("1", 10, &[&phone], "purchase", "kettle")]).unwrap();
         // The model knows u1 and the phone as one person; the call centre's event is under the phone.
         let known = |i: &Identifier| if *i == user { vec![user.clone(), phone.clone()] } else { Vec::new() };
-        let limits = IdentityLimits::default();
+        let limits = IdentityRules::default();
         let found =
             person(group.log(), std::slice::from_ref(&user), known, &limits, Walk::default()).unwrap();
         assert_eq!(found.events.len(), 1);

@@ -345,7 +345,7 @@ fn identity_report(files: &GeneratedFiles) -> Result<()> {
     let options = input::load_options(false);
     let (events, _) =
         datasets::load::read_events(BufReader::new(File::open(&files.events)?), "events", &options)?;
-    let resolution = datasets::identity::resolve(&events, &datasets::identity::IdentityLimits::default());
+    let resolution = datasets::identity::resolve(&events, &datasets::identity::IdentityRules::default());
     let truth_text = fs::read_to_string(&files.truth)?;
     let entries: Vec<(String, String)> = truth_text
         .lines()

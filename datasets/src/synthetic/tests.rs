@@ -1,7 +1,7 @@
 //! Synthetic data tests: shapes, traps, ground truth, round trips through the loaders.
 
 use super::*;
-use crate::identity::{IdentityLimits, resolve, score_pairwise};
+use crate::identity::{IdentityRules, resolve, score_pairwise};
 
 fn small() -> SyntheticData {
     SyntheticData::generate(SyntheticConfig { n_persons: 400, n_items: 200, seed: 7, ..Default::default() })
@@ -55,7 +55,7 @@ fn written_events_load_back() {
 #[test]
 fn identity_resolution_matches_truth_and_avoids_traps() {
     let data = small();
-    let resolution = resolve(&data.events(), &IdentityLimits::default());
+    let resolution = resolve(&data.events(), &IdentityRules::default());
     let score = score_pairwise(&resolution, &data.truth_by_normalised_key());
     assert!(score.precision > 0.99, "{score:?}");
     assert!(score.recall > 0.8, "{score:?}");
@@ -63,7 +63,7 @@ fn identity_resolution_matches_truth_and_avoids_traps() {
     let refused: Vec<String> = resolution.report.refused.iter().map(|r| r.identifier.key()).collect();
     assert!(refused.iter().any(|k| k.starts_with("device_id:kiosk")), "{refused:?}");
     // Without limits, the kiosks glue card holders together.
-    let glued = resolve(&data.events(), &IdentityLimits::unlimited());
+    let glued = resolve(&data.events(), &IdentityRules::permissive());
     let glued_score = score_pairwise(&glued, &data.truth_by_normalised_key());
     assert!(glued_score.precision < 0.5, "{glued_score:?}");
 }

@@ -410,7 +410,7 @@ mod tests {
     use crate::serve::rules::{Filters, PlacementConfig, StockRule};
     use crate::train::config::TrainConfig;
     use datasets::dataset::{Dataset, WeightConfig};
-    use datasets::identity::IdentityLimits;
+    use datasets::identity::IdentityRules;
     use datasets::synthetic::{SyntheticConfig, SyntheticData};
 
     fn engine() -> Engine {
@@ -425,7 +425,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let dataset = synthetic.dataset(&WeightConfig::default(), &IdentityLimits::default()).unwrap();
+        let dataset = synthetic.dataset(&WeightConfig::default(), &IdentityRules::default()).unwrap();
         let mut config = TrainConfig::default();
         config.als.factors = 8;
         config.blend.tune = false;

@@ -3,7 +3,7 @@
 //! names it (every table denies unknown fields).
 
 use datasets::dataset::WeightConfig;
-use datasets::identity::IdentityLimits;
+use datasets::identity::IdentityRules;
 use serde::{Deserialize, Serialize};
 
 use crate::algorithms::als::AlsParams;
@@ -52,8 +52,8 @@ pub struct TrainConfig {
     pub profiles: ProfileParams,
     /// Event weighting (`[weights]`).
     pub weights: WeightConfig,
-    /// Identity resolution limits.
-    pub identity: IdentityLimits,
+    /// Identity resolution: merge limits, placeholders, the hot-identifier guard.
+    pub identity: IdentityRules,
 }
 
 impl TrainConfig {
