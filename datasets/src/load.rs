@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::schema::{Channel, Event, EventType, Identifier, IdentifierKind, Item, parse_timestamp};
+use crate::schema::{Channel, Event, EventType, Identifier, IdentifierKind, parse_timestamp};
 
 /// How loaders treat bad rows.
 #[derive(Debug, Clone, Copy, Default)]
@@ -233,8 +233,15 @@ fn scalar_string(value: &Value) -> Option<String> {
 
 /// Parses one event line.
 pub fn parse_event(line: &str, source: &str, line_no: usize) -> Result<Event> {
+    let value: Value = serde_json::from_str(line)
+        .map_err(|e| Error::parse(source, line_no, "", format!("not valid JSON: {e}")))?;
+    event_from_json(&value, source, line_no)
+}
+
+/// One event from its JSON object, with the checks of event files; errors name `source`,
+/// `line_no` and the field. The HTTP API reads its events through this too.
+pub fn event_from_json(value: &Value, source: &str, line_no: usize) -> Result<Event> {
     let err = |field: &str, reason: String| Error::parse(source, line_no, field, reason);
-    let value: Value = serde_json::from_str(line).map_err(|e| err("", format!("not valid JSON: {e}")))?;
     let Value::Object(object) = value else {
         return Err(err("", "expected a JSON object".into()));
     };
@@ -248,7 +255,7 @@ pub fn parse_event(line: &str, source: &str, line_no: usize) -> Result<Event> {
         }
     };
     let empty = Map::new();
-    for (field_prefix, map) in [("", &object), ("identifiers.", nested.unwrap_or(&empty))] {
+    for (field_prefix, map) in [("", object), ("identifiers.", nested.unwrap_or(&empty))] {
         for kind in IdentifierKind::ALL {
             let Some(raw) = map.get(kind.as_str()) else {
                 continue;
@@ -541,260 +548,8 @@ pub fn read_interactions_with(
     Ok(report)
 }
 
-/// The item catalog, in file order.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Catalog {
-    /// The items; ids are unique.
-    pub items: Vec<Item>,
-}
-
-/// The format of a catalog file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CatalogFormat {
-    /// CSV or TSV with a header; list fields are `|`-separated.
-    Delimited,
-    /// One JSON object per line.
-    JsonLines,
-}
-
-impl CatalogFormat {
-    /// Guesses the format from a file name: `.jsonl`/`.ndjson`/`.json` are JSON Lines.
-    pub fn from_path(path: &str) -> Self {
-        let lower = path.to_ascii_lowercase();
-        if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") || lower.ends_with(".json") {
-            CatalogFormat::JsonLines
-        } else {
-            CatalogFormat::Delimited
-        }
-    }
-}
-
-/// Reads a catalog. Columns (CSV) or keys (JSON): `item_id` (required), `title`,
-/// `description`, `categories` (also `category` or `genres`), `brand`, `tags`, `price`,
-/// `in_stock` (default true), `store_stock` (`store:units|store:units`, or an object),
-/// `available_from`, `available_until`. A repeated `item_id` is an error.
-pub fn read_catalog(
-    reader: impl BufRead,
-    source: &str,
-    format: CatalogFormat,
-    options: &LoadOptions,
-) -> Result<(Catalog, LoadReport)> {
-    let mut report = LoadReport::new(source);
-    let mut items: Vec<Item> = Vec::new();
-    let mut seen = HashSet::new();
-    let mut accept = |item: Result<Item>, line: usize, report: &mut LoadReport| -> Result<()> {
-        let item = item.and_then(|item| {
-            if seen.insert(item.item_id.clone()) {
-                Ok(item)
-            } else {
-                Err(Error::parse(source, line, "item_id", format!("`{}` appears twice", item.item_id)))
-            }
-        });
-        match item {
-            Ok(item) => {
-                report.rows += 1;
-                items.push(item);
-                Ok(())
-            }
-            Err(error) => report.refuse(options, error),
-        }
-    };
-    match format {
-        CatalogFormat::JsonLines => {
-            for line in text_lines(reader, source) {
-                let (line_no, line) = line?;
-                let item = match line {
-                    Ok(line) if line.trim().is_empty() => continue,
-                    Ok(line) => parse_item_json(&line, source, line_no),
-                    Err(error) => Err(error),
-                };
-                accept(item, line_no, &mut report)?;
-            }
-        }
-        CatalogFormat::Delimited => {
-            let mut table = Table::open(reader, source)?;
-            let id_col = table.require("item_id")?;
-            let columns = table.columns.clone();
-            table.for_each(|row| {
-                let (record, line, is_complete) = match row {
-                    Ok(row) => row,
-                    Err(error) => return report.refuse(options, error),
-                };
-                let item = if is_complete {
-                    parse_item_row(&columns, id_col, record, source, line)
-                } else {
-                    Err(Error::parse(
-                        source,
-                        line,
-                        "",
-                        format!("expected {} fields, found {}", columns.len(), record.len()),
-                    ))
-                };
-                accept(item, line, &mut report)
-            })?;
-        }
-    }
-    Ok((Catalog { items }, report))
-}
-
-fn split_list(raw: &str) -> Vec<String> {
-    raw.split('|').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
-}
-
-fn parse_bool(raw: &str) -> std::result::Result<bool, String> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "y" | "t" => Ok(true),
-        "0" | "false" | "no" | "n" | "f" => Ok(false),
-        other => Err(format!("expected true or false, found `{other}`")),
-    }
-}
-
-fn parse_store_stock(raw: &str) -> std::result::Result<BTreeMap<String, u32>, String> {
-    let mut stock = BTreeMap::new();
-    for entry in split_list(raw) {
-        let (store, units) =
-            entry.split_once(':').ok_or_else(|| format!("expected `store:units`, found `{entry}`"))?;
-        let units = units.trim().parse::<u32>().map_err(|_| {
-            format!("expected a whole number of units for store `{}`, found `{units}`", store.trim())
-        })?;
-        stock.insert(store.trim().to_owned(), units);
-    }
-    Ok(stock)
-}
-
-/// Applies one named catalog field to `item`; unknown names are ignored.
-fn set_item_field(item: &mut Item, name: &str, raw: &str) -> std::result::Result<(), String> {
-    let raw = raw.trim();
-    match name {
-        "title" | "name" => item.title = raw.to_owned(),
-        "description" => item.description = Some(raw.to_owned()).filter(|s| !s.is_empty()),
-        "categories" | "category" | "genres" => item.categories = split_list(raw),
-        "brand" => item.brand = Some(raw.to_owned()).filter(|s| !s.is_empty()),
-        "tags" => item.tags = split_list(raw),
-        "price" if !raw.is_empty() => {
-            let price = parse_number(raw)?;
-            if price < 0.0 {
-                return Err(format!("must not be negative, found {price}"));
-            }
-            item.price = Some(price);
-        }
-        "in_stock" if !raw.is_empty() => item.in_stock = parse_bool(raw)?,
-        "store_stock" => item.store_stock = parse_store_stock(raw)?,
-        "available_from" if !raw.is_empty() => item.available_from = Some(parse_timestamp(raw)?),
-        "available_until" if !raw.is_empty() => item.available_until = Some(parse_timestamp(raw)?),
-        _ => {}
-    }
-    Ok(())
-}
-
-fn new_item(item_id: &str) -> Item {
-    Item { item_id: item_id.to_owned(), in_stock: true, ..Item::default() }
-}
-
-fn parse_item_row(
-    columns: &[String],
-    id_col: usize,
-    record: &csv::StringRecord,
-    source: &str,
-    line: usize,
-) -> Result<Item> {
-    let item_id = record.get(id_col).unwrap_or("").trim();
-    if item_id.is_empty() {
-        return Err(Error::parse(source, line, "item_id", "empty"));
-    }
-    let mut item = new_item(item_id);
-    for (name, raw) in columns.iter().zip(record.iter()) {
-        set_item_field(&mut item, name, raw).map_err(|reason| Error::parse(source, line, name, reason))?;
-    }
-    finish_item(item).map_err(|(field, reason)| Error::parse(source, line, field, reason))
-}
-
-fn parse_item_json(line: &str, source: &str, line_no: usize) -> Result<Item> {
-    let err = |field: &str, reason: String| Error::parse(source, line_no, field, reason);
-    let value: Value = serde_json::from_str(line).map_err(|e| err("", format!("not valid JSON: {e}")))?;
-    let Value::Object(object) = value else {
-        return Err(err("", "expected a JSON object".into()));
-    };
-    let item_id = object
-        .get("item_id")
-        .and_then(scalar_string)
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| err("item_id", "missing or empty".into()))?;
-    let mut item = new_item(&item_id);
-    for (name, value) in &object {
-        if let Some(expected) = json_type_mismatch(name, value) {
-            return Err(err(name, format!("expected {expected}, found {value}")));
-        }
-        let text = match value {
-            Value::Null => continue,
-            Value::Array(list) => {
-                let parts: Option<Vec<String>> = list.iter().map(scalar_string).collect();
-                parts.ok_or_else(|| err(name, "expected a list of strings".into()))?.join("|")
-            }
-            Value::Object(map) if name == "store_stock" => {
-                let mut parts = Vec::new();
-                for (store, units) in map {
-                    let units = units
-                        .as_u64()
-                        .ok_or_else(|| err(name, format!("expected whole units for store `{store}`")))?;
-                    parts.push(format!("{store}:{units}"));
-                }
-                parts.join("|")
-            }
-            Value::Bool(b) => b.to_string(),
-            other => match scalar_string(other) {
-                Some(text) => text,
-                None => continue,
-            },
-        };
-        set_item_field(&mut item, name, &text).map_err(|reason| err(name, reason))?;
-    }
-    finish_item(item).map_err(|(field, reason)| err(field, reason))
-}
-
-/// For a catalog field this loader knows, what JSON types it takes, when `value` is none of
-/// them; `None` when the value fits or the field is not one of ours (unknown keys are
-/// ignored).
-fn json_type_mismatch(name: &str, value: &Value) -> Option<&'static str> {
-    let (fits, expected) = match name {
-        "title" | "name" | "description" | "brand" | "available_from" | "available_until" => {
-            (matches!(value, Value::String(_) | Value::Number(_)), "a string")
-        }
-        "categories" | "category" | "genres" | "tags" => {
-            let is_list = value.as_array().is_some_and(|l| l.iter().all(|v| v.is_string() || v.is_number()));
-            (is_list || value.is_string(), "a string or a list of strings")
-        }
-        "price" => (matches!(value, Value::Number(_) | Value::String(_)), "a number"),
-        "in_stock" => {
-            (matches!(value, Value::Bool(_) | Value::String(_) | Value::Number(_)), "true or false")
-        }
-        "store_stock" => (value.is_object() || value.is_string(), "an object of store to units"),
-        _ => (true, ""),
-    };
-    (!fits && !value.is_null()).then_some(expected)
-}
-
-/// Completes a parsed item: its title defaults to its id; an availability window must not
-/// end before it starts. Errors name the field.
-fn finish_item(mut item: Item) -> std::result::Result<Item, (&'static str, String)> {
-    if item.title.is_empty() {
-        item.title = item.item_id.clone();
-    }
-    if let (Some(from), Some(until)) = (item.available_from, item.available_until)
-        && from > until
-    {
-        return Err((
-            "available_until",
-            format!(
-                "{} is before available_from {}",
-                crate::schema::format_timestamp(until),
-                crate::schema::format_timestamp(from)
-            ),
-        ));
-    }
-    Ok(item)
-}
+mod catalog;
+pub use catalog::{Catalog, CatalogFormat, ITEM_FIELDS, ItemPatchError, patch_item, read_catalog};
 
 #[cfg(test)]
 mod tests;

@@ -84,6 +84,8 @@ pub struct IdentityGraph {
     best: Vec<u32>,
     /// Per node: why it is refused for merging, if it is.
     refused: Vec<Option<String>>,
+    /// Nodes refused for good ([`IdentityGraph::refuse_for_good`]): a reset keeps them refused.
+    pinned: std::collections::HashSet<u32>,
     /// Hot guard: per node, the distinct anchors it was seen with and when, last.
     seen_with: HashMap<u32, Vec<(u32, i64)>>,
     /// Per node: the nodes an unlink separated it from.
@@ -105,6 +107,7 @@ impl IdentityGraph {
             members: Vec::new(),
             best: Vec::new(),
             refused: Vec::new(),
+            pinned: std::collections::HashSet::new(),
             seen_with: HashMap::new(),
             separated: HashMap::new(),
             separated_members: HashMap::new(),
@@ -213,10 +216,12 @@ impl IdentityGraph {
         self.refused.iter().enumerate().filter_map(|(node, reason)| Some((node as u32, reason.as_deref()?)))
     }
 
-    /// Marks `node` refused, as a broken limit would (used to carry refusals between the
-    /// rounds of a batch resolution).
-    pub fn refuse(&mut self, node: u32, reason: String) {
+    /// Marks `node` refused for good, whatever a replay finds: an identifier that an earlier
+    /// resolution refused (training's, when the live graph starts from a model's persons). It
+    /// must be a person of its own.
+    pub fn refuse_for_good(&mut self, node: u32, reason: String) {
         self.refused[node as usize] = Some(reason);
+        self.pinned.insert(node);
     }
 
     /// The identifier a record carrying `identifiers` belongs to, as [`IdentityGraph::link`]
@@ -401,7 +406,7 @@ impl IdentityGraph {
             let mut counts = [0; KINDS];
             counts[self.nodes[n].kind.index()] = 1;
             self.counts[n] = counts;
-            if !keep_refused {
+            if !keep_refused && !self.pinned.contains(&node) {
                 self.refused[n] = None;
             }
             self.seen_with.remove(&node);

@@ -76,15 +76,43 @@ pub fn canonical_key(identifier: &Identifier) -> String {
     if identifier.kind == IdentifierKind::UserId { identifier.value.clone() } else { identifier.key() }
 }
 
+/// Identity decisions made outside events, through the server's API: explicit links (with
+/// their time) and unlinks (two identifiers that must never be one person). A store export
+/// carries them, so training stitches persons as the live graph did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Decisions {
+    /// Identifiers linked explicitly, and when.
+    pub links: Vec<(Identifier, Identifier, i64)>,
+    /// Identifiers unlinked explicitly.
+    pub separations: Vec<(Identifier, Identifier)>,
+}
+
 /// Resolves the persons behind `events` under `rules`.
 pub fn resolve(events: &[Event], rules: &IdentityRules) -> Resolution {
+    resolve_with(events, rules, &Decisions::default())
+}
+
+/// [`resolve`] with explicit links and unlinks: the links are replayed among the events by
+/// time, the unlinked pairs are never joined.
+pub fn resolve_with(events: &[Event], rules: &IdentityRules, decisions: &Decisions) -> Resolution {
     let mut graph = IdentityGraph::new(rules.clone());
     let event_nodes: Vec<Vec<u32>> =
         events.iter().map(|event| graph.intern_all(&event.identifiers)).collect();
+    let link_nodes: Vec<(Vec<u32>, i64)> =
+        decisions.links.iter().map(|(a, b, at)| (graph.intern_all(&[a.clone(), b.clone()]), *at)).collect();
+    for (a, b) in &decisions.separations {
+        if let (Some(a), Some(b)) = (graph.intern(a), graph.intern(b)) {
+            graph.separate(a, b);
+        }
+    }
     let mut order: Vec<usize> = (0..events.len()).collect();
     order.sort_by_key(|&i| (events[i].timestamp, i));
-    let records: Vec<(&[u32], i64)> =
+    let mut records: Vec<(&[u32], i64)> =
         order.iter().map(|&i| (event_nodes[i].as_slice(), events[i].timestamp)).collect();
+    records.extend(link_nodes.iter().map(|(nodes, at)| (nodes.as_slice(), *at)));
+    // Stable: events keep their order among themselves, and an explicit link comes after the
+    // events of its second.
+    records.sort_by_key(|&(_, at)| at);
     let scope: Vec<u32> = (0..graph.len() as u32).collect();
     let (rounds, n_merges) = graph.replay(&scope, &records);
 

@@ -257,3 +257,23 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn explicit_links_and_unlinks_are_replayed_with_the_events() {
+    let events = [
+        event(1, &[(CookieId, "c1"), (Email, "a@x.org")]),
+        event(2, &[(UserId, "u1")]),
+        event(3, &[(UserId, "u2")]),
+    ];
+    let id = |kind, v: &str| Identifier::new(kind, v).unwrap();
+    let decisions = Decisions {
+        links: vec![(id(UserId, "u1"), id(Email, "a@x.org"), 5)],
+        separations: vec![(id(CookieId, "c1"), id(Email, "a@x.org"))],
+    };
+    let r = resolve_with(&events, &IdentityRules::default(), &decisions);
+    // The login no longer joins the cookie; the explicit link joins the account and the email.
+    assert_eq!(r.aliases[&id(Email, "a@x.org").key()], r.aliases["user_id:u1"]);
+    // The cookie's only event belongs to the email's person, so the cookie names nobody.
+    assert_eq!(r.aliases.get("cookie_id:c1"), None);
+    assert_ne!(r.aliases["user_id:u2"], r.aliases["user_id:u1"]);
+}
