@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 /// What can go wrong in the store. Every variant is the store's or its disk's fault, not a
-/// caller's: callers validate events before they append them.
+/// caller's: a refused event, link or item is an outcome the caller is told about, not an
+/// error.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The data file could not be opened: missing permissions, a foreign or corrupt file, or
@@ -15,20 +16,23 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// A read, write or commit failed (disk full, I/O error, corruption found while reading).
+    /// A read, write or commit failed (disk full, I/O error).
     #[error("store: {0}")]
     Storage(String),
     /// A stored record does not decode: the file was written by something else, or damaged.
-    #[error("store: stored event {seq} is unreadable: {reason}")]
-    Corrupt {
-        /// Its sequence number.
-        seq: u64,
-        /// Why.
-        reason: String,
-    },
+    #[error("store: {0}")]
+    Corrupt(String),
     /// The writer thread is gone (the process is shutting down).
     #[error("store: the writer has stopped")]
     WriterStopped,
+    /// Writing an export failed.
+    #[error("export: {context}: {source}")]
+    Export {
+        /// What was being written.
+        context: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// `Result` with the store's error.
@@ -46,9 +50,11 @@ macro_rules! storage_errors {
 
 storage_errors!(
     redb::Error,
+    redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
     redb::CommitError,
+    redb::CompactionError,
     redb::SetDurabilityError
 );

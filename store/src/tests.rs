@@ -1,0 +1,710 @@
+//! The store end to end: ingestion, identity, consent, erasure, catalog, impressions,
+//! export, and a storage backend that watches every sync.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use datasets::schema::IdentifierKind::{CookieId, DeviceId, Email, LoyaltyId, UserId};
+use datasets::schema::{Channel, Event, EventType, Identifier, IdentifierKind};
+
+use super::*;
+
+fn id(kind: IdentifierKind, value: &str) -> Identifier {
+    Identifier::new(kind, value).unwrap()
+}
+
+fn event(
+    event_id: &str,
+    ids: &[&Identifier],
+    channel: &str,
+    kind: &str,
+    item: Option<&str>,
+    ts: i64,
+) -> NewEvent {
+    NewEvent {
+        event: Event {
+            identifiers: ids.iter().map(|i| (*i).clone()).collect(),
+            channel: Channel::parse(channel),
+            event_type: EventType::parse(kind),
+            item_id: item.map(str::to_string),
+            timestamp: ts,
+            value: None,
+            event_id: Some(event_id.to_string()),
+        },
+        recommendation_id: None,
+        store_id: None,
+    }
+}
+
+fn open(dir: &Path) -> Store {
+    Store::open(dir, StoreOptions::default()).unwrap()
+}
+
+const ALL: PersonQuery = PersonQuery { after_seq: 0, shown_since: None };
+
+fn items_of(person: &LivePerson) -> Vec<String> {
+    person.recent.iter().filter_map(|e| e.item_id.clone()).collect()
+}
+
+fn consumed(person: &LivePerson) -> Vec<(String, i32)> {
+    person
+        .consumed
+        .iter()
+        .map(|(item, entries)| (item.clone(), entries.iter().map(|e| i32::from(e.sign)).sum()))
+        .collect()
+}
+
+#[test]
+fn events_are_stored_once_for_ever_and_a_changed_repeat_is_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let cookie = id(CookieId, "c1");
+    let store = open(dir.path());
+    let answers = store
+        .ingest(
+            vec![
+                event("a", &[&cookie], "web", "view", Some("i1"), 10),
+                event("b", &[&cookie], "web", "view", Some("i2"), 11),
+                event("a", &[&cookie], "web", "view", Some("i1"), 10),
+            ],
+            100,
+        )
+        .unwrap();
+    assert!(matches!(&answers[0], Ingested::Accepted { seq: 1, anchor, .. } if anchor == "cookie_id:c1"));
+    assert!(matches!(answers[1], Ingested::Accepted { seq: 2, .. }));
+    assert!(matches!(answers[2], Ingested::Duplicate { seq: 1, .. }));
+    drop(store);
+    // After a restart: the same id with the same content is a duplicate, with other content a
+    // conflict; neither changes anything.
+    let store = open(dir.path());
+    let answers = store
+        .ingest(
+            vec![
+                event("a", &[&cookie], "web", "view", Some("i1"), 10),
+                event("b", &[&cookie], "web", "view", Some("i9"), 11),
+                event("c", &[&cookie], "web", "view", Some("i3"), 12),
+            ],
+            200,
+        )
+        .unwrap();
+    assert!(matches!(answers[0], Ingested::Duplicate { seq: 1, .. }));
+    assert!(matches!(answers[1], Ingested::Conflict { seq: 2, .. }));
+    assert!(matches!(answers[2], Ingested::Accepted { seq: 3, .. }));
+    assert_eq!(items_of(&store.person(&[cookie], ALL).unwrap()), ["i1", "i2", "i3"]);
+}
+
+#[test]
+fn placeholders_alone_are_refused_and_never_link_anyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (guest, c1, c2) = (id(UserId, "guest"), id(CookieId, "c1"), id(CookieId, "c2"));
+    let answers = store
+        .ingest(
+            vec![
+                event("1", &[&guest], "web", "view", Some("i1"), 1),
+                event("2", &[&guest, &c1], "web", "view", Some("i1"), 2),
+                event("3", &[&guest, &c2], "web", "view", Some("i2"), 3),
+            ],
+            10,
+        )
+        .unwrap();
+    match &answers[0] {
+        Ingested::Rejected { field, reason, .. } => {
+            assert_eq!(field, "identifiers.user_id");
+            assert!(reason.contains("placeholder"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(answers[1], Ingested::Accepted { .. }) && matches!(answers[2], Ingested::Accepted { .. })
+    );
+    let first = store.person(std::slice::from_ref(&c1), ALL).unwrap();
+    assert_eq!(first.ids.as_ref().unwrap().identifiers, [c1]);
+    assert_eq!(items_of(&first), ["i1"]);
+}
+
+#[test]
+fn a_login_and_a_till_receipt_make_one_person_across_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (cookie, email, card) = (id(CookieId, "c1"), id(Email, "ann@example.com"), id(LoyaltyId, "L1"));
+    let (kiosk, other_card) = (id(DeviceId, "kiosk"), id(LoyaltyId, "L2"));
+    store
+        .ingest(
+            vec![
+                event("1", &[&cookie], "web", "view", Some("shoe"), 10),
+                event("2", &[&cookie, &email], "web", "login", None, 20),
+                event("3", &[&card, &email], "store", "purchase", Some("shoe"), 30),
+                event("4", &[&kiosk, &card], "store", "view", Some("hat"), 40),
+                event("5", &[&kiosk, &other_card], "store", "purchase", Some("bag"), 50),
+            ],
+            60,
+        )
+        .unwrap();
+    // Asked by email on the email channel: the web views and the store purchase are hers.
+    let ann = store.person(std::slice::from_ref(&email), ALL).unwrap();
+    let ids = ann.ids.clone().unwrap();
+    assert_eq!(ids.key, "loyalty_id:L1");
+    assert!(ids.identifiers.contains(&cookie) && !ids.identifiers.contains(&other_card));
+    assert_eq!(items_of(&ann), ["shoe", "shoe", "hat"]);
+    assert_eq!(consumed(&ann), [("shoe".to_string(), 1)]);
+    // The kiosk is refused as a bridge: the other card's purchase is not hers.
+    let other = store.person(&[other_card], ALL).unwrap();
+    assert_eq!(consumed(&other), [("bag".to_string(), 1)]);
+    assert!(!other.ids.unwrap().identifiers.contains(&card));
+    // A return brings the item back.
+    store.ingest(vec![event("6", &[&email], "email", "return", Some("shoe"), 70)], 80).unwrap();
+    assert_eq!(
+        consumed(&store.person(std::slice::from_ref(&cookie), ALL).unwrap()),
+        [("shoe".to_string(), 0)]
+    );
+    // Only what came after a watermark: the model knows the rest.
+    let after = store.person(&[cookie], PersonQuery { after_seq: 3, shown_since: None }).unwrap();
+    assert_eq!(items_of(&after), ["hat", "shoe"]);
+    assert_eq!(consumed(&after), [("shoe".to_string(), -1)]);
+}
+
+#[test]
+fn the_model_s_persons_seed_the_graph_and_an_unlink_gives_each_side_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (user, phone) = (id(UserId, "u1"), id(IdentifierKind::Phone, "+44 1234 5678"));
+    let seed = Seed { groups: vec![vec![user.clone(), phone.clone()]], refused: Vec::new(), trained_at: 0 };
+    store.reseed(seed.clone(), IdentityRules::default(), WeightConfig::default()).unwrap();
+    // The call centre's event is under the phone; the person is the trained account's.
+    store.ingest(vec![event("1", &[&phone], "call_center", "purchase", Some("kettle"), 10)], 11).unwrap();
+    assert_eq!(
+        consumed(&store.person(std::slice::from_ref(&user), ALL).unwrap()),
+        [("kettle".to_string(), 1)]
+    );
+    // A cookie logs in with the account, then buys on the web.
+    let cookie = id(CookieId, "c9");
+    store
+        .ingest(
+            vec![
+                event("2", &[&user, &cookie], "web", "login", None, 20),
+                event("3", &[&cookie], "web", "purchase", Some("mug"), 21),
+            ],
+            22,
+        )
+        .unwrap();
+    assert_eq!(consumed(&store.person(std::slice::from_ref(&phone), ALL).unwrap()).len(), 2);
+    // A wrong merge undone: the cookie's purchase goes back to the cookie, the phone's stays.
+    let unlinked = store.unlink(user.clone(), cookie.clone(), "ops", 30).unwrap();
+    assert!(unlinked.were_linked && unlinked.seq.is_some());
+    assert_eq!(
+        consumed(&store.person(std::slice::from_ref(&user), ALL).unwrap()),
+        [("kettle".to_string(), 1)]
+    );
+    assert_eq!(
+        consumed(&store.person(std::slice::from_ref(&cookie), ALL).unwrap()),
+        [("mug".to_string(), 1)]
+    );
+    // Unlinking what is not linked changes nothing.
+    assert!(!store.unlink(user.clone(), cookie.clone(), "ops", 31).unwrap().were_linked);
+    // An explicit link joins them again? No: the unlink holds, and says so.
+    let link = store.link(user.clone(), cookie.clone(), "ops", 32).unwrap();
+    assert_eq!(link.merged, 0);
+    assert_eq!(link.refused[0].kind, datasets::identity::RefusalKind::Separated);
+    // After a restart the same persons come back from the log.
+    drop(store);
+    let store = open(dir.path());
+    store.reseed(seed, IdentityRules::default(), WeightConfig::default()).unwrap();
+    assert_eq!(
+        consumed(&store.person(std::slice::from_ref(&cookie), ALL).unwrap()),
+        [("mug".to_string(), 1)]
+    );
+    let person = store.person_ids(&[phone]).unwrap();
+    assert_eq!(person.identifiers, [user, id(IdentifierKind::Phone, "+44 1234 5678")]);
+    // The provenance of the cookie: its login, the unlink, the refused link.
+    let provenance = store.links(&store.person_ids(&[cookie]).unwrap().links).unwrap();
+    let kinds: Vec<&str> = provenance.iter().map(|l| l.kind.as_str()).collect();
+    assert_eq!(kinds, ["event", "unlink", "link"]);
+    assert_eq!(provenance[0].event_id, "2");
+    assert_eq!(provenance[1].source, "ops");
+}
+
+#[test]
+fn consent_is_the_most_restrictive_of_a_person_s_identifiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (cookie, email) = (id(CookieId, "c1"), id(Email, "a@x.org"));
+    store.ingest(vec![event("1", &[&cookie], "web", "view", Some("i1"), 1)], 2).unwrap();
+    assert!(store.person(std::slice::from_ref(&cookie), ALL).unwrap().allows(PERSONALIZATION));
+    let set =
+        store.set_consent(email.clone(), [(PERSONALIZATION.to_string(), false)].into(), "crm", 3).unwrap();
+    assert_eq!(set.get(PERSONALIZATION), Some(&false));
+    assert!(
+        store.person(std::slice::from_ref(&cookie), ALL).unwrap().allows(PERSONALIZATION),
+        "not linked yet"
+    );
+    // The login joins the cookie to a person who said no: the person says no everywhere.
+    store.ingest(vec![event("2", &[&cookie, &email], "web", "login", None, 4)], 5).unwrap();
+    let person = store.person(std::slice::from_ref(&cookie), ALL).unwrap();
+    assert!(!person.allows(PERSONALIZATION) && person.allows(ANALYTICS));
+    // Given again, for the whole person.
+    store.set_consent(cookie.clone(), [(PERSONALIZATION.to_string(), true)].into(), "crm", 6).unwrap();
+    assert!(store.person(&[email], ALL).unwrap().allows(PERSONALIZATION));
+    // Each change is an event: the audit trail.
+    let ids = store.person_ids(&[cookie]).unwrap();
+    let (_, events) = store.person_events(&ids, 0, 100).unwrap();
+    let changes: Vec<Option<bool>> = events
+        .iter()
+        .filter(|e| e.event_type == "consent")
+        .map(|e| e.consent.as_ref().unwrap().get(PERSONALIZATION).copied())
+        .collect();
+    assert_eq!(changes, [Some(false), Some(true)]);
+}
+
+#[test]
+fn erasure_deletes_rows_and_refuses_the_person_s_past() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (cookie, email, kiosk) = (id(CookieId, "c1"), id(Email, "gone@x.org"), id(DeviceId, "k1"));
+    let (trained, other, third) = (id(UserId, "u7"), id(LoyaltyId, "L9"), id(LoyaltyId, "L8"));
+    store
+        .reseed(
+            Seed { groups: vec![vec![trained.clone(), email.clone()]], ..Seed::default() },
+            IdentityRules::default(),
+            WeightConfig::default(),
+        )
+        .unwrap();
+    store
+        .ingest(
+            vec![
+                event("1", &[&cookie, &email], "web", "purchase", Some("i1"), 10),
+                event("2", &[&other, &kiosk], "store", "view", Some("i2"), 11),
+                // A second card makes the kiosk a refused bridge: a person of its own.
+                event("2b", &[&third, &kiosk], "store", "view", Some("i2"), 11),
+                event("3", &[&cookie, &kiosk], "store", "view", Some("i3"), 12),
+            ],
+            13,
+        )
+        .unwrap();
+    store.set_consent(email.clone(), [(ANALYTICS.to_string(), false)].into(), "crm", 14).unwrap();
+    store.record_served(Impression {
+        id: "r1".into(),
+        person: "user_id:u7".into(),
+        channel: "email".into(),
+        placement: Some("email_weekly".into()),
+        items: vec!["i4".into()],
+        at: 15,
+    });
+    let receipt = store.erase(email.clone(), Vec::new(), "privacy", 20).unwrap().unwrap();
+    assert_eq!(receipt.person, "u7");
+    assert_eq!(receipt.identifiers, 3, "the account, the email and the cookie");
+    assert_eq!(receipt.consent_records, 3);
+    assert_eq!(receipt.requested_by, "privacy");
+    // Nothing of the person is left in the tables; the kiosk's events are no longer theirs.
+    let mut left = Vec::new();
+    store
+        .scan_events(0, &mut |e| {
+            left.push(e);
+            Ok(())
+        })
+        .unwrap();
+    for e in &left {
+        for key in [cookie.key(), email.key(), trained.key()] {
+            assert!(!e.identifiers.contains(&key) && e.anchor != key, "{e:?}");
+        }
+    }
+    assert!(left.iter().any(|e| e.event_id == "2"), "another person's event stays");
+    assert!(!store.person_ids(std::slice::from_ref(&email)).unwrap().known);
+    let alone = store.person_ids(std::slice::from_ref(&trained)).unwrap();
+    assert_eq!(alone.identifiers, std::slice::from_ref(&trained));
+    assert_eq!(receipt.impressions, 1);
+    assert!(store.served("r1").unwrap().is_none());
+    let marked = store.person(std::slice::from_ref(&email), ALL).unwrap();
+    assert_eq!(marked.erased, [(email.clone(), 20)]);
+    // A late event from before the erasure is refused; a new one starts afresh.
+    let answers = store
+        .ingest(
+            vec![
+                event("9", &[&email], "email", "click", Some("i1"), 19),
+                event("10", &[&email], "web", "view", Some("i5"), 25),
+            ],
+            26,
+        )
+        .unwrap();
+    assert!(
+        matches!(&answers[0], Ingested::Rejected { field, .. } if field == "identifiers.email"),
+        "{answers:?}"
+    );
+    assert!(matches!(answers[1], Ingested::Accepted { .. }));
+    assert_eq!(items_of(&store.person(std::slice::from_ref(&email), ALL).unwrap()), ["i5"]);
+    // A restart keeps the erasure: the model's person stays out of the graph.
+    drop(store);
+    let store = open(dir.path());
+    store
+        .reseed(
+            Seed { groups: vec![vec![trained.clone(), email.clone()]], ..Seed::default() },
+            IdentityRules::default(),
+            WeightConfig::default(),
+        )
+        .unwrap();
+    assert!(!store.person_ids(&[trained]).unwrap().known);
+    assert!(store.erase(id(CookieId, "never-seen"), Vec::new(), "privacy", 30).unwrap().is_none());
+}
+
+#[test]
+fn catalog_changes_merge_into_the_item_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let base = datasets::schema::Item {
+        item_id: "i1".into(),
+        title: "Kettle".into(),
+        price: Some(30.0),
+        in_stock: true,
+        ..Default::default()
+    };
+    let patch = |json: &str| match serde_json::from_str::<Value>(json).unwrap() {
+        Value::Object(map) => map,
+        _ => unreachable!(),
+    };
+    let outcomes = store
+        .change_items(
+            vec![
+                ItemChange::Upsert {
+                    item_id: "i1".into(),
+                    base: Some(Box::new(base.clone())),
+                    patch: patch(r#"{"in_stock": false}"#),
+                },
+                ItemChange::Upsert {
+                    item_id: "new".into(),
+                    base: None,
+                    patch: patch(r#"{"title": "Teapot", "categories": ["home>kitchen"]}"#),
+                },
+                ItemChange::Upsert {
+                    item_id: "bad".into(),
+                    base: None,
+                    patch: patch(r#"{"price": "free"}"#),
+                },
+                ItemChange::Delete { item_id: "ghost".into(), in_model: false },
+            ],
+            5,
+        )
+        .unwrap();
+    assert_eq!(outcomes[..2], [ItemOutcome::Updated, ItemOutcome::Created]);
+    assert!(matches!(&outcomes[2], ItemOutcome::Rejected { field, .. } if field == "price"));
+    assert_eq!(outcomes[3], ItemOutcome::NotFound);
+    // A second change builds on the first, not on the model's entry.
+    store
+        .change_items(
+            vec![ItemChange::Upsert {
+                item_id: "i1".into(),
+                base: Some(Box::new(base)),
+                patch: patch(r#"{"price": 25}"#),
+            }],
+            6,
+        )
+        .unwrap();
+    assert_eq!(
+        store.change_items(vec![ItemChange::Delete { item_id: "new".into(), in_model: false }], 7).unwrap(),
+        [ItemOutcome::Deleted]
+    );
+    drop(store);
+    let store = open(dir.path());
+    let changes = store.item_changes().unwrap();
+    let i1 = changes.iter().find(|c| c.item_id == "i1").unwrap().item.clone().unwrap();
+    assert_eq!((i1.title.as_str(), i1.price, i1.in_stock), ("Kettle", Some(25.0), false));
+    assert!(changes.iter().find(|c| c.item_id == "new").unwrap().item.is_none());
+    assert!(!changes.iter().any(|c| c.item_id == "bad"));
+}
+
+#[test]
+fn what_was_served_is_seen_at_once_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let cookie = id(CookieId, "c1");
+    store.ingest(vec![event("1", &[&cookie], "web", "view", Some("i1"), 1)], 2).unwrap();
+    let shown = |store: &Store| {
+        let person = store
+            .person(std::slice::from_ref(&cookie), PersonQuery { after_seq: 0, shown_since: Some(100) })
+            .unwrap();
+        person.shown.iter().flat_map(|s| s.items.clone()).collect::<Vec<String>>()
+    };
+    store.record_served(Impression {
+        id: "r1".into(),
+        person: "cookie_id:c1".into(),
+        channel: "web".into(),
+        placement: Some("home".into()),
+        items: vec!["a".into(), "b".into()],
+        at: 100,
+    });
+    assert_eq!(shown(&store), ["a", "b"]);
+    // An impression event reported by a channel counts as well.
+    store.ingest(vec![event("2", &[&cookie], "app", IMPRESSION_EVENT, Some("c"), 101)], 102).unwrap();
+    assert_eq!(shown(&store), ["a", "b", "c"]);
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(shown(&store), ["a", "b", "c"]);
+    assert_eq!(store.served("r1").unwrap().unwrap().placement.as_deref(), Some("home"));
+}
+
+#[test]
+fn an_export_holds_consented_events_with_live_person_ids_and_the_suppression_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (cookie, email, shy, gone) =
+        (id(CookieId, "c1"), id(Email, "a@x.org"), id(CookieId, "shy"), id(CookieId, "gone"));
+    store
+        .ingest(
+            vec![
+                event("1", &[&cookie], "web", "view", Some("i1"), 10),
+                event("2", &[&cookie, &email], "web", "login", None, 11),
+                event("3", &[&shy], "web", "view", Some("i2"), 12),
+                event("4", &[&gone], "web", "view", Some("i3"), 13),
+                event("5", &[&cookie], "app", IMPRESSION_EVENT, Some("i1"), 14),
+            ],
+            15,
+        )
+        .unwrap();
+    store.set_consent(shy.clone(), [(PERSONALIZATION.to_string(), false)].into(), "crm", 16).unwrap();
+    store.link(id(UserId, "u1"), email.clone(), "crm", 17).unwrap();
+    store.erase(gone.clone(), Vec::new(), "privacy", 18).unwrap();
+    let catalog = [datasets::schema::Item {
+        item_id: "i1".into(),
+        title: "Kettle".into(),
+        in_stock: true,
+        ..Default::default()
+    }];
+    let manifest = store.export(out.path(), &catalog, 20).unwrap();
+    assert_eq!((manifest.events, manifest.persons, manifest.withheld_events, manifest.items), (2, 1, 1, 1));
+    assert_eq!(manifest.watermark, store.next_seq().unwrap());
+    assert_eq!(manifest.links.len(), 1);
+    let reasons: Vec<&str> = manifest.suppressed.iter().map(|s| s.reason.as_str()).collect();
+    assert!(reasons.contains(&"erased") && reasons.contains(&"no_consent"));
+    assert!(manifest.suppressed.iter().any(|s| s.hash == record::suppression_hash(&gone.key())));
+    // The trainer's own loader reads the events, each with the live person id.
+    let text = std::fs::read_to_string(out.path().join("events.jsonl")).unwrap();
+    let (events, _) =
+        datasets::load::read_events(text.as_bytes(), "events.jsonl", &Default::default()).unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(
+        text.lines().all(|l| l.contains(r#""person_id":"user_id:u1""#) || l.contains(r#""person_id":"u1""#)),
+        "{text}"
+    );
+    let (items, _) = datasets::load::read_catalog(
+        std::fs::read_to_string(out.path().join("items.jsonl")).unwrap().as_bytes(),
+        "items.jsonl",
+        datasets::load::CatalogFormat::JsonLines,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(items.items, catalog);
+    let read: ExportManifest =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join(ExportManifest::FILE_NAME)).unwrap())
+            .unwrap();
+    assert_eq!(read, manifest);
+}
+
+#[test]
+fn foreign_or_damaged_files_are_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(RedbBackend::FILE_NAME);
+    std::fs::write(&path, b"not a database at all, just some text").unwrap();
+    let err = Store::open(dir.path(), StoreOptions::default()).err().unwrap().to_string();
+    assert!(err.starts_with(&format!("cannot open the store {}", path.display())), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"not a database at all, just some text");
+
+    // Another program's redb file.
+    std::fs::remove_file(&path).unwrap();
+    let db = ::redb::Database::create(&path).unwrap();
+    let write = db.begin_write().unwrap();
+    write.open_table(::redb::TableDefinition::<u64, u64>::new("theirs")).unwrap().insert(1, 2).unwrap();
+    write.commit().unwrap();
+    drop(db);
+    let err = Store::open(dir.path(), StoreOptions::default()).err().unwrap().to_string();
+    assert!(err.contains("without omnirec's layout"), "{err}");
+
+    // A truncated store.
+    std::fs::remove_file(&path).unwrap();
+    let store = open(dir.path());
+    store.ingest(vec![event("a", &[&id(CookieId, "c1")], "web", "view", Some("i1"), 1)], 2).unwrap();
+    drop(store);
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len / 3).unwrap();
+    let err = Store::open(dir.path(), StoreOptions::default()).err().unwrap().to_string();
+    assert!(err.starts_with("cannot open the store"), "{err}");
+}
+
+/// A file backend that logs every write and every completed sync in one sequence, noting the
+/// event ids each write carries (ids are `SYNCCHK-` and six digits).
+#[derive(Debug)]
+struct Watched {
+    file: ::redb::backends::FileBackend,
+    clock: Arc<AtomicU64>,
+    log: SyncLog,
+}
+
+const MARK: &[u8] = b"SYNCCHK-";
+
+impl ::redb::StorageBackend for Watched {
+    fn len(&self) -> std::result::Result<u64, std::io::Error> {
+        self.file.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::result::Result<(), std::io::Error> {
+        self.file.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::result::Result<(), std::io::Error> {
+        self.file.set_len(len)
+    }
+    fn sync_data(&self) -> std::result::Result<(), std::io::Error> {
+        self.file.sync_data()?;
+        let at = self.clock.fetch_add(1, Ordering::SeqCst);
+        self.log.lock().unwrap().push((at, None));
+        Ok(())
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::result::Result<(), std::io::Error> {
+        self.file.write(offset, data)?;
+        let ids: Vec<String> = data
+            .windows(MARK.len() + 6)
+            .filter(|w| w.starts_with(MARK))
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
+        let at = self.clock.fetch_add(1, Ordering::SeqCst);
+        self.log.lock().unwrap().push((at, Some(ids)));
+        Ok(())
+    }
+    fn close(&self) -> std::result::Result<(), std::io::Error> {
+        self.file.close()
+    }
+    fn try_lock_range(
+        &self,
+        start: std::ops::Bound<u64>,
+        end: std::ops::Bound<u64>,
+    ) -> std::result::Result<bool, ::redb::BackendError> {
+        self.file.try_lock_range(start, end)
+    }
+    fn try_lock_shared_range(
+        &self,
+        start: std::ops::Bound<u64>,
+        end: std::ops::Bound<u64>,
+    ) -> std::result::Result<bool, ::redb::BackendError> {
+        self.file.try_lock_shared_range(start, end)
+    }
+    fn lock_range(
+        &self,
+        start: std::ops::Bound<u64>,
+        end: std::ops::Bound<u64>,
+    ) -> std::result::Result<(), ::redb::BackendError> {
+        self.file.lock_range(start, end)
+    }
+    fn lock_shared_range(
+        &self,
+        start: std::ops::Bound<u64>,
+        end: std::ops::Bound<u64>,
+    ) -> std::result::Result<(), ::redb::BackendError> {
+        self.file.lock_shared_range(start, end)
+    }
+    fn unlock_range(
+        &self,
+        start: std::ops::Bound<u64>,
+        end: std::ops::Bound<u64>,
+    ) -> std::result::Result<(), ::redb::BackendError> {
+        self.file.unlock_range(start, end)
+    }
+    fn query_lock_range(
+        &self,
+        start: std::ops::Bound<u64>,
+        end: std::ops::Bound<u64>,
+    ) -> std::result::Result<bool, ::redb::BackendError> {
+        self.file.query_lock_range(start, end)
+    }
+}
+
+type SyncLog = Arc<std::sync::Mutex<Vec<(u64, Option<Vec<String>>)>>>;
+
+fn watched(dir: &Path) -> (RedbBackend, Arc<AtomicU64>, SyncLog) {
+    let path = dir.join(RedbBackend::FILE_NAME);
+    let file =
+        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).unwrap();
+    let clock = Arc::new(AtomicU64::new(0));
+    let log: SyncLog = Arc::default();
+    let backend = Watched {
+        file: ::redb::backends::FileBackend::new(file).unwrap(),
+        clock: Arc::clone(&clock),
+        log: Arc::clone(&log),
+    };
+    (RedbBackend::open_with(backend, path, false).unwrap(), clock, log)
+}
+
+/// Each acknowledged id whose bytes were not written and then synced before its
+/// acknowledgement (at the clock reading in `acks`).
+fn unsynced(log: &[(u64, Option<Vec<String>>)], acks: &[(String, u64)]) -> Vec<String> {
+    acks.iter()
+        .filter(|(id, acked)| {
+            let written: Vec<u64> = log
+                .iter()
+                .filter(|(_, ids)| ids.as_ref().is_some_and(|ids| ids.contains(id)))
+                .map(|(at, _)| *at)
+                .collect();
+            !written.iter().any(|&w| log.iter().any(|(at, ids)| ids.is_none() && *at > w && at < acked))
+        })
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+#[test]
+fn every_acknowledged_event_was_synced_before_its_acknowledgement() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backend, clock, log) = watched(dir.path());
+    let store = Arc::new(Store::with_backend(Box::new(backend), StoreOptions::default()).unwrap());
+    let acks: Vec<(String, u64)> = std::thread::scope(|scope| {
+        let senders: Vec<_> = (0..8)
+            .map(|t| {
+                let (store, clock) = (Arc::clone(&store), Arc::clone(&clock));
+                scope.spawn(move || {
+                    let mut acked = Vec::new();
+                    for batch in 0..10 {
+                        let ids: Vec<String> = (0..5).map(|i| format!("SYNCCHK-{t}{batch}{i:04}")).collect();
+                        let cookie = id(CookieId, &format!("c{t}"));
+                        let events =
+                            ids.iter().map(|e| event(e, &[&cookie], "web", "view", Some("i1"), 1)).collect();
+                        let answers = store.ingest(events, 2).unwrap();
+                        let at = clock.fetch_add(1, Ordering::SeqCst);
+                        for (event_id, answer) in ids.into_iter().zip(answers) {
+                            assert!(matches!(answer, Ingested::Accepted { .. }));
+                            acked.push((event_id, at));
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        senders.into_iter().flat_map(|s| s.join().unwrap()).collect()
+    });
+    assert_eq!(acks.len(), 400);
+    let log = log.lock().unwrap().clone();
+    let syncs = log.iter().filter(|(_, ids)| ids.is_none()).count();
+    assert_eq!(unsynced(&log, &acks), Vec::<String>::new());
+    // Grouped: far fewer syncs than the 80 requests (redb syncs twice per commit at most).
+    assert!(syncs < 160, "{syncs} syncs for 80 requests");
+
+    // The check can fail: a commit without a sync leaves its events unsynced at once.
+    let dir = tempfile::tempdir().unwrap();
+    let (backend, clock, log) = watched(dir.path());
+    backend
+        .write(false, &mut |w| {
+            let record = EventRecord {
+                seq: 1,
+                event_id: "SYNCCHK-999999".into(),
+                identifiers: vec!["cookie_id:x".into()],
+                anchor: "cookie_id:x".into(),
+                channel: "web".into(),
+                event_type: "view".into(),
+                item_id: None,
+                timestamp: 1,
+                value: None,
+                recommendation_id: None,
+                store_id: None,
+                received_at: 1,
+                consent: None,
+            };
+            w.put_event(&record)
+        })
+        .unwrap();
+    let at = clock.fetch_add(1, Ordering::SeqCst);
+    let log = log.lock().unwrap().clone();
+    assert_eq!(unsynced(&log, &[("SYNCCHK-999999".into(), at)]), ["SYNCCHK-999999"]);
+}
