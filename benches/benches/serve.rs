@@ -48,9 +48,10 @@ fn answer(c: &mut Criterion) {
             weights: BTreeMap::new(),
             ..Default::default()
         };
-        let (home, _) = engine.compile("home", &home).expect("placement compiles");
         let similar = PlacementConfig { kind: PlacementKind::Similar, k: 8, ..Default::default() };
-        let (similar, _) = engine.compile("product_page", &similar).expect("placement compiles");
+        let configs = BTreeMap::from([("home".to_string(), home), ("product_page".to_string(), similar)]);
+        let (view, _) = engine.view(engine.catalog().clone(), &configs).expect("placements compile");
+        let (home, similar) = (&view.placements["home"], &view.placements["product_page"]);
         let n_users = engine.artifact().body.users.len() as u32;
         let filters = Filters::default();
         let request =
@@ -60,7 +61,7 @@ fn answer(c: &mut Criterion) {
             b.iter(|| {
                 user = user.wrapping_add(7919);
                 let person = engine.person(Some(UserIdx(user % n_users)));
-                engine.answer(&home, request(None), &person).expect("answers")
+                engine.answer(&view, home, request(None), &person, None).expect("answers")
             })
         });
         let mut item = 0u32;
@@ -69,7 +70,7 @@ fn answer(c: &mut Criterion) {
                 item = (item + 7919) % n_items as u32;
                 let person = engine.person(Some(UserIdx(item % n_users)));
                 engine
-                    .answer(&similar, Request { k: 8, ..request(Some(ItemIdx(item))) }, &person)
+                    .answer(&view, similar, Request { k: 8, ..request(Some(ItemIdx(item))) }, &person, None)
                     .expect("answers")
             })
         });

@@ -75,10 +75,12 @@ pub fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
 }
 
 /// What the authorised caller of a request may see, for handlers whose answer depends on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// Whether the caller holds the `admin` role (always, on an open server).
     pub is_admin: bool,
+    /// The key's name (`open` on an open server): who made a change, in its provenance.
+    pub name: String,
 }
 
 /// Why a request was refused.

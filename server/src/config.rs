@@ -78,6 +78,84 @@ pub struct ServerConfig {
     pub keys: Vec<KeyConfig>,
     /// Named placements; empty means the built-in set ([`default_placements`]).
     pub placements: BTreeMap<String, PlacementConfig>,
+    /// The live API: events, catalog changes, identities, profiles.
+    pub live: LiveConfig,
+}
+
+/// The `[live]` table: limits of the live API and the store's behaviour.
+///
+/// ```toml
+/// [live]
+/// max_events_per_request = 1000
+/// max_items_per_request = 1000
+/// max_ingest_body_bytes = 4194304
+/// max_future_seconds = 86400       # events dated later than now + this are refused
+/// recent_events = 200              # a person's newest live events used per answer
+/// consent_default = { personalization = true, analytics = true }
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// Most events one `POST /v1/events` may carry.
+    pub max_events_per_request: usize,
+    /// Most items one `PUT /v1/items` may carry.
+    pub max_items_per_request: usize,
+    /// Largest body of those two.
+    pub max_ingest_body_bytes: usize,
+    /// How far ahead of the server's clock an event may be dated (clocks drift; a store in
+    /// another time zone may send local times as UTC).
+    pub max_future_seconds: i64,
+    /// A person's newest live events used per answer.
+    pub recent_events: usize,
+    /// Consent of persons who never set theirs.
+    pub consent_default: BTreeMap<String, bool>,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            max_events_per_request: 1_000,
+            max_items_per_request: 1_000,
+            max_ingest_body_bytes: 4 * 1024 * 1024,
+            max_future_seconds: 86_400,
+            recent_events: 200,
+            consent_default: [
+                (store::PERSONALIZATION.to_string(), true),
+                (store::ANALYTICS.to_string(), true),
+            ]
+            .into(),
+        }
+    }
+}
+
+impl LiveConfig {
+    /// The store's options under these settings.
+    pub fn store_options(&self) -> store::StoreOptions {
+        store::StoreOptions {
+            consent_default: self.consent_default.clone(),
+            recent_events: self.recent_events,
+            ..store::StoreOptions::default()
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("live.max_events_per_request", self.max_events_per_request),
+            ("live.max_items_per_request", self.max_items_per_request),
+            ("live.recent_events", self.recent_events),
+        ] {
+            if !(1..=100_000).contains(&value) {
+                return Err(Error::Config(format!("{name}: must be between 1 and 100000, found {value}")));
+            }
+        }
+        if self.max_ingest_body_bytes < 1024 {
+            return Err(Error::Config("live.max_ingest_body_bytes: must be at least 1024".into()));
+        }
+        if self.max_future_seconds < 0 {
+            return Err(Error::Config("live.max_future_seconds: must not be negative".into()));
+        }
+        Ok(())
+    }
 }
 
 impl Default for ServerConfig {
@@ -94,6 +172,7 @@ impl Default for ServerConfig {
             default_placement: "home".into(),
             keys: Vec::new(),
             placements: BTreeMap::new(),
+            live: LiveConfig::default(),
         }
     }
 }
@@ -190,6 +269,7 @@ impl ServerConfig {
         if self.max_body_bytes < 256 {
             return Err(Error::Config("max_body_bytes: must be at least 256".into()));
         }
+        self.live.validate()?;
         let placements = self.placements();
         if !placements.contains_key(&self.default_placement) {
             return Err(Error::Config(format!(

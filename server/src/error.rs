@@ -30,6 +30,9 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The store in the data directory failed (open, read or write).
+    #[error("{0}")]
+    Store(#[from] store::Error),
     /// Binding or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -85,13 +88,23 @@ pub enum ErrorCode {
     ModelRejected,
     /// A reload could not record the new active model; nothing was swapped.
     StateWriteFailed,
+    /// The server runs without a data directory, so it keeps no live state.
+    NoStore,
+    /// No person is known by the identifier.
+    UnknownIdentifier,
+    /// The identity rules refused an explicit link (a merge limit, a hot identifier, an unlink).
+    LinkRefused,
+    /// An unlink of identifiers that are not one person.
+    NotLinked,
+    /// The store could not read or write (the disk's fault); nothing of the request was kept.
+    StoreFailed,
     /// Anything else that went wrong on our side (details in the log).
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the documentation.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::InvalidField,
         ErrorCode::MalformedJson,
         ErrorCode::BadBody,
@@ -106,6 +119,11 @@ impl ErrorCode {
         ErrorCode::ContentType,
         ErrorCode::ModelRejected,
         ErrorCode::StateWriteFailed,
+        ErrorCode::NoStore,
+        ErrorCode::UnknownIdentifier,
+        ErrorCode::LinkRefused,
+        ErrorCode::NotLinked,
+        ErrorCode::StoreFailed,
         ErrorCode::Internal,
     ];
 
@@ -127,6 +145,11 @@ impl ErrorCode {
             ContentType => ("content_type", StatusCode::UNSUPPORTED_MEDIA_TYPE, Fault::Caller),
             ModelRejected => ("model_rejected", StatusCode::UNPROCESSABLE_ENTITY, Fault::Input),
             StateWriteFailed => ("state_write_failed", StatusCode::INTERNAL_SERVER_ERROR, Fault::Environment),
+            NoStore => ("no_store", StatusCode::SERVICE_UNAVAILABLE, Fault::Environment),
+            UnknownIdentifier => ("unknown_identifier", StatusCode::NOT_FOUND, Fault::Caller),
+            LinkRefused => ("link_refused", StatusCode::CONFLICT, Fault::Caller),
+            NotLinked => ("not_linked", StatusCode::CONFLICT, Fault::Caller),
+            StoreFailed => ("store_failed", StatusCode::INTERNAL_SERVER_ERROR, Fault::Environment),
             Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR, Fault::Server),
         }
     }
@@ -174,7 +197,8 @@ pub struct ErrorDetail {
     /// Stable code: `invalid_field`, `malformed_json`, `bad_body`, `invalid_body`,
     /// `unauthenticated`, `forbidden`, `unknown_placement`, `unknown_item`, `not_found`,
     /// `timeout`, `payload_too_large`, `content_type`, `model_rejected`,
-    /// `state_write_failed`, `internal`.
+    /// `state_write_failed`, `no_store`, `unknown_identifier`, `link_refused`, `not_linked`,
+    /// `store_failed`, `internal`.
     pub code: String,
     /// What went wrong.
     pub message: String,
@@ -197,6 +221,23 @@ impl ApiError {
     /// A 400 `invalid_field` naming `field`.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
         ApiError::at(ErrorCode::InvalidField, field, message)
+    }
+
+    /// A store failure: logged, answered 500 `store_failed` (nothing of the request was kept).
+    pub fn store(error: store::Error) -> Self {
+        tracing::error!(%error, "the store failed");
+        ApiError::new(
+            ErrorCode::StoreFailed,
+            "the store could not read or write; nothing of this request was kept",
+        )
+    }
+
+    /// The 503 of a server without a data directory.
+    pub fn no_store() -> Self {
+        ApiError::new(
+            ErrorCode::NoStore,
+            "this server runs without a data directory and keeps no live state; start it with --data-dir",
+        )
     }
 
     /// A 500 whose detail goes to the log, not the caller.

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod live;
 pub mod routes;
 pub mod state;
 pub mod telemetry;

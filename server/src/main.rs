@@ -155,8 +155,8 @@ async fn start(config: ServerConfig) -> Result<(tokio::net::TcpListener, Arc<App
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let loaded = state.current.load();
     tracing::info!(
-        model = loaded.version(),
-        placements = loaded.placements.len(),
+        model = loaded.model.version(),
+        placements = loaded.view.placements.len(),
         "listening on http://{}",
         listener.local_addr()?
     );
@@ -231,7 +231,7 @@ fn train_demo(dir: &Path, persons: usize, items: usize) -> Result<()> {
 /// Prints three requests that work against the demo model.
 fn print_examples(state: &AppState, addr: SocketAddr) {
     let loaded = state.current.load();
-    let body = &loaded.engine.artifact().body;
+    let body = &loaded.model.engine.artifact().body;
     // A person with a loyalty card and some history; any of their identifiers would do.
     let mut aliases: Vec<(&String, &u32)> =
         body.aliases.iter().filter(|(k, _)| k.starts_with("loyalty_id:")).collect();
@@ -247,7 +247,7 @@ fn print_examples(state: &AppState, addr: SocketAddr) {
         .map(|(k, _)| k.trim_start_matches("cookie_id:").to_string())
         .min()
         .unwrap_or_default();
-    println!("\nmodel {} — try:", loaded.version());
+    println!("\nmodel {} — try:", loaded.model.version());
     println!("  curl -s 'http://{addr}/v1/users/{card}/recommendations?placement=home&k=5'");
     println!(
         "  curl -s -X POST http://{addr}/v1/recommendations -H 'content-type: application/json' \\\n    \

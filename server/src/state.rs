@@ -1,61 +1,102 @@
-//! What a running server holds: the loaded model with its compiled placements (swapped
-//! atomically on reload), the settings, the keys and the metrics handle.
+//! What a running server holds: the loaded model and the served view of the catalog
+//! (swapped atomically on reload or catalog change), the store with the channels' live state,
+//! the settings, the keys and the metrics handle.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use arc_swap::ArcSwap;
+use datasets::schema::Identifier;
 use metrics_exporter_prometheus::PrometheusHandle;
+use models::serve::catalog::{CatalogChange, View};
 use models::serve::engine::Engine;
-use models::serve::rules::{Placement, PlacementConfig};
+use models::serve::popularity::LivePopularity;
+use store::Store;
 
 use crate::auth::ApiKey;
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
 use crate::telemetry;
 
-/// A model ready to serve: the engine and the placements compiled against its catalog.
+/// A model ready to serve, with what happened since it was trained counted alongside.
 pub struct Loaded {
     /// The engine.
     pub engine: Engine,
-    /// Placements by name.
-    pub placements: BTreeMap<String, Placement>,
     /// Where the artifact was read from.
     pub path: PathBuf,
     /// When it was loaded (RFC 3339).
     pub loaded_at: String,
+    /// Popularity of the store's events after the model's watermark.
+    pub live: LivePopularity,
+    /// The store's events this model learned from are those up to this sequence number
+    /// (0: none, the model was not trained on this store's export).
+    pub after_seq: u64,
+    /// When the model was trained (seconds since the epoch).
+    pub trained_at: i64,
 }
 
 impl Loaded {
-    /// Reads and verifies the artifact at `path` and compiles `placements` against it.
-    /// Returns the warnings of compilation (pinned items the catalog lacks).
-    pub fn load(path: &Path, placements: &BTreeMap<String, PlacementConfig>) -> Result<(Self, Vec<String>)> {
-        let model_error = |source| Error::Model { path: path.display().to_string(), source };
-        let artifact = models::artifact::load(path).map_err(model_error)?;
-        let engine = Engine::new(artifact);
-        let mut compiled = BTreeMap::new();
-        let mut warnings = Vec::new();
-        for (name, config) in placements {
-            let (placement, mut more) = engine.compile(name, config).map_err(model_error)?;
-            warnings.append(&mut more);
-            compiled.insert(name.clone(), placement);
-        }
+    /// Reads and verifies the artifact at `path`, for the store with id `store_id` (if any).
+    pub fn load(path: &Path, store_id: Option<&str>) -> Result<Self> {
+        let artifact = models::artifact::load(path)
+            .map_err(|source| Error::Model { path: path.display().to_string(), source })?;
+        let metadata = &artifact.metadata;
+        let after_seq = match (&metadata.store, store_id) {
+            (Some(mark), Some(id)) if mark.store_id == id => mark.watermark.saturating_sub(1),
+            _ => 0,
+        };
+        let trained_at = datasets::schema::parse_timestamp(&metadata.created_at).unwrap_or(0);
+        let live = LivePopularity::new(metadata.reference_time, metadata.config.popularity.half_life_days);
         let loaded_at = datasets::schema::format_timestamp(cli::unix_now());
-        Ok((Loaded { engine, placements: compiled, path: path.to_path_buf(), loaded_at }, warnings))
+        Ok(Loaded {
+            engine: Engine::new(artifact),
+            path: path.to_path_buf(),
+            loaded_at,
+            live,
+            after_seq,
+            trained_at,
+        })
     }
 
     /// The model version label.
     pub fn version(&self) -> &str {
         &self.engine.artifact().metadata.model_version
     }
+
+    /// The trained persons, for the store's identity graph.
+    fn seed(&self) -> store::Seed {
+        let body = &self.engine.artifact().body;
+        let mut groups: Vec<Vec<Identifier>> = vec![Vec::new(); body.users.len()];
+        for (key, &person) in &body.aliases {
+            if let (Some(group), Some(identifier)) =
+                (groups.get_mut(person as usize), Identifier::parse_key(key))
+            {
+                group.push(identifier);
+            }
+        }
+        let refused: Vec<Identifier> = body.refused.iter().filter_map(|k| Identifier::parse_key(k)).collect();
+        let groups = groups.into_iter().filter(|g| g.len() > 1).collect();
+        store::Seed { groups, refused, trained_at: self.trained_at }
+    }
+}
+
+/// What answers a request: one model and one view of the catalog compiled for it. A request
+/// reads this once, so a reload or a catalog change never mixes two.
+pub struct Serving {
+    /// The model.
+    pub model: Arc<Loaded>,
+    /// The catalog and placements.
+    pub view: Arc<View>,
 }
 
 /// Shared by every request.
 pub struct AppState {
-    /// The model being served.
-    pub current: ArcSwap<Loaded>,
+    /// What is being served.
+    pub current: ArcSwap<Serving>,
+    /// The channels' live state; `None` without a data directory.
+    pub store: Option<Arc<Store>>,
     /// The settings.
     pub config: ServerConfig,
     /// Resolved API keys; empty for an open server.
@@ -64,6 +105,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Serialises reloads.
     pub reload_lock: tokio::sync::Mutex<()>,
+    /// Serialises changes of the served view (catalog changes, reloads).
+    view_lock: Mutex<()>,
     /// Set when shutdown begins: readiness turns false so balancers stop sending.
     pub draining: AtomicBool,
 }
@@ -72,7 +115,7 @@ pub struct AppState {
 const ACTIVE_MODEL: &str = "active-model";
 
 impl AppState {
-    /// Builds the state: validates the settings, finds and loads the model.
+    /// Builds the state: validates the settings, opens the store, finds and loads the model.
     pub fn new(config: ServerConfig, env: impl Fn(&str) -> Option<String>) -> Result<Arc<Self>> {
         let keys = config.validate(&env)?;
         let path = match (&config.model, &config.data_dir) {
@@ -88,21 +131,36 @@ impl AppState {
                 return Err(Error::Config("no model: give --model FILE (or OMNIREC_MODEL)".into()));
             }
         };
-        let (loaded, warnings) = Loaded::load(&path, &config.placements())?;
+        let store = match &config.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|source| Error::State { path: dir.display().to_string(), source })?;
+                Some(Arc::new(Store::open(dir, config.live.store_options())?))
+            }
+            None => None,
+        };
+        let loaded = Loaded::load(&path, store.as_ref().map(|s| s.store_id()))?;
+        let (serving, warnings) = prepare(loaded, &config, store.as_deref(), None)?;
         for warning in warnings {
             tracing::warn!("{warning}");
         }
-        let state = AppState {
-            current: ArcSwap::from_pointee(loaded),
+        let state = Arc::new(AppState {
+            current: ArcSwap::from_pointee(serving),
+            store,
             config,
             keys,
             metrics: telemetry::handle(),
             reload_lock: tokio::sync::Mutex::new(()),
+            view_lock: Mutex::new(()),
             draining: AtomicBool::new(false),
-        };
+        });
         state.record_active(&path)?;
-        telemetry::model_loaded(None, state.current.load().version());
-        Ok(Arc::new(state))
+        if let Some(store) = &state.store {
+            let weak = Arc::downgrade(&state);
+            store.subscribe(move |committed| on_commit(&weak, committed));
+        }
+        telemetry::model_loaded(None, state.current.load().model.version());
+        Ok(state)
     }
 
     /// Loads the artifact at `path` (default: the one being served) and swaps it in. A model
@@ -120,23 +178,37 @@ impl AppState {
 
     async fn reload_detached(self: Arc<Self>, path: Option<PathBuf>) -> Result<Arc<Loaded>> {
         let _guard = self.reload_lock.lock().await;
-        let path = path.unwrap_or_else(|| self.current.load().path.clone());
-        let placements = self.config.placements();
-        let loaded = {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || Loaded::load(&path, &placements))
-                .await
-                .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))
-                .and_then(|loaded| loaded)
-        };
+        let path = path.unwrap_or_else(|| self.current.load().model.path.clone());
         let outcome = |outcome: &'static str| {
             metrics::counter!("omnirec_model_reloads_total", "outcome" => outcome).increment(1);
         };
-        let (loaded, warnings) = match loaded {
+        let state = Arc::clone(&self);
+        let load_path = path.clone();
+        let prepared = tokio::task::spawn_blocking(move || -> Result<(Serving, Vec<String>)> {
+            let store_id = state.store.as_ref().map(|s| s.store_id().to_string());
+            let loaded = Loaded::load(&load_path, store_id.as_deref())?;
+            // A trial view first, so a model that does not fit the placements is refused
+            // before anything of it reaches the store.
+            let trial = loaded.engine.view(loaded.engine.catalog().clone(), &state.config.placements());
+            trial.map_err(|source| Error::Model { path: load_path.display().to_string(), source })?;
+            prepare(loaded, &state.config, state.store.as_deref(), Some(&state.view_lock))
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))
+        .and_then(|prepared| prepared);
+        let (serving, warnings) = match prepared {
             Ok(ok) => ok,
             Err(error) => {
                 outcome("refused");
                 tracing::warn!(path = %path.display(), %error, "reload refused; the old model keeps serving");
+                // The store may have been seeded with the refused model's persons: put the
+                // served model's back.
+                if let Some(store) = &self.store {
+                    let served = self.current.load_full();
+                    if let Err(error) = seed_store(store, &served.model) {
+                        tracing::error!(%error, "the identity graph could not be seeded again");
+                    }
+                }
                 return Err(error);
             }
         };
@@ -150,11 +222,14 @@ impl AppState {
             tracing::error!(path = %path.display(), %error, "reload not done: the active model cannot be recorded");
             return Err(error);
         }
-        let loaded = Arc::new(loaded);
-        let old = self.current.swap(Arc::clone(&loaded));
-        telemetry::model_loaded(Some(old.version()), loaded.version());
+        let loaded = Arc::clone(&serving.model);
+        let old = {
+            let _view = self.view_lock.lock().unwrap_or_else(PoisonError::into_inner);
+            self.current.swap(Arc::new(serving))
+        };
+        telemetry::model_loaded(Some(old.model.version()), loaded.version());
         outcome("swapped");
-        tracing::info!(from = old.version(), to = loaded.version(), path = %path.display(), "model swapped");
+        tracing::info!(from = old.model.version(), to = loaded.version(), path = %path.display(), "model swapped");
         Ok(loaded)
     }
 
@@ -182,4 +257,95 @@ impl AppState {
     pub fn is_ready(&self) -> bool {
         !self.draining.load(Ordering::Relaxed)
     }
+}
+
+/// Seeds the store's identity graph with `loaded`'s persons and rules.
+fn seed_store(store: &Store, loaded: &Loaded) -> Result<()> {
+    let config = &loaded.engine.artifact().metadata.config;
+    store.reseed(loaded.seed(), config.identity.clone(), config.weights.clone())?;
+    Ok(())
+}
+
+/// Everything a model needs before it serves: the store's graph seeded with its persons, its
+/// live popularity counted from the store's events after its watermark, and the view of its
+/// catalog with the store's catalog changes, compiled for the placements. The part after the
+/// seeding holds `view_lock`, so catalog changes committed meanwhile are not lost; the seeding
+/// must not (it waits for the store's writer, which may be waiting for that lock).
+fn prepare(
+    loaded: Loaded,
+    config: &ServerConfig,
+    store: Option<&Store>,
+    view_lock: Option<&Mutex<()>>,
+) -> Result<(Serving, Vec<String>)> {
+    let engine = &loaded.engine;
+    let model_error = |source| Error::Model { path: loaded.path.display().to_string(), source };
+    let mut catalog = engine.catalog().clone();
+    if let Some(store) = store {
+        seed_store(store, &loaded)?;
+    }
+    let _view = view_lock.map(|lock| lock.lock().unwrap_or_else(PoisonError::into_inner));
+    if let Some(store) = store {
+        let changes: Vec<CatalogChange> = store
+            .item_changes()?
+            .into_iter()
+            .map(|record| CatalogChange { item_id: record.item_id, item: record.item })
+            .collect();
+        catalog = catalog.with_changes(&changes, engine.content()).map_err(model_error)?.0;
+        let weights = &engine.artifact().metadata.config.weights;
+        store.scan_events(loaded.after_seq, &mut |event| {
+            count_popularity(&loaded.live, &catalog, weights, &event);
+            Ok(())
+        })?;
+    }
+    let (view, warnings) = engine.view(catalog, &config.placements()).map_err(model_error)?;
+    Ok((Serving { model: Arc::new(loaded), view: Arc::new(view) }, warnings))
+}
+
+/// Counts one stored event in live popularity, if it is a positive interaction with an item
+/// of the catalog.
+fn count_popularity(
+    live: &LivePopularity,
+    catalog: &models::serve::catalog::LiveCatalog,
+    weights: &datasets::dataset::WeightConfig,
+    event: &store::EventRecord,
+) {
+    let Some(item) = event.item_id.as_deref().and_then(|id| catalog.get(id)) else { return };
+    if weights.weigh(&event.to_event()).weight > 0.0 {
+        live.record(&event.anchor, item, event.timestamp);
+    }
+}
+
+/// After every store commit: count its events in live popularity and apply its catalog
+/// changes to the served view, so they take effect on the next request.
+fn on_commit(state: &Weak<AppState>, committed: &store::Committed) {
+    let Some(state) = state.upgrade() else { return };
+    if !committed.items.is_empty() {
+        let _view = state.view_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let serving = state.current.load_full();
+        let changes: Vec<CatalogChange> = committed
+            .items
+            .iter()
+            .map(|record| CatalogChange { item_id: record.item_id.clone(), item: record.item.clone() })
+            .collect();
+        match serving.view.with_changes(&changes, serving.model.engine.content()) {
+            Ok(view) => {
+                state
+                    .current
+                    .store(Arc::new(Serving { model: Arc::clone(&serving.model), view: Arc::new(view) }));
+            }
+            Err(error) => tracing::error!(%error, "catalog changes could not be applied to the served view"),
+        }
+    }
+    if !committed.events.is_empty() {
+        let serving = state.current.load();
+        let weights = &serving.model.engine.artifact().metadata.config.weights;
+        for event in &committed.events {
+            count_popularity(&serving.model.live, &serving.view.catalog, weights, event);
+        }
+    }
+}
+
+/// The placements of the loaded model's view, by name, with their settings (for reports).
+pub fn placement_configs(view: &View) -> BTreeMap<&String, &models::serve::rules::PlacementConfig> {
+    view.placements.iter().map(|(name, p)| (name, &p.config)).collect()
 }

@@ -143,7 +143,7 @@ async fn a_reload_that_cannot_be_recorded_is_not_swapped() {
     let state_dir = dir.path().join("state");
     let server =
         start(ServerConfig { data_dir: Some(state_dir.clone()), ..Default::default() }, HashMap::new()).await;
-    let before = server.state.current.load().version().to_string();
+    let before = server.state.current.load().model.version().to_string();
     // The data directory becomes a plain file: the record cannot be written.
     std::fs::remove_dir_all(&state_dir).unwrap();
     std::fs::write(&state_dir, "not a directory").unwrap();

@@ -350,7 +350,7 @@ async fn hot_reload_swaps_without_failed_requests_and_refuses_corrupt_files() {
         HashMap::new(),
     )
     .await;
-    let before = server.state.current.load().version().to_string();
+    let before = server.state.current.load().model.version().to_string();
     let after = artifact::load(&second).unwrap().metadata.model_version;
     assert_ne!(before, after);
 
@@ -410,13 +410,15 @@ async fn hot_reload_swaps_without_failed_requests_and_refuses_corrupt_files() {
     }
     let models = get(&server.addr, "/v1/models").await.json();
     assert_eq!(models["model_version"], after.as_str());
-    // The swap is recorded: a restart without --model serves the new artifact.
-    let restarted = AppState::new(
+    // The swap is recorded: a restart without --model serves the new artifact. (A second
+    // server on the same data directory is refused while this one holds it.)
+    let record = std::fs::read_to_string(dir.path().join("state/active-model")).unwrap();
+    assert_eq!(std::path::PathBuf::from(record.trim()), std::path::absolute(&second).unwrap());
+    let second_server = AppState::new(
         ServerConfig { data_dir: Some(dir.path().join("state")), ..Default::default() },
         |_| None,
-    )
-    .unwrap();
-    assert_eq!(restarted.current.load().version(), after);
+    );
+    assert!(second_server.err().unwrap().to_string().contains("already open"));
     let metrics = String::from_utf8(get(&server.addr, "/metrics").await.body.to_vec()).unwrap();
     assert!(metrics.contains("omnirec_model_reloads_total"), "{metrics}");
     assert!(metrics.contains("omnirec_http_requests_total"));

@@ -8,7 +8,7 @@
 //! Buckley 1988), and each item row is scaled to unit L2 norm. Because only the catalog is used,
 //! items nobody has interacted with (new arrivals) are scored like any other.
 
-use linfa_preprocessing::tf_idf_vectorization::TfIdfVectorizer;
+use linfa_preprocessing::tf_idf_vectorization::{FittedTfIdfVectorizer, TfIdfMethod, TfIdfVectorizer};
 use ndarray::Array1;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -169,11 +169,47 @@ impl Fit for ContentParams {
             indptr.push(indices.len());
         }
         let vocabulary = kept.iter().map(|&t| vectorizer.vocabulary()[t].clone()).collect();
+        let idf =
+            kept.iter().map(|&t| TfIdfMethod::Smooth.compute_idf(n_items, doc_freq[t]) as f32).collect();
         let item_terms = CsMat::try_new((n_items, kept.len()), indptr, indices, data)
             .map_err(|e| Error::Numerical { model: "content", reason: format!("item matrix: {}", e.3) })?;
-        Ok(ContentModel { vocabulary, item_terms, term_items: std::sync::OnceLock::new() })
+        Ok(ContentModel {
+            vocabulary,
+            item_terms,
+            idf,
+            vectorizer: Vectorizer(std::sync::Mutex::new(vectorizer)),
+            use_description: self.use_description,
+            term_items: std::sync::OnceLock::new(),
+        })
     }
 }
+
+/// linfa's fitted vectorizer. It caches its tokenizer in a `RefCell`, so it sits behind a
+/// mutex to keep the model `Sync`; only catalog changes use it. Compared by vocabulary (it
+/// has no `PartialEq` of its own).
+#[derive(Debug, Serialize, Deserialize)]
+struct Vectorizer(std::sync::Mutex<FittedTfIdfVectorizer>);
+
+impl Vectorizer {
+    fn get(&self) -> std::sync::MutexGuard<'_, FittedTfIdfVectorizer> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Clone for Vectorizer {
+    fn clone(&self) -> Self {
+        Vectorizer(std::sync::Mutex::new(self.get().clone()))
+    }
+}
+
+impl PartialEq for Vectorizer {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other) || *self.get().vocabulary() == *other.get().vocabulary()
+    }
+}
+
+/// A sparse row of TF-IDF weights over the model's vocabulary: (term, weight), sorted by term.
+pub type TermRow = Vec<(u32, f32)>;
 
 /// A fitted content model: unit-norm TF-IDF rows, one per item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,6 +218,13 @@ pub struct ContentModel {
     vocabulary: Vec<String>,
     /// Item × term TF-IDF (CSR), each non-empty row of unit L2 norm.
     item_terms: CsMat<f32>,
+    /// Each term's inverse document frequency in the training catalog.
+    idf: Vec<f32>,
+    /// The fitted vectorizer (its tokenizer and vocabulary), so items that arrive after
+    /// training are tokenised exactly as the catalog was ([`ContentModel::rows_for`]).
+    vectorizer: Vectorizer,
+    /// Whether descriptions joined the documents.
+    use_description: bool,
     /// Term × item postings (the transpose), built on first use: scoring a profile touches
     /// only the postings of its terms instead of every item's row.
     #[serde(skip)]
@@ -192,12 +235,86 @@ impl ContentModel {
     /// Checks decoded or freshly fitted TF-IDF rows for a catalog of `n_items`: one row per
     /// item, one column per vocabulary term, finite weights.
     pub(crate) fn check(&self, n_items: usize) -> std::result::Result<(), String> {
-        crate::artifact::integrity::csr("TF-IDF rows", &self.item_terms, Some(n_items), self.vocabulary.len())
+        crate::artifact::integrity::csr(
+            "TF-IDF rows",
+            &self.item_terms,
+            Some(n_items),
+            self.vocabulary.len(),
+        )?;
+        if self.idf.len() != self.vocabulary.len() {
+            return Err(format!("{} idf weights for {} terms", self.idf.len(), self.vocabulary.len()));
+        }
+        crate::artifact::integrity::finite("idf weights", &self.idf)
     }
 
     /// The terms of the model, sorted; handy for inspecting what the model sees.
     pub fn vocabulary(&self) -> &[String] {
         &self.vocabulary
+    }
+
+    /// Unit-norm TF-IDF rows of `items` over the model's vocabulary, weighted by the
+    /// document frequencies of training: how items that arrived after training (or whose text
+    /// changed) compare with the catalog. Terms training never saw count for nothing; an item
+    /// with none of the model's terms gets an empty row.
+    pub fn rows_for(&self, items: &[Item]) -> Result<Vec<TermRow>> {
+        let vectorizer = self.vectorizer.get();
+        let terms = vectorizer.vocabulary();
+        items
+            .iter()
+            .map(|item| {
+                // One document at a time: linfa weighs by the document frequencies of what it
+                // transforms, which for a single document (smooth idf of 1 of 1) leaves the
+                // term counts; the training catalog's idf is applied here.
+                let document: Array1<String> =
+                    std::iter::once(document(item, self.use_description).unwrap_or_default()).collect();
+                let counts = vectorizer.transform(&document).map_err(|e| Error::Numerical {
+                    model: "content",
+                    reason: format!("tf-idf vectorizer: {e}"),
+                })?;
+                let mut row: TermRow = counts
+                    .iter()
+                    .filter(|&(&v, _)| v > 0.0)
+                    .filter_map(|(&count, (_, t))| {
+                        let column = self.vocabulary.binary_search(terms.get(t)?).ok()?;
+                        Some((column as u32, count as f32 * self.idf[column]))
+                    })
+                    .collect();
+                row.sort_unstable_by_key(|&(t, _)| t);
+                let norm = row.iter().map(|&(_, v)| v * v).sum::<f32>().sqrt();
+                if norm > 0.0 {
+                    row.iter_mut().for_each(|(_, v)| *v /= norm);
+                }
+                Ok(row)
+            })
+            .collect()
+    }
+
+    /// The profile of a history, `Σ_h ln(1 + w_h) × row_h` over the model's items in it (the
+    /// vector [`Recommender::score_into`] compares every item with).
+    pub fn profile(&self, history: &[(ItemIdx, f32)]) -> Result<Vec<f32>> {
+        let mut profile = vec![0.0f32; self.item_terms.cols()];
+        for &(item, weight) in history {
+            let row = self.row(item)?;
+            if weight.is_finite() && weight > 0.0 {
+                let scale = weight.ln_1p();
+                row.iter().for_each(|(term, &value)| profile[term] += scale * value);
+            }
+        }
+        Ok(profile)
+    }
+
+    /// `scores[j] = rows[j] · profile / ‖profile‖`: the score [`Recommender::score_into`]
+    /// would give an item with row `rows[j]`.
+    pub fn score_rows(&self, profile: &[f32], rows: &[TermRow], scores: &mut [f32]) {
+        let norm = profile.iter().map(|v| v * v).sum::<f32>().sqrt();
+        for (score, row) in scores.iter_mut().zip(rows) {
+            *score = if norm == 0.0 {
+                0.0
+            } else {
+                row.iter().map(|&(t, v)| v * profile.get(t as usize).copied().unwrap_or(0.0)).sum::<f32>()
+                    / norm
+            };
+        }
     }
 
     fn row(&self, item: ItemIdx) -> Result<CsVecView<'_, f32>> {
@@ -258,14 +375,7 @@ impl Recommender for ContentModel {
     /// of the wrong length.
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
         check_query(self.n_items(), query, scores)?;
-        let mut profile = vec![0.0f32; self.item_terms.cols()];
-        for &(item, weight) in query.history {
-            let row = self.row(item)?;
-            if weight.is_finite() && weight > 0.0 {
-                let scale = weight.ln_1p();
-                row.iter().for_each(|(term, &value)| profile[term] += scale * value);
-            }
-        }
+        let profile = self.profile(query.history)?;
         self.cosine_into(&profile, scores);
         Ok(())
     }
@@ -365,6 +475,15 @@ mod tests {
         // so cos(a, b) = idf(alpha) / sqrt(idf(alpha)² + idf(beta)²) = 1.28768 / 2.12716.
         let (alpha, beta) = ((4.0f32 / 3.0).ln() + 1.0, 2.0f32.ln() + 1.0);
         let expected = alpha / (alpha * alpha + beta * beta).sqrt();
+        // An item written after training is vectorised as the catalog was: one like `a`
+        // scores what `a` scores, a word training never saw counts for nothing.
+        let late = item("d", "alpha beta delta", "", "");
+        let rows = model.rows_for(&[late]).unwrap();
+        let profile = model.profile(&[(ItemIdx(1), 1.0)]).unwrap();
+        let (mut late_score, mut all) = ([0.0f32], vec![0.0f32; 3]);
+        model.score_rows(&profile, &rows, &mut late_score);
+        model.score_into(&Query { user: None, history: &[(ItemIdx(1), 1.0)] }, &mut all).unwrap();
+        assert!((late_score[0] - all[0]).abs() < 1e-6, "{late_score:?} vs {all:?}");
         let similar = model.similar_items(ItemIdx(1), 5);
         assert_eq!(similar.len(), 1);
         assert_eq!(similar[0].item, ItemIdx(0));

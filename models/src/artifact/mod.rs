@@ -37,7 +37,7 @@ use crate::train::{FittedModel, ModelReport};
 /// Magic bytes at the start of every artifact.
 pub const MAGIC: [u8; 8] = *b"OMNIREC\0";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 32;
 
 /// Counts of what the artifact was trained on.
@@ -76,6 +76,24 @@ pub struct Metadata {
     pub tuned_ndcg: Option<f64>,
     /// Identity resolution summary, for event data.
     pub identity: Option<IdentitySummary>,
+    /// When the training data came from a server's store export: which store, and the
+    /// watermark of the export. Serving adds only that store's events from the watermark on,
+    /// so nothing the model learned is counted twice.
+    #[serde(default)]
+    pub store: Option<StoreWatermark>,
+    /// The training data's reference time of recency ("now" for the data, seconds since the
+    /// epoch): what the popularity model's decay refers to, and live popularity with it.
+    #[serde(default)]
+    pub reference_time: i64,
+}
+
+/// Which store's events an artifact was trained on, up to where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreWatermark {
+    /// The store's id.
+    pub store_id: String,
+    /// Every record of the store below this sequence number was in the export.
+    pub watermark: u64,
 }
 
 /// Identity resolution counts kept in the metadata.
@@ -113,6 +131,9 @@ pub struct Body {
     pub models: Vec<FittedModel>,
     /// Derived profile attributes.
     pub profiles: Option<Profiles>,
+    /// Identifier keys identity resolution refused for merging (each a person of its own):
+    /// the live identity graph keeps them refused.
+    pub refused: Vec<String>,
 }
 
 /// A whole artifact.
@@ -402,6 +423,8 @@ impl Artifact {
             blend_weights: trained.blend_weights,
             tuned_ndcg: trained.tuned_ndcg,
             identity,
+            store: None,
+            reference_time: trained.train_set.newest,
         };
         let body = Body {
             users: dataset.users.clone(),
@@ -416,6 +439,11 @@ impl Artifact {
                 .collect(),
             models: trained.models,
             profiles: trained.profiles,
+            refused: dataset
+                .identity
+                .as_ref()
+                .map(|r| r.refused.iter().map(|refused| refused.identifier.key()).collect())
+                .unwrap_or_default(),
         };
         Artifact { metadata, body }
     }
@@ -471,7 +499,10 @@ mod tests {
         assert_eq!(message(&flipped), "model artifact: checksum mismatch: the file is corrupted");
         let mut other_version = bytes.clone();
         other_version[8] = 9;
-        assert!(message(&other_version).contains("format version 9, but this build reads version 3"));
+        assert!(
+            message(&other_version)
+                .contains(&format!("format version 9, but this build reads version {FORMAT_VERSION}"))
+        );
         assert!(
             message(b"PK\x03\x04 not a model at all, but long enough to have a header.....")
                 .contains("bad magic")

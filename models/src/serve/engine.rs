@@ -1,10 +1,18 @@
-//! Recommending from a loaded artifact: find the person, score with the blend, never return
-//! what they consumed, fall back to popularity for persons the artifact does not know.
+//! Recommending from a loaded artifact: score with the blend, never return what the person
+//! consumed, fall back to popularity for persons the model cannot personalise.
 //!
 //! [`Engine::answer`] is the serving path: one placement's blend weights and rules
-//! ([`crate::serve::rules`]), the fallback chain personalized → popular in the person's favourite
-//! categories → popular overall, pins, and an explanation per item. [`Engine::recommend`]
-//! is the plain batch path (no rules but the purchase exclusion).
+//! ([`crate::serve::rules`]) over the served catalog ([`View`]), the fallback chain
+//! personalized → popular in the person's favourite categories → popular overall, pins, and
+//! an explanation per item. Who the person is and what they did comes from the caller
+//! ([`Person`]: from the artifact alone, or assembled with what happened since training by
+//! [`crate::serve::person`]). [`Engine::recommend`] is the plain batch path (no rules but the
+//! purchase exclusion).
+//!
+//! Items created after training (indices from [`LiveCatalog::n_trained`]) are scored by the
+//! content member, through TF-IDF rows made with the training vocabulary, and by the
+//! popularity member through live popularity, each on its member's z-scale; the other members
+//! do not know them yet. An item no member scored is left to the fallback stages.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -13,14 +21,17 @@ use datasets::identity::find_person;
 use datasets::schema::EventType;
 use datasets::{ItemIdx, UserIdx};
 
+use crate::algorithms::content::ContentModel;
 use crate::artifact::Artifact;
 use crate::blend::{Blend, Fused};
 use crate::error::Result;
 use crate::rank::ScoredItem;
 use crate::recommender::ModelKind;
 use crate::recommender::{Query, row_items};
+use crate::serve::catalog::{LiveCatalog, View};
+use crate::serve::popularity::LivePopularity;
 use crate::serve::rules::{
-    CatalogIndex, Eligibility, Filters, Placement, PlacementKind, Request, Selection, Source,
+    Eligibility, Filters, Placement, PlacementConfig, PlacementKind, Request, Selection, Source,
 };
 use crate::train::{FittedModel, members};
 
@@ -33,6 +44,8 @@ pub enum FallbackReason {
     NoHistory,
     /// The placement's blend weights leave no model to score with.
     NoModels,
+    /// The person withdrew consent to personalisation.
+    NoConsent,
 }
 
 impl FallbackReason {
@@ -42,6 +55,7 @@ impl FallbackReason {
             FallbackReason::UnknownUser => "unknown_user",
             FallbackReason::NoHistory => "no_history",
             FallbackReason::NoModels => "no_models",
+            FallbackReason::NoConsent => "no_consent",
         }
     }
 }
@@ -89,19 +103,38 @@ pub struct Answer {
     pub dropped: Vec<(&'static str, String)>,
 }
 
-/// Whom a request is for, as the caller knows them: their index in the artifact (for
-/// stored factors and profiles; `None` for a person the model never saw), their history
-/// (item, confidence weight; sorted by item) and their consumed items (sorted by item, with
-/// the time of the last consuming event). Today [`Engine::person`] reads them from the
-/// artifact; a live store will hand in what happened since training.
-#[derive(Debug, Clone, Default)]
+/// Whom a request is for, as the caller knows them.
+#[derive(Debug, Clone)]
 pub struct Person<'a> {
-    /// The person's index in the artifact, if it has one.
+    /// The person's index in the artifact (for stored factors and profiles), if it has one.
     pub user: Option<UserIdx>,
-    /// What they interacted with, weighted as training weighs events.
+    /// What they interacted with, weighted as training weighs events; sorted by item.
     pub history: std::borrow::Cow<'a, [(ItemIdx, f32)]>,
-    /// What they consumed (never recommended back, but after a repurchase window).
-    pub consumed: &'a [(u32, i64)],
+    /// What they consumed (never recommended back, but after a repurchase window), sorted
+    /// by item, with the time of the last consuming event.
+    pub consumed: std::borrow::Cow<'a, [(u32, i64)]>,
+    /// Whether `history` holds what the model never saw (live events, or several trained
+    /// persons merged since): models then fold the history in rather than use stored state.
+    pub fresh: bool,
+    /// Whether the person allows personalisation; without it only popularity answers (their
+    /// purchases are still never offered back).
+    pub personalization: bool,
+    /// What was shown to them lately on any channel (item, time), for frequency caps.
+    pub shown: Vec<(ItemIdx, i64)>,
+}
+
+impl Default for Person<'_> {
+    /// Nobody: no history, nothing consumed, personalisation allowed.
+    fn default() -> Self {
+        Person {
+            user: None,
+            history: Default::default(),
+            consumed: Default::default(),
+            fresh: false,
+            personalization: true,
+            shown: Vec::new(),
+        }
+    }
 }
 
 /// Per-thread buffers for scoring, so a request allocates nothing proportional to the catalog.
@@ -119,7 +152,8 @@ thread_local! {
 /// An artifact ready to answer.
 pub struct Engine {
     artifact: Artifact,
-    index: CatalogIndex,
+    /// The artifact's own catalog, unchanged, with no placement: for batch answers.
+    base: View,
     /// Global popularity: the popularity model's, or the number of persons per item.
     popularity: Vec<f32>,
     /// The placement of [`Engine::recommend`].
@@ -129,7 +163,7 @@ pub struct Engine {
 impl Engine {
     /// Wraps a loaded artifact.
     pub fn new(artifact: Artifact) -> Self {
-        let index = CatalogIndex::new(&artifact.body.catalog);
+        let catalog = LiveCatalog::of_model(artifact.body.items.clone(), &artifact.body.catalog);
         let popularity = artifact
             .body
             .models
@@ -146,38 +180,74 @@ impl Engine {
                 counts
             });
         let batch = Placement::purchases_only(artifact.body.items.len());
-        Engine { artifact, index, popularity, batch }
+        let base = View { catalog, placements: BTreeMap::new() };
+        Engine { artifact, base, popularity, batch }
     }
 
-    /// Compiles a placement against this artifact's catalog; see [`Placement::compile`].
-    /// Blend weights naming a model the artifact lacks are an error.
-    pub fn compile(
+    /// The artifact's catalog, before any change.
+    pub fn catalog(&self) -> &LiveCatalog {
+        &self.base.catalog
+    }
+
+    /// The content model, if the artifact has one.
+    pub fn content(&self) -> Option<&ContentModel> {
+        self.artifact.body.models.iter().find_map(|m| match m {
+            FittedModel::Content(c) => Some(&**c),
+            _ => None,
+        })
+    }
+
+    /// The view of `catalog` (this artifact's catalog, with changes) under `configs`; see
+    /// [`View::new`]. Blend weights naming a model the artifact lacks are an error.
+    pub fn view(
         &self,
-        name: &str,
-        config: &crate::serve::rules::PlacementConfig,
-    ) -> Result<(Placement, Vec<String>)> {
-        if let Some(kind) =
-            config.weights.keys().find(|kind| !self.artifact.body.models.iter().any(|f| f.kind() == **kind))
-        {
-            return Err(crate::Error::InvalidParam {
-                name: "weights",
-                reason: format!("placement `{name}`: the model artifact has no model `{}`", kind.as_str()),
-            });
+        catalog: LiveCatalog,
+        configs: &BTreeMap<String, PlacementConfig>,
+    ) -> Result<(View, Vec<String>)> {
+        for (name, config) in configs {
+            if let Some(kind) = config
+                .weights
+                .keys()
+                .find(|kind| !self.artifact.body.models.iter().any(|f| f.kind() == **kind))
+            {
+                return Err(crate::Error::InvalidParam {
+                    name: "weights",
+                    reason: format!(
+                        "placement `{name}`: the model artifact has no model `{}`",
+                        kind.as_str()
+                    ),
+                });
+            }
         }
-        let body = &self.artifact.body;
-        Placement::compile(name, config, &body.items, &body.catalog)
+        View::new(catalog, configs)
     }
 
-    /// Answers `request` under `placement`: eligibility, boosts, the fallback chain, pins and
-    /// explanations. Fails with [`crate::Error::Rule`] when the request breaks the
-    /// placement's rules (the caller's fault).
-    pub fn answer(&self, placement: &Placement, request: Request<'_>, person: &Person<'_>) -> Result<Answer> {
-        let body = &self.artifact.body;
-        let consumed = person.consumed;
-        let eligibility = Eligibility::new(placement, &body.catalog, &self.index, request, consumed)?;
+    /// Answers `request` under `placement` of `view`: eligibility, boosts, the fallback chain,
+    /// pins and explanations; `live` adds the popularity of what happened since training.
+    /// Fails with [`crate::Error::Rule`] when the request breaks the placement's rules (the
+    /// caller's fault).
+    pub fn answer(
+        &self,
+        view: &View,
+        placement: &Placement,
+        request: Request<'_>,
+        person: &Person<'_>,
+        live: Option<&LivePopularity>,
+    ) -> Result<Answer> {
+        let catalog = &view.catalog;
+        let n_model = self.popularity.len();
+        let n_items = catalog.len().max(n_model);
+        let consumed = &person.consumed[..];
+        let eligibility = Eligibility::new(placement, catalog, request, consumed, &person.shown)?;
         let similar = placement.config.kind == PlacementKind::Similar;
         let history = if similar {
-            request.viewed.map(|item| vec![(item, 1.0)]).unwrap_or_default()
+            request
+                .viewed
+                .filter(|item| item.get() < n_model)
+                .map(|item| vec![(item, 1.0)])
+                .unwrap_or_default()
+        } else if !person.personalization {
+            Vec::new()
         } else {
             self.session_history(&request, &person.history)
         };
@@ -186,11 +256,12 @@ impl Engine {
         } else {
             &placement.config.weights
         };
-        let blend = Blend::new(&members(&body.models), weights);
-        let query = Query { user: if similar { None } else { person.user }, history: &history };
+        let blend = Blend::new(&members(&self.artifact.body.models), weights);
+        let user = if similar || person.fresh || !person.personalization { None } else { person.user };
+        let query = Query { user, history: &history };
         SCRATCH.with(|scratch| {
             let scratch = &mut *scratch.borrow_mut();
-            scratch.total.resize(body.items.len(), 0.0);
+            scratch.total.resize(n_items, 0.0);
             let mut selection = Selection::new(&eligibility);
             let mut personalized = !history.is_empty() && !blend.members().is_empty();
             let mut fused = Vec::new();
@@ -198,7 +269,7 @@ impl Engine {
             if personalized {
                 // A member that cannot score this query is left out, not the answer: the
                 // other members and the fallback chain still answer.
-                fused = blend.fuse(&query, &mut scratch.members, &mut scratch.total);
+                fused = blend.fuse(&query, &mut scratch.members, &mut scratch.total[..n_model]);
                 for (member, outcome) in blend.members().iter().zip(&fused) {
                     match outcome {
                         Fused::Scored(..) => {}
@@ -210,27 +281,45 @@ impl Engine {
                 }
                 personalized = dropped.len() < blend.members().len();
                 if personalized {
+                    self.score_new_items(
+                        catalog,
+                        &blend,
+                        &fused,
+                        &history,
+                        live,
+                        &mut scratch.total[n_model..],
+                    );
                     eligibility.apply_boosts(&mut scratch.total);
                     selection
                         .fill(&scratch.total, if similar { Source::Similar } else { Source::Personalized });
                 }
             }
-            if !selection.is_full() {
-                let favourites = self.favourite_categories(person.user, &history);
+            let popularity = |total: &mut Vec<f32>| {
+                total[..n_model].copy_from_slice(&self.popularity);
+                total[n_model..].fill(0.0);
+                if let Some(live) = live {
+                    live.add_to(total);
+                }
+            };
+            if !selection.is_full() && person.personalization {
+                let favourites = self.favourite_categories(person.user, &history, catalog);
                 if !favourites.is_empty() {
-                    for (i, (total, &p)) in scratch.total.iter_mut().zip(&self.popularity).enumerate() {
-                        let favourite = self
-                            .index
+                    popularity(&mut scratch.total);
+                    for (i, total) in scratch.total.iter_mut().enumerate() {
+                        let favourite = catalog
+                            .index()
                             .top_category(ItemIdx(i as u32))
                             .is_some_and(|c| favourites.contains(&c));
-                        *total = if favourite { p } else { f32::NEG_INFINITY };
+                        if !favourite {
+                            *total = f32::NEG_INFINITY;
+                        }
                     }
                     eligibility.apply_boosts(&mut scratch.total);
                     selection.fill(&scratch.total, Source::FavouriteCategories);
                 }
             }
             if !selection.is_full() {
-                scratch.total.copy_from_slice(&self.popularity);
+                popularity(&mut scratch.total);
                 eligibility.apply_boosts(&mut scratch.total);
                 selection.fill(&scratch.total, Source::Popular);
             }
@@ -282,6 +371,7 @@ impl Engine {
                 .collect();
             let fallback = match (personalized, person.user) {
                 (true, _) => None,
+                (false, _) if !person.personalization && !similar => Some(FallbackReason::NoConsent),
                 (false, _) if !history.is_empty() => Some(FallbackReason::NoModels),
                 (false, None) => Some(FallbackReason::UnknownUser),
                 (false, Some(_)) => Some(FallbackReason::NoHistory),
@@ -290,8 +380,59 @@ impl Engine {
         })
     }
 
-    /// The person's training history with the request's cart and viewed item added, as
-    /// add-to-cart and view events would weigh them.
+    /// Blended scores of the items created after training (`total` is their part of the
+    /// buffer): the content member's and the popularity member's z-scores, on the scale of
+    /// each member's scores of the model's items; −∞ for an item neither scored.
+    fn score_new_items(
+        &self,
+        catalog: &LiveCatalog,
+        blend: &Blend<'_>,
+        fused: &[Fused],
+        history: &[(ItemIdx, f32)],
+        live: Option<&LivePopularity>,
+        total: &mut [f32],
+    ) {
+        total.fill(f32::NEG_INFINITY);
+        if total.is_empty() {
+            return;
+        }
+        let n_model = self.popularity.len();
+        let mut raw = vec![0f32; total.len()];
+        for (member, outcome) in blend.members().iter().zip(fused) {
+            let Fused::Scored(mean, scale) = *outcome else { continue };
+            let scored = match member.kind {
+                ModelKind::Content => match (self.content(), catalog.new_rows()) {
+                    (Some(content), rows) if rows.len() == total.len() => match content.profile(history) {
+                        Ok(profile) => {
+                            content.score_rows(&profile, rows, &mut raw);
+                            true
+                        }
+                        Err(_) => false,
+                    },
+                    _ => false,
+                },
+                ModelKind::Popularity => match live {
+                    Some(live) => {
+                        raw.fill(0.0);
+                        live.add_range(n_model, &mut raw);
+                        true
+                    }
+                    None => false,
+                },
+                _ => false,
+            };
+            if scored {
+                for (t, &s) in total.iter_mut().zip(&raw) {
+                    let z = member.weight * (s - mean) * scale;
+                    *t = if t.is_finite() { *t + z } else { z };
+                }
+            }
+        }
+    }
+
+    /// The person's history with the request's cart and viewed item added, as add-to-cart and
+    /// view events would weigh them; only items the models know (those created after training
+    /// join after the next training).
     fn session_history(&self, request: &Request<'_>, history: &[(ItemIdx, f32)]) -> Vec<(ItemIdx, f32)> {
         // Weighed as training weighed these events: the artifact keeps the weighting.
         let weights = &self.artifact.metadata.config.weights;
@@ -306,18 +447,23 @@ impl Engine {
     }
 
     /// The person's favourite top categories: from their profile, else from `history`.
-    fn favourite_categories(&self, user: Option<UserIdx>, history: &[(ItemIdx, f32)]) -> Vec<u32> {
+    fn favourite_categories(
+        &self,
+        user: Option<UserIdx>,
+        history: &[(ItemIdx, f32)],
+        catalog: &LiveCatalog,
+    ) -> Vec<u32> {
         let profiles = self.artifact.body.profiles.as_ref();
         let from_profile: Vec<u32> = user
             .and_then(|u| profiles.and_then(|p| p.person(u)))
-            .map(|p| p.category_affinity.iter().filter_map(|(c, _)| self.index.category(c)).collect())
+            .map(|p| p.category_affinity.iter().filter_map(|(c, _)| catalog.index().category(c)).collect())
             .unwrap_or_default();
         if !from_profile.is_empty() {
             return from_profile;
         }
         let mut weights: BTreeMap<u32, f32> = BTreeMap::new();
         for &(item, w) in history {
-            if let Some(c) = self.index.top_category(item) {
+            if let Some(c) = catalog.index().top_category(item) {
                 *weights.entry(c).or_default() += w;
             }
         }
@@ -348,13 +494,14 @@ impl Engine {
         ranked.iter().find_map(|identifier| self.lookup(&identifier.key()))
     }
 
-    /// What the artifact knows of `user`: their training history and consumed items (nothing
-    /// for `None`).
+    /// What the artifact alone knows of `user`: their training history and consumed items
+    /// (nothing for `None`).
     pub fn person(&self, user: Option<UserIdx>) -> Person<'_> {
         Person {
             user,
             history: user.map(|u| self.history(u)).unwrap_or_default().into(),
-            consumed: user.map_or(&[][..], |u| self.consumed(u)),
+            consumed: user.map_or(&[][..], |u| self.consumed(u)).into(),
+            ..Person::default()
         }
     }
 
@@ -378,7 +525,7 @@ impl Engine {
         }
         let filters = Filters::default();
         let request = Request::new(k, 0, &filters);
-        let answer = self.answer(&self.batch, request, &self.person(user))?;
+        let answer = self.answer(&self.base, &self.batch, request, &self.person(user), None)?;
         let items = answer.items.into_iter().map(|a| ScoredItem { item: a.item, score: a.score }).collect();
         Ok(Recommendations { items, fallback: answer.fallback })
     }
@@ -433,6 +580,12 @@ mod tests {
         Artifact::assemble(&dataset, trained, &config, 0)
     }
 
+    /// The engine's own catalog under one placement.
+    fn view_of(engine: &Engine, name: &str, config: &PlacementConfig) -> View {
+        let configs = BTreeMap::from([(name.to_string(), config.clone())]);
+        engine.view(engine.catalog().clone(), &configs).unwrap().0
+    }
+
     fn request<'a>(k: usize, filters: &'a Filters) -> Request<'a> {
         let now = SyntheticConfig::default().end;
         Request::new(k, now, filters)
@@ -442,14 +595,17 @@ mod tests {
     fn answers_follow_the_fallback_chain_and_explain_themselves() {
         let engine = engine();
         let any_stock = PlacementConfig { in_stock: StockRule::Any, ..Default::default() };
-        let (placement, _) = engine.compile("p", &any_stock).unwrap();
+        let view = view_of(&engine, "p", &any_stock);
+        let placement = &view.placements["p"];
         let filters = Filters::default();
         let buyer = (0..engine.artifact().body.users.len() as u32)
             .map(UserIdx)
             .find(|&u| engine.consumed(u).len() >= 2)
             .unwrap();
 
-        let answer = engine.answer(&placement, request(10, &filters), &engine.person(Some(buyer))).unwrap();
+        let answer = engine
+            .answer(&view, placement, request(10, &filters), &engine.person(Some(buyer)), None)
+            .unwrap();
         assert!(answer.personalized && answer.fallback.is_none());
         assert_eq!(answer.items.len(), 10);
         let consumed = engine.consumed(buyer);
@@ -463,7 +619,8 @@ mod tests {
             assert!((sum - a.score).abs() < 1e-3 * (1.0 + a.score.abs()), "{sum} vs {}", a.score);
         }
 
-        let unknown = engine.answer(&placement, request(10, &filters), &engine.person(None)).unwrap();
+        let unknown =
+            engine.answer(&view, placement, request(10, &filters), &engine.person(None), None).unwrap();
         assert_eq!((unknown.personalized, unknown.fallback), (false, Some(FallbackReason::UnknownUser)));
         assert_eq!(unknown.items.len(), 10);
         assert!(unknown.items.iter().all(|a| a.source == Source::Popular && a.contributions.is_empty()));
@@ -472,8 +629,10 @@ mod tests {
         // categories first.
         let popular_only =
             PlacementConfig { weights: [(ModelKind::Popularity, 0.0)].into(), ..any_stock.clone() };
-        let (placement, _) = engine.compile("q", &popular_only).unwrap();
-        let answer = engine.answer(&placement, request(5, &filters), &engine.person(Some(buyer))).unwrap();
+        let view = view_of(&engine, "q", &popular_only);
+        let answer = engine
+            .answer(&view, &view.placements["q"], request(5, &filters), &engine.person(Some(buyer)), None)
+            .unwrap();
         assert_eq!((answer.personalized, answer.fallback), (false, Some(FallbackReason::NoModels)));
         assert_eq!(answer.items[0].source, Source::FavouriteCategories);
     }
@@ -502,14 +661,24 @@ mod tests {
             weights: kinds.iter().map(|&kind| (kind, 1.0)).collect(),
             ..Default::default()
         };
-        let (both, _) = engine.compile("both", &weights(&[ModelKind::Als, ModelKind::ItemKnn])).unwrap();
-        let answer = engine.answer(&both, request(5, &filters), &engine.person(Some(buyer))).unwrap();
+        let both = view_of(&engine, "both", &weights(&[ModelKind::Als, ModelKind::ItemKnn]));
+        let answer = engine
+            .answer(&both, &both.placements["both"], request(5, &filters), &engine.person(Some(buyer)), None)
+            .unwrap();
         assert!(answer.personalized && answer.items.len() == 5);
         assert_eq!(answer.dropped.iter().map(|d| d.0).collect::<Vec<_>>(), ["als"]);
         assert!(answer.items.iter().all(|a| a.contributions.iter().any(|c| c == &(ModelKind::Als, 0.0))));
         // With no member left, the fallback chain answers.
-        let (alone, _) = engine.compile("alone", &weights(&[ModelKind::Als])).unwrap();
-        let answer = engine.answer(&alone, request(5, &filters), &engine.person(Some(buyer))).unwrap();
+        let alone = view_of(&engine, "alone", &weights(&[ModelKind::Als]));
+        let answer = engine
+            .answer(
+                &alone,
+                &alone.placements["alone"],
+                request(5, &filters),
+                &engine.person(Some(buyer)),
+                None,
+            )
+            .unwrap();
         assert!(!answer.personalized && answer.items.len() == 5 && answer.dropped.len() == 1);
         assert_eq!(answer.items[0].source, Source::FavouriteCategories);
     }
@@ -574,20 +743,229 @@ mod tests {
     #[test]
     fn fallback_stages_respect_the_filters() {
         let engine = engine();
-        let (placement, _) =
-            engine.compile("p", &PlacementConfig { in_stock: StockRule::Any, ..Default::default() }).unwrap();
+        let view = view_of(&engine, "p", &PlacementConfig { in_stock: StockRule::Any, ..Default::default() });
+        let placement = &view.placements["p"];
         let catalog = &engine.artifact().body.catalog;
         let category = catalog[0].top_category().unwrap().to_string();
         let in_category = catalog.iter().filter(|i| i.top_category() == Some(category.as_str())).count();
         let filters = Filters { categories: vec![category.clone()], ..Filters::default() };
         // More than the category holds: the answer stops short rather than leave it.
         for user in [None, Some(UserIdx(0))] {
-            let answer =
-                engine.answer(&placement, request(in_category + 5, &filters), &engine.person(user)).unwrap();
+            let answer = engine
+                .answer(&view, placement, request(in_category + 5, &filters), &engine.person(user), None)
+                .unwrap();
             assert!(answer.items.len() <= in_category && !answer.items.is_empty());
             assert!(
                 answer.items.iter().all(|a| catalog[a.item.get()].top_category() == Some(category.as_str()))
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod live_tests {
+    use std::collections::BTreeMap;
+
+    use datasets::dataset::WeightConfig;
+    use datasets::identity::IdentityRules;
+    use datasets::schema::{Channel, Event, EventType, Identifier, IdentifierKind, Item};
+    use datasets::synthetic::{SyntheticConfig, SyntheticData};
+    use datasets::{ItemIdx, UserIdx};
+
+    use super::*;
+    use crate::serve::catalog::CatalogChange;
+    use crate::serve::person::{LiveSignals, assemble};
+    use crate::serve::rules::{FrequencyCap, StockRule};
+    use crate::train::config::TrainConfig;
+
+    fn engine() -> Engine {
+        let synthetic = SyntheticData::generate(SyntheticConfig {
+            n_persons: 300,
+            n_items: 80,
+            seed: 5,
+            ..Default::default()
+        })
+        .unwrap();
+        let dataset = synthetic.dataset(&WeightConfig::default(), &IdentityRules::default()).unwrap();
+        let mut config = TrainConfig::default();
+        config.als.factors = 8;
+        config.blend.tune = false;
+        let trained = crate::train::train(&dataset, &config, &crate::progress::Silent).unwrap();
+        Engine::new(Artifact::assemble(&dataset, trained, &config, 0))
+    }
+
+    fn event(kind: EventType, at: i64) -> Event {
+        Event {
+            identifiers: vec![Identifier::new(IdentifierKind::CookieId, "c").unwrap()],
+            channel: Channel::Web,
+            event_type: kind,
+            item_id: Some("x".into()),
+            timestamp: at,
+            value: None,
+            event_id: None,
+        }
+    }
+
+    fn placement(weights: &[(ModelKind, f32)], cap: Option<FrequencyCap>) -> PlacementConfig {
+        PlacementConfig {
+            in_stock: StockRule::Any,
+            respect_availability: false,
+            weights: weights.iter().copied().collect(),
+            frequency_cap: cap,
+            ..PlacementConfig::default()
+        }
+    }
+
+    fn ask(engine: &Engine, view: &View, person: &Person<'_>) -> Answer {
+        let filters = Filters::default();
+        engine
+            .answer(view, &view.placements["p"], Request::new(10, 2_000_000_000, &filters), person, None)
+            .unwrap()
+    }
+
+    fn views(engine: &Engine, config: PlacementConfig) -> View {
+        engine.view(engine.catalog().clone(), &BTreeMap::from([("p".to_string(), config)])).unwrap().0
+    }
+
+    #[test]
+    fn a_live_purchase_on_any_channel_leaves_the_next_answer_and_a_return_brings_it_back() {
+        let engine = engine();
+        let view = views(&engine, placement(&[], None));
+        let user = (0..engine.artifact().body.users.len() as u32)
+            .map(UserIdx)
+            .find(|&u| engine.history(u).len() >= 3)
+            .unwrap();
+        let before = ask(&engine, &view, &engine.person(Some(user)));
+        let top = before.items[0].item;
+        let bought = LiveSignals {
+            trained: vec![user],
+            events: vec![(Some(top), event(EventType::Purchase, 10))],
+            ledger: vec![(top, vec![(1, 10)])],
+            personalization: true,
+            shown: Vec::new(),
+        };
+        let person = assemble(&engine, &bought);
+        assert!(person.fresh && person.consumed.iter().any(|&(i, _)| i == top.0));
+        let after = ask(&engine, &view, &person);
+        assert!(
+            after.personalized && after.items.iter().all(|a| a.item != top),
+            "the purchase is never offered back"
+        );
+        let returned = LiveSignals { ledger: vec![(top, vec![(1, 10), (-1, 20)])], ..bought };
+        assert!(assemble(&engine, &returned).consumed.iter().all(|&(i, _)| i != top.0));
+        // A trained purchase returned live is no longer consumed either.
+        let (old, _) = engine.consumed(user)[0];
+        let back = LiveSignals {
+            trained: vec![user],
+            ledger: vec![(ItemIdx(old), vec![(-1, 30)])],
+            personalization: true,
+            ..LiveSignals::default()
+        };
+        assert!(assemble(&engine, &back).consumed.iter().all(|&(i, _)| i != old));
+    }
+
+    #[test]
+    fn a_person_the_model_never_saw_is_personalised_from_their_first_events() {
+        let engine = engine();
+        let view = views(&engine, placement(&[], None));
+        let catalog = engine.catalog();
+        let category = catalog.index().top_category(ItemIdx(0));
+        let same: Vec<ItemIdx> = (0..catalog.len() as u32)
+            .map(ItemIdx)
+            .filter(|&i| catalog.index().top_category(i) == category)
+            .take(3)
+            .collect();
+        let views_of = LiveSignals {
+            events: same.iter().map(|&i| (Some(i), event(EventType::View, 5))).collect(),
+            personalization: true,
+            ..LiveSignals::default()
+        };
+        let person = assemble(&engine, &views_of);
+        let answer = ask(&engine, &view, &person);
+        assert!(answer.personalized && answer.fallback.is_none());
+        let in_category =
+            answer.items.iter().filter(|a| catalog.index().top_category(a.item) == category).count();
+        assert!(in_category >= 3, "the answer follows the views: {in_category} of 10 in their category");
+        // Without consent: popular items, and the reason says why.
+        let withheld = assemble(&engine, &LiveSignals { personalization: false, ..views_of });
+        let answer = ask(&engine, &view, &withheld);
+        assert_eq!((answer.personalized, answer.fallback), (false, Some(FallbackReason::NoConsent)));
+        assert!(answer.items.iter().all(|a| a.source == Source::Popular));
+    }
+
+    #[test]
+    fn the_frequency_cap_holds_what_was_shown_too_often() {
+        let engine = engine();
+        let cap = FrequencyCap { max_impressions: 2, window_hours: 24.0 };
+        let view = views(&engine, placement(&[], Some(cap)));
+        let first = ask(&engine, &view, &engine.person(None));
+        let (a, b) = (first.items[0].item, first.items[1].item);
+        let now = 2_000_000_000;
+        // a shown twice within the day, b once, and a third time long ago does not count.
+        let shown = vec![(a, now - 3_600), (a, now - 60), (b, now - 60), (b, now - 90_000)];
+        let person = Person { shown, ..engine.person(None) };
+        let capped = ask(&engine, &view, &person);
+        assert!(capped.items.iter().all(|x| x.item != a));
+        assert!(capped.items.iter().any(|x| x.item == b));
+        // A channel asking for items not shown within two hours gets neither.
+        let filters = Filters::default();
+        let request = Request { not_shown_within: Some(7_200), ..Request::new(10, now, &filters) };
+        let fresh_only = engine.answer(&view, &view.placements["p"], request, &person, None).unwrap();
+        assert!(fresh_only.items.iter().all(|x| x.item != a && x.item != b));
+    }
+
+    #[test]
+    fn a_new_item_is_recommended_at_once_and_a_deleted_one_never() {
+        let engine = engine();
+        let view = views(&engine, placement(&[(ModelKind::Content, 1.0)], None));
+        let user = (0..engine.artifact().body.users.len() as u32)
+            .map(UserIdx)
+            .find(|&u| engine.history(u).len() >= 3)
+            .unwrap();
+        let history = engine.history(user);
+        let favourite = history.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap().0;
+        let model_item = engine.catalog().item(favourite.get()).unwrap().clone();
+        let twin = Item { item_id: "twin".into(), ..model_item };
+        let changes = [CatalogChange { item_id: "twin".into(), item: Some(twin) }];
+        let next = view.with_changes(&changes, engine.content()).unwrap();
+        let twin_idx = next.catalog.get("twin").unwrap();
+        assert_eq!(twin_idx.get(), engine.catalog().len());
+        let answer = ask(&engine, &next, &engine.person(Some(user)));
+        assert!(
+            answer.items.iter().take(3).any(|a| a.item == twin_idx),
+            "the new twin of a favourite ranks near the top"
+        );
+        // Deleted: gone from every stage, the model's items too.
+        let top = answer.items.iter().find(|a| a.item != twin_idx).unwrap().item;
+        let gone = next
+            .with_changes(
+                &[
+                    CatalogChange { item_id: "twin".into(), item: None },
+                    CatalogChange { item_id: engine.catalog().id(top).unwrap().to_string(), item: None },
+                ],
+                engine.content(),
+            )
+            .unwrap();
+        for person in [engine.person(Some(user)), engine.person(None)] {
+            let answer = ask(&engine, &gone, &person);
+            assert!(answer.items.iter().all(|a| a.item != twin_idx && a.item != top));
+        }
+        // Live popularity lifts the new item into the popular stage.
+        let live = LivePopularity::new(0, None);
+        let fresh = view.with_changes(&changes, engine.content()).unwrap();
+        for n in 0..500 {
+            live.record(&format!("cookie_id:{n}"), twin_idx, 1);
+        }
+        let filters = Filters::default();
+        let popular = engine
+            .answer(
+                &fresh,
+                &fresh.placements["p"],
+                Request::new(3, 2_000_000_000, &filters),
+                &engine.person(None),
+                Some(&live),
+            )
+            .unwrap();
+        assert_eq!(popular.items[0].item, twin_idx);
     }
 }

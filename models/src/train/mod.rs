@@ -38,8 +38,8 @@ pub enum FittedModel {
     Als(AlsModel),
     /// EASE.
     Ease(EaseModel),
-    /// Content.
-    Content(ContentModel),
+    /// Content (boxed: its vectorizer makes it the largest).
+    Content(Box<ContentModel>),
 }
 
 impl FittedModel {
@@ -73,7 +73,7 @@ impl FittedModel {
             FittedModel::ItemKnn(m) => m,
             FittedModel::Als(m) => m,
             FittedModel::Ease(m) => m,
-            FittedModel::Content(m) => m,
+            FittedModel::Content(m) => &**m,
         }
     }
 }
@@ -139,7 +139,7 @@ fn fit_one(
         ModelKind::ItemKnn => FittedModel::ItemKnn(config.item_knn.fit(train)?),
         ModelKind::Als => FittedModel::Als(config.als.fit_with(train, progress)?),
         ModelKind::Ease => FittedModel::Ease(config.ease.fit(train)?),
-        ModelKind::Content => FittedModel::Content(config.content.fit(train)?),
+        ModelKind::Content => FittedModel::Content(Box::new(config.content.fit(train)?)),
     };
     // A model with non-finite numbers would answer garbage or fail at serving time: refuse
     // to ship it, naming the model (overflowing input values are the usual cause).

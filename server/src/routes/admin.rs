@@ -72,7 +72,7 @@ pub(super) async fn reload_model(
             .map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("reload body: {e}")))?
             .unwrap_or_default()
     };
-    let previous = state.current.load().version().to_string();
+    let previous = state.current.load().model.version().to_string();
     let loaded = state.reload(request.path.map(PathBuf::from)).await.map_err(|e| match e {
         crate::Error::State { .. } => ApiError::new(
             ErrorCode::StateWriteFailed,
@@ -85,4 +85,55 @@ pub(super) async fn reload_model(
         model_version: loaded.version().to_string(),
         path: loaded.path.display().to_string(),
     }))
+}
+
+/// Body of `POST /v1/admin/export`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportBody {
+    /// A directory on the server to write the export into (created if missing; a previous
+    /// export there is replaced).
+    pub dir: String,
+}
+
+/// Writes what the channels sent, for training: `events.jsonl` (every event of persons who
+/// allow personalisation, with the live identity graph's `person_id`), `items.jsonl` (the live
+/// catalog) and `manifest.json` (watermark, explicit links and unlinks, the suppression list
+/// of erased and non-consenting identifiers). Train on it with `trainer train --from-export DIR`.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/export",
+    tag = "admin",
+    request_body = ExportBody,
+    responses(
+        (status = 200, description = "Written; the manifest", body = Object),
+        (status = 400, description = "Malformed JSON or an empty directory name", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 403, description = "Key lacks the admin role", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = ErrorBody),
+        (status = 422, description = "Well-formed JSON of the wrong shape", body = ErrorBody),
+        (status = 500, description = "The export could not be written", body = ErrorBody),
+        (status = 503, description = "The server runs without a data directory", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn export(
+    State(state): State<Arc<AppState>>,
+    super::extract::JsonBody(body): super::extract::JsonBody<ExportBody>,
+) -> Result<Json<store::ExportManifest>, ApiError> {
+    let store = state.store.clone().ok_or_else(ApiError::no_store)?;
+    if body.dir.trim().is_empty() {
+        return Err(ApiError::field("dir", "name a directory on the server"));
+    }
+    let catalog = state.current.load().view.catalog.live_items();
+    let dir = PathBuf::from(body.dir);
+    let manifest = tokio::task::spawn_blocking(move || store.export(&dir, &catalog, cli::unix_now()))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match e {
+            store::Error::Export { .. } => ApiError::new(ErrorCode::StateWriteFailed, e.to_string()),
+            other => ApiError::store(other),
+        })?;
+    Ok(Json(manifest))
 }

@@ -23,7 +23,7 @@ pub struct Health {
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = Health)))]
 pub(super) async fn live(State(state): State<Arc<AppState>>) -> Json<Health> {
-    Json(Health { status: "ok", model_version: state.current.load().version().to_string() })
+    Json(Health { status: "ok", model_version: state.current.load().model.version().to_string() })
 }
 
 /// Readiness: a model is loaded and the server is not shutting down.
@@ -34,7 +34,7 @@ pub(super) async fn live(State(state): State<Arc<AppState>>) -> Json<Health> {
     responses((status = 200, body = Health), (status = 503, description = "Draining", body = Health))
 )]
 pub(super) async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    let version = state.current.load().version().to_string();
+    let version = state.current.load().model.version().to_string();
     if state.is_ready() {
         Json(Health { status: "ok", model_version: version }).into_response()
     } else {

@@ -1,12 +1,14 @@
-//! `GET /v1/items/{item_id}/similar`: items like one item, under the same rules.
+//! `GET /v1/items/{item_id}/similar`: items like one item, under the same rules; and the
+//! catalog changes, `PUT /v1/items` and `DELETE /v1/items/{item_id}`, applied on top of the
+//! loaded model and kept in the store.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::response::Response;
 use models::serve::rules::{Filters, PlacementKind};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::QueryParams;
 use super::recommendations::{Ask, Person, RecommendationResponse, answer, split_list};
@@ -67,6 +69,197 @@ pub(super) async fn similar_items(
         exclude: split_list(query.exclude),
         store_id: query.store_id,
         filters: Filters { categories: split_list(query.category), ..Filters::default() },
+        not_shown_within_hours: None,
     };
     answer(state, ask).await
+}
+
+/// Body of `PUT /v1/items`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemsBody {
+    /// The changes, one to `live.max_items_per_request` (default 1,000): each an object with
+    /// `item_id` and any of `title`, `description`, `categories`, `brand`, `tags`, `price`,
+    /// `in_stock`, `store_stock` (store id to units), `available_from`, `available_until`.
+    /// A field sent replaces the item's, `null` clears it, a field left out keeps its value.
+    #[schema(value_type = Vec<Object>, min_items = 1)]
+    pub items: Vec<serde_json::Value>,
+}
+
+/// What became of one item change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemResult {
+    /// The item.
+    pub item_id: Option<String>,
+    /// `created`, `updated` or `rejected`.
+    pub status: &'static str,
+    /// The field at fault, for rejected changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Why it was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The answer of `PUT /v1/items`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemsResponse {
+    /// Items created.
+    pub created: usize,
+    /// Items changed.
+    pub updated: usize,
+    /// Changes refused.
+    pub rejected: usize,
+    /// One result per change, in order.
+    pub results: Vec<ItemResult>,
+}
+
+/// The answer of `DELETE /v1/items/{item_id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemDeleted {
+    /// The item.
+    pub item_id: String,
+    /// `deleted`.
+    pub status: &'static str,
+}
+
+/// Creates or changes catalog items; they take effect on the next request (a new item is
+/// recommendable at once through the content model and popularity), and a restart keeps
+/// them, on top of whichever model is loaded.
+#[utoipa::path(
+    put,
+    path = "/v1/items",
+    tag = "catalog",
+    request_body = ItemsBody,
+    responses(
+        (status = 200, description = "Every change answered: created, updated or rejected (with the field)", body = ItemsResponse),
+        (status = 400, description = "Malformed JSON, no items, or more than the batch limit", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 403, description = "Key lacks the ingest role", body = ErrorBody),
+        (status = 408, description = "Took longer than the request timeout", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = ErrorBody),
+        (status = 422, description = "Well-formed JSON of the wrong shape", body = ErrorBody),
+        (status = 500, description = "The store could not write; nothing was kept", body = ErrorBody),
+        (status = 503, description = "The server runs without a data directory", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn put_items(
+    State(state): State<Arc<AppState>>,
+    super::extract::JsonBody(body): super::extract::JsonBody<ItemsBody>,
+) -> Result<axum::Json<ItemsResponse>, ApiError> {
+    let store = state.store.clone().ok_or_else(ApiError::no_store)?;
+    let limit = state.config.live.max_items_per_request;
+    if body.items.is_empty() {
+        return Err(ApiError::field("items", "send at least one item"));
+    }
+    if body.items.len() > limit {
+        return Err(ApiError::field(
+            "items",
+            format!("at most {limit} items per request, got {}; split the batch", body.items.len()),
+        ));
+    }
+    let serving = state.current.load_full();
+    let engine = &serving.model.engine;
+    let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(body.items.len());
+    let mut changes = Vec::new();
+    let mut positions = Vec::new();
+    for value in body.items {
+        let refused = |item_id: Option<String>, field: &str, message: &str| ItemResult {
+            item_id,
+            status: "rejected",
+            field: Some(field.to_string()),
+            message: Some(message.to_string()),
+        };
+        let serde_json::Value::Object(patch) = value else {
+            results.push(Some(refused(None, "", "expected an object with item_id and catalog fields")));
+            continue;
+        };
+        let item_id = match patch.get("item_id") {
+            Some(serde_json::Value::String(id)) if !id.trim().is_empty() && id.len() <= 200 => {
+                id.trim().to_string()
+            }
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => {
+                results.push(Some(refused(None, "item_id", "missing, empty, or longer than 200 bytes")));
+                continue;
+            }
+        };
+        let base = engine.catalog().get(&item_id).and_then(|i| engine.catalog().item(i.get())).cloned();
+        positions.push(results.len());
+        results.push(None);
+        changes.push(store::ItemChange::Upsert { item_id, base: base.map(Box::new), patch });
+    }
+    let ids: Vec<String> = changes
+        .iter()
+        .map(|c| match c {
+            store::ItemChange::Upsert { item_id, .. } | store::ItemChange::Delete { item_id, .. } => {
+                item_id.clone()
+            }
+        })
+        .collect();
+    let outcomes = if changes.is_empty() {
+        Vec::new()
+    } else {
+        tokio::task::spawn_blocking(move || store.change_items(changes, cli::unix_now()))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::store)?
+    };
+    for ((position, item_id), outcome) in positions.into_iter().zip(ids).zip(outcomes) {
+        let (status, field, message) = match outcome {
+            store::ItemOutcome::Created => ("created", None, None),
+            store::ItemOutcome::Updated => ("updated", None, None),
+            store::ItemOutcome::Rejected { field, reason } => ("rejected", Some(field), Some(reason)),
+            store::ItemOutcome::Deleted | store::ItemOutcome::NotFound => ("updated", None, None),
+        };
+        results[position] = Some(ItemResult { item_id: Some(item_id), status, field, message });
+    }
+    let results: Vec<ItemResult> = results.into_iter().flatten().collect();
+    let count = |status: &str| results.iter().filter(|r| r.status == status).count();
+    Ok(axum::Json(ItemsResponse {
+        created: count("created"),
+        updated: count("updated"),
+        rejected: count("rejected"),
+        results,
+    }))
+}
+
+/// Deletes a catalog item: it is never served again, by any placement.
+#[utoipa::path(
+    delete,
+    path = "/v1/items/{item_id}",
+    tag = "catalog",
+    params(("item_id" = String, Path, description = "The item")),
+    responses(
+        (status = 200, description = "Deleted", body = ItemDeleted),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 403, description = "Key lacks the ingest role", body = ErrorBody),
+        (status = 404, description = "No such item (or deleted already)", body = ErrorBody),
+        (status = 408, description = "Took longer than the request timeout", body = ErrorBody),
+        (status = 500, description = "The store could not write", body = ErrorBody),
+        (status = 503, description = "The server runs without a data directory", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn delete_item(
+    State(state): State<Arc<AppState>>,
+    Path(item_id): Path<String>,
+) -> Result<axum::Json<ItemDeleted>, ApiError> {
+    let store = state.store.clone().ok_or_else(ApiError::no_store)?;
+    let in_model = state.current.load().model.engine.catalog().get(&item_id).is_some();
+    let change = store::ItemChange::Delete { item_id: item_id.clone(), in_model };
+    let outcome = tokio::task::spawn_blocking(move || store.change_items(vec![change], cli::unix_now()))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::store)?;
+    match outcome.first() {
+        Some(store::ItemOutcome::Deleted) => Ok(axum::Json(ItemDeleted { item_id, status: "deleted" })),
+        _ => Err(ApiError::at(
+            crate::error::ErrorCode::UnknownItem,
+            "item_id",
+            format!("item `{item_id}` is not in the catalog"),
+        )),
+    }
 }

@@ -4,19 +4,25 @@
 //! `models::serve::engine`, and scoring runs on the rayon pool, off the async executor.
 
 mod admin;
+mod events;
 mod extract;
 mod health;
+mod identities;
 mod items;
 mod models;
+mod profiles;
 mod recommendations;
 #[cfg(test)]
 mod tests;
 
-pub use admin::{ReloadBody, ReloadResponse};
+pub use admin::{ExportBody, ReloadBody, ReloadResponse};
+pub use events::{EventResult, EventsBody, EventsResponse, RefusedLink};
 pub use extract::{JsonBody, QueryParams};
 pub use health::Health;
-pub use items::SimilarQuery;
+pub use identities::{IdentifierBody, LinkResponse, PairBody, UnlinkResponse};
+pub use items::{ItemDeleted, ItemResult, ItemsBody, ItemsResponse, SimilarQuery};
 pub use models::ModelsResponse;
+pub use profiles::{ErasureReceipt, ProfileResponse};
 pub use recommendations::{
     BecauseItem, Explanation, FiltersBody, IdentifiersDoc, ModelContribution, RecommendBody,
     RecommendationResponse, RecommendedItem, UserQuery,
@@ -61,7 +67,8 @@ async fn require(state: Arc<AppState>, role: Role, mut request: Request, next: N
     match auth::authorize(&state.keys, auth::presented_key(request.headers()), role) {
         Ok(key) => {
             let is_admin = key.is_none_or(|key| key.roles.contains(&Role::Admin));
-            request.extensions_mut().insert(auth::Caller { is_admin });
+            let name = key.map_or_else(|| "open".to_string(), |key| key.name.clone());
+            request.extensions_mut().insert(auth::Caller { is_admin, name });
             next.run(request).await
         }
         Err(Denied::Unauthenticated) => ApiError::new(
@@ -82,6 +89,10 @@ async fn require(state: Arc<AppState>, role: Role, mut request: Request, next: N
     modifiers(&SecurityAddon),
     tags(
         (name = "recommendations", description = "Ranked items for a person, a context, or an item (role `read`)"),
+        (name = "events", description = "What happened on every channel (role `ingest`)"),
+        (name = "catalog", description = "Catalog changes on top of the model (role `ingest`)"),
+        (name = "profiles", description = "One person across channels (role `read`); consent (role `ingest`); erasure (role `admin`)"),
+        (name = "identities", description = "Explicit links and unlinks of identifiers (role `admin`)"),
         (name = "models", description = "The model being served (role `read`)"),
         (name = "admin", description = "Operations (role `admin`)"),
         (name = "health", description = "Probes and metrics (no key)")
@@ -102,15 +113,26 @@ impl utoipa::Modify for SecurityAddon {
     }
 }
 
-/// The routes by required role: `read`, `admin`, and open (no key).
-fn route_groups() -> [OpenApiRouter<Arc<AppState>>; 3] {
+/// The routes by required role: `read`, `ingest`, `admin`, and open (no key).
+fn route_groups() -> [OpenApiRouter<Arc<AppState>>; 4] {
     [
         OpenApiRouter::new()
             .routes(routes!(recommendations::user_recommendations))
             .routes(routes!(recommendations::context_recommendations))
             .routes(routes!(items::similar_items))
+            .routes(routes!(profiles::get_profile))
             .routes(routes!(models::list_models)),
-        OpenApiRouter::new().routes(routes!(admin::reload_model)),
+        OpenApiRouter::new()
+            .routes(routes!(events::post_events))
+            .routes(routes!(items::put_items))
+            .routes(routes!(items::delete_item))
+            .routes(routes!(profiles::put_consent)),
+        OpenApiRouter::new()
+            .routes(routes!(admin::reload_model))
+            .routes(routes!(admin::export))
+            .routes(routes!(identities::link))
+            .routes(routes!(identities::unlink))
+            .routes(routes!(profiles::delete_profile)),
         OpenApiRouter::new()
             .routes(routes!(health::live))
             .routes(routes!(health::ready))
@@ -121,9 +143,10 @@ fn route_groups() -> [OpenApiRouter<Arc<AppState>>; 3] {
 /// The OpenAPI document of the whole API as a server with `config` runs it: key security
 /// only when `secured`, placements, channels and `k` as configured.
 pub fn openapi(config: &ServerConfig, secured: bool) -> serde_json::Value {
-    let [read, admin, open] = route_groups();
+    let [read, ingest, admin, open] = route_groups();
     let doc = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(read)
+        .merge(ingest)
         .merge(admin)
         .merge(open)
         .split_for_parts()
@@ -214,13 +237,19 @@ pub fn router(state: Arc<AppState>) -> Router {
             require(Arc::clone(&state), role, request, next)
         })
     };
-    let [read, admin, open] = route_groups();
+    let [read, ingest, admin, open] = route_groups();
     let timeout = Duration::from_millis(state.config.request_timeout_ms);
     let timeout_layer = TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout);
     // Reloads are exempt from the request timeout: reading a large artifact takes as long as
     // it takes, and a reload cut short would be thrown away.
     let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(read.route_layer(guard(Role::Read)).layer(timeout_layer))
+        .merge(
+            ingest
+                .route_layer(guard(Role::Ingest))
+                .layer(timeout_layer)
+                .layer(DefaultBodyLimit::max(state.config.live.max_ingest_body_bytes)),
+        )
         .merge(admin.route_layer(guard(Role::Admin)))
         .merge(open.layer(timeout_layer))
         .split_for_parts();

@@ -1,6 +1,5 @@
 //! `GET /v1/models`: the model being served.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -48,10 +47,10 @@ pub(super) async fn list_models(
     caller: Option<axum::Extension<auth::Caller>>,
 ) -> Result<Json<ModelsResponse>, ApiError> {
     let is_admin = caller.is_some_and(|c| c.is_admin);
-    let loaded = state.current.load_full();
+    let serving = state.current.load_full();
+    let loaded = &serving.model;
     let metadata = serde_json::to_value(&loaded.engine.artifact().metadata).map_err(ApiError::internal)?;
-    let placements: BTreeMap<&String, &models::serve::rules::PlacementConfig> =
-        loaded.placements.iter().map(|(name, p)| (name, &p.config)).collect();
+    let placements = crate::state::placement_configs(&serving.view);
     Ok(Json(ModelsResponse {
         model_version: loaded.version().to_string(),
         path: is_admin.then(|| loaded.path.display().to_string()),

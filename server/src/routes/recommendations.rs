@@ -20,8 +20,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{JsonBody, QueryParams};
 use super::on_pool;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::state::{AppState, Loaded};
+use crate::state::{AppState, Serving};
 use crate::telemetry;
+use models::serve::catalog::View;
 
 /// Query of `GET /v1/users/{user_id}/recommendations`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -41,6 +42,9 @@ pub struct UserQuery {
     pub exclude: Option<String>,
     /// Store for store-stock placements.
     pub store_id: Option<String>,
+    /// Leave out items shown to the person on any channel within this many hours.
+    #[param(minimum = 0)]
+    pub not_shown_within_hours: Option<f64>,
 }
 
 /// Extra filters of a request.
@@ -140,6 +144,9 @@ pub struct RecommendBody {
     pub store_id: Option<String>,
     /// Extra filters.
     pub filters: FiltersBody,
+    /// Leave out items shown to the person on any channel within this many hours.
+    #[schema(minimum = 0)]
+    pub not_shown_within_hours: Option<f64>,
 }
 
 /// One model's part in an item's score.
@@ -203,9 +210,12 @@ pub struct RecommendationResponse {
     /// Whether the answer is personalised (the blend answered for this person, session or
     /// item).
     pub personalized: bool,
-    /// Why not: `unknown_user`, `no_history`, or `no_models` (the placement's weights leave
-    /// no model to blend).
+    /// Why not: `unknown_user`, `no_history`, `no_models` (the placement's weights leave no
+    /// model to blend), or `no_consent` (the person withdrew consent to personalisation).
     pub reason: Option<&'static str>,
+    /// The person as the live identity graph knows them (with a data directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person_id: Option<String>,
     /// Best first.
     pub items: Vec<RecommendedItem>,
 }
@@ -229,6 +239,7 @@ pub(super) struct Ask {
     pub(super) exclude: Vec<String>,
     pub(super) store_id: Option<String>,
     pub(super) filters: Filters,
+    pub(super) not_shown_within_hours: Option<f64>,
 }
 
 pub(super) fn split_list(raw: Option<String>) -> Vec<String> {
@@ -238,7 +249,7 @@ pub(super) fn split_list(raw: Option<String>) -> Vec<String> {
 
 /// Picks the placement for `ask` (the rules are `models::serve::rules::choose`'s).
 fn choose_placement<'a>(
-    loaded: &'a Loaded,
+    view: &'a View,
     default: &str,
     ask: &Ask,
 ) -> Result<&'a models::serve::rules::Placement, ApiError> {
@@ -248,7 +259,7 @@ fn choose_placement<'a>(
         channel: ask.channel.as_deref(),
         has_item: ask.item_id.is_some(),
     };
-    models::serve::rules::choose(&loaded.placements, default, wanted).map_err(|e| match e {
+    models::serve::rules::choose(&view.placements, default, wanted).map_err(|e| match e {
         ChoiceError::UnknownPlacement { .. } => {
             ApiError::at(ErrorCode::UnknownPlacement, e.field(), e.to_string())
         }
@@ -257,42 +268,64 @@ fn choose_placement<'a>(
     })
 }
 
-fn find_user(loaded: &Loaded, person: &Person) -> Result<Option<datasets::UserIdx>, ApiError> {
-    let engine = &loaded.engine;
+/// The identifiers a request names: a path key (a user id, a person key or `kind:value`), or
+/// the body's identifiers by kind.
+fn identifiers_of(person: &Person) -> Result<Vec<Identifier>, ApiError> {
     match person {
-        Person::Nobody => Ok(None),
-        Person::Key(key) => Ok(engine.lookup(key)),
-        Person::Identifiers(ids) => {
-            let mut parsed = Vec::with_capacity(ids.len());
-            for (kind, value) in ids {
-                let field = format!("identifiers.{kind}");
-                let kind = IdentifierKind::parse(kind).ok_or_else(|| {
-                    ApiError::field(
-                        &field,
-                        "unknown identifier kind (use user_id, loyalty_id, pos_customer_id, email, phone, device_id \
-                         or cookie_id)",
-                    )
-                })?;
-                let identifier = Identifier::new(kind, value)
-                    .ok_or_else(|| ApiError::field(&field, "empty or invalid value"))?;
-                parsed.push(identifier);
-            }
-            Ok(engine.find_person(&parsed))
+        Person::Nobody => Ok(Vec::new()),
+        Person::Key(key) => Ok(Identifier::parse_key(key).into_iter().collect()),
+        Person::Identifiers(ids) => parse_identifiers(ids),
+    }
+}
+
+/// The body's identifiers by kind, each checked: a known kind, a usable value.
+pub(super) fn parse_identifiers(ids: &BTreeMap<String, String>) -> Result<Vec<Identifier>, ApiError> {
+    let mut parsed = Vec::with_capacity(ids.len());
+    for (kind, value) in ids {
+        let field = format!("identifiers.{kind}");
+        let kind = IdentifierKind::parse(kind).ok_or_else(|| {
+            ApiError::field(
+                &field,
+                "unknown identifier kind (use user_id, loyalty_id, pos_customer_id, email, phone, device_id \
+                 or cookie_id)",
+            )
+        })?;
+        let identifier =
+            Identifier::new(kind, value).ok_or_else(|| ApiError::field(&field, "empty or invalid value"))?;
+        parsed.push(identifier);
+    }
+    Ok(parsed)
+}
+
+/// Hours as whole seconds, for a field that must be a number of hours >= 0.
+fn hours(field: &str, hours: Option<f64>) -> Result<Option<i64>, ApiError> {
+    match hours {
+        None => Ok(None),
+        Some(h) if h.is_finite() && (0.0..=87_600.0).contains(&h) => Ok(Some((h * 3_600.0) as i64)),
+        Some(h) => {
+            Err(ApiError::field(field, format!("must be a number of hours between 0 and 87600, found {h}")))
         }
     }
 }
 
-/// Answers `ask` against `loaded` at time `now`.
+/// Answers `ask` against `serving` at time `now`, recording what it shows in `store`.
 fn respond(
-    loaded: &Loaded,
+    serving: &Serving,
+    store: Option<&store::Store>,
     default_placement: &str,
     ask: Ask,
     now: i64,
 ) -> Result<(RecommendationResponse, telemetry::Labels), ApiError> {
-    let placement = choose_placement(loaded, default_placement, &ask)?;
-    let body = &loaded.engine.artifact().body;
-    let user = find_user(loaded, &ask.person)?;
-    let item = |id: &String| body.items.get(id).map(ItemIdx);
+    let view = &serving.view;
+    let engine = &serving.model.engine;
+    let placement = choose_placement(view, default_placement, &ask)?;
+    let catalog = &view.catalog;
+    let identifiers = identifiers_of(&ask.person)?;
+    let not_shown_within = hours("not_shown_within_hours", ask.not_shown_within_hours)?;
+    let cap_window = placement.config.frequency_cap.as_ref().map(|cap| (cap.window_hours * 3_600.0) as i64);
+    let shown_since = not_shown_within.max(cap_window).map(|window| now.saturating_sub(window));
+    let who = crate::live::person(serving, store, &identifiers, shown_since)?;
+    let item = |id: &String| catalog.get(id).filter(|i| !catalog.is_deleted(i.get()));
     let viewed = match &ask.item_id {
         None => None,
         Some(id) => match item(id) {
@@ -318,9 +351,10 @@ fn respond(
         exclude: &exclude,
         store_id: ask.store_id.as_deref(),
         filters: &ask.filters,
+        not_shown_within,
     };
-    let answer =
-        loaded.engine.answer(placement, request, &loaded.engine.person(user)).map_err(|e| match e {
+    let answer = engine.answer(view, placement, request, &who.person, Some(&serving.model.live)).map_err(
+        |e| match e {
             models::Error::Rule(rule) => {
                 let field = match rule {
                     RuleError::InvalidK { .. } => "k",
@@ -330,7 +364,8 @@ fn respond(
                 ApiError::field(field, rule.to_string())
             }
             other => ApiError::internal(other),
-        })?;
+        },
+    )?;
     for (model, reason) in &answer.dropped {
         tracing::warn!(model, reason, placement = %placement.name, "a blend member failed and was left out");
         metrics::counter!("omnirec_model_failures_total", "model" => *model).increment(1);
@@ -339,25 +374,36 @@ fn respond(
         placement: placement.name.clone(),
         fallback: answer.fallback.map(|f| f.as_str()),
     };
+    let recommendation_id = uuid::Uuid::now_v7().to_string();
+    let items = render_items(serving, &answer, viewed);
+    if let (Some(store), Some(key)) = (store, &who.key) {
+        store.record_served(store::Impression {
+            id: recommendation_id.clone(),
+            person: key.clone(),
+            channel: ask.channel.clone().or_else(|| placement.config.channel.clone()).unwrap_or_default(),
+            placement: Some(placement.name.clone()),
+            items: items.iter().map(|i| i.item_id.clone()).collect(),
+            at: now,
+        });
+    }
     let response = RecommendationResponse {
-        recommendation_id: uuid::Uuid::now_v7().to_string(),
-        model_version: loaded.version().to_string(),
+        recommendation_id,
+        model_version: serving.model.version().to_string(),
         placement: placement.name.clone(),
         channel: placement.config.channel.clone(),
         personalized: answer.personalized,
         reason: answer.fallback.map(|f| f.as_str()),
-        items: render_items(loaded, &answer, viewed),
+        person_id: store.and(who.key),
+        items,
     };
     Ok((response, labels))
 }
 
-fn render_items(loaded: &Loaded, answer: &Answer, viewed: Option<ItemIdx>) -> Vec<RecommendedItem> {
-    let body = &loaded.engine.artifact().body;
-    let id = |item: ItemIdx| body.items.id(item.0).unwrap_or_default().to_string();
+fn render_items(serving: &Serving, answer: &Answer, viewed: Option<ItemIdx>) -> Vec<RecommendedItem> {
+    let catalog = &serving.view.catalog;
+    let id = |item: ItemIdx| catalog.id(item).unwrap_or_default().to_string();
     let title = |item: ItemIdx| {
-        body.catalog
-            .get(item.get())
-            .map(|i| if i.title.is_empty() { i.item_id.clone() } else { i.title.clone() })
+        catalog.item(item.get()).map(|i| if i.title.is_empty() { i.item_id.clone() } else { i.title.clone() })
     };
     answer
         .items
@@ -367,8 +413,7 @@ fn render_items(loaded: &Loaded, answer: &Answer, viewed: Option<ItemIdx>) -> Ve
                 Source::Pinned => "featured".to_string(),
                 Source::Popular => "popular right now".to_string(),
                 Source::FavouriteCategories => {
-                    let category =
-                        body.catalog.get(a.item.get()).and_then(|i| i.top_category()).unwrap_or("");
+                    let category = catalog.item(a.item.get()).and_then(|i| i.top_category()).unwrap_or("");
                     format!("popular in {category}, a category you like")
                 }
                 Source::Similar => {
@@ -428,10 +473,12 @@ fn render_items(loaded: &Loaded, answer: &Answer, viewed: Option<ItemIdx>) -> Ve
 
 /// Scores `ask` on the pool and turns the answer into a response.
 pub(super) async fn answer(state: Arc<AppState>, ask: Ask) -> Result<Response, ApiError> {
-    let loaded = state.current.load_full();
+    let serving = state.current.load_full();
     let default = state.config.default_placement.clone();
     let now = cli::unix_now();
-    let (response, labels) = on_pool(move || respond(&loaded, &default, ask, now)).await??;
+    let store = state.store.clone();
+    let (response, labels) =
+        on_pool(move || respond(&serving, store.as_deref(), &default, ask, now)).await??;
     let mut response = Json(response).into_response();
     response.extensions_mut().insert(labels);
     Ok(response)
@@ -469,6 +516,7 @@ pub(super) async fn user_recommendations(
         exclude: split_list(query.exclude),
         store_id: query.store_id,
         filters: Filters { categories: split_list(query.category), ..Filters::default() },
+        not_shown_within_hours: query.not_shown_within_hours,
     };
     answer(state, ask).await
 }
@@ -509,6 +557,7 @@ pub(super) async fn context_recommendations(
         exclude: body.exclude,
         store_id: body.store_id,
         filters: body.filters.into(),
+        not_shown_within_hours: body.not_shown_within_hours,
     };
     answer(state, ask).await
 }

@@ -1,10 +1,13 @@
-//! A placement compiled against one artifact's catalog: everything that does not change per
-//! request, precomputed (static filters, boosts, repurchase windows, pins, catalog facts).
+//! A placement compiled against a catalog: everything that does not change per request,
+//! precomputed (static filters, boosts, repurchase windows, pins, catalog facts), and kept
+//! current item by item as the catalog changes.
 
 use std::collections::HashMap;
 
 use datasets::schema::{Item, parse_timestamp};
 use datasets::{IdMap, ItemIdx};
+
+use crate::serve::catalog::LiveCatalog;
 
 use crate::error::Result;
 
@@ -23,7 +26,7 @@ pub(super) fn price_within(item: &Item, min: Option<f32>, max: Option<f32>) -> b
     item.price.is_none_or(|p| min.is_none_or(|lo| p >= lo) && max.is_none_or(|hi| p <= hi))
 }
 
-/// A fixed-size set of item indices.
+/// A set of item indices (a bit set that grows as needed).
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct ItemSet(Vec<u64>);
 
@@ -33,15 +36,29 @@ impl ItemSet {
     }
 
     pub(super) fn insert(&mut self, i: usize) {
+        if i / 64 >= self.0.len() {
+            self.0.resize(i / 64 + 1, 0);
+        }
         self.0[i / 64] |= 1 << (i % 64);
+    }
+
+    pub(super) fn remove(&mut self, i: usize) {
+        if let Some(word) = self.0.get_mut(i / 64) {
+            *word &= !(1 << (i % 64));
+        }
     }
 
     pub(super) fn contains(&self, i: usize) -> bool {
         self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
 }
 
-/// Catalog facts the rules need on every request, computed once per artifact.
+/// Catalog facts the rules need on every request, computed once per catalog and kept current
+/// item by item as the catalog changes.
 #[derive(Debug, Clone)]
 pub struct CatalogIndex {
     /// Each item's top category as an index into `categories`.
@@ -53,19 +70,35 @@ pub struct CatalogIndex {
 
 impl CatalogIndex {
     /// Indexes `catalog` (one entry per item index).
-    pub fn new(catalog: &[Item]) -> Self {
-        let mut categories = IdMap::new();
-        let top_category =
-            catalog.iter().map(|item| item.top_category().map(|c| categories.get_or_insert(c))).collect();
-        let mut store_stock: HashMap<String, ItemSet> = HashMap::new();
-        for (i, item) in catalog.iter().enumerate() {
-            for (store, &units) in &item.store_stock {
-                if units > 0 {
-                    store_stock.entry(store.clone()).or_insert_with(|| ItemSet::new(catalog.len())).insert(i);
-                }
+    pub fn new<'a>(catalog: impl ExactSizeIterator<Item = &'a Item>) -> Self {
+        let mut index = CatalogIndex {
+            top_category: Vec::with_capacity(catalog.len()),
+            categories: IdMap::new(),
+            store_stock: HashMap::new(),
+        };
+        for (i, item) in catalog.enumerate() {
+            index.update(i, item);
+        }
+        index
+    }
+
+    /// Indexes `item` as the entry of index `i` (the next index, or one already indexed).
+    pub fn update(&mut self, i: usize, item: &Item) {
+        let top = item.top_category().map(|c| self.categories.get_or_insert(c));
+        if i == self.top_category.len() {
+            self.top_category.push(top);
+        } else {
+            self.top_category[i] = top;
+        }
+        for set in self.store_stock.values_mut() {
+            set.remove(i);
+        }
+        for (store, &units) in &item.store_stock {
+            if units > 0 {
+                let set = self.store_stock.entry(store.clone()).or_insert_with(|| ItemSet::new(0));
+                set.insert(i);
             }
         }
-        CatalogIndex { top_category, categories, store_stock }
     }
 
     /// The top category index of `item`.
@@ -80,7 +113,7 @@ impl CatalogIndex {
 
     /// Whether `store` is known (has stock of anything).
     pub fn has_store(&self, store: &str) -> bool {
-        self.store_stock.contains_key(store)
+        self.store_stock.get(store).is_some_and(|set| !set.is_empty())
     }
 }
 
@@ -102,61 +135,28 @@ pub struct Placement {
 }
 
 impl Placement {
-    /// Compiles `config` for the items of `items`/`catalog`. Returns the placement and
-    /// warnings (pinned items the catalog does not have), or an error for invalid settings.
+    /// Compiles `config` for the items of `catalog`. Returns the placement and warnings
+    /// (pinned items the catalog does not have), or an error for invalid settings.
     pub fn compile(
         name: &str,
         config: &PlacementConfig,
-        items: &IdMap,
-        catalog: &[Item],
+        catalog: &LiveCatalog,
     ) -> Result<(Self, Vec<String>)> {
         config.validate(name)?;
-        let static_ok = catalog
-            .iter()
-            .map(|item| {
-                (config.categories.is_empty() || in_categories(item, &config.categories))
-                    && !in_categories(item, &config.exclude_categories)
-                    && price_within(item, config.min_price, config.max_price)
-                    && (config.in_stock != StockRule::Online || item.in_stock)
-            })
-            .collect();
-        let boost = if config.boosts.is_empty() {
-            Vec::new()
-        } else {
-            catalog
-                .iter()
-                .map(|item| {
-                    config
-                        .boosts
-                        .iter()
-                        .filter(|b| {
-                            b.brand.as_ref().is_some_and(|brand| item.brand.as_ref() == Some(brand))
-                                || b.tag.as_ref().is_some_and(|tag| item.tags.contains(tag))
-                                || b.category
-                                    .as_ref()
-                                    .is_some_and(|c| in_categories(item, std::slice::from_ref(c)))
-                        })
-                        .map(|b| b.factor)
-                        .product()
-                })
-                .collect()
+        let mut placement = Placement {
+            name: name.to_string(),
+            config: config.clone(),
+            static_ok: Vec::with_capacity(catalog.len()),
+            boost: Vec::new(),
+            repurchase_after: Vec::with_capacity(catalog.len()),
+            pins: Vec::new(),
         };
-        let repurchase_after = catalog
-            .iter()
-            .map(|item| {
-                // The most specific matching window wins.
-                config
-                    .repurchase_after_days
-                    .iter()
-                    .filter(|(category, _)| in_categories(item, std::slice::from_ref(*category)))
-                    .max_by_key(|(category, _)| category.len())
-                    .map(|(_, days)| (days * DAY) as i64)
-            })
-            .collect();
+        for (i, item) in catalog.items().enumerate() {
+            placement.compile_item(i, item);
+        }
         let mut warnings = Vec::new();
-        let mut pins = Vec::new();
         for pin in &config.pins {
-            let Some(item) = items.get(&pin.item_id) else {
+            let Some(item) = catalog.get(&pin.item_id) else {
                 warnings.push(format!(
                     "placement `{name}`: pinned item `{}` is not in the catalog; ignored",
                     pin.item_id
@@ -165,18 +165,72 @@ impl Placement {
             };
             // Validated above, so parsing cannot fail here.
             let time = |raw: &Option<String>| raw.as_deref().and_then(|r| parse_timestamp(r).ok());
-            pins.push((ItemIdx(item), pin.slot - 1, time(&pin.from), time(&pin.until)));
+            placement.pins.push((item, pin.slot - 1, time(&pin.from), time(&pin.until)));
         }
-        pins.sort_by_key(|&(_, slot, _, _)| slot);
-        let placement = Placement {
-            name: name.to_string(),
-            config: config.clone(),
-            static_ok,
-            boost,
-            repurchase_after,
-            pins,
-        };
+        placement.pins.sort_by_key(|&(_, slot, _, _)| slot);
         Ok((placement, warnings))
+    }
+
+    /// This placement over `catalog`, a later version of the catalog it was compiled for in
+    /// which only the items `touched` changed (or were added).
+    pub fn refreshed(&self, catalog: &LiveCatalog, touched: &[usize]) -> Self {
+        let mut next = self.clone();
+        for &i in touched {
+            if let Some(item) = catalog.item(i) {
+                next.compile_item(i, item);
+            }
+        }
+        if next.pins.len() < self.config.pins.len() {
+            // A pinned item the catalog lacked may have arrived.
+            if let Ok((recompiled, _)) = Placement::compile(&self.name, &self.config, catalog) {
+                next.pins = recompiled.pins;
+            }
+        }
+        next
+    }
+
+    /// Computes what is request-independent for item `i` (the next index, or one compiled).
+    fn compile_item(&mut self, i: usize, item: &Item) {
+        let config = &self.config;
+        let ok = (config.categories.is_empty() || in_categories(item, &config.categories))
+            && !in_categories(item, &config.exclude_categories)
+            && price_within(item, config.min_price, config.max_price)
+            && (config.in_stock != StockRule::Online || item.in_stock);
+        // The most specific matching window wins.
+        let repurchase = config
+            .repurchase_after_days
+            .iter()
+            .filter(|(category, _)| in_categories(item, std::slice::from_ref(*category)))
+            .max_by_key(|(category, _)| category.len())
+            .map(|(_, days)| (days * DAY) as i64);
+        let boost = (!config.boosts.is_empty()).then(|| {
+            config
+                .boosts
+                .iter()
+                .filter(|b| {
+                    b.brand.as_ref().is_some_and(|brand| item.brand.as_ref() == Some(brand))
+                        || b.tag.as_ref().is_some_and(|tag| item.tags.contains(tag))
+                        || b.category.as_ref().is_some_and(|c| in_categories(item, std::slice::from_ref(c)))
+                })
+                .map(|b| b.factor)
+                .product::<f32>()
+        });
+        if i == self.static_ok.len() {
+            self.static_ok.push(ok);
+            self.repurchase_after.push(repurchase);
+            self.boost.extend(boost);
+        } else {
+            self.static_ok[i] = ok;
+            self.repurchase_after[i] = repurchase;
+            if let Some(boost) = boost {
+                self.boost[i] = boost;
+            }
+        }
+    }
+
+    /// Whether item `i` passes the placement's request-independent filters.
+    pub fn passes(&self, i: usize) -> bool {
+        self.static_ok.get(i).copied().unwrap_or(false)
     }
 
     /// A placement over `n_items` items whose only rule is the purchase exclusion: any stock,

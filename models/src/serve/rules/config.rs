@@ -64,6 +64,16 @@ pub struct Pin {
     pub until: Option<String>,
 }
 
+/// How often one item may be shown to one person, across every channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrequencyCap {
+    /// Most impressions of one item per person within the window (at least 1).
+    pub max_impressions: u32,
+    /// The window, in hours.
+    pub window_hours: f64,
+}
+
 /// One placement as configured (a `[placements.<name>]` TOML table).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -102,6 +112,8 @@ pub struct PlacementConfig {
     pub pins: Vec<Pin>,
     /// At most this many items per top category.
     pub max_per_category: Option<usize>,
+    /// The same item at most this often per person, across all channels.
+    pub frequency_cap: Option<FrequencyCap>,
 }
 
 impl Default for PlacementConfig {
@@ -124,6 +136,7 @@ impl Default for PlacementConfig {
             boosts: Vec::new(),
             pins: Vec::new(),
             max_per_category: None,
+            frequency_cap: None,
         }
     }
 }
@@ -207,6 +220,17 @@ impl PlacementConfig {
                     })?;
                 }
             }
+        }
+        if let Some(cap) = &self.frequency_cap
+            && (cap.max_impressions == 0 || !(cap.window_hours.is_finite() && cap.window_hours > 0.0))
+        {
+            return Err(invalid(
+                "frequency_cap",
+                format!(
+                    "placement `{name}`: max_impressions must be at least 1 and window_hours above 0, found {} and {}",
+                    cap.max_impressions, cap.window_hours
+                ),
+            ));
         }
         if self.max_per_category == Some(0) {
             return Err(invalid("max_per_category", format!("placement `{name}`: must be at least 1")));

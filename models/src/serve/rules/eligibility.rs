@@ -2,9 +2,9 @@
 //! with boosts.
 
 use datasets::ItemIdx;
-use datasets::schema::Item;
 
 use crate::error::Result;
+use crate::serve::catalog::LiveCatalog;
 
 use super::compile::price_within;
 use super::*;
@@ -41,13 +41,24 @@ pub struct Request<'a> {
     pub store_id: Option<&'a str>,
     /// Extra filters.
     pub filters: &'a Filters,
+    /// Leave out items shown to the person on any channel within this many seconds.
+    pub not_shown_within: Option<i64>,
 }
 
 impl<'a> Request<'a> {
     /// A request for `k` items at time `now` under `filters`, with nothing viewed, no cart,
     /// no exclusions and no store.
     pub fn new(k: usize, now: i64, filters: &'a Filters) -> Self {
-        Request { k, now, viewed: None, cart: &[], exclude: &[], store_id: None, filters }
+        Request {
+            k,
+            now,
+            viewed: None,
+            cart: &[],
+            exclude: &[],
+            store_id: None,
+            filters,
+            not_shown_within: None,
+        }
     }
 }
 
@@ -83,22 +94,23 @@ pub enum RuleError {
 /// The eligibility test of one request under one placement.
 pub struct Eligibility<'a> {
     pub(super) placement: &'a Placement,
-    pub(super) catalog: &'a [Item],
-    pub(super) index: &'a CatalogIndex,
+    pub(super) catalog: &'a LiveCatalog,
     pub(super) request: Request<'a>,
     pub(super) consumed: &'a [(u32, i64)],
-    /// Cart, explicit exclusions and the viewed item, sorted.
+    /// Cart, explicit exclusions, the viewed item and items over the frequency cap, sorted.
     pub(super) excluded: Vec<u32>,
 }
 
 impl<'a> Eligibility<'a> {
-    /// Prepares the test; `consumed` is the person's consumed items (sorted by item).
+    /// Prepares the test; `consumed` is the person's consumed items (sorted by item) and
+    /// `shown` what was shown to them lately on any channel (item, time), for the placement's
+    /// frequency cap and the request's `not_shown_within`.
     pub fn new(
         placement: &'a Placement,
-        catalog: &'a [Item],
-        index: &'a CatalogIndex,
+        catalog: &'a LiveCatalog,
         request: Request<'a>,
         consumed: &'a [(u32, i64)],
+        shown: &[(ItemIdx, i64)],
     ) -> Result<Self, RuleError> {
         let config = &placement.config;
         if request.k == 0 || request.k > config.max_k {
@@ -110,7 +122,7 @@ impl<'a> Eligibility<'a> {
         }
         if config.in_stock == StockRule::Store {
             let store = request.store_id.ok_or_else(|| RuleError::MissingStore(placement.name.clone()))?;
-            if !index.has_store(store) {
+            if !catalog.index().has_store(store) {
                 return Err(RuleError::UnknownStore(store.to_string()));
             }
         }
@@ -124,18 +136,20 @@ impl<'a> Eligibility<'a> {
         if config.exclude_cart {
             excluded.extend(request.cart.iter().map(|i| i.0));
         }
+        excluded.extend(over_the_cap(config.frequency_cap.as_ref(), request, shown));
         excluded.sort_unstable();
         excluded.dedup();
-        Ok(Eligibility { placement, catalog, index, request, consumed, excluded })
+        Ok(Eligibility { placement, catalog, request, consumed, excluded })
     }
 
     /// Whether item `i` may be shown.
     pub fn allows(&self, i: usize) -> bool {
-        let Some(item) = self.catalog.get(i) else { return false };
+        let Some(item) = self.catalog.item(i) else { return false };
         let config = &self.placement.config;
         let request = &self.request;
         let filters = request.filters;
-        self.placement.static_ok[i]
+        self.placement.passes(i)
+            && !self.catalog.is_deleted(i)
             && self.excluded.binary_search(&(i as u32)).is_err()
             && !self.consumed_now(i)
             && (!config.respect_availability
@@ -144,7 +158,7 @@ impl<'a> Eligibility<'a> {
             && (config.in_stock != StockRule::Store
                 || request
                     .store_id
-                    .and_then(|s| self.index.store_stock.get(s))
+                    .and_then(|s| self.catalog.index().store_stock.get(s))
                     .is_some_and(|set| set.contains(i)))
             && (filters.categories.is_empty() || in_categories(item, &filters.categories))
             && !in_categories(item, &filters.exclude_categories)
@@ -159,7 +173,7 @@ impl<'a> Eligibility<'a> {
         }
         match self.consumed.binary_search_by_key(&(i as u32), |&(item, _)| item) {
             Err(_) => false,
-            Ok(at) => match self.placement.repurchase_after[i] {
+            Ok(at) => match self.placement.repurchase_after.get(i).copied().flatten() {
                 None => true,
                 Some(window) => self.request.now < self.consumed[at].1.saturating_add(window),
             },
@@ -180,10 +194,31 @@ impl<'a> Eligibility<'a> {
             return;
         }
         let floor = ((hi - lo) * 1e-3).max(1e-6);
-        for (s, &factor) in scores.iter_mut().zip(&self.placement.boost) {
+        let boosts = self.placement.boost.iter().copied().chain(std::iter::repeat(1.0));
+        for (s, factor) in scores.iter_mut().zip(boosts) {
             if s.is_finite() {
                 *s = (*s - lo + floor) * factor;
             }
         }
     }
+}
+
+/// Items the frequency cap or the request's `not_shown_within` holds back: shown at least
+/// `max_impressions` times within the cap's window, or at all within the request's.
+fn over_the_cap(cap: Option<&FrequencyCap>, request: Request<'_>, shown: &[(ItemIdx, i64)]) -> Vec<u32> {
+    let mut held = Vec::new();
+    if let Some(within) = request.not_shown_within {
+        held.extend(
+            shown.iter().filter(|(_, at)| *at >= request.now.saturating_sub(within)).map(|(i, _)| i.0),
+        );
+    }
+    if let Some(cap) = cap {
+        let since = request.now.saturating_sub((cap.window_hours * 3_600.0) as i64);
+        let mut counts: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+        for (item, _) in shown.iter().filter(|(_, at)| *at >= since) {
+            *counts.entry(item.0).or_default() += 1;
+        }
+        held.extend(counts.into_iter().filter(|&(_, n)| n >= cap.max_impressions).map(|(i, _)| i));
+    }
+    held
 }

@@ -9,10 +9,12 @@
 //!
 //! The rules, in the order they apply:
 //!
-//! 1. **Eligibility** (hard): category include/exclude and price range (placement and
-//!    request), stock (online, at the request's store, or ignored), the availability window,
-//!    and exclusions: items the person consumed (for ever, or for a per-category window so
-//!    consumables come back), the cart, the item being viewed, an explicit list.
+//! 1. **Eligibility** (hard): deleted items never; category include/exclude and price range
+//!    (placement and request), stock (online, at the request's store, or ignored), the
+//!    availability window, and exclusions: items the person consumed (for ever, or for a
+//!    per-category window so consumables come back), the cart, the item being viewed, an
+//!    explicit list, and items over the frequency cap (shown to the person on any channel too
+//!    often within a window, or at all within the request's `not_shown_within`).
 //! 2. **Boosts**: scores are shifted so the lowest scores just above zero, then multiplied
 //!    by every matching brand, category or tag factor.
 //! 3. **Selection**: best first, at most `max_per_category` items per top category.
@@ -31,7 +33,7 @@ mod tests;
 
 pub use choice::{ChoiceError, PlacementAsk, choose};
 pub use compile::{CatalogIndex, Placement, in_categories};
-pub use config::{Boost, MAX_K, Pin, PlacementConfig, PlacementKind, StockRule};
+pub use config::{Boost, FrequencyCap, MAX_K, Pin, PlacementConfig, PlacementKind, StockRule};
 pub use eligibility::{Eligibility, Filters, Request, RuleError};
 pub use selection::{Selection, Source};
 

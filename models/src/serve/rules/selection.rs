@@ -63,7 +63,7 @@ impl<'a> Selection<'a> {
     pub fn fill(&mut self, scores: &[f32], source: Source) {
         let k = self.eligibility.request.k;
         let cap = self.eligibility.placement.config.max_per_category;
-        let index = self.eligibility.index;
+        let index = self.eligibility.catalog.index();
         let n_items = scores.len();
         let mut pool = if cap.is_some() { k.saturating_mul(4).max(32) } else { k }.min(n_items);
         loop {

@@ -6,6 +6,7 @@ use datasets::schema::Item;
 use datasets::{IdMap, ItemIdx};
 
 use super::*;
+use crate::serve::catalog::LiveCatalog;
 use proptest::prelude::*;
 
 /// Eight items: 0–3 shoes (brand A, prices 10..40), 4–7 books (brand B, prices 50..80);
@@ -50,11 +51,11 @@ fn answer<'a>(
     consumed: &[(u32, i64)],
 ) -> Vec<u32> {
     let (ids, items) = catalog();
-    let index = CatalogIndex::new(&items);
-    let (placement, _) = Placement::compile("p", &config, &ids, &items).unwrap();
+    let live = LiveCatalog::of_model(ids.clone(), &items);
+    let (placement, _) = Placement::compile("p", &config, &live).unwrap();
     let mut req = Request::new(4, 1_000_000, NO_FILTERS);
     request(&mut req);
-    let eligibility = Eligibility::new(&placement, &items, &index, req, consumed).unwrap();
+    let eligibility = Eligibility::new(&placement, &live, req, consumed, &[]).unwrap();
     let mut scores = scores();
     eligibility.apply_boosts(&mut scores);
     let mut selection = Selection::new(&eligibility);
@@ -115,11 +116,11 @@ fn store_stock_category_price_and_availability() {
     let (ids, mut items) = catalog();
     items[0].available_from = Some(2_000_000);
     items[1].available_until = Some(999_999);
-    let index = CatalogIndex::new(&items);
-    let (placement, _) = Placement::compile("p", &PlacementConfig::default(), &ids, &items).unwrap();
+    let live = LiveCatalog::of_model(ids.clone(), &items);
+    let (placement, _) = Placement::compile("p", &PlacementConfig::default(), &live).unwrap();
     let filters = Filters { brands: vec!["A".into()], ..Default::default() };
     let request = Request::new(4, 1_000_000, &filters);
-    let eligibility = Eligibility::new(&placement, &items, &index, request, &[]).unwrap();
+    let eligibility = Eligibility::new(&placement, &live, request, &[], &[]).unwrap();
     assert_eq!((0..8).filter(|&i| eligibility.allows(i)).collect::<Vec<_>>(), [2]);
 }
 
@@ -136,12 +137,11 @@ fn boosts_lift_matching_items_even_with_negative_scores() {
         boosts: vec![Boost { brand: Some("B".into()), category: None, tag: None, factor: 2.0 }],
         ..Default::default()
     };
-    let (placement, _) = Placement::compile("p", &config, &ids, &items).unwrap();
-    let index = CatalogIndex::new(&items);
+    let live = LiveCatalog::of_model(ids.clone(), &items);
+    let (placement, _) = Placement::compile("p", &config, &live).unwrap();
     let filters = Filters::default();
-    let request =
-        Request { k: 2, now: 0, viewed: None, cart: &[], exclude: &[], store_id: None, filters: &filters };
-    let eligibility = Eligibility::new(&placement, &items, &index, request, &[]).unwrap();
+    let request = Request::new(2, 0, &filters);
+    let eligibility = Eligibility::new(&placement, &live, request, &[], &[]).unwrap();
     let mut scores = vec![-1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0];
     eligibility.apply_boosts(&mut scores);
     assert!(scores.iter().all(|&s| s > 0.0));
@@ -166,7 +166,8 @@ fn pins_take_their_slot_only_while_active_and_eligible() {
     assert_eq!(answer(config, |r| r.now = 2_000_000, &[]), [7, 0, 6, 1]);
     let (ids, items) = catalog();
     let missing = PlacementConfig { pins: vec![pin("nope", 1, None, None)], ..Default::default() };
-    let (_, warnings) = Placement::compile("p", &missing, &ids, &items).unwrap();
+    let live = LiveCatalog::of_model(ids.clone(), &items);
+    let (_, warnings) = Placement::compile("p", &missing, &live).unwrap();
     assert_eq!(warnings.len(), 1);
 }
 
@@ -186,15 +187,14 @@ fn invalid_settings_and_requests_are_named() {
     let pin = Pin { item_id: "i1".into(), slot: 1, from: Some("yesterday".into()), until: None };
     assert!(bad(PlacementConfig { pins: vec![pin], ..Default::default() }).contains("`from`"));
     let (ids, items) = catalog();
-    let index = CatalogIndex::new(&items);
     let store = PlacementConfig { in_stock: StockRule::Store, ..Default::default() };
-    let (placement, _) = Placement::compile("kiosk", &store, &ids, &items).unwrap();
+    let live = LiveCatalog::of_model(ids.clone(), &items);
+    let (placement, _) = Placement::compile("kiosk", &store, &live).unwrap();
     let filters = Filters::default();
-    let request =
-        Request { k: 4, now: 0, viewed: None, cart: &[], exclude: &[], store_id: None, filters: &filters };
-    let err = Eligibility::new(&placement, &items, &index, request, &[]).err().unwrap();
+    let request = Request::new(4, 0, &filters);
+    let err = Eligibility::new(&placement, &live, request, &[], &[]).err().unwrap();
     assert_eq!(err, RuleError::MissingStore("kiosk".into()));
-    let err = Eligibility::new(&placement, &items, &index, Request { k: 101, ..request }, &[]).err().unwrap();
+    let err = Eligibility::new(&placement, &live, Request { k: 101, ..request }, &[], &[]).err().unwrap();
     assert!(err.to_string().contains("between 1 and 100"));
 }
 
@@ -209,14 +209,14 @@ proptest! {
         cap in prop::option::of(1usize..3),
     ) {
         let (ids, items) = catalog();
-        let index = CatalogIndex::new(&items);
         let config = PlacementConfig { max_per_category: cap, in_stock: StockRule::Any, ..Default::default() };
-        let (placement, _) = Placement::compile("p", &config, &ids, &items).unwrap();
+        let live = LiveCatalog::of_model(ids.clone(), &items);
+        let (placement, _) = Placement::compile("p", &config, &live).unwrap();
         let filters = Filters::default();
         let request =
-            Request { k, now: 0, viewed: None, cart: &[], exclude: &[], store_id: None, filters: &filters };
+            Request::new(k, 0, &filters);
         let consumed: Vec<(u32, i64)> = consumed.into_iter().map(|i| (i, 0)).collect();
-        let eligibility = Eligibility::new(&placement, &items, &index, request, &consumed).unwrap();
+        let eligibility = Eligibility::new(&placement, &live, request, &consumed, &[]).unwrap();
         let mut selection = Selection::new(&eligibility);
         selection.fill(&scores, Source::Personalized);
         let got: Vec<u32> = selection.finish().into_iter().map(|(s, _)| s.item.0).collect();

@@ -1,0 +1,92 @@
+//! Who a request is for, as the store and the model know them together: the store's live
+//! person (identity graph, events since the model's watermark, consumed ledger, consent,
+//! erasure marks, what was shown) translated into the model's indices and joined with what the
+//! model learned, by `models::serve::person::assemble`, where the rules of freshness live.
+
+use std::collections::BTreeSet;
+
+use datasets::schema::Identifier;
+use datasets::{ItemIdx, UserIdx};
+use models::serve::engine::Person;
+use models::serve::person::{LiveSignals, assemble};
+use store::{PERSONALIZATION, PersonQuery, Store};
+
+use crate::error::ApiError;
+use crate::state::Serving;
+
+/// A request's person.
+pub struct Who<'a> {
+    /// The person as the engine takes them.
+    pub person: Person<'a>,
+    /// The live person's key (for what is recorded as shown); `None` without identifiers.
+    pub key: Option<String>,
+}
+
+/// The person behind `identifiers` under `serving`, with what was shown to them since
+/// `shown_since`. Without a store, the model alone answers.
+pub fn person<'a>(
+    serving: &'a Serving,
+    store: Option<&Store>,
+    identifiers: &[Identifier],
+    shown_since: Option<i64>,
+) -> Result<Who<'a>, ApiError> {
+    let engine = &serving.model.engine;
+    let Some(store) = store else {
+        let user = engine.find_person(identifiers);
+        let key = identifiers.iter().min().map(datasets::identity::canonical_key);
+        return Ok(Who { person: engine.person(user), key });
+    };
+    if identifiers.is_empty() {
+        return Ok(Who { person: engine.person(None), key: None });
+    }
+    let query = PersonQuery { after_seq: serving.model.after_seq, shown_since };
+    let live = store.person(identifiers, query).map_err(ApiError::store)?;
+    let catalog = &serving.view.catalog;
+    let trained_at = serving.model.trained_at;
+    // Erased before this model was trained on data without them, or after: either way no
+    // trained vector of theirs is used.
+    let erased: BTreeSet<&Identifier> = live.erased.iter().map(|(identifier, _)| identifier).collect();
+    let blocked: BTreeSet<UserIdx> = live
+        .erased
+        .iter()
+        .filter(|(_, at)| *at >= trained_at)
+        .filter_map(|(identifier, _)| engine.lookup(&identifier.key()))
+        .collect();
+    let mut candidates: Vec<&Identifier> = identifiers.iter().collect();
+    if let Some(ids) = &live.ids {
+        candidates.extend(&ids.identifiers);
+    }
+    candidates.sort();
+    let mut trained: Vec<UserIdx> = Vec::new();
+    for identifier in candidates.into_iter().filter(|i| !erased.contains(i)) {
+        if let Some(user) = engine.lookup(&identifier.key())
+            && !blocked.contains(&user)
+            && !trained.contains(&user)
+        {
+            trained.push(user);
+        }
+    }
+    let item = |id: &Option<String>| id.as_deref().and_then(|id| catalog.get(id));
+    let signals = LiveSignals {
+        trained,
+        events: live.recent.iter().map(|e| (item(&e.item_id), e.to_event())).collect(),
+        ledger: live
+            .consumed
+            .iter()
+            .filter_map(|(item_id, entries)| {
+                let item = catalog.get(item_id)?;
+                Some((item, entries.iter().map(|e| (e.sign, e.timestamp)).collect()))
+            })
+            .collect(),
+        personalization: live.allows(PERSONALIZATION),
+        shown: live
+            .shown
+            .iter()
+            .flat_map(|shown| {
+                shown.items.iter().filter_map(|id| catalog.get(id)).map(move |i: ItemIdx| (i, shown.at))
+            })
+            .collect(),
+    };
+    let key = live.ids.as_ref().map(|ids| ids.key.clone());
+    Ok(Who { person: assemble(engine, &signals), key })
+}
