@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use sprs::CsMat;
 
 use crate::error::{Error, Result};
-use crate::identity::{IdentityReport, IdentityRules, resolve};
+use crate::identity::{Decisions, IdentityReport, IdentityRules, resolve_with};
 use crate::ids::{IdMap, ItemIdx, UserIdx};
 use crate::load::{Catalog, RawInteraction};
 use crate::schema::{Event, EventType, Identifier, Item};
@@ -235,11 +235,23 @@ impl Dataset {
         weights: &WeightConfig,
         rules: &IdentityRules,
     ) -> Result<Self> {
+        Dataset::from_events_with(events, catalog, weights, rules, &Decisions::default())
+    }
+
+    /// [`Dataset::from_events`] with explicit identity links and unlinks
+    /// ([`crate::identity::resolve_with`]).
+    pub fn from_events_with(
+        events: &[Event],
+        catalog: Option<Catalog>,
+        weights: &WeightConfig,
+        rules: &IdentityRules,
+        decisions: &Decisions,
+    ) -> Result<Self> {
         weights.validate()?;
         if events.is_empty() {
             return Err(Error::Empty("events".into()));
         }
-        let resolution = resolve(events, rules);
+        let resolution = resolve_with(events, rules, decisions);
         let (mut items, mut catalog, has_catalog) = catalog_items(catalog);
         let mut channels = IdMap::new();
         let mut interactions = Vec::new();

@@ -18,8 +18,11 @@ use crate::state::Serving;
 pub struct Who<'a> {
     /// The person as the engine takes them.
     pub person: Person<'a>,
-    /// The live person's key (for what is recorded as shown); `None` without identifiers.
+    /// The live person's key (`person_id` in answers); `None` without identifiers.
     pub key: Option<String>,
+    /// The identifier what is shown to the person is recorded under (its most trustworthy
+    /// one, `kind:value`); `None` without a store.
+    pub shown_under: Option<String>,
 }
 
 /// The person behind `identifiers` under `serving`, with what was shown to them since
@@ -34,38 +37,15 @@ pub fn person<'a>(
     let Some(store) = store else {
         let user = engine.find_person(identifiers);
         let key = identifiers.iter().min().map(datasets::identity::canonical_key);
-        return Ok(Who { person: engine.person(user), key });
+        return Ok(Who { person: engine.person(user), key, shown_under: None });
     };
     if identifiers.is_empty() {
-        return Ok(Who { person: engine.person(None), key: None });
+        return Ok(Who { person: engine.person(None), key: None, shown_under: None });
     }
     let query = PersonQuery { after_seq: serving.model.after_seq, shown_since };
     let live = store.person(identifiers, query).map_err(ApiError::store)?;
     let catalog = &serving.view.catalog;
-    let trained_at = serving.model.trained_at;
-    // Erased before this model was trained on data without them, or after: either way no
-    // trained vector of theirs is used.
-    let erased: BTreeSet<&Identifier> = live.erased.iter().map(|(identifier, _)| identifier).collect();
-    let blocked: BTreeSet<UserIdx> = live
-        .erased
-        .iter()
-        .filter(|(_, at)| *at >= trained_at)
-        .filter_map(|(identifier, _)| engine.lookup(&identifier.key()))
-        .collect();
-    let mut candidates: Vec<&Identifier> = identifiers.iter().collect();
-    if let Some(ids) = &live.ids {
-        candidates.extend(&ids.identifiers);
-    }
-    candidates.sort();
-    let mut trained: Vec<UserIdx> = Vec::new();
-    for identifier in candidates.into_iter().filter(|i| !erased.contains(i)) {
-        if let Some(user) = engine.lookup(&identifier.key())
-            && !blocked.contains(&user)
-            && !trained.contains(&user)
-        {
-            trained.push(user);
-        }
-    }
+    let trained = trained_persons(serving, identifiers, &live);
     let item = |id: &Option<String>| id.as_deref().and_then(|id| catalog.get(id));
     let signals = LiveSignals {
         trained,
@@ -88,5 +68,39 @@ pub fn person<'a>(
             .collect(),
     };
     let key = live.ids.as_ref().map(|ids| ids.key.clone());
-    Ok(Who { person: assemble(engine, &signals), key })
+    let shown_under = live.ids.as_ref().and_then(|ids| ids.identifiers.first()).map(Identifier::key);
+    Ok(Who { person: assemble(engine, &signals), key, shown_under })
+}
+
+/// The model's persons behind `identifiers` and the live person `live`, most trustworthy
+/// identifier's first: none for an identifier of an erased person, nor any reachable from one
+/// (erased after the model was trained; a model trained later left them out itself).
+pub fn trained_persons(
+    serving: &Serving,
+    identifiers: &[Identifier],
+    live: &store::LivePerson,
+) -> Vec<UserIdx> {
+    let engine = &serving.model.engine;
+    let erased: BTreeSet<&Identifier> = live.erased.iter().map(|(identifier, _)| identifier).collect();
+    let blocked: BTreeSet<UserIdx> = live
+        .erased
+        .iter()
+        .filter(|(_, at)| *at >= serving.model.trained_at)
+        .filter_map(|(identifier, _)| engine.lookup(&identifier.key()))
+        .collect();
+    let mut candidates: Vec<&Identifier> = identifiers.iter().collect();
+    if let Some(ids) = &live.ids {
+        candidates.extend(&ids.identifiers);
+    }
+    candidates.sort();
+    let mut trained: Vec<UserIdx> = Vec::new();
+    for identifier in candidates.into_iter().filter(|i| !erased.contains(i)) {
+        if let Some(user) = engine.lookup(&identifier.key())
+            && !blocked.contains(&user)
+            && !trained.contains(&user)
+        {
+            trained.push(user);
+        }
+    }
+    trained
 }

@@ -53,6 +53,19 @@ enum Command {
     /// Drive a running server with concurrent keep-alive connections and print throughput
     /// and latency percentiles.
     Loadtest(LoadArgs),
+    /// Write an export of the data directory's store for training, as
+    /// `POST /v1/admin/export` does, with the server stopped.
+    Export(ExportArgs),
+    /// Rewrite the data directory's store without free pages, so the bytes of erased records
+    /// are gone from the file; run it with the server stopped.
+    Compact,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// The directory to write into.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -110,7 +123,45 @@ fn main() -> Result<()> {
         Some(Command::Loadtest(args)) => {
             tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(loadtest(&args))
         }
+        Some(Command::Export(args)) => export(&cli.serve, &args),
+        Some(Command::Compact) => compact(&cli.serve),
     }
+}
+
+/// `server export`: the store of a stopped server, exported with its live catalog.
+fn export(serve: &ServeArgs, args: &ExportArgs) -> Result<()> {
+    let config = settings(serve)?;
+    if config.data_dir.is_none() {
+        bail!("give the server's --data-dir (or OMNIREC_DATA_DIR)");
+    }
+    let state = AppState::new(config, env)?;
+    let store = state.store.as_ref().context("the data directory has no store")?;
+    let catalog = state.current.load().view.catalog.live_items();
+    let manifest = store.export(&args.out, &catalog, cli::unix_now())?;
+    println!(
+        "exported {} events of {} persons ({} withheld for consent), {} items, to {} (watermark {})",
+        manifest.events,
+        manifest.persons,
+        manifest.withheld_events,
+        manifest.items,
+        args.out.display(),
+        manifest.watermark
+    );
+    Ok(())
+}
+
+/// `server compact`: rewrites the store file without free pages.
+fn compact(serve: &ServeArgs) -> Result<()> {
+    let config = settings(serve)?;
+    let dir = config.data_dir.context("give the server's --data-dir (or OMNIREC_DATA_DIR)")?;
+    let path = dir.join(store::RedbBackend::FILE_NAME);
+    let before = std::fs::metadata(&path).with_context(|| format!("no store at {}", path.display()))?.len();
+    let mut backend = store::RedbBackend::open_in(&dir)?;
+    backend.compact()?;
+    drop(backend);
+    let after = std::fs::metadata(&path)?.len();
+    println!("compacted {}: {before} bytes -> {after} bytes", path.display());
+    Ok(())
 }
 
 /// Runs `job` on a multi-threaded runtime. When it returns, blocking work still running (a

@@ -16,6 +16,8 @@ use server::state::AppState;
 mod common;
 #[path = "hardening.rs"]
 mod hardening;
+#[path = "live.rs"]
+mod live;
 
 /// One trained artifact shared by every test of this file.
 struct Trained {
@@ -39,6 +41,29 @@ struct Running {
     addr: String,
     state: Arc<AppState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<server::Result<()>>>,
+}
+
+impl Running {
+    /// Stops the server and waits until its state (and so its store) is gone, as a process
+    /// that exits would leave it.
+    async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        let state = Arc::downgrade(&self.state);
+        drop(self);
+        for _ in 0..200 {
+            if state.strong_count() == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the server's state outlived its shutdown");
+    }
 }
 
 impl Drop for Running {
@@ -56,10 +81,10 @@ async fn start(mut config: ServerConfig, env: HashMap<String, String>) -> Runnin
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server::serve(listener, Arc::clone(&state), async move {
+    let task = tokio::spawn(server::serve(listener, Arc::clone(&state), async move {
         let _ = stopped.await;
     }));
-    Running { addr, state, stop: Some(stop) }
+    Running { addr, state, stop: Some(stop), task: Some(task) }
 }
 
 async fn get(addr: &str, path: &str) -> Reply {

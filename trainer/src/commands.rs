@@ -118,7 +118,17 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
     let config = input::config(args.config.as_deref())?;
     let options = input::load_options(args.skip_invalid);
     let started = Instant::now();
-    let (dataset, _) = input::dataset(&[args.data.path()], args.items.as_deref(), &config, &options)?;
+    let export = args.from_export.as_deref().map(input::Export::read).transpose()?;
+    let mut paths: Vec<PathBuf> = args.data.path().into_iter().collect();
+    let mut items = args.items.clone();
+    if let Some(export) = &export {
+        paths.push(export.events());
+        items.get_or_insert_with(|| export.items());
+    }
+    if paths.is_empty() {
+        bail!("no training data: give --events, --interactions or --from-export");
+    }
+    let (dataset, _) = input::dataset_with(&paths, items.as_deref(), &config, &options, export.as_ref())?;
     tracing::info!(
         "loaded {} persons, {} items, {} interactions in {:.1}s",
         dataset.n_users(),
@@ -132,7 +142,11 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
     bars.clear();
     tracing::info!("training took {:.2}s", fit_started.elapsed().as_secs_f64());
     log_reports(&trained);
-    let artifact = Artifact::assemble(&dataset, trained, &config, cli::unix_now());
+    let mut artifact = Artifact::assemble(&dataset, trained, &config, cli::unix_now());
+    artifact.metadata.store = export.map(|e| artifact::StoreWatermark {
+        store_id: e.manifest.store_id.clone(),
+        watermark: e.manifest.watermark,
+    });
     let metadata = artifact.metadata.clone();
     artifact::save(&artifact, &args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
     tracing::info!("wrote {} ({})", args.out.display(), metadata.model_version);
@@ -318,6 +332,7 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     let model = args.dir.join("model.omr");
     let train_args = TrainArgs {
         data: crate::DataArgs { interactions: None, events: Some(files.events.clone()) },
+        from_export: None,
         items: Some(files.catalog.clone()),
         config: None,
         out: model.clone(),

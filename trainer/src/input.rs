@@ -9,7 +9,7 @@ use datasets::dataset::{Dataset, InteractionsBuilder};
 use datasets::load::{
     Catalog, CatalogFormat, LoadOptions, read_catalog, read_events, read_interactions_with,
 };
-use datasets::schema::Event;
+use datasets::schema::{Event, Identifier};
 use models::train::config::TrainConfig;
 
 /// What kind of interaction file a path holds.
@@ -66,6 +66,67 @@ fn events(path: &Path, options: &LoadOptions) -> Result<Vec<Event>> {
     Ok(events)
 }
 
+/// A server's export: its manifest and where its files are.
+#[derive(Debug, Clone)]
+pub struct Export {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The manifest.
+    pub manifest: store::ExportManifest,
+    /// Suppression hash → erasure time (`None`: withheld consent, every event).
+    suppressed: std::collections::HashMap<String, Option<i64>>,
+}
+
+impl Export {
+    /// Reads the export in `dir`; a directory without a manifest is no (complete) export.
+    pub fn read(dir: &Path) -> Result<Export> {
+        let path = dir.join(store::ExportManifest::FILE_NAME);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!("{} is not a complete export: cannot read {}", dir.display(), path.display())
+        })?;
+        let manifest: store::ExportManifest = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not an export manifest", path.display()))?;
+        let suppressed = manifest.suppressed.iter().map(|s| (s.hash.clone(), s.until)).collect();
+        Ok(Export { dir: dir.to_path_buf(), manifest, suppressed })
+    }
+
+    /// The events file.
+    pub fn events(&self) -> PathBuf {
+        self.dir.join("events.jsonl")
+    }
+
+    /// The catalog file.
+    pub fn items(&self) -> PathBuf {
+        self.dir.join("items.jsonl")
+    }
+
+    /// Whether `event` belongs to an erased person (dated up to the erasure) or one who
+    /// withheld consent.
+    fn suppresses(&self, event: &Event) -> bool {
+        event.identifiers.iter().any(|identifier| {
+            match self.suppressed.get(&store::record::suppression_hash(&identifier.key())) {
+                Some(None) => true,
+                Some(Some(until)) => event.timestamp <= *until,
+                None => false,
+            }
+        })
+    }
+
+    /// The explicit links and unlinks made through the server's API.
+    fn decisions(&self) -> datasets::identity::Decisions {
+        let pair = |a: &str, b: &str| Some((Identifier::parse_key(a)?, Identifier::parse_key(b)?));
+        datasets::identity::Decisions {
+            links: self
+                .manifest
+                .links
+                .iter()
+                .filter_map(|l| pair(&l.a, &l.b).map(|(a, b)| (a, b, l.at)))
+                .collect(),
+            separations: self.manifest.separations.iter().filter_map(|l| pair(&l.a, &l.b)).collect(),
+        }
+    }
+}
+
 /// Loads one or more files of the same kind into one data set, in order. Returns the data
 /// set and, per file, how many input records it had (to split by origin afterwards).
 pub fn dataset(
@@ -74,8 +135,26 @@ pub fn dataset(
     config: &TrainConfig,
     options: &LoadOptions,
 ) -> Result<(Dataset, Vec<usize>)> {
+    dataset_with(paths, items, config, options, None)
+}
+
+/// [`dataset`] with a server's export applied: its suppression list to every event file, its
+/// explicit links and unlinks to identity resolution.
+pub fn dataset_with(
+    paths: &[PathBuf],
+    items: Option<&Path>,
+    config: &TrainConfig,
+    options: &LoadOptions,
+    export: Option<&Export>,
+) -> Result<(Dataset, Vec<usize>)> {
     let Some(first) = paths.first() else { bail!("no input file given") };
     let kind = Kind::of(first);
+    if export.is_some() && kind != Kind::Events {
+        bail!(
+            "{}: a server's export holds events; train it with --events files, not interactions",
+            first.display()
+        );
+    }
     if let Some(other) = paths.iter().find(|p| Kind::of(p) != kind) {
         bail!(
             "{} and {} are different kinds of file (events vs interactions)",
@@ -89,13 +168,22 @@ pub fn dataset(
     let dataset = match kind {
         Kind::Events => {
             let mut all = Vec::new();
+            let mut suppressed = 0usize;
             for path in paths {
-                let loaded = events(path, options)?;
+                let mut loaded = events(path, options)?;
+                if let Some(export) = export {
+                    let before = loaded.len();
+                    loaded.retain(|event| !export.suppresses(event));
+                    suppressed += before - loaded.len();
+                }
                 sizes.push(loaded.len());
                 all.extend(loaded);
             }
-            let limits = config.identity.clone();
-            let dataset = Dataset::from_events(&all, catalog, &weights, &limits)?;
+            if export.is_some() {
+                eprintln!("export: {suppressed} events of erased or non-consenting persons left out");
+            }
+            let decisions = export.map(Export::decisions).unwrap_or_default();
+            let dataset = Dataset::from_events_with(&all, catalog, &weights, &config.identity, &decisions)?;
             if let Some(report) = &dataset.identity {
                 eprintln!(
                     "identity: {} events, {} identifiers -> {} persons ({} merges, {} identifiers refused for merging)",

@@ -66,7 +66,7 @@ pub struct GenerateArgs {
 
 /// Where training data comes from.
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
+#[group(multiple = false)]
 pub struct DataArgs {
     /// A CSV/TSV interactions file with `user_id`, `item_id` and optional `value`, `timestamp`.
     #[arg(long)]
@@ -77,9 +77,9 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    /// The one path given.
-    pub fn path(&self) -> PathBuf {
-        self.interactions.clone().or_else(|| self.events.clone()).unwrap_or_default()
+    /// The one path given, if any.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.interactions.clone().or_else(|| self.events.clone())
     }
 }
 
@@ -89,6 +89,13 @@ pub struct TrainArgs {
     /// Training data.
     #[command(flatten)]
     pub data: DataArgs,
+    /// A server's export (`POST /v1/admin/export`): its events are trained on (with
+    /// `--events`, after that file's), its catalog is the default `--items`, its explicit links
+    /// and unlinks stitch persons as the server did, its suppression list (erased and
+    /// non-consenting persons) is applied to every input, and the artifact records its
+    /// watermark so the server adds only later events.
+    #[arg(long, value_name = "DIR")]
+    pub from_export: Option<PathBuf>,
     /// The item catalog (CSV/TSV, or JSON Lines by extension).
     #[arg(long)]
     pub items: Option<PathBuf>,

@@ -176,20 +176,18 @@ fn profile(state: &AppState, asked: &Identifier) -> Result<ProfileResponse, ApiE
         (Some(store), Some(ids)) => store.person_events(ids, 0, PROFILE_EVENTS).map_err(ApiError::store)?,
         _ => (0, Vec::new()),
     };
-    let trained: Vec<datasets::UserIdx> = who.person.user.into_iter().collect();
-    let trained_all: Vec<String> = {
-        let mut keys: Vec<String> = Vec::new();
-        let candidates = ids.as_ref().map_or_else(|| vec![asked.clone()], |ids| ids.identifiers.clone());
-        for identifier in &candidates {
-            if let Some(user) = engine.lookup(&identifier.key())
-                && let Some(key) = engine.artifact().body.users.id(user.0)
-                && !keys.iter().any(|k| k == key)
-            {
-                keys.push(key.to_string());
-            }
-        }
-        keys
+    let live = match store {
+        Some(store) => store
+            .person(
+                std::slice::from_ref(asked),
+                store::PersonQuery { after_seq: u64::MAX, shown_since: None },
+            )
+            .map_err(ApiError::store)?,
+        None => store::LivePerson { ids: None, ..store::LivePerson::default() },
     };
+    let trained = crate::live::trained_persons(&serving, std::slice::from_ref(asked), &live);
+    let trained_all: Vec<String> =
+        trained.iter().filter_map(|u| engine.artifact().body.users.id(u.0)).map(str::to_string).collect();
     let consent_history: Vec<ConsentChange> = events
         .iter()
         .filter(|e| e.event_type == store::record::CONSENT_EVENT)
@@ -281,11 +279,7 @@ fn profile(state: &AppState, asked: &Identifier) -> Result<ProfileResponse, ApiE
                 value: i.value,
             })
             .collect(),
-        trained_interactions: trained_all
-            .iter()
-            .filter_map(|k| engine.lookup(k))
-            .map(|u| engine.history(u).len())
-            .sum(),
+        trained_interactions: trained.iter().map(|&u| engine.history(u).len()).sum(),
         trained_persons: trained_all,
         event_count: channel_events.len() as u64 + count.saturating_sub(events.len() as u64),
         events_by_channel: by_channel,

@@ -376,7 +376,7 @@ fn respond(
     };
     let recommendation_id = uuid::Uuid::now_v7().to_string();
     let items = render_items(serving, &answer, viewed);
-    if let (Some(store), Some(key)) = (store, &who.key) {
+    if let (Some(store), Some(key)) = (store, &who.shown_under) {
         store.record_served(store::Impression {
             id: recommendation_id.clone(),
             person: key.clone(),

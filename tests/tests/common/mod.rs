@@ -25,6 +25,7 @@ pub fn setup_seeded(dir: &Path, seed: u64) -> (commands::GeneratedFiles, PathBuf
     let model = dir.join("model.omr");
     let args = TrainArgs {
         data: DataArgs { interactions: None, events: Some(files.events.clone()) },
+        from_export: None,
         items: Some(files.catalog.clone()),
         config: Some(config),
         out: model.clone(),

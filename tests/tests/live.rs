@@ -1,0 +1,516 @@
+//! The real-time loop over a real socket: events from every channel, the live identity graph,
+//! profiles, consent, erasure, catalog changes, frequency caps, restarts, and the export that
+//! closes the loop into training.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use datasets::schema::{Identifier, IdentifierKind};
+use models::recommender::ModelKind;
+use models::serve::rules::{FrequencyCap, PlacementConfig, StockRule};
+use serde_json::{Value, json};
+use server::client::{Connection, Reply};
+use server::config::{ServerConfig, default_placements};
+
+use super::{Running, buyers, start, trained};
+
+async fn send(addr: &str, method: &str, path: &str, body: Option<&Value>) -> Reply {
+    let text = body.map(Value::to_string);
+    Connection::open(addr).await.unwrap().send(method, path, None, text.as_deref()).await.unwrap()
+}
+
+async fn events(addr: &str, events: Value) -> Value {
+    let reply = send(addr, "POST", "/v1/events", Some(&json!({ "events": events }))).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.json()
+}
+
+async fn recommend(addr: &str, body: Value) -> Value {
+    let reply = send(addr, "POST", "/v1/recommendations", Some(&body)).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.json()
+}
+
+fn ids(answer: &Value) -> Vec<String> {
+    answer["items"].as_array().unwrap().iter().map(|i| i["item_id"].as_str().unwrap().to_string()).collect()
+}
+
+fn now() -> i64 {
+    cli::unix_now()
+}
+
+fn live_config(dir: &Path) -> ServerConfig {
+    ServerConfig { data_dir: Some(dir.join("state")), ..ServerConfig::default() }
+}
+
+/// Items of the catalog in one top category, and that category.
+fn one_category(n: usize) -> (String, Vec<String>) {
+    let body = &trained().engine.artifact().body;
+    let category = body.catalog[0].top_category().unwrap().to_string();
+    let items = body
+        .catalog
+        .iter()
+        .filter(|i| i.top_category() == Some(category.as_str()) && i.in_stock)
+        .take(n)
+        .map(|i| i.item_id.clone())
+        .collect();
+    (category, items)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_purchase_leaves_every_channel_s_next_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(live_config(dir.path()), HashMap::new()).await;
+    let addr = &server.addr;
+    let t = now() - 3_600;
+    // A new person browses on the web under a cookie...
+    let (_, browsed) = one_category(3);
+    let views: Vec<Value> = browsed
+        .iter()
+        .enumerate()
+        .map(|(n, item)| {
+            json!({"cookie_id": "c-ann", "channel": "web", "type": "view", "item_id": item, "timestamp": t + n as i64})
+        })
+        .collect();
+    assert_eq!(events(addr, Value::Array(views)).await["accepted"], 3);
+    // ...logs in with her email...
+    let login = json!([{"cookie_id": "c-ann", "email": "Ann@Example.com", "channel": "web", "type": "login", "timestamp": t + 10}]);
+    let answer = events(addr, login).await;
+    assert_eq!((answer["accepted"].as_u64(), answer["results"][0]["merged"].as_u64()), (Some(1), Some(1)));
+    let web = recommend(addr, json!({"identifiers": {"cookie_id": "c-ann"}, "channel": "web", "k": 5})).await;
+    assert_eq!(web["personalized"], true, "{web}");
+    let top = ids(&web)[0].clone();
+    // ...and buys the web's top pick in the store, with her card and her email.
+    let till = json!([{
+        "loyalty_id": "L-ann", "email": "ann@example.com", "channel": "store", "type": "purchase",
+        "item_id": top, "timestamp": t + 20, "event_id": "till-1", "store_id": "s1", "value": 59.0
+    }]);
+    assert_eq!(events(addr, till.clone()).await["accepted"], 1);
+    // The email channel's next answer, asked by email, no longer has it; nor the web's.
+    let email =
+        recommend(addr, json!({"identifiers": {"email": "ann@example.com"}, "channel": "email", "k": 6}))
+            .await;
+    assert!(!ids(&email).contains(&top), "{email}");
+    assert_eq!(email["person_id"], "loyalty_id:L-ann");
+    let again =
+        recommend(addr, json!({"identifiers": {"cookie_id": "c-ann"}, "channel": "web", "k": 12})).await;
+    assert!(!ids(&again).contains(&top));
+    // The profile found by the cookie lists the card and the email's hash, never the address.
+    let profile = send(addr, "GET", "/v1/profiles/cookie_id/c-ann", None).await;
+    assert_eq!(profile.status, 200, "{:?}", profile.body);
+    let profile = profile.json();
+    let listed: HashSet<(String, String)> = profile["identifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["type"].as_str().unwrap().to_string(), i["value"].as_str().unwrap().to_string()))
+        .collect();
+    let email_hash = Identifier::new(IdentifierKind::Email, "ann@example.com").unwrap().value;
+    assert!(listed.contains(&("loyalty_id".into(), "L-ann".into())), "{profile}");
+    assert!(listed.contains(&("email".into(), email_hash)), "{profile}");
+    assert!(!profile.to_string().contains("ann@example.com"));
+    assert_eq!(profile["recent_purchases"][0]["item_id"], top.as_str());
+    assert_eq!(profile["events_by_channel"]["store"], 1);
+    assert_eq!(profile["event_count"], 5);
+    assert_eq!(profile["person_id"], "loyalty_id:L-ann");
+    assert!(profile["links"].as_array().unwrap().iter().any(|l| l["event_id"] == "till-1"));
+    // A re-sent event changes nothing; the same id with another payload is a conflict.
+    let resent = events(addr, till).await;
+    assert_eq!((resent["accepted"].as_u64(), resent["duplicates"].as_u64()), (Some(0), Some(1)));
+    let changed = json!([{"loyalty_id": "L-ann", "channel": "store", "type": "purchase", "item_id": top, "timestamp": t + 21, "event_id": "till-1"}]);
+    let conflict = events(addr, changed).await;
+    assert_eq!(
+        (conflict["conflicts"].as_u64(), conflict["results"][0]["code"].as_u64()),
+        (Some(1), Some(409))
+    );
+    let profile = send(addr, "GET", "/v1/profiles/email/ann@example.com", None).await.json();
+    assert_eq!(profile["event_count"], 5, "nothing was counted twice");
+    // One bad event in a batch: the others are accepted, the bad field is named.
+    let batch = json!([
+        {"cookie_id": "c-ann", "channel": "app", "type": "view", "item_id": browsed[0], "timestamp": t + 30},
+        {"cookie_id": "c-ann", "channel": "app", "type": "view", "timestamp": t + 31},
+        {"cookie_id": "c-ann", "channel": "app", "type": "view", "item_id": browsed[1], "timestamp": 9_999_999_999_i64},
+        {"cookie_id": "guest", "channel": "app", "type": "view", "item_id": browsed[1], "timestamp": t + 32},
+        {"cookie_id": "c-ann", "channel": "app", "type": "view", "item_id": "not-in-catalog", "timestamp": t + 33},
+    ]);
+    let answer = events(addr, batch).await;
+    assert_eq!((answer["accepted"].as_u64(), answer["rejected"].as_u64()), (Some(2), Some(3)), "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!((results[1]["field"].as_str(), results[1]["code"].as_u64()), (Some("item_id"), Some(400)));
+    assert_eq!(results[2]["field"], "timestamp");
+    assert!(results[2]["message"].as_str().unwrap().contains("future"));
+    assert_eq!(results[3]["field"], "identifiers.cookie_id");
+    assert!(results[4]["warnings"][0].as_str().unwrap().contains("not in the catalog"));
+    assert!(results[0]["event_id"].as_str().unwrap().len() == 36, "an id is assigned and returned");
+    // Oversize batches are refused whole.
+    let many: Vec<Value> = (0..1_001)
+        .map(|n| json!({"cookie_id": "c-x", "channel": "web", "type": "view", "item_id": browsed[0], "timestamp": t + n}))
+        .collect();
+    let oversize = send(addr, "POST", "/v1/events", Some(&json!({ "events": many }))).await;
+    assert_eq!((oversize.status, oversize.json()["error"]["field"].as_str()), (400, Some("events")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_person_is_personalised_from_a_few_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(live_config(dir.path()), HashMap::new()).await;
+    let before = recommend(&server.addr, json!({"identifiers": {"cookie_id": "c-new"}, "k": 10})).await;
+    assert_eq!(
+        (before["personalized"].clone(), before["reason"].clone()),
+        (json!(false), json!("unknown_user"))
+    );
+    let (category, items) = one_category(3);
+    let views: Vec<Value> = items
+        .iter()
+        .map(|item| json!({"cookie_id": "c-new", "channel": "app", "type": "view", "item_id": item, "timestamp": now() - 60}))
+        .collect();
+    events(&server.addr, Value::Array(views)).await;
+    let after = recommend(&server.addr, json!({"identifiers": {"cookie_id": "c-new"}, "k": 10})).await;
+    assert_eq!(after["personalized"], true, "{after}");
+    let catalog = &trained().engine.artifact().body;
+    let in_category = ids(&after)
+        .iter()
+        .filter(|id| {
+            catalog.catalog[catalog.items.get(id).unwrap() as usize].top_category() == Some(category.as_str())
+        })
+        .count();
+    assert!(in_category >= 4, "the first views shape the answer: {in_category} of 10 in {category}");
+}
+
+/// A trained person with an account, and another without one (no user id, loyalty card or
+/// POS number), each with purchases: they can be linked within the merge limits.
+fn two_people() -> ((String, HashSet<String>), (String, HashSet<String>)) {
+    let people = buyers(2);
+    let with_account = people.iter().find(|(key, _)| !key.contains(':')).unwrap().clone();
+    let without = people
+        .iter()
+        .find(|(key, bought)| {
+            (key.starts_with("email:") || key.starts_with("cookie_id:"))
+                && bought.is_disjoint(&with_account.1)
+        })
+        .unwrap()
+        .clone();
+    (with_account, without)
+}
+
+fn identifier_body(key: &str) -> Value {
+    let identifier = Identifier::parse_key(key).unwrap();
+    json!({"type": identifier.kind.as_str(), "value": identifier.value})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_and_its_unlink_give_each_side_back_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(live_config(dir.path()), HashMap::new()).await;
+    let addr = &server.addr;
+    let ((a, bought_a), (b, bought_b)) = two_people();
+    let ask = |who: &str| {
+        let identifier = Identifier::parse_key(who).unwrap();
+        json!({"identifiers": {identifier.kind.as_str(): identifier.value}, "k": 20, "placement": "home"})
+    };
+    let before_a = recommend(addr, ask(&a)).await;
+    let before_b = recommend(addr, ask(&b)).await;
+    let link = json!({"a": identifier_body(&format!("user_id:{a}")), "b": identifier_body(&b)});
+    let linked = send(addr, "POST", "/v1/identities/link", Some(&link)).await;
+    assert_eq!(linked.status, 200, "{:?}", linked.body);
+    assert_eq!(linked.json()["merged"], 1);
+    // One person now: both sides' purchases are excluded, asked by either.
+    for who in [&a, &b] {
+        let merged = recommend(addr, ask(who)).await;
+        let shown: HashSet<String> = ids(&merged).into_iter().collect();
+        assert!(shown.is_disjoint(&bought_a) && shown.is_disjoint(&bought_b), "{who}: {merged}");
+        assert_eq!(merged["person_id"], a.as_str());
+    }
+    let profile = send(addr, "GET", &format!("/v1/profiles/user_id/{a}"), None).await.json();
+    assert_eq!(profile["trained_persons"].as_array().unwrap().len(), 2, "{profile}");
+    assert_eq!(profile["links"][0]["kind"], "link");
+    // Undone: each side gets exactly its own answer back.
+    let unlinked = send(addr, "POST", "/v1/identities/unlink", Some(&link)).await;
+    assert_eq!(unlinked.status, 200, "{:?}", unlinked.body);
+    assert_eq!(ids(&recommend(addr, ask(&a)).await), ids(&before_a));
+    assert_eq!(ids(&recommend(addr, ask(&b)).await), ids(&before_b));
+    let again = send(addr, "POST", "/v1/identities/unlink", Some(&link)).await;
+    assert_eq!((again.status, again.json()["error"]["code"].clone()), (409, json!("not_linked")));
+    // The unlink holds: linking them again is refused, and says which rule.
+    let refused = send(addr, "POST", "/v1/identities/link", Some(&link)).await;
+    assert_eq!((refused.status, refused.json()["error"]["code"].clone()), (409, json!("link_refused")));
+    assert!(refused.json()["error"]["message"].as_str().unwrap().contains("unlinked"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_withdrawal_and_erasure_reach_every_channel_and_the_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(live_config(dir.path()), HashMap::new()).await;
+    let addr = &server.addr;
+    let (person, _) = buyers(3).into_iter().find(|(key, _)| !key.contains(':')).unwrap();
+    let body = &trained().engine.artifact().body;
+    let user = body.users.get(&person).unwrap();
+    let aliases: Vec<String> =
+        body.aliases.iter().filter(|(_, p)| **p == user).map(|(k, _)| k.clone()).collect();
+    let other_key = aliases.iter().find(|k| !k.starts_with("user_id:")).unwrap().clone();
+    let by = |key: &str| {
+        let identifier = Identifier::parse_key(key).unwrap();
+        json!({"identifiers": {identifier.kind.as_str(): identifier.value}, "k": 5, "channel": "email"})
+    };
+    events(addr, json!([{"user_id": person, "channel": "web", "type": "view", "item_id": body.items.id(0).unwrap(), "timestamp": now() - 5}])).await;
+    assert_eq!(recommend(addr, by(&other_key)).await["personalized"], true);
+    let withdraw = send(
+        addr,
+        "PUT",
+        &format!("/v1/profiles/user_id/{person}/consent"),
+        Some(&json!({"personalization": false})),
+    )
+    .await;
+    assert_eq!(withdraw.status, 200, "{:?}", withdraw.body);
+    let answer = recommend(addr, by(&other_key)).await;
+    assert_eq!(
+        (answer["personalized"].clone(), answer["reason"].clone()),
+        (json!(false), json!("no_consent"))
+    );
+    send(
+        addr,
+        "PUT",
+        &format!("/v1/profiles/user_id/{person}/consent"),
+        Some(&json!({"personalization": true})),
+    )
+    .await;
+    assert_eq!(recommend(addr, by(&other_key)).await["personalized"], true);
+    // Erasure: a receipt, then nobody by any of the identifiers, in the profile, the answers
+    // and the export.
+    let erased = send(addr, "DELETE", &format!("/v1/profiles/user_id/{person}"), None).await;
+    assert_eq!(erased.status, 200, "{:?}", erased.body);
+    let receipt = erased.json();
+    assert!(receipt["identifiers"].as_u64().unwrap() >= aliases.len() as u64, "{receipt}");
+    assert!(receipt["events_deleted"].as_u64().unwrap() >= 3, "the view and two consent changes");
+    for key in &aliases {
+        let identifier = Identifier::parse_key(key).unwrap();
+        let path = format!("/v1/profiles/{}/{}", identifier.kind.as_str(), identifier.value);
+        assert_eq!(send(addr, "GET", &path, None).await.status, 404, "{key}");
+        let answer = recommend(addr, by(key)).await;
+        assert_eq!(answer["personalized"], false, "no trained vector is used for {key}");
+    }
+    let out = dir.path().join("export");
+    let manifest = send(addr, "POST", "/v1/admin/export", Some(&json!({"dir": out}))).await;
+    assert_eq!(manifest.status, 200, "{:?}", manifest.body);
+    let exported = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
+    assert!(!exported.contains(&person));
+    let hashes: HashSet<String> = manifest.json()["suppressed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["hash"].as_str().unwrap().to_string())
+        .collect();
+    for key in &aliases {
+        assert!(hashes.contains(&store::record::suppression_hash(key)), "{key} is on the suppression list");
+    }
+    // Late events of the erased person, dated before the erasure, are refused.
+    let late = events(addr, json!([{"user_id": person, "channel": "web", "type": "view", "item_id": body.items.id(1).unwrap(), "timestamp": now() - 100}])).await;
+    assert_eq!(late["rejected"], 1, "{late}");
+}
+
+fn capped_placements() -> BTreeMap<String, PlacementConfig> {
+    let mut placements = default_placements();
+    placements.insert(
+        "email_capped".into(),
+        PlacementConfig {
+            channel: Some("newsletter".into()),
+            k: 6,
+            frequency_cap: Some(FrequencyCap { max_impressions: 1, window_hours: 24.0 }),
+            ..PlacementConfig::default()
+        },
+    );
+    placements.insert(
+        "content_only".into(),
+        PlacementConfig {
+            in_stock: StockRule::Any,
+            weights: [(ModelKind::Content, 1.0)].into(),
+            ..PlacementConfig::default()
+        },
+    );
+    placements
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_items_are_recommended_at_once_and_caps_hold_across_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        start(ServerConfig { placements: capped_placements(), ..live_config(dir.path()) }, HashMap::new())
+            .await;
+    let addr = &server.addr;
+    let (person, _) = buyers(3).into_iter().find(|(key, _)| !key.contains(':')).unwrap();
+    let engine = &trained().engine;
+    let user = engine.lookup(&person).unwrap();
+    let favourite = engine.history(user).into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap().0;
+    let model_item = &engine.artifact().body.catalog[favourite.get()];
+    let twin = json!({"items": [{
+        "item_id": "twin-1", "title": model_item.title, "categories": model_item.categories,
+        "brand": model_item.brand, "tags": model_item.tags, "price": 10.0, "in_stock": true
+    }, {"item_id": "bad", "price": "free"}]});
+    let put = send(addr, "PUT", "/v1/items", Some(&twin)).await;
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    assert_eq!((put.json()["created"].as_u64(), put.json()["rejected"].as_u64()), (Some(1), Some(1)));
+    let ask = json!({"identifiers": {"user_id": person}, "placement": "content_only", "k": 5});
+    let answer = recommend(addr, ask.clone()).await;
+    assert!(ids(&answer).contains(&"twin-1".to_string()), "{answer}");
+    let similar = send(addr, "GET", "/v1/items/twin-1/similar?k=3", None).await;
+    assert_eq!(similar.status, 200, "{:?}", similar.body);
+    assert_eq!(send(addr, "DELETE", "/v1/items/twin-1", None).await.status, 200);
+    assert!(!ids(&recommend(addr, ask).await).contains(&"twin-1".to_string()));
+    assert_eq!(send(addr, "DELETE", "/v1/items/twin-1", None).await.status, 404);
+    // Out of stock now: gone from in-stock placements at once.
+    let home =
+        recommend(addr, json!({"identifiers": {"user_id": person}, "placement": "home", "k": 5})).await;
+    let first = ids(&home)[0].clone();
+    let stock = json!({"items": [{"item_id": first, "in_stock": false}]});
+    assert_eq!(send(addr, "PUT", "/v1/items", Some(&stock)).await.json()["updated"], 1);
+    let home =
+        recommend(addr, json!({"identifiers": {"user_id": person}, "placement": "home", "k": 5})).await;
+    assert!(!ids(&home).contains(&first));
+    // Shown on the web: the newsletter, capped at one showing a day across channels, asked by
+    // the person's other identifier, shows none of it.
+    let body = &engine.artifact().body;
+    let other =
+        body.aliases.iter().find(|(k, p)| **p == user.0 && !k.starts_with("user_id:")).unwrap().0.clone();
+    let other = Identifier::parse_key(&other).unwrap();
+    let newsletter = recommend(
+        addr,
+        json!({"identifiers": {other.kind.as_str(): other.value}, "placement": "email_capped", "k": 6}),
+    )
+    .await;
+    let shown_on_web: HashSet<String> = ids(&home).into_iter().collect();
+    assert!(ids(&newsletter).iter().all(|i| !shown_on_web.contains(i)), "{newsletter}");
+    // A channel may also ask for items not shown within some hours, uncapped placement or not.
+    let fresh = recommend(
+        addr,
+        json!({"identifiers": {"user_id": person}, "placement": "home", "k": 5, "not_shown_within_hours": 1}),
+    )
+    .await;
+    let shown: HashSet<String> = shown_on_web.iter().chain(ids(&newsletter).iter()).cloned().collect();
+    assert!(ids(&fresh).iter().all(|i| !shown.contains(i)), "{fresh}");
+    // Reported impressions count as well.
+    let report = json!([{"user_id": person, "channel": "push", "type": "impression", "item_id": ids(&fresh)[0], "timestamp": now()}]);
+    events(addr, report).await;
+    let after = recommend(
+        addr,
+        json!({"identifiers": {"user_id": person}, "placement": "home", "k": 5, "not_shown_within_hours": 1}),
+    )
+    .await;
+    assert!(!ids(&after).contains(&ids(&fresh)[0]));
+}
+
+async fn stop(server: Running) {
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_events_items_consent_and_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(live_config(dir.path()), HashMap::new()).await;
+    let ((a, _), (b, _)) = two_people();
+    let top =
+        ids(&recommend(&server.addr, json!({"identifiers": {"user_id": a}, "placement": "home", "k": 3}))
+            .await)[0]
+            .clone();
+    events(&server.addr, json!([{"user_id": a, "channel": "call_center", "type": "purchase", "item_id": top, "timestamp": now() - 1}])).await;
+    send(
+        &server.addr,
+        "PUT",
+        "/v1/items",
+        Some(&json!({"items": [{"item_id": "kept-1", "title": "Kept", "in_stock": true}]})),
+    )
+    .await;
+    let link = json!({"a": identifier_body(&format!("user_id:{a}")), "b": identifier_body(&b)});
+    assert_eq!(send(&server.addr, "POST", "/v1/identities/link", Some(&link)).await.status, 200);
+    let cookie = json!({"cookie_id": "c-shy", "channel": "web", "type": "view", "item_id": top, "timestamp": now() - 1});
+    events(&server.addr, json!([cookie])).await;
+    send(
+        &server.addr,
+        "PUT",
+        "/v1/profiles/cookie_id/c-shy/consent",
+        Some(&json!({"personalization": false})),
+    )
+    .await;
+    stop(server).await;
+
+    let server = start(live_config(dir.path()), HashMap::new()).await;
+    let again =
+        recommend(&server.addr, json!({"identifiers": {"user_id": a}, "placement": "home", "k": 20})).await;
+    assert!(!ids(&again).contains(&top), "the purchase survives the restart");
+    assert_eq!(again["person_id"], a.as_str());
+    let profile = send(&server.addr, "GET", &format!("/v1/profiles/user_id/{a}"), None).await.json();
+    assert_eq!(profile["trained_persons"].as_array().unwrap().len(), 2, "the link survives: {profile}");
+    let shy = recommend(&server.addr, json!({"identifiers": {"cookie_id": "c-shy"}, "k": 3})).await;
+    assert_eq!(shy["reason"], "no_consent");
+    assert_eq!(send(&server.addr, "GET", "/v1/items/kept-1/similar?k=3", None).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_in_export_train_reload_and_the_answers_reflect_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(live_config(dir.path()), HashMap::new()).await;
+    let addr = &server.addr;
+    let (_, items) = one_category(6);
+    // A person the model never saw buys three items and views three, on two channels.
+    let mut sent = Vec::new();
+    for (n, item) in items.iter().enumerate() {
+        let kind = if n < 3 { "purchase" } else { "view" };
+        sent.push(json!({"cookie_id": "c-loop", "email": "loop@example.com", "channel": if n % 2 == 0 { "web" } else { "app" }, "type": kind, "item_id": item, "timestamp": now() - 600 + n as i64}));
+    }
+    assert_eq!(events(addr, Value::Array(sent)).await["accepted"], 6);
+    let before_models = send(addr, "GET", "/v1/models", None).await.json();
+    let out = dir.path().join("export");
+    let manifest = send(addr, "POST", "/v1/admin/export", Some(&json!({"dir": out}))).await;
+    assert_eq!(manifest.status, 200, "{:?}", manifest.body);
+    // After the export, the person returns one of the purchases: the live ledger has it, the
+    // next model must not count the purchase twice.
+    events(addr, json!([{"email": "loop@example.com", "channel": "store", "type": "return", "item_id": items[0], "timestamp": now()}])).await;
+    // Train on the base events and the export, as a data scientist would.
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, super::common::CONFIG).unwrap();
+    let model = dir.path().join("retrained.omr");
+    let base = trained().model.parent().unwrap().join("events.jsonl");
+    let metadata = trainer::commands::train(&trainer::TrainArgs {
+        data: trainer::DataArgs { interactions: None, events: Some(base) },
+        from_export: Some(out.clone()),
+        items: None,
+        config: Some(config),
+        out: model.clone(),
+        skip_invalid: false,
+    })
+    .unwrap();
+    let mark = metadata.store.clone().unwrap();
+    assert_eq!(mark.watermark, manifest.json()["watermark"].as_u64().unwrap());
+    let reload = send(addr, "POST", "/v1/admin/models/reload", Some(&json!({"path": model}))).await;
+    assert_eq!(reload.status, 200, "{:?}", reload.body);
+    assert_ne!(before_models["model_version"], reload.json()["model_version"]);
+    // The new model knows the person; the returned item is back, the others stay excluded.
+    let retrained = models::artifact::load(&model).unwrap();
+    let engine = models::serve::engine::Engine::new(retrained);
+    assert!(engine.lookup("cookie_id:c-loop").is_some(), "the export's person is in the model");
+    let answer =
+        recommend(addr, json!({"identifiers": {"cookie_id": "c-loop"}, "k": 30, "placement": "home"})).await;
+    assert_eq!(answer["personalized"], true);
+    let shown: Vec<String> = ids(&answer);
+    assert!(!shown.contains(&items[1]) && !shown.contains(&items[2]), "{answer}");
+    let consumed: Vec<String> = engine
+        .consumed(engine.lookup("cookie_id:c-loop").unwrap())
+        .iter()
+        .map(|&(i, _)| engine.artifact().body.items.id(i).unwrap().to_string())
+        .collect();
+    assert!(consumed.contains(&items[0]), "the model learned the purchase before the export");
+    // Live after the watermark: the return brings it back despite the model.
+    let person = server.state.store.as_ref().unwrap().person(
+        &[Identifier::parse_key("cookie_id:c-loop").unwrap()],
+        store::PersonQuery { after_seq: mark.watermark - 1, shown_since: None },
+    );
+    assert_eq!(person.unwrap().consumed.len(), 1, "only the return is after the watermark");
+    let category =
+        trained().engine.catalog().item(trained().engine.catalog().get(&items[0]).unwrap().get()).unwrap();
+    let in_category = json!({
+        "identifiers": {"cookie_id": "c-loop"}, "k": 100, "placement": "home",
+        "filters": {"categories": [category.top_category().unwrap()]}
+    });
+    let with_return = recommend(addr, in_category).await;
+    assert!(ids(&with_return).contains(&items[0]), "{with_return}");
+    assert!(!ids(&with_return).contains(&items[1]));
+}
