@@ -14,6 +14,8 @@ use server::config::{KeyConfig, ServerConfig, default_placements};
 use server::state::AppState;
 
 mod common;
+#[path = "crash.rs"]
+mod crash;
 #[path = "hardening.rs"]
 mod hardening;
 #[path = "live.rs"]
