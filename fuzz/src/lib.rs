@@ -121,7 +121,11 @@ mod request {
             let dir = tempfile::tempdir().expect("a temporary directory for the fuzzing model");
             let path = dir.path().join("model.omr");
             models::artifact::save(super::tiny_artifact(), &path).expect("the fuzzing model is saved");
-            let config = server::config::ServerConfig { model: Some(path), ..Default::default() };
+            let config = server::config::ServerConfig {
+                model: Some(path),
+                data_dir: Some(dir.path().join("state")),
+                ..Default::default()
+            };
             let state = server::state::AppState::new(config, |_| None).expect("the fuzzing server starts");
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -151,12 +155,26 @@ mod request {
         let json = |uri: &str| {
             Request::post(uri).header("content-type", "application/json").body(Body::from(rest.to_vec()))
         };
-        let request = match selector % 5 {
+        let with_json = |method: &str, uri: &str| {
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("content-type", "application/json")
+                .body(Body::from(rest.to_vec()))
+        };
+        let request = match selector % 12 {
             0 => json("/v1/recommendations"),
             1 => json("/v1/admin/models/reload"),
             2 => Request::get(format!("/v1/users/u1/recommendations?{}", encode(rest))).body(Body::empty()),
             3 => Request::get(format!("/v1/items/{}/similar", encode(rest))).body(Body::empty()),
-            _ => Request::get(format!("/v1/users/{}/recommendations", encode(rest))).body(Body::empty()),
+            4 => Request::get(format!("/v1/users/{}/recommendations", encode(rest))).body(Body::empty()),
+            5 => json("/v1/events"),
+            6 => with_json("PUT", "/v1/items"),
+            7 => Request::delete(format!("/v1/items/{}", encode(rest))).body(Body::empty()),
+            8 => Request::get(format!("/v1/profiles/{}", encode(rest).replacen("%2F", "/", 1))).body(Body::empty()),
+            9 => with_json("PUT", "/v1/profiles/cookie_id/c1/consent"),
+            10 => json("/v1/identities/link"),
+            _ => json("/v1/identities/unlink"),
         };
         let Ok(request) = request else { return Ok(()) };
         let app = app();
