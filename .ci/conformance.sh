@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# API conformance: schemathesis, every check, against a real server on an ephemeral port,
-# once open (no keys) and once keyed (the document then declares the key). Fails on any 5xx
-# or any answer that does not match /openapi.json.
+# API conformance: schemathesis, every check, against a real server on an ephemeral port with
+# a data directory of its own, once open (no keys) and once keyed (the document then declares
+# the key). Fails on any 5xx or any answer that does not match /openapi.json.
 #
 # Installs a pinned schemathesis into target/conformance-venv when missing. Knobs:
 # OMNIREC_CONFORMANCE_EXAMPLES (test cases per operation and phase, default 100),
@@ -82,7 +82,7 @@ conform() {
   echo "== $name: $((SECONDS - started)) s"
 }
 
-start_server open
+start_server open --data-dir "$WORK/state-open"
 conform open
 
 KEY=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -92,7 +92,7 @@ name = "conformance"
 roles = ["admin"]
 env = "OMNIREC_CONFORMANCE_KEY"
 TOML
-OMNIREC_CONFORMANCE_KEY=$KEY start_server keyed --config "$WORK/keyed.toml"
+OMNIREC_CONFORMANCE_KEY=$KEY start_server keyed --config "$WORK/keyed.toml" --data-dir "$WORK/state-keyed"
 conform keyed --header "Authorization: Bearer $KEY"
 
 echo "conformance: $passed passed, $failed failed"

@@ -105,15 +105,21 @@ impl WeightConfig {
     /// negative for a return, which cancels a purchase) and its consumption (+1 for a type in
     /// `consumed`, -1 for a return, 0 otherwise). Time decay is applied separately.
     pub fn weigh(&self, event: &Event) -> Weighed {
-        let name = event.event_type.as_str();
-        let base = self.type_weight(&event.event_type);
-        let channel = self.channel_weights.get(event.channel.as_str()).copied().unwrap_or(1.0);
-        let value = if self.value_types.iter().any(|t| t == name) { event.value.unwrap_or(1.0) } else { 1.0 };
+        self.weigh_named(event.event_type.as_str(), event.channel.as_str(), event.value)
+    }
+
+    /// [`WeightConfig::weigh`] of an event given by its type and channel names and value.
+    pub fn weigh_named(&self, event_type: &str, channel: &str, value: Option<f32>) -> Weighed {
+        let is_return = event_type == EventType::Return.as_str();
+        let listed = if is_return { EventType::Purchase.as_str() } else { event_type };
+        let base = self.event_weights.get(listed).copied().unwrap_or(self.default_event_weight);
+        let channel = self.channel_weights.get(channel).copied().unwrap_or(1.0);
+        let value = if self.value_types.iter().any(|t| t == event_type) { value.unwrap_or(1.0) } else { 1.0 };
         let weight = base * channel * value;
-        let is_consuming = self.consumed_types.iter().any(|t| t == name);
-        match event.event_type {
-            EventType::Return => Weighed { weight: -weight, consumption: -1 },
-            _ => Weighed { weight, consumption: i8::from(is_consuming) },
+        if is_return {
+            Weighed { weight: -weight, consumption: -1 }
+        } else {
+            Weighed { weight, consumption: i8::from(self.consumed_types.iter().any(|t| t == event_type)) }
         }
     }
 }

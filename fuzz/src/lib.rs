@@ -171,7 +171,8 @@ mod request {
             5 => json("/v1/events"),
             6 => with_json("PUT", "/v1/items"),
             7 => Request::delete(format!("/v1/items/{}", encode(rest))).body(Body::empty()),
-            8 => Request::get(format!("/v1/profiles/{}", encode(rest).replacen("%2F", "/", 1))).body(Body::empty()),
+            8 => Request::get(format!("/v1/profiles/{}", encode(rest).replacen("%2F", "/", 1)))
+                .body(Body::empty()),
             9 => with_json("PUT", "/v1/profiles/cookie_id/c1/consent"),
             10 => json("/v1/identities/link"),
             _ => json("/v1/identities/unlink"),

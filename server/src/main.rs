@@ -1,5 +1,6 @@
 //! `server`: serve a model artifact over HTTP; `server demo` for the whole product on
-//! synthetic data; `server loadtest` to measure a running server.
+//! synthetic data; `server loadtest` to measure a running server; `server export` and
+//! `server compact` for a stopped server's data directory.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,11 @@ use clap::{Args, Parser, Subcommand};
 use server::client::Connection;
 use server::config::ServerConfig;
 use server::state::AppState;
+
+mod loadtest;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Debug, Parser)]
 #[command(name = "server", version, about = "Serve omnirec recommendations over HTTP")]
@@ -52,7 +58,7 @@ enum Command {
     Demo(DemoArgs),
     /// Drive a running server with concurrent keep-alive connections and print throughput
     /// and latency percentiles.
-    Loadtest(LoadArgs),
+    Loadtest(loadtest::LoadArgs),
     /// Write an export of the data directory's store for training, as
     /// `POST /v1/admin/export` does, with the server stopped.
     Export(ExportArgs),
@@ -87,31 +93,6 @@ struct DemoArgs {
     no_serve: bool,
 }
 
-#[derive(Debug, Args)]
-struct LoadArgs {
-    /// The server, `host:port`.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    addr: String,
-    /// The artifact the server serves (read for person ids to ask about).
-    #[arg(long)]
-    model: PathBuf,
-    /// Concurrent connections.
-    #[arg(long, default_value_t = 32)]
-    connections: usize,
-    /// Seconds to run.
-    #[arg(long, default_value_t = 10)]
-    seconds: u64,
-    /// Items per request.
-    #[arg(long, default_value_t = 10)]
-    k: usize,
-    /// Placement to ask for (empty: none, for servers without placements).
-    #[arg(long, default_value = "home")]
-    placement: String,
-    /// API key to send.
-    #[arg(long, env = "OMNIREC_LOADTEST_KEY")]
-    key: Option<String>,
-}
-
 fn main() -> Result<()> {
     let cli = Cli::parse();
     server::telemetry::init_logging(cli.verbose);
@@ -121,7 +102,7 @@ fn main() -> Result<()> {
         // One thread drives every connection: the generator should take as little CPU as
         // possible from the server it measures on the same machine.
         Some(Command::Loadtest(args)) => {
-            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(loadtest(&args))
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(loadtest::run(&args))
         }
         Some(Command::Export(args)) => export(&cli.serve, &args),
         Some(Command::Compact) => compact(&cli.serve),
@@ -229,17 +210,112 @@ async fn demo(args: &DemoArgs, serve_args: &ServeArgs) -> Result<()> {
         let dir = args.dir.clone();
         let (persons, items) = (args.persons, args.items);
         tokio::task::spawn_blocking(move || train_demo(&dir, persons, items)).await??;
+        // A new model: the live state of the previous one (events, links, consent) is about
+        // other data; start it afresh.
+        let state = args.dir.join("state");
+        if state.exists() {
+            std::fs::remove_dir_all(&state).with_context(|| format!("cannot clear {}", state.display()))?;
+        }
     }
     let mut config = settings(serve_args)?;
     config.model = Some(model.clone());
+    config.data_dir.get_or_insert_with(|| args.dir.join("state"));
     let (listener, state) = start(config).await?;
     let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        tokio::select! {
+            () = server::shutdown_signal() => {}
+            _ = stopped => {}
+        }
+    };
+    let serving = tokio::spawn(server::serve(listener, Arc::clone(&state), shutdown));
+    let shown = show_the_loop(&state, addr).await;
+    if let Err(error) = &shown {
+        tracing::warn!(%error, "the real-time walkthrough did not run through");
+    }
     print_examples(&state, addr);
     if args.no_serve {
-        return Ok(());
+        let _ = stop.send(());
+        serving.await??;
+        return shown;
     }
     println!("\nserving on http://{addr} — Ctrl-C to stop");
-    server::serve(listener, state, server::shutdown_signal()).await?;
+    serving.await??;
+    Ok(())
+}
+
+/// The real-time loop, run against the demo server: a person asked for by email, a purchase
+/// of the email's top pick in a store under their loyalty card, and the email channel asked
+/// again: the item is gone, milliseconds later, on another channel, by another identifier.
+async fn show_the_loop(state: &AppState, addr: SocketAddr) -> Result<()> {
+    let (card, email) = {
+        let loaded = state.current.load();
+        let body = &loaded.model.engine.artifact().body;
+        let mut cards: Vec<(&String, &u32)> =
+            body.aliases.iter().filter(|(k, _)| k.starts_with("loyalty_id:")).collect();
+        cards.sort();
+        let (card, person) = cards
+            .into_iter()
+            .find(|(_, p)| body.aliases.iter().any(|(k, q)| q == *p && k.starts_with("email:")))
+            .context("the demo model has no person with a card and an email")?;
+        let email = body
+            .aliases
+            .iter()
+            .find(|(k, q)| *q == person && k.starts_with("email:"))
+            .map(|(k, _)| k.clone());
+        let email = email.unwrap_or_default().trim_start_matches("email:").to_string();
+        (card.trim_start_matches("loyalty_id:").to_string(), email)
+    };
+    let addr = addr.to_string();
+    let ask = format!(r#"{{"identifiers": {{"email": "{email}"}}, "channel": "email", "k": 3}}"#);
+    let mut connection = Connection::open(&addr).await?;
+    let before = connection.send("POST", "/v1/recommendations", None, Some(&ask)).await?.json();
+    let top =
+        before["items"][0]["item_id"].as_str().context("the email placement answered nothing")?.to_string();
+    let titles = |answer: &serde_json::Value| -> Vec<String> {
+        let items = answer["items"].as_array().into_iter().flatten();
+        items
+            .map(|i| {
+                format!("{} ({})", i["title"].as_str().unwrap_or(""), i["item_id"].as_str().unwrap_or(""))
+            })
+            .collect()
+    };
+    println!("\nthe real-time loop, live on this server:");
+    println!(
+        "  1. the email channel asks for the person with email hash {}…: {}",
+        &email[..12.min(email.len())],
+        titles(&before).join(", ")
+    );
+    let purchase = format!(
+        r#"{{"events": [{{"loyalty_id": "{card}", "channel": "store", "type": "purchase", "item_id": "{top}", "timestamp": {}, "store_id": "s1"}}]}}"#,
+        cli::unix_now()
+    );
+    let started = Instant::now();
+    let stored = connection.send("POST", "/v1/events", None, Some(&purchase)).await?;
+    let stored_after = started.elapsed();
+    if stored.json()["accepted"] != 1 {
+        bail!("the purchase was not accepted: {:?}", stored.body);
+    }
+    println!(
+        "  2. a till in store s1 sends a purchase of {top} under loyalty card {card}: stored durably in {:.1} ms",
+        stored_after.as_secs_f64() * 1e3
+    );
+    let after = connection.send("POST", "/v1/recommendations", None, Some(&ask)).await?.json();
+    println!(
+        "  3. the email channel asks again, {:.1} ms after the purchase: {}",
+        started.elapsed().as_secs_f64() * 1e3,
+        titles(&after).join(", ")
+    );
+    let gone = after["items"].as_array().into_iter().flatten().all(|i| i["item_id"] != top.as_str());
+    println!(
+        "     {top} {}",
+        if gone { "is gone: bought in store, never offered by email" } else { "IS STILL THERE (a bug)" }
+    );
+    println!("  (the profile: curl -s http://{addr}/v1/profiles/loyalty_id/{card})");
+    if !gone {
+        bail!("the purchased item was offered again");
+    }
     Ok(())
 }
 
@@ -305,102 +381,10 @@ fn print_examples(state: &AppState, addr: SocketAddr) {
          -d '{{\"identifiers\": {{\"cookie_id\": \"{cookie}\"}}, \"channel\": \"email\", \"k\": 3, \"cart\": [\"{item}\"]}}'"
     );
     println!("  curl -s 'http://{addr}/v1/items/{item}/similar?k=4'");
-    println!("  (also: /v1/models, /health/ready, /metrics, /openapi.json)");
-}
-
-async fn loadtest(args: &LoadArgs) -> Result<()> {
-    if args.connections == 0 || args.seconds == 0 {
-        bail!("--connections and --seconds must be at least 1");
-    }
-    let artifact = models::artifact::load(&args.model)?;
-    // Mostly known persons, one in ten unknown (the fallback path).
-    let paths: Vec<String> = artifact
-        .body
-        .users
-        .ids()
-        .iter()
-        .take(5_000)
-        .enumerate()
-        .map(|(n, id)| if n % 10 == 9 { format!("unknown-{n}") } else { id.clone() })
-        .map(|user| {
-            let placement = if args.placement.is_empty() {
-                String::new()
-            } else {
-                format!("&placement={}", args.placement)
-            };
-            format!("/v1/users/{user}/recommendations?k={}{placement}", args.k)
-        })
-        .collect();
-    if paths.is_empty() {
-        bail!("the artifact has no persons");
-    }
-    drop(artifact);
-    let paths = Arc::new(paths);
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for worker in 0..args.connections {
-        let paths = Arc::clone(&paths);
-        let addr = args.addr.clone();
-        let key = args.key.clone();
-        tasks.push(tokio::task::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0usize;
-            let mut connection = match Connection::open(&addr).await {
-                Ok(c) => c,
-                Err(_) => return (latencies, 1),
-            };
-            let mut n = worker;
-            while Instant::now() < deadline {
-                let path = &paths[n % paths.len()];
-                n += stride(worker);
-                let start = Instant::now();
-                match connection.send("GET", path, key.as_deref(), None).await {
-                    Ok(reply) if reply.status == 200 => latencies.push(start.elapsed()),
-                    Ok(_) => errors += 1,
-                    Err(_) => {
-                        errors += 1;
-                        match Connection::open(&addr).await {
-                            Ok(c) => connection = c,
-                            Err(_) => break,
-                        }
-                    }
-                }
-            }
-            (latencies, errors)
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    for task in tasks {
-        let (mut l, e) = task.await?;
-        latencies.append(&mut l);
-        errors += e;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-    };
     println!(
-        "{} connections, {:.1} s: {} ok, {} errors; {:.0} requests/s; latency ms p50 {:.2}, p90 {:.2}, p99 {:.2}, max {:.2}",
-        args.connections,
-        elapsed,
-        latencies.len(),
-        errors,
-        latencies.len() as f64 / elapsed,
-        pct(0.50),
-        pct(0.90),
-        pct(0.99),
-        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        "  curl -s -X POST http://{addr}/v1/events -H 'content-type: application/json' \\\n    \
+         -d '{{\"events\": [{{\"cookie_id\": \"{cookie}\", \"channel\": \"web\", \"type\": \"purchase\", \"item_id\": \"{item}\", \"timestamp\": {now}}}]}}'",
+        now = cli::unix_now()
     );
-    Ok(())
-}
-
-/// Each connection walks the id list with its own stride, so connections ask about
-/// different persons.
-fn stride(worker: usize) -> usize {
-    [7, 11, 13, 17, 19, 23, 29, 31][worker % 8]
+    println!("  (also: /v1/profiles/cookie_id/{cookie}, /v1/models, /health/ready, /metrics, /openapi.json)");
 }

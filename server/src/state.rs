@@ -310,7 +310,7 @@ fn count_popularity(
     event: &store::EventRecord,
 ) {
     let Some(item) = event.item_id.as_deref().and_then(|id| catalog.get(id)) else { return };
-    if weights.weigh(&event.to_event()).weight > 0.0 {
+    if weights.weigh_named(&event.event_type, &event.channel, event.value).weight > 0.0 {
         live.record(&event.anchor, item, event.timestamp);
     }
 }

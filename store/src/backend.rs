@@ -60,7 +60,8 @@ pub trait Reader {
 pub trait Writer: Reader {
     /// Sets the counter [`Reader::next_seq`] reads.
     fn set_next_seq(&mut self, next: u64) -> Result<()>;
-    /// Stores an event and files it under its id, each of its identifiers and its anchor.
+    /// Stores an event and files it under its id, its anchor and each of its other
+    /// identifiers.
     fn put_event(&mut self, event: &EventRecord) -> Result<()>;
     /// Removes an event and every index entry of it.
     fn delete_event(&mut self, event: &EventRecord) -> Result<()>;

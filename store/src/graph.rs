@@ -41,8 +41,6 @@ pub struct PersonIds {
     /// Why the person's identifier is refused for merging, when the person is a refused
     /// identifier on its own (a shared device's anonymous profile).
     pub refused: Option<String>,
-    /// The identity log entries that touch the person, in order (its provenance).
-    pub links: Vec<u64>,
     /// Whether the graph knows the person (an identifier it never saw is a person alone).
     pub known: bool,
 }
@@ -260,27 +258,32 @@ impl LiveGraph {
                 key: canonical_key(alone),
                 identifiers: vec![alone.clone()],
                 refused: None,
-                links: Vec::new(),
                 known: false,
             }),
         }
+    }
+
+    /// The identity log entries that touch the person of `identifiers`, in order: its
+    /// provenance.
+    pub fn links_of(&self, identifiers: &[Identifier]) -> Vec<u64> {
+        let mut links: Vec<u64> = identifiers
+            .iter()
+            .filter_map(|i| self.graph.node(i))
+            .flat_map(|n| self.by_node[n as usize].iter().filter_map(|&r| self.records[r as usize].link))
+            .collect();
+        links.sort_unstable();
+        links.dedup();
+        links
     }
 
     fn person_of_node(&self, node: u32) -> PersonIds {
         let root = self.graph.find(node);
         let mut members: Vec<u32> = self.graph.members(root).to_vec();
         members.sort_by(|&a, &b| self.graph.identifier(a).cmp(self.graph.identifier(b)));
-        let mut links: Vec<u64> = members
-            .iter()
-            .flat_map(|&n| self.by_node[n as usize].iter().filter_map(|&r| self.records[r as usize].link))
-            .collect();
-        links.sort_unstable();
-        links.dedup();
         PersonIds {
             key: canonical_key(self.graph.best(root)),
             identifiers: members.iter().map(|&n| self.graph.identifier(n).clone()).collect(),
             refused: self.graph.refusal(node).map(str::to_string),
-            links,
             known: true,
         }
     }
@@ -364,7 +367,7 @@ mod tests {
         assert!(live.separate(&id(Email, "a@x.org"), &id(CookieId, "c1"), 4, 4));
         let cookie = live.person(&[id(CookieId, "c1")]).unwrap();
         assert_eq!(cookie.identifiers, [id(DeviceId, "d1"), id(CookieId, "c1")]);
-        assert_eq!(cookie.links, [1, 2, 4]);
+        assert_eq!(live.links_of(&cookie.identifiers), [1, 2, 4]);
         let card = live.person(&[id(Email, "a@x.org")]).unwrap();
         assert_eq!(card.identifiers, [id(LoyaltyId, "L1"), id(Email, "a@x.org")]);
         // A later login with both stays refused.

@@ -281,9 +281,9 @@ pub(crate) struct Shared {
     /// What the graph starts from: the loaded model's persons and rules.
     seed: RwLock<(Seed, IdentityRules)>,
     weights: RwLock<WeightConfig>,
-    /// Served answers handed to the writer and not yet committed: a person's next request
-    /// sees them (read-your-writes) before they are on disk.
-    pending: Mutex<Vec<Impression>>,
+    /// Served answers not yet committed, each marked once a commit has taken it: a person's
+    /// next request sees them (read-your-writes) before they are on disk.
+    pending: Mutex<Vec<(Impression, bool)>>,
     listeners: RwLock<Vec<Listener>>,
     options: StoreOptions,
 }
@@ -369,7 +369,7 @@ impl Store {
     /// later events (which consume their item) by the model's weights. Blocks until done.
     pub fn reseed(&self, seed: Seed, rules: IdentityRules, weights: WeightConfig) -> Result<()> {
         *self.shared.weights.write().unwrap_or_else(PoisonError::into_inner) = weights;
-        self.submit(|reply| Op::Reseed { seed, rules, reply })
+        self.submit(|reply| Op::Reseed { seed: Box::new((seed, rules)), reply })
     }
 
     /// Appends events received at `at` and returns once the accepted ones are durable, with
@@ -421,16 +421,12 @@ impl Store {
         self.submit(|reply| Op::Items { changes, at, reply })
     }
 
-    /// Records what was served, without waiting: it is on disk with the next commit, and the
-    /// person's next request sees it at once.
+    /// Records what was served, without waiting: the person's next request sees it at once,
+    /// and it is on disk with the next commit, within [`writer`]'s flush interval (200 ms). A
+    /// crash can lose that much of it: frequency caps are a courtesy, never worth a sync per
+    /// answer.
     pub fn record_served(&self, impression: Impression) {
-        let Some(sender) = &self.sender else { return };
-        self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).push(impression.clone());
-        if sender.try_send(Op::Served { impression }).is_err() {
-            // The writer is saturated or gone: the impression stays in memory for this
-            // process only. Frequency caps are a courtesy, never worth blocking an answer.
-            tracing::debug!("an impression was not queued for storage");
-        }
+        self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).push((impression, false));
     }
 
     /// Calls `listener` after every commit with what it stored (on the writer thread: keep it
@@ -537,6 +533,7 @@ impl Store {
             person.shown.extend(
                 pending
                     .iter()
+                    .map(|(p, _)| p)
                     .filter(|p| p.at >= since && keys.contains(&p.person) && !known.contains(&p.id))
                     .cloned(),
             );
@@ -576,7 +573,15 @@ impl Store {
         Ok((total, events))
     }
 
-    /// The identity log entries `seqs` (a person's provenance), in order.
+    /// The identity log entries of the person `ids`, in order: how their identifiers came
+    /// together (and were separated).
+    pub fn provenance(&self, ids: &PersonIds) -> Result<Vec<LinkRecord>> {
+        let seqs =
+            self.shared.graph.read().unwrap_or_else(PoisonError::into_inner).links_of(&ids.identifiers);
+        self.links(&seqs)
+    }
+
+    /// The identity log entries `seqs`, in order.
     pub fn links(&self, seqs: &[u64]) -> Result<Vec<LinkRecord>> {
         let mut links = Vec::new();
         self.shared.backend.read(&mut |r| {
@@ -619,7 +624,7 @@ impl Store {
     /// A served answer, by its recommendation id (committed or pending).
     pub fn served(&self, recommendation_id: &str) -> Result<Option<Impression>> {
         let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(found) = pending.iter().find(|p| p.id == recommendation_id) {
+        if let Some((found, _)) = pending.iter().find(|(p, _)| p.id == recommendation_id) {
             return Ok(Some(found.clone()));
         }
         drop(pending);

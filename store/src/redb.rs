@@ -2,8 +2,8 @@
 //!
 //! Tables (records bincode-encoded): `meta` (layout version, store id, next sequence number),
 //! `events` (sequence → event), `event_ids` (event id → sequence: de-duplication for ever),
-//! `by_identifier` and `by_anchor` ((key, sequence) → nothing: every event carrying an
-//! identifier, and the events filed under an anchor), `consumed` ((anchor, item) → ledger),
+//! `by_anchor` and `by_identifier` ((key, sequence) → nothing: the events filed under an
+//! anchor, and under each of their other identifiers), `consumed` ((anchor, item) → ledger),
 //! `consent` (key → consent), `erased` (suppression hash → erasure), `links` (sequence →
 //! identity log entry), `catalog` (item id → change), `impressions` ((person key, time, id) →
 //! what was shown) and `served` (recommendation id → what was shown).
@@ -232,9 +232,16 @@ where
 
     fn events_with(&self, key: &str) -> Result<Vec<u64>> {
         let mut seqs = Vec::new();
+        // An event is filed under its anchor in `by_anchor` only, and under its other
+        // identifiers in `by_identifier`: one entry fewer for most events.
         for entry in self.by_identifier.range((key, 0)..=(key, u64::MAX))? {
             seqs.push(entry?.0.value().1);
         }
+        for entry in self.by_anchor.range((key, 0)..=(key, u64::MAX))? {
+            seqs.push(entry?.0.value().1);
+        }
+        seqs.sort_unstable();
+        seqs.dedup();
         Ok(seqs)
     }
 
@@ -388,7 +395,7 @@ impl Writer for WriteTables<'_> {
     fn put_event(&mut self, event: &EventRecord) -> Result<()> {
         self.events.insert(event.seq, encode(event)?.as_slice())?;
         self.event_ids.insert(event.event_id.as_str(), event.seq)?;
-        for key in &event.identifiers {
+        for key in event.identifiers.iter().filter(|k| **k != event.anchor) {
             self.by_identifier.insert((key.as_str(), event.seq), ())?;
         }
         self.by_anchor.insert((event.anchor.as_str(), event.seq), ())?;
@@ -398,7 +405,7 @@ impl Writer for WriteTables<'_> {
     fn delete_event(&mut self, event: &EventRecord) -> Result<()> {
         self.events.remove(event.seq)?;
         self.event_ids.remove(event.event_id.as_str())?;
-        for key in &event.identifiers {
+        for key in event.identifiers.iter().filter(|k| **k != event.anchor) {
             self.by_identifier.remove((key.as_str(), event.seq))?;
         }
         self.by_anchor.remove((event.anchor.as_str(), event.seq))?;

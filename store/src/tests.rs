@@ -216,7 +216,7 @@ fn the_model_s_persons_seed_the_graph_and_an_unlink_gives_each_side_its_own() {
     let person = store.person_ids(&[phone]).unwrap();
     assert_eq!(person.identifiers, [user, id(IdentifierKind::Phone, "+44 1234 5678")]);
     // The provenance of the cookie: its login, the unlink, the refused link.
-    let provenance = store.links(&store.person_ids(&[cookie]).unwrap().links).unwrap();
+    let provenance = store.provenance(&store.person_ids(&[cookie]).unwrap()).unwrap();
     let kinds: Vec<&str> = provenance.iter().map(|l| l.kind.as_str()).collect();
     assert_eq!(kinds, ["event", "unlink", "link"]);
     assert_eq!(provenance[0].event_id, "2");

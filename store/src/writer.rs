@@ -80,12 +80,11 @@ pub(crate) enum Op {
         at: i64,
         reply: Reply<Vec<ItemOutcome>>,
     },
-    Served {
-        impression: Impression,
-    },
+    /// Writes the served answers waiting in memory (sent by the timer).
+    Flush,
+    /// A model's persons and rules (boxed: the rules hold the placeholder sets).
     Reseed {
-        seed: Seed,
-        rules: datasets::identity::IdentityRules,
+        seed: Box<(Seed, datasets::identity::IdentityRules)>,
         reply: Reply<()>,
     },
 }
@@ -100,7 +99,7 @@ impl Op {
     }
 
     fn is_durable(&self) -> bool {
-        !matches!(self, Op::Served { .. })
+        !matches!(self, Op::Flush)
     }
 }
 
@@ -143,14 +142,31 @@ fn fail(op: Op, message: &str) {
         Op::Erase { reply, .. } => drop(reply.send(error(message))),
         Op::Items { reply, .. } => drop(reply.send(error(message))),
         Op::Reseed { reply, .. } => drop(reply.send(error(message))),
-        Op::Served { .. } => {}
+        Op::Flush => {}
     }
 }
 
+/// How long a served answer may wait in memory before it is written (a durable commit
+/// writes what is waiting sooner).
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The writer thread's loop: blocks for the first change of a group, then takes whatever else
 /// is already waiting, so requests that arrived during the previous sync share this one.
+/// Served answers wait in memory and are written with the next commit, or by themselves
+/// every [`FLUSH_EVERY`], so recording what was shown costs no commit of its own per request.
 pub(crate) fn run(shared: Arc<Shared>, receiver: Receiver<Op>) {
-    while let Ok(first) = receiver.recv() {
+    loop {
+        let first = match receiver.recv_timeout(FLUSH_EVERY) {
+            Ok(op) => op,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if shared.pending.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|p| !p.1) {
+                    Op::Flush
+                } else {
+                    continue;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut group = vec![first];
         let mut size = group[0].size();
         while size < MAX_EVENTS_PER_COMMIT
@@ -161,18 +177,41 @@ pub(crate) fn run(shared: Arc<Shared>, receiver: Receiver<Op>) {
         }
         commit_group(&shared, group);
     }
+    // Stopping: what is still waiting in memory goes to disk too.
+    commit_group(&shared, vec![Op::Flush]);
 }
 
 fn commit_group(shared: &Shared, group: Vec<Op>) {
     let durable = group.iter().any(Op::is_durable);
-    let mut ops: Vec<Option<Op>> = group.into_iter().map(Some).collect();
     let mut answers: Vec<Answer> = Vec::new();
     let mut committed = Committed::default();
     let mut graph_changed = false;
+    // The served answers waiting now go with this commit; marked, so one committing
+    // meanwhile is not taken twice.
+    let served: Vec<Impression> = {
+        let mut pending = shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending
+            .iter_mut()
+            .filter(|p| !p.1)
+            .map(|p| {
+                p.1 = true;
+                p.0.clone()
+            })
+            .collect()
+    };
+    if served.is_empty() && group.iter().all(|op| matches!(op, Op::Flush)) {
+        return;
+    }
+    let mut ops: Vec<Option<Op>> = group.into_iter().map(Some).collect();
     let outcome = shared.backend.write(durable, &mut |w: &mut dyn Writer| {
         answers.clear();
         committed = Committed::default();
         let mut next = w.next_seq()?;
+        // First what was served, so that the changes after it (an erasure) see it.
+        for impression in &served {
+            w.put_impression(impression, true)?;
+            committed.served.push(impression.id.clone());
+        }
         for op in &ops {
             let op = op.as_ref().expect("ops are taken only after the transaction");
             let answer = apply(shared, w, op, &mut next, &mut committed, &mut graph_changed)?;
@@ -183,8 +222,9 @@ fn commit_group(shared: &Shared, group: Vec<Op>) {
     match outcome {
         Ok(()) => {
             if !committed.served.is_empty() {
+                let written: std::collections::HashSet<&String> = committed.served.iter().collect();
                 let mut pending = shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-                pending.retain(|p| !committed.served.contains(&p.id));
+                pending.retain(|p| !(p.1 && written.contains(&p.0.id)));
             }
             if committed.rebuild_graph
                 && let Err(error) = shared.rebuild_graph()
@@ -198,6 +238,10 @@ fn commit_group(shared: &Shared, group: Vec<Op>) {
         }
         Err(error) => {
             tracing::error!(%error, changes = ops.len(), "a group commit failed; nothing of it was stored");
+            // The served answers wait for the next commit.
+            for p in shared.pending.lock().unwrap_or_else(PoisonError::into_inner).iter_mut() {
+                p.1 = false;
+            }
             if graph_changed && let Err(error) = shared.rebuild_graph() {
                 tracing::error!(%error, "the identity graph could not be rebuilt after a failed commit");
             }
@@ -314,13 +358,9 @@ fn apply(
             }
             Answer::Items(reply.clone(), outcomes)
         }
-        Op::Served { impression } => {
-            w.put_impression(impression, true)?;
-            committed.served.push(impression.id.clone());
-            Answer::None
-        }
-        Op::Reseed { seed, rules, reply } => {
-            *shared.seed.write().unwrap_or_else(PoisonError::into_inner) = (seed.clone(), rules.clone());
+        Op::Flush => Answer::None,
+        Op::Reseed { seed, reply } => {
+            *shared.seed.write().unwrap_or_else(PoisonError::into_inner) = (**seed).clone();
             committed.rebuild_graph = true;
             *graph_changed = true;
             Answer::Reseed(reply.clone())
@@ -391,9 +431,11 @@ fn ingest(
     let mut identifiers: Vec<Identifier> = event.identifiers.clone();
     identifiers.sort();
     identifiers.dedup();
-    let is_placeholder =
-        |i: &Identifier| shared.graph.read().unwrap_or_else(PoisonError::into_inner).is_placeholder(i);
-    if identifiers.iter().all(is_placeholder) {
+    let placeholder: Vec<bool> = {
+        let graph = shared.graph.read().unwrap_or_else(PoisonError::into_inner);
+        identifiers.iter().map(|i| graph.is_placeholder(i)).collect()
+    };
+    if placeholder.iter().all(|&p| p) {
         let kinds: Vec<&str> = identifiers.iter().map(|i| i.kind.as_str()).collect();
         return Ok(Ingested::Rejected {
             event_id,
@@ -445,7 +487,8 @@ fn ingest(
     }
     let seq = take(next);
     record.seq = seq;
-    let usable: Vec<Identifier> = identifiers.into_iter().filter(|i| !is_placeholder(i)).collect();
+    let usable: Vec<Identifier> =
+        identifiers.into_iter().zip(&placeholder).filter(|(_, p)| !**p).map(|(i, _)| i).collect();
     let (outcome, is_new_set) = graph_of(shared).link(&usable, event.timestamp, seq);
     *graph_changed = true;
     record.anchor = outcome.anchor.as_ref().map(Identifier::key).unwrap_or_default();
@@ -461,8 +504,7 @@ fn ingest(
         })?;
     }
     w.put_event(&record)?;
-    let weights = shared.weights.read().unwrap_or_else(PoisonError::into_inner).clone();
-    let weighed = weights.weigh(event);
+    let weighed = shared.weights.read().unwrap_or_else(PoisonError::into_inner).weigh(event);
     if weighed.consumption != 0
         && let Some(item) = &record.item_id
     {
@@ -547,6 +589,8 @@ fn erase(
             erasure.events_redacted += 1;
         }
     }
+    // What was served to them and waits in memory goes too.
+    shared.pending.lock().unwrap_or_else(PoisonError::into_inner).retain(|(p, _)| !keys.contains(&p.person));
     for key in &keys {
         w.delete_consumed(key)?;
         if w.consent(key)?.is_some() {

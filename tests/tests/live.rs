@@ -289,12 +289,13 @@ async fn consent_withdrawal_and_erasure_reach_every_channel_and_the_export() {
         let answer = recommend(addr, by(key)).await;
         assert_eq!(answer["personalized"], false, "no trained vector is used for {key}");
     }
-    let out = dir.path().join("export");
-    let manifest = send(addr, "POST", "/v1/admin/export", Some(&json!({"dir": out}))).await;
+    let manifest = send(addr, "POST", "/v1/admin/export", Some(&json!({"name": "after-erasure"}))).await;
     assert_eq!(manifest.status, 200, "{:?}", manifest.body);
+    let out = std::path::PathBuf::from(manifest.json()["dir"].as_str().unwrap());
+    assert_eq!(out, dir.path().join("state/exports/after-erasure"));
     let exported = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
     assert!(!exported.contains(&person));
-    let hashes: HashSet<String> = manifest.json()["suppressed"]
+    let hashes: HashSet<String> = manifest.json()["manifest"]["suppressed"]
         .as_array()
         .unwrap()
         .iter()
@@ -458,9 +459,11 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
     }
     assert_eq!(events(addr, Value::Array(sent)).await["accepted"], 6);
     let before_models = send(addr, "GET", "/v1/models", None).await.json();
-    let out = dir.path().join("export");
-    let manifest = send(addr, "POST", "/v1/admin/export", Some(&json!({"dir": out}))).await;
+    let manifest = send(addr, "POST", "/v1/admin/export", None).await;
     assert_eq!(manifest.status, 200, "{:?}", manifest.body);
+    let out = std::path::PathBuf::from(manifest.json()["dir"].as_str().unwrap());
+    let refused = send(addr, "POST", "/v1/admin/export", Some(&json!({"name": "../elsewhere"}))).await;
+    assert_eq!((refused.status, refused.json()["error"]["field"].clone()), (400, json!("name")));
     // After the export, the person returns one of the purchases: the live ledger has it, the
     // next model must not count the purchase twice.
     events(addr, json!([{"email": "loop@example.com", "channel": "store", "type": "return", "item_id": items[0], "timestamp": now()}])).await;
@@ -479,7 +482,7 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
     })
     .unwrap();
     let mark = metadata.store.clone().unwrap();
-    assert_eq!(mark.watermark, manifest.json()["watermark"].as_u64().unwrap());
+    assert_eq!(mark.watermark, manifest.json()["manifest"]["watermark"].as_u64().unwrap());
     let reload = send(addr, "POST", "/v1/admin/models/reload", Some(&json!({"path": model}))).await;
     assert_eq!(reload.status, 200, "{:?}", reload.body);
     assert_ne!(before_models["model_version"], reload.json()["model_version"]);

@@ -150,9 +150,17 @@ impl Placeholders {
             return self.hashed.contains(&identifier.value);
         }
         let value = identifier.value.trim();
-        let all_zero = value.chars().any(|c| c == '0')
-            && value.chars().all(|c| c == '0' || c == '-' || c == ' ' || c == '.');
-        (self.builtin && all_zero) || self.plain.contains(&value.to_lowercase())
+        let all_zero = value.bytes().any(|c| c == b'0')
+            && value.bytes().all(|c| c == b'0' || c == b'-' || c == b' ' || c == b'.');
+        if self.builtin && all_zero {
+            return true;
+        }
+        // Lowercase only when needed: this runs for every identifier of every live event.
+        if value.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
+            self.plain.contains(value)
+        } else {
+            self.plain.contains(&value.to_lowercase())
+        }
     }
 }
 

@@ -55,23 +55,7 @@ pub(super) async fn reload_model(
     let body = body.map_err(|rejection| {
         ApiError::new(ErrorCode::of_body_status(rejection.status()), rejection.body_text())
     })?;
-    let request: ReloadBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ReloadBody::default()
-    } else {
-        // `null` is an empty body too, as the document's optional body allows; anything else
-        // must be an object (serde would fill the struct from an array as well).
-        let value: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::new(ErrorCode::MalformedJson, format!("reload body: {e}")))?;
-        if !(value.is_object() || value.is_null()) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidBody,
-                "reload body: expected a JSON object such as {\"path\": \"...\"}",
-            ));
-        }
-        serde_json::from_value::<Option<ReloadBody>>(value)
-            .map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("reload body: {e}")))?
-            .unwrap_or_default()
-    };
+    let request: ReloadBody = optional_object(&body, "reload body")?;
     let previous = state.current.load().model.version().to_string();
     let loaded = state.reload(request.path.map(PathBuf::from)).await.map_err(|e| match e {
         crate::Error::State { .. } => ApiError::new(
@@ -88,30 +72,41 @@ pub(super) async fn reload_model(
 }
 
 /// Body of `POST /v1/admin/export`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
 pub struct ExportBody {
-    /// A directory on the server to write the export into (created if missing; a previous
-    /// export there is replaced).
-    pub dir: String,
+    /// The export's name: letters, digits, `.`, `_` and `-`, at most 64; it is written to
+    /// `DATA_DIR/exports/NAME` (a previous export of that name is replaced). Default: the time.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub name: Option<String>,
 }
 
-/// Writes what the channels sent, for training: `events.jsonl` (every event of persons who
-/// allow personalisation, with the live identity graph's `person_id`), `items.jsonl` (the live
-/// catalog) and `manifest.json` (watermark, explicit links and unlinks, the suppression list
-/// of erased and non-consenting identifiers). Train on it with `trainer train --from-export DIR`.
+/// Where an export was written, and what it holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportResponse {
+    /// The directory on the server (pass it to `trainer train --from-export`).
+    pub dir: String,
+    /// The manifest.
+    #[schema(value_type = Object)]
+    pub manifest: store::ExportManifest,
+}
+
+/// Writes what the channels sent, for training, into `DATA_DIR/exports/NAME`: `events.jsonl`
+/// (every event of persons who allow personalisation, with the live identity graph's
+/// `person_id`), `items.jsonl` (the live catalog) and `manifest.json` (watermark, explicit
+/// links and unlinks, the suppression list of erased and non-consenting identifiers). Train on
+/// it with `trainer train --from-export DIR`.
 #[utoipa::path(
     post,
     path = "/v1/admin/export",
     tag = "admin",
-    request_body = ExportBody,
+    request_body(content = Option<ExportBody>, description = "Optional; the default name is the time"),
     responses(
-        (status = 200, description = "Written; the manifest", body = Object),
-        (status = 400, description = "Malformed JSON or an empty directory name", body = ErrorBody),
+        (status = 200, description = "Written", body = ExportResponse),
+        (status = 400, description = "Malformed JSON or an invalid name", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 403, description = "Key lacks the admin role", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 415, description = "Body not sent as application/json", body = ErrorBody),
         (status = 422, description = "Well-formed JSON of the wrong shape", body = ErrorBody),
         (status = 500, description = "The export could not be written", body = ErrorBody),
         (status = 503, description = "The server runs without a data directory", body = ErrorBody),
@@ -120,20 +115,49 @@ pub struct ExportBody {
 )]
 pub(super) async fn export(
     State(state): State<Arc<AppState>>,
-    super::extract::JsonBody(body): super::extract::JsonBody<ExportBody>,
-) -> Result<Json<store::ExportManifest>, ApiError> {
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<ExportResponse>, ApiError> {
     let store = state.store.clone().ok_or_else(ApiError::no_store)?;
-    if body.dir.trim().is_empty() {
-        return Err(ApiError::field("dir", "name a directory on the server"));
-    }
+    let body = body.map_err(|r| ApiError::new(ErrorCode::of_body_status(r.status()), r.body_text()))?;
+    let request: ExportBody = optional_object(&body, "export body")?;
+    let name = match request.name {
+        Some(name) => {
+            let valid = (1..=64).contains(&name.len())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+                && name != "."
+                && name != "..";
+            if !valid {
+                return Err(ApiError::field("name", "letters, digits, `.`, `_` and `-`, 1 to 64 of them"));
+            }
+            name
+        }
+        None => datasets::schema::format_timestamp(cli::unix_now()).replace(':', "-"),
+    };
+    let Some(data_dir) = &state.config.data_dir else { return Err(ApiError::no_store()) };
+    let dir = data_dir.join("exports").join(&name);
     let catalog = state.current.load().view.catalog.live_items();
-    let dir = PathBuf::from(body.dir);
-    let manifest = tokio::task::spawn_blocking(move || store.export(&dir, &catalog, cli::unix_now()))
+    let target = dir.clone();
+    let manifest = tokio::task::spawn_blocking(move || store.export(&target, &catalog, cli::unix_now()))
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| match e {
             store::Error::Export { .. } => ApiError::new(ErrorCode::StateWriteFailed, e.to_string()),
             other => ApiError::store(other),
         })?;
-    Ok(Json(manifest))
+    Ok(Json(ExportResponse { dir: dir.display().to_string(), manifest }))
+}
+
+/// An optional JSON object body: empty or `null` gives the defaults.
+fn optional_object<T: serde::de::DeserializeOwned + Default>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(ErrorCode::MalformedJson, format!("{what}: {e}")))?;
+    if !(value.is_object() || value.is_null()) {
+        return Err(ApiError::new(ErrorCode::InvalidBody, format!("{what}: expected a JSON object")));
+    }
+    Ok(serde_json::from_value::<Option<T>>(value)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("{what}: {e}")))?
+        .unwrap_or_default())
 }

@@ -15,7 +15,7 @@ mod recommendations;
 #[cfg(test)]
 mod tests;
 
-pub use admin::{ExportBody, ReloadBody, ReloadResponse};
+pub use admin::{ExportBody, ExportResponse, ReloadBody, ReloadResponse};
 pub use events::{EventResult, EventsBody, EventsResponse, RefusedLink};
 pub use extract::{JsonBody, QueryParams};
 pub use health::Health;

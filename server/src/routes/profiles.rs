@@ -254,7 +254,7 @@ fn profile(state: &AppState, asked: &Identifier) -> Result<ProfileResponse, ApiE
     };
     let links = match (store, &ids) {
         (Some(store), Some(ids)) => store
-            .links(&ids.links)
+            .provenance(ids)
             .map_err(ApiError::store)?
             .into_iter()
             .map(|link| Provenance {
