@@ -492,21 +492,7 @@ pub fn normalise_truth<'a>(
 pub fn write_catalog_csv(catalog: &Catalog, out: impl Write) -> Result<()> {
     let io = |e: csv::Error| Error::io("writing catalog", std::io::Error::other(e));
     let mut writer = csv::Writer::from_writer(out);
-    writer
-        .write_record([
-            "item_id",
-            "title",
-            "description",
-            "categories",
-            "brand",
-            "tags",
-            "price",
-            "in_stock",
-            "store_stock",
-            "available_from",
-            "available_until",
-        ])
-        .map_err(io)?;
+    writer.write_record(std::iter::once("item_id").chain(crate::load::ITEM_FIELDS)).map_err(io)?;
     for item in &catalog.items {
         let stock: Vec<String> = item.store_stock.iter().map(|(s, n)| format!("{s}:{n}")).collect();
         writer

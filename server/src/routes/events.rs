@@ -147,16 +147,8 @@ pub(super) async fn post_events(
     JsonBody(body): JsonBody<EventsBody>,
 ) -> Result<Json<EventsResponse>, ApiError> {
     let store = state.store.clone().ok_or_else(ApiError::no_store)?;
-    let limit = state.config.live.max_events_per_request;
-    if body.events.is_empty() {
-        return Err(ApiError::field("events", "send at least one event"));
-    }
-    if body.events.len() > limit {
-        return Err(ApiError::field(
-            "events",
-            format!("at most {limit} events per request, got {}; split the batch", body.events.len()),
-        ));
-    }
+    super::extract::batch_size("events", body.events.len(), state.config.live.max_events_per_request)?;
+    super::extract::objects_only("events", &body.events)?;
     let now = cli::unix_now();
     let latest = now.saturating_add(state.config.live.max_future_seconds);
     let serving = state.current.load_full();

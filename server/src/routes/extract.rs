@@ -70,3 +70,35 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Que
         )
     }
 }
+
+/// Checks a batch's size: at least one entry, at most `limit`; the error names `field`.
+pub(super) fn batch_size(field: &str, len: usize, limit: usize) -> Result<(), ApiError> {
+    if len == 0 {
+        return Err(ApiError::field(field, format!("send at least one entry in `{field}`")));
+    }
+    if len > limit {
+        return Err(ApiError::field(
+            field,
+            format!("at most {limit} per request, got {len}; split the batch"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that every entry of a batch is a JSON object, as the document says: anything else
+/// is a body of the wrong shape (422), not one bad entry among good ones.
+pub(super) fn objects_only(field: &str, entries: &[serde_json::Value]) -> Result<(), ApiError> {
+    match entries.iter().position(|entry| !entry.is_object()) {
+        Some(at) => Err(ApiError::at(
+            ErrorCode::InvalidBody,
+            &format!("{field}[{at}]"),
+            format!("{field}[{at}]: expected a JSON object, found {}", entries[at]),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Who made a change, for its provenance: the API key's name, `open` on an open server.
+pub(super) fn source(caller: Option<axum::Extension<crate::auth::Caller>>) -> String {
+    caller.map_or_else(|| "open".to_string(), |c| c.name.clone())
+}

@@ -111,7 +111,7 @@ pub(super) async fn link(
 ) -> Result<Json<LinkResponse>, ApiError> {
     let store = state.store.clone().ok_or_else(ApiError::no_store)?;
     let (a, b) = parse_pair(&body)?;
-    let source = caller.map_or_else(|| "open".to_string(), |c| c.name.clone());
+    let source = super::extract::source(caller);
     let placeholder = [&a, &b].into_iter().find(|i| store.is_placeholder(i)).cloned();
     if let Some(placeholder) = placeholder {
         let field = if placeholder == a { "a.value" } else { "b.value" };
@@ -171,7 +171,7 @@ pub(super) async fn unlink(
 ) -> Result<Json<UnlinkResponse>, ApiError> {
     let store = state.store.clone().ok_or_else(ApiError::no_store)?;
     let (a, b) = parse_pair(&body)?;
-    let source = caller.map_or_else(|| "open".to_string(), |c| c.name.clone());
+    let source = super::extract::source(caller);
     let (answer, person_a, person_b) = tokio::task::spawn_blocking(move || {
         let answer = store.unlink(a.clone(), b.clone(), &source, cli::unix_now())?;
         let key =

@@ -150,16 +150,8 @@ pub(super) async fn put_items(
     super::extract::JsonBody(body): super::extract::JsonBody<ItemsBody>,
 ) -> Result<axum::Json<ItemsResponse>, ApiError> {
     let store = state.store.clone().ok_or_else(ApiError::no_store)?;
-    let limit = state.config.live.max_items_per_request;
-    if body.items.is_empty() {
-        return Err(ApiError::field("items", "send at least one item"));
-    }
-    if body.items.len() > limit {
-        return Err(ApiError::field(
-            "items",
-            format!("at most {limit} items per request, got {}; split the batch", body.items.len()),
-        ));
-    }
+    super::extract::batch_size("items", body.items.len(), state.config.live.max_items_per_request)?;
+    super::extract::objects_only("items", &body.items)?;
     let serving = state.current.load_full();
     let engine = &serving.model.engine;
     let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(body.items.len());

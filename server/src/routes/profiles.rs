@@ -297,8 +297,8 @@ fn profile(state: &AppState, asked: &Identifier) -> Result<ProfileResponse, ApiE
     })
 }
 
-/// Body of `PUT …/consent`: purposes and whether each is allowed, at least one. Other
-/// purposes than these two may be named (lowercase letters, digits and `_`).
+/// Body of `PUT …/consent`: purposes and whether each is allowed, at least one (`null` sets
+/// nothing). Other purposes than these two may be named (lowercase letters, digits and `_`).
 #[derive(Debug, ToSchema)]
 #[expect(dead_code, reason = "describes the wire format only")]
 pub struct ConsentBody {
@@ -337,8 +337,11 @@ pub(super) async fn put_consent(
     State(state): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
     Path((kind, value)): Path<(String, String)>,
-    JsonBody(purposes): JsonBody<BTreeMap<String, bool>>,
+    JsonBody(sent): JsonBody<BTreeMap<String, Option<bool>>>,
 ) -> Result<Json<BTreeMap<String, bool>>, ApiError> {
+    // A purpose sent as `null` is not being set.
+    let purposes: BTreeMap<String, bool> =
+        sent.into_iter().filter_map(|(p, allowed)| Some((p, allowed?))).collect();
     let store = state.store.clone().ok_or_else(ApiError::no_store)?;
     let asked = identifier(&kind, &value)?;
     if store.is_placeholder(&asked) {
@@ -357,7 +360,7 @@ pub(super) async fn put_consent(
             "a purpose is lowercase letters, digits and `_`, at most 64 of them",
         ));
     }
-    let source = caller.map_or_else(|| "open".to_string(), |c| c.name.clone());
+    let source = super::extract::source(caller);
     let set =
         tokio::task::spawn_blocking(move || store.set_consent(asked, purposes, &source, cli::unix_now()))
             .await
@@ -438,7 +441,7 @@ pub(super) async fn delete_profile(
             );
         }
     }
-    let source = caller.map_or_else(|| "open".to_string(), |c| c.name.clone());
+    let source = super::extract::source(caller);
     let missing = asked.key();
     let receipt = tokio::task::spawn_blocking(move || store.erase(asked, also, &source, cli::unix_now()))
         .await

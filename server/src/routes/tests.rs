@@ -63,6 +63,38 @@ fn post(uri: &str, content_type: &str, body: &str) -> Request<Body> {
     Request::post(uri).header("content-type", content_type).body(Body::from(body.to_string())).unwrap()
 }
 
+/// The codes of the live API, from a server with a data directory.
+#[tokio::test]
+async fn the_live_codes_answer_with_their_one_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        model: Some(model().to_path_buf()),
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let live = super::router(AppState::new(config, |_| None).unwrap());
+    let json = "application/json";
+    let pair = |a: &str, b: &str| {
+        format!(
+            r#"{{"a": {{"type": "user_id", "value": "{a}"}}, "b": {{"type": "user_id", "value": "{b}"}}}}"#
+        )
+    };
+    let cases = [
+        (get("/v1/profiles/cookie_id/nobody"), ErrorCode::UnknownIdentifier),
+        (post("/v1/identities/unlink", json, &pair("x1", "x2")), ErrorCode::NotLinked),
+        // Two accounts are never one person: the user id limit is one.
+        (post("/v1/identities/link", json, &pair("x1", "x2")), ErrorCode::LinkRefused),
+        (post("/v1/events", json, r#"{"events": []}"#), ErrorCode::InvalidField),
+        (Request::delete("/v1/items/never").body(Body::empty()).unwrap(), ErrorCode::UnknownItem),
+        (post("/v1/admin/export", json, r#"{"name": "../up"}"#), ErrorCode::InvalidField),
+    ];
+    for (request, expected) in cases {
+        let what = format!("{} {}", request.method(), request.uri());
+        let (status, code) = code_of(&live, request).await;
+        assert_eq!((status, code.as_str()), (expected.status().as_u16(), expected.as_str()), "{what}");
+    }
+}
+
 #[tokio::test]
 async fn each_error_code_answers_with_its_one_status() {
     let open = router(Vec::new(), &[]);
@@ -86,6 +118,7 @@ async fn each_error_code_answers_with_its_one_status() {
             ErrorCode::ModelRejected,
         ),
         (post("/v1/admin/models/reload", json, "{oops"), ErrorCode::MalformedJson),
+        (post("/v1/events", json, r#"{"events": []}"#), ErrorCode::NoStore),
     ];
     for (request, expected) in cases {
         let what = format!("{} {}", request.method(), request.uri());

@@ -1,0 +1,404 @@
+//! The engine's tests: the fallback chain, failing members, the blend's ranking, and what
+//! happens since training (live purchases, new persons, caps, new and deleted items).
+
+use super::*;
+use crate::recommender::Recommender;
+use crate::serve::rules::{Filters, PlacementConfig, StockRule};
+use crate::train::config::TrainConfig;
+use datasets::dataset::{Dataset, WeightConfig};
+use datasets::identity::IdentityRules;
+use datasets::synthetic::{SyntheticConfig, SyntheticData};
+
+fn engine() -> Engine {
+    Engine::new(artifact())
+}
+
+fn artifact() -> Artifact {
+    let synthetic = SyntheticData::generate(SyntheticConfig {
+        n_persons: 300,
+        n_items: 80,
+        seed: 5,
+        ..Default::default()
+    })
+    .unwrap();
+    let dataset = synthetic.dataset(&WeightConfig::default(), &IdentityRules::default()).unwrap();
+    let mut config = TrainConfig::default();
+    config.als.factors = 8;
+    config.blend.tune = false;
+    let trained = crate::train::train(&dataset, &config, &crate::progress::Silent).unwrap();
+    Artifact::assemble(&dataset, trained, &config, 0)
+}
+
+/// The engine's own catalog under one placement.
+fn view_of(engine: &Engine, name: &str, config: &PlacementConfig) -> View {
+    let configs = BTreeMap::from([(name.to_string(), config.clone())]);
+    engine.view(engine.catalog().clone(), &configs).unwrap().0
+}
+
+fn request<'a>(k: usize, filters: &'a Filters) -> Request<'a> {
+    let now = SyntheticConfig::default().end;
+    Request::new(k, now, filters)
+}
+
+#[test]
+fn answers_follow_the_fallback_chain_and_explain_themselves() {
+    let engine = engine();
+    let any_stock = PlacementConfig { in_stock: StockRule::Any, ..Default::default() };
+    let view = view_of(&engine, "p", &any_stock);
+    let placement = &view.placements["p"];
+    let filters = Filters::default();
+    let buyer = (0..engine.artifact().body.users.len() as u32)
+        .map(UserIdx)
+        .find(|&u| engine.consumed(u).len() >= 2)
+        .unwrap();
+
+    let answer =
+        engine.answer(&view, placement, request(10, &filters), &engine.person(Some(buyer)), None).unwrap();
+    assert!(answer.personalized && answer.fallback.is_none());
+    assert_eq!(answer.items.len(), 10);
+    let consumed = engine.consumed(buyer);
+    assert!(answer.items.iter().all(|a| consumed.binary_search_by_key(&a.item.0, |&(c, _)| c).is_err()));
+    for a in &answer.items {
+        assert_eq!(a.source, Source::Personalized);
+        assert!(!a.contributions.is_empty());
+        assert!(a.contributions.windows(2).all(|w| w[0].1 >= w[1].1), "largest contribution first");
+        // The contributions add up to the blended score (no boosts here).
+        let sum: f32 = a.contributions.iter().map(|c| c.1).sum();
+        assert!((sum - a.score).abs() < 1e-3 * (1.0 + a.score.abs()), "{sum} vs {}", a.score);
+    }
+
+    let unknown = engine.answer(&view, placement, request(10, &filters), &engine.person(None), None).unwrap();
+    assert_eq!((unknown.personalized, unknown.fallback), (false, Some(FallbackReason::UnknownUser)));
+    assert_eq!(unknown.items.len(), 10);
+    assert!(unknown.items.iter().all(|a| a.source == Source::Popular && a.contributions.is_empty()));
+
+    // With no blend member, a known person gets popular items of their favourite
+    // categories first.
+    let popular_only =
+        PlacementConfig { weights: [(ModelKind::Popularity, 0.0)].into(), ..any_stock.clone() };
+    let view = view_of(&engine, "q", &popular_only);
+    let answer = engine
+        .answer(&view, &view.placements["q"], request(5, &filters), &engine.person(Some(buyer)), None)
+        .unwrap();
+    assert_eq!((answer.personalized, answer.fallback), (false, Some(FallbackReason::NoModels)));
+    assert_eq!(answer.items[0].source, Source::FavouriteCategories);
+}
+
+#[test]
+fn a_member_that_fails_is_dropped_from_the_blend_not_the_answer() {
+    // ALS fitted on another, 8-item catalog fails on every query of this one: it stands
+    // for a model that cannot score (a failed fold-in, a corrupt state).
+    let mut artifact = artifact();
+    let foreign = crate::algorithms::als::AlsParams { factors: 2, iterations: 1, ..Default::default() }
+        .fit_with(&crate::testing::block_train(), &crate::progress::Silent)
+        .unwrap();
+    for model in &mut artifact.body.models {
+        if matches!(model, FittedModel::Als(_)) {
+            *model = FittedModel::Als(foreign.clone());
+        }
+    }
+    let engine = Engine::new(artifact);
+    let filters = Filters::default();
+    let buyer = (0..engine.artifact().body.users.len() as u32)
+        .map(UserIdx)
+        .find(|&u| engine.consumed(u).len() >= 2)
+        .unwrap();
+    let weights = |kinds: &[ModelKind]| PlacementConfig {
+        in_stock: StockRule::Any,
+        weights: kinds.iter().map(|&kind| (kind, 1.0)).collect(),
+        ..Default::default()
+    };
+    let both = view_of(&engine, "both", &weights(&[ModelKind::Als, ModelKind::ItemKnn]));
+    let answer = engine
+        .answer(&both, &both.placements["both"], request(5, &filters), &engine.person(Some(buyer)), None)
+        .unwrap();
+    assert!(answer.personalized && answer.items.len() == 5);
+    assert_eq!(answer.dropped.iter().map(|d| d.0).collect::<Vec<_>>(), ["als"]);
+    assert!(answer.items.iter().all(|a| a.contributions.iter().any(|c| c == &(ModelKind::Als, 0.0))));
+    // With no member left, the fallback chain answers.
+    let alone = view_of(&engine, "alone", &weights(&[ModelKind::Als]));
+    let answer = engine
+        .answer(&alone, &alone.placements["alone"], request(5, &filters), &engine.person(Some(buyer)), None)
+        .unwrap();
+    assert!(!answer.personalized && answer.items.len() == 5 && answer.dropped.len() == 1);
+    assert_eq!(answer.items[0].source, Source::FavouriteCategories);
+}
+
+#[test]
+fn a_huge_k_is_capped_by_the_catalog_before_anything_is_allocated() {
+    let engine = engine();
+    let n_items = engine.artifact().body.items.len();
+    for user in [None, Some(UserIdx(0))] {
+        let answer = engine.recommend(user, 1_000_000_000_000).unwrap();
+        assert!(answer.items.len() <= n_items && !answer.items.is_empty());
+    }
+    let huge = PlacementConfig { max_k: 1_000_000_000_000, ..Default::default() };
+    assert!(huge.validate("home").unwrap_err().to_string().contains("max_k must be between 1 and 10000"));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(6))]
+
+    /// What serves is what evaluation measures: for every known person, the engine's
+    /// batch answer is the blend's ranking (`Blend`, as `trainer evaluate` scores it) with
+    /// the person's consumed items left out, item for item and score for score.
+    #[test]
+    fn the_engine_ranks_exactly_as_the_blend(
+        seed in 0u64..1_000,
+        weights in proptest::collection::vec(0.0f32..2.0, 3),
+    ) {
+        let rows = datasets::synthetic::interactions(40, 25, 300, seed);
+        let dataset = Dataset::from_interactions(&rows, None, &WeightConfig::default()).unwrap();
+        let mut config = TrainConfig::default();
+        config.models.enabled =
+            vec![crate::recommender::ModelKind::Popularity, crate::recommender::ModelKind::ItemKnn, crate::recommender::ModelKind::Als];
+        config.als.factors = 4;
+        config.als.iterations = 2;
+        config.blend.tune = false;
+        config.blend.weights = config.models.enabled.iter().copied().zip(weights).collect();
+        let trained = crate::train::train(&dataset, &config, &crate::progress::Silent).unwrap();
+        let engine = Engine::new(Artifact::assemble(&dataset, trained, &config, 0));
+        let body = &engine.artifact().body;
+        let models = crate::train::members(&body.models);
+        let blend = crate::blend::Blend::new(&models, &engine.artifact().metadata.blend_weights);
+        let mut scores = vec![0.0; body.items.len()];
+        let mut compared = 0;
+        for user in (0..body.users.len() as u32).map(UserIdx) {
+            let history = engine.history(user);
+            let answer = engine.recommend(Some(user), 5).unwrap();
+            if history.is_empty() || answer.fallback.is_some() {
+                continue;
+            }
+            blend.score_into(&Query { user: Some(user), history: &history }, &mut scores).unwrap();
+            let consumed = engine.consumed(user);
+            let expected = crate::rank::top_k(&scores, 5, |i| {
+                consumed.binary_search_by_key(&(i as u32), |&(c, _)| c).is_err()
+            });
+            proptest::prop_assert_eq!(&answer.items, &expected, "person {}", user.0);
+            compared += 1;
+        }
+        proptest::prop_assert!(compared >= 30, "only {} persons compared", compared);
+    }
+}
+
+#[test]
+fn fallback_stages_respect_the_filters() {
+    let engine = engine();
+    let view = view_of(&engine, "p", &PlacementConfig { in_stock: StockRule::Any, ..Default::default() });
+    let placement = &view.placements["p"];
+    let catalog = &engine.artifact().body.catalog;
+    let category = catalog[0].top_category().unwrap().to_string();
+    let in_category = catalog.iter().filter(|i| i.top_category() == Some(category.as_str())).count();
+    let filters = Filters { categories: vec![category.clone()], ..Filters::default() };
+    // More than the category holds: the answer stops short rather than leave it.
+    for user in [None, Some(UserIdx(0))] {
+        let answer = engine
+            .answer(&view, placement, request(in_category + 5, &filters), &engine.person(user), None)
+            .unwrap();
+        assert!(answer.items.len() <= in_category && !answer.items.is_empty());
+        assert!(answer.items.iter().all(|a| catalog[a.item.get()].top_category() == Some(category.as_str())));
+    }
+}
+
+mod live {
+    use std::collections::BTreeMap;
+
+    use datasets::schema::{Channel, Event, EventType, Identifier, IdentifierKind, Item};
+    use datasets::{ItemIdx, UserIdx};
+
+    use super::*;
+    use crate::serve::catalog::CatalogChange;
+    use crate::serve::person::{LiveSignals, assemble};
+    use crate::serve::rules::FrequencyCap;
+
+    fn engine() -> Engine {
+        let synthetic = SyntheticData::generate(SyntheticConfig {
+            n_persons: 300,
+            n_items: 80,
+            seed: 5,
+            ..Default::default()
+        })
+        .unwrap();
+        let dataset = synthetic.dataset(&WeightConfig::default(), &IdentityRules::default()).unwrap();
+        let mut config = TrainConfig::default();
+        config.als.factors = 8;
+        config.blend.tune = false;
+        let trained = crate::train::train(&dataset, &config, &crate::progress::Silent).unwrap();
+        Engine::new(Artifact::assemble(&dataset, trained, &config, 0))
+    }
+
+    fn event(kind: EventType, at: i64) -> Event {
+        Event {
+            identifiers: vec![Identifier::new(IdentifierKind::CookieId, "c").unwrap()],
+            channel: Channel::Web,
+            event_type: kind,
+            item_id: Some("x".into()),
+            timestamp: at,
+            value: None,
+            event_id: None,
+        }
+    }
+
+    fn placement(weights: &[(ModelKind, f32)], cap: Option<FrequencyCap>) -> PlacementConfig {
+        PlacementConfig {
+            in_stock: StockRule::Any,
+            respect_availability: false,
+            weights: weights.iter().copied().collect(),
+            frequency_cap: cap,
+            ..PlacementConfig::default()
+        }
+    }
+
+    fn ask(engine: &Engine, view: &View, person: &Person<'_>) -> Answer {
+        let filters = Filters::default();
+        engine
+            .answer(view, &view.placements["p"], Request::new(10, 2_000_000_000, &filters), person, None)
+            .unwrap()
+    }
+
+    fn views(engine: &Engine, config: PlacementConfig) -> View {
+        engine.view(engine.catalog().clone(), &BTreeMap::from([("p".to_string(), config)])).unwrap().0
+    }
+
+    #[test]
+    fn a_live_purchase_on_any_channel_leaves_the_next_answer_and_a_return_brings_it_back() {
+        let engine = engine();
+        let view = views(&engine, placement(&[], None));
+        let user = (0..engine.artifact().body.users.len() as u32)
+            .map(UserIdx)
+            .find(|&u| engine.history(u).len() >= 3)
+            .unwrap();
+        let before = ask(&engine, &view, &engine.person(Some(user)));
+        let top = before.items[0].item;
+        let bought = LiveSignals {
+            trained: vec![user],
+            events: vec![(Some(top), event(EventType::Purchase, 10))],
+            ledger: vec![(top, vec![(1, 10)])],
+            personalization: true,
+            shown: Vec::new(),
+        };
+        let person = assemble(&engine, &bought);
+        assert!(person.fresh && person.consumed.iter().any(|&(i, _)| i == top.0));
+        let after = ask(&engine, &view, &person);
+        assert!(
+            after.personalized && after.items.iter().all(|a| a.item != top),
+            "the purchase is never offered back"
+        );
+        let returned = LiveSignals { ledger: vec![(top, vec![(1, 10), (-1, 20)])], ..bought };
+        assert!(assemble(&engine, &returned).consumed.iter().all(|&(i, _)| i != top.0));
+        // A trained purchase returned live is no longer consumed either.
+        let (old, _) = engine.consumed(user)[0];
+        let back = LiveSignals {
+            trained: vec![user],
+            ledger: vec![(ItemIdx(old), vec![(-1, 30)])],
+            personalization: true,
+            ..LiveSignals::default()
+        };
+        assert!(assemble(&engine, &back).consumed.iter().all(|&(i, _)| i != old));
+    }
+
+    #[test]
+    fn a_person_the_model_never_saw_is_personalised_from_their_first_events() {
+        let engine = engine();
+        let view = views(&engine, placement(&[], None));
+        let catalog = engine.catalog();
+        let category = catalog.index().top_category(ItemIdx(0));
+        let same: Vec<ItemIdx> = (0..catalog.len() as u32)
+            .map(ItemIdx)
+            .filter(|&i| catalog.index().top_category(i) == category)
+            .take(3)
+            .collect();
+        let views_of = LiveSignals {
+            events: same.iter().map(|&i| (Some(i), event(EventType::View, 5))).collect(),
+            personalization: true,
+            ..LiveSignals::default()
+        };
+        let person = assemble(&engine, &views_of);
+        let answer = ask(&engine, &view, &person);
+        assert!(answer.personalized && answer.fallback.is_none());
+        let in_category =
+            answer.items.iter().filter(|a| catalog.index().top_category(a.item) == category).count();
+        assert!(in_category >= 3, "the answer follows the views: {in_category} of 10 in their category");
+        // Without consent: popular items, and the reason says why.
+        let withheld = assemble(&engine, &LiveSignals { personalization: false, ..views_of });
+        let answer = ask(&engine, &view, &withheld);
+        assert_eq!((answer.personalized, answer.fallback), (false, Some(FallbackReason::NoConsent)));
+        assert!(answer.items.iter().all(|a| a.source == Source::Popular));
+    }
+
+    #[test]
+    fn the_frequency_cap_holds_what_was_shown_too_often() {
+        let engine = engine();
+        let cap = FrequencyCap { max_impressions: 2, window_hours: 24.0 };
+        let view = views(&engine, placement(&[], Some(cap)));
+        let first = ask(&engine, &view, &engine.person(None));
+        let (a, b) = (first.items[0].item, first.items[1].item);
+        let now = 2_000_000_000;
+        // a shown twice within the day, b once, and a third time long ago does not count.
+        let shown = vec![(a, now - 3_600), (a, now - 60), (b, now - 60), (b, now - 90_000)];
+        let person = Person { shown, ..engine.person(None) };
+        let capped = ask(&engine, &view, &person);
+        assert!(capped.items.iter().all(|x| x.item != a));
+        assert!(capped.items.iter().any(|x| x.item == b));
+        // A channel asking for items not shown within two hours gets neither.
+        let filters = Filters::default();
+        let request = Request { not_shown_within: Some(7_200), ..Request::new(10, now, &filters) };
+        let fresh_only = engine.answer(&view, &view.placements["p"], request, &person, None).unwrap();
+        assert!(fresh_only.items.iter().all(|x| x.item != a && x.item != b));
+    }
+
+    #[test]
+    fn a_new_item_is_recommended_at_once_and_a_deleted_one_never() {
+        let engine = engine();
+        let view = views(&engine, placement(&[(ModelKind::Content, 1.0)], None));
+        let user = (0..engine.artifact().body.users.len() as u32)
+            .map(UserIdx)
+            .find(|&u| engine.history(u).len() >= 3)
+            .unwrap();
+        let history = engine.history(user);
+        let favourite = history.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap().0;
+        let model_item = engine.catalog().item(favourite.get()).unwrap().clone();
+        let twin = Item { item_id: "twin".into(), ..model_item };
+        let changes = [CatalogChange { item_id: "twin".into(), item: Some(twin) }];
+        let next = view.with_changes(&changes, engine.content()).unwrap();
+        let twin_idx = next.catalog.get("twin").unwrap();
+        assert_eq!(twin_idx.get(), engine.catalog().len());
+        let answer = ask(&engine, &next, &engine.person(Some(user)));
+        assert!(
+            answer.items.iter().take(3).any(|a| a.item == twin_idx),
+            "the new twin of a favourite ranks near the top"
+        );
+        // Deleted: gone from every stage, the model's items too.
+        let top = answer.items.iter().find(|a| a.item != twin_idx).unwrap().item;
+        let gone = next
+            .with_changes(
+                &[
+                    CatalogChange { item_id: "twin".into(), item: None },
+                    CatalogChange { item_id: engine.catalog().id(top).unwrap().to_string(), item: None },
+                ],
+                engine.content(),
+            )
+            .unwrap();
+        for person in [engine.person(Some(user)), engine.person(None)] {
+            let answer = ask(&engine, &gone, &person);
+            assert!(answer.items.iter().all(|a| a.item != twin_idx && a.item != top));
+        }
+        // Live popularity lifts the new item into the popular stage.
+        let live = LivePopularity::new(0, None);
+        let fresh = view.with_changes(&changes, engine.content()).unwrap();
+        for n in 0..500 {
+            live.record(&format!("cookie_id:{n}"), twin_idx, 1);
+        }
+        let filters = Filters::default();
+        let popular = engine
+            .answer(
+                &fresh,
+                &fresh.placements["p"],
+                Request::new(3, 2_000_000_000, &filters),
+                &engine.person(None),
+                Some(&live),
+            )
+            .unwrap();
+        assert_eq!(popular.items[0].item, twin_idx);
+    }
+}
