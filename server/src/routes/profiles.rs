@@ -337,11 +337,21 @@ pub(super) async fn put_consent(
     State(state): State<Arc<AppState>>,
     caller: Option<Extension<Caller>>,
     Path((kind, value)): Path<(String, String)>,
-    JsonBody(sent): JsonBody<BTreeMap<String, Option<bool>>>,
+    JsonBody(sent): JsonBody<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Json<BTreeMap<String, bool>>, ApiError> {
-    // A purpose sent as `null` is not being set.
-    let purposes: BTreeMap<String, bool> =
-        sent.into_iter().filter_map(|(p, allowed)| Some((p, allowed?))).collect();
+    // A purpose sent as `null` is not being set; anything but true, false or null is refused.
+    let mut purposes: BTreeMap<String, bool> = BTreeMap::new();
+    for (purpose, allowed) in sent {
+        match allowed {
+            serde_json::Value::Bool(allowed) => {
+                purposes.insert(purpose, allowed);
+            }
+            serde_json::Value::Null => {}
+            other => {
+                return Err(ApiError::field(&purpose, format!("expected true, false or null, found {other}")));
+            }
+        }
+    }
     let store = state.store.clone().ok_or_else(ApiError::no_store)?;
     let asked = identifier(&kind, &value)?;
     if store.is_placeholder(&asked) {

@@ -87,6 +87,14 @@ async fn the_live_codes_answer_with_their_one_status() {
         (post("/v1/events", json, r#"{"events": []}"#), ErrorCode::InvalidField),
         (Request::delete("/v1/items/never").body(Body::empty()).unwrap(), ErrorCode::UnknownItem),
         (post("/v1/admin/export", json, r#"{"name": "../up"}"#), ErrorCode::InvalidField),
+        // A purpose is allowed or not: a string is neither.
+        (
+            Request::put("/v1/profiles/user_id/x1/consent")
+                .header("content-type", json)
+                .body(Body::from(r#"{"email": "yes"}"#))
+                .unwrap(),
+            ErrorCode::InvalidField,
+        ),
     ];
     for (request, expected) in cases {
         let what = format!("{} {}", request.method(), request.uri());
