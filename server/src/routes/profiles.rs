@@ -348,7 +348,10 @@ pub(super) async fn put_consent(
             }
             serde_json::Value::Null => {}
             other => {
-                return Err(ApiError::field(&purpose, format!("expected true, false or null, found {other}")));
+                return Err(ApiError::field(
+                    &purpose,
+                    format!("expected true, false or null, found {other}"),
+                ));
             }
         }
     }
