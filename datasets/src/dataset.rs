@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::identity::{Decisions, IdentityReport, IdentityRules, resolve_with};
 use crate::ids::{IdMap, ItemIdx, UserIdx};
 use crate::load::{Catalog, RawInteraction};
+use crate::recency::Recency;
 use crate::schema::{Event, EventType, Identifier, Item};
 
 /// How events become confidence weights.
@@ -22,7 +23,7 @@ use crate::schema::{Event, EventType, Identifier, Item};
 /// person and item are summed; pairs whose sum is not positive are dropped.
 ///
 /// This is also the trainer's `[weights]` table (`events`, `default`, `channels`,
-/// `value_types`, `consumed`, `half_life_days`) and is stored in every artifact's metadata,
+/// `value_types`, `consumed`, `half_life_days`, `recency`) and is stored in every artifact's metadata,
 /// so serving weighs a session's events exactly as training weighed history.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -44,6 +45,9 @@ pub struct WeightConfig {
     pub consumed_types: Vec<String>,
     /// Half-life of interactions in days; `None` for no time decay.
     pub half_life_days: Option<f32>,
+    /// Each person's own recency, applied to the person's history when scoring
+    /// (`[weights.recency]`; [`crate::recency`]).
+    pub recency: Recency,
 }
 
 impl Default for WeightConfig {
@@ -65,6 +69,7 @@ impl Default for WeightConfig {
             value_types: vec!["rating".into()],
             consumed_types: vec!["purchase".into(), "rating".into()],
             half_life_days: None,
+            recency: Recency::OFF,
         }
     }
 }
@@ -87,7 +92,7 @@ impl WeightConfig {
         {
             return bad("weights.half_life_days".into(), "must be a positive number of days");
         }
-        Ok(())
+        self.recency.validate()
     }
 
     /// The weight of one event of type `event_type` before channel and value: the listed

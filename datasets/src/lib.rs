@@ -28,6 +28,7 @@ pub mod error;
 pub mod identity;
 pub mod ids;
 pub mod load;
+pub mod recency;
 pub mod schema;
 pub mod split;
 pub mod synthetic;

@@ -26,7 +26,7 @@
 //! let als = models::algorithms::als::AlsParams { factors: 8, iterations: 5, ..Default::default() }.fit(&train)?;
 //! let history = train.history(datasets::UserIdx(0));
 //! let mut scores = vec![0.0; als.n_items()];
-//! als.score_into(&Query { user: Some(datasets::UserIdx(0)), history: &history }, &mut scores)?;
+//! als.score_into(&Query { user: Some(datasets::UserIdx(0)), history: &history, recency: &[] }, &mut scores)?;
 //! let top = models::rank::top_k(&scores, 5, |i| history.iter().all(|(h, _)| h.get() != i));
 //! assert_eq!(top.len(), 5);
 //! # Ok::<(), Box<dyn std::error::Error>>(())

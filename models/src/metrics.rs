@@ -7,10 +7,19 @@
 //! `Σ_{hits at rank r} precision@r / min(k, |T|)`; hit rate = 1 if any hit; MRR = 1 / rank of
 //! the first hit. Each is averaged over persons with a non-empty `T` who are in the
 //! training data. Coverage is the share of the catalog recommended to anyone.
+//!
+//! Beyond accuracy, so a gain's cost is visible: **novelty** is the mean, over every
+//! recommended slot, of the item's popularity percentile (popularity = distinct training
+//! persons; percentile `(mid-rank − 1) / (n − 1)` over the catalog by ascending popularity,
+//! ties sharing their mean rank: 0 = the least popular item, 1 = the single most popular), so
+//! *lower* is more novel; **diversity** is the mean number of distinct catalog categories in a
+//! person's top k (0 without categories).
 
 use datasets::{ItemIdx, UserIdx};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use datasets::recency::Recency;
 
 use crate::rank::top_k;
 use crate::recommender::{Query, Recommender, TrainSet};
@@ -49,6 +58,12 @@ pub struct Metrics {
     pub mrr: f64,
     /// Share of catalog items recommended to at least one person.
     pub coverage: f64,
+    /// Mean popularity percentile of the recommended items (lower: more novel).
+    #[serde(default)]
+    pub novelty: f64,
+    /// Mean number of distinct categories among a person's top k.
+    #[serde(default)]
+    pub diversity: f64,
     /// Persons evaluated.
     pub n_users: usize,
 }
@@ -82,9 +97,39 @@ pub fn score_list(ranked: &[ItemIdx], relevant: &Relevant, k: usize) -> [f64; 6]
     ]
 }
 
+/// Per item, its popularity percentile (see the module docs) from the number of distinct
+/// persons who hold it.
+pub fn popularity_percentiles(train: &TrainSet) -> Vec<f64> {
+    let counts: Vec<usize> = train.item_users.outer_iterator().map(|row| row.nnz()).collect();
+    let n = counts.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| counts[i]);
+    let mut percentile = vec![0.0; n];
+    let mut start = 0;
+    while start < n {
+        let mut end = start;
+        while end < n && counts[order[end]] == counts[order[start]] {
+            end += 1;
+        }
+        // Ranks start..end (0-based) tie: their mean, as a share of n − 1.
+        let mid = (start + end - 1) as f64 / 2.0;
+        for &i in &order[start..end] {
+            percentile[i] = mid / (n.max(2) - 1) as f64;
+        }
+        start = end;
+    }
+    percentile
+}
+
 /// Evaluates `model`: for every person with relevant items, recommends the top `k` items
-/// outside their training history and scores the list.
-pub fn evaluate(model: &dyn Recommender, train: &TrainSet, relevant: &[Relevant], k: usize) -> Metrics {
+/// outside their training history, their history weighted by `recency`, and scores the list.
+pub fn evaluate(
+    model: &dyn Recommender,
+    train: &TrainSet,
+    relevant: &[Relevant],
+    k: usize,
+    recency: &Recency,
+) -> Metrics {
     let n_items = model.n_items();
     let users: Vec<usize> = (0..relevant.len().min(train.n_users()))
         .filter(|&u| relevant[u].len() > 0 && train.user_items.outer_view(u).is_some_and(|row| row.nnz() > 0))
@@ -95,7 +140,8 @@ pub fn evaluate(model: &dyn Recommender, train: &TrainSet, relevant: &[Relevant]
             || vec![0f32; n_items],
             |scores, &u| {
                 let history = train.history(UserIdx(u as u32));
-                let query = Query { user: Some(UserIdx(u as u32)), history: &history };
+                let factors = train.recency(UserIdx(u as u32), recency);
+                let query = Query { user: Some(UserIdx(u as u32)), history: &history, recency: &factors };
                 if model.score_into(&query, scores).is_err() {
                     return ([0.0; 6], Vec::new());
                 }
@@ -109,15 +155,27 @@ pub fn evaluate(model: &dyn Recommender, train: &TrainSet, relevant: &[Relevant]
         )
         .collect();
     let n = per_user.len().max(1) as f64;
+    let percentile = popularity_percentiles(train);
     let mut sums = [0f64; 6];
     let mut recommended = vec![false; n_items];
+    let (mut slots, mut percentiles, mut categories) = (0usize, 0f64, 0usize);
+    let mut distinct: Vec<&str> = Vec::new();
     for (values, ranked) in &per_user {
         for (sum, v) in sums.iter_mut().zip(values) {
             *sum += v;
         }
+        distinct.clear();
         for item in ranked {
             recommended[item.get()] = true;
+            slots += 1;
+            percentiles += percentile.get(item.get()).copied().unwrap_or(0.0);
+            if let Some(entry) = train.catalog.get(item.get()) {
+                distinct.extend(entry.categories.iter().map(String::as_str));
+            }
         }
+        distinct.sort_unstable();
+        distinct.dedup();
+        categories += distinct.len();
     }
     Metrics {
         k,
@@ -128,6 +186,8 @@ pub fn evaluate(model: &dyn Recommender, train: &TrainSet, relevant: &[Relevant]
         hit_rate: sums[4] / n,
         mrr: sums[5] / n,
         coverage: recommended.iter().filter(|&&r| r).count() as f64 / n_items.max(1) as f64,
+        novelty: percentiles / slots.max(1) as f64,
+        diversity: categories as f64 / n,
         n_users: per_user.len(),
     }
 }
@@ -177,11 +237,27 @@ mod tests {
         let mut relevant = vec![Relevant::default(); 8];
         relevant[0] = Relevant { items: items(&[0]), n_unknown: 0 };
         relevant[4] = Relevant { items: items(&[7]), n_unknown: 0 };
-        let m = evaluate(&ByIndex, &train, &relevant, 3);
+        let m = evaluate(&ByIndex, &train, &relevant, 3, &Recency::OFF);
         assert_eq!(m.n_users, 2);
         // Person 0 hits at rank 1, person 4 (holds 5, 6, 7) gets [0, 1, 2]: no hit.
         assert_eq!((m.hit_rate, m.mrr, m.precision), (0.5, 0.5, 1.0 / 6.0));
         // Items 0, 4, 5 and 1, 2 recommended: 5 of 8.
         assert_eq!(m.coverage, 5.0 / 8.0);
+        // Every item is held by 3 persons: all tie at the middle percentile, 0.5. No
+        // categories in this catalog.
+        assert_eq!((m.novelty, m.diversity), (0.5, 0.0));
+    }
+
+    #[test]
+    fn popularity_percentiles_share_tied_ranks() {
+        // Items held by 0, 2, 2 and 5 persons: ranks 0, (1, 2) tied at 1.5, 3; over n − 1 = 3.
+        let mut triplets = sprs::TriMat::new((5, 4));
+        for (user, item) in [(0, 1), (1, 1), (0, 2), (2, 2), (0, 3), (1, 3), (2, 3), (3, 3), (4, 3)] {
+            triplets.add_triplet(user, item, 1.0f32);
+        }
+        let mut train = crate::testing::block_train();
+        train.user_items = triplets.to_csr();
+        train.item_users = train.user_items.transpose_view().to_csr();
+        assert_eq!(popularity_percentiles(&train), vec![0.0, 0.5, 0.5, 1.0]);
     }
 }

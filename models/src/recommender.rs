@@ -1,6 +1,7 @@
 //! The contract every model fulfils, and the training input they share.
 
 use datasets::dataset::Dataset;
+use datasets::recency::Recency;
 use datasets::schema::Item;
 use datasets::{ItemIdx, UserIdx};
 use serde::{Deserialize, Serialize};
@@ -45,14 +46,31 @@ impl ModelKind {
 ///
 /// `user` is the person's index in the training data when known; `history` is what they
 /// interacted with (item and confidence weight), which may include events newer than the
-/// model. Models that only know training persons (ALS's stored factors) fall back to
-/// folding in `history` when `user` is `None`.
+/// model; `recency` holds each history entry's factor of the person's own recency
+/// ([`datasets::recency`]), or nothing when recency is off. Models score the history with
+/// the factors (EASE with the factors alone: it is a binary model), and models that store
+/// per-person state (ALS's factors) fold the weighted history in instead when `recency` is
+/// given or `user` is `None`.
 #[derive(Debug, Clone, Copy)]
 pub struct Query<'a> {
     /// The person's index in the training data, if any.
     pub user: Option<UserIdx>,
     /// The person's items with confidence weights; sorted by item, no duplicates.
     pub history: &'a [(ItemIdx, f32)],
+    /// One recency factor per `history` entry, or empty for all 1.
+    pub recency: &'a [f32],
+}
+
+impl Query<'_> {
+    /// The recency factor of history entry `i` (1 when recency is off).
+    pub fn factor(&self, i: usize) -> f32 {
+        self.recency.get(i).copied().unwrap_or(1.0)
+    }
+
+    /// The history as (item, confidence × recency factor) pairs.
+    pub fn weighted(&self) -> impl Iterator<Item = (ItemIdx, f32)> + '_ {
+        self.history.iter().enumerate().map(|(i, &(item, w))| (item, w * self.factor(i)))
+    }
 }
 
 /// A fitted, immutable model: object-safe and `Send + Sync`, so a blend or a server can
@@ -132,6 +150,29 @@ impl TrainSet {
     pub fn history(&self, user: UserIdx) -> Vec<(ItemIdx, f32)> {
         row_items(&self.user_items, user)
     }
+
+    /// The recency factors of a person's history entries (aligned with
+    /// [`TrainSet::history`]), from each entry's latest time; empty when `recency` is off.
+    pub fn recency(&self, user: UserIdx, recency: &Recency) -> Vec<f32> {
+        let indptr = self.user_items.indptr();
+        let indptr = indptr.raw_storage();
+        let times = match (indptr.get(user.get()), indptr.get(user.get() + 1)) {
+            (Some(&start), Some(&end)) => self.last_seen.get(start..end).unwrap_or(&[]),
+            _ => &[],
+        };
+        recency.factors(times, None)
+    }
+
+    /// Per item, `ln(1 + the number of persons who hold it)`: the popularity that blend
+    /// de-biasing divides by ([`crate::blend`]).
+    pub fn log_popularity(&self) -> Vec<f32> {
+        log_popularity(&self.item_users)
+    }
+}
+
+/// Per row of an item × person matrix, `ln(1 + its number of entries)`.
+pub fn log_popularity(item_users: &CsMat<f32>) -> Vec<f32> {
+    item_users.outer_iterator().map(|row| (row.nnz() as f32).ln_1p()).collect()
 }
 
 /// Row `user` of a person × item CSR matrix as (item, weight) pairs, sorted by item; empty
@@ -156,6 +197,13 @@ pub fn check_query(n_items: usize, query: &Query<'_>, scores: &[f32]) -> Result<
     }
     if let Some(&(item, _)) = query.history.iter().find(|(item, _)| item.get() >= n_items) {
         return Err(crate::Error::OutOfRange { what: "item", index: item.get(), len: n_items });
+    }
+    if !query.recency.is_empty() && query.recency.len() != query.history.len() {
+        return Err(crate::Error::OutOfRange {
+            what: "recency factors for the history's entries",
+            index: query.recency.len(),
+            len: query.history.len(),
+        });
     }
     Ok(())
 }

@@ -44,9 +44,9 @@ pub fn conforms(model: &dyn Recommender, train: &TrainSet) {
     for user in 0..train.n_users().min(8) {
         let history = train.history(UserIdx(user as u32));
         for query in [
-            Query { user: Some(UserIdx(user as u32)), history: &history },
-            Query { user: None, history: &history },
-            Query { user: None, history: &[] },
+            Query { user: Some(UserIdx(user as u32)), history: &history, recency: &[] },
+            Query { user: None, history: &history, recency: &[] },
+            Query { user: None, history: &[], recency: &[] },
         ] {
             let (mut first, mut second) = (vec![0.0; n], vec![1.0; n]);
             model.score_into(&query, &mut first).unwrap();
@@ -72,10 +72,10 @@ pub fn refuses_bad_queries(model: &dyn Recommender) {
     let n = model.n_items();
     let past = [(ItemIdx(n as u32), 1.0)];
     let mut scores = vec![0.0; n];
-    let err = model.score_into(&Query { user: None, history: &past }, &mut scores).unwrap_err();
+    let err = model.score_into(&Query { user: None, history: &past, recency: &[] }, &mut scores).unwrap_err();
     assert!(err.to_string().starts_with(&format!("item {n} is out of range")), "{}: {err}", model.name());
     let mut short = vec![0.0; n.saturating_sub(1)];
-    let err = model.score_into(&Query { user: None, history: &[] }, &mut short).unwrap_err();
+    let err = model.score_into(&Query { user: None, history: &[], recency: &[] }, &mut short).unwrap_err();
     assert!(err.to_string().starts_with("score buffer length"), "{}: {err}", model.name());
 }
 
@@ -88,7 +88,10 @@ pub fn contract(params: &impl Fit, train: &TrainSet) {
         let history = train.history(UserIdx(user as u32));
         let mut scores = vec![0.0; model.n_items()];
         model
-            .score_into(&Query { user: Some(UserIdx(user as u32)), history: &history }, &mut scores)
+            .score_into(
+                &Query { user: Some(UserIdx(user as u32)), history: &history, recency: &[] },
+                &mut scores,
+            )
             .unwrap();
         let top = top_k(&scores, 1, |i| !history.iter().any(|(h, _)| h.get() == i));
         assert_eq!(

@@ -103,13 +103,24 @@ fn log_reports(trained: &Trained) {
     if let Some(reason) = &trained.profiles_skipped {
         tracing::warn!("profiles skipped: {reason}");
     }
-    let weights: Vec<String> =
-        trained.blend_weights.iter().map(|(k, v)| format!("{}={v}", k.as_str())).collect();
-    match trained.tuned_ndcg {
-        Some(ndcg) => {
-            tracing::info!("blend weights tuned on validation (ndcg {ndcg:.4}): {}", weights.join(" "))
-        }
-        None => tracing::info!("blend weights: {}", weights.join(" ")),
+    let weights: Vec<String> = trained
+        .blend_weights
+        .iter()
+        .map(|(k, v)| match trained.blend_debias.get(k) {
+            Some(g) => format!("{}={v} (de-bias {g})", k.as_str()),
+            None => format!("{}={v}", k.as_str()),
+        })
+        .collect();
+    let recency = match trained.recency {
+        r if r.is_off() => "person recency off".to_owned(),
+        r => format!("person recency beta={} days={}", r.beta, r.days),
+    };
+    match (trained.tuned_ndcg, trained.tuned_folds) {
+        (Some(ndcg), Some([a, b])) => tracing::info!(
+            "blend tuned on validation (ndcg {ndcg:.4}; halves {a:.4} / {b:.4}): {}; {recency}",
+            weights.join(" ")
+        ),
+        _ => tracing::info!("blend weights: {}; {recency}", weights.join(" ")),
     }
 }
 
@@ -158,8 +169,11 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
 pub struct EvaluationRow {
     /// Model name, or `blend`.
     pub model: String,
-    /// Its metrics.
+    /// Its metrics on the test part.
     pub metrics: Metrics,
+    /// Its metrics on the validation split the blend was tuned on (carved out of the
+    /// training part), when tuning ran: a large gap between the two is overfitting.
+    pub validation: Option<Metrics>,
     /// Fit wall time on the training file, seconds.
     pub fit_seconds: Option<f64>,
 }
@@ -191,18 +205,23 @@ pub fn evaluate_rows(args: &EvaluateArgs) -> Result<Vec<EvaluationRow>> {
     log_reports(&trained);
     let relevant = relevance_of(&trained.train_set, &test_part);
     let seconds: BTreeMap<&str, f64> = trained.reports.iter().map(|r| (r.name.as_str(), r.seconds)).collect();
+    let validation = |name: &str| trained.validation_metrics.get(name).copied();
+    let recency = trained.recency;
     let mut rows = Vec::new();
     for (kind, model) in trained.members() {
         rows.push(EvaluationRow {
             model: kind.as_str().to_owned(),
-            metrics: evaluate_model(model, &trained.train_set, &relevant, args.k),
+            metrics: evaluate_model(model, &trained.train_set, &relevant, args.k, &recency),
+            validation: validation(kind.as_str()),
             fit_seconds: seconds.get(kind.as_str()).copied(),
         });
     }
-    let blend = trained.blend();
+    let log_popularity = trained.train_set.log_popularity();
+    let blend = trained.blend(&log_popularity);
     rows.push(EvaluationRow {
         model: "blend".to_owned(),
-        metrics: evaluate_model(&blend, &trained.train_set, &relevant, args.k),
+        metrics: evaluate_model(&blend, &trained.train_set, &relevant, args.k, &recency),
+        validation: validation("blend"),
         fit_seconds: None,
     });
     Ok(rows)
@@ -214,8 +233,8 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        let table: Vec<(String, Metrics, Option<f64>)> =
-            rows.into_iter().map(|r| (r.model, r.metrics, r.fit_seconds)).collect();
+        let table: Vec<(String, Metrics, Option<Metrics>, Option<f64>)> =
+            rows.into_iter().map(|r| (r.model, r.metrics, r.validation, r.fit_seconds)).collect();
         print!("{}", crate::table::metrics(&table, args.k));
     }
     Ok(())

@@ -381,11 +381,14 @@ impl AlsModel {
         self.item_factors.get(item.get() * self.k..(item.get() + 1) * self.k)
     }
 
-    /// The person vector for a query: stored factors for a known person, otherwise one exact
-    /// least-squares step against the item factors from the history (fold-in).
+    /// The person vector for a query: stored factors for a known person without recency
+    /// factors, otherwise one exact least-squares step against the item factors from the
+    /// weighted history (fold-in; for a known person's unweighted training history it gives
+    /// the stored factors back, since it is the last user step of training).
     pub fn user_vector(&self, query: &Query<'_>) -> Result<Vec<f32>> {
         let k = self.k;
         if let Some(user) = query.user
+            && query.recency.is_empty()
             && let Some(x) = self.user_factors.get(user.get() * k..(user.get() + 1) * k)
         {
             return Ok(x.to_vec());
@@ -395,7 +398,7 @@ impl AlsModel {
             return Ok(x);
         }
         let mut a = self.gram_reg.clone();
-        for &(item, value) in query.history {
+        for (item, value) in query.weighted() {
             let y = self.item_vector(item).ok_or(Error::OutOfRange {
                 what: "item",
                 index: item.get(),
@@ -506,9 +509,10 @@ mod tests {
         let train = block_train();
         let model = AlsParams { solver: AlsSolver::Cholesky, ..toy(4, 10) }.fit(&train).unwrap();
         let history = train.history(datasets::UserIdx(0));
-        let stored =
-            model.user_vector(&Query { user: Some(datasets::UserIdx(0)), history: &history }).unwrap();
-        let folded = model.user_vector(&Query { user: None, history: &history }).unwrap();
+        let stored = model
+            .user_vector(&Query { user: Some(datasets::UserIdx(0)), history: &history, recency: &[] })
+            .unwrap();
+        let folded = model.user_vector(&Query { user: None, history: &history, recency: &[] }).unwrap();
         // After a final item sweep the person's exact solution moves only a little.
         let diff: f32 = stored.iter().zip(&folded).map(|(a, b)| (a - b).abs()).sum();
         let size: f32 = stored.iter().map(|a| a.abs()).sum();

@@ -375,7 +375,11 @@ impl Recommender for ContentModel {
     /// of the wrong length.
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
         check_query(self.n_items(), query, scores)?;
-        let profile = self.profile(query.history)?;
+        let profile = if query.recency.is_empty() {
+            self.profile(query.history)?
+        } else {
+            self.profile(&query.weighted().collect::<Vec<_>>())?
+        };
         self.cosine_into(&profile, scores);
         Ok(())
     }
@@ -448,7 +452,7 @@ mod tests {
         let model = ContentParams::default().fit(&train(shop())).unwrap();
         crate::testing::refuses_bad_queries(&model);
         let history = [(ItemIdx(0), 5.0), (ItemIdx(1), 1.0)];
-        let query = Query { user: None, history: &history };
+        let query = Query { user: None, history: &history, recency: &[] };
         let mut scores = vec![0.0; 6];
         model.score_into(&query, &mut scores).unwrap();
         let ranked = top_k(&scores, 4, |j| j > 1);
@@ -459,7 +463,7 @@ mod tests {
         assert!(scores[3] > 0.0 && scores[4] == 0.0);
         let why = model.explain(&query, ItemIdx(2));
         assert_eq!(why.iter().map(|w| w.0).collect::<Vec<_>>(), [ItemIdx(1), ItemIdx(0)]);
-        let empty = Query { user: None, history: &[] };
+        let empty = Query { user: None, history: &[], recency: &[] };
         model.score_into(&empty, &mut scores).unwrap();
         assert!(scores.iter().all(|&s| s == 0.0));
     }
@@ -482,7 +486,9 @@ mod tests {
         let profile = model.profile(&[(ItemIdx(1), 1.0)]).unwrap();
         let (mut late_score, mut all) = ([0.0f32], vec![0.0f32; 3]);
         model.score_rows(&profile, &rows, &mut late_score);
-        model.score_into(&Query { user: None, history: &[(ItemIdx(1), 1.0)] }, &mut all).unwrap();
+        model
+            .score_into(&Query { user: None, history: &[(ItemIdx(1), 1.0)], recency: &[] }, &mut all)
+            .unwrap();
         assert!((late_score[0] - all[0]).abs() < 1e-6, "{late_score:?} vs {all:?}");
         let similar = model.similar_items(ItemIdx(1), 5);
         assert_eq!(similar.len(), 1);
@@ -490,7 +496,7 @@ mod tests {
         assert!((similar[0].score - expected).abs() < 1e-6 && (expected - 0.60535).abs() < 1e-4);
         assert!(model.similar_items(ItemIdx(3), 5).is_empty());
         let mut scores = vec![0.0; 3];
-        let unknown = Query { user: None, history: &[(ItemIdx(3), 1.0)] };
+        let unknown = Query { user: None, history: &[(ItemIdx(3), 1.0)], recency: &[] };
         assert!(matches!(model.score_into(&unknown, &mut scores), Err(Error::OutOfRange { index: 3, .. })));
     }
 

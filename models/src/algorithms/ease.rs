@@ -3,7 +3,8 @@
 //!
 //! With `X` the binary person × item matrix and `P = (XᵀX + λI)⁻¹`, the item-item weights
 //! are the closed form `B = I − P · diag(1 / diag(P))` with a zero diagonal, that is
-//! `B_ij = −P_ij / P_jj` for `i ≠ j`. A person's scores are `x_u B`. The dense `n × n`
+//! `B_ij = −P_ij / P_jj` for `i ≠ j`. A person's scores are `x_u B`, with `x_u` the person's recency factors (1 without
+//! recency) on the items they hold. The dense `n × n`
 //! solve limits it to catalogs of up to `max_items` items; larger ones are refused with a
 //! message so the trainer can skip the model.
 
@@ -151,8 +152,8 @@ impl Recommender for EaseModel {
         with_simd(
             #[inline(always)]
             || {
-                for &(item, _) in query.history {
-                    axpy(1.0, &self.weights[item.get() * n..(item.get() + 1) * n], scores);
+                for (i, &(item, _)) in query.history.iter().enumerate() {
+                    axpy(query.factor(i), &self.weights[item.get() * n..(item.get() + 1) * n], scores);
                 }
             },
         );
@@ -164,8 +165,9 @@ impl Recommender for EaseModel {
         let mut contributions: Vec<(ItemIdx, f32)> = query
             .history
             .iter()
-            .filter(|(source, _)| source.get() < n && item.get() < n)
-            .map(|&(source, _)| (source, self.weights[source.get() * n + item.get()]))
+            .enumerate()
+            .filter(|(_, (source, _))| source.get() < n && item.get() < n)
+            .map(|(i, &(source, _))| (source, query.factor(i) * self.weights[source.get() * n + item.get()]))
             .filter(|(_, w)| *w > 0.0)
             .collect();
         contributions.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));

@@ -157,7 +157,7 @@ impl Recommender for ItemKnnModel {
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
         check_query(self.n_items(), query, scores)?;
         scores.iter_mut().for_each(|s| *s = 0.0);
-        for &(item, weight) in query.history {
+        for (item, weight) in query.weighted() {
             for (neighbor, sim) in self.neighbors(item) {
                 scores[neighbor.get()] += weight * sim;
             }
@@ -167,9 +167,8 @@ impl Recommender for ItemKnnModel {
 
     fn explain(&self, query: &Query<'_>, item: ItemIdx) -> Vec<(ItemIdx, f32)> {
         let mut contributions: Vec<(ItemIdx, f32)> = query
-            .history
-            .iter()
-            .filter_map(|&(source, weight)| {
+            .weighted()
+            .filter_map(|(source, weight)| {
                 self.neighbors(source).find(|(n, _)| *n == item).map(|(_, sim)| (source, weight * sim))
             })
             .collect();
@@ -210,7 +209,7 @@ mod tests {
         let model = ItemKnnParams { neighbors: 2, shrink: 0.0 }.fit(&train).unwrap();
         assert!(model.neighbors(ItemIdx(0)).count() <= 2);
         let history = train.history(UserIdx(0));
-        let why = model.explain(&Query { user: None, history: &history }, ItemIdx(0));
+        let why = model.explain(&Query { user: None, history: &history, recency: &[] }, ItemIdx(0));
         assert!(!why.is_empty() && why.iter().all(|(i, _)| (1..4).contains(&i.0)));
         assert!(ItemKnnParams { neighbors: 0, shrink: 0.0 }.validate().is_err());
     }

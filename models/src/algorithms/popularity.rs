@@ -123,7 +123,7 @@ impl Recommender for PopularityModel {
         }
         let mut affinity = vec![0f32; self.n_categories];
         let mut total = 0.0;
-        for &(item, weight) in query.history {
+        for (item, weight) in query.weighted() {
             if let Some(Some(c)) = self.category.get(item.get()) {
                 affinity[*c as usize] += weight;
                 total += weight;
@@ -158,7 +158,7 @@ mod tests {
         assert!(model.global().iter().all(|&s| s == 3.0));
         let history = [(ItemIdx(5), 2.0)];
         let mut scores = vec![0.0; 8];
-        model.score_into(&Query { user: None, history: &history }, &mut scores).unwrap();
+        model.score_into(&Query { user: None, history: &history, recency: &[] }, &mut scores).unwrap();
         // books: 3 × (2 + 1) / (2 + 2) = 2.25; shoes: 3 × 1 / 4 = 0.75.
         assert_eq!((scores[0], scores[4]), (0.75, 2.25));
     }

@@ -37,7 +37,7 @@ use crate::train::{FittedModel, ModelReport};
 /// Magic bytes at the start of every artifact.
 pub const MAGIC: [u8; 8] = *b"OMNIREC\0";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 32;
 
 /// Counts of what the artifact was trained on.
@@ -72,6 +72,13 @@ pub struct Metadata {
     pub models: Vec<ModelReport>,
     /// Blend weights by model.
     pub blend_weights: crate::blend::Weights,
+    /// Popularity de-bias `γ` by model (models not listed: off).
+    #[serde(default)]
+    pub blend_debias: crate::blend::Weights,
+    /// Each person's own recency, applied to their history when scoring (tuned, or from
+    /// `weights.recency`).
+    #[serde(default)]
+    pub recency: datasets::recency::Recency,
     /// Validation NDCG reached by tuning, if it ran.
     pub tuned_ndcg: Option<f64>,
     /// Identity resolution summary, for event data.
@@ -124,6 +131,9 @@ pub struct Body {
     pub catalog: Vec<Item>,
     /// Person × item confidence the models were trained on (CSR): each person's history.
     pub history: CsMat<f32>,
+    /// The latest interaction time of each `history` entry, aligned with its data (seconds
+    /// since the epoch; 0 when unknown): what person recency is computed from.
+    pub history_times: Vec<i64>,
     /// Per person, the consumed items (never recommended back) with the time of the last
     /// consuming event (seconds since the epoch; 0 when the data had no times), sorted by item.
     pub consumed: Vec<Vec<(u32, i64)>>,
@@ -297,6 +307,13 @@ fn validate(metadata: &Metadata, body: &Body) -> std::result::Result<(), String>
         return Err(format!("item `{}` has a non-finite price", item.item_id));
     }
     integrity::csr("history", &body.history, Some(n_users), n_items)?;
+    if body.history_times.len() != body.history.nnz() {
+        return Err(format!(
+            "{} history times for {} history entries",
+            body.history_times.len(),
+            body.history.nnz()
+        ));
+    }
     if body.consumed.len() != n_users {
         return Err(format!("consumed lists for {} persons, expected {n_users}", body.consumed.len()));
     }
@@ -315,6 +332,8 @@ fn validate(metadata: &Metadata, body: &Body) -> std::result::Result<(), String>
         model.check(n_items).map_err(|reason| format!("model {name}: {reason}"))?;
     }
     crate::blend::check_weights(&metadata.blend_weights).map_err(|reason| format!("blend: {reason}"))?;
+    crate::blend::check_debias(&metadata.blend_debias).map_err(|reason| format!("blend: {reason}"))?;
+    metadata.recency.validate().map_err(|e| format!("recency: {e}"))?;
     metadata.config.validate().map_err(|e| format!("training configuration: {e}"))?;
     Ok(())
 }
@@ -421,6 +440,8 @@ impl Artifact {
             },
             models: trained.reports,
             blend_weights: trained.blend_weights,
+            blend_debias: trained.blend_debias,
+            recency: trained.recency,
             tuned_ndcg: trained.tuned_ndcg,
             identity,
             store: None,
@@ -432,6 +453,7 @@ impl Artifact {
             aliases: dataset.aliases.iter().map(|(k, v)| (k.clone(), v.0)).collect(),
             catalog: dataset.catalog.clone(),
             history: trained.train_set.user_items,
+            history_times: trained.train_set.last_seen,
             consumed: dataset
                 .consumed()
                 .into_iter()

@@ -7,7 +7,9 @@
 //!   identifier, lends its stored state (factors, profile).
 //! - **History**: the trained persons' histories summed, plus every live event with an item,
 //!   weighted by the artifact's own weighting ([`datasets::dataset::WeightConfig::weigh`]),
-//!   so a view on the phone an hour ago shifts the web page as training would have. A person
+//!   so a view on the phone an hour ago shifts the web page as training would have; each
+//!   entry keeps its latest time, so the person's own recency ([`datasets::recency`])
+//!   counts the live events among the newest. A person
 //!   with live events, or with several trained persons, is `fresh`: the models fold the
 //!   history in instead of using stored factors.
 //! - **Consumed**: the trained persons' consumed items, then the live ledger after the
@@ -44,11 +46,15 @@ pub struct LiveSignals {
 /// The person of `live` for `engine`; see the module docs.
 pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
     let weights = &engine.artifact().metadata.config.weights;
-    let mut history: BTreeMap<ItemIdx, f32> = BTreeMap::new();
+    // Per item: summed weight and latest time.
+    let mut history: BTreeMap<ItemIdx, (f32, i64)> = BTreeMap::new();
     let mut consumed: BTreeMap<u32, (i32, i64)> = BTreeMap::new();
     for &user in &live.trained {
-        for (item, weight) in engine.history(user) {
-            *history.entry(item).or_default() += weight;
+        let times = engine.history_times(user);
+        for (i, (item, weight)) in engine.history(user).into_iter().enumerate() {
+            let entry = history.entry(item).or_default();
+            entry.0 += weight;
+            entry.1 = entry.1.max(times.get(i).copied().unwrap_or(0));
         }
         for &(item, at) in engine.consumed(user) {
             let entry = consumed.entry(item).or_insert((1, at));
@@ -60,7 +66,9 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
         let Some(item) = item else { continue };
         let weighed = weights.weigh(event);
         if weighed.weight > 0.0 {
-            *history.entry(*item).or_default() += weighed.weight;
+            let entry = history.entry(*item).or_default();
+            entry.0 += weighed.weight;
+            entry.1 = entry.1.max(event.timestamp);
             fresh = true;
         }
     }
@@ -73,9 +81,12 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
             }
         }
     }
+    let (history, history_times): (Vec<(ItemIdx, f32)>, Vec<i64>) =
+        history.into_iter().filter(|&(_, (w, _))| w > 0.0).map(|(item, (w, at))| ((item, w), at)).unzip();
     Person {
         user: live.trained.first().copied(),
-        history: Cow::Owned(history.into_iter().filter(|&(_, w)| w > 0.0).collect()),
+        history: Cow::Owned(history),
+        history_times: Cow::Owned(history_times),
         consumed: Cow::Owned(
             consumed.into_iter().filter(|(_, (n, _))| *n > 0).map(|(item, (_, at))| (item, at)).collect(),
         ),

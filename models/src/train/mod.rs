@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use datasets::dataset::{Dataset, Interaction};
+use datasets::recency::Recency;
 use datasets::split::{SplitStrategy, split};
 use datasets::{ItemIdx, UserIdx};
 use rayon::prelude::*;
@@ -17,7 +18,7 @@ use crate::algorithms::content::ContentModel;
 use crate::algorithms::ease::EaseModel;
 use crate::algorithms::item_knn::ItemKnnModel;
 use crate::algorithms::popularity::PopularityModel;
-use crate::blend::tune::tune_weights;
+use crate::blend::tune::{BlendChoice, tune};
 use crate::blend::{Blend, Weights};
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, Relevant, evaluate};
@@ -98,8 +99,14 @@ pub struct Trained {
     pub reports: Vec<ModelReport>,
     /// Blend weights (tuned, or from the config).
     pub blend_weights: Weights,
-    /// Validation NDCG of the tuned weights, when tuning ran.
+    /// Popularity de-bias per model (tuned, or from the config).
+    pub blend_debias: Weights,
+    /// Each person's own recency applied when scoring (tuned, or from the config).
+    pub recency: Recency,
+    /// Validation NDCG of the tuned blend, when tuning ran.
     pub tuned_ndcg: Option<f64>,
+    /// The same on each half of the tuning persons (see [`crate::blend::tune`]).
+    pub tuned_folds: Option<[f64; 2]>,
     /// Derived profile attributes.
     pub profiles: Option<Profiles>,
     /// Why profiles were not derived, if they were not.
@@ -116,9 +123,10 @@ impl Trained {
         members(&self.models)
     }
 
-    /// The blend of the models with the chosen weights.
-    pub fn blend(&self) -> Blend<'_> {
-        Blend::new(&self.members(), &self.blend_weights)
+    /// The blend of the models with the chosen weights and de-bias; `log_popularity` from
+    /// [`TrainSet::log_popularity`] of [`Trained::train_set`].
+    pub fn blend<'a>(&'a self, log_popularity: &'a [f32]) -> Blend<'a> {
+        Blend::new(&self.members(), &self.blend_weights).debiased(&self.blend_debias, log_popularity)
     }
 }
 
@@ -236,11 +244,15 @@ pub fn train(dataset: &Dataset, config: &TrainConfig, progress: &dyn Progress) -
             reason: "nothing to train: every person × item weight sums to 0 or less".into(),
         });
     }
-    let mut blend_weights = config.blend.weights.clone();
+    let mut choice = BlendChoice {
+        weights: config.blend.weights.clone(),
+        debias: config.blend.debias.clone(),
+        recency: config.weights.recency,
+    };
     let mut tuned_ndcg = None;
+    let mut tuned_folds = None;
     let mut validation_metrics = BTreeMap::new();
-    let n_enabled = config.models.enabled.len();
-    if config.blend.tune && n_enabled > 1 {
+    if config.blend.tune && config.models.enabled.len() > 1 {
         let (fit_part, valid_part) = split(
             &dataset.interactions,
             SplitStrategy::Temporal { fraction: config.blend.validation_fraction },
@@ -249,26 +261,35 @@ pub fn train(dataset: &Dataset, config: &TrainConfig, progress: &dyn Progress) -
         let (models, _) = fit_models(&reduced, config, &crate::progress::Silent)?;
         let members = members(&models);
         let relevant = relevance_of(&reduced, &valid_part);
-        let (weights, ndcg) = tune_weights(
+        let tuned = tune(
             &members,
             &reduced,
             &relevant,
-            &config.blend.weights,
+            &choice,
+            config.blend.tune_recency,
             config.blend.k,
             config.blend.max_tuning_users,
         )?;
+        choice = tuned.choice;
+        let recency = choice.recency;
         for (kind, model) in &members {
-            validation_metrics
-                .insert(kind.as_str().to_owned(), evaluate(*model, &reduced, &relevant, config.blend.k));
+            validation_metrics.insert(
+                kind.as_str().to_owned(),
+                evaluate(*model, &reduced, &relevant, config.blend.k, &recency),
+            );
         }
-        let blend = Blend::new(&members, &weights);
-        validation_metrics.insert("blend".to_owned(), evaluate(&blend, &reduced, &relevant, config.blend.k));
-        blend_weights = weights;
-        tuned_ndcg = Some(ndcg);
+        let log_popularity = reduced.log_popularity();
+        let blend = Blend::new(&members, &choice.weights).debiased(&choice.debias, &log_popularity);
+        validation_metrics
+            .insert("blend".to_owned(), evaluate(&blend, &reduced, &relevant, config.blend.k, &recency));
+        tuned_ndcg = Some(tuned.ndcg);
+        tuned_folds = Some(tuned.folds);
     }
+    let BlendChoice { weights: mut blend_weights, debias: mut blend_debias, recency } = choice;
     let (models, reports) = fit_models(&train_set, config, progress)?;
     // Weights of models that were skipped do not matter; keep only trained ones.
     blend_weights.retain(|kind, _| models.iter().any(|m| m.kind() == *kind));
+    blend_debias.retain(|kind, g| *g > 0.0 && blend_weights.contains_key(kind));
     if blend_weights.values().all(|&w| w == 0.0)
         && let Some(first) = models.first()
     {
@@ -283,7 +304,10 @@ pub fn train(dataset: &Dataset, config: &TrainConfig, progress: &dyn Progress) -
         models,
         reports,
         blend_weights,
+        blend_debias,
+        recency,
         tuned_ndcg,
+        tuned_folds,
         profiles,
         profiles_skipped,
         validation_metrics,

@@ -110,6 +110,9 @@ pub struct Person<'a> {
     pub user: Option<UserIdx>,
     /// What they interacted with, weighted as training weighs events; sorted by item.
     pub history: std::borrow::Cow<'a, [(ItemIdx, f32)]>,
+    /// The latest time of each `history` entry (seconds since the epoch, 0 when unknown),
+    /// aligned with it, for person recency; empty when no times are known.
+    pub history_times: std::borrow::Cow<'a, [i64]>,
     /// What they consumed (never recommended back, but after a repurchase window), sorted
     /// by item, with the time of the last consuming event.
     pub consumed: std::borrow::Cow<'a, [(u32, i64)]>,
@@ -129,6 +132,7 @@ impl Default for Person<'_> {
         Person {
             user: None,
             history: Default::default(),
+            history_times: Default::default(),
             consumed: Default::default(),
             fresh: false,
             personalization: true,
@@ -156,6 +160,8 @@ pub struct Engine {
     base: View,
     /// Global popularity: the popularity model's, or the number of persons per item.
     popularity: Vec<f32>,
+    /// Per item, `ln(1 + persons who hold it)`: what blend de-bias divides by.
+    log_popularity: Vec<f32>,
     /// The placement of [`Engine::recommend`].
     batch: Placement,
 }
@@ -181,7 +187,9 @@ impl Engine {
             });
         let batch = Placement::purchases_only(artifact.body.items.len());
         let base = View { catalog, placements: BTreeMap::new() };
-        Engine { artifact, base, popularity, batch }
+        let log_popularity =
+            crate::recommender::log_popularity(&artifact.body.history.transpose_view().to_csr());
+        Engine { artifact, base, popularity, log_popularity, batch }
     }
 
     /// The artifact's catalog, before any change.
@@ -240,25 +248,24 @@ impl Engine {
         let consumed = &person.consumed[..];
         let eligibility = Eligibility::new(placement, catalog, request, consumed, &person.shown)?;
         let similar = placement.config.kind == PlacementKind::Similar;
-        let history = if similar {
-            request
-                .viewed
-                .filter(|item| item.get() < n_model)
-                .map(|item| vec![(item, 1.0)])
-                .unwrap_or_default()
+        let (history, times) = if similar {
+            let viewed = request.viewed.filter(|item| item.get() < n_model);
+            (viewed.map(|item| vec![(item, 1.0)]).unwrap_or_default(), Vec::new())
         } else if !person.personalization {
-            Vec::new()
+            (Vec::new(), Vec::new())
         } else {
-            self.session_history(&request, &person.history)
+            self.session_history(&request, &person.history, &person.history_times)
         };
         let weights = if placement.config.weights.is_empty() {
             &self.artifact.metadata.blend_weights
         } else {
             &placement.config.weights
         };
-        let blend = Blend::new(&members(&self.artifact.body.models), weights);
+        let blend = Blend::new(&members(&self.artifact.body.models), weights)
+            .debiased(&self.artifact.metadata.blend_debias, &self.log_popularity);
         let user = if similar || person.fresh || !person.personalization { None } else { person.user };
-        let query = Query { user, history: &history };
+        let recency = self.artifact.metadata.recency.factors(&times, None);
+        let query = Query { user, history: &history, recency: &recency };
         SCRATCH.with(|scratch| {
             let scratch = &mut *scratch.borrow_mut();
             scratch.total.resize(n_items, 0.0);
@@ -433,17 +440,41 @@ impl Engine {
     /// The person's history with the request's cart and viewed item added, as add-to-cart and
     /// view events would weigh them; only items the models know (those created after training
     /// join after the next training).
-    fn session_history(&self, request: &Request<'_>, history: &[(ItemIdx, f32)]) -> Vec<(ItemIdx, f32)> {
+    /// The person's history with the request's cart and viewed item added, and each entry's
+    /// latest time (`times` aligned with `history`, or empty). The request's items are what
+    /// the person does now: they get the person's newest time, so person recency counts them
+    /// among the latest.
+    fn session_history(
+        &self,
+        request: &Request<'_>,
+        history: &[(ItemIdx, f32)],
+        times: &[i64],
+    ) -> (Vec<(ItemIdx, f32)>, Vec<i64>) {
         // Weighed as training weighed these events: the artifact keeps the weighting.
         let weights = &self.artifact.metadata.config.weights;
-        let mut merged: BTreeMap<ItemIdx, f32> = history.iter().copied().collect();
+        let times = if times.len() == history.len() { times } else { &[] };
+        let now = times.iter().copied().max().unwrap_or(0);
+        let mut merged: BTreeMap<ItemIdx, (f32, i64)> = history
+            .iter()
+            .enumerate()
+            .map(|(i, &(item, w))| (item, (w, times.get(i).copied().unwrap_or(0))))
+            .collect();
+        let mut add = |item: ItemIdx, weight: f32| {
+            let entry = merged.entry(item).or_default();
+            entry.0 += weight;
+            entry.1 = entry.1.max(now);
+        };
         for &item in request.cart {
-            *merged.entry(item).or_default() += weights.type_weight(&EventType::AddToCart);
+            add(item, weights.type_weight(&EventType::AddToCart));
         }
         if let Some(item) = request.viewed {
-            *merged.entry(item).or_default() += weights.type_weight(&EventType::View);
+            add(item, weights.type_weight(&EventType::View));
         }
-        merged.into_iter().filter(|&(item, w)| w > 0.0 && item.get() < self.popularity.len()).collect()
+        merged
+            .into_iter()
+            .filter(|&(item, (w, _))| w > 0.0 && item.get() < self.popularity.len())
+            .map(|(item, (w, at))| ((item, w), at))
+            .unzip()
     }
 
     /// The person's favourite top categories: from their profile, else from `history`.
@@ -500,6 +531,7 @@ impl Engine {
         Person {
             user,
             history: user.map(|u| self.history(u)).unwrap_or_default().into(),
+            history_times: user.map_or(&[][..], |u| self.history_times(u)).into(),
             consumed: user.map_or(&[][..], |u| self.consumed(u)).into(),
             ..Person::default()
         }
@@ -508,6 +540,17 @@ impl Engine {
     /// A person's training history.
     pub fn history(&self, user: UserIdx) -> Vec<(ItemIdx, f32)> {
         row_items(&self.artifact.body.history, user)
+    }
+
+    /// The latest time of each entry of `user`'s training history, aligned with
+    /// [`Engine::history`].
+    pub fn history_times(&self, user: UserIdx) -> &[i64] {
+        let indptr = self.artifact.body.history.indptr();
+        let indptr = indptr.raw_storage();
+        match (indptr.get(user.get()), indptr.get(user.get() + 1)) {
+            (Some(&start), Some(&end)) => self.artifact.body.history_times.get(start..end).unwrap_or(&[]),
+            _ => &[],
+        }
     }
 
     /// Items `user` consumed (purchased, rated; or everything, for plain interaction data),

@@ -169,7 +169,7 @@ proptest::proptest! {
             if history.is_empty() || answer.fallback.is_some() {
                 continue;
             }
-            blend.score_into(&Query { user: Some(user), history: &history }, &mut scores).unwrap();
+            blend.score_into(&Query { user: Some(user), history: &history, recency: &[] }, &mut scores).unwrap();
             let consumed = engine.consumed(user);
             let expected = crate::rank::top_k(&scores, 5, |i| {
                 consumed.binary_search_by_key(&(i as u32), |&(c, _)| c).is_err()
