@@ -7,14 +7,18 @@
 //! both NDCG and catalog coverage (an earlier tuner kept raising item-kNN's weight to 2–4 on
 //! validation, which lost on the test split). So:
 //!
-//! - **Two folds must agree.** The tuning persons are split in two halves; a change is taken
-//!   only if it raises the NDCG of *both* halves. A change that helps one half and hurts the
-//!   other is noise, and is refused.
+//! - **A change must be significant.** Each candidate change is compared with the current
+//!   choice person by person (the same persons, so the comparison is paired): it is taken only
+//!   if the mean per-person NDCG gain exceeds [`Z`] standard errors of that gain. A change that
+//!   helps some persons by chance and hurts others is noise, and is refused; so are gains too
+//!   small to tell apart from it.
 //! - **Start from the defaults, not from a corner.** The search starts from the configured
 //!   blend and moves one coordinate at a time (coordinate ascent over grids); without strong
 //!   evidence it stays there.
-//! - **Coarse to fine for recency**: `τ` is chosen first at `β = 1` from hours to a month,
-//!   then `β` at that `τ`; each setting re-scores the persons, so the grids are small.
+//! - **Recency first, coarse to fine**: `τ` is chosen first at `β = 1` from an hour to a
+//!   month, then `β` at that `τ`, at the start's weights; each setting re-scores the
+//!   persons, so the grids are small. Then weights and de-bias by steepest ascent: each round
+//!   takes the best significant single change.
 //!
 //! Each person is scored once per recency setting; the search re-ranks the union of every
 //! member's top items (with and without the strongest de-bias) through the serving fusion
@@ -41,6 +45,8 @@ const GAMMAS: [f32; 5] = [0.0, 0.1, 0.2, 0.3, 0.5];
 const TAUS: [f32; 4] = [1.0 / 24.0, 1.0, 7.0, 30.0];
 /// Recency strengths tried at the chosen time scale (after `β = 1`).
 const BETAS: [f32; 3] = [0.5, 2.0, 4.0];
+/// How many standard errors of the paired per-person gain a change must clear.
+pub const Z: f64 = 2.0;
 
 /// What the blend is: member weights, their de-bias and the person recency.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +66,7 @@ pub struct Tuned {
     pub choice: BlendChoice,
     /// Mean NDCG@k of the choice over the tuning persons.
     pub ndcg: f64,
-    /// The same over each half of them.
+    /// The same over each half of them (even and odd positions): how stable the figure is.
     pub folds: [f64; 2],
     /// Tuning persons.
     pub n_users: usize,
@@ -187,69 +193,70 @@ fn candidates(
         .collect()
 }
 
-/// Mean NDCG@k of `point` on each half of `persons` (even and odd positions).
-fn folds(persons: &[Candidates], point: &Point, k: usize) -> [f64; 2] {
-    let (sums, counts) = persons
+/// NDCG@k of `point` for each person.
+fn per_person(persons: &[Candidates], point: &Point, k: usize) -> Vec<f64> {
+    persons
         .par_iter()
-        .enumerate()
-        .map_init(Vec::new, |blended, (i, c)| {
-            let ndcg = score_list(&c.rank(point, k, blended), &c.relevant, k)[2];
-            let mut sums = [0.0; 2];
-            let mut counts = [0usize; 2];
-            sums[i % 2] = ndcg;
-            counts[i % 2] = 1;
-            (sums, counts)
-        })
-        .reduce(
-            || ([0.0; 2], [0; 2]),
-            |a, b| ([a.0[0] + b.0[0], a.0[1] + b.0[1]], [a.1[0] + b.1[0], a.1[1] + b.1[1]]),
-        );
-    [sums[0] / counts[0].max(1) as f64, sums[1] / counts[1].max(1) as f64]
+        .map_init(Vec::new, |blended, c| score_list(&c.rank(point, k, blended), &c.relevant, k)[2])
+        .collect()
 }
 
-/// Whether `trial` beats `best` on both folds.
-fn agrees(trial: [f64; 2], best: [f64; 2]) -> bool {
-    trial[0] > best[0] + 1e-9 && trial[1] > best[1] + 1e-9
+/// Mean NDCG over each half of the persons (even and odd positions), for the report.
+fn halves(scores: &[f64]) -> [f64; 2] {
+    let half = |parity: usize| {
+        let values: Vec<f64> = scores.iter().skip(parity).step_by(2).copied().collect();
+        values.iter().sum::<f64>() / values.len().max(1) as f64
+    };
+    [half(0), half(1)]
 }
 
-/// Coordinate ascent from `point` over member weights and de-bias, taking a change only when
-/// both folds improve. Returns the point and its fold scores.
-fn ascend(persons: &[Candidates], mut point: Point, k: usize) -> (Point, [f64; 2]) {
-    let mut best = folds(persons, &point, k);
-    for _pass in 0..3 {
-        let mut improved = false;
+/// Whether `trial` beats `best` significantly: the mean per-person gain is positive and
+/// above [`Z`] standard errors of the gain.
+fn significant(trial: &[f64], best: &[f64]) -> bool {
+    let n = trial.len().min(best.len());
+    if n < 2 {
+        return false;
+    }
+    let gains: Vec<f64> = trial.iter().zip(best).map(|(t, b)| t - b).collect();
+    let mean = gains.iter().sum::<f64>() / n as f64;
+    let variance = gains.iter().map(|g| (g - mean) * (g - mean)).sum::<f64>() / (n - 1) as f64;
+    mean > 1e-12 && mean > Z * (variance / n as f64).sqrt()
+}
+
+/// Steepest ascent from `point` over member weights and de-bias, one coordinate at a time:
+/// each round tries every single change and takes the best of those that are
+/// [`significant`]; it stops when none is. Returns the point and its per-person scores.
+fn ascend(persons: &[Candidates], mut point: Point, k: usize) -> (Point, Vec<f64>) {
+    let mut best = per_person(persons, &point, k);
+    for _round in 0..20 {
+        let mut trials = Vec::new();
         for m in 0..point.weights.len() {
-            for &value in &WEIGHTS {
-                if value == point.weights[m] {
-                    continue;
-                }
+            for &value in WEIGHTS.iter().filter(|&&v| v != point.weights[m]) {
                 let mut trial = point.clone();
                 trial.weights[m] = value;
-                if trial.weights.iter().all(|&w| w == 0.0) {
-                    continue;
-                }
-                let score = folds(persons, &trial, k);
-                if agrees(score, best) {
-                    (point, best, improved) = (trial, score, true);
+                if trial.weights.iter().any(|&w| w > 0.0) {
+                    trials.push(trial);
                 }
             }
-            if point.weights[m] == 0.0 {
-                continue;
-            }
-            for g in 0..GAMMAS.len() {
-                if g == point.gammas[m] {
-                    continue;
-                }
-                let mut trial = point.clone();
-                trial.gammas[m] = g;
-                let score = folds(persons, &trial, k);
-                if agrees(score, best) {
-                    (point, best, improved) = (trial, score, true);
+            if point.weights[m] > 0.0 {
+                for g in (0..GAMMAS.len()).filter(|&g| g != point.gammas[m]) {
+                    let mut trial = point.clone();
+                    trial.gammas[m] = g;
+                    trials.push(trial);
                 }
             }
         }
-        if !improved {
-            break;
+        let winner = trials
+            .into_iter()
+            .map(|trial| {
+                let scores = per_person(persons, &trial, k);
+                (trial, scores)
+            })
+            .filter(|(_, scores)| significant(scores, &best))
+            .max_by(|a, b| mean(&a.1).total_cmp(&mean(&b.1)));
+        match winner {
+            Some((trial, scores)) => (point, best) = (trial, scores),
+            None => break,
         }
     }
     (point, best)
@@ -262,8 +269,8 @@ fn nearest_gamma(gamma: f32) -> usize {
         .unwrap_or(0)
 }
 
-fn mean(folds: [f64; 2]) -> f64 {
-    (folds[0] + folds[1]) / 2.0
+fn mean(scores: &[f64]) -> f64 {
+    scores.iter().sum::<f64>() / scores.len().max(1) as f64
 }
 
 /// Chooses the blend for `models` (fitted on `train`) on `relevant`, starting from `start`;
@@ -307,40 +314,33 @@ pub fn tune(
     let score = |recency: &Recency| candidates(models, train, &log_popularity, relevant, &users, recency);
     let mut recency = start.recency;
     let mut persons = score(&recency)?;
-    let mut best;
-    (point, best) = ascend(&persons, point, k);
+    let mut best = per_person(&persons, &point, k);
     if tune_recency {
-        let mut changed = false;
-        let mut try_setting = |trial: Recency, best: &mut [f64; 2], recency: &mut Recency| -> Result<bool> {
-            let trial_persons = score(&trial)?;
-            let trial_score = folds(&trial_persons, &point, k);
-            if agrees(trial_score, *best) {
-                (*best, *recency, persons) = (trial_score, trial, trial_persons);
-                return Ok(true);
+        // Recency first, at the start's weights: it moves every model's scores, so the
+        // weights are chosen for the recency that will serve.
+        let mut try_setting = |trial: Recency, best: &mut Vec<f64>, recency: &mut Recency| -> Result<()> {
+            if trial == *recency {
+                return Ok(());
             }
-            Ok(false)
+            let trial_persons = score(&trial)?;
+            let trial_score = per_person(&trial_persons, &point, k);
+            if significant(&trial_score, best) && mean(&trial_score) > mean(best) {
+                (*best, *recency, persons) = (trial_score, trial, trial_persons);
+            }
+            Ok(())
         };
         for &days in &TAUS {
-            let trial = Recency { beta: 1.0, days };
-            if trial != recency {
-                changed |= try_setting(trial, &mut best, &mut recency)?;
-            }
+            try_setting(Recency { beta: 1.0, days }, &mut best, &mut recency)?;
         }
         if !recency.is_off() {
             let days = recency.days;
             for &beta in &BETAS {
-                let trial = Recency { beta, days };
-                if trial != recency {
-                    changed |= try_setting(trial, &mut best, &mut recency)?;
-                }
+                try_setting(Recency { beta, days }, &mut best, &mut recency)?;
             }
         }
-        if changed {
-            // The weights that were best without recency may not be with it.
-            (point, best) = ascend(&persons, point, k);
-        }
     }
-    Ok(Tuned { choice: choice(&point, recency), ndcg: mean(best), folds: best, n_users: users.len() })
+    (point, best) = ascend(&persons, point, k);
+    Ok(Tuned { choice: choice(&point, recency), ndcg: mean(&best), folds: halves(&best), n_users: users.len() })
 }
 
 #[cfg(test)]
@@ -364,28 +364,47 @@ mod tests {
         }
     }
 
-    fn held_out_block_items() -> Vec<Relevant> {
-        // Person u holds three of the four items of its block; the fourth is held out.
-        (0..8).map(|u| Relevant { items: vec![ItemIdx((u / 4 * 4 + u % 4) as u32)], n_unknown: 0 }).collect()
+    /// 40 persons in two taste blocks of four items; person `u` is in block `u % 2` and holds
+    /// its items but item `(u / 2) % 4` of it, which is what they go on to take.
+    fn forty_persons() -> (TrainSet, Vec<Relevant>) {
+        let mut triplets = sprs::TriMat::new((40, 8));
+        let mut relevant = Vec::new();
+        for user in 0..40 {
+            let block = user % 2;
+            let missing = block * 4 + (user / 2) % 4;
+            for item in block * 4..block * 4 + 4 {
+                if item != missing {
+                    triplets.add_triplet(user, item, 1.0f32);
+                }
+            }
+            relevant.push(Relevant { items: vec![ItemIdx(missing as u32)], n_unknown: 0 });
+        }
+        let mut train = block_train();
+        train.user_items = triplets.to_csr();
+        train.item_users = train.user_items.transpose_view().to_csr();
+        train.last_seen = vec![0; train.user_items.nnz()];
+        (train, relevant)
     }
 
     #[test]
     fn tuning_prefers_the_model_that_ranks_held_out_items() {
-        let train = block_train();
+        let (train, relevant) = forty_persons();
         let good = crate::algorithms::ease::EaseParams { regularization: 1.0, ..Default::default() }
             .fit(&train)
             .unwrap();
         let bad = Fixed((0..8).map(|i| ((i * 7) % 5) as f32).collect());
         let start = BlendChoice {
-            weights: [(ModelKind::Ease, 1.0), (ModelKind::Popularity, 1.0)].into(),
+            // The bad model dominates the start: most persons are served wrong.
+            weights: [(ModelKind::Ease, 0.05), (ModelKind::Popularity, 1.0)].into(),
             debias: Weights::new(),
             recency: Recency::OFF,
         };
         let models: [(ModelKind, &dyn Recommender); 2] =
             [(ModelKind::Ease, &good), (ModelKind::Popularity, &bad)];
-        let tuned = tune(&models, &train, &held_out_block_items(), &start, true, 1, 100).unwrap();
+        let tuned = tune(&models, &train, &relevant, &start, true, 1, 100).unwrap();
         assert_eq!(tuned.ndcg, 1.0);
         assert_eq!(tuned.folds, [1.0, 1.0]);
+        assert_eq!(tuned.n_users, 40);
         let weights = &tuned.choice.weights;
         assert!(weights[&ModelKind::Ease] > weights[&ModelKind::Popularity], "{weights:?}");
         // Recency cannot improve a perfect score: it stays off.
@@ -393,11 +412,12 @@ mod tests {
     }
 
     #[test]
-    fn a_change_one_fold_refuses_is_not_taken() {
+    fn a_change_that_may_be_chance_is_not_taken() {
         // Persons 4 (fold 0, holds 5–7) and 5 (fold 1, holds 4, 6, 7) go on to take items 4
         // and 5. Model A alone serves person 4 right and person 5 wrong; adding model B
         // fixes person 5 at weight 1 without changing person 4, and breaks person 4 at
-        // weight 2 or more. Fold 0 never gains, so B stays out.
+        // weight 2 or more. One person's gain among two is no evidence (a mean gain of 0.5
+        // with a standard error of 0.5), so B stays out.
         let train = block_train();
         let a = Fixed(vec![0.5, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
         let b = Fixed(vec![0.0, 2.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0]);
@@ -418,21 +438,21 @@ mod tests {
 
     #[test]
     fn debias_is_chosen_when_both_folds_gain() {
-        // Items 0–3; item 2 is held by persons 2 and 3, item 3 by nobody. Item 2 scores a
+        // Items 0–3; item 2 is held by persons 6 and 7, item 3 by nobody. Item 2 scores a
         // little above item 3, and item 3 is what each person goes on to take: de-bias
-        // (γ = 0.1 divides item 2's score by 3^0.1 = 1.116) puts it first for persons 0 and
-        // 1, one in each fold, and changes nothing for 2 and 3, who already hold item 2.
-        let mut triplets = sprs::TriMat::new((4, 4));
-        for (user, item) in [(0, 0), (1, 0), (2, 0), (2, 2), (3, 2)] {
+        // (γ = 0.1 divides item 2's score by 3^0.1 = 1.116) puts it first for persons 0–5,
+        // and changes nothing for 6 and 7, who already hold item 2.
+        let mut triplets = sprs::TriMat::new((8, 4));
+        for (user, item) in [(0, 0), (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 2), (7, 2)] {
             triplets.add_triplet(user, item, 1.0f32);
         }
         let mut train = block_train();
         train.user_items = triplets.to_csr();
         train.item_users = train.user_items.transpose_view().to_csr();
         train.catalog.truncate(4);
-        train.last_seen = vec![0; 5];
+        train.last_seen = vec![0; 8];
         let tilted = Fixed(vec![0.0, 0.0, 1.1, 1.0]);
-        let relevant = vec![Relevant { items: vec![ItemIdx(3)], n_unknown: 0 }; 4];
+        let relevant = vec![Relevant { items: vec![ItemIdx(3)], n_unknown: 0 }; 8];
         let start = BlendChoice {
             weights: [(ModelKind::Ease, 1.0)].into(),
             debias: Weights::new(),
