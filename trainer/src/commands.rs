@@ -216,8 +216,8 @@ pub fn evaluate_rows(args: &EvaluateArgs) -> Result<Vec<EvaluationRow>> {
             fit_seconds: seconds.get(kind.as_str()).copied(),
         });
     }
-    let log_popularity = trained.train_set.log_popularity();
-    let blend = trained.blend(&log_popularity);
+    let debias = trained.debias();
+    let blend = trained.blend(&debias);
     rows.push(EvaluationRow {
         model: "blend".to_owned(),
         metrics: evaluate_model(&blend, &trained.train_set, &relevant, args.k, &recency),

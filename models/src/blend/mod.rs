@@ -119,6 +119,38 @@ pub fn debias(scores: &mut [f32], log_popularity: &[f32], gamma: f32) {
     }
 }
 
+/// Per member kind, the de-bias divisors `(1 + n_j)^γ` of every item, computed once (per
+/// artifact when serving) so a query only multiplies or divides.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Debias {
+    factors: BTreeMap<ModelKind, Vec<f32>>,
+}
+
+impl Debias {
+    /// The divisors of `gammas` (models with `γ` > 0) over `log_popularity`
+    /// ([`crate::recommender::TrainSet::log_popularity`]).
+    pub fn new(gammas: &Weights, log_popularity: &[f32]) -> Self {
+        let factors = gammas
+            .iter()
+            .filter(|(_, g)| **g > 0.0)
+            .map(|(&kind, &g)| (kind, log_popularity.iter().map(|&lp| (g * lp).exp()).collect()))
+            .collect();
+        Debias { factors }
+    }
+
+    /// The divisors of `kind`, if it is de-biased.
+    pub fn factors(&self, kind: ModelKind) -> Option<&[f32]> {
+        self.factors.get(&kind).map(Vec::as_slice)
+    }
+}
+
+/// Applies precomputed de-bias divisors `factors` to `scores` (see [`debias`]).
+fn apply_debias(scores: &mut [f32], factors: &[f32]) {
+    for (s, &f) in scores.iter_mut().zip(factors) {
+        *s = if *s > 0.0 { *s / f } else { *s * f };
+    }
+}
+
 /// One score under [`debias`].
 #[inline]
 pub fn debiased(score: f32, log_popularity: f32, gamma: f32) -> f32 {
@@ -135,8 +167,8 @@ pub struct Member<'a> {
     pub model: &'a dyn Recommender,
     /// Its weight (> 0).
     pub weight: f32,
-    /// Its popularity de-bias `γ` (0 = off).
-    pub debias: f32,
+    /// Its popularity de-bias divisors per item, if it is de-biased.
+    pub debias: Option<&'a [f32]>,
 }
 
 /// What one member did for one query in [`Blend::fuse`].
@@ -158,8 +190,6 @@ pub enum Fused {
 pub struct Blend<'a> {
     members: Vec<Member<'a>>,
     n_items: usize,
-    /// Per item, `ln(1 + persons who hold it)`; empty without de-bias.
-    log_popularity: &'a [f32],
 }
 
 impl<'a> Blend<'a> {
@@ -175,23 +205,18 @@ impl<'a> Blend<'a> {
                     kind,
                     model,
                     weight,
-                    debias: 0.0,
+                    debias: None,
                 })
             })
             .collect();
-        Blend { members, n_items, log_popularity: &[] }
+        Blend { members, n_items }
     }
 
-    /// The blend with popularity de-bias `γ` per model, `log_popularity` being
-    /// `ln(1 + persons who hold the item)` per item of the blend's catalog
-    /// ([`crate::recommender::TrainSet::log_popularity`]). Without one entry per item,
-    /// de-bias stays off.
-    pub fn debiased(mut self, debias: &Weights, log_popularity: &'a [f32]) -> Self {
-        if log_popularity.len() == self.n_items {
-            for member in &mut self.members {
-                member.debias = debias.get(&member.kind).copied().unwrap_or(0.0);
-            }
-            self.log_popularity = log_popularity;
+    /// The blend with popularity de-bias ([`Debias`]) on its members; divisors that do not
+    /// cover the blend's catalog leave a member as it is.
+    pub fn debiased(mut self, debias: &'a Debias) -> Self {
+        for member in &mut self.members {
+            member.debias = debias.factors(member.kind).filter(|f| f.len() == self.n_items);
         }
         self
     }
@@ -217,7 +242,9 @@ impl<'a> Blend<'a> {
                     buffer.fill(f32::NAN);
                     return Fused::Failed(error);
                 }
-                debias(buffer, self.log_popularity, member.debias);
+                if let Some(factors) = member.debias {
+                    apply_debias(buffer, factors);
+                }
                 match moments(buffer) {
                     Some(moments) => {
                         add_scaled_z(total, buffer, member.weight, moments);
@@ -335,7 +362,9 @@ mod tests {
         let weights: Weights = [(ModelKind::Ease, 1.0)].into();
         let gamma: Weights = [(ModelKind::Ease, 0.3)].into();
         let pops = [0f32, 8f32.ln(), 2f32.ln()];
-        let blend = Blend::new(&models, &weights).debiased(&gamma, &pops);
+        let divisors = Debias::new(&gamma, &pops);
+        assert!((divisors.factors(ModelKind::Ease).unwrap()[1] - 8f32.powf(0.3)).abs() < 1e-5);
+        let blend = Blend::new(&models, &weights).debiased(&divisors);
         let mut scores = vec![0.0; 3];
         blend.score_into(&Query { user: None, history: &[], recency: &[] }, &mut scores).unwrap();
         assert!(scores[2] > scores[1], "{scores:?}");

@@ -298,7 +298,13 @@ fn coverage(persons: &[Candidates], point: &Point, k: usize, n_items: usize) -> 
 /// does not beat [`significant`]ly and that keep NDCG within [`MAX_NDCG_GIVEN`] of it, the
 /// one of highest NDCG. Comparing with the anchor, not the last step, bounds what is given
 /// up in all.
-fn widen(persons: &[Candidates], mut point: Point, anchor: &[f64], k: usize, n_items: usize) -> (Point, Vec<f64>) {
+fn widen(
+    persons: &[Candidates],
+    mut point: Point,
+    anchor: &[f64],
+    k: usize,
+    n_items: usize,
+) -> (Point, Vec<f64>) {
     let mut scores = anchor.to_vec();
     let mut covered = coverage(persons, &point, k, n_items);
     for _round in 0..20 {
@@ -311,7 +317,11 @@ fn widen(persons: &[Candidates], mut point: Point, anchor: &[f64], k: usize, n_i
                 }
                 let trial_scores = per_person(persons, &trial, k);
                 let close = mean(&trial_scores) >= (1.0 - MAX_NDCG_GIVEN) * mean(anchor);
-                (close && !significant(anchor, &trial_scores)).then_some((trial, trial_scores, trial_coverage))
+                (close && !significant(anchor, &trial_scores)).then_some((
+                    trial,
+                    trial_scores,
+                    trial_coverage,
+                ))
             })
             .max_by(|a, b| mean(&a.1).total_cmp(&mean(&b.1)));
         match winner {
@@ -404,7 +414,12 @@ pub fn tune(
     (point, best) = ascend(&persons, point, k);
     let n_items = models.first().map_or(0, |(_, m)| m.n_items());
     (point, best) = widen(&persons, point, &best, k, n_items);
-    Ok(Tuned { choice: choice(&point, recency), ndcg: mean(&best), folds: halves(&best), n_users: users.len() })
+    Ok(Tuned {
+        choice: choice(&point, recency),
+        ndcg: mean(&best),
+        folds: halves(&best),
+        n_users: users.len(),
+    })
 }
 
 #[cfg(test)]
@@ -501,7 +516,7 @@ mod tests {
     }
 
     #[test]
-    fn debias_is_chosen_when_both_folds_gain() {
+    fn debias_is_chosen_when_the_gain_is_clear() {
         // Items 0–3; item 2 is held by persons 6 and 7, item 3 by nobody. Item 2 scores a
         // little above item 3, and item 3 is what each person goes on to take: de-bias
         // (γ = 0.1 divides item 2's score by 3^0.1 = 1.116) puts it first for persons 0–5,

@@ -19,7 +19,7 @@ use crate::algorithms::ease::EaseModel;
 use crate::algorithms::item_knn::ItemKnnModel;
 use crate::algorithms::popularity::PopularityModel;
 use crate::blend::tune::{BlendChoice, tune};
-use crate::blend::{Blend, Weights};
+use crate::blend::{Blend, Debias, Weights};
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, Relevant, evaluate};
 use crate::profile::{Profiles, fit_profiles};
@@ -123,10 +123,14 @@ impl Trained {
         members(&self.models)
     }
 
-    /// The blend of the models with the chosen weights and de-bias; `log_popularity` from
-    /// [`TrainSet::log_popularity`] of [`Trained::train_set`].
-    pub fn blend<'a>(&'a self, log_popularity: &'a [f32]) -> Blend<'a> {
-        Blend::new(&self.members(), &self.blend_weights).debiased(&self.blend_debias, log_popularity)
+    /// The de-bias divisors of the chosen de-bias over [`Trained::train_set`].
+    pub fn debias(&self) -> Debias {
+        Debias::new(&self.blend_debias, &self.train_set.log_popularity())
+    }
+
+    /// The blend of the models with the chosen weights and `debias` ([`Trained::debias`]).
+    pub fn blend<'a>(&'a self, debias: &'a Debias) -> Blend<'a> {
+        Blend::new(&self.members(), &self.blend_weights).debiased(debias)
     }
 }
 
@@ -278,8 +282,8 @@ pub fn train(dataset: &Dataset, config: &TrainConfig, progress: &dyn Progress) -
                 evaluate(*model, &reduced, &relevant, config.blend.k, &recency),
             );
         }
-        let log_popularity = reduced.log_popularity();
-        let blend = Blend::new(&members, &choice.weights).debiased(&choice.debias, &log_popularity);
+        let debias = Debias::new(&choice.debias, &reduced.log_popularity());
+        let blend = Blend::new(&members, &choice.weights).debiased(&debias);
         validation_metrics
             .insert("blend".to_owned(), evaluate(&blend, &reduced, &relevant, config.blend.k, &recency));
         tuned_ndcg = Some(tuned.ndcg);

@@ -23,7 +23,7 @@ use datasets::{ItemIdx, UserIdx};
 
 use crate::algorithms::content::ContentModel;
 use crate::artifact::Artifact;
-use crate::blend::{Blend, Fused};
+use crate::blend::{Blend, Debias, Fused};
 use crate::error::Result;
 use crate::rank::ScoredItem;
 use crate::recommender::ModelKind;
@@ -160,8 +160,8 @@ pub struct Engine {
     base: View,
     /// Global popularity: the popularity model's, or the number of persons per item.
     popularity: Vec<f32>,
-    /// Per item, `ln(1 + persons who hold it)`: what blend de-bias divides by.
-    log_popularity: Vec<f32>,
+    /// The artifact's blend de-bias, computed once.
+    debias: Debias,
     /// The placement of [`Engine::recommend`].
     batch: Placement,
 }
@@ -189,7 +189,8 @@ impl Engine {
         let base = View { catalog, placements: BTreeMap::new() };
         let log_popularity =
             crate::recommender::log_popularity(&artifact.body.history.transpose_view().to_csr());
-        Engine { artifact, base, popularity, log_popularity, batch }
+        let debias = Debias::new(&artifact.metadata.blend_debias, &log_popularity);
+        Engine { artifact, base, popularity, debias, batch }
     }
 
     /// The artifact's catalog, before any change.
@@ -261,8 +262,7 @@ impl Engine {
         } else {
             &placement.config.weights
         };
-        let blend = Blend::new(&members(&self.artifact.body.models), weights)
-            .debiased(&self.artifact.metadata.blend_debias, &self.log_popularity);
+        let blend = Blend::new(&members(&self.artifact.body.models), weights).debiased(&self.debias);
         let user = if similar || person.fresh || !person.personalization { None } else { person.user };
         let recency = self.artifact.metadata.recency.factors(&times, None);
         let query = Query { user, history: &history, recency: &recency };

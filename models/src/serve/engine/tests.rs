@@ -140,15 +140,24 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(6))]
 
     /// What serves is what evaluation measures: for every known person, the engine's
-    /// batch answer is the blend's ranking (`Blend`, as `trainer evaluate` scores it) with
-    /// the person's consumed items left out, item for item and score for score.
+    /// batch answer is the blend's ranking (`Blend`, as `trainer evaluate` scores it, with
+    /// its de-bias and person recency) with the person's consumed items left out, item for
+    /// item and score for score.
     #[test]
     fn the_engine_ranks_exactly_as_the_blend(
         seed in 0u64..1_000,
         weights in proptest::collection::vec(0.0f32..2.0, 3),
+        gammas in proptest::collection::vec(proptest::prop_oneof![proptest::strategy::Just(0.0f32), 0.0f32..1.0], 3),
+        beta in proptest::prop_oneof![proptest::strategy::Just(0.0f32), 0.0f32..4.0],
+        days in 0.01f32..30.0,
     ) {
-        let rows = datasets::synthetic::interactions(40, 25, 300, seed);
-        let dataset = Dataset::from_interactions(&rows, None, &WeightConfig::default()).unwrap();
+        let mut rows = datasets::synthetic::interactions(40, 25, 300, seed);
+        // Times spread over a few weeks, so person recency has something to weigh.
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.timestamp = Some(1_700_000_000 + ((i as u64 * 7_919 + seed) % 2_000_000) as i64);
+        }
+        let weighting = WeightConfig { recency: datasets::recency::Recency { beta, days }, ..WeightConfig::default() };
+        let dataset = Dataset::from_interactions(&rows, None, &weighting).unwrap();
         let mut config = TrainConfig::default();
         config.models.enabled =
             vec![crate::recommender::ModelKind::Popularity, crate::recommender::ModelKind::ItemKnn, crate::recommender::ModelKind::Als];
@@ -156,11 +165,17 @@ proptest::proptest! {
         config.als.iterations = 2;
         config.blend.tune = false;
         config.blend.weights = config.models.enabled.iter().copied().zip(weights).collect();
+        config.blend.debias = config.models.enabled.iter().copied().zip(gammas).collect();
+        config.weights = weighting;
         let trained = crate::train::train(&dataset, &config, &crate::progress::Silent).unwrap();
+        let train_set = trained.train_set.clone();
+        let debias = trained.debias();
         let engine = Engine::new(Artifact::assemble(&dataset, trained, &config, 0));
         let body = &engine.artifact().body;
         let models = crate::train::members(&body.models);
-        let blend = crate::blend::Blend::new(&models, &engine.artifact().metadata.blend_weights);
+        let blend = crate::blend::Blend::new(&models, &engine.artifact().metadata.blend_weights).debiased(&debias);
+        let recency = engine.artifact().metadata.recency;
+        proptest::prop_assert_eq!(recency, config.weights.recency);
         let mut scores = vec![0.0; body.items.len()];
         let mut compared = 0;
         for user in (0..body.users.len() as u32).map(UserIdx) {
@@ -169,7 +184,8 @@ proptest::proptest! {
             if history.is_empty() || answer.fallback.is_some() {
                 continue;
             }
-            blend.score_into(&Query { user: Some(user), history: &history, recency: &[] }, &mut scores).unwrap();
+            let factors = train_set.recency(user, &recency);
+            blend.score_into(&Query { user: Some(user), history: &history, recency: &factors }, &mut scores).unwrap();
             let consumed = engine.consumed(user);
             let expected = crate::rank::top_k(&scores, 5, |i| {
                 consumed.binary_search_by_key(&(i as u32), |&(c, _)| c).is_err()
