@@ -145,7 +145,7 @@ impl Debias {
 }
 
 /// Applies precomputed de-bias divisors `factors` to `scores` (see [`debias`]).
-fn apply_debias(scores: &mut [f32], factors: &[f32]) {
+pub(crate) fn apply_debias(scores: &mut [f32], factors: &[f32]) {
     for (s, &f) in scores.iter_mut().zip(factors) {
         *s = if *s > 0.0 { *s / f } else { *s * f };
     }

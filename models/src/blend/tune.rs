@@ -35,10 +35,10 @@ use datasets::recency::Recency;
 use datasets::{ItemIdx, UserIdx};
 use rayon::prelude::*;
 
-use super::{Weights, debiased};
+use super::{Weights, apply_debias, debiased};
 use crate::error::Result;
 use crate::metrics::{Relevant, score_list};
-use crate::rank::{moments, top_k};
+use crate::rank::{add_scaled_z, moments, top_k};
 use crate::recommender::{ModelKind, Query, Recommender, TrainSet};
 
 /// Candidates per member and person.
@@ -105,24 +105,19 @@ struct Point {
 impl Candidates {
     /// The blended ranking of the candidates at `point`: the serving fusion (de-bias, then
     /// z-scores relative to the whole catalog), restricted to the candidates.
-    fn rank(&self, point: &Point, k: usize, blended: &mut Vec<f32>) -> Vec<ItemIdx> {
+    fn rank(&self, point: &Point, k: usize, (blended, debiased): &mut (Vec<f32>, Vec<f32>)) -> Vec<ItemIdx> {
         blended.clear();
         blended.resize(self.items.len(), 0.0);
         for (m, raw) in self.raw.iter().enumerate() {
             let (weight, g) = (point.weights[m], point.gammas[m]);
-            let Some((mean, scale)) = self.moments[m][g].filter(|_| weight > 0.0) else { continue };
-            let factors = &self.factors[g];
-            for ((total, &s), &f) in blended.iter_mut().zip(raw).zip(factors) {
-                if s.is_finite() {
-                    let s = if g == 0 {
-                        s
-                    } else if s > 0.0 {
-                        s / f
-                    } else {
-                        s * f
-                    };
-                    *total += weight * (s - mean) * scale;
-                }
+            let Some(moments) = self.moments[m][g].filter(|_| weight > 0.0) else { continue };
+            if g == 0 {
+                add_scaled_z(blended, raw, weight, moments);
+            } else {
+                debiased.clear();
+                debiased.extend_from_slice(raw);
+                apply_debias(debiased, &self.factors[g]);
+                add_scaled_z(blended, debiased, weight, moments);
             }
         }
         top_k(blended, k, |_| true).into_iter().map(|s| self.items[s.item.get()]).collect()
@@ -208,7 +203,7 @@ fn candidates(
 fn per_person(persons: &[Candidates], point: &Point, k: usize) -> Vec<f64> {
     persons
         .par_iter()
-        .map_init(Vec::new, |blended, c| score_list(&c.rank(point, k, blended), &c.relevant, k)[2])
+        .map_init(Default::default, |buffers, c| score_list(&c.rank(point, k, buffers), &c.relevant, k)[2])
         .collect()
 }
 
@@ -282,7 +277,7 @@ fn ascend(persons: &[Candidates], mut point: Point, k: usize) -> (Point, Vec<f64
 /// Share of the catalog in anyone's top k at `point`.
 fn coverage(persons: &[Candidates], point: &Point, k: usize, n_items: usize) -> f64 {
     let lists: Vec<Vec<ItemIdx>> =
-        persons.par_iter().map_init(Vec::new, |blended, c| c.rank(point, k, blended)).collect();
+        persons.par_iter().map_init(Default::default, |buffers, c| c.rank(point, k, buffers)).collect();
     let mut seen = vec![false; n_items];
     for item in lists.iter().flatten() {
         if let Some(slot) = seen.get_mut(item.get()) {
