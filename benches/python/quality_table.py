@@ -3,8 +3,9 @@ each model's NDCG as a ratio to the best single Python peer's.
 
     python3 benches/python/quality_table.py OMNIREC.json PEERS.json
 
-Columns omnirec's JSON does not have (novelty, diversity before they are added to
-`metrics`) are printed as "-".
+Validation NDCG is omnirec's figure on the split its blend was tuned on (carved out of
+train), beside the test figure; "-" where there is none (the peers tune on their own
+validation split, see quality_peers.py).
 """
 import json
 import sys
@@ -26,14 +27,15 @@ def main():
     best_ndcg = best["metrics"]["ndcg"]
     k = best["metrics"]["k"]
     rows = [(r["model"], r["metrics"]) for r in peers] + [(f"omnirec {r['model']}", r["metrics"]) for r in ours]
+    validation = {f"omnirec {r['model']}": (r.get("validation") or {}) for r in ours}
     print(f"| model | NDCG@{k} | recall@{k} | prec@{k} | hit rate | coverage@{k} | novelty | diversity "
-          "| vs best peer NDCG |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| validation NDCG | vs best peer NDCG |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, m in rows:
         ratio = m["ndcg"] / best_ndcg if best_ndcg > 0 else float("nan")
         print(f"| {name} | {cell(m, 'ndcg')} | {cell(m, 'recall')} | {cell(m, 'precision')} | "
               f"{cell(m, 'hit_rate')} | {cell(m, 'coverage')} | {cell(m, 'novelty')} | "
-              f"{cell(m, 'diversity', 2)} | {ratio:.3f}× |")
+              f"{cell(m, 'diversity', 2)} | {cell(validation.get(name, {}), 'ndcg')} | {ratio:.3f}× |")
     blend = next((r["metrics"] for r in ours if r["model"] == "blend"), None)
     line = f"best peer: {best['model']} NDCG {best_ndcg:.4f}"
     if blend is not None:

@@ -13,8 +13,8 @@
 //!   helps some persons by chance and hurts others is noise, and is refused; so are gains too
 //!   small to tell apart from it.
 //! - **Start from the defaults, not from a corner.** The search starts from the configured
-//!   blend and moves one coordinate at a time (coordinate ascent over grids); without strong
-//!   evidence it stays there.
+//!   blend (or from one member alone, if that is significantly better) and moves one
+//!   coordinate at a time over grids; without evidence it stays there.
 //! - **Recency first, coarse to fine**: `τ` is chosen first at `β = 1` from an hour to a
 //!   month, then `β` at that `τ`, at the start's weights; each setting re-scores the
 //!   persons, so the grids are small. Then weights and de-bias by steepest ascent: each round
@@ -405,6 +405,20 @@ pub fn tune(
                 try_setting(Recency { beta, days }, &mut best, &mut recency)?;
             }
         }
+    }
+    // A member alone may beat the configured blend outright (item-kNN on data of pure
+    // co-occurrence): start from the best member alone when it is significantly better.
+    let alone = (0..point.weights.len())
+        .map(|m| {
+            let mut trial = point.clone();
+            trial.weights.iter_mut().enumerate().for_each(|(i, w)| *w = if i == m { 1.0 } else { 0.0 });
+            let scores = per_person(&persons, &trial, k);
+            (trial, scores)
+        })
+        .filter(|(_, scores)| significant(scores, &best))
+        .max_by(|a, b| mean(&a.1).total_cmp(&mean(&b.1)));
+    if let Some((trial, _)) = alone {
+        point = trial;
     }
     (point, best) = ascend(&persons, point, k);
     let n_items = models.first().map_or(0, |(_, m)| m.n_items());
