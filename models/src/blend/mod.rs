@@ -185,7 +185,7 @@ pub enum Fused {
 
 /// A blend of fitted models with their weights: the one scoring path of every
 /// personalised answer. Serving ([`crate::serve::engine::Engine::answer`]), offline evaluation
-/// (this type as a [`Recommender`]) and the tuner ([`tune::tune_weights`]) all add members up
+/// (this type as a [`Recommender`]) and the tuner ([`tune::tune`]) all add members up
 /// through [`crate::rank::add_scaled_z`].
 pub struct Blend<'a> {
     members: Vec<Member<'a>>,
