@@ -154,25 +154,32 @@ impl TrainSet {
     /// The recency factors of a person's history entries (aligned with
     /// [`TrainSet::history`]), from each entry's latest time; empty when `recency` is off.
     pub fn recency(&self, user: UserIdx, recency: &Recency) -> Vec<f32> {
-        let indptr = self.user_items.indptr();
-        let indptr = indptr.raw_storage();
-        let times = match (indptr.get(user.get()), indptr.get(user.get() + 1)) {
-            (Some(&start), Some(&end)) => self.last_seen.get(start..end).unwrap_or(&[]),
-            _ => &[],
-        };
-        recency.factors(times, None)
+        let times = row_range(&self.user_items, user).and_then(|range| self.last_seen.get(range));
+        recency.factors(times.unwrap_or(&[]), None)
     }
 
     /// Per item, `ln(1 + the number of persons who hold it)`: the popularity that blend
     /// de-biasing divides by ([`crate::blend`]).
     pub fn log_popularity(&self) -> Vec<f32> {
-        log_popularity(&self.item_users)
+        log_popularity(&self.user_items)
     }
 }
 
-/// Per row of an item × person matrix, `ln(1 + its number of entries)`.
-pub fn log_popularity(item_users: &CsMat<f32>) -> Vec<f32> {
-    item_users.outer_iterator().map(|row| (row.nnz() as f32).ln_1p()).collect()
+/// Per column of a person × item CSR matrix, `ln(1 + the persons with an entry in it)`.
+pub fn log_popularity(user_items: &CsMat<f32>) -> Vec<f32> {
+    let mut counts = vec![0u32; user_items.cols()];
+    for &item in user_items.indices() {
+        counts[item] += 1;
+    }
+    counts.into_iter().map(|n| (n as f32).ln_1p()).collect()
+}
+
+/// The range of row `user`'s entries in a CSR matrix's data (for arrays aligned with it);
+/// `None` for a row out of range.
+pub fn row_range(matrix: &CsMat<f32>, user: UserIdx) -> Option<std::ops::Range<usize>> {
+    let indptr = matrix.indptr();
+    let indptr = indptr.raw_storage();
+    Some(*indptr.get(user.get())?..*indptr.get(user.get() + 1)?)
 }
 
 /// Row `user` of a person × item CSR matrix as (item, weight) pairs, sorted by item; empty

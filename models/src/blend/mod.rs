@@ -108,15 +108,9 @@ pub fn check_debias(debias: &Weights) -> std::result::Result<(), String> {
     }
 }
 
-/// Divides each score by `exp(γ · log_popularity_j)` = `(1 + n_j)^γ` (multiplies a score
-/// ≤ 0), the module's popularity de-bias; `γ = 0` leaves the scores as they are.
-pub fn debias(scores: &mut [f32], log_popularity: &[f32], gamma: f32) {
-    if gamma == 0.0 {
-        return;
-    }
-    for (s, &lp) in scores.iter_mut().zip(log_popularity) {
-        *s = debiased(*s, lp, gamma);
-    }
+/// The de-bias divisors `(1 + n_j)^γ = exp(γ · log_popularity_j)` of every item.
+pub(crate) fn divisors(gamma: f32, log_popularity: &[f32]) -> Vec<f32> {
+    log_popularity.iter().map(|&lp| (gamma * lp).exp()).collect()
 }
 
 /// Per member kind, the de-bias divisors `(1 + n_j)^γ` of every item, computed once (per
@@ -133,7 +127,7 @@ impl Debias {
         let factors = gammas
             .iter()
             .filter(|(_, g)| **g > 0.0)
-            .map(|(&kind, &g)| (kind, log_popularity.iter().map(|&lp| (g * lp).exp()).collect()))
+            .map(|(&kind, &g)| (kind, divisors(g, log_popularity)))
             .collect();
         Debias { factors }
     }
@@ -144,18 +138,12 @@ impl Debias {
     }
 }
 
-/// Applies precomputed de-bias divisors `factors` to `scores` (see [`debias`]).
-pub(crate) fn apply_debias(scores: &mut [f32], factors: &[f32]) {
-    for (s, &f) in scores.iter_mut().zip(factors) {
+/// Divides each score by its item's divisor (multiplies a score ≤ 0, so a popular item goes
+/// down whatever the sign): the module's popularity de-bias.
+pub(crate) fn apply_debias(scores: &mut [f32], divisors: &[f32]) {
+    for (s, &f) in scores.iter_mut().zip(divisors) {
         *s = if *s > 0.0 { *s / f } else { *s * f };
     }
-}
-
-/// One score under [`debias`].
-#[inline]
-pub fn debiased(score: f32, log_popularity: f32, gamma: f32) -> f32 {
-    let factor = (gamma * log_popularity).exp();
-    if score > 0.0 { score / factor } else { score * factor }
 }
 
 /// One member of a blend: which model, the model, its weight and de-bias.
@@ -348,13 +336,13 @@ mod tests {
         // Items held by 0, 3 and 7 persons: ln(1 + n) = 0, ln 4, ln 8.
         let log_popularity = [0f32, 4f32.ln(), 8f32.ln()];
         let mut scores = [2.0f32, 2.0, -2.0];
-        debias(&mut scores, &log_popularity, 0.5);
+        apply_debias(&mut scores, &divisors(0.5, &log_popularity));
         // 2 / 1^0.5, 2 / 4^0.5 = 1, −2 · 8^0.5: a popular item goes down whatever the sign.
         assert_eq!(scores[0], 2.0);
         assert!((scores[1] - 1.0).abs() < 1e-6);
         assert!((scores[2] + 2.0 * 8f32.sqrt()).abs() < 1e-5);
         let mut same = [2.0f32, 2.0, -2.0];
-        debias(&mut same, &log_popularity, 0.0);
+        apply_debias(&mut same, &divisors(0.0, &log_popularity));
         assert_eq!(same, [2.0, 2.0, -2.0]);
         // In a blend: two items tied on raw score, the less popular one wins under de-bias.
         let a = Fixed("a", vec![1.0, 3.0, 3.0]);

@@ -35,7 +35,7 @@ use datasets::recency::Recency;
 use datasets::{ItemIdx, UserIdx};
 use rayon::prelude::*;
 
-use super::{Weights, apply_debias, debiased};
+use super::{Weights, apply_debias, divisors};
 use crate::error::Result;
 use crate::metrics::{Relevant, score_list};
 use crate::rank::{add_scaled_z, moments, top_k};
@@ -86,7 +86,7 @@ pub struct Tuned {
 /// One tuning person's candidates under one recency setting.
 struct Candidates {
     items: Vec<ItemIdx>,
-    /// `factors[g][c]`: `(1 + n_c)^GAMMAS[g]` of candidate `c`.
+    /// `factors[g][c]`: the de-bias divisor `(1 + n_c)^GAMMAS[g]` of candidate `c`.
     factors: Vec<Vec<f32>>,
     /// `raw[m][c]`: member `m`'s score of candidate `c`, before de-bias.
     raw: Vec<Vec<f32>>,
@@ -143,7 +143,7 @@ fn tuning_users(train: &TrainSet, relevant: &[Relevant], max_users: usize) -> Ve
 fn candidates(
     models: &[(ModelKind, &dyn Recommender)],
     train: &TrainSet,
-    log_popularity: &[f32],
+    by_gamma: &[Vec<f32>],
     relevant: &[Relevant],
     users: &[usize],
     recency: &Recency,
@@ -167,12 +167,9 @@ fn candidates(
                     model.score_into(&query, buffer)?;
                     pool.extend(top_k(buffer, POOL, unseen).into_iter().map(|s| s.item));
                     let mut per_gamma = vec![moments(buffer)];
-                    for (g, &gamma) in GAMMAS.iter().enumerate().skip(1) {
-                        scratch.iter_mut().zip(buffer.iter()).zip(log_popularity).for_each(
-                            |((d, &s), &lp)| {
-                                *d = debiased(s, lp, gamma);
-                            },
-                        );
+                    for (g, divisors) in by_gamma.iter().enumerate().skip(1) {
+                        scratch.copy_from_slice(buffer);
+                        apply_debias(scratch, divisors);
                         per_gamma.push(moments(scratch));
                         if g == strongest {
                             pool.extend(top_k(scratch, POOL, unseen).into_iter().map(|s| s.item));
@@ -183,9 +180,9 @@ fn candidates(
                 pool.sort_unstable();
                 pool.dedup();
                 let raw = buffers.iter().map(|b| pool.iter().map(|i| b[i.get()]).collect()).collect();
-                let factors = GAMMAS
+                let factors = by_gamma
                     .iter()
-                    .map(|&gamma| pool.iter().map(|i| (gamma * log_popularity[i.get()]).exp()).collect())
+                    .map(|divisors| pool.iter().map(|i| divisors[i.get()]).collect())
                     .collect();
                 Ok(Candidates {
                     items: pool,
@@ -353,7 +350,9 @@ pub fn tune(
     max_users: usize,
 ) -> Result<Tuned> {
     let users = tuning_users(train, relevant, max_users);
+    // The de-bias divisors of every item at each γ of the grid, once.
     let log_popularity = train.log_popularity();
+    let by_gamma: Vec<Vec<f32>> = GAMMAS.iter().map(|&g| divisors(g, &log_popularity)).collect();
     let kinds: Vec<ModelKind> = models.iter().map(|(kind, _)| *kind).collect();
     let choice = |point: &Point, recency: Recency| BlendChoice {
         weights: kinds.iter().copied().zip(point.weights.iter().copied()).collect(),
@@ -378,7 +377,7 @@ pub fn tune(
     if users.is_empty() {
         return Ok(Tuned { choice: choice(&point, start.recency), ndcg: 0.0, folds: [0.0; 2], n_users: 0 });
     }
-    let score = |recency: &Recency| candidates(models, train, &log_popularity, relevant, &users, recency);
+    let score = |recency: &Recency| candidates(models, train, &by_gamma, relevant, &users, recency);
     let mut recency = start.recency;
     let mut persons = score(&recency)?;
     let mut best = per_person(&persons, &point, k);

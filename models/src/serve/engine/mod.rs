@@ -27,7 +27,7 @@ use crate::blend::{Blend, Debias, Fused};
 use crate::error::Result;
 use crate::rank::ScoredItem;
 use crate::recommender::ModelKind;
-use crate::recommender::{Query, row_items};
+use crate::recommender::{Query, row_items, row_range};
 use crate::serve::catalog::{LiveCatalog, View};
 use crate::serve::popularity::LivePopularity;
 use crate::serve::rules::{
@@ -187,8 +187,7 @@ impl Engine {
             });
         let batch = Placement::purchases_only(artifact.body.items.len());
         let base = View { catalog, placements: BTreeMap::new() };
-        let log_popularity =
-            crate::recommender::log_popularity(&artifact.body.history.transpose_view().to_csr());
+        let log_popularity = crate::recommender::log_popularity(&artifact.body.history);
         let debias = Debias::new(&artifact.metadata.blend_debias, &log_popularity);
         Engine { artifact, base, popularity, debias, batch }
     }
@@ -438,12 +437,10 @@ impl Engine {
     }
 
     /// The person's history with the request's cart and viewed item added, as add-to-cart and
-    /// view events would weigh them; only items the models know (those created after training
-    /// join after the next training).
-    /// The person's history with the request's cart and viewed item added, and each entry's
-    /// latest time (`times` aligned with `history`, or empty). The request's items are what
-    /// the person does now: they get the person's newest time, so person recency counts them
-    /// among the latest.
+    /// view events would weigh them, and each entry's latest time (`times` aligned with
+    /// `history`, or empty); only items the models know (those created after training join
+    /// after the next training). The request's items are what the person does now: they get
+    /// the person's newest time, so person recency counts them among the latest.
     fn session_history(
         &self,
         request: &Request<'_>,
@@ -545,12 +542,8 @@ impl Engine {
     /// The latest time of each entry of `user`'s training history, aligned with
     /// [`Engine::history`].
     pub fn history_times(&self, user: UserIdx) -> &[i64] {
-        let indptr = self.artifact.body.history.indptr();
-        let indptr = indptr.raw_storage();
-        match (indptr.get(user.get()), indptr.get(user.get() + 1)) {
-            (Some(&start), Some(&end)) => self.artifact.body.history_times.get(start..end).unwrap_or(&[]),
-            _ => &[],
-        }
+        let body = &self.artifact.body;
+        row_range(&body.history, user).and_then(|range| body.history_times.get(range)).unwrap_or(&[])
     }
 
     /// Items `user` consumed (purchased, rated; or everything, for plain interaction data),
