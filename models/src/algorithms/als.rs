@@ -21,12 +21,13 @@ use datasets::ItemIdx;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
 use faer::{MatMut, MatRef, Par};
+use pulp::{Simd, WithSimd};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sprs::CsMat;
 
-use crate::algorithms::linalg::{axpy, dot, gram, symv, with_simd};
+use crate::algorithms::linalg::{add_weighted_rows, axpy, copy_dot, dot, gram, row_dots, symv, with_simd};
 use crate::artifact::integrity::finite;
 use crate::error::{Error, Result};
 use crate::progress::{Progress, Silent};
@@ -158,16 +159,12 @@ impl AlsParams {
         match self.solver {
             AlsSolver::Cg => {
                 this.par_chunks_mut(k * ROWS_PER_TASK).enumerate().for_each(|(task, block)| {
-                    with_simd(
-                        #[inline(always)]
-                        || {
-                            let mut scratch = vec![0f32; 3 * k];
-                            let mut dots = Vec::new();
-                            for (j, x) in block.chunks_exact_mut(k).enumerate() {
-                                rows.cg(task * ROWS_PER_TASK + j, x, self.cg_steps, &mut scratch, &mut dots);
-                            }
-                        },
-                    )
+                    with_simd(CgTask {
+                        rows: &rows,
+                        first: task * ROWS_PER_TASK,
+                        block,
+                        steps: self.cg_steps,
+                    })
                 });
                 Ok(())
             }
@@ -186,6 +183,46 @@ impl AlsParams {
                 })
             }
         }
+    }
+}
+
+/// Conjugate-gradient solves of consecutive rows, under one instruction set.
+struct CgTask<'a> {
+    rows: &'a RowSystem<'a>,
+    /// The first row's index.
+    first: usize,
+    /// The rows' factors, solved in place.
+    block: &'a mut [f32],
+    steps: usize,
+}
+
+impl WithSimd for CgTask<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let mut scratch = CgScratch::new(self.rows.k);
+        for (j, x) in self.block.chunks_exact_mut(self.rows.k).enumerate() {
+            self.rows.cg(simd, self.first + j, x, self.steps, &mut scratch);
+        }
+    }
+}
+
+/// One task's working memory for conjugate-gradient solves, reused from row to row.
+struct CgScratch {
+    /// The current row's factor rows, gathered.
+    rows: Vec<f32>,
+    /// Their `c − 1`.
+    confidence: Vec<f32>,
+    /// Per non-zero weights of the current pass.
+    weights: Vec<f32>,
+    /// `r`, `p` and `A p`, `k` each.
+    vectors: Vec<f32>,
+}
+
+impl CgScratch {
+    fn new(k: usize) -> Self {
+        CgScratch { rows: Vec::new(), confidence: Vec::new(), weights: Vec::new(), vectors: vec![0.0; 3 * k] }
     }
 }
 
@@ -208,54 +245,62 @@ impl RowSystem<'_> {
         &self.other[item * self.k..(item + 1) * self.k]
     }
 
-    /// `dots[i] = y_i · v` for the factor rows `y_i` of `row`'s non-zeros. Computed apart from
-    /// the updates that use them, the products are independent and pipeline well. (Plain
-    /// loops, no iterator closures: everything here must inline into the SIMD context.)
+    /// Copies row `row`'s factor rows into `scratch.rows` (one after the other), their
+    /// `c − 1` into `scratch.confidence` and their products with `x` into
+    /// `scratch.weights`, so that every later pass of the solve reads the rows from one
+    /// contiguous, cache-resident block instead of gathering them again.
     #[inline(always)]
-    fn dots_with(&self, row: usize, v: &[f32], dots: &mut Vec<f32>) {
-        dots.clear();
-        for idx in self.indptr[row]..self.indptr[row + 1] {
-            dots.push(dot(self.factor(idx), v));
+    fn gather<S: Simd>(&self, simd: S, row: usize, x: &[f32], scratch: &mut CgScratch) {
+        let (start, end) = (self.indptr[row], self.indptr[row + 1]);
+        let k = self.k;
+        scratch.rows.resize((end - start) * k, 0.0);
+        scratch.confidence.clear();
+        scratch.weights.clear();
+        for (idx, target) in (start..end).zip(scratch.rows.chunks_exact_mut(k)) {
+            scratch.weights.push(copy_dot(simd, self.factor(idx), x, target));
+            scratch.confidence.push(self.alpha * self.data[idx]);
         }
     }
 
-    /// A few conjugate-gradient steps on row `row`'s system, from the current `x`.
+    /// A few conjugate-gradient steps on row `row`'s system, from the current `x`. (Plain
+    /// loops, no iterator closures: everything here must inline into the SIMD context.)
     #[inline(always)]
-    fn cg(&self, row: usize, x: &mut [f32], steps: usize, scratch: &mut [f32], dots: &mut Vec<f32>) {
+    fn cg<S: Simd>(&self, simd: S, row: usize, x: &mut [f32], steps: usize, scratch: &mut CgScratch) {
+        self.gather(simd, row, x, scratch);
         let k = self.k;
-        let (r, rest) = scratch.split_at_mut(k);
+        let CgScratch { rows, confidence, weights, vectors } = scratch;
+        let (r, rest) = vectors.split_at_mut(k);
         let (p, ap) = rest.split_at_mut(k);
         // r = b − A x = Σ [c − (c − 1) yᵀx] y − (YᵀY + λI) x.
-        symv(self.gram_reg, x, ap);
+        symv(simd, self.gram_reg, x, ap);
         for (ri, api) in r.iter_mut().zip(ap.iter()) {
             *ri = -api;
         }
-        self.dots_with(row, x, dots);
-        let start = self.indptr[row];
-        for (offset, &y_x) in dots.iter().enumerate() {
-            let c_minus_1 = self.alpha * self.data[start + offset];
-            axpy((1.0 + c_minus_1) - c_minus_1 * y_x, self.factor(start + offset), r);
+        for (w, &c_minus_1) in weights.iter_mut().zip(confidence.iter()) {
+            *w = (1.0 + c_minus_1) - c_minus_1 * *w;
         }
+        add_weighted_rows(simd, rows, weights, r);
         p.copy_from_slice(r);
-        let mut rs_old = dot(r, r);
+        let mut rs_old = dot(simd, r, r);
         for _ in 0..steps {
             if rs_old < 1e-20 {
                 break;
             }
             // A p = (YᵀY + λI) p + Σ (c − 1)(yᵀp) y.
-            symv(self.gram_reg, p, ap);
-            self.dots_with(row, p, dots);
-            for (offset, &y_p) in dots.iter().enumerate() {
-                axpy(self.alpha * self.data[start + offset] * y_p, self.factor(start + offset), ap);
+            symv(simd, self.gram_reg, p, ap);
+            row_dots(simd, rows, k, p, weights);
+            for (w, &c_minus_1) in weights.iter_mut().zip(confidence.iter()) {
+                *w *= c_minus_1;
             }
-            let p_ap = dot(p, ap);
+            add_weighted_rows(simd, rows, weights, ap);
+            let p_ap = dot(simd, p, ap);
             if p_ap <= 0.0 {
                 break;
             }
             let step = rs_old / p_ap;
-            axpy(step, p, x);
-            axpy(-step, ap, r);
-            let rs_new = dot(r, r);
+            axpy(simd, step, p, x);
+            axpy(simd, -step, ap, r);
+            let rs_new = dot(simd, r, r);
             let beta = rs_new / rs_old;
             for (pi, ri) in p.iter_mut().zip(r.iter()) {
                 *pi = ri + beta * *pi;
@@ -269,19 +314,33 @@ impl RowSystem<'_> {
         let k = self.k;
         a.copy_from_slice(self.gram_reg);
         x.iter_mut().for_each(|v| *v = 0.0);
-        with_simd(
-            #[inline(always)]
-            || {
-                for idx in self.indptr[row]..self.indptr[row + 1] {
-                    let (y, c_minus_1) = (self.factor(idx), self.alpha * self.data[idx]);
-                    for (i, &yi) in y.iter().enumerate() {
-                        axpy(c_minus_1 * yi, y, &mut a[i * k..(i + 1) * k]);
-                    }
-                    axpy(1.0 + c_minus_1, y, x);
-                }
-            },
-        );
+        let rows = (self.indptr[row]..self.indptr[row + 1])
+            .map(|idx| (self.factor(idx), self.alpha * self.data[idx]));
+        with_simd(NormalEquations { rows, a, b: x });
         solve_spd(a, x, k, mem).map_err(|reason| Error::Numerical { model: "als", reason })
+    }
+}
+
+/// Adds the terms of observed pairs to a row's normal equations: `A += Σ (c − 1) y yᵀ`
+/// and `b += Σ c y` over the `(y, c − 1)` pairs (`A` row-major `k × k`).
+struct NormalEquations<'a, I> {
+    rows: I,
+    a: &'a mut [f32],
+    b: &'a mut [f32],
+}
+
+impl<'y, I: Iterator<Item = (&'y [f32], f32)>> WithSimd for NormalEquations<'_, I> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let k = self.b.len();
+        for (y, c_minus_1) in self.rows {
+            for (i, &yi) in y.iter().enumerate() {
+                axpy(simd, c_minus_1 * yi, y, &mut self.a[i * k..(i + 1) * k]);
+            }
+            axpy(simd, 1.0 + c_minus_1, y, self.b);
+        }
     }
 }
 
@@ -398,18 +457,16 @@ impl AlsModel {
             return Ok(x);
         }
         let mut a = self.gram_reg.clone();
+        let mut rows = Vec::with_capacity(query.history.len());
         for (item, value) in query.weighted() {
             let y = self.item_vector(item).ok_or(Error::OutOfRange {
                 what: "item",
                 index: item.get(),
                 len: self.n_items(),
             })?;
-            let c_minus_1 = self.alpha * value.max(0.0);
-            for (i, &yi) in y.iter().enumerate() {
-                axpy(c_minus_1 * yi, y, &mut a[i * k..(i + 1) * k]);
-            }
-            axpy(1.0 + c_minus_1, y, &mut x);
+            rows.push((y, self.alpha * value.max(0.0)));
         }
+        with_simd(NormalEquations { rows: rows.into_iter(), a: &mut a, b: &mut x });
         let mut mem =
             MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f32>(k, Par::Seq, Default::default()));
         solve_spd(&mut a, &mut x, k, &mut mem).map_err(|reason| Error::Numerical { model: "als", reason })?;
@@ -425,16 +482,18 @@ impl AlsModel {
         for d in 0..k {
             gram[d * k + d] -= self.regularization;
         }
+        // A diagnostic: the portable scalar kernels are fast enough.
+        let simd = pulp::Scalar::new();
         let data_term: f64 = (0..self.n_users())
             .into_par_iter()
             .map(|u| {
                 let x = &self.user_factors[u * k..(u + 1) * k];
                 let mut gx = vec![0f32; k];
-                symv(&gram, x, &mut gx);
-                let mut total = f64::from(dot(x, &gx));
+                symv(simd, &gram, x, &mut gx);
+                let mut total = f64::from(dot(simd, x, &gx));
                 if let Some(row) = train.user_items.outer_view(u) {
                     for (i, &r) in row.iter() {
-                        let s = f64::from(dot(x, &self.item_factors[i * k..(i + 1) * k]));
+                        let s = f64::from(dot(simd, x, &self.item_factors[i * k..(i + 1) * k]));
                         let c = 1.0 + f64::from(self.alpha) * f64::from(r);
                         total += c * (1.0 - s).powi(2) - s * s;
                     }

@@ -15,7 +15,7 @@ use faer::{MatMut, MatRef, Par};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::algorithms::linalg::{axpy, with_simd};
+use crate::algorithms::linalg::{WeightedRows, with_simd};
 use crate::artifact::integrity::finite;
 use crate::error::{Error, Result, require};
 use crate::recommender::{Fit, Query, Recommender, TrainSet, check_query};
@@ -149,14 +149,11 @@ impl Recommender for EaseModel {
         let n = self.n_items;
         check_query(n, query, scores)?;
         scores.iter_mut().for_each(|s| *s = 0.0);
-        with_simd(
-            #[inline(always)]
-            || {
-                for (i, &(item, _)) in query.history.iter().enumerate() {
-                    axpy(query.factor(i), &self.weights[item.get() * n..(item.get() + 1) * n], scores);
-                }
-            },
-        );
+        let rows = query.history.iter().enumerate().filter_map(|(i, &(item, _))| {
+            let row = self.weights.get(item.get() * n..(item.get() + 1) * n)?;
+            Some((row, query.factor(i)))
+        });
+        with_simd(WeightedRows { rows, out: scores });
         Ok(())
     }
 
