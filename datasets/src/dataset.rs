@@ -207,8 +207,12 @@ pub struct Dataset {
     pub interactions: Vec<Interaction>,
     /// For each interaction, the index of the input event or row it came from.
     pub origin: Vec<u32>,
-    /// All events, for behavioural features.
+    /// All events, for behavioural features; see [`Dataset::activities`].
     pub activity: Vec<Activity>,
+    /// Whether the activity is the interactions themselves, each a purchase on the unknown
+    /// channel (plain interaction rows), derived when asked for instead of stored: the
+    /// same facts would otherwise take 24 bytes more per row.
+    pub activity_from_interactions: bool,
     /// Channel names used by `activity`.
     pub channels: Vec<String>,
     /// Identity resolution's report, for event input.
@@ -308,6 +312,7 @@ impl Dataset {
             interactions,
             origin,
             activity,
+            activity_from_interactions: false,
             channels: channels.ids().to_vec(),
             identity: Some(resolution.report),
             half_life_days: weights.half_life_days,
@@ -338,8 +343,22 @@ impl Dataset {
         self.items.len()
     }
 
+    /// Every event, for behavioural features: the stored activity, or for plain interaction
+    /// rows each interaction as a purchase on the unknown channel (channel 0).
+    pub fn activities(&self) -> impl Iterator<Item = Activity> + Clone + '_ {
+        let derived = if self.activity_from_interactions { &self.interactions[..] } else { &[] };
+        self.activity.iter().copied().chain(derived.iter().map(|i| Activity {
+            user: i.user,
+            kind: ActivityKind::Purchase,
+            channel: 0,
+            timestamp: i.timestamp,
+            revenue: 0.0,
+        }))
+    }
+
     /// The same persons, items and catalog with other interactions (a split's side); the
-    /// origins of the new interactions are unknown and set to `u32::MAX`.
+    /// origins of the new interactions are unknown and set to `u32::MAX`. Activity derived
+    /// from interactions (plain rows) follows the new interactions; stored activity is kept.
     pub fn with_interactions(&self, interactions: Vec<Interaction>) -> Self {
         Dataset {
             users: self.users.clone(),
@@ -350,6 +369,7 @@ impl Dataset {
             origin: vec![u32::MAX; interactions.len()],
             interactions,
             activity: self.activity.clone(),
+            activity_from_interactions: self.activity_from_interactions,
             channels: self.channels.clone(),
             identity: self.identity.clone(),
             half_life_days: self.half_life_days,
@@ -437,30 +457,45 @@ impl Dataset {
     /// Per person, the items consumed (purchases net of returns), sorted by item, each with
     /// the time of its last consuming event (so a repurchase window can let consumables back).
     pub fn consumed(&self) -> Vec<Vec<(ItemIdx, i64)>> {
-        let mut net: HashMap<(u32, u32), (i32, i64)> = HashMap::new();
-        for interaction in self.interactions.iter().filter(|i| i.consumption != 0) {
-            let entry = net.entry((interaction.user.0, interaction.item.0)).or_insert((0, i64::MIN));
-            entry.0 += i32::from(interaction.consumption);
-            if interaction.consumption > 0 {
-                entry.1 = entry.1.max(interaction.timestamp);
-            }
+        // Bucketed by person with exact capacities, then sorted and netted in place: no map
+        // over all pairs, and nothing beyond the result's own size.
+        let consuming = || self.interactions.iter().filter(|i| i.consumption != 0);
+        let mut counts = vec![0usize; self.n_users()];
+        for interaction in consuming() {
+            counts[interaction.user.get()] += 1;
         }
-        let mut consumed = vec![Vec::new(); self.n_users()];
-        for ((user, item), (count, last)) in net {
-            if count > 0 {
-                consumed[user as usize].push((ItemIdx(item), last));
-            }
+        let mut entries: Vec<Vec<(u32, i32, i64)>> = counts.iter().map(|&n| Vec::with_capacity(n)).collect();
+        for interaction in consuming() {
+            let at = if interaction.consumption > 0 { interaction.timestamp } else { i64::MIN };
+            entries[interaction.user.get()].push((
+                interaction.item.0,
+                i32::from(interaction.consumption),
+                at,
+            ));
         }
-        for items in &mut consumed {
-            items.sort_unstable_by_key(|&(item, _)| item);
-        }
-        consumed
+        entries
+            .into_iter()
+            .map(|mut rows| {
+                rows.sort_unstable_by_key(|&(item, _, _)| item);
+                let mut items = Vec::with_capacity(rows.len());
+                for group in rows.chunk_by(|a, b| a.0 == b.0) {
+                    let count: i32 = group.iter().map(|r| r.1).sum();
+                    if count > 0 {
+                        let last = group.iter().map(|r| r.2).max().unwrap_or(i64::MIN);
+                        items.push((ItemIdx(group[0].0), last));
+                    }
+                }
+                items
+            })
+            .collect()
     }
 
     /// A stable fingerprint of the interactions (SHA-256 over the sorted records), to tell
     /// which data an artifact was trained on.
     pub fn fingerprint(&self) -> String {
-        let mut bytes = Vec::with_capacity(self.interactions.len() * 24);
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        let mut bytes = Vec::with_capacity(1 << 16);
         for interaction in &self.interactions {
             bytes.extend_from_slice(self.users.id(interaction.user.0).unwrap_or("").as_bytes());
             bytes.push(0);
@@ -468,8 +503,13 @@ impl Dataset {
             bytes.push(0);
             bytes.extend_from_slice(&interaction.weight.to_le_bytes());
             bytes.extend_from_slice(&interaction.timestamp.to_le_bytes());
+            if bytes.len() >= 1 << 16 {
+                hasher.update(&bytes);
+                bytes.clear();
+            }
         }
-        crate::schema::hex_sha256(&bytes)
+        hasher.update(&bytes);
+        crate::schema::hex(hasher.finalize().as_slice())
     }
 }
 
@@ -517,6 +557,7 @@ impl InteractionsBuilder {
                 interactions: Vec::new(),
                 origin: Vec::new(),
                 activity: Vec::new(),
+                activity_from_interactions: true,
                 channels: vec!["unknown".into()],
                 identity: None,
                 half_life_days: weights.half_life_days,
@@ -537,13 +578,6 @@ impl InteractionsBuilder {
             weight: value.unwrap_or(1.0),
             timestamp,
             consumption: 1,
-        });
-        data.activity.push(Activity {
-            user,
-            kind: ActivityKind::Purchase,
-            channel: 0,
-            timestamp,
-            revenue: 0.0,
         });
     }
 

@@ -137,9 +137,13 @@ fn is_hex_digest(value: &str) -> bool {
 
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn hex_sha256(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
+    hex(Sha256::digest(bytes).as_slice())
+}
+
+/// Lower-case hex of a digest.
+pub fn hex(digest: &[u8]) -> String {
     let mut out = String::with_capacity(64);
-    for byte in digest {
+    for &byte in digest {
         out.push(char::from_digit(u32::from(byte >> 4), 16).expect("nibble < 16"));
         out.push(char::from_digit(u32::from(byte & 0xf), 16).expect("nibble < 16"));
     }

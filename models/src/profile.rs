@@ -242,16 +242,16 @@ pub fn fit_profiles(dataset: &Dataset, train: &TrainSet, params: &ProfileParams)
         let reason = format!("training set has {} persons, data set {n_users}", train.n_users());
         return Err(Error::Untrainable { model: "profile", reason });
     }
-    if let Some(a) = dataset.activity.iter().find(|a| a.user.get() >= n_users) {
+    if let Some(a) = dataset.activities().find(|a| a.user.get() >= n_users) {
         return Err(Error::OutOfRange { what: "user", index: a.user.get(), len: n_users });
     }
-    let activity = &dataset.activity;
-    let newest = activity.iter().map(|a| a.timestamp).max().unwrap_or(0);
-    let oldest = activity.iter().map(|a| a.timestamp).min().unwrap_or(0);
+    let activity = dataset.activities();
+    let newest = activity.clone().map(|a| a.timestamp).max().unwrap_or(0);
+    let oldest = activity.clone().map(|a| a.timestamp).min().unwrap_or(0);
     let cutoff = newest.saturating_sub(i64::from(params.horizon_days) * DAY as i64);
-    let (raw_all, x_all) = features(&tally(activity, n_users, |t| t <= newest), newest, oldest);
+    let (raw_all, x_all) = features(&tally(activity.clone(), n_users, |t| t <= newest), newest, oldest);
 
-    let before = tally(activity, n_users, |t| t <= cutoff);
+    let before = tally(activity.clone(), n_users, |t| t <= cutoff);
     let after = tally(activity, n_users, |t| t > cutoff && t <= newest);
     let rows: Vec<usize> = (0..n_users).filter(|&u| before[u].events > 0).collect();
     let x_train = features(&before, cutoff, oldest).1.select(Axis(0), &rows);
@@ -327,9 +327,13 @@ struct Tally {
     channels: Vec<u16>,
 }
 
-fn tally(activity: &[Activity], n_users: usize, in_window: impl Fn(i64) -> bool) -> Vec<Tally> {
+fn tally(
+    activity: impl Iterator<Item = Activity>,
+    n_users: usize,
+    in_window: impl Fn(i64) -> bool,
+) -> Vec<Tally> {
     let mut tallies = vec![Tally::default(); n_users];
-    for a in activity.iter().filter(|a| in_window(a.timestamp)) {
+    for a in activity.filter(|a| in_window(a.timestamp)) {
         let t = &mut tallies[a.user.get()];
         (t.first, t.last) = if t.events == 0 {
             (a.timestamp, a.timestamp)

@@ -154,6 +154,8 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
     tracing::info!("training took {:.2}s", fit_started.elapsed().as_secs_f64());
     log_reports(&trained);
     let mut artifact = Artifact::assemble(&dataset, trained, &config, cli::unix_now());
+    // The artifact holds what serving needs; the raw interactions can go before writing.
+    drop(dataset);
     artifact.metadata.store = export.map(|e| artifact::StoreWatermark {
         store_id: e.manifest.store_id.clone(),
         watermark: e.manifest.watermark,

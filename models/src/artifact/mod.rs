@@ -163,20 +163,65 @@ fn corrupt(message: impl Into<String>) -> Error {
 pub fn write(artifact: &Artifact, mut out: impl Write) -> Result<()> {
     let metadata = serde_json::to_vec_pretty(&artifact.metadata)
         .map_err(|e| corrupt(format!("cannot encode metadata: {e}")))?;
-    let body = bincode::serde::encode_to_vec(&artifact.body, bincode::config::standard())
-        .map_err(|e| corrupt(format!("cannot encode body: {e}")))?;
-    let mut hasher = Sha256::new();
-    hasher.update(&metadata);
-    hasher.update(&body);
+    // The header carries the body's length and checksum, so the body is encoded twice:
+    // once into the checksum, once into `out`. Holding the encoded body instead would
+    // cost as much memory as the artifact's file.
+    let encode = |mut out: &mut dyn Write| {
+        bincode::serde::encode_into_std_write(&artifact.body, &mut out, bincode::config::standard())
+            .map_err(|e| corrupt(format!("cannot encode body: {e}")))
+    };
+    let mut digest = Checksum { hasher: Sha256::new(), len: 0 };
+    digest.hasher.update(&metadata);
+    encode(&mut digest)?;
     out.write_all(&MAGIC)?;
     out.write_all(&FORMAT_VERSION.to_le_bytes())?;
     out.write_all(&(metadata.len() as u64).to_le_bytes())?;
-    out.write_all(&(body.len() as u64).to_le_bytes())?;
-    out.write_all(&hasher.finalize())?;
+    out.write_all(&digest.len.to_le_bytes())?;
+    out.write_all(&digest.hasher.finalize())?;
     out.write_all(&metadata)?;
-    out.write_all(&body)?;
-    out.flush()?;
+    let mut counted = Counted { out, len: 0 };
+    encode(&mut counted)?;
+    if counted.len != digest.len {
+        return Err(corrupt(format!("body encoded to {} bytes, then to {}", digest.len, counted.len)));
+    }
+    counted.out.flush()?;
     Ok(())
+}
+
+/// A writer that only hashes and counts what it is given.
+struct Checksum {
+    hasher: Sha256,
+    len: u64,
+}
+
+impl Write for Checksum {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hasher.update(buf);
+        self.len += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A writer that counts what it passes on.
+struct Counted<W> {
+    out: W,
+    len: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 struct Header {
@@ -447,18 +492,22 @@ impl Artifact {
             store: None,
             reference_time: trained.train_set.newest,
         };
+        // Serving needs no item × person matrix: freed before the person lists are built.
+        let crate::recommender::TrainSet { user_items, item_users, last_seen, .. } = trained.train_set;
+        drop(item_users);
+        let consumed = dataset
+            .consumed()
+            .into_iter()
+            .map(|items| items.into_iter().map(|(i, at)| (i.0, at)).collect())
+            .collect();
         let body = Body {
             users: dataset.users.clone(),
             items: dataset.items.clone(),
             aliases: dataset.aliases.iter().map(|(k, v)| (k.clone(), v.0)).collect(),
             catalog: dataset.catalog.clone(),
-            history: trained.train_set.user_items,
-            history_times: trained.train_set.last_seen,
-            consumed: dataset
-                .consumed()
-                .into_iter()
-                .map(|items| items.into_iter().map(|(i, at)| (i.0, at)).collect())
-                .collect(),
+            history: user_items,
+            history_times: last_seen,
+            consumed,
             models: trained.models,
             profiles: trained.profiles,
             refused: dataset
