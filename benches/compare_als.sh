@@ -38,7 +38,7 @@ run() {
     awk '{s += $1} END {printf "%.3f", s / NR}')
   peak=$(grep -o 'peak_kb=[0-9]*' "$dir/train.log" | cut -d= -f2 | awk '{printf "%.0f", $1 / 1024}')
   ndcg=$("$trainer" evaluate --train "$dir/train.tsv" --test "$dir/test.tsv" --config "$work/als.toml" --json |
-    python3 -c 'import json, sys; r = [x for x in json.load(sys.stdin) if x["model"] == "als"][0]["metrics"]; print(f"{r[\"ndcg\"]:.4f} over {r[\"n_users\"]} persons")')
+    python3 -c 'import json, sys; r = [x for x in json.load(sys.stdin) if x["model"] == "als"][0]["metrics"]; print("%.4f over %d persons" % (r["ndcg"], r["n_users"]))')
   echo "== $1: $4 interactions, $2 persons, $3 items"
   echo "omnirec 0.1 (simd ${OMNIREC_SIMD:-widest}): $per_iteration s/iteration, peak RSS $peak MB, NDCG@10 $ndcg"
   python3 benches/python/implicit_als.py "$dir/train.tsv" --test "$dir/test.tsv" \
