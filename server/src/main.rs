@@ -96,6 +96,7 @@ struct DemoArgs {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     server::telemetry::init_logging(cli.verbose);
+    simd_from_env();
     match cli.command {
         None => run_server(serve(&cli.serve)),
         Some(Command::Demo(args)) => run_server(demo(&args, &cli.serve)),
@@ -387,4 +388,17 @@ fn print_examples(state: &AppState, addr: SocketAddr) {
         now = cli::unix_now()
     );
     println!("  (also: /v1/profiles/cookie_id/{cookie}, /v1/models, /health/ready, /metrics, /openapi.json)");
+}
+
+/// `OMNIREC_SIMD` (`widest`, `avx512`, `avx2`, `scalar`) picks the kernels' instruction set.
+fn simd_from_env() {
+    use models::algorithms::linalg::{Level, set_level};
+    if let Ok(name) = std::env::var("OMNIREC_SIMD") {
+        match Level::from_name(&name) {
+            Some(level) => set_level(level),
+            None => {
+                tracing::warn!("OMNIREC_SIMD={name} is not widest, avx512, avx2 or scalar; using the widest")
+            }
+        }
+    }
 }

@@ -124,6 +124,16 @@ fn log_reports(trained: &Trained) {
     }
 }
 
+/// Writes `text` and a newline to standard output. A reader that went away (`| head`)
+/// ends the output quietly: there is no one left to tell.
+fn say(text: impl std::fmt::Display) -> Result<()> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 /// `trainer train`: returns the artifact's metadata.
 pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
     let config = input::config(args.config.as_deref())?;
@@ -233,11 +243,11 @@ pub fn evaluate_rows(args: &EvaluateArgs) -> Result<Vec<EvaluationRow>> {
 pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
     let rows = evaluate_rows(args)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        say(serde_json::to_string_pretty(&rows)?)?;
     } else {
         let table: Vec<(String, Metrics, Option<Metrics>, Option<f64>)> =
             rows.into_iter().map(|r| (r.model, r.metrics, r.validation, r.fit_seconds)).collect();
-        print!("{}", crate::table::metrics(&table, args.k));
+        say(crate::table::metrics(&table, args.k).trim_end())?;
     }
     Ok(())
 }
@@ -297,7 +307,7 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
 pub fn inspect(args: &InspectArgs) -> Result<()> {
     let metadata = artifact::load_metadata(&args.model)
         .with_context(|| format!("cannot read {}", args.model.display()))?;
-    println!("{}", serde_json::to_string_pretty(&metadata)?);
+    say(serde_json::to_string_pretty(&metadata)?)?;
     if let Some(dir) = &args.export_als {
         export_als(&args.model, dir)?;
     }
@@ -329,13 +339,13 @@ fn export_als(model: &Path, dir: &Path) -> Result<()> {
         }
     }
     fs::write(dir.join("consumed.tsv"), consumed)?;
-    println!(
+    say(format!(
         "ALS factors ({} persons, {} items, {} factors) written to {}",
         als.n_users(),
         body.items.len(),
         als.factors(),
         dir.display()
-    );
+    ))?;
     Ok(())
 }
 
@@ -360,9 +370,9 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
         skip_invalid: false,
     };
     let metadata = train(&train_args)?;
-    println!("\nmodel {} written to {}", metadata.model_version, model.display());
+    say(format!("\nmodel {} written to {}", metadata.model_version, model.display()))?;
     identity_report(&files)?;
-    println!("\nheld-out evaluation (last 20% of each person's interactions):");
+    say("\nheld-out evaluation (last 20% of each person's interactions):")?;
     let eval_args = EvaluateArgs {
         train: files.events,
         test: None,
@@ -399,7 +409,7 @@ fn identity_report(files: &GeneratedFiles) -> Result<()> {
         .iter()
         .filter(|r| r.identifier.value.starts_with("kiosk-") || r.identifier.value.starts_with("tablet-"))
         .count();
-    println!(
+    say(format!(
         "identity resolution vs ground truth: pairwise precision {:.4}, recall {:.4} over {} identifiers; \
          {} persons found; {} shared devices refused for merging",
         score.precision,
@@ -407,6 +417,6 @@ fn identity_report(files: &GeneratedFiles) -> Result<()> {
         score.n_identifiers,
         resolution.persons.len(),
         shared_refused
-    );
+    ))?;
     Ok(())
 }

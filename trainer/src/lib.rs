@@ -189,6 +189,20 @@ pub struct DemoArgs {
 /// Sets up logging to standard error: warnings and info by default, more with `-v`.
 pub fn init_logging(verbose: u8) {
     cli::init_logging("trainer", verbose);
+    simd_from_env();
+}
+
+/// `OMNIREC_SIMD` (`widest`, `avx512`, `avx2`, `scalar`) picks the kernels' instruction set.
+fn simd_from_env() {
+    use models::algorithms::linalg::{Level, set_level};
+    if let Ok(name) = std::env::var("OMNIREC_SIMD") {
+        match Level::from_name(&name) {
+            Some(level) => set_level(level),
+            None => {
+                tracing::warn!("OMNIREC_SIMD={name} is not widest, avx512, avx2 or scalar; using the widest")
+            }
+        }
+    }
 }
 
 /// Runs one command.

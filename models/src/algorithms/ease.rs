@@ -138,7 +138,8 @@ fn prune(n: usize, keep: usize, weight: impl Fn(usize, usize) -> f32 + Sync) -> 
         .map(|i| {
             let mut row: Vec<(u32, f32)> =
                 (0..n).filter(|&j| j != i).map(|j| (j as u32, weight(i, j))).collect();
-            let by_weight = |a: &(u32, f32), b: &(u32, f32)| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0));
+            let by_weight =
+                |a: &(u32, f32), b: &(u32, f32)| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0));
             if row.len() > keep {
                 row.select_nth_unstable_by(keep - 1, by_weight);
                 row.truncate(keep);

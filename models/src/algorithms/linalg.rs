@@ -13,13 +13,14 @@
 //! across the rows, so that the output is written once per block, not once per row, and
 //! consecutive rows do not wait on each other's additions.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
 /// Runs `op` compiled for the widest SIMD instruction set available at run time, or the
-/// one `OMNIREC_SIMD` names (`avx512`, `avx2` or `scalar`; for comparing them on one
-/// machine, and for CPUs whose wide registers do not pay). A closure without arguments is
-/// an operation too (it gets no token, only the compile flags).
+/// one [`set_level`] chose. A closure without arguments is an operation too (it gets no
+/// token, only the compile flags).
 #[inline(always)]
 pub fn with_simd<Op: WithSimd>(op: Op) -> Op::Output {
     #[cfg(target_arch = "x86_64")]
@@ -40,28 +41,50 @@ pub fn with_simd<Op: WithSimd>(op: Op) -> Op::Output {
     pulp::Arch::new().dispatch(op)
 }
 
-/// An instruction set asked for through `OMNIREC_SIMD`.
+/// The instruction set [`with_simd`] uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Level {
-    /// The widest the CPU has (the default, and for unknown values).
+    /// The widest the CPU has (the default).
     Widest,
-    /// AVX-512 (x86-64-v4), where available.
+    /// AVX-512 (x86-64-v4), where available, else the widest.
     Avx512,
-    /// AVX2 + FMA (x86-64-v3), where available.
+    /// AVX2 + FMA (x86-64-v3), where available, else the widest.
     Avx2,
     /// No SIMD.
     Scalar,
 }
 
-/// The instruction set [`with_simd`] uses, read once from `OMNIREC_SIMD`.
+impl Level {
+    /// The level named `widest`, `avx512`, `avx2` or `scalar`.
+    pub fn from_name(name: &str) -> Option<Level> {
+        match name {
+            "widest" => Some(Level::Widest),
+            "avx512" => Some(Level::Avx512),
+            "avx2" => Some(Level::Avx2),
+            "scalar" => Some(Level::Scalar),
+            _ => None,
+        }
+    }
+}
+
+static LEVEL: AtomicU8 = AtomicU8::new(Level::Widest as u8);
+
+/// Chooses the instruction set for every later [`with_simd`] (for comparing them on one
+/// machine, and for CPUs whose wide registers do not pay); the binaries take it from
+/// `OMNIREC_SIMD`.
+pub fn set_level(level: Level) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+/// The instruction set [`with_simd`] uses.
 pub fn level() -> Level {
-    static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
-    *LEVEL.get_or_init(|| match std::env::var("OMNIREC_SIMD").as_deref() {
-        Ok("avx512") => Level::Avx512,
-        Ok("avx2") => Level::Avx2,
-        Ok("scalar") => Level::Scalar,
+    match LEVEL.load(Ordering::Relaxed) {
+        1 => Level::Avx512,
+        2 => Level::Avx2,
+        3 => Level::Scalar,
         _ => Level::Widest,
-    })
+    }
 }
 
 /// Dot product of two slices over their common length, with two independent partial sums.
