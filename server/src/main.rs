@@ -392,13 +392,8 @@ fn print_examples(state: &AppState, addr: SocketAddr) {
 
 /// `OMNIREC_SIMD` (`widest`, `avx512`, `avx2`, `scalar`) picks the kernels' instruction set.
 fn simd_from_env() {
-    use models::algorithms::linalg::{Level, set_level};
-    if let Ok(name) = std::env::var("OMNIREC_SIMD") {
-        match Level::from_name(&name) {
-            Some(level) => set_level(level),
-            None => {
-                tracing::warn!("OMNIREC_SIMD={name} is not widest, avx512, avx2 or scalar; using the widest")
-            }
-        }
+    let choice = std::env::var("OMNIREC_SIMD").ok();
+    if let Some(warning) = models::algorithms::linalg::choose_level(choice.as_deref()) {
+        tracing::warn!("OMNIREC_SIMD: {warning}");
     }
 }

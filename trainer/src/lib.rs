@@ -194,14 +194,9 @@ pub fn init_logging(verbose: u8) {
 
 /// `OMNIREC_SIMD` (`widest`, `avx512`, `avx2`, `scalar`) picks the kernels' instruction set.
 fn simd_from_env() {
-    use models::algorithms::linalg::{Level, set_level};
-    if let Ok(name) = std::env::var("OMNIREC_SIMD") {
-        match Level::from_name(&name) {
-            Some(level) => set_level(level),
-            None => {
-                tracing::warn!("OMNIREC_SIMD={name} is not widest, avx512, avx2 or scalar; using the widest")
-            }
-        }
+    let choice = std::env::var("OMNIREC_SIMD").ok();
+    if let Some(warning) = models::algorithms::linalg::choose_level(choice.as_deref()) {
+        tracing::warn!("OMNIREC_SIMD: {warning}");
     }
 }
 

@@ -77,6 +77,19 @@ pub fn set_level(level: Level) {
     LEVEL.store(level as u8, Ordering::Relaxed);
 }
 
+/// Sets the level named by `choice` (`None`: leave the widest). Returns a warning to log
+/// for a name that is not a level (the widest stays).
+pub fn choose_level(choice: Option<&str>) -> Option<String> {
+    let name = choice?;
+    match Level::from_name(name) {
+        Some(level) => {
+            set_level(level);
+            None
+        }
+        None => Some(format!("SIMD level {name:?} is not widest, avx512, avx2 or scalar; using the widest")),
+    }
+}
+
 /// The instruction set [`with_simd`] uses.
 pub fn level() -> Level {
     match LEVEL.load(Ordering::Relaxed) {
@@ -356,6 +369,15 @@ mod tests {
             }
         }
         check("dispatched", with_simd(Kernels));
+    }
+
+    #[test]
+    fn levels_are_chosen_by_name() {
+        assert_eq!(Level::from_name("avx2"), Some(Level::Avx2));
+        assert!(choose_level(Some("avx9")).unwrap().contains("not widest, avx512, avx2 or scalar"));
+        // (Only the default is set here: other tests run beside this one.)
+        assert_eq!(choose_level(Some("widest")), None);
+        assert_eq!((choose_level(None), level()), (None, Level::Widest));
     }
 
     #[test]
