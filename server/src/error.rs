@@ -98,13 +98,15 @@ pub enum ErrorCode {
     NotLinked,
     /// The store could not read or write (the disk's fault); nothing of the request was kept.
     StoreFailed,
+    /// The server is still loading its model (at start-up); try again shortly.
+    Loading,
     /// Anything else that went wrong on our side (details in the log).
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the documentation.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::InvalidField,
         ErrorCode::MalformedJson,
         ErrorCode::BadBody,
@@ -124,6 +126,7 @@ impl ErrorCode {
         ErrorCode::LinkRefused,
         ErrorCode::NotLinked,
         ErrorCode::StoreFailed,
+        ErrorCode::Loading,
         ErrorCode::Internal,
     ];
 
@@ -150,6 +153,7 @@ impl ErrorCode {
             LinkRefused => ("link_refused", StatusCode::CONFLICT, Fault::Caller),
             NotLinked => ("not_linked", StatusCode::CONFLICT, Fault::Caller),
             StoreFailed => ("store_failed", StatusCode::INTERNAL_SERVER_ERROR, Fault::Environment),
+            Loading => ("loading", StatusCode::SERVICE_UNAVAILABLE, Fault::Server),
             Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR, Fault::Server),
         }
     }

@@ -39,17 +39,56 @@ pub async fn serve(
     state: Arc<state::AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let config = state.config.clone();
+    serve_while_loading(listener, &config, async move { Ok(state) }, shutdown).await
+}
+
+/// [`serve`], answering while `load` builds the state (a large artifact takes seconds to
+/// load): until it is done `/health/live` answers 200 and every other request 503
+/// `loading`, so an orchestrator sees a live process that is not ready yet instead of a
+/// closed port. Then every connection, open or new, gets the state's routes. A failed load
+/// ends serving with its error. `config` gives the timeouts.
+pub async fn serve_while_loading(
+    listener: tokio::net::TcpListener,
+    config: &config::ServerConfig,
+    load: impl Future<Output = Result<Arc<state::AppState>>> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use std::time::Duration;
+    use tower::ServiceExt;
 
-    let app = routes::router(Arc::clone(&state));
+    let loaded: Arc<std::sync::OnceLock<(Arc<state::AppState>, axum::Router)>> = Arc::default();
+    let app = {
+        let loaded = Arc::clone(&loaded);
+        tower::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let loaded = Arc::clone(&loaded);
+            async move {
+                let request = request.map(axum::body::Body::new);
+                match loaded.get() {
+                    Some((_, router)) => router.clone().oneshot(request).await,
+                    None => Ok(routes::while_loading(request.uri().path())),
+                }
+            }
+        })
+    };
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(state.config.header_read_timeout_ms));
+    http.timer(TokioTimer::new()).header_read_timeout(Duration::from_millis(config.header_read_timeout_ms));
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut loading = tokio::spawn(load);
+    let mut waiting = true;
     tokio::pin!(shutdown);
     loop {
         let (stream, _peer) = tokio::select! {
+            done = &mut loading, if waiting => {
+                waiting = false;
+                let state = done.map_err(|e| Error::Io(std::io::Error::other(format!("loading failed: {e}"))))??;
+                let router = routes::router(Arc::clone(&state));
+                // Set once, here: nothing else writes the cell.
+                let _ = loaded.set((state, router));
+                tracing::info!("ready");
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -73,8 +112,10 @@ pub async fn serve(
         });
     }
     drop(listener);
-    routes::start_draining(&state);
-    let grace = Duration::from_millis(state.config.shutdown_timeout_ms);
+    if let Some((state, _)) = loaded.get() {
+        routes::start_draining(state);
+    }
+    let grace = Duration::from_millis(config.shutdown_timeout_ms);
     tracing::info!("shutting down: finishing in-flight requests (at most {} ms)", grace.as_millis());
     if tokio::time::timeout(grace, connections.shutdown()).await.is_err() {
         tracing::warn!("shutdown deadline passed with connections still open; closing them");

@@ -178,12 +178,7 @@ fn settings(args: &ServeArgs) -> Result<ServerConfig> {
 async fn start(config: ServerConfig) -> Result<(tokio::net::TcpListener, Arc<AppState>)> {
     let listen = config.listen;
     let state = tokio::task::spawn_blocking(move || AppState::new(config, env)).await??;
-    if state.keys.is_empty() {
-        tracing::warn!(
-            "NO API KEYS CONFIGURED: this server is open to anyone who can reach {listen}; \
-             add [[keys]] to the settings file before exposing it"
-        );
-    }
+    warn_if_open(&state, listen);
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let loaded = state.current.load();
@@ -196,10 +191,42 @@ async fn start(config: ServerConfig) -> Result<(tokio::net::TcpListener, Arc<App
     Ok((listener, state))
 }
 
+/// `server serve`: binds first, then loads the model while `/health/ready` answers 503
+/// `loading`, so a large artifact's load does not look like a dead server.
 async fn serve(args: &ServeArgs) -> Result<()> {
-    let (listener, state) = start(settings(args)?).await?;
-    server::serve(listener, state, server::shutdown_signal()).await?;
+    let config = settings(args)?;
+    let listen = config.listen;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!("listening on http://{}; loading the model", listener.local_addr()?);
+    let started = std::time::Instant::now();
+    let load = {
+        let config = config.clone();
+        async move {
+            let state = tokio::task::spawn_blocking(move || AppState::new(config, env))
+                .await
+                .map_err(|e| server::Error::Io(std::io::Error::other(format!("loading failed: {e}"))))??;
+            warn_if_open(&state, listen);
+            tracing::info!(
+                model = state.current.load().model.version(),
+                placements = state.current.load().view.placements.len(),
+                "model loaded in {:.2}s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(state)
+        }
+    };
+    server::serve_while_loading(listener, &config, load, server::shutdown_signal()).await?;
     Ok(())
+}
+
+fn warn_if_open(state: &AppState, listen: std::net::SocketAddr) {
+    if state.keys.is_empty() {
+        tracing::warn!(
+            "NO API KEYS CONFIGURED: this server is open to anyone who can reach {listen}; \
+             add [[keys]] to the settings file before exposing it"
+        );
+    }
 }
 
 async fn demo(args: &DemoArgs, serve_args: &ServeArgs) -> Result<()> {

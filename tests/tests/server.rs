@@ -560,3 +560,65 @@ async fn bad_requests_get_the_documented_status_and_field() {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_503_loading_until_the_model_is_loaded_then_serves() {
+    let mut config = ServerConfig { model: Some(trained().model.clone()), ..Default::default() };
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (finish_loading, loaded) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let load = {
+        let config = config.clone();
+        async move {
+            let _ = loaded.await;
+            tokio::task::spawn_blocking(move || AppState::new(config, |_| None)).await.unwrap()
+        }
+    };
+    let task = tokio::spawn(async move {
+        server::serve_while_loading(listener, &config, load, async move {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    // One connection opened during the load keeps working after it.
+    let mut early = Connection::open(&addr).await.unwrap();
+    let ready = early.send("GET", "/health/ready", None, None).await.unwrap();
+    assert_eq!((ready.status, ready.json()["status"].as_str()), (503, Some("loading")));
+    let live = get(&addr, "/health/live").await;
+    assert_eq!((live.status, live.json()["status"].as_str()), (200, Some("loading")));
+    let recommendations = get(&addr, "/v1/users/u1/recommendations").await;
+    assert_eq!(
+        (recommendations.status, recommendations.json()["error"]["code"].as_str()),
+        (503, Some("loading"))
+    );
+    finish_loading.send(()).unwrap();
+    let mut status = 0;
+    for _ in 0..500 {
+        status = early.send("GET", "/health/ready", None, None).await.unwrap().status;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, 200, "ready once loaded, on the connection opened before");
+    let person = trained().engine.artifact().body.users.id(0).unwrap().to_string();
+    let answer = get(&addr, &format!("/v1/users/{person}/recommendations")).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.json());
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_load_ends_serving_with_its_error() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = ServerConfig { model: Some("/nonexistent/model.omr".into()), ..Default::default() };
+    let load = {
+        let config = config.clone();
+        async move { tokio::task::spawn_blocking(move || AppState::new(config, |_| None)).await.unwrap() }
+    };
+    let error =
+        server::serve_while_loading(listener, &config, load, std::future::pending()).await.unwrap_err();
+    assert!(error.to_string().contains("/nonexistent/model.omr"), "{error}");
+}

@@ -14,7 +14,8 @@ use crate::state::AppState;
 /// Health answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `draining` during shutdown.
+    /// `ok`, `loading` while the model loads at start-up (no version yet), or `draining`
+    /// during shutdown.
     pub status: &'static str,
     /// The model being served.
     pub model_version: String,
@@ -31,7 +32,7 @@ pub(super) async fn live(State(state): State<Arc<AppState>>) -> Json<Health> {
     get,
     path = "/health/ready",
     tag = "health",
-    responses((status = 200, body = Health), (status = 503, description = "Draining", body = Health))
+    responses((status = 200, body = Health), (status = 503, description = "Draining, or loading the model at start-up", body = Health))
 )]
 pub(super) async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let version = state.current.load().model.version().to_string();

@@ -273,6 +273,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The answer to any request while the model loads at start-up: `/health/live` 200 and
+/// `/health/ready` 503, both with status `loading`; everything else 503 `loading` with
+/// `Retry-After: 1`.
+pub fn while_loading(path: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let loading = || axum::Json(health::Health { status: "loading", model_version: String::new() });
+    match path {
+        "/health/live" => return loading().into_response(),
+        "/health/ready" => return (axum::http::StatusCode::SERVICE_UNAVAILABLE, loading()).into_response(),
+        _ => {}
+    }
+    let mut response = crate::error::ApiError::new(
+        crate::error::ErrorCode::Loading,
+        "the server is loading its model; try again shortly",
+    )
+    .into_response();
+    response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    response
+}
+
 /// Marks the state as draining (readiness turns false) — called when shutdown starts.
 pub fn start_draining(state: &AppState) {
     state.draining.store(true, Ordering::Relaxed);
