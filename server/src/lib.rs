@@ -40,7 +40,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let config = state.config.clone();
-    serve_while_loading(listener, &config, async move { Ok(state) }, shutdown).await
+    accept_loop(listener, &config, Loading::Done(state), shutdown).await
 }
 
 /// [`serve`], answering while `load` builds the state (a large artifact takes seconds to
@@ -52,6 +52,21 @@ pub async fn serve_while_loading(
     listener: tokio::net::TcpListener,
     config: &config::ServerConfig,
     load: impl Future<Output = Result<Arc<state::AppState>>> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    accept_loop(listener, config, Loading::Running(tokio::spawn(load)), shutdown).await
+}
+
+/// The state, or the task that builds it.
+enum Loading {
+    Done(Arc<state::AppState>),
+    Running(tokio::task::JoinHandle<Result<Arc<state::AppState>>>),
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    config: &config::ServerConfig,
+    loading: Loading,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
@@ -75,11 +90,19 @@ pub async fn serve_while_loading(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(Duration::from_millis(config.header_read_timeout_ms));
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut loading = tokio::spawn(load);
-    let mut waiting = true;
+    // A state given ready is in place before the first connection is accepted.
+    let (mut loading, mut waiting) = match loading {
+        Loading::Done(state) => {
+            let router = routes::router(Arc::clone(&state));
+            let _ = loaded.set((state, router));
+            (tokio::spawn(std::future::pending()), false)
+        }
+        Loading::Running(task) => (task, true),
+    };
     tokio::pin!(shutdown);
     loop {
         let (stream, _peer) = tokio::select! {
+            biased;
             done = &mut loading, if waiting => {
                 waiting = false;
                 let state = done.map_err(|e| Error::Io(std::io::Error::other(format!("loading failed: {e}"))))??;
@@ -112,6 +135,7 @@ pub async fn serve_while_loading(
         });
     }
     drop(listener);
+    loading.abort();
     if let Some((state, _)) = loaded.get() {
         routes::start_draining(state);
     }
