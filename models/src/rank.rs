@@ -35,13 +35,24 @@ impl PartialOrd for Entry {
 
 /// The `k` highest-scoring items for which `is_allowed` holds, best first; ties go to the
 /// lower item index. NaN and negative-infinity scores are never returned.
-pub fn top_k(scores: &[f32], k: usize, mut is_allowed: impl FnMut(usize) -> bool) -> Vec<ScoredItem> {
+pub fn top_k(scores: &[f32], k: usize, is_allowed: impl FnMut(usize) -> bool) -> Vec<ScoredItem> {
+    top_k_of(scores.iter().copied().enumerate(), scores.len(), k, is_allowed)
+}
+
+/// [`top_k`] over (item, score) pairs of distinct items, `len` of them (only to size the
+/// heap): the same order, ties to the lower item.
+pub fn top_k_of(
+    scores: impl IntoIterator<Item = (usize, f32)>,
+    len: usize,
+    k: usize,
+    mut is_allowed: impl FnMut(usize) -> bool,
+) -> Vec<ScoredItem> {
     if k == 0 {
         return Vec::new();
     }
     // `k` may be anything a caller was given: the heap never holds more than the scores.
-    let mut heap: BinaryHeap<Reverse<Entry>> = BinaryHeap::with_capacity(k.min(scores.len()) + 1);
-    for (idx, &score) in scores.iter().enumerate() {
+    let mut heap: BinaryHeap<Reverse<Entry>> = BinaryHeap::with_capacity(k.min(len) + 1);
+    for (idx, score) in scores {
         if score.is_nan() || score == f32::NEG_INFINITY {
             continue;
         }
@@ -134,6 +145,34 @@ pub fn moments(scores: &[f32]) -> Option<(f32, f32)> {
     Some(((f64::from(shift) + mean_d) as f32, scale))
 }
 
+/// [`moments`] of a catalog of `n_items` scores that are 0 but for `touched` (values of
+/// distinct items): what `moments` gives the dense vector, in one pass over the touched
+/// values only. Non-finite values are left out, as `moments` leaves them out.
+pub fn sparse_moments(touched: impl IntoIterator<Item = f32>, n_items: usize) -> Option<(f32, f32)> {
+    let (mut skipped, mut sum, mut sum_sq) = (0usize, 0f64, 0f64);
+    for s in touched {
+        if s.is_finite() {
+            sum += f64::from(s);
+            sum_sq += f64::from(s) * f64::from(s);
+        } else {
+            skipped += 1;
+        }
+    }
+    moments_from_sums(n_items.saturating_sub(skipped) as f64, sum, sum_sq)
+}
+
+/// The (mean, 1 / standard deviation) of `n` scores from their sum and sum of squares (0 for
+/// a constant vector, as in [`moments`]); `None` for no scores.
+pub fn moments_from_sums(n: f64, sum: f64, sum_sq: f64) -> Option<(f32, f32)> {
+    if n < 1.0 {
+        return None;
+    }
+    let mean = sum / n;
+    let std = (sum_sq / n - mean * mean).max(0.0).sqrt();
+    let scale = if std > 1e-6 * (1e-3 + mean.abs()) { (1.0 / std) as f32 } else { 0.0 };
+    Some((mean as f32, scale))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +203,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn sparse_moments_are_the_moments_of_the_dense_vector(
+            touched in proptest::collection::btree_map(0usize..300, -50.0f32..50.0, 0..40),
+            n in 300usize..400,
+        ) {
+            let mut dense = vec![0f32; n];
+            touched.iter().for_each(|(&i, &v)| dense[i] = v);
+            let (mean, scale) = moments(&dense).unwrap();
+            let (sparse_mean, sparse_scale) = sparse_moments(touched.values().copied(), n).unwrap();
+            prop_assert!((mean - sparse_mean).abs() <= 1e-4 * (1.0 + mean.abs()), "{mean} vs {sparse_mean}");
+            prop_assert!((scale - sparse_scale).abs() <= 1e-4 * scale, "{scale} vs {sparse_scale}");
+        }
+
         #[test]
         fn top_k_matches_a_full_sort(scores in proptest::collection::vec(-100i32..100, 0..200), k in 0usize..20) {
             let scores: Vec<f32> = scores.into_iter().map(|s| s as f32 / 7.0).collect();

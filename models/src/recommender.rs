@@ -91,6 +91,83 @@ pub trait Recommender: Send + Sync {
     fn explain(&self, _query: &Query<'_>, _item: ItemIdx) -> Vec<(ItemIdx, f32)> {
         Vec::new()
     }
+
+    /// For models whose scores are zero outside a small part of the catalog (neighbours,
+    /// pruned weights, shared terms): adds the query's non-zero scores into `out` (cleared
+    /// by the caller, [`SparseScores::n_items`] = [`Recommender::n_items`]) and returns
+    /// `true`; every item not touched scores exactly 0, as [`Recommender::score_into`]
+    /// would give it. Models without such structure return `false` and touch nothing: the
+    /// caller scores them in full. Fails as `score_into` does on a bad query.
+    fn score_sparse(&self, _query: &Query<'_>, _out: &mut SparseScores) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+/// Scores of one query that are zero but for the items touched: a dense buffer with the
+/// list of touched items, so clearing costs what was touched, not the catalog (the candidate
+/// stage of serving, [`crate::serve::candidates`]).
+#[derive(Debug, Clone, Default)]
+pub struct SparseScores {
+    values: Vec<f32>,
+    touched: Vec<u32>,
+    marked: Vec<bool>,
+}
+
+impl SparseScores {
+    /// Empty scores over `n_items` items (all zero).
+    pub fn new(n_items: usize) -> Self {
+        SparseScores { values: vec![0.0; n_items], touched: Vec::new(), marked: vec![false; n_items] }
+    }
+
+    /// Resets every touched item to 0, and resizes to `n_items`.
+    pub fn clear(&mut self, n_items: usize) {
+        for &i in &self.touched {
+            self.values[i as usize] = 0.0;
+            self.marked[i as usize] = false;
+        }
+        self.touched.clear();
+        self.values.resize(n_items, 0.0);
+        self.marked.resize(n_items, false);
+    }
+
+    /// The number of items scored (touched or not).
+    pub fn n_items(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Adds `value` to item `item`'s score; an item past the catalog is ignored (models check
+    /// their input first).
+    #[inline]
+    pub fn add(&mut self, item: usize, value: f32) {
+        let (Some(slot), Some(mark)) = (self.values.get_mut(item), self.marked.get_mut(item)) else {
+            return;
+        };
+        *slot += value;
+        if !*mark {
+            *mark = true;
+            self.touched.push(item as u32);
+        }
+    }
+
+    /// Item `item`'s score (0 when untouched or past the catalog).
+    #[inline]
+    pub fn get(&self, item: usize) -> f32 {
+        self.values.get(item).copied().unwrap_or(0.0)
+    }
+
+    /// The items touched, in the order first touched.
+    pub fn touched(&self) -> &[u32] {
+        &self.touched
+    }
+
+    /// Applies `f` to every touched item's score (an untouched item stays 0, as `f` must keep
+    /// 0 at 0: the blend's de-bias does).
+    pub fn map_touched(&mut self, mut f: impl FnMut(usize, f32) -> f32) {
+        for &i in &self.touched {
+            let slot = &mut self.values[i as usize];
+            *slot = f(i as usize, *slot);
+        }
+    }
 }
 
 /// The training input shared by all models: the confidence matrix in both orientations,
@@ -202,6 +279,24 @@ pub fn check_query(n_items: usize, query: &Query<'_>, scores: &[f32]) -> Result<
             len: n_items,
         });
     }
+    check_history(n_items, query)
+}
+
+/// [`check_query`] for [`Recommender::score_sparse`]: `out` must cover `n_items` items.
+pub fn check_sparse(n_items: usize, query: &Query<'_>, out: &SparseScores) -> Result<()> {
+    if out.n_items() != n_items {
+        return Err(crate::Error::OutOfRange {
+            what: "score buffer length",
+            index: out.n_items(),
+            len: n_items,
+        });
+    }
+    check_history(n_items, query)
+}
+
+/// The part of [`check_query`] that is about the query: history items below `n_items` and
+/// one recency factor per history entry (or none).
+pub fn check_history(n_items: usize, query: &Query<'_>) -> Result<()> {
     if let Some(&(item, _)) = query.history.iter().find(|(item, _)| item.get() >= n_items) {
         return Err(crate::Error::OutOfRange { what: "item", index: item.get(), len: n_items });
     }

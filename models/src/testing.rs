@@ -4,7 +4,7 @@ use datasets::{ItemIdx, UserIdx};
 use sprs::TriMat;
 
 use crate::rank::top_k;
-use crate::recommender::{Fit, Query, Recommender, TrainSet};
+use crate::recommender::{Fit, Query, Recommender, SparseScores, TrainSet};
 
 /// Two taste blocks: persons 0–3 like items 0–3, persons 4–7 like items 4–7; each person
 /// has every item of their block but one (person `u` lacks item `4·(u/4) + u%4`).
@@ -53,6 +53,23 @@ pub fn conforms(model: &dyn Recommender, train: &TrainSet) {
             model.score_into(&query, &mut second).unwrap();
             assert!(first.iter().all(|s| s.is_finite()), "{name}: a non-finite score for {query:?}");
             assert_eq!(first, second, "{name}: the same query scored twice differently");
+            // Sparse scoring, where the model has it, is the same scores: the touched ones
+            // as `score_into` gives them, every other item exactly 0.
+            let mut sparse = SparseScores::new(n + 3);
+            let long = model.score_sparse(&query, &mut sparse);
+            assert!(!matches!(long, Ok(true)), "{name}: a sparse buffer too long is not refused");
+            sparse.clear(n);
+            if model.score_sparse(&query, &mut sparse).unwrap() {
+                for (i, &dense) in first.iter().enumerate() {
+                    let touched = sparse.touched().contains(&(i as u32));
+                    assert!(touched || dense == 0.0, "{name}: item {i} scores {dense} but was not touched");
+                    assert!((sparse.get(i) - dense).abs() <= 1e-5 * (1.0 + dense.abs()), "{name}: item {i}");
+                }
+                sparse.clear(n);
+                assert!(sparse.touched().is_empty() && (0..n).all(|i| sparse.get(i) == 0.0));
+            } else {
+                assert!(sparse.touched().is_empty(), "{name}: touched scores but answered not sparse");
+            }
             for item in (0..n).map(|i| ItemIdx(i as u32)) {
                 let why = model.explain(&query, item);
                 assert!(

@@ -19,7 +19,7 @@ use datasets::schema::Item;
 
 use crate::error::{Error, Result, require};
 use crate::rank::{ScoredItem, top_k};
-use crate::recommender::{Fit, Query, Recommender, TrainSet, check_query};
+use crate::recommender::{Fit, Query, Recommender, SparseScores, TrainSet, check_query, check_sparse};
 
 /// How many history items [`ContentModel::explain`] returns.
 const EXPLAIN_TOP: usize = 3;
@@ -328,8 +328,18 @@ impl ContentModel {
     /// `scores[j] = row_j · profile / ‖profile‖`, through the postings of the profile's terms; all zeros when
     /// the profile is empty.
     fn cosine_into(&self, profile: &[f32], scores: &mut [f32]) {
-        let norm = profile.iter().map(|v| v * v).sum::<f32>().sqrt();
         scores.fill(0.0);
+        self.for_each_posting(profile, |item, value| {
+            if let Some(score) = scores.get_mut(item) {
+                *score += value;
+            }
+        });
+    }
+
+    /// Calls `add(item, row_item[t] · profile[t] / ‖profile‖)` for every posting of every
+    /// term of the profile: the terms of the cosine, nothing for an empty profile.
+    fn for_each_posting(&self, profile: &[f32], mut add: impl FnMut(usize, f32)) {
+        let norm = profile.iter().map(|v| v * v).sum::<f32>().sqrt();
         if norm == 0.0 {
             return;
         }
@@ -338,9 +348,7 @@ impl ContentModel {
             if let Some(items) = postings.outer_view(term) {
                 let weight = weight / norm;
                 for (item, &value) in items.iter() {
-                    if let Some(score) = scores.get_mut(item) {
-                        *score += value * weight;
-                    }
+                    add(item, value * weight);
                 }
             }
         }
@@ -382,6 +390,17 @@ impl Recommender for ContentModel {
         };
         self.cosine_into(&profile, scores);
         Ok(())
+    }
+
+    fn score_sparse(&self, query: &Query<'_>, out: &mut SparseScores) -> Result<bool> {
+        check_sparse(self.n_items(), query, out)?;
+        let profile = if query.recency.is_empty() {
+            self.profile(query.history)?
+        } else {
+            self.profile(&query.weighted().collect::<Vec<_>>())?
+        };
+        self.for_each_posting(&profile, |item, value| out.add(item, value));
+        Ok(true)
     }
 
     /// The (up to three) history items whose rows have the highest cosine with `item`.

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::algorithms::linalg::{WeightedRows, with_simd};
 use crate::artifact::integrity::finite;
 use crate::error::{Error, Result, require};
-use crate::recommender::{Fit, Query, Recommender, TrainSet, check_query};
+use crate::recommender::{Fit, Query, Recommender, SparseScores, TrainSet, check_query, check_sparse};
 
 /// Hyperparameters of EASE.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -277,6 +277,20 @@ impl Recommender for EaseModel {
             }
         }
         Ok(())
+    }
+
+    /// Pruned rows only: dense weights touch every item.
+    fn score_sparse(&self, query: &Query<'_>, out: &mut SparseScores) -> Result<bool> {
+        let Rows::Pruned { offsets, items, weights } = &self.rows else { return Ok(false) };
+        check_sparse(self.n_items, query, out)?;
+        for (i, &(item, _)) in query.history.iter().enumerate() {
+            let Some(range) = row_range(offsets, item.get()) else { continue };
+            let factor = query.factor(i);
+            for (&j, &w) in items[range.clone()].iter().zip(&weights[range]) {
+                out.add(j as usize, factor * w);
+            }
+        }
+        Ok(true)
     }
 
     fn explain(&self, query: &Query<'_>, item: ItemIdx) -> Vec<(ItemIdx, f32)> {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::artifact::integrity::finite;
 use crate::error::{Error, Result, require};
 use crate::rank::{ScoredItem, top_k};
-use crate::recommender::{Fit, Query, Recommender, TrainSet, check_query};
+use crate::recommender::{Fit, Query, Recommender, SparseScores, TrainSet, check_query, check_sparse};
 
 /// Hyperparameters of item-kNN.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,6 +163,16 @@ impl Recommender for ItemKnnModel {
             }
         }
         Ok(())
+    }
+
+    fn score_sparse(&self, query: &Query<'_>, out: &mut SparseScores) -> Result<bool> {
+        check_sparse(self.n_items(), query, out)?;
+        for (item, weight) in query.weighted() {
+            for (neighbor, sim) in self.neighbors(item) {
+                out.add(neighbor.get(), weight * sim);
+            }
+        }
+        Ok(true)
     }
 
     fn explain(&self, query: &Query<'_>, item: ItemIdx) -> Vec<(ItemIdx, f32)> {

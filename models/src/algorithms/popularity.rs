@@ -104,6 +104,46 @@ impl PopularityModel {
     pub fn global(&self) -> &[f32] {
         &self.scores
     }
+
+    /// Each item's top category (empty when the model is global only).
+    pub fn categories(&self) -> &[Option<u32>] {
+        &self.category
+    }
+
+    /// The number of categories.
+    pub fn n_categories(&self) -> usize {
+        self.n_categories
+    }
+
+    /// The factor a query multiplies each item's global popularity by: its category's share
+    /// of the person's history, add-one smoothed; `None` when every factor is 1 (no
+    /// categories, or no history). Item `j` scores `global[j] × factor(category_j)`.
+    pub fn shares(&self, query: &Query<'_>) -> Option<Shares> {
+        if self.category.is_empty() || query.history.is_empty() {
+            return None;
+        }
+        let mut affinity = vec![0f32; self.n_categories];
+        let mut total = 0.0;
+        for (item, weight) in query.weighted() {
+            if let Some(Some(c)) = self.category.get(item.get()) {
+                affinity[*c as usize] += weight;
+                total += weight;
+            }
+        }
+        // Add-one smoothing keeps every category reachable.
+        let denominator = total + self.n_categories as f32;
+        affinity.iter_mut().for_each(|a| *a = (*a + 1.0) / denominator);
+        Some(Shares { by_category: affinity, uncategorised: 1.0 / denominator })
+    }
+}
+
+/// One query's factors on popularity, per category ([`PopularityModel::shares`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shares {
+    /// The factor of each category's items.
+    pub by_category: Vec<f32>,
+    /// The factor of items without a category.
+    pub uncategorised: f32,
 }
 
 impl Recommender for PopularityModel {
@@ -118,22 +158,10 @@ impl Recommender for PopularityModel {
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
         check_query(self.n_items(), query, scores)?;
         scores.copy_from_slice(&self.scores);
-        if self.category.is_empty() || query.history.is_empty() {
-            return Ok(());
-        }
-        let mut affinity = vec![0f32; self.n_categories];
-        let mut total = 0.0;
-        for (item, weight) in query.weighted() {
-            if let Some(Some(c)) = self.category.get(item.get()) {
-                affinity[*c as usize] += weight;
-                total += weight;
+        if let Some(shares) = self.shares(query) {
+            for (score, category) in scores.iter_mut().zip(&self.category) {
+                *score *= category.map_or(shares.uncategorised, |c| shares.by_category[c as usize]);
             }
-        }
-        // Add-one smoothing keeps every category reachable.
-        let denominator = total + self.n_categories as f32;
-        for (score, category) in scores.iter_mut().zip(&self.category) {
-            let share = category.map_or(1.0, |c| affinity[c as usize] + 1.0) / denominator;
-            *score *= share;
         }
         Ok(())
     }

@@ -28,6 +28,7 @@ use crate::error::Result;
 use crate::rank::ScoredItem;
 use crate::recommender::ModelKind;
 use crate::recommender::{Query, row_items, row_range};
+use crate::serve::candidates::{self, CandidateParams, Retriever};
 use crate::serve::catalog::{LiveCatalog, View};
 use crate::serve::popularity::LivePopularity;
 use crate::serve::rules::{
@@ -147,6 +148,8 @@ struct Scratch {
     /// One raw score buffer per blend member.
     members: Vec<Vec<f32>>,
     total: Vec<f32>,
+    /// The candidate stage's buffers.
+    stage: candidates::Scratch,
 }
 
 thread_local! {
@@ -164,11 +167,19 @@ pub struct Engine {
     debias: Debias,
     /// The placement of [`Engine::recommend`].
     batch: Placement,
+    /// The candidate stage over this artifact.
+    retriever: Retriever,
 }
 
 impl Engine {
-    /// Wraps a loaded artifact.
+    /// Wraps a loaded artifact, with the candidate stage's default settings.
     pub fn new(artifact: Artifact) -> Self {
+        Engine::with_candidates(artifact, CandidateParams::default())
+    }
+
+    /// Wraps a loaded artifact; large catalogs are answered through the candidate stage
+    /// ([`crate::serve::candidates`]) under `candidates`, whose indexes are built here.
+    pub fn with_candidates(artifact: Artifact, candidates: CandidateParams) -> Self {
         let catalog = LiveCatalog::of_model(artifact.body.items.clone(), &artifact.body.catalog);
         let popularity = artifact
             .body
@@ -189,7 +200,8 @@ impl Engine {
         let base = View { catalog, placements: BTreeMap::new() };
         let log_popularity = crate::recommender::log_popularity(&artifact.body.history);
         let debias = Debias::new(&artifact.metadata.blend_debias, &log_popularity);
-        Engine { artifact, base, popularity, debias, batch }
+        let retriever = Retriever::new(candidates, &artifact.body.models, &debias);
+        Engine { artifact, base, popularity, debias, batch, retriever }
     }
 
     /// The artifact's catalog, before any change.
@@ -270,12 +282,20 @@ impl Engine {
             scratch.total.resize(n_items, 0.0);
             let mut selection = Selection::new(&eligibility);
             let mut personalized = !history.is_empty() && !blend.members().is_empty();
+            let models = &self.artifact.body.models;
+            let staged = self.retriever.active();
+            // Whether every member scored the whole catalog into `scratch.members`.
+            let mut dense = !staged;
             let mut fused = Vec::new();
             let mut dropped = Vec::new();
             if personalized {
                 // A member that cannot score this query is left out, not the answer: the
                 // other members and the fallback chain still answer.
-                fused = blend.fuse(&query, &mut scratch.members, &mut scratch.total[..n_model]);
+                fused = if staged {
+                    self.retriever.fuse(&blend, models, &query, &mut scratch.stage)
+                } else {
+                    blend.fuse(&query, &mut scratch.members, &mut scratch.total[..n_model])
+                };
                 for (member, outcome) in blend.members().iter().zip(&fused) {
                     match outcome {
                         Fused::Scored(..) => {}
@@ -286,7 +306,26 @@ impl Engine {
                     }
                 }
                 personalized = dropped.len() < blend.members().len();
-                if personalized {
+                let source = if similar { Source::Similar } else { Source::Personalized };
+                if personalized && staged {
+                    let mut scored = std::mem::take(&mut scratch.stage.items);
+                    if n_items > n_model {
+                        let mut new_items = vec![f32::NEG_INFINITY; n_items - n_model];
+                        self.score_new_items(catalog, &blend, &fused, &history, live, &mut new_items);
+                        let finite = new_items.iter().enumerate().filter(|(_, s)| s.is_finite());
+                        scored.extend(finite.map(|(i, &s)| ((n_model + i) as u32, s)));
+                    }
+                    eligibility.apply_boosts_sparse(&mut scored);
+                    selection.fill_sparse(&scored, source);
+                    scratch.stage.items = scored;
+                    // The rules left the candidates short (a narrow filter, say): the catalog
+                    // is scored in full, so the answer is what it would be without the stage.
+                    dense = !selection.is_full();
+                    if dense {
+                        fused = blend.fuse(&query, &mut scratch.members, &mut scratch.total[..n_model]);
+                    }
+                }
+                if personalized && dense {
                     self.score_new_items(
                         catalog,
                         &blend,
@@ -296,8 +335,7 @@ impl Engine {
                         &mut scratch.total[n_model..],
                     );
                     eligibility.apply_boosts(&mut scratch.total);
-                    selection
-                        .fill(&scratch.total, if similar { Source::Similar } else { Source::Personalized });
+                    selection.fill(&scratch.total, source);
                 }
             }
             let popularity = |total: &mut Vec<f32>| {
@@ -337,13 +375,20 @@ impl Engine {
                         blend
                             .members()
                             .iter()
-                            .zip(&scratch.members)
                             .zip(&fused)
-                            .map(|((member, raw), outcome)| {
-                                let z = match outcome {
-                                    Fused::Scored(mean, scale) => {
-                                        let s = raw.get(scored.item.get()).copied().filter(|s| s.is_finite());
-                                        s.map_or(0.0, |s| member.weight * (s - mean) * scale)
+                            .enumerate()
+                            .map(|(m, (member, outcome))| {
+                                let raw = if dense {
+                                    scratch.members[m]
+                                        .get(scored.item.get())
+                                        .copied()
+                                        .filter(|s| s.is_finite())
+                                } else {
+                                    self.retriever.raw(&blend, models, &scratch.stage, m, scored.item)
+                                };
+                                let z = match (outcome, raw) {
+                                    (Fused::Scored(mean, scale), Some(s)) => {
+                                        member.weight * (s - mean) * scale
                                     }
                                     _ => 0.0,
                                 };

@@ -183,22 +183,35 @@ impl<'a> Eligibility<'a> {
     /// Multiplies scores by the placement's boosts, after shifting them so the lowest
     /// finite score is just above zero (a factor must lift every item it matches).
     pub fn apply_boosts(&self, scores: &mut [f32]) {
+        let Some((lo, floor)) = self.boost_shift(scores.iter().copied()) else { return };
+        for (i, s) in scores.iter_mut().enumerate() {
+            self.boost(i, s, lo, floor);
+        }
+    }
+
+    /// [`Eligibility::apply_boosts`] on (item, score) pairs (the candidate stage's): the shift
+    /// is to the lowest of these scores.
+    pub fn apply_boosts_sparse(&self, scores: &mut [(u32, f32)]) {
+        let Some((lo, floor)) = self.boost_shift(scores.iter().map(|&(_, s)| s)) else { return };
+        for (i, s) in scores.iter_mut() {
+            self.boost(*i as usize, s, lo, floor);
+        }
+    }
+
+    /// The lowest finite score and the floor above it, when the placement boosts anything.
+    fn boost_shift(&self, scores: impl Iterator<Item = f32>) -> Option<(f32, f32)> {
         if self.placement.boost.is_empty() {
-            return;
+            return None;
         }
         let (lo, hi) = scores
-            .iter()
             .filter(|s| s.is_finite())
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &s| (lo.min(s), hi.max(s)));
-        if !lo.is_finite() {
-            return;
-        }
-        let floor = ((hi - lo) * 1e-3).max(1e-6);
-        let boosts = self.placement.boost.iter().copied().chain(std::iter::repeat(1.0));
-        for (s, factor) in scores.iter_mut().zip(boosts) {
-            if s.is_finite() {
-                *s = (*s - lo + floor) * factor;
-            }
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| (lo.min(s), hi.max(s)));
+        lo.is_finite().then(|| (lo, ((hi - lo) * 1e-3).max(1e-6)))
+    }
+
+    fn boost(&self, i: usize, s: &mut f32, lo: f32, floor: f32) {
+        if s.is_finite() {
+            *s = (*s - lo + floor) * self.placement.boost.get(i).copied().unwrap_or(1.0);
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::rank::{ScoredItem, top_k};
+use crate::rank::{ScoredItem, top_k, top_k_of};
 
 use super::*;
 
@@ -61,10 +61,29 @@ impl<'a> Selection<'a> {
     /// Adds the best eligible items of `scores` not yet picked, within the diversity cap,
     /// until full. Items with non-finite scores are never taken.
     pub fn fill(&mut self, scores: &[f32], source: Source) {
+        self.fill_from(scores.len(), source, |wanted, allowed| top_k(scores, wanted, allowed));
+    }
+
+    /// [`Selection::fill`] from (item, score) pairs of distinct items (the candidate stage's):
+    /// items not listed are not taken.
+    pub fn fill_sparse(&mut self, scores: &[(u32, f32)], source: Source) {
+        let pairs = || scores.iter().map(|&(i, s)| (i as usize, s));
+        self.fill_from(scores.len(), source, |wanted, allowed| {
+            top_k_of(pairs(), scores.len(), wanted, allowed)
+        });
+    }
+
+    /// The selection loop over `n_items` scored entries, `ranked(wanted, is_allowed)` giving the
+    /// `wanted` best allowed ones.
+    fn fill_from(
+        &mut self,
+        n_items: usize,
+        source: Source,
+        ranked: impl Fn(usize, &mut dyn FnMut(usize) -> bool) -> Vec<ScoredItem>,
+    ) {
         let k = self.eligibility.request.k;
         let cap = self.eligibility.placement.config.max_per_category;
         let index = self.eligibility.catalog.index();
-        let n_items = scores.len();
         let mut pool = if cap.is_some() { k.saturating_mul(4).max(32) } else { k }.min(n_items);
         loop {
             let need = k - self.picked.len();
@@ -73,7 +92,7 @@ impl<'a> Selection<'a> {
             }
             let picked = &self.picked;
             let wanted = (pool + picked.len()).min(n_items);
-            let ranked = top_k(scores, wanted, |i| {
+            let ranked = ranked(wanted, &mut |i| {
                 self.eligibility.allows(i) && picked.iter().all(|(p, _)| p.item.get() != i)
             });
             let exhausted = ranked.len() < wanted || wanted == n_items;
