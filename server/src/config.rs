@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use models::serve::candidates::CandidateParams;
 use models::serve::rules::{PlacementConfig, PlacementKind, StockRule};
 use serde::Deserialize;
 
@@ -80,6 +81,9 @@ pub struct ServerConfig {
     pub placements: BTreeMap<String, PlacementConfig>,
     /// The live API: events, catalog changes, identities, profiles.
     pub live: LiveConfig,
+    /// The candidate stage of large catalogs (`[candidates]`: `per_member`, `min_items`,
+    /// `ann_from`, `probe`; `per_member = 0` scores the whole catalog for every request).
+    pub candidates: CandidateParams,
 }
 
 /// The `[live]` table: limits of the live API and the store's behaviour.
@@ -173,6 +177,7 @@ impl Default for ServerConfig {
             keys: Vec::new(),
             placements: BTreeMap::new(),
             live: LiveConfig::default(),
+            candidates: CandidateParams::default(),
         }
     }
 }
@@ -270,6 +275,7 @@ impl ServerConfig {
             return Err(Error::Config("max_body_bytes: must be at least 256".into()));
         }
         self.live.validate()?;
+        self.candidates.validate().map_err(|e| Error::Config(e.to_string()))?;
         let placements = self.placements();
         if !placements.contains_key(&self.default_placement) {
             return Err(Error::Config(format!(

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use arc_swap::ArcSwap;
 use datasets::schema::Identifier;
 use metrics_exporter_prometheus::PrometheusHandle;
+use models::serve::candidates::CandidateParams;
 use models::serve::catalog::{CatalogChange, View};
 use models::serve::engine::Engine;
 use models::serve::popularity::LivePopularity;
@@ -39,7 +40,8 @@ pub struct Loaded {
 
 impl Loaded {
     /// Reads and verifies the artifact at `path`, for the store with id `store_id` (if any).
-    pub fn load(path: &Path, store_id: Option<&str>) -> Result<Self> {
+    /// Large catalogs get the candidate stage under `candidates`.
+    pub fn load(path: &Path, store_id: Option<&str>, candidates: CandidateParams) -> Result<Self> {
         let artifact = models::artifact::load(path)
             .map_err(|source| Error::Model { path: path.display().to_string(), source })?;
         let metadata = &artifact.metadata;
@@ -51,7 +53,7 @@ impl Loaded {
         let live = LivePopularity::new(metadata.reference_time, metadata.config.popularity.half_life_days);
         let loaded_at = datasets::schema::format_timestamp(cli::unix_now());
         Ok(Loaded {
-            engine: Engine::new(artifact),
+            engine: Engine::with_candidates(artifact, candidates),
             path: path.to_path_buf(),
             loaded_at,
             live,
@@ -139,7 +141,7 @@ impl AppState {
             }
             None => None,
         };
-        let loaded = Loaded::load(&path, store.as_ref().map(|s| s.store_id()))?;
+        let loaded = Loaded::load(&path, store.as_ref().map(|s| s.store_id()), config.candidates)?;
         let (serving, warnings) = prepare(loaded, &config, store.as_deref(), None)?;
         for warning in warnings {
             tracing::warn!("{warning}");
@@ -186,7 +188,7 @@ impl AppState {
         let load_path = path.clone();
         let prepared = tokio::task::spawn_blocking(move || -> Result<(Serving, Vec<String>)> {
             let store_id = state.store.as_ref().map(|s| s.store_id().to_string());
-            let loaded = Loaded::load(&load_path, store_id.as_deref())?;
+            let loaded = Loaded::load(&load_path, store_id.as_deref(), state.config.candidates)?;
             // A trial view first, so a model that does not fit the placements is refused
             // before anything of it reaches the store.
             let trial = loaded.engine.view(loaded.engine.catalog().clone(), &state.config.placements());
