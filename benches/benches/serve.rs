@@ -5,6 +5,10 @@
 //!   and the purchase exclusion (the storefront's home page).
 //! - `answer/similar/<items>`: items similar to one item (product page).
 //!
+//! Each is measured through the candidate stage (`…/candidates`, the default above 5,000
+//! items: the blend on a few hundred candidates per request) and with every item scored
+//! (`…/exact`, `[candidates] per_member = 0`).
+//!
 //! Set-up trains on seeded synthetic omnichannel data (20,000 persons); at 100,000 items EASE
 //! is skipped by its `max_items` limit, as in production.
 
@@ -17,11 +21,12 @@ use datasets::identity::IdentityRules;
 use datasets::synthetic::{SyntheticConfig, SyntheticData};
 use datasets::{ItemIdx, UserIdx};
 use models::artifact::Artifact;
+use models::serve::candidates::CandidateParams;
 use models::serve::engine::Engine;
 use models::serve::rules::{Boost, Filters, PlacementConfig, PlacementKind, Request};
 use models::train::config::TrainConfig;
 
-fn engine(n_items: usize) -> Engine {
+fn artifact(n_items: usize) -> Artifact {
     let synthetic =
         SyntheticData::generate(SyntheticConfig { n_persons: 20_000, n_items, ..Default::default() })
             .expect("synthetic config is valid");
@@ -33,47 +38,90 @@ fn engine(n_items: usize) -> Engine {
     config.blend.tune = false;
     let trained =
         models::train::train(&dataset, &config, &models::progress::Silent).expect("training succeeds");
-    Engine::new(Artifact::assemble(&dataset, trained, &config, 0))
+    Artifact::assemble(&dataset, trained, &config, 0)
+}
+
+/// Prints the share of each exact top 10 (every item scored) that the candidate stage's top
+/// 10 holds, over 1,000 persons under the home placement without rules beyond the purchase
+/// exclusion.
+fn recall(artifact: &Artifact, n_items: usize) {
+    let exact =
+        Engine::with_candidates(artifact.clone(), CandidateParams { per_member: 0, ..Default::default() });
+    let staged = Engine::with_candidates(artifact.clone(), CandidateParams::default());
+    let configs = BTreeMap::from([("home".to_string(), PlacementConfig::default())]);
+    let n_users = artifact.body.users.len() as u32;
+    let filters = Filters::default();
+    let (mut found, mut total) = (0usize, 0usize);
+    let (view_exact, _) = exact.view(exact.catalog().clone(), &configs).expect("placements compile");
+    let (view_staged, _) = staged.view(staged.catalog().clone(), &configs).expect("placements compile");
+    for u in (0..1_000u32).map(|i| UserIdx(i.wrapping_mul(7_919) % n_users)) {
+        let request = Request::new(10, 1_800_000_000, &filters);
+        let ask = |engine: &Engine, view: &models::serve::catalog::View| -> Vec<ItemIdx> {
+            let answer =
+                engine.answer(view, &view.placements["home"], request, &engine.person(Some(u)), None);
+            answer.expect("answers").items.iter().map(|a| a.item).collect()
+        };
+        let (a, b) = (ask(&exact, &view_exact), ask(&staged, &view_staged));
+        total += a.len();
+        found += a.iter().filter(|i| b.contains(i)).count();
+    }
+    eprintln!(
+        "candidate stage, {n_items} items: recall of the exact top 10 = {:.4} ({found} of {total})",
+        found as f64 / total.max(1) as f64
+    );
 }
 
 fn answer(c: &mut Criterion) {
     let mut group = c.benchmark_group("answer");
     group.sample_size(50).measurement_time(Duration::from_secs(10)).warm_up_time(Duration::from_secs(1));
     for n_items in [10_000, 100_000] {
-        let engine = engine(n_items);
-        let home = PlacementConfig {
-            k: 12,
-            max_per_category: Some(3),
-            boosts: vec![Boost { brand: None, category: None, tag: Some("new".into()), factor: 1.2 }],
-            weights: BTreeMap::new(),
-            ..Default::default()
-        };
-        let similar = PlacementConfig { kind: PlacementKind::Similar, k: 8, ..Default::default() };
-        let configs = BTreeMap::from([("home".to_string(), home), ("product_page".to_string(), similar)]);
-        let (view, _) = engine.view(engine.catalog().clone(), &configs).expect("placements compile");
-        let (home, similar) = (&view.placements["home"], &view.placements["product_page"]);
-        let n_users = engine.artifact().body.users.len() as u32;
-        let filters = Filters::default();
-        let request =
-            |viewed: Option<ItemIdx>| Request { viewed, ..Request::new(12, 1_800_000_000, &filters) };
-        let mut user = 0u32;
-        group.bench_function(BenchmarkId::new("home", n_items), |b| {
-            b.iter(|| {
-                user = user.wrapping_add(7919);
-                let person = engine.person(Some(UserIdx(user % n_users)));
-                engine.answer(&view, home, request(None), &person, None).expect("answers")
-            })
-        });
-        let mut item = 0u32;
-        group.bench_function(BenchmarkId::new("similar", n_items), |b| {
-            b.iter(|| {
-                item = (item + 7919) % n_items as u32;
-                let person = engine.person(Some(UserIdx(item % n_users)));
-                engine
-                    .answer(&view, similar, Request { k: 8, ..request(Some(ItemIdx(item))) }, &person, None)
-                    .expect("answers")
-            })
-        });
+        let artifact = artifact(n_items);
+        recall(&artifact, n_items);
+        for (mode, params) in [
+            ("candidates", CandidateParams::default()),
+            ("exact", CandidateParams { per_member: 0, ..CandidateParams::default() }),
+        ] {
+            let engine = Engine::with_candidates(artifact.clone(), params);
+            let home = PlacementConfig {
+                k: 12,
+                max_per_category: Some(3),
+                boosts: vec![Boost { brand: None, category: None, tag: Some("new".into()), factor: 1.2 }],
+                weights: BTreeMap::new(),
+                ..Default::default()
+            };
+            let similar = PlacementConfig { kind: PlacementKind::Similar, k: 8, ..Default::default() };
+            let configs = BTreeMap::from([("home".to_string(), home), ("product_page".to_string(), similar)]);
+            let (view, _) = engine.view(engine.catalog().clone(), &configs).expect("placements compile");
+            let (home, similar) = (&view.placements["home"], &view.placements["product_page"]);
+            let n_users = engine.artifact().body.users.len() as u32;
+            let filters = Filters::default();
+            let request =
+                |viewed: Option<ItemIdx>| Request { viewed, ..Request::new(12, 1_800_000_000, &filters) };
+            let mut user = 0u32;
+            group.bench_function(BenchmarkId::new(format!("home/{mode}"), n_items), |b| {
+                b.iter(|| {
+                    user = user.wrapping_add(7919);
+                    let person = engine.person(Some(UserIdx(user % n_users)));
+                    engine.answer(&view, home, request(None), &person, None).expect("answers")
+                })
+            });
+            let mut item = 0u32;
+            group.bench_function(BenchmarkId::new(format!("similar/{mode}"), n_items), |b| {
+                b.iter(|| {
+                    item = (item + 7919) % n_items as u32;
+                    let person = engine.person(Some(UserIdx(item % n_users)));
+                    engine
+                        .answer(
+                            &view,
+                            similar,
+                            Request { k: 8, ..request(Some(ItemIdx(item))) },
+                            &person,
+                            None,
+                        )
+                        .expect("answers")
+                })
+            });
+        }
     }
     group.finish();
 }

@@ -19,8 +19,9 @@
 //!   best items come from every item below [`CandidateParams::ann_from`] items, and above
 //!   from an inverted-file index: k-means lists of item factors (about `√n / 2` lists, built
 //!   when the artifact is loaded), of which the [`CandidateParams::probe`] lists whose
-//!   centroid scores highest are scanned. That part is approximate; its recall is measured
-//!   (`server bench-candidates`, the README).
+//!   centroid scores highest are scanned. That part is approximate; its recall against full
+//!   scoring is tested on small data and printed by `cargo bench -p benches --bench serve`
+//!   at 10,000 and 100,000 items (the README).
 //! - Any other member, or one that cannot score sparsely (dense EASE), is scored in full.
 //!
 //! The engine applies the rules to the candidates; when they leave the answer short (a

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Serving large catalogs: the candidate stage against scoring every item, in one run.
+#
+#   bash benches/loadtest_large.sh [WORK_DIR]     # default target/loadtest-large
+#
+# - 100,000 items: `trainer generate --persons 20000 --items 100000` (omnichannel events),
+#   every default model (EASE is refused above its max_items, as in production), blend
+#   weights untuned (tuning scores every item per tuning person: see the README).
+# - 1,000,000 items: `trainer generate --persons 100000 --items 1000000
+#   --plain-interactions 5000000`, ALS alone with 64 factors.
+# Each artifact is served twice, with the default `[candidates]` and with `per_member = 0`
+# (every item scored), and driven by `server loadtest` (32 connections, 10 s). Load time
+# (until /health/ready answers 200) and resident memory are printed too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:-target/loadtest-large}
+connections=${CONNECTIONS:-32}
+seconds=${SECONDS_PER_RUN:-10}
+mkdir -p "$work"
+cargo build --release --locked -p server -p trainer
+bin=target/release
+
+if [ ! -f "$work/100k.omr" ]; then
+    "$bin/trainer" generate --out "$work/100k" --persons 20000 --items 100000
+    printf '[blend]\ntune = false\n[als]\nfactors = 64\n' > "$work/100k.toml"
+    "$bin/trainer" train --events "$work/100k/events.jsonl" --items "$work/100k/catalog.csv" \
+        --config "$work/100k.toml" --out "$work/100k.omr"
+fi
+if [ -z "${SKIP_1M:-}" ] && [ ! -f "$work/1m.omr" ]; then
+    "$bin/trainer" generate --out "$work/1m" --persons 100000 --items 1000000 --plain-interactions 5000000
+    printf '[models]\nenabled = ["als"]\n[als]\nfactors = 64\n' > "$work/1m.toml"
+    "$bin/trainer" train --interactions "$work/1m/interactions.tsv" --config "$work/1m.toml" --out "$work/1m.omr"
+fi
+
+# serve NAME MODEL PER_MEMBER PLACEMENT...
+serve() {
+    local name=$1 model=$2 per_member=$3
+    shift 3
+    printf '[candidates]\nper_member = %s\n[placements.home]\nchannel = "web"\n[placements.als_only]\nweights = { als = 1.0 }\n' \
+        "$per_member" > "$work/server.toml"
+    local addr=127.0.0.1:18090 started
+    started=$(date +%s.%N)
+    "$bin/server" --model "$model" --config "$work/server.toml" --listen "$addr" 2>"$work/server-$name.log" &
+    local server=$!
+    until curl -sf "http://$addr/health/ready" >/dev/null 2>&1; do
+        kill -0 $server 2>/dev/null || { echo "server exited: see $work/server-$name.log" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "== $name: ready after $(echo "$(date +%s.%N) - $started" | bc) s, resident $(($(awk '/VmRSS/ {print $2}' /proc/$server/status) / 1024)) MB"
+    for placement in "$@"; do
+        echo "-- placement $placement"
+        "$bin/server" loadtest --addr "$addr" --model "$model" --connections "$connections" --seconds "$seconds" --placement "$placement"
+    done
+    kill -TERM $server
+    wait $server || true
+}
+
+serve "100k items, candidates" "$work/100k.omr" 300 home als_only
+serve "100k items, every item scored" "$work/100k.omr" 0 home als_only
+if [ -z "${SKIP_1M:-}" ]; then
+    serve "1M items, candidates" "$work/1m.omr" 300 als_only
+    serve "1M items, every item scored" "$work/1m.omr" 0 als_only
+fi
