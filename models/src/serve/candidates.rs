@@ -7,7 +7,7 @@
 //! deviation over every item are known without scoring every item.
 //!
 //! - **Sparse members** (item-kNN, pruned EASE, content through its term postings) score
-//!   only the items they touch ([`Recommender::score_sparse`]); every other item scores
+//!   only the items they touch ([`Recommender::score_sparse`](crate::recommender::Recommender::score_sparse)); every other item scores
 //!   exactly 0, so the catalog's moments follow from the touched scores
 //!   ([`crate::rank::sparse_moments`]) and their best items are exact.
 //! - **Popularity** scores item `j` as `global_j × f(category_j)` for one factor per category
