@@ -284,14 +284,7 @@ pub fn check_query(n_items: usize, query: &Query<'_>, scores: &[f32]) -> Result<
 
 /// [`check_query`] for [`Recommender::score_sparse`]: `out` must cover `n_items` items.
 pub fn check_sparse(n_items: usize, query: &Query<'_>, out: &SparseScores) -> Result<()> {
-    if out.n_items() != n_items {
-        return Err(crate::Error::OutOfRange {
-            what: "score buffer length",
-            index: out.n_items(),
-            len: n_items,
-        });
-    }
-    check_history(n_items, query)
+    check_query(n_items, query, &out.values)
 }
 
 /// The part of [`check_query`] that is about the query: history items below `n_items` and

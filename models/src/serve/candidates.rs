@@ -138,7 +138,8 @@ impl Retriever {
             let model = models.iter().find(|f| f.kind() == member.kind);
             let (state, outcome) = match (model, &self.als, &self.popularity) {
                 (Some(FittedModel::Als(als)), Some(index), _) => {
-                    index.propose(als, member, query, self.params.probe, per_member, &mut scratch.pool)
+                    let (probe, ann, pool) = (self.params.probe, &mut scratch.ann, &mut scratch.pool);
+                    index.propose(als, member, query, probe, per_member, ann, pool)
                 }
                 (Some(FittedModel::Popularity(p)), _, Some(index)) => {
                     index.propose(p, query, per_member, &mut scratch.pool)
@@ -282,6 +283,7 @@ pub struct Scratch {
     dense: Vec<Vec<f32>>,
     pool: Vec<u32>,
     raw: Vec<f32>,
+    ann: AnnBuffers,
 }
 
 /// How a member scored the last query, so any item's score can be read back.
@@ -369,6 +371,16 @@ struct AlsIndex {
     /// List `l` holds `items[offsets[l]..offsets[l + 1]]`.
     offsets: Vec<u32>,
     items: Vec<u32>,
+    /// `0..n_lists`, to score every centroid.
+    lists: Vec<u32>,
+}
+
+/// The per-request buffers of [`AlsIndex::propose`].
+#[derive(Default)]
+struct AnnBuffers {
+    by_centroid: Vec<f32>,
+    probed: Vec<u32>,
+    scores: Vec<f32>,
 }
 
 impl AlsIndex {
@@ -402,7 +414,8 @@ impl AlsIndex {
             items[next[l as usize] as usize] = i as u32;
             next[l as usize] += 1;
         }
-        AlsIndex { k, mean, covariance, sample, centroids, offsets, items }
+        let lists = (0..n_lists as u32).collect();
+        AlsIndex { k, mean, covariance, sample, centroids, offsets, items, lists }
     }
 
     /// The person's vector, the catalog's moments and the best items of the `probe` lists
@@ -414,6 +427,7 @@ impl AlsIndex {
         query: &Query<'_>,
         probe: usize,
         per_member: usize,
+        buffers: &mut AnnBuffers,
         pool: &mut Vec<u32>,
     ) -> (State, Fused) {
         let x = match als.user_vector(query) {
@@ -446,29 +460,28 @@ impl AlsIndex {
                 moments(&scores)
             }
         };
-        let n_lists = self.offsets.len() - 1;
-        let mut by_centroid = Vec::with_capacity(n_lists);
-        let lists: Vec<u32> = (0..n_lists as u32).collect();
+        let AnnBuffers { by_centroid, probed, scores } = buffers;
+        by_centroid.clear();
         with_simd(GatherDots {
             factors: &self.centroids,
             k: self.k,
-            items: &lists,
+            items: &self.lists,
             x: &x,
-            out: &mut by_centroid,
+            out: by_centroid,
         });
-        let mut probed: Vec<u32> = Vec::new();
-        for l in top_k(&by_centroid, probe, |_| true) {
+        probed.clear();
+        for l in top_k(by_centroid, probe, |_| true) {
             let l = l.item.get();
             probed.extend_from_slice(&self.items[self.offsets[l] as usize..self.offsets[l + 1] as usize]);
         }
-        let mut scores = Vec::with_capacity(probed.len());
-        with_simd(GatherDots { factors, k: self.k, items: &probed, x: &x, out: &mut scores });
+        scores.clear();
+        with_simd(GatherDots { factors, k: self.k, items: probed, x: &x, out: scores });
         if let Some(divisors) = member.debias {
-            for (s, &i) in scores.iter_mut().zip(&probed) {
+            for (s, &i) in scores.iter_mut().zip(probed.iter()) {
                 *s = debiased(*s, divisors[i as usize]);
             }
         }
-        pool.extend(top_k_of(probed.iter().copied().zip(scores), per_member));
+        pool.extend(top_k_of(probed.iter().copied().zip(scores.iter().copied()), per_member));
         let outcome = match moments {
             Some((mean, scale)) => Fused::Scored(mean, scale),
             None => Fused::NoFiniteScore,
