@@ -138,8 +138,7 @@ impl Retriever {
             let model = models.iter().find(|f| f.kind() == member.kind);
             let (state, outcome) = match (model, &self.als, &self.popularity) {
                 (Some(FittedModel::Als(als)), Some(index), _) => {
-                    let (probe, ann, pool) = (self.params.probe, &mut scratch.ann, &mut scratch.pool);
-                    index.propose(als, member, query, probe, per_member, ann, pool)
+                    index.propose(als, member, query, &self.params, &mut scratch.ann, &mut scratch.pool)
                 }
                 (Some(FittedModel::Popularity(p)), _, Some(index)) => {
                     index.propose(p, query, per_member, &mut scratch.pool)
@@ -425,8 +424,7 @@ impl AlsIndex {
         als: &AlsModel,
         member: &Member<'_>,
         query: &Query<'_>,
-        probe: usize,
-        per_member: usize,
+        params: &CandidateParams,
         buffers: &mut AnnBuffers,
         pool: &mut Vec<u32>,
     ) -> (State, Fused) {
@@ -470,7 +468,7 @@ impl AlsIndex {
             out: by_centroid,
         });
         probed.clear();
-        for l in top_k(by_centroid, probe, |_| true) {
+        for l in top_k(by_centroid, params.probe, |_| true) {
             let l = l.item.get();
             probed.extend_from_slice(&self.items[self.offsets[l] as usize..self.offsets[l + 1] as usize]);
         }
@@ -481,7 +479,7 @@ impl AlsIndex {
                 *s = debiased(*s, divisors[i as usize]);
             }
         }
-        pool.extend(top_k_of(probed.iter().copied().zip(scores.iter().copied()), per_member));
+        pool.extend(top_k_of(probed.iter().copied().zip(scores.iter().copied()), params.per_member));
         let outcome = match moments {
             Some((mean, scale)) => Fused::Scored(mean, scale),
             None => Fused::NoFiniteScore,
