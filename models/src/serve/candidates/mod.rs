@@ -28,20 +28,21 @@
 //! narrow filter), it scores the catalog in full, so every rule holds exactly as without the
 //! stage ([`crate::serve::engine::Engine::answer`]).
 
+mod als;
+mod popularity;
+
 use datasets::ItemIdx;
-use faer::{MatMut, MatRef, Par};
 use pulp::{Simd, WithSimd};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::algorithms::als::AlsModel;
-use crate::algorithms::linalg::{dot, gram, with_simd};
-use crate::algorithms::popularity::PopularityModel;
+use crate::algorithms::linalg::{dot, with_simd};
 use crate::blend::{Blend, Debias, Fused, Member, apply_debias};
-use crate::error::{Error, Result};
-use crate::rank::{moments, moments_from_sums, sparse_moments, top_k};
+use crate::error::Result;
+use crate::rank::{moments, sparse_moments, top_k};
 use crate::recommender::{ModelKind, Query, SparseScores};
 use crate::train::FittedModel;
+use als::{AlsIndex, AnnBuffers};
+use popularity::PopularityIndex;
 
 /// How the candidate stage runs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -286,7 +287,7 @@ pub struct Scratch {
 }
 
 /// How a member scored the last query, so any item's score can be read back.
-enum State {
+pub(super) enum State {
     /// It failed.
     None,
     /// In full, into its dense buffer.
@@ -300,13 +301,13 @@ enum State {
 }
 
 /// The de-bias of one score by its item's divisor ([`apply_debias`] for one entry).
-fn debiased(s: f32, divisor: f32) -> f32 {
+pub(super) fn debiased(s: f32, divisor: f32) -> f32 {
     if s > 0.0 { s / divisor } else { s * divisor }
 }
 
 /// The `k` best of (item, score) pairs (ties to the lower item), as items; non-finite scores
 /// are never taken.
-fn top_k_of(pairs: impl Iterator<Item = (u32, f32)>, k: usize) -> Vec<u32> {
+pub(super) fn top_k_of(pairs: impl Iterator<Item = (u32, f32)>, k: usize) -> Vec<u32> {
     let mut best: Vec<(u32, f32)> = pairs.filter(|(_, s)| s.is_finite()).collect();
     let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     if best.len() > k && k > 0 {
@@ -317,12 +318,12 @@ fn top_k_of(pairs: impl Iterator<Item = (u32, f32)>, k: usize) -> Vec<u32> {
 }
 
 /// `out.push(x · row_i)` for each item `i` of `items`.
-struct GatherDots<'a> {
-    factors: &'a [f32],
-    k: usize,
-    items: &'a [u32],
-    x: &'a [f32],
-    out: &'a mut Vec<f32>,
+pub(super) struct GatherDots<'a> {
+    pub(super) factors: &'a [f32],
+    pub(super) k: usize,
+    pub(super) items: &'a [u32],
+    pub(super) x: &'a [f32],
+    pub(super) out: &'a mut Vec<f32>,
 }
 
 impl WithSimd for GatherDots<'_> {
@@ -350,324 +351,5 @@ impl WithSimd for Dot<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) -> f32 {
         dot(simd, self.a, self.b)
-    }
-}
-
-/// Items of a fixed sample, for moments that cannot be computed in closed form.
-const SAMPLE: usize = 16_384;
-
-/// ALS's part: the moments of the item factors and the inverted-file lists.
-struct AlsIndex {
-    k: usize,
-    /// Mean item factor vector.
-    mean: Vec<f64>,
-    /// Covariance of the item factors, `k × k`.
-    covariance: Vec<f64>,
-    /// A fixed sample of items (for de-biased moments).
-    sample: Vec<u32>,
-    /// `n_lists × k` centroids.
-    centroids: Vec<f32>,
-    /// List `l` holds `items[offsets[l]..offsets[l + 1]]`.
-    offsets: Vec<u32>,
-    items: Vec<u32>,
-    /// `0..n_lists`, to score every centroid.
-    lists: Vec<u32>,
-}
-
-/// The per-request buffers of [`AlsIndex::propose`].
-#[derive(Default)]
-struct AnnBuffers {
-    by_centroid: Vec<f32>,
-    probed: Vec<u32>,
-    scores: Vec<f32>,
-}
-
-impl AlsIndex {
-    fn new(als: &AlsModel) -> Self {
-        let k = als.factors();
-        let factors = als.item_factors();
-        let n = factors.len() / k.max(1);
-        let mut mean = vec![0f64; k];
-        for row in factors.chunks_exact(k) {
-            mean.iter_mut().zip(row).for_each(|(m, &v)| *m += f64::from(v));
-        }
-        mean.iter_mut().for_each(|m| *m /= n.max(1) as f64);
-        let second = gram(factors, k);
-        let covariance = (0..k * k)
-            .map(|at| f64::from(second[at]) / n.max(1) as f64 - mean[at / k] * mean[at % k])
-            .collect();
-        let step = n.div_ceil(SAMPLE).max(1);
-        let sample = (0..n).step_by(step).map(|i| i as u32).collect();
-        let n_lists = (((n as f64).sqrt() / 2.0) as usize).clamp(1, 2_048).min(n.max(1));
-        let (centroids, assigned) = kmeans(factors, k, n_lists);
-        let mut offsets = vec![0u32; n_lists + 1];
-        for &l in &assigned {
-            offsets[l as usize + 1] += 1;
-        }
-        for l in 0..n_lists {
-            offsets[l + 1] += offsets[l];
-        }
-        let mut items = vec![0u32; n];
-        let mut next = offsets.clone();
-        for (i, &l) in assigned.iter().enumerate() {
-            items[next[l as usize] as usize] = i as u32;
-            next[l as usize] += 1;
-        }
-        let lists = (0..n_lists as u32).collect();
-        AlsIndex { k, mean, covariance, sample, centroids, offsets, items, lists }
-    }
-
-    /// The person's vector, the catalog's moments and the best items of the `probe` lists
-    /// whose centroids score highest (pushed onto `pool`).
-    fn propose(
-        &self,
-        als: &AlsModel,
-        member: &Member<'_>,
-        query: &Query<'_>,
-        params: &CandidateParams,
-        buffers: &mut AnnBuffers,
-        pool: &mut Vec<u32>,
-    ) -> (State, Fused) {
-        let x = match als.user_vector(query) {
-            Ok(x) if x.len() == self.k => x,
-            Ok(_) => {
-                let reason = "factors of another size than the index".to_string();
-                return (State::None, Fused::Failed(Error::Numerical { model: "als", reason }));
-            }
-            Err(error) => return (State::None, Fused::Failed(error)),
-        };
-        let factors = als.item_factors();
-        let moments = match member.debias {
-            None => {
-                let mean: f64 = x.iter().zip(&self.mean).map(|(&a, &m)| f64::from(a) * m).sum();
-                let mut variance = 0f64;
-                for (r, &xr) in x.iter().enumerate() {
-                    let row = &self.covariance[r * self.k..(r + 1) * self.k];
-                    variance +=
-                        f64::from(xr) * row.iter().zip(&x).map(|(&c, &xc)| c * f64::from(xc)).sum::<f64>();
-                }
-                let n = self.items.len() as f64;
-                moments_from_sums(n, mean * n, (variance.max(0.0) + mean * mean) * n)
-            }
-            Some(divisors) => {
-                let mut scores = Vec::with_capacity(self.sample.len());
-                with_simd(GatherDots { factors, k: self.k, items: &self.sample, x: &x, out: &mut scores });
-                for (s, &i) in scores.iter_mut().zip(&self.sample) {
-                    *s = debiased(*s, divisors[i as usize]);
-                }
-                moments(&scores)
-            }
-        };
-        let AnnBuffers { by_centroid, probed, scores } = buffers;
-        by_centroid.clear();
-        with_simd(GatherDots {
-            factors: &self.centroids,
-            k: self.k,
-            items: &self.lists,
-            x: &x,
-            out: by_centroid,
-        });
-        probed.clear();
-        for l in top_k(by_centroid, params.probe, |_| true) {
-            let l = l.item.get();
-            probed.extend_from_slice(&self.items[self.offsets[l] as usize..self.offsets[l + 1] as usize]);
-        }
-        scores.clear();
-        with_simd(GatherDots { factors, k: self.k, items: probed, x: &x, out: scores });
-        if let Some(divisors) = member.debias {
-            for (s, &i) in scores.iter_mut().zip(probed.iter()) {
-                *s = debiased(*s, divisors[i as usize]);
-            }
-        }
-        pool.extend(top_k_of(probed.iter().copied().zip(scores.iter().copied()), params.per_member));
-        let outcome = match moments {
-            Some((mean, scale)) => Fused::Scored(mean, scale),
-            None => Fused::NoFiniteScore,
-        };
-        (State::Factors(x), outcome)
-    }
-}
-
-/// Lloyd's k-means of the `n × k` rows into `n_lists` lists, on a fixed sample of 64 rows
-/// per list (seeded from evenly spaced rows, 8 rounds), then every row assigned to its
-/// nearest centroid. Returns the centroids and each row's list. Deterministic.
-fn kmeans(rows: &[f32], k: usize, n_lists: usize) -> (Vec<f32>, Vec<u32>) {
-    let n = rows.len() / k.max(1);
-    let sample_size = (n_lists * 64).min(n);
-    let step = (n / sample_size.max(1)).max(1);
-    let sample: Vec<f32> =
-        (0..sample_size).flat_map(|s| rows[s * step * k..(s * step + 1) * k].iter().copied()).collect();
-    let seed_step = (sample_size / n_lists.max(1)).max(1);
-    let mut centroids: Vec<f32> = (0..n_lists)
-        .flat_map(|l| sample[l * seed_step * k..(l * seed_step + 1) * k].iter().copied())
-        .collect();
-    for _ in 0..8 {
-        let assigned = nearest(&sample, k, &centroids);
-        let mut sums = vec![0f64; n_lists * k];
-        let mut counts = vec![0u32; n_lists];
-        for (s, &l) in assigned.iter().enumerate() {
-            counts[l as usize] += 1;
-            let row = &sample[s * k..(s + 1) * k];
-            sums[l as usize * k..(l as usize + 1) * k]
-                .iter_mut()
-                .zip(row)
-                .for_each(|(a, &v)| *a += f64::from(v));
-        }
-        for l in 0..n_lists {
-            // An empty list keeps its centroid (it may collect rows in a later round).
-            if counts[l] > 0 {
-                for d in 0..k {
-                    centroids[l * k + d] = (sums[l * k + d] / f64::from(counts[l])) as f32;
-                }
-            }
-        }
-    }
-    let assigned = nearest(rows, k, &centroids);
-    (centroids, assigned)
-}
-
-/// The nearest centroid (Euclidean) of every row: the largest `row · c − ‖c‖² / 2`, through
-/// blocked matrix products in parallel.
-fn nearest(rows: &[f32], k: usize, centroids: &[f32]) -> Vec<u32> {
-    const BLOCK: usize = 1_024;
-    let n_lists = centroids.len() / k;
-    let half_norms: Vec<f32> =
-        centroids.chunks_exact(k).map(|c| c.iter().map(|v| v * v).sum::<f32>() / 2.0).collect();
-    let centres = MatRef::from_column_major_slice(centroids, k, n_lists);
-    rows.par_chunks(BLOCK * k)
-        .flat_map_iter(|block| {
-            let b = block.len() / k;
-            let mut products = vec![0f32; b * n_lists];
-            let out = MatMut::from_row_major_slice_mut(&mut products, b, n_lists);
-            let a = MatRef::from_row_major_slice(block, b, k);
-            faer::linalg::matmul::matmul(out, faer::Accum::Replace, a, centres, 1.0f32, Par::Seq);
-            products
-                .chunks_exact(n_lists)
-                .map(|row| {
-                    let mut best = (0u32, f32::NEG_INFINITY);
-                    for (l, (&p, &h)) in row.iter().zip(&half_norms).enumerate() {
-                        if p - h > best.1 {
-                            best = (l as u32, p - h);
-                        }
-                    }
-                    best.0
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// Popularity's part: items in groups (each category, then the uncategorised) sorted by
-/// de-biased popularity, and each group's sum and sum of squares.
-struct PopularityIndex {
-    /// Each item's de-biased global popularity.
-    values: Vec<f32>,
-    /// Each item's group.
-    group: Vec<u32>,
-    /// Group `g` holds `sorted[offsets[g]..offsets[g + 1]]`, best first.
-    offsets: Vec<u32>,
-    sorted: Vec<u32>,
-    /// Per group: (Σ v, Σ v²).
-    sums: Vec<(f64, f64)>,
-}
-
-impl PopularityIndex {
-    fn new(model: &PopularityModel, divisors: Option<&[f32]>) -> Self {
-        let global = model.global();
-        let values: Vec<f32> = match divisors {
-            Some(d) => global.iter().zip(d).map(|(&s, &f)| debiased(s, f)).collect(),
-            None => global.to_vec(),
-        };
-        let n_groups = model.n_categories() + 1;
-        let categories = model.categories();
-        let group: Vec<u32> = (0..values.len())
-            .map(|i| categories.get(i).copied().flatten().unwrap_or(model.n_categories() as u32))
-            .collect();
-        let mut sorted: Vec<u32> = (0..values.len() as u32).collect();
-        sorted.sort_by(|&a, &b| {
-            group[a as usize]
-                .cmp(&group[b as usize])
-                .then(values[b as usize].total_cmp(&values[a as usize]))
-                .then(a.cmp(&b))
-        });
-        let mut offsets = vec![0u32; n_groups + 1];
-        let mut sums = vec![(0f64, 0f64); n_groups];
-        for (i, &g) in group.iter().enumerate() {
-            offsets[g as usize + 1] += 1;
-            let v = f64::from(values[i]);
-            sums[g as usize].0 += v;
-            sums[g as usize].1 += v * v;
-        }
-        for g in 0..n_groups {
-            offsets[g + 1] += offsets[g];
-        }
-        PopularityIndex { values, group, offsets, sorted, sums }
-    }
-
-    fn score(&self, factors: &[f32], i: usize) -> f32 {
-        self.values[i] * factors[self.group[i] as usize]
-    }
-
-    /// The query's group factors, the moments and the `per_member` best items: a merge of the
-    /// groups' sorted lists under their factors.
-    fn propose(
-        &self,
-        model: &PopularityModel,
-        query: &Query<'_>,
-        per_member: usize,
-        pool: &mut Vec<u32>,
-    ) -> (State, Fused) {
-        if let Err(error) = crate::recommender::check_history(self.values.len(), query) {
-            return (State::None, Fused::Failed(error));
-        }
-        let n_groups = self.sums.len();
-        let factors: Vec<f32> = match model.shares(query) {
-            Some(shares) => shares.by_category.iter().copied().chain([shares.uncategorised]).collect(),
-            None => vec![1.0; n_groups],
-        };
-        let (sum, sum_sq) = self.sums.iter().zip(&factors).fold((0f64, 0f64), |(a, b), (&(s, q), &f)| {
-            (a + f64::from(f) * s, b + f64::from(f) * f64::from(f) * q)
-        });
-        let outcome = match moments_from_sums(self.values.len() as f64, sum, sum_sq) {
-            Some((mean, scale)) => Fused::Scored(mean, scale),
-            None => Fused::NoFiniteScore,
-        };
-        // Each group's list is sorted; a heap of their heads gives the best overall.
-        let mut heads = std::collections::BinaryHeap::new();
-        let entry = |g: usize, at: u32| {
-            let item = self.sorted[at as usize];
-            (OrderedScore(self.values[item as usize] * factors[g]), std::cmp::Reverse(item), g, at)
-        };
-        for g in 0..n_groups {
-            if self.offsets[g] < self.offsets[g + 1] {
-                heads.push(entry(g, self.offsets[g]));
-            }
-        }
-        for _ in 0..per_member {
-            let Some((_, std::cmp::Reverse(item), g, at)) = heads.pop() else { break };
-            pool.push(item);
-            if at + 1 < self.offsets[g + 1] {
-                heads.push(entry(g, at + 1));
-            }
-        }
-        (State::Popularity(factors), outcome)
-    }
-}
-
-/// A score with a total order, for heaps.
-#[derive(PartialEq)]
-struct OrderedScore(f32);
-
-impl Eq for OrderedScore {}
-
-impl PartialOrd for OrderedScore {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for OrderedScore {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
     }
 }
