@@ -303,6 +303,20 @@ impl ContentModel {
         Ok(profile)
     }
 
+    /// The profile of the query's history, recency applied ([`ContentModel::profile`]).
+    pub fn query_profile(&self, query: &Query<'_>) -> Result<Vec<f32>> {
+        if query.recency.is_empty() {
+            self.profile(query.history)
+        } else {
+            self.profile(&query.weighted().collect::<Vec<_>>())
+        }
+    }
+
+    /// The item × term TF-IDF rows (CSR, unit norm).
+    pub(crate) fn item_terms(&self) -> &CsMat<f32> {
+        &self.item_terms
+    }
+
     /// `scores[j] = rows[j] · profile / ‖profile‖`: the score [`Recommender::score_into`]
     /// would give an item with row `rows[j]`.
     pub fn score_rows(&self, profile: &[f32], rows: &[TermRow], scores: &mut [f32]) {
@@ -383,22 +397,14 @@ impl Recommender for ContentModel {
     /// of the wrong length.
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
         check_query(self.n_items(), query, scores)?;
-        let profile = if query.recency.is_empty() {
-            self.profile(query.history)?
-        } else {
-            self.profile(&query.weighted().collect::<Vec<_>>())?
-        };
+        let profile = self.query_profile(query)?;
         self.cosine_into(&profile, scores);
         Ok(())
     }
 
     fn score_sparse(&self, query: &Query<'_>, out: &mut SparseScores) -> Result<bool> {
         check_sparse(self.n_items(), query, out)?;
-        let profile = if query.recency.is_empty() {
-            self.profile(query.history)?
-        } else {
-            self.profile(&query.weighted().collect::<Vec<_>>())?
-        };
+        let profile = self.query_profile(query)?;
         self.for_each_posting(&profile, |item, value| out.add(item, value));
         Ok(true)
     }

@@ -6,10 +6,14 @@
 //! union only. The z-scores stay those of the whole catalog: each member's mean and standard
 //! deviation over every item are known without scoring every item.
 //!
-//! - **Sparse members** (item-kNN, pruned EASE, content through its term postings) score
-//!   only the items they touch ([`Recommender::score_sparse`](crate::recommender::Recommender::score_sparse)); every other item scores
-//!   exactly 0, so the catalog's moments follow from the touched scores
+//! - **Sparse members** (item-kNN, pruned EASE) score only the items they touch
+//!   ([`Recommender::score_sparse`](crate::recommender::Recommender::score_sparse)); every
+//!   other item scores exactly 0, so the catalog's moments follow from the touched scores
 //!   ([`crate::rank::sparse_moments`]) and their best items are exact.
+//! - **Content** scores `r_j · u` (unit TF-IDF row, unit profile): the catalog's moments are
+//!   closed forms over per-term sums and a term × term Gram matrix computed once; it
+//!   proposes from each profile term's [`CandidateParams::postings`] strongest items
+//!   (approximate when a term has more), and every candidate's score is exact.
 //! - **Popularity** scores item `j` as `global_j × f(category_j)` for one factor per category
 //!   and query: the moments follow from per-category sums computed once, and the best items
 //!   from per-category lists sorted once, merged under the query's factors. Exact.
@@ -29,6 +33,7 @@
 //! stage ([`crate::serve::engine::Engine::answer`]).
 
 mod als;
+mod content;
 mod popularity;
 
 use datasets::ItemIdx;
@@ -42,6 +47,7 @@ use crate::rank::{moments, sparse_moments, top_k};
 use crate::recommender::{ModelKind, Query, SparseScores};
 use crate::train::FittedModel;
 use als::{AlsIndex, AnnBuffers};
+use content::ContentIndex;
 use popularity::PopularityIndex;
 
 /// How the candidate stage runs.
@@ -58,11 +64,14 @@ pub struct CandidateParams {
     pub ann_from: usize,
     /// Lists of the index scanned per request.
     pub probe: usize,
+    /// Content proposes from this many of each term's strongest items (its moments stay
+    /// exact whatever the value).
+    pub postings: usize,
 }
 
 impl Default for CandidateParams {
     fn default() -> Self {
-        CandidateParams { per_member: 300, min_items: 5_000, ann_from: 50_000, probe: 24 }
+        CandidateParams { per_member: 300, min_items: 5_000, ann_from: 50_000, probe: 24, postings: 1_000 }
     }
 }
 
@@ -71,6 +80,7 @@ impl CandidateParams {
     pub fn validate(&self) -> Result<()> {
         crate::error::require(self.per_member <= 100_000, "candidates.per_member", "must be at most 100000")?;
         crate::error::require(self.probe >= 1, "candidates.probe", "must be at least 1")?;
+        crate::error::require(self.postings >= 1, "candidates.postings", "must be at least 1")?;
         Ok(())
     }
 
@@ -86,6 +96,7 @@ pub struct Retriever {
     n_items: usize,
     als: Option<AlsIndex>,
     popularity: Option<PopularityIndex>,
+    content: Option<ContentIndex>,
 }
 
 impl Retriever {
@@ -103,7 +114,13 @@ impl Retriever {
             }
             _ => None,
         });
-        Retriever { params, n_items, als, popularity }
+        let content = models.iter().find_map(|m| match m {
+            FittedModel::Content(c) if active => {
+                ContentIndex::new(c, debias.factors(ModelKind::Content), params.postings)
+            }
+            _ => None,
+        });
+        Retriever { params, n_items, als, popularity, content }
     }
 
     /// The settings.
@@ -137,12 +154,16 @@ impl Retriever {
         let mut fused = Vec::with_capacity(members.len());
         for (m, member) in members.iter().enumerate() {
             let model = models.iter().find(|f| f.kind() == member.kind);
-            let (state, outcome) = match (model, &self.als, &self.popularity) {
-                (Some(FittedModel::Als(als)), Some(index), _) => {
+            let (state, outcome) = match (model, &self.als, &self.popularity, &self.content) {
+                (Some(FittedModel::Als(als)), Some(index), _, _) => {
                     index.propose(als, member, query, &self.params, &mut scratch.ann, &mut scratch.pool)
                 }
-                (Some(FittedModel::Popularity(p)), _, Some(index)) => {
+                (Some(FittedModel::Popularity(p)), _, Some(index), _) => {
                     index.propose(p, query, per_member, &mut scratch.pool)
+                }
+                (Some(FittedModel::Content(c)), _, _, Some(index)) => {
+                    let sparse = &mut scratch.sparse[m];
+                    index.propose(c, query, per_member, sparse, &mut scratch.pool)
                 }
                 _ => {
                     let sparse = &mut scratch.sparse[m];
@@ -237,6 +258,12 @@ impl Retriever {
                 let Some(index) = &self.popularity else { return };
                 scratch.raw.extend(pool.iter().map(|&i| index.score(factors, i as usize)));
             }
+            State::Content(unit) => match (&self.content, content_model(models)) {
+                (Some(index), Some(model)) => {
+                    scratch.raw.extend(pool.iter().map(|&i| index.score(model, unit, i as usize)));
+                }
+                _ => scratch.raw.extend(pool.iter().map(|_| f32::NAN)),
+            },
         }
     }
 
@@ -260,6 +287,7 @@ impl Retriever {
             State::Dense => *scratch.dense.get(m)?.get(i)?,
             State::Sparse => scratch.sparse.get(m)?.get(i),
             State::Popularity(factors) => self.popularity.as_ref()?.score(factors, i),
+            State::Content(unit) => self.content.as_ref()?.score(content_model(models)?, unit, i),
             State::Factors(x) => {
                 let als = models.iter().find_map(|f| match f {
                     FittedModel::Als(als) => Some(als),
@@ -298,6 +326,16 @@ pub(super) enum State {
     Factors(Vec<f32>),
     /// Popularity: the factor of each group (category, then uncategorised).
     Popularity(Vec<f32>),
+    /// Content: the profile over its norm.
+    Content(Vec<f32>),
+}
+
+/// The artifact's content model.
+fn content_model(models: &[FittedModel]) -> Option<&crate::algorithms::content::ContentModel> {
+    models.iter().find_map(|f| match f {
+        FittedModel::Content(c) => Some(&**c),
+        _ => None,
+    })
 }
 
 /// The de-bias of one score by its item's divisor ([`apply_debias`] for one entry).

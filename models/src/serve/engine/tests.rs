@@ -443,8 +443,13 @@ mod candidate_stage {
         config.blend.tune = false;
         config.blend.weights.insert(ModelKind::Popularity, 0.3);
         if debias {
-            config.blend.debias =
-                [(ModelKind::Als, 0.2), (ModelKind::Ease, 0.3), (ModelKind::Popularity, 0.5)].into();
+            config.blend.debias = [
+                (ModelKind::Als, 0.2),
+                (ModelKind::Ease, 0.3),
+                (ModelKind::Popularity, 0.5),
+                (ModelKind::Content, 0.4),
+            ]
+            .into();
         }
         let trained = crate::train::train(&dataset, &config, &crate::progress::Silent).unwrap();
         Artifact::assemble(&dataset, trained, &config, 0)
@@ -452,7 +457,10 @@ mod candidate_stage {
 
     /// The stage on every catalog size, the ALS index from `ann_from` items.
     fn staged(artifact: Artifact, per_member: usize, ann_from: usize) -> Engine {
-        Engine::with_candidates(artifact, CandidateParams { per_member, min_items: 0, ann_from, probe: 4 })
+        Engine::with_candidates(
+            artifact,
+            CandidateParams { per_member, min_items: 0, ann_from, probe: 4, postings: per_member },
+        )
     }
 
     fn exact(artifact: Artifact) -> Engine {
