@@ -12,7 +12,10 @@
 //! reused, even after erasure deletes records.
 
 use crate::error::Result;
-use crate::record::{ConsentRecord, ConsumedEntry, Erased, EventRecord, Impression, ItemRecord, LinkRecord};
+use crate::record::{
+    Assignment, ConsentRecord, ConsumedEntry, Erased, EventRecord, ExperimentRecord, Exposure, Impression,
+    ItemRecord, LinkRecord, ModelRecord,
+};
 
 /// Reads, in one transaction.
 pub trait Reader {
@@ -54,6 +57,16 @@ pub trait Reader {
     fn impressions(&self, key: &str, since: i64) -> Result<Vec<Impression>>;
     /// A served recommendation, by its id.
     fn served(&self, recommendation_id: &str) -> Result<Option<Impression>>;
+    /// Every experiment, by name.
+    fn scan_experiments(&self, visit: &mut dyn FnMut(ExperimentRecord) -> Result<()>) -> Result<()>;
+    /// Every exposure of `experiment`, oldest first.
+    fn scan_exposures(&self, experiment: &str, visit: &mut dyn FnMut(Exposure) -> Result<()>) -> Result<()>;
+    /// Whether an exposure `id` of `experiment` at time `at` is stored.
+    fn has_exposure(&self, experiment: &str, at: i64, id: &str) -> Result<bool>;
+    /// The assignment recorded under identifier key `key` in `experiment`.
+    fn assignment(&self, key: &str, experiment: &str) -> Result<Option<Assignment>>;
+    /// Every model version of the registry, by version.
+    fn scan_models(&self, visit: &mut dyn FnMut(ModelRecord) -> Result<()>) -> Result<()>;
 }
 
 /// Writes, in one transaction; reads see the transaction's own writes.
@@ -86,6 +99,17 @@ pub trait Writer: Reader {
     fn put_impression(&mut self, impression: &Impression, is_served: bool) -> Result<()>;
     /// Removes everything shown under person key `key`; returns how many entries went.
     fn delete_impressions(&mut self, key: &str) -> Result<u64>;
+    /// Creates or replaces an experiment.
+    fn put_experiment(&mut self, experiment: &ExperimentRecord) -> Result<()>;
+    /// Stores an exposure (and files it under its person key).
+    fn put_exposure(&mut self, exposure: &Exposure) -> Result<()>;
+    /// Records an assignment under identifier key `key`.
+    fn put_assignment(&mut self, key: &str, experiment: &str, assignment: &Assignment) -> Result<()>;
+    /// Removes every exposure and assignment filed under identifier key `key`; returns how
+    /// many exposures went.
+    fn delete_exposures(&mut self, key: &str) -> Result<u64>;
+    /// Creates or replaces a model version's registry entry.
+    fn put_model(&mut self, model: &ModelRecord) -> Result<()>;
 }
 
 /// A storage backend; see the module docs.

@@ -42,13 +42,14 @@ pub use error::{Error, Result};
 pub use export::{ExportManifest, ExportedLink, Suppressed};
 pub use graph::{LiveGraph, PersonIds, Seed};
 pub use record::{
-    ANALYTICS, ConsentRecord, ConsumedEntry, EventRecord, Impression, ItemRecord, LinkKind, LinkRecord,
-    PERSONALIZATION, Purposes,
+    ANALYTICS, Assignment, ConsentRecord, ConsumedEntry, EventRecord, ExperimentRecord, Exposure,
+    ExposureTag, Impression, ItemRecord, LinkKind, LinkRecord, ModelRecord, ModelState, PERSONALIZATION,
+    Purposes,
 };
 pub use redb::RedbBackend;
 pub use writer::NewEvent;
 
-use writer::Op;
+use writer::{LabChange, Op};
 
 /// The type of the events channels send to report what they showed.
 pub const IMPRESSION_EVENT: &str = "impression";
@@ -154,6 +155,8 @@ pub struct Erasure {
     pub consent_records: u64,
     /// Impressions deleted.
     pub impressions: u64,
+    /// Experiment exposures deleted (their assignments with them).
+    pub exposures: u64,
     /// When (seconds since the epoch).
     pub erased_at: i64,
     /// Who asked (the API key's name).
@@ -275,6 +278,33 @@ fn effective_consent(default: &Purposes, recorded: &[ConsentRecord]) -> Purposes
     consent
 }
 
+/// A served answer waiting for the next commit.
+pub(crate) struct Pending {
+    /// What was shown.
+    pub(crate) shown: Impression,
+    /// The experiment and variant it was served under, if any: an exposure.
+    pub(crate) tag: Option<ExposureTag>,
+    /// Whether a commit has taken it.
+    pub(crate) taken: bool,
+}
+
+impl Pending {
+    /// The exposure it records, if it was served under an experiment.
+    pub(crate) fn exposure(&self) -> Option<Exposure> {
+        let tag = self.tag.clone()?;
+        let shown = &self.shown;
+        Some(Exposure {
+            id: shown.id.clone(),
+            tag,
+            person: shown.person.clone(),
+            channel: shown.channel.clone(),
+            placement: shown.placement.clone(),
+            items: shown.items.clone(),
+            at: shown.at,
+        })
+    }
+}
+
 pub(crate) struct Shared {
     backend: Box<dyn Backend>,
     graph: RwLock<LiveGraph>,
@@ -283,7 +313,7 @@ pub(crate) struct Shared {
     weights: RwLock<WeightConfig>,
     /// Served answers not yet committed, each marked once a commit has taken it: a person's
     /// next request sees them (read-your-writes) before they are on disk.
-    pending: Mutex<Vec<(Impression, bool)>>,
+    pending: Mutex<Vec<Pending>>,
     listeners: RwLock<Vec<Listener>>,
     options: StoreOptions,
 }
@@ -424,9 +454,13 @@ impl Store {
     /// Records what was served, without waiting: the person's next request sees it at once,
     /// and it is on disk with the next commit, within [`writer`]'s flush interval (200 ms). A
     /// crash can lose that much of it: frequency caps are a courtesy, never worth a sync per
-    /// answer.
-    pub fn record_served(&self, impression: Impression) {
-        self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).push((impression, false));
+    /// answer. Served under an experiment's variant (`tag`), it is an exposure too, and the
+    /// person's assignment is recorded under `impression.person` if none is yet (the
+    /// assignment itself is derived again from the same hash after such a loss, so only a
+    /// merge within those 200 ms could change a variant).
+    pub fn record_served(&self, impression: Impression, tag: Option<ExposureTag>) {
+        let pending = Pending { shown: impression, tag, taken: false };
+        self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).push(pending);
     }
 
     /// Calls `listener` after every commit with what it stored (on the writer thread: keep it
@@ -533,7 +567,7 @@ impl Store {
             person.shown.extend(
                 pending
                     .iter()
-                    .map(|(p, _)| p)
+                    .map(|p| &p.shown)
                     .filter(|p| p.at >= since && keys.contains(&p.person) && !known.contains(&p.id))
                     .cloned(),
             );
@@ -624,8 +658,8 @@ impl Store {
     /// A served answer, by its recommendation id (committed or pending).
     pub fn served(&self, recommendation_id: &str) -> Result<Option<Impression>> {
         let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((found, _)) = pending.iter().find(|(p, _)| p.id == recommendation_id) {
-            return Ok(Some(found.clone()));
+        if let Some(found) = pending.iter().find(|p| p.shown.id == recommendation_id) {
+            return Ok(Some(found.shown.clone()));
         }
         drop(pending);
         let mut served = None;
@@ -634,6 +668,103 @@ impl Store {
             Ok(())
         })?;
         Ok(served)
+    }
+}
+
+/// What the experiment and registry API reads: experiments, exposures, assignments, models.
+impl Store {
+    /// Creates or replaces an experiment, durably.
+    pub fn put_experiment(&self, experiment: ExperimentRecord) -> Result<()> {
+        self.submit(|reply| Op::Lab { change: LabChange::Experiment(experiment), reply }).map(drop)
+    }
+
+    /// Every experiment, by name.
+    pub fn experiments(&self) -> Result<Vec<ExperimentRecord>> {
+        let mut experiments = Vec::new();
+        self.shared.backend.read(&mut |r| {
+            experiments.clear();
+            r.scan_experiments(&mut |e| {
+                experiments.push(e);
+                Ok(())
+            })
+        })?;
+        Ok(experiments)
+    }
+
+    /// Records exposures a channel reports (a batch sent by email, say), durably; per
+    /// exposure, whether it was new (`false`: the same id at the same time was recorded
+    /// already). Each records its person's assignment if none is recorded under its key.
+    pub fn record_exposures(&self, exposures: Vec<Exposure>) -> Result<Vec<bool>> {
+        self.submit(|reply| Op::Lab { change: LabChange::Exposures(exposures), reply })
+    }
+
+    /// Every exposure of `experiment`, stored or waiting for the next commit, oldest first.
+    pub fn exposures(&self, experiment: &str) -> Result<Vec<Exposure>> {
+        let mut exposures = Vec::new();
+        self.shared.backend.read(&mut |r| {
+            exposures.clear();
+            r.scan_exposures(experiment, &mut |e| {
+                exposures.push(e);
+                Ok(())
+            })
+        })?;
+        let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let waiting = pending.iter().filter(|p| p.tag.as_ref().is_some_and(|t| t.experiment == experiment));
+        let known: BTreeSet<String> = exposures.iter().map(|e| e.id.clone()).collect();
+        exposures.extend(waiting.filter_map(Pending::exposure).filter(|e| !known.contains(&e.id)));
+        drop(pending);
+        exposures.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        Ok(exposures)
+    }
+
+    /// The person's assignment in `experiment`: of those recorded under any of `keys` (the
+    /// person's identifier keys), stored or waiting, the earliest; and whether they disagree
+    /// (a merge of two persons already in different variants).
+    pub fn assignment(&self, experiment: &str, keys: &[String]) -> Result<Option<(Assignment, bool)>> {
+        let mut found: Vec<Assignment> = Vec::new();
+        self.shared.backend.read(&mut |r| {
+            found.clear();
+            for key in keys {
+                found.extend(r.assignment(key, experiment)?);
+            }
+            Ok(())
+        })?;
+        let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        for p in pending.iter() {
+            if let Some(tag) = p.tag.as_ref().filter(|t| t.experiment == experiment)
+                && keys.contains(&p.shown.person)
+            {
+                found.push(Assignment {
+                    variant: tag.variant.clone(),
+                    at: p.shown.at,
+                    exposure_id: p.shown.id.clone(),
+                });
+            }
+        }
+        drop(pending);
+        let disagree = found.windows(2).any(|w| w[0].variant != w[1].variant);
+        Ok(found
+            .into_iter()
+            .min_by(|a, b| (a.at, &a.exposure_id).cmp(&(b.at, &b.exposure_id)))
+            .map(|a| (a, disagree)))
+    }
+
+    /// Creates or replaces a model version's registry entry, durably.
+    pub fn put_model(&self, model: ModelRecord) -> Result<()> {
+        self.submit(|reply| Op::Lab { change: LabChange::Model(model), reply }).map(drop)
+    }
+
+    /// The model registry, by version.
+    pub fn models(&self) -> Result<Vec<ModelRecord>> {
+        let mut models = Vec::new();
+        self.shared.backend.read(&mut |r| {
+            models.clear();
+            r.scan_models(&mut |m| {
+                models.push(m);
+                Ok(())
+            })
+        })?;
+        Ok(models)
     }
 }
 

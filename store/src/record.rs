@@ -179,6 +179,99 @@ pub struct Impression {
     pub at: i64,
 }
 
+/// An experiment as stored: its definition belongs to the server (JSON text, kept whole), the
+/// store only keeps it durable under its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExperimentRecord {
+    /// The experiment's name: unique for ever.
+    pub name: String,
+    /// The definition, JSON.
+    pub definition: String,
+    /// When it was defined, seconds since the epoch.
+    pub created_at: i64,
+    /// When it was last changed (stopped, say).
+    pub updated_at: i64,
+}
+
+/// What one exposure put a person in: an experiment and one of its variants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExposureTag {
+    /// The experiment.
+    pub experiment: String,
+    /// The variant served.
+    pub variant: String,
+}
+
+/// One exposure: an answer shown to a person under an experiment's variant (a served
+/// recommendation, or a batch recommendation a channel reports as sent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exposure {
+    /// The recommendation id of the answer.
+    pub id: String,
+    /// The experiment and variant.
+    pub tag: ExposureTag,
+    /// The identifier key it is recorded under (the person's most trustworthy one then).
+    pub person: String,
+    /// The channel it was shown on.
+    pub channel: String,
+    /// The placement, if known.
+    pub placement: Option<String>,
+    /// The items shown, best first.
+    pub items: Vec<String>,
+    /// When, seconds since the epoch.
+    pub at: i64,
+}
+
+/// A person's assignment in one experiment: the variant of their first exposure, recorded
+/// under the identifier key of that exposure, so the person keeps it through later merges and
+/// logins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The variant.
+    pub variant: String,
+    /// The first exposure's time.
+    pub at: i64,
+    /// The first exposure's id.
+    pub exposure_id: String,
+}
+
+/// Where a model version stands in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModelState {
+    /// Loaded and answering every request outside experiments.
+    Production,
+    /// Loaded, answering only the experiment variants that name it.
+    Loaded,
+    /// Unloaded; kept in the list, may be loaded again.
+    Retired,
+}
+
+impl ModelState {
+    /// A stable label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ModelState::Production => "production",
+            ModelState::Loaded => "loaded",
+            ModelState::Retired => "retired",
+        }
+    }
+}
+
+/// A model version in the registry: the artifact's version id (from its header) and file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    /// The version id in the artifact's header.
+    pub version: String,
+    /// The artifact file (absolute).
+    pub path: String,
+    /// Where it stands.
+    pub state: ModelState,
+    /// When it was first registered, seconds since the epoch.
+    pub registered_at: i64,
+    /// When its state last changed.
+    pub changed_at: i64,
+}
+
 /// An identifier of an erased person: only a SHA-256 of its key and the time of erasure are
 /// kept, so that the person's late events are refused and no trained model's vector is used
 /// for them again.

@@ -6,7 +6,12 @@
 //! anchor, and under each of their other identifiers), `consumed` ((anchor, item) → ledger),
 //! `consent` (key → consent), `erased` (suppression hash → erasure), `links` (sequence →
 //! identity log entry), `catalog` (item id → change), `impressions` ((person key, time, id) →
-//! what was shown) and `served` (recommendation id → what was shown).
+//! what was shown) and `served` (recommendation id → what was shown); for experiments and the
+//! model registry: `experiments` (name → definition), `exposures` ((experiment, time, id) →
+//! exposure), `exposed` ((person key, experiment, id) → time: the exposures filed under a
+//! person, for erasure), `assignments` ((person key, experiment) → assignment) and `models`
+//! (version → registry entry). Those five were added to layout 2 without changing it: a store
+//! without them gets them, empty, when opened.
 //!
 //! A durable write commits with redb's `Durability::Immediate`: `commit` returns after the
 //! file is synced. Erasure removes rows; the bytes they used stay in the file's free pages
@@ -21,7 +26,10 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::{Backend, Reader, Writer};
 use crate::error::{Error, Result};
-use crate::record::{ConsentRecord, ConsumedEntry, Erased, EventRecord, Impression, ItemRecord, LinkRecord};
+use crate::record::{
+    Assignment, ConsentRecord, ConsumedEntry, Erased, EventRecord, ExperimentRecord, Exposure, Impression,
+    ItemRecord, LinkRecord, ModelRecord,
+};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -35,6 +43,11 @@ const LINKS: TableDefinition<u64, &[u8]> = TableDefinition::new("links");
 const CATALOG: TableDefinition<&str, &[u8]> = TableDefinition::new("catalog");
 const IMPRESSIONS: TableDefinition<(&str, i64, &str), &[u8]> = TableDefinition::new("impressions");
 const SERVED: TableDefinition<&str, &[u8]> = TableDefinition::new("served");
+const EXPERIMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("experiments");
+const EXPOSURES: TableDefinition<(&str, i64, &str), &[u8]> = TableDefinition::new("exposures");
+const EXPOSED: TableDefinition<(&str, &str, &str), i64> = TableDefinition::new("exposed");
+const ASSIGNMENTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("assignments");
+const MODELS: TableDefinition<&str, &[u8]> = TableDefinition::new("models");
 
 /// The layout version this code writes and reads.
 const FORMAT: u64 = 2;
@@ -129,6 +142,18 @@ impl RedbBackend {
                 write.commit().map_err(|e| fail(e.into()))?;
             }
         }
+        // The experiment and registry tables came after layout 2's first release.
+        let ensure_lab = || -> Result<()> {
+            let write = db.begin_write()?;
+            write.open_table(EXPERIMENTS)?;
+            write.open_table(EXPOSURES)?;
+            write.open_table(EXPOSED)?;
+            write.open_table(ASSIGNMENTS)?;
+            write.open_table(MODELS)?;
+            write.commit()?;
+            Ok(())
+        };
+        ensure_lab().map_err(fail)?;
         let store_id = (|| -> Result<String> {
             let read = db.begin_read()?;
             let meta = read.open_table(META)?;
@@ -157,7 +182,16 @@ fn open_error(path: &Path, reason: String) -> Error {
 }
 
 /// The tables of one transaction, opened once.
-struct Tables<Me, Ev, Ei, Bi, Ba, Cu, Cs, Er, Li, Ca, Im, Se> {
+/// The experiment and registry tables.
+struct Lab<Ex, Xp, Xd, As, Mo> {
+    experiments: Ex,
+    exposures: Xp,
+    exposed: Xd,
+    assignments: As,
+    models: Mo,
+}
+
+struct Tables<Me, Ev, Ei, Bi, Ba, Cu, Cs, Er, Li, Ca, Im, Se, La> {
     meta: Me,
     events: Ev,
     event_ids: Ei,
@@ -170,6 +204,7 @@ struct Tables<Me, Ev, Ei, Bi, Ba, Cu, Cs, Er, Li, Ca, Im, Se> {
     catalog: Ca,
     impressions: Im,
     served: Se,
+    lab: La,
 }
 
 macro_rules! open_tables {
@@ -187,12 +222,77 @@ macro_rules! open_tables {
             catalog: $txn.open_table(CATALOG)?,
             impressions: $txn.open_table(IMPRESSIONS)?,
             served: $txn.open_table(SERVED)?,
+            lab: Lab {
+                experiments: $txn.open_table(EXPERIMENTS)?,
+                exposures: $txn.open_table(EXPOSURES)?,
+                exposed: $txn.open_table(EXPOSED)?,
+                assignments: $txn.open_table(ASSIGNMENTS)?,
+                models: $txn.open_table(MODELS)?,
+            },
         }
     };
 }
 
-impl<Me, Ev, Ei, Bi, Ba, Cu, Cs, Er, Li, Ca, Im, Se> Reader
-    for Tables<Me, Ev, Ei, Bi, Ba, Cu, Cs, Er, Li, Ca, Im, Se>
+/// Reads of the experiment and registry tables, whatever the transaction.
+trait LabRead {
+    fn scan_experiments(&self, visit: &mut dyn FnMut(ExperimentRecord) -> Result<()>) -> Result<()>;
+    fn scan_exposures(&self, experiment: &str, visit: &mut dyn FnMut(Exposure) -> Result<()>) -> Result<()>;
+    fn has_exposure(&self, experiment: &str, at: i64, id: &str) -> Result<bool>;
+    fn assignment(&self, key: &str, experiment: &str) -> Result<Option<Assignment>>;
+    fn scan_models(&self, visit: &mut dyn FnMut(ModelRecord) -> Result<()>) -> Result<()>;
+}
+
+impl<Ex, Xp, Xd, As, Mo> LabRead for Lab<Ex, Xp, Xd, As, Mo>
+where
+    Ex: ReadableTable<&'static str, &'static [u8]>,
+    Xp: ReadableTable<(&'static str, i64, &'static str), &'static [u8]>,
+    Xd: ReadableTable<(&'static str, &'static str, &'static str), i64>,
+    As: ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    Mo: ReadableTable<&'static str, &'static [u8]>,
+{
+    fn scan_experiments(&self, visit: &mut dyn FnMut(ExperimentRecord) -> Result<()>) -> Result<()> {
+        for entry in self.experiments.range::<&str>(..)? {
+            let (name, bytes) = entry?;
+            visit(decode(&format!("experiment {}", name.value()), bytes.value())?)?;
+        }
+        Ok(())
+    }
+
+    fn scan_exposures(&self, experiment: &str, visit: &mut dyn FnMut(Exposure) -> Result<()>) -> Result<()> {
+        for entry in self.exposures.range((experiment, i64::MIN, "")..)? {
+            let (key, bytes) = entry?;
+            if key.value().0 != experiment {
+                break;
+            }
+            visit(decode(&format!("an exposure of {experiment}"), bytes.value())?)?;
+        }
+        Ok(())
+    }
+
+    fn has_exposure(&self, experiment: &str, at: i64, id: &str) -> Result<bool> {
+        Ok(self.exposures.get((experiment, at, id))?.is_some())
+    }
+
+    fn assignment(&self, key: &str, experiment: &str) -> Result<Option<Assignment>> {
+        match self.assignments.get((key, experiment))? {
+            Some(bytes) => {
+                Ok(Some(decode(&format!("the assignment of {key} in {experiment}"), bytes.value())?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn scan_models(&self, visit: &mut dyn FnMut(ModelRecord) -> Result<()>) -> Result<()> {
+        for entry in self.models.range::<&str>(..)? {
+            let (version, bytes) = entry?;
+            visit(decode(&format!("model {}", version.value()), bytes.value())?)?;
+        }
+        Ok(())
+    }
+}
+
+impl<Me, Ev, Ei, Bi, Ba, Cu, Cs, Er, Li, Ca, Im, Se, La> Reader
+    for Tables<Me, Ev, Ei, Bi, Ba, Cu, Cs, Er, Li, Ca, Im, Se, La>
 where
     Me: ReadableTable<&'static str, &'static [u8]>,
     Ev: ReadableTable<u64, &'static [u8]>,
@@ -206,6 +306,7 @@ where
     Ca: ReadableTable<&'static str, &'static [u8]>,
     Im: ReadableTable<(&'static str, i64, &'static str), &'static [u8]>,
     Se: ReadableTable<&'static str, &'static [u8]>,
+    La: LabRead,
 {
     fn next_seq(&self) -> Result<u64> {
         let value = self
@@ -369,6 +470,26 @@ where
             None => Ok(None),
         }
     }
+
+    fn scan_experiments(&self, visit: &mut dyn FnMut(ExperimentRecord) -> Result<()>) -> Result<()> {
+        self.lab.scan_experiments(visit)
+    }
+
+    fn scan_exposures(&self, experiment: &str, visit: &mut dyn FnMut(Exposure) -> Result<()>) -> Result<()> {
+        self.lab.scan_exposures(experiment, visit)
+    }
+
+    fn has_exposure(&self, experiment: &str, at: i64, id: &str) -> Result<bool> {
+        self.lab.has_exposure(experiment, at, id)
+    }
+
+    fn assignment(&self, key: &str, experiment: &str) -> Result<Option<Assignment>> {
+        self.lab.assignment(key, experiment)
+    }
+
+    fn scan_models(&self, visit: &mut dyn FnMut(ModelRecord) -> Result<()>) -> Result<()> {
+        self.lab.scan_models(visit)
+    }
 }
 
 type WriteTables<'t> = Tables<
@@ -384,6 +505,13 @@ type WriteTables<'t> = Tables<
     redb::Table<'t, &'static str, &'static [u8]>,
     redb::Table<'t, (&'static str, i64, &'static str), &'static [u8]>,
     redb::Table<'t, &'static str, &'static [u8]>,
+    Lab<
+        redb::Table<'t, &'static str, &'static [u8]>,
+        redb::Table<'t, (&'static str, i64, &'static str), &'static [u8]>,
+        redb::Table<'t, (&'static str, &'static str, &'static str), i64>,
+        redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
+        redb::Table<'t, &'static str, &'static [u8]>,
+    >,
 >;
 
 impl Writer for WriteTables<'_> {
@@ -479,6 +607,58 @@ impl Writer for WriteTables<'_> {
             }
         }
         Ok(shown.len() as u64)
+    }
+
+    fn put_experiment(&mut self, experiment: &ExperimentRecord) -> Result<()> {
+        self.lab.experiments.insert(experiment.name.as_str(), encode(experiment)?.as_slice())?;
+        Ok(())
+    }
+
+    fn put_exposure(&mut self, exposure: &Exposure) -> Result<()> {
+        let experiment = exposure.tag.experiment.as_str();
+        let id = exposure.id.as_str();
+        self.lab.exposures.insert((experiment, exposure.at, id), encode(exposure)?.as_slice())?;
+        self.lab.exposed.insert((exposure.person.as_str(), experiment, id), exposure.at)?;
+        Ok(())
+    }
+
+    fn put_assignment(&mut self, key: &str, experiment: &str, assignment: &Assignment) -> Result<()> {
+        self.lab.assignments.insert((key, experiment), encode(assignment)?.as_slice())?;
+        Ok(())
+    }
+
+    fn delete_exposures(&mut self, key: &str) -> Result<u64> {
+        let mut filed: Vec<(String, String, i64)> = Vec::new();
+        for entry in self.lab.exposed.range((key, "", "")..)? {
+            let (k, at) = entry?;
+            let (person, experiment, id) = k.value();
+            if person != key {
+                break;
+            }
+            filed.push((experiment.to_string(), id.to_string(), at.value()));
+        }
+        for (experiment, id, at) in &filed {
+            self.lab.exposures.remove((experiment.as_str(), *at, id.as_str()))?;
+            self.lab.exposed.remove((key, experiment.as_str(), id.as_str()))?;
+        }
+        let mut assigned: Vec<String> = Vec::new();
+        for entry in self.lab.assignments.range((key, "")..)? {
+            let (k, _) = entry?;
+            let (person, experiment) = k.value();
+            if person != key {
+                break;
+            }
+            assigned.push(experiment.to_string());
+        }
+        for experiment in &assigned {
+            self.lab.assignments.remove((key, experiment.as_str()))?;
+        }
+        Ok(filed.len() as u64)
+    }
+
+    fn put_model(&mut self, model: &ModelRecord) -> Result<()> {
+        self.lab.models.insert(model.version.as_str(), encode(model)?.as_slice())?;
+        Ok(())
     }
 }
 

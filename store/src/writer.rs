@@ -19,8 +19,9 @@ use crate::backend::Writer;
 use crate::error::{Error, Result};
 use crate::graph::{LiveGraph, Seed};
 use crate::record::{
-    CONSENT_EVENT, ConsentRecord, ConsumedEntry, Erased, EventRecord, Impression, ItemRecord, LINK_EVENT,
-    LinkKind, LinkRecord, Purposes, UNLINK_EVENT, suppression_hash,
+    Assignment, CONSENT_EVENT, ConsentRecord, ConsumedEntry, Erased, EventRecord, ExperimentRecord, Exposure,
+    Impression, ItemRecord, LINK_EVENT, LinkKind, LinkRecord, ModelRecord, Purposes, UNLINK_EVENT,
+    suppression_hash,
 };
 use crate::{Committed, Erasure, Ingested, ItemChange, ItemOutcome, LinkAnswer, Shared, UnlinkAnswer};
 
@@ -40,6 +41,13 @@ pub struct NewEvent {
 }
 
 pub(crate) type Reply<T> = SyncSender<Result<T>>;
+
+/// A durable change of the experiment and registry tables.
+pub(crate) enum LabChange {
+    Experiment(ExperimentRecord),
+    Exposures(Vec<Exposure>),
+    Model(ModelRecord),
+}
 
 pub(crate) enum Op {
     Ingest {
@@ -80,6 +88,11 @@ pub(crate) enum Op {
         at: i64,
         reply: Reply<Vec<ItemOutcome>>,
     },
+    /// Experiments, reported exposures, the model registry.
+    Lab {
+        change: LabChange,
+        reply: Reply<Vec<bool>>,
+    },
     /// Writes the served answers waiting in memory (sent by the timer).
     Flush,
     /// A model's persons and rules (boxed: the rules hold the placeholder sets).
@@ -94,6 +107,7 @@ impl Op {
         match self {
             Op::Ingest { events, .. } => events.len(),
             Op::Items { changes, .. } => changes.len(),
+            Op::Lab { change: LabChange::Exposures(exposures), .. } => exposures.len(),
             _ => 1,
         }
     }
@@ -111,6 +125,7 @@ enum Answer {
     Consent(Reply<Purposes>, Purposes),
     Erase(Reply<Option<Erasure>>, Option<Erasure>),
     Items(Reply<Vec<ItemOutcome>>, Vec<ItemOutcome>),
+    Lab(Reply<Vec<bool>>, Vec<bool>),
     Reseed(Reply<()>),
     None,
 }
@@ -124,6 +139,7 @@ impl Answer {
             Answer::Consent(reply, value) => drop(reply.send(Ok(value))),
             Answer::Erase(reply, value) => drop(reply.send(Ok(value))),
             Answer::Items(reply, value) => drop(reply.send(Ok(value))),
+            Answer::Lab(reply, value) => drop(reply.send(Ok(value))),
             Answer::Reseed(reply) => drop(reply.send(Ok(()))),
             Answer::None => {}
         }
@@ -141,6 +157,7 @@ fn fail(op: Op, message: &str) {
         Op::Consent { reply, .. } => drop(reply.send(error(message))),
         Op::Erase { reply, .. } => drop(reply.send(error(message))),
         Op::Items { reply, .. } => drop(reply.send(error(message))),
+        Op::Lab { reply, .. } => drop(reply.send(error(message))),
         Op::Reseed { reply, .. } => drop(reply.send(error(message))),
         Op::Flush => {}
     }
@@ -159,7 +176,7 @@ pub(crate) fn run(shared: Arc<Shared>, receiver: Receiver<Op>) {
         let first = match receiver.recv_timeout(FLUSH_EVERY) {
             Ok(op) => op,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if shared.pending.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|p| !p.1) {
+                if shared.pending.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|p| !p.taken) {
                     Op::Flush
                 } else {
                     continue;
@@ -188,14 +205,14 @@ fn commit_group(shared: &Shared, group: Vec<Op>) {
     let mut graph_changed = false;
     // The served answers waiting now go with this commit; marked, so one committing
     // meanwhile is not taken twice.
-    let served: Vec<Impression> = {
+    let served: Vec<(Impression, Option<Exposure>)> = {
         let mut pending = shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
         pending
             .iter_mut()
-            .filter(|p| !p.1)
+            .filter(|p| !p.taken)
             .map(|p| {
-                p.1 = true;
-                p.0.clone()
+                p.taken = true;
+                (p.shown.clone(), p.exposure())
             })
             .collect()
     };
@@ -208,8 +225,11 @@ fn commit_group(shared: &Shared, group: Vec<Op>) {
         committed = Committed::default();
         let mut next = w.next_seq()?;
         // First what was served, so that the changes after it (an erasure) see it.
-        for impression in &served {
+        for (impression, exposure) in &served {
             w.put_impression(impression, true)?;
+            if let Some(exposure) = exposure {
+                expose(w, exposure)?;
+            }
             committed.served.push(impression.id.clone());
         }
         for op in &ops {
@@ -224,7 +244,7 @@ fn commit_group(shared: &Shared, group: Vec<Op>) {
             if !committed.served.is_empty() {
                 let written: std::collections::HashSet<&String> = committed.served.iter().collect();
                 let mut pending = shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-                pending.retain(|p| !(p.1 && written.contains(&p.0.id)));
+                pending.retain(|p| !(p.taken && written.contains(&p.shown.id)));
             }
             if committed.rebuild_graph
                 && let Err(error) = shared.rebuild_graph()
@@ -240,7 +260,7 @@ fn commit_group(shared: &Shared, group: Vec<Op>) {
             tracing::error!(%error, changes = ops.len(), "a group commit failed; nothing of it was stored");
             // The served answers wait for the next commit.
             for p in shared.pending.lock().unwrap_or_else(PoisonError::into_inner).iter_mut() {
-                p.1 = false;
+                p.taken = false;
             }
             if graph_changed && let Err(error) = shared.rebuild_graph() {
                 tracing::error!(%error, "the identity graph could not be rebuilt after a failed commit");
@@ -251,6 +271,25 @@ fn commit_group(shared: &Shared, group: Vec<Op>) {
             }
         }
     }
+}
+
+/// Stores an exposure unless it is stored already, and the person's assignment under its key
+/// if none is recorded there; whether it was new.
+fn expose(w: &mut dyn Writer, exposure: &Exposure) -> Result<bool> {
+    let experiment = &exposure.tag.experiment;
+    if w.has_exposure(experiment, exposure.at, &exposure.id)? {
+        return Ok(false);
+    }
+    w.put_exposure(exposure)?;
+    if w.assignment(&exposure.person, experiment)?.is_none() {
+        let assignment = Assignment {
+            variant: exposure.tag.variant.clone(),
+            at: exposure.at,
+            exposure_id: exposure.id.clone(),
+        };
+        w.put_assignment(&exposure.person, experiment, &assignment)?;
+    }
+    Ok(true)
 }
 
 fn graph_of(shared: &Shared) -> std::sync::RwLockWriteGuard<'_, LiveGraph> {
@@ -359,6 +398,22 @@ fn apply(
             Answer::Items(reply.clone(), outcomes)
         }
         Op::Flush => Answer::None,
+        Op::Lab { change, reply } => {
+            let outcomes = match change {
+                LabChange::Experiment(experiment) => {
+                    w.put_experiment(experiment)?;
+                    vec![true]
+                }
+                LabChange::Model(model) => {
+                    w.put_model(model)?;
+                    vec![true]
+                }
+                LabChange::Exposures(exposures) => {
+                    exposures.iter().map(|exposure| expose(w, exposure)).collect::<Result<Vec<bool>>>()?
+                }
+            };
+            Answer::Lab(reply.clone(), outcomes)
+        }
         Op::Reseed { seed, reply } => {
             *shared.seed.write().unwrap_or_else(PoisonError::into_inner) = (**seed).clone();
             committed.rebuild_graph = true;
@@ -590,7 +645,7 @@ fn erase(
         }
     }
     // What was served to them and waits in memory goes too.
-    shared.pending.lock().unwrap_or_else(PoisonError::into_inner).retain(|(p, _)| !keys.contains(&p.person));
+    shared.pending.lock().unwrap_or_else(PoisonError::into_inner).retain(|p| !keys.contains(&p.shown.person));
     for key in &keys {
         w.delete_consumed(key)?;
         if w.consent(key)?.is_some() {
@@ -598,6 +653,7 @@ fn erase(
             erasure.consent_records += 1;
         }
         erasure.impressions += w.delete_impressions(key)?;
+        erasure.exposures += w.delete_exposures(key)?;
         w.put_erased(&suppression_hash(key), Erased { at })?;
     }
     let mut links = Vec::new();

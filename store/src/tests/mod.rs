@@ -281,14 +281,17 @@ fn erasure_deletes_rows_and_refuses_the_person_s_past() {
         )
         .unwrap();
     store.set_consent(email.clone(), [(ANALYTICS.to_string(), false)].into(), "crm", 14).unwrap();
-    store.record_served(Impression {
-        id: "r1".into(),
-        person: "user_id:u7".into(),
-        channel: "email".into(),
-        placement: Some("email_weekly".into()),
-        items: vec!["i4".into()],
-        at: 15,
-    });
+    store.record_served(
+        Impression {
+            id: "r1".into(),
+            person: "user_id:u7".into(),
+            channel: "email".into(),
+            placement: Some("email_weekly".into()),
+            items: vec!["i4".into()],
+            at: 15,
+        },
+        None,
+    );
     let receipt = store.erase(email.clone(), Vec::new(), "privacy", 20).unwrap().unwrap();
     assert_eq!(receipt.person, "u7");
     assert_eq!(receipt.identifiers, 3, "the account, the email and the cookie");
@@ -422,14 +425,17 @@ fn what_was_served_is_seen_at_once_and_kept() {
             .unwrap();
         person.shown.iter().flat_map(|s| s.items.clone()).collect::<Vec<String>>()
     };
-    store.record_served(Impression {
-        id: "r1".into(),
-        person: "cookie_id:c1".into(),
-        channel: "web".into(),
-        placement: Some("home".into()),
-        items: vec!["a".into(), "b".into()],
-        at: 100,
-    });
+    store.record_served(
+        Impression {
+            id: "r1".into(),
+            person: "cookie_id:c1".into(),
+            channel: "web".into(),
+            placement: Some("home".into()),
+            items: vec!["a".into(), "b".into()],
+            at: 100,
+        },
+        None,
+    );
     assert_eq!(shown(&store), ["a", "b"]);
     // An impression event reported by a channel counts as well.
     store.ingest(vec![event("2", &[&cookie], "app", IMPRESSION_EVENT, Some("c"), 101)], 102).unwrap();
@@ -708,3 +714,5 @@ fn every_acknowledged_event_was_synced_before_its_acknowledgement() {
     let log = log.lock().unwrap().clone();
     assert_eq!(unsynced(&log, &[("SYNCCHK-999999".into(), at)]), ["SYNCCHK-999999"]);
 }
+
+mod lab;
