@@ -48,6 +48,14 @@ pub enum Error {
     /// A request breaks its placement's rules (the caller's fault).
     #[error(transparent)]
     Rule(#[from] crate::serve::rules::RuleError),
+    /// An experiment's definition is invalid (the caller's fault).
+    #[error("experiment: `{field}` {reason}")]
+    Experiment {
+        /// The field at fault (`variants[1].share`).
+        field: String,
+        /// Why.
+        reason: String,
+    },
     /// A data-set error surfaced while training.
     #[error(transparent)]
     Data(#[from] datasets::Error),

@@ -14,6 +14,8 @@
 //! - [`serve`]: the [`serve::engine`] that answers from an artifact under placements whose
 //!   [`serve::rules`] are applied by stage.
 //! - [`rank`]: top-k and standardisation; [`progress`]: progress reporting.
+//! - [`experiment`]: A/B experiments and their statistics ([`experiment::stats`]), as pure
+//!   functions.
 //!
 //! ```
 //! use datasets::dataset::{Dataset, WeightConfig};
@@ -38,6 +40,7 @@ pub mod algorithms;
 pub mod artifact;
 pub mod blend;
 pub mod error;
+pub mod experiment;
 pub mod metrics;
 pub mod profile;
 pub mod progress;
