@@ -64,14 +64,23 @@ pub fn parse_digest(hex: &str) -> Option<[u8; 32]> {
 }
 
 /// The key a request presents: `Authorization: <scheme> <key>` with the scheme `Bearer` in
-/// any case (schemes are case-insensitive, RFC 9110 §11.1), else `X-API-Key: <key>`.
-/// Surrounding white space is not part of a key.
-pub fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+/// any case (schemes are case-insensitive, RFC 9110 §11.1), or `Basic` with the key as the
+/// password (any user name: how a browser presents it, for the dashboard), else
+/// `X-API-Key: <key>`. Surrounding white space is not part of a key.
+pub fn presented_key(headers: &axum::http::HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
+    use base64::Engine;
+    use std::borrow::Cow;
     if let Some(value) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let (scheme, key) = value.trim().split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| key.trim());
+        if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(key.trim()).ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            let (_, password) = text.split_once(':')?;
+            return Some(Cow::Owned(password.trim().to_string()));
+        }
+        return scheme.eq_ignore_ascii_case("bearer").then(|| Cow::Borrowed(key.trim()));
     }
-    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(|k| Cow::Borrowed(k.trim()))
 }
 
 /// What the authorised caller of a request may see, for handlers whose answer depends on it.
@@ -146,12 +155,17 @@ mod tests {
             map.insert(axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
             map
         };
+        let key = |name: &str, value: &str| presented_key(&headers(name, value)).map(|k| k.into_owned());
         for value in ["Bearer k-1", "bearer k-1", "BEARER   k-1 ", " Bearer k-1"] {
-            assert_eq!(presented_key(&headers("authorization", value)), Some("k-1"), "{value}");
+            assert_eq!(key("authorization", value).as_deref(), Some("k-1"), "{value}");
         }
-        assert_eq!(presented_key(&headers("authorization", "Basic k-1")), None);
-        assert_eq!(presented_key(&headers("authorization", "k-1")), None);
-        assert_eq!(presented_key(&headers("x-api-key", " k-2 ")), Some("k-2"));
+        // Basic: the password is the key (`admin:k-1`, `:k-1`); not base64, or no colon: none.
+        assert_eq!(key("authorization", "Basic YWRtaW46ay0x").as_deref(), Some("k-1"));
+        assert_eq!(key("authorization", "basic OmstMQ==").as_deref(), Some("k-1"));
+        assert_eq!(key("authorization", "Basic k-1"), None);
+        assert_eq!(key("authorization", "Basic YWRtaW4="), None);
+        assert_eq!(key("authorization", "k-1"), None);
+        assert_eq!(key("x-api-key", " k-2 ").as_deref(), Some("k-2"));
     }
 
     #[test]

@@ -100,13 +100,21 @@ pub enum ErrorCode {
     StoreFailed,
     /// The server is still loading its model (at start-up); try again shortly.
     Loading,
+    /// No experiment by that name.
+    UnknownExperiment,
+    /// A running experiment's variants, shares or placements cannot change (start a new one).
+    ExperimentRunning,
+    /// No model version by that id in the registry.
+    UnknownModel,
+    /// The model version is in use: production, or named by a running experiment.
+    ModelInUse,
     /// Anything else that went wrong on our side (details in the log).
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the documentation.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::InvalidField,
         ErrorCode::MalformedJson,
         ErrorCode::BadBody,
@@ -127,6 +135,10 @@ impl ErrorCode {
         ErrorCode::NotLinked,
         ErrorCode::StoreFailed,
         ErrorCode::Loading,
+        ErrorCode::UnknownExperiment,
+        ErrorCode::ExperimentRunning,
+        ErrorCode::UnknownModel,
+        ErrorCode::ModelInUse,
         ErrorCode::Internal,
     ];
 
@@ -154,6 +166,10 @@ impl ErrorCode {
             NotLinked => ("not_linked", StatusCode::CONFLICT, Fault::Caller),
             StoreFailed => ("store_failed", StatusCode::INTERNAL_SERVER_ERROR, Fault::Environment),
             Loading => ("loading", StatusCode::SERVICE_UNAVAILABLE, Fault::Server),
+            UnknownExperiment => ("unknown_experiment", StatusCode::NOT_FOUND, Fault::Caller),
+            ExperimentRunning => ("experiment_running", StatusCode::CONFLICT, Fault::Caller),
+            UnknownModel => ("unknown_model", StatusCode::NOT_FOUND, Fault::Caller),
+            ModelInUse => ("model_in_use", StatusCode::CONFLICT, Fault::Caller),
             Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR, Fault::Server),
         }
     }
@@ -202,7 +218,8 @@ pub struct ErrorDetail {
     /// `unauthenticated`, `forbidden`, `unknown_placement`, `unknown_item`, `not_found`,
     /// `timeout`, `payload_too_large`, `content_type`, `model_rejected`,
     /// `state_write_failed`, `no_store`, `unknown_identifier`, `link_refused`, `not_linked`,
-    /// `store_failed`, `internal`.
+    /// `store_failed`, `loading`, `unknown_experiment`, `experiment_running`, `unknown_model`,
+    /// `model_in_use`, `internal`.
     pub code: String,
     /// What went wrong.
     pub message: String,

@@ -23,6 +23,9 @@ pub struct Who<'a> {
     /// The identifier what is shown to the person is recorded under (its most trustworthy
     /// one, `kind:value`); `None` without a store.
     pub shown_under: Option<String>,
+    /// Whether the person allows being measured (`analytics`): only then are they enrolled
+    /// in experiments.
+    pub analytics: bool,
 }
 
 /// The person behind `identifiers` under `serving`, with what was shown to them since
@@ -37,10 +40,10 @@ pub fn person<'a>(
     let Some(store) = store else {
         let user = engine.find_person(identifiers);
         let key = identifiers.iter().min().map(datasets::identity::canonical_key);
-        return Ok(Who { person: engine.person(user), key, shown_under: None });
+        return Ok(Who { person: engine.person(user), key, shown_under: None, analytics: false });
     };
     if identifiers.is_empty() {
-        return Ok(Who { person: engine.person(None), key: None, shown_under: None });
+        return Ok(Who { person: engine.person(None), key: None, shown_under: None, analytics: false });
     }
     let query = PersonQuery { after_seq: serving.model.after_seq, shown_since };
     let live = store.person(identifiers, query).map_err(ApiError::store)?;
@@ -69,7 +72,8 @@ pub fn person<'a>(
     };
     let key = live.ids.as_ref().map(|ids| ids.key.clone());
     let shown_under = live.ids.as_ref().and_then(|ids| ids.identifiers.first()).map(Identifier::key);
-    Ok(Who { person: assemble(engine, &signals), key, shown_under })
+    let analytics = live.allows(store::ANALYTICS);
+    Ok(Who { person: assemble(engine, &signals), key, shown_under, analytics })
 }
 
 /// The model's persons behind `identifiers` and the live person `live`, most trustworthy

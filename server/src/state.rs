@@ -95,8 +95,13 @@ pub struct Serving {
 
 /// Shared by every request.
 pub struct AppState {
-    /// What is being served.
+    /// What is being served: the production model.
     pub current: ArcSwap<Serving>,
+    /// The other loaded model versions of the registry, by version: they answer the
+    /// experiment variants that name them.
+    pub versions: ArcSwap<BTreeMap<String, Arc<Serving>>>,
+    /// Every experiment defined, stopped ones included, by name.
+    pub experiments: ArcSwap<Vec<Arc<models::experiment::Experiment>>>,
     /// The channels' live state; `None` without a data directory.
     pub store: Option<Arc<Store>>,
     /// The settings.
@@ -107,8 +112,9 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Serialises reloads.
     pub reload_lock: tokio::sync::Mutex<()>,
-    /// Serialises changes of the served view (catalog changes, reloads).
-    view_lock: Mutex<()>,
+    /// Serialises changes of the served views (catalog changes, reloads, experiments, the
+    /// registry).
+    pub(crate) view_lock: Mutex<()>,
     /// Set when shutdown begins: readiness turns false so balancers stop sending.
     pub draining: AtomicBool,
 }
@@ -141,13 +147,20 @@ impl AppState {
             }
             None => None,
         };
+        let experiments = match &store {
+            Some(store) => crate::lab::stored_experiments(store)?,
+            None => Vec::new(),
+        };
         let loaded = Loaded::load(&path, store.as_ref().map(|s| s.store_id()), config.candidates)?;
-        let (serving, warnings) = prepare(loaded, &config, store.as_deref(), None)?;
+        let placements = crate::lab::placements_for(&config, &experiments, loaded.version(), true);
+        let (serving, warnings) = prepare(loaded, &placements, store.as_deref(), None, true)?;
         for warning in warnings {
             tracing::warn!("{warning}");
         }
         let state = Arc::new(AppState {
             current: ArcSwap::from_pointee(serving),
+            versions: ArcSwap::from_pointee(BTreeMap::new()),
+            experiments: ArcSwap::from_pointee(experiments),
             store,
             config,
             keys,
@@ -162,6 +175,7 @@ impl AppState {
             store.subscribe(move |committed| on_commit(&weak, committed));
         }
         telemetry::model_loaded(None, state.current.load().model.version());
+        state.open_registry()?;
         Ok(state)
     }
 
@@ -189,11 +203,13 @@ impl AppState {
         let prepared = tokio::task::spawn_blocking(move || -> Result<(Serving, Vec<String>)> {
             let store_id = state.store.as_ref().map(|s| s.store_id().to_string());
             let loaded = Loaded::load(&load_path, store_id.as_deref(), state.config.candidates)?;
+            let placements =
+                crate::lab::placements_for(&state.config, &state.experiments.load(), loaded.version(), true);
             // A trial view first, so a model that does not fit the placements is refused
             // before anything of it reaches the store.
-            let trial = loaded.engine.view(loaded.engine.catalog().clone(), &state.config.placements());
+            let trial = loaded.engine.view(loaded.engine.catalog().clone(), &placements);
             trial.map_err(|source| Error::Model { path: load_path.display().to_string(), source })?;
-            prepare(loaded, &state.config, state.store.as_deref(), Some(&state.view_lock))
+            prepare(loaded, &placements, state.store.as_deref(), Some(&state.view_lock), true)
         })
         .await
         .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))
@@ -227,7 +243,9 @@ impl AppState {
         let loaded = Arc::clone(&serving.model);
         let old = {
             let _view = self.view_lock.lock().unwrap_or_else(PoisonError::into_inner);
-            self.current.swap(Arc::new(serving))
+            let old = self.current.swap(Arc::new(serving));
+            self.after_swap(&old);
+            old
         };
         telemetry::model_loaded(Some(old.model.version()), loaded.version());
         outcome("swapped");
@@ -238,7 +256,7 @@ impl AppState {
     /// Records `path` as the active model in the data directory, atomically and durably (the
     /// new record is synced before it replaces the old one, and the directory after), so a
     /// restart without `--model` serves it.
-    fn record_active(&self, path: &Path) -> Result<()> {
+    pub(crate) fn record_active(&self, path: &Path) -> Result<()> {
         let Some(dir) = &self.config.data_dir else { return Ok(()) };
         let record = dir.join(ACTIVE_MODEL);
         let failed = |source: std::io::Error| Error::State { path: record.display().to_string(), source };
@@ -262,7 +280,7 @@ impl AppState {
 }
 
 /// Seeds the store's identity graph with `loaded`'s persons and rules.
-fn seed_store(store: &Store, loaded: &Loaded) -> Result<()> {
+pub(crate) fn seed_store(store: &Store, loaded: &Loaded) -> Result<()> {
     let config = &loaded.engine.artifact().metadata.config;
     store.reseed(loaded.seed(), config.identity.clone(), config.weights.clone())?;
     Ok(())
@@ -273,16 +291,22 @@ fn seed_store(store: &Store, loaded: &Loaded) -> Result<()> {
 /// catalog with the store's catalog changes, compiled for the placements. The part after the
 /// seeding holds `view_lock`, so catalog changes committed meanwhile are not lost; the seeding
 /// must not (it waits for the store's writer, which may be waiting for that lock).
-fn prepare(
+///
+/// Only the production model seeds the graph (`seed`); the other loaded versions answer with
+/// the persons the production model's graph gives them.
+pub(crate) fn prepare(
     loaded: Loaded,
-    config: &ServerConfig,
+    placements: &BTreeMap<String, models::serve::rules::PlacementConfig>,
     store: Option<&Store>,
     view_lock: Option<&Mutex<()>>,
+    seed: bool,
 ) -> Result<(Serving, Vec<String>)> {
     let engine = &loaded.engine;
     let model_error = |source| Error::Model { path: loaded.path.display().to_string(), source };
     let mut catalog = engine.catalog().clone();
-    if let Some(store) = store {
+    if let Some(store) = store
+        && seed
+    {
         seed_store(store, &loaded)?;
     }
     let _view = view_lock.map(|lock| lock.lock().unwrap_or_else(PoisonError::into_inner));
@@ -299,7 +323,7 @@ fn prepare(
             Ok(())
         })?;
     }
-    let (view, warnings) = engine.view(catalog, &config.placements()).map_err(model_error)?;
+    let (view, warnings) = engine.view(catalog, placements).map_err(model_error)?;
     Ok((Serving { model: Arc::new(loaded), view: Arc::new(view) }, warnings))
 }
 
@@ -323,31 +347,49 @@ fn on_commit(state: &Weak<AppState>, committed: &store::Committed) {
     let Some(state) = state.upgrade() else { return };
     if !committed.items.is_empty() {
         let _view = state.view_lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let serving = state.current.load_full();
         let changes: Vec<CatalogChange> = committed
             .items
             .iter()
             .map(|record| CatalogChange { item_id: record.item_id.clone(), item: record.item.clone() })
             .collect();
-        match serving.view.with_changes(&changes, serving.model.engine.content()) {
-            Ok(view) => {
-                state
-                    .current
-                    .store(Arc::new(Serving { model: Arc::clone(&serving.model), view: Arc::new(view) }));
+        let changed = |serving: &Serving| match serving
+            .view
+            .with_changes(&changes, serving.model.engine.content())
+        {
+            Ok(view) => Some(Arc::new(Serving { model: Arc::clone(&serving.model), view: Arc::new(view) })),
+            Err(error) => {
+                tracing::error!(%error, version = serving.model.version(), "catalog changes could not be applied to a served view");
+                None
             }
-            Err(error) => tracing::error!(%error, "catalog changes could not be applied to the served view"),
+        };
+        if let Some(serving) = changed(&state.current.load_full()) {
+            state.current.store(serving);
+        }
+        let versions = state.versions.load_full();
+        if !versions.is_empty() {
+            let updated: BTreeMap<String, Arc<Serving>> = versions
+                .iter()
+                .map(|(version, serving)| {
+                    (version.clone(), changed(serving).unwrap_or_else(|| Arc::clone(serving)))
+                })
+                .collect();
+            state.versions.store(Arc::new(updated));
         }
     }
     if !committed.events.is_empty() {
-        let serving = state.current.load();
-        let weights = &serving.model.engine.artifact().metadata.config.weights;
-        for event in &committed.events {
-            count_popularity(&serving.model.live, &serving.view.catalog, weights, event);
+        let production = state.current.load_full();
+        let versions = state.versions.load_full();
+        for serving in std::iter::once(&production).chain(versions.values()) {
+            let weights = &serving.model.engine.artifact().metadata.config.weights;
+            for event in &committed.events {
+                count_popularity(&serving.model.live, &serving.view.catalog, weights, event);
+            }
         }
     }
 }
 
 /// The placements of the loaded model's view, by name, with their settings (for reports).
 pub fn placement_configs(view: &View) -> BTreeMap<&String, &models::serve::rules::PlacementConfig> {
-    view.placements.iter().map(|(name, p)| (name, &p.config)).collect()
+    let configured = view.placements.iter().filter(|(name, _)| !crate::lab::is_variant_placement(name));
+    configured.map(|(name, p)| (name, &p.config)).collect()
 }

@@ -13,8 +13,19 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 const BUCKETS: [f64; 14] =
     [0.000_25, 0.000_5, 0.001, 0.002, 0.003, 0.005, 0.007_5, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
+/// Seconds since the metrics were first used (the server's start, in practice).
+pub fn uptime_seconds() -> f64 {
+    started().elapsed().as_secs_f64()
+}
+
+fn started() -> Instant {
+    static STARTED: OnceLock<Instant> = OnceLock::new();
+    *STARTED.get_or_init(Instant::now)
+}
+
 /// The process-wide recorder's handle (installed on first use; metrics are global).
 pub fn handle() -> PrometheusHandle {
+    started();
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {

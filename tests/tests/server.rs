@@ -16,6 +16,8 @@ use server::state::AppState;
 mod common;
 #[path = "crash.rs"]
 mod crash;
+#[path = "experiments.rs"]
+mod experiments;
 #[path = "hardening.rs"]
 mod hardening;
 #[path = "live.rs"]

@@ -4,7 +4,9 @@
 //! `models::serve::engine`, and scoring runs on the rayon pool, off the async executor.
 
 mod admin;
+mod dashboard;
 mod events;
+mod experiments;
 mod extract;
 mod health;
 mod identities;
@@ -17,14 +19,19 @@ mod tests;
 
 pub use admin::{ExportBody, ExportResponse, ReloadBody, ReloadResponse};
 pub use events::{EventResult, EventsBody, EventsResponse, RefusedLink};
+pub use experiments::{
+    AnalysisBody, ChannelBody, ComparisonBody, EstimateBody, ExperimentBody, ExperimentResponse,
+    ExperimentsResponse, ExposureBody, ExposuresBody, ExposuresResponse, MetricName, ReportResponse, SrmBody,
+    VariantBody, VariantReport, report_response,
+};
 pub use extract::{JsonBody, QueryParams};
 pub use health::Health;
 pub use identities::{IdentifierBody, LinkResponse, PairBody, UnlinkResponse};
 pub use items::{ItemDeleted, ItemResult, ItemsBody, ItemsResponse, SimilarQuery};
-pub use models::ModelsResponse;
+pub use models::{LoadModelBody, ModelVersion, ModelsResponse, RegistryResponse};
 pub use profiles::{ErasureReceipt, ProfileResponse};
 pub use recommendations::{
-    BecauseItem, Explanation, FiltersBody, IdentifiersDoc, ModelContribution, RecommendBody,
+    BecauseItem, ExperimentTag, Explanation, FiltersBody, IdentifiersDoc, ModelContribution, RecommendBody,
     RecommendationResponse, RecommendedItem, UserQuery,
 };
 
@@ -64,18 +71,28 @@ pub(crate) async fn on_pool<T: Send + 'static>(
 }
 
 async fn require(state: Arc<AppState>, role: Role, mut request: Request, next: Next) -> Response {
-    match auth::authorize(&state.keys, auth::presented_key(request.headers()), role) {
+    let presented = auth::presented_key(request.headers()).map(std::borrow::Cow::into_owned);
+    match auth::authorize(&state.keys, presented.as_deref(), role) {
         Ok(key) => {
             let is_admin = key.is_none_or(|key| key.roles.contains(&Role::Admin));
             let name = key.map_or_else(|| "open".to_string(), |key| key.name.clone());
             request.extensions_mut().insert(auth::Caller { is_admin, name });
             next.run(request).await
         }
-        Err(Denied::Unauthenticated) => ApiError::new(
-            ErrorCode::Unauthenticated,
-            "a valid API key is required (Authorization: Bearer <key> or X-API-Key)",
-        )
-        .into_response(),
+        Err(Denied::Unauthenticated) => {
+            let mut response = ApiError::new(
+                ErrorCode::Unauthenticated,
+                "a valid API key is required (Authorization: Bearer <key>, X-API-Key, or Basic with the key as \
+                 password)",
+            )
+            .into_response();
+            // RFC 9110 §11.6.1: a 401 names a scheme; Basic makes a browser ask (the dashboard).
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"omnirec\", charset=\"UTF-8\""),
+            );
+            response
+        }
         Err(Denied::Forbidden) => {
             ApiError::new(ErrorCode::Forbidden, format!("this key lacks the `{}` role", role.as_str()))
                 .into_response()
@@ -93,7 +110,8 @@ async fn require(state: Arc<AppState>, role: Role, mut request: Request, next: N
         (name = "catalog", description = "Catalog changes on top of the model (role `ingest`)"),
         (name = "profiles", description = "One person across channels (role `read`); consent (role `ingest`); erasure (role `admin`)"),
         (name = "identities", description = "Explicit links and unlinks of identifiers (role `admin`)"),
-        (name = "models", description = "The model being served (role `read`)"),
+        (name = "models", description = "The model being served and the registry of loaded versions (role `read`; changes: role `admin`)"),
+        (name = "experiments", description = "A/B experiments on the stitched person: definitions (role `admin`), reports (role `read`), reported exposures (role `ingest`)"),
         (name = "admin", description = "Operations (role `admin`)"),
         (name = "health", description = "Probes and metrics (no key)")
     )
@@ -121,18 +139,28 @@ fn route_groups() -> [OpenApiRouter<Arc<AppState>>; 4] {
             .routes(routes!(recommendations::context_recommendations))
             .routes(routes!(items::similar_items))
             .routes(routes!(profiles::get_profile))
-            .routes(routes!(models::list_models)),
+            .routes(routes!(models::list_models))
+            .routes(routes!(experiments::list_experiments))
+            .routes(routes!(experiments::get_experiment))
+            .routes(routes!(experiments::experiment_report)),
         OpenApiRouter::new()
             .routes(routes!(events::post_events))
             .routes(routes!(items::put_items))
             .routes(routes!(items::delete_item))
-            .routes(routes!(profiles::put_consent)),
+            .routes(routes!(profiles::put_consent))
+            .routes(routes!(experiments::post_exposures)),
         OpenApiRouter::new()
             .routes(routes!(admin::reload_model))
             .routes(routes!(admin::export))
             .routes(routes!(identities::link))
             .routes(routes!(identities::unlink))
-            .routes(routes!(profiles::delete_profile)),
+            .routes(routes!(profiles::delete_profile))
+            .routes(routes!(dashboard::dashboard))
+            .routes(routes!(experiments::put_experiment))
+            .routes(routes!(experiments::stop_experiment))
+            .routes(routes!(models::load_model))
+            .routes(routes!(models::promote_model))
+            .routes(routes!(models::retire_model)),
         OpenApiRouter::new()
             .routes(routes!(health::live))
             .routes(routes!(health::ready))

@@ -216,8 +216,28 @@ pub struct RecommendationResponse {
     /// The person as the live identity graph knows them (with a data directory).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub person_id: Option<String>,
+    /// The experiment and variant that answered, when the request was part of one (send
+    /// `recommendation_id` back with what follows: the report attributes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<ExperimentTag>,
     /// Best first.
     pub items: Vec<RecommendedItem>,
+}
+
+/// The experiment and variant that answered a request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExperimentTag {
+    /// The experiment's name.
+    pub name: String,
+    /// The variant served.
+    pub variant: String,
+}
+
+/// What answers a request besides the production model: the experiments and the other loaded
+/// model versions, as they were when the request arrived.
+pub(super) struct Lab {
+    pub(super) experiments: Arc<Vec<Arc<models::experiment::Experiment>>>,
+    pub(super) versions: Arc<BTreeMap<String, Arc<Serving>>>,
 }
 
 /// Who is asking about whom.
@@ -247,12 +267,20 @@ pub(super) fn split_list(raw: Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Picks the placement for `ask` (the rules are `models::serve::rules::choose`'s).
+/// Picks the placement for `ask` (the rules are `models::serve::rules::choose`'s); a
+/// variant's compiled placement is never chosen by name.
 fn choose_placement<'a>(
     view: &'a View,
     default: &str,
     ask: &Ask,
 ) -> Result<&'a models::serve::rules::Placement, ApiError> {
+    if let Some(name) = ask.placement.as_deref().filter(|n| crate::lab::is_variant_placement(n)) {
+        return Err(ApiError::at(
+            ErrorCode::UnknownPlacement,
+            "placement",
+            format!("unknown placement `{name}`"),
+        ));
+    }
     let wanted = PlacementAsk {
         kind: ask.endpoint,
         name: ask.placement.as_deref(),
@@ -308,23 +336,60 @@ fn hours(field: &str, hours: Option<f64>) -> Result<Option<i64>, ApiError> {
     }
 }
 
-/// Answers `ask` against `serving` at time `now`, recording what it shows in `store`.
+/// Answers `ask` against `production` (or the model and placement of the person's
+/// experiment variant) at time `now`, recording what it shows in `store`.
 fn respond(
-    serving: &Serving,
+    production: &Arc<Serving>,
+    lab: &Lab,
     store: Option<&store::Store>,
     default_placement: &str,
     ask: Ask,
     now: i64,
 ) -> Result<(RecommendationResponse, telemetry::Labels), ApiError> {
+    let asked = choose_placement(&production.view, default_placement, &ask)?;
+    let identifiers = identifiers_of(&ask.person)?;
+    let enrolled = match store {
+        Some(store) if !identifiers.is_empty() => crate::lab::enrol(
+            &lab.experiments,
+            production,
+            &lab.versions,
+            store,
+            &asked.name,
+            &identifiers,
+            now,
+        )
+        .map_err(ApiError::store)?,
+        _ => None,
+    };
+    let not_shown_within = hours("not_shown_within_hours", ask.not_shown_within_hours)?;
+    let shown_since = |placement: &models::serve::rules::Placement| {
+        let cap_window =
+            placement.config.frequency_cap.as_ref().map(|cap| (cap.window_hours * 3_600.0) as i64);
+        not_shown_within.max(cap_window).map(|window| now.saturating_sub(window))
+    };
+    // The variant's model and placement, if the person is in an experiment and allows being
+    // measured; else production and the placement asked for.
+    let variant = match &enrolled {
+        Some(enrolled) => match enrolled.serving.view.placements.get(&enrolled.placement) {
+            Some(placement) => {
+                let who =
+                    crate::live::person(&enrolled.serving, store, &identifiers, shown_since(placement))?;
+                who.analytics.then_some((enrolled, placement, who))
+            }
+            None => None,
+        },
+        None => None,
+    };
+    let (serving, placement, who, enrolled) = match variant {
+        Some((enrolled, placement, who)) => (&*enrolled.serving, placement, who, Some(enrolled)),
+        None => {
+            let who = crate::live::person(production, store, &identifiers, shown_since(asked))?;
+            (&**production, asked, who, None)
+        }
+    };
     let view = &serving.view;
     let engine = &serving.model.engine;
-    let placement = choose_placement(view, default_placement, &ask)?;
     let catalog = &view.catalog;
-    let identifiers = identifiers_of(&ask.person)?;
-    let not_shown_within = hours("not_shown_within_hours", ask.not_shown_within_hours)?;
-    let cap_window = placement.config.frequency_cap.as_ref().map(|cap| (cap.window_hours * 3_600.0) as i64);
-    let shown_since = not_shown_within.max(cap_window).map(|window| now.saturating_sub(window));
-    let who = crate::live::person(serving, store, &identifiers, shown_since)?;
     let item = |id: &String| catalog.get(id).filter(|i| !catalog.is_deleted(i.get()));
     let viewed = match &ask.item_id {
         None => None,
@@ -370,30 +435,37 @@ fn respond(
         tracing::warn!(model, reason, placement = %placement.name, "a blend member failed and was left out");
         metrics::counter!("omnirec_model_failures_total", "model" => *model).increment(1);
     }
-    let labels = telemetry::Labels {
-        placement: placement.name.clone(),
-        fallback: answer.fallback.map(|f| f.as_str()),
-    };
+    let labels =
+        telemetry::Labels { placement: asked.name.clone(), fallback: answer.fallback.map(|f| f.as_str()) };
     let recommendation_id = uuid::Uuid::now_v7().to_string();
     let items = render_items(serving, &answer, viewed);
+    let tag = enrolled.map(crate::lab::Enrolled::tag);
     if let (Some(store), Some(key)) = (store, &who.shown_under) {
-        store.record_served(store::Impression {
-            id: recommendation_id.clone(),
-            person: key.clone(),
-            channel: ask.channel.clone().or_else(|| placement.config.channel.clone()).unwrap_or_default(),
-            placement: Some(placement.name.clone()),
-            items: items.iter().map(|i| i.item_id.clone()).collect(),
-            at: now,
-        });
+        store.record_served(
+            store::Impression {
+                id: recommendation_id.clone(),
+                person: key.clone(),
+                channel: ask.channel.clone().or_else(|| asked.config.channel.clone()).unwrap_or_default(),
+                placement: Some(asked.name.clone()),
+                items: items.iter().map(|i| i.item_id.clone()).collect(),
+                at: now,
+            },
+            tag.clone(),
+        );
+    }
+    if let Some(tag) = &tag {
+        metrics::counter!("omnirec_experiment_exposures_total", "experiment" => tag.experiment.clone(), "variant" => tag.variant.clone())
+            .increment(1);
     }
     let response = RecommendationResponse {
         recommendation_id,
         model_version: serving.model.version().to_string(),
-        placement: placement.name.clone(),
-        channel: placement.config.channel.clone(),
+        placement: asked.name.clone(),
+        channel: asked.config.channel.clone(),
         personalized: answer.personalized,
         reason: answer.fallback.map(|f| f.as_str()),
         person_id: store.and(who.key),
+        experiment: tag.map(|t| ExperimentTag { name: t.experiment, variant: t.variant }),
         items,
     };
     Ok((response, labels))
@@ -474,11 +546,12 @@ fn render_items(serving: &Serving, answer: &Answer, viewed: Option<ItemIdx>) -> 
 /// Scores `ask` on the pool and turns the answer into a response.
 pub(super) async fn answer(state: Arc<AppState>, ask: Ask) -> Result<Response, ApiError> {
     let serving = state.current.load_full();
+    let lab = Lab { experiments: state.experiments.load_full(), versions: state.versions.load_full() };
     let default = state.config.default_placement.clone();
     let now = cli::unix_now();
     let store = state.store.clone();
     let (response, labels) =
-        on_pool(move || respond(&serving, store.as_deref(), &default, ask, now)).await??;
+        on_pool(move || respond(&serving, &lab, store.as_deref(), &default, ask, now)).await??;
     let mut response = Json(response).into_response();
     response.extensions_mut().insert(labels);
     Ok(response)
