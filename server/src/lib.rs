@@ -96,6 +96,7 @@ async fn accept_loop(
     let (mut loading, mut waiting) = match loading {
         Loading::Done(state) => {
             let router = routes::router(Arc::clone(&state));
+            tokio::spawn(Arc::clone(&state).watch_inbox());
             let _ = loaded.set((state, router));
             (tokio::spawn(std::future::pending()), false)
         }
@@ -109,6 +110,7 @@ async fn accept_loop(
                 waiting = false;
                 let state = done.map_err(|e| Error::Io(std::io::Error::other(format!("loading failed: {e}"))))??;
                 let router = routes::router(Arc::clone(&state));
+                tokio::spawn(Arc::clone(&state).watch_inbox());
                 // Set once, here: nothing else writes the cell.
                 let _ = loaded.set((state, router));
                 tracing::info!("ready");

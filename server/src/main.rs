@@ -65,6 +65,23 @@ enum Command {
     /// Rewrite the data directory's store without free pages, so the bytes of erased records
     /// are gone from the file; run it with the server stopped.
     Compact,
+    /// Print an experiment's report from a running server (`GET /v1/experiments/{name}/report`).
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// The experiment.
+    experiment: String,
+    /// The server, `host:port`.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// An API key with the `read` role (default: `OMNIREC_KEY`).
+    #[arg(long, env = "OMNIREC_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// Print the JSON as the server answers it.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -107,7 +124,100 @@ fn main() -> Result<()> {
         }
         Some(Command::Export(args)) => export(&cli.serve, &args),
         Some(Command::Compact) => compact(&cli.serve),
+        Some(Command::Report(args)) => {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(report(&args))
+        }
     }
+}
+
+/// `server report`: the experiment's report, as a table (or JSON).
+async fn report(args: &ReportArgs) -> Result<()> {
+    let mut connection = server::client::Connection::open(&args.addr)
+        .await
+        .with_context(|| format!("cannot connect to {}", args.addr))?;
+    let path = format!("/v1/experiments/{}/report", args.experiment);
+    let reply = connection.send("GET", &path, args.key.as_deref(), None).await?;
+    if reply.status != 200 {
+        anyhow::bail!("{} answered {}: {}", args.addr, reply.status, String::from_utf8_lossy(&reply.body));
+    }
+    let report = reply.json();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    print!("{}", render_report(&report));
+    Ok(())
+}
+
+/// A report as text: the sample-ratio status, the variants, the comparisons, the notes.
+fn render_report(r: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let number = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    let percent = |v: &serde_json::Value| format!("{:.2}%", number(v) * 100.0);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "experiment {} ({}), {}",
+        r["experiment"].as_str().unwrap_or("?"),
+        r["state"].as_str().unwrap_or("?"),
+        r["generated_at"].as_str().unwrap_or("")
+    );
+    let srm = if r["srm_warning"] == true {
+        "SAMPLE-RATIO MISMATCH: do not trust the comparisons"
+    } else {
+        "sample ratio ok"
+    };
+    let _ = writeln!(out, "{srm} (p = {:.4})\n", number(&r["srm"]["p_value"]));
+    let _ = writeln!(
+        out,
+        "{:<14} {:>8} {:>9} {:>8} {:>11} {:>12} {:>10} {:>13}",
+        "variant", "persons", "exposures", "CTR", "conversion", "revenue/pers", "revenue", "cross-channel"
+    );
+    for v in r["variants"].as_array().into_iter().flatten() {
+        let name = format!(
+            "{}{}",
+            v["name"].as_str().unwrap_or("?"),
+            if v["control"] == true { " (c)" } else { "" }
+        );
+        let _ = writeln!(
+            out,
+            "{name:<14} {:>8} {:>9} {:>8} {:>11} {:>12.2} {:>10.2} {:>13}",
+            v["persons"],
+            v["exposures"],
+            percent(&v["click_through_rate"]),
+            percent(&v["conversion_rate"]),
+            number(&v["revenue_per_person"]),
+            number(&v["revenue"]),
+            v["cross_channel_purchases"]
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<10} {:<20} {:>9} {:>22} {:>9} {:>9}",
+        "variant", "metric", "lift", "interval", "p", "p (Holm)"
+    );
+    for c in r["comparisons"].as_array().into_iter().flatten() {
+        let rel = &c["relative"];
+        let interval = format!("{} … {}", percent(&rel["lower"]), percent(&rel["upper"]));
+        let metric = format!(
+            "{}{}",
+            c["metric"].as_str().unwrap_or("?"),
+            if c["primary"] == true { " *" } else { "" }
+        );
+        let _ = writeln!(
+            out,
+            "{:<10} {metric:<20} {:>9} {interval:>22} {:>9.4} {:>9.4}{}",
+            c["variant"].as_str().unwrap_or("?"),
+            percent(&rel["effect"]),
+            number(&rel["p_value"]),
+            number(&c["p_adjusted"]),
+            if c["significant"] == true { "  significant" } else { "" }
+        );
+    }
+    for note in r["notes"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "note: {}", note.as_str().unwrap_or(""));
+    }
+    out
 }
 
 /// `server export`: the store of a stopped server, exported with its live catalog.

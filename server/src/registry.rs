@@ -253,7 +253,7 @@ impl AppState {
         Ok(())
     }
 
-    /// Watches the data directory's inbox: every [`INBOX_EVERY`], each `*.omr` file there is
+    /// Watches the data directory's inbox: every two seconds, each `*.omr` file there is
     /// moved into `models/` (named by its version) and loaded beside production. A file that
     /// is no artifact is moved to `inbox/rejected/` with the reason logged. Runs until the
     /// state is dropped.

@@ -80,7 +80,15 @@ fn generate_train_load_recommend() {
     let users = dir.path().join("users.txt");
     std::fs::write(&users, "u0\nemail:person1@example.com\nnobody-knows-me\n").unwrap();
     let out = dir.path().join("recs.tsv");
-    commands::recommend(&RecommendArgs { model: model.clone(), users, k: 4, out: out.clone() }).unwrap();
+    commands::recommend(&RecommendArgs {
+        model: model.clone(),
+        users,
+        k: 4,
+        out: out.clone(),
+        experiment: None,
+        variant_model: Vec::new(),
+    })
+    .unwrap();
     let text = std::fs::read_to_string(&out).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "user_id\titem_id\trank\tscore");

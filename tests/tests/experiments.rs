@@ -353,3 +353,211 @@ async fn a_skewed_split_raises_the_sample_ratio_warning() {
     assert_eq!(reused.status, 409);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_versions_answer_their_variants_are_promoted_and_kept_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let (_, second) = super::common::setup_seeded(&dir.path().join("second"), 12);
+    let second_version = models::artifact::load_metadata(&second).unwrap().model_version;
+    let config = || ServerConfig { data_dir: Some(state_dir.clone()), ..ServerConfig::default() };
+    let server = start(config(), HashMap::new()).await;
+    let addr = &server.addr;
+    let production = ok(addr, "GET", "/v1/models", None).await["model_version"].as_str().unwrap().to_string();
+    assert_ne!(production, second_version);
+    let loaded = ok(addr, "POST", "/v1/admin/models", Some(&json!({ "path": second }))).await;
+    assert_eq!(loaded["model_version"], second_version.as_str());
+    let states: Vec<(String, String)> = loaded["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["model_version"].as_str().unwrap().into(), v["state"].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(
+        states,
+        [(production.clone(), "production".into()), (second_version.clone(), "loaded".into())]
+    );
+    // A variant answered by the second version.
+    ok(
+        addr,
+        "PUT",
+        "/v1/experiments/new-model",
+        Some(&json!({ "placements": ["home"], "variants": [
+            { "name": "current", "share": 1 },
+            { "name": "candidate", "share": 1, "model": second_version }
+        ]})),
+    )
+    .await;
+    let mut answered: HashSet<(String, String)> = HashSet::new();
+    for n in 0..40 {
+        let answer = ok(
+            addr,
+            "POST",
+            "/v1/recommendations",
+            Some(&json!({ "identifiers": { "cookie_id": format!("r{n}") }, "channel": "web" })),
+        )
+        .await;
+        let variant = answer["experiment"]["variant"].as_str().unwrap().to_string();
+        answered.insert((variant, answer["model_version"].as_str().unwrap().to_string()));
+    }
+    assert_eq!(
+        answered,
+        [("current".to_string(), production.clone()), ("candidate".to_string(), second_version.clone())]
+            .into()
+    );
+    // In use by a running experiment: not retired; stopped, it is.
+    let refused = send(addr, "POST", &format!("/v1/admin/models/{second_version}/retire"), None).await;
+    assert_eq!(refused.status, 409);
+    ok(addr, "POST", "/v1/experiments/new-model/stop", None).await;
+    ok(addr, "POST", &format!("/v1/admin/models/{second_version}/retire"), None).await;
+    let models = ok(addr, "GET", "/v1/models", None).await;
+    assert!(
+        models["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["model_version"] == second_version.as_str() && v["state"] == "retired")
+    );
+    // Published into the inbox, it is loaded again within a few seconds; then promoted.
+    trainer::experiments::publish(&trainer::PublishArgs {
+        model: second.clone(),
+        data_dir: state_dir.clone(),
+    })
+    .unwrap();
+    let mut back = false;
+    for _ in 0..100 {
+        let models = ok(addr, "GET", "/v1/models", None).await;
+        if models["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["model_version"] == second_version.as_str() && v["state"] == "loaded")
+        {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(back, "the published artifact was not loaded");
+    assert!(state_dir.join("models").join(format!("{second_version}.omr")).is_file());
+    ok(addr, "POST", &format!("/v1/admin/models/{second_version}/promote"), None).await;
+    let models = ok(addr, "GET", "/v1/models", None).await;
+    assert_eq!(models["model_version"], second_version.as_str());
+    let answer =
+        ok(addr, "POST", "/v1/recommendations", Some(&json!({ "identifiers": { "cookie_id": "r1" } }))).await;
+    assert_eq!(answer["model_version"], second_version.as_str());
+    server.shutdown().await;
+    // A restart with the first model given again: the registry loads the second beside it.
+    let server = start(config(), HashMap::new()).await;
+    let models = ok(&server.addr, "GET", "/v1/models", None).await;
+    assert_eq!(models["model_version"], production.as_str());
+    assert!(
+        models["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["model_version"] == second_version.as_str() && v["state"] == "loaded"),
+        "{models}"
+    );
+    server.shutdown().await;
+}
+
+#[test]
+fn compare_and_batch_recommendations_take_part_in_experiments() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = &super::trained().model;
+    let (_, second) = super::common::setup_seeded(&dir.path().join("second"), 12);
+    let engine = &super::trained().engine;
+    let body = &engine.artifact().body;
+    // Held-out purchases: three items outside each of 200 persons' histories.
+    let mut test = String::new();
+    let mut users = String::from("user_id\n");
+    for u in 0..200u32 {
+        let key = body.users.id(u).unwrap();
+        let history: HashSet<u32> = engine.history(datasets::UserIdx(u)).iter().map(|(i, _)| i.0).collect();
+        let identifier = match key.split_once(':') {
+            Some((kind, value)) => format!("\"{kind}\":\"{value}\""),
+            None => format!("\"user_id\":\"{key}\""),
+        };
+        for item in (0..body.items.len() as u32)
+            .filter(|i| !history.contains(i))
+            .skip(u as usize % 7)
+            .step_by(11)
+            .take(3)
+        {
+            let item = body.items.id(item).unwrap();
+            test.push_str(&format!("{{{identifier},\"channel\":\"web\",\"type\":\"purchase\",\"item_id\":\"{item}\",\"timestamp\":1700000000}}\n"));
+        }
+        users.push_str(key);
+        users.push('\n');
+    }
+    let test_path = dir.path().join("test.jsonl");
+    std::fs::write(&test_path, test).unwrap();
+    let args = |a: &Path, b: &Path| trainer::CompareArgs {
+        a: a.to_path_buf(),
+        b: b.to_path_buf(),
+        test: test_path.clone(),
+        items: None,
+        k: 10,
+        json: false,
+        skip_invalid: false,
+    };
+    let same = trainer::experiments::compare(&args(model, model)).unwrap();
+    assert!(same.persons >= 150, "{} persons", same.persons);
+    for m in &same.metrics {
+        assert_eq!((m.difference, m.lower, m.upper), (0.0, 0.0, 0.0), "{}", m.metric);
+    }
+    let other = trainer::experiments::compare(&args(model, &second)).unwrap();
+    let ndcg = other.metrics.iter().find(|m| m.metric == "ndcg").unwrap();
+    assert!(ndcg.lower <= ndcg.difference && ndcg.difference <= ndcg.upper);
+    assert!((ndcg.b - ndcg.a - ndcg.difference).abs() < 1e-9);
+
+    // The batch: variants by the server's hash, the popular control answered by popularity.
+    let experiment = dir.path().join("experiment.json");
+    std::fs::write(
+        &experiment,
+        json!({ "definition": { "name": "email-test", "placements": ["email_weekly"], "start": 0, "variants": [
+            { "name": "popular", "share": 1, "popular": true }, { "name": "blend", "share": 1 }
+        ]}})
+        .to_string(),
+    )
+    .unwrap();
+    let users_path = dir.path().join("users.txt");
+    std::fs::write(&users_path, users).unwrap();
+    let out = dir.path().join("batch.tsv");
+    trainer::commands::recommend(&trainer::RecommendArgs {
+        model: model.clone(),
+        users: users_path,
+        k: 5,
+        out: out.clone(),
+        experiment: Some(experiment.clone()),
+        variant_model: Vec::new(),
+    })
+    .unwrap();
+    let definition = trainer::experiments::read_experiment(&experiment).unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut distinct: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut rows: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let cols: Vec<String> = line.split('\t').map(String::from).collect();
+        assert_eq!(cols.len(), 7, "{line}");
+        rows.entry(cols[0].clone()).or_default().push(cols);
+    }
+    for (user, lines) in &rows {
+        let key = body.users.id(engine.lookup(user).unwrap().0).unwrap();
+        let variant = &definition.variants[models::experiment::assign::assign(&definition, key)].name;
+        assert!(lines.iter().all(|l| &l[5] == variant && l[4] == "email-test"), "{user}");
+        let recommendation: HashSet<&String> = lines.iter().map(|l| &l[6]).collect();
+        assert_eq!(recommendation.len(), 1);
+        distinct.entry(variant.clone()).or_default().extend(lines.iter().map(|l| l[1].clone()));
+    }
+    assert!(rows.values().any(|l| l[0][5] == "blend") && rows.values().any(|l| l[0][5] == "popular"));
+    // Popular answers differ only by what each person bought: far fewer distinct items.
+    let (popular, blend) = (distinct["popular"].len(), distinct["blend"].len());
+    assert!(popular * 2 < blend, "{popular} distinct popular items, {blend} blended");
+    let exposures = std::fs::read_to_string(format!("{}.exposures.jsonl", out.display())).unwrap();
+    assert_eq!(exposures.lines().count(), rows.len());
+    let first: Value = serde_json::from_str(exposures.lines().next().unwrap()).unwrap();
+    assert_eq!(first["experiment"], "email-test");
+    assert_eq!(first["channel"], "email");
+}

@@ -20,7 +20,7 @@ use crate::input;
 use crate::progress::Bars;
 use crate::{DemoArgs, EvaluateArgs, GenerateArgs, InspectArgs, RecommendArgs, TrainArgs};
 
-fn create_writer(path: &Path) -> Result<BufWriter<File>> {
+pub(crate) fn create_writer(path: &Path) -> Result<BufWriter<File>> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -126,7 +126,7 @@ fn log_reports(trained: &Trained) {
 
 /// Writes `text` and a newline to standard output. A reader that went away (`| head`)
 /// ends the output quietly: there is no one left to tell.
-fn say(text: impl std::fmt::Display) -> Result<()> {
+pub(crate) fn say(text: impl std::fmt::Display) -> Result<()> {
     use std::io::Write;
     match writeln!(std::io::stdout().lock(), "{text}") {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -254,7 +254,15 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
 
 /// `trainer recommend`. Unknown persons get the popularity fallback; they are counted on
 /// standard error and listed in `<out>.fallback.tsv` with the reason.
+///
+/// With `--experiment FILE` every person gets the variant the server would give them (the
+/// same hash of the same stitched person key), answered by that variant's model
+/// (`--variant-model VERSION=PATH` for versions other than `--model`) and placement
+/// overrides; the output gains `experiment`, `variant` and `recommendation_id` columns, and
+/// `<out>.exposures.jsonl` holds one exposure per person in the shape `POST /v1/exposures`
+/// takes, to post for the persons really sent to.
 pub fn recommend(args: &RecommendArgs) -> Result<()> {
+    use models::serve::rules::{Filters, PlacementConfig, Request, StockRule};
     if args.k == 0 {
         bail!("--k must be at least 1");
     }
@@ -272,28 +280,118 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
             users.push(id.to_owned());
         }
     }
-    let answers: Vec<models::Result<models::serve::engine::Recommendations>> =
-        users.par_iter().map(|id| engine.recommend(engine.lookup(id), args.k)).collect();
+    let experiment = args.experiment.as_deref().map(crate::experiments::read_experiment).transpose()?;
+    let others = crate::experiments::variant_engines(&args.variant_model)?;
+    let version = engine.artifact().metadata.model_version.clone();
+    // Per variant: the engine that answers it and the view its placement is compiled in.
+    let base = PlacementConfig {
+        k: args.k,
+        max_k: args.k.clamp(100, models::serve::rules::MAX_K),
+        in_stock: StockRule::Any,
+        respect_availability: false,
+        ..PlacementConfig::default()
+    };
+    let mut variants = Vec::new();
+    if let Some(experiment) = &experiment {
+        for (i, variant) in experiment.variants.iter().enumerate() {
+            let answering = match &variant.model {
+                Some(v) if *v != version => others.get(v).with_context(|| {
+                    format!(
+                        "variant `{}` is answered by model {v}: give --variant-model {v}=PATH",
+                        variant.name
+                    )
+                })?,
+                _ => &engine,
+            };
+            let placement = experiment.placement(i, "batch", &base)?;
+            let (view, _) =
+                answering.view(answering.catalog().clone(), &[("batch".to_string(), placement)].into())?;
+            variants.push((answering, view));
+        }
+    }
+    let now = cli::unix_now();
+    let filters = Filters::default();
+    let answer_for =
+        |id: &String| -> models::Result<(Option<usize>, models::serve::engine::Recommendations, &Engine)> {
+            let Some(experiment) = &experiment else {
+                return Ok((None, engine.recommend(engine.lookup(id), args.k)?, &engine));
+            };
+            let key = match engine.lookup(id) {
+                Some(user) => engine.artifact().body.users.id(user.0).unwrap_or(id).to_string(),
+                None => datasets::schema::Identifier::parse_key(id)
+                    .map_or_else(|| id.clone(), |i| datasets::identity::canonical_key(&i)),
+            };
+            let v = models::experiment::assign::assign(experiment, &key);
+            let (answering, view) = &variants[v];
+            let placement = &view.placements["batch"];
+            let person = answering.person(answering.lookup(id));
+            let answer =
+                answering.answer(view, placement, Request::new(args.k, now, &filters), &person, None)?;
+            let items = answer
+                .items
+                .into_iter()
+                .map(|a| models::rank::ScoredItem { item: a.item, score: a.score })
+                .collect();
+            Ok((
+                Some(v),
+                models::serve::engine::Recommendations { items, fallback: answer.fallback },
+                *answering,
+            ))
+        };
+    let answers: Vec<_> = users.par_iter().map(answer_for).collect();
     let mut out = create_writer(&args.out)?;
-    writeln!(out, "user_id\titem_id\trank\tscore")?;
+    if experiment.is_some() {
+        writeln!(out, "user_id\titem_id\trank\tscore\texperiment\tvariant\trecommendation_id")?;
+    } else {
+        writeln!(out, "user_id\titem_id\trank\tscore")?;
+    }
     let fallback_path = PathBuf::from(format!("{}.fallback.tsv", args.out.display()));
     let mut fallback = create_writer(&fallback_path)?;
     writeln!(fallback, "user_id\treason")?;
+    let exposures_path = PathBuf::from(format!("{}.exposures.jsonl", args.out.display()));
+    let mut exposures = match &experiment {
+        Some(_) => Some(create_writer(&exposures_path)?),
+        None => None,
+    };
     let mut n_fallback = 0;
-    let items = &engine.artifact().body.items;
+    let mut per_variant: BTreeMap<String, usize> = BTreeMap::new();
     for (id, answer) in users.iter().zip(answers) {
-        let answer = answer.with_context(|| format!("recommending for {id}"))?;
+        let (variant, answer, answering) = answer.with_context(|| format!("recommending for {id}"))?;
         if let Some(reason) = answer.fallback {
             n_fallback += 1;
             writeln!(fallback, "{id}\t{}", reason.as_str())?;
         }
-        for (rank, scored) in answer.items.iter().enumerate() {
-            let item = items.id(scored.item.0).unwrap_or("?");
-            writeln!(out, "{id}\t{item}\t{}\t{:.6}", rank + 1, scored.score)?;
+        let items = &answering.artifact().body.items;
+        let names: Vec<&str> = answer.items.iter().map(|s| items.id(s.item.0).unwrap_or("?")).collect();
+        let tag = match (&experiment, variant) {
+            (Some(e), Some(v)) => {
+                let recommendation_id = format!("batch-{}", uuid::Uuid::now_v7());
+                let variant = e.variants[v].name.as_str();
+                *per_variant.entry(variant.to_string()).or_default() += 1;
+                if let Some(exposures) = exposures.as_mut() {
+                    crate::experiments::write_exposure(
+                        exposures,
+                        &recommendation_id,
+                        &e.name,
+                        variant,
+                        id,
+                        &names,
+                    )?;
+                }
+                format!("\t{}\t{variant}\t{recommendation_id}", e.name)
+            }
+            _ => String::new(),
+        };
+        for (rank, (scored, item)) in answer.items.iter().zip(&names).enumerate() {
+            writeln!(out, "{id}\t{item}\t{}\t{:.6}{tag}", rank + 1, scored.score)?;
         }
     }
     out.flush()?;
     fallback.flush()?;
+    if let Some(mut exposures) = exposures {
+        exposures.flush()?;
+        eprintln!("variants: {per_variant:?}; exposures to post once sent: {}", exposures_path.display());
+    }
     eprintln!(
         "wrote {} persons to {} ({n_fallback} served the popularity fallback, listed in {})",
         users.len(),

@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 pub mod commands;
+pub mod experiments;
 pub mod input;
 pub mod progress;
 pub mod table;
@@ -36,6 +37,12 @@ pub enum Command {
     Recommend(RecommendArgs),
     /// Print an artifact's metadata.
     Inspect(InspectArgs),
+    /// Compare two artifacts on the same held-out data: metrics side by side, the difference
+    /// and a paired bootstrap interval per metric.
+    Compare(CompareArgs),
+    /// Copy an artifact into a server's data directory (its watched inbox): the server loads
+    /// it beside production.
+    Publish(PublishArgs),
     /// The main job on the embedded default: generate, train, evaluate, print the table.
     Demo(DemoArgs),
 }
@@ -152,9 +159,51 @@ pub struct RecommendArgs {
     /// Items per person.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
-    /// Output TSV: `user_id item_id rank score`.
+    /// Output TSV: `user_id item_id rank score` (and `experiment variant recommendation_id`
+    /// with `--experiment`).
     #[arg(long)]
     pub out: PathBuf,
+    /// Take part in an experiment: its definition as `GET /v1/experiments/{name}` returns it.
+    #[arg(long)]
+    pub experiment: Option<PathBuf>,
+    /// `VERSION=PATH`: the artifact of a variant's model version other than `--model`
+    /// (repeat for several).
+    #[arg(long)]
+    pub variant_model: Vec<String>,
+}
+
+/// `trainer compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The first artifact (A, the baseline).
+    pub a: PathBuf,
+    /// The second (B).
+    pub b: PathBuf,
+    /// Held-out interactions or events of the persons both know.
+    #[arg(long)]
+    pub test: PathBuf,
+    /// The item catalog of the test file.
+    #[arg(long)]
+    pub items: Option<PathBuf>,
+    /// Cut-off of the metrics.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Skip malformed rows.
+    #[arg(long)]
+    pub skip_invalid: bool,
+}
+
+/// `trainer publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The artifact.
+    pub model: PathBuf,
+    /// The server's data directory.
+    #[arg(long)]
+    pub data_dir: PathBuf,
 }
 
 /// `trainer inspect`.
@@ -208,6 +257,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Evaluate(args) => commands::evaluate(&args),
         Command::Recommend(args) => commands::recommend(&args),
         Command::Inspect(args) => commands::inspect(&args),
+        Command::Compare(args) => experiments::print_comparison(&args),
+        Command::Publish(args) => experiments::publish(&args),
         Command::Demo(args) => commands::demo(&args),
     }
 }

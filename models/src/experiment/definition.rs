@@ -178,8 +178,8 @@ impl Experiment {
             if self.variants[..i].iter().any(|v| v.name == variant.name) {
                 return Err(invalid(field("name"), format!("`{}` names two variants", variant.name)));
             }
-            if !(variant.share.is_finite() && variant.share >= 0.0) {
-                return Err(invalid(field("share"), "must be a finite number >= 0"));
+            if !(variant.share.is_finite() && (0.0..=1e6).contains(&variant.share)) {
+                return Err(invalid(field("share"), "must be a number between 0 and 1000000"));
             }
             for placement in &self.placements {
                 self.placement(i, placement, &placements[placement]).map_err(|e| match e {
@@ -267,7 +267,7 @@ impl Experiment {
                 fields.insert(key.clone(), field.clone());
             }
             if variant.popular {
-                fields.insert("weights".into(), serde_json::json!({ "popularity": 1.0 }));
+                fields.insert("personalized".into(), serde_json::Value::Bool(false));
             }
         }
         let config: PlacementConfig =
@@ -309,7 +309,7 @@ mod tests {
         assert_eq!(e.control(), 0);
         let base = PlacementConfig::default();
         let control = e.placement(0, "home", &base).unwrap();
-        assert_eq!(control.weights, [(crate::recommender::ModelKind::Popularity, 1.0)].into());
+        assert!(!control.personalized && base.personalized);
         let blend = e.placement(1, "home", &base).unwrap();
         assert_eq!(blend.max_per_category, Some(2));
         assert_eq!(blend.weights, base.weights);

@@ -52,7 +52,7 @@ pub(crate) fn chart(experiment: &Experiment, series: &[Vec<RatePoint>]) -> Strin
         (Some(a), _) => (a as f64 - 1.0, a as f64 + 1.0),
         _ => (0.0, 1.0),
     };
-    let y_max = all.iter().map(|p| p.upper).fold(0.0f64, f64::max).max(0.01) * 1.1;
+    let y_max = round_up(all.iter().map(|p| p.upper).fold(0.0f64, f64::max).max(0.01));
     let x = |t: i64| left + (t as f64 - t0) / (t1 - t0) * (width - left - right);
     let y = |v: f64| height - bottom - v / y_max * (height - bottom - top);
     let mut svg = String::new();
@@ -88,6 +88,7 @@ pub(crate) fn chart(experiment: &Experiment, series: &[Vec<RatePoint>]) -> Strin
             escape(&label[..label.len().min(16)])
         );
     }
+    let mut labels: Vec<(f64, f64, &str, &str)> = Vec::new();
     for (v, points) in series.iter().enumerate() {
         let colour = COLOURS[v % COLOURS.len()];
         let name = experiment.variants.get(v).map_or("", |variant| variant.name.as_str());
@@ -122,17 +123,35 @@ pub(crate) fn chart(experiment: &Experiment, series: &[Vec<RatePoint>]) -> Strin
                 last.persons,
                 name = escape(name),
             );
-            let _ = write!(
-                svg,
-                r#"<text x="{:.1}" y="{:.1}" font-size="11" fill="{colour}">{}</text>"#,
-                x(last.at) + 8.0,
-                y(last.rate) + 4.0,
-                escape(name)
-            );
+            labels.push((y(last.rate) + 4.0, x(last.at) + 8.0, colour, name));
         }
+    }
+    // Labels kept 12 px apart (equal rates would print them on top of each other), names
+    // shortened to fit; the full name is in the mark's title.
+    labels.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut previous = f64::NEG_INFINITY;
+    for (label_y, label_x, colour, name) in labels {
+        let label_y = label_y.max(previous + 12.0);
+        previous = label_y;
+        let short: String = if name.chars().count() > 16 {
+            name.chars().take(15).chain(std::iter::once('…')).collect()
+        } else {
+            name.to_string()
+        };
+        let _ = write!(
+            svg,
+            r#"<text x="{label_x:.1}" y="{label_y:.1}" font-size="11" fill="{colour}">{}</text>"#,
+            escape(&short)
+        );
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// The smallest of 1, 2 or 5 times a power of ten at or above `x`: the chart's top.
+fn round_up(x: f64) -> f64 {
+    let power = 10f64.powf(x.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * power).find(|v| *v >= x).unwrap_or(10.0 * power)
 }
 
 /// The cut-offs of an experiment's chart: evenly from its start to now (or its end).
@@ -140,7 +159,9 @@ fn cutoffs(experiment: &Experiment, now: i64) -> Vec<i64> {
     let end = experiment.stopped_at.or(experiment.end).unwrap_or(now).min(now);
     let start = experiment.start.min(end);
     let span = (end - start).max(1);
-    (1..=CHART_POINTS).map(|i| start + span * i / CHART_POINTS).collect()
+    let mut cutoffs: Vec<i64> = (1..=CHART_POINTS).map(|i| start + span * i / CHART_POINTS).collect();
+    cutoffs.dedup();
+    cutoffs
 }
 
 fn experiment_section(
@@ -198,7 +219,7 @@ fn experiment_section(
         );
     }
     html.push_str("</table>");
-    html.push_str("<table><tr><th>variant</th><th>metric</th><th>lift</th><th>interval</th><th>p</th><th>p (Holm)</th><th></th></tr>");
+    html.push_str("<table><tr><th>variant</th><th>metric</th><th>lift</th><th>interval</th><th>p</th><th>p (Holm)</th><th>significant</th></tr>");
     for c in &body.comparisons {
         let (lift, interval, p) = match &c.relative {
             Some(r) => (
@@ -215,7 +236,7 @@ fn experiment_section(
             c.metric,
             if c.primary { " (primary)" } else { "" },
             c.p_adjusted.map_or("–".into(), |p| format!("{p:.4}")),
-            if c.significant { "significant" } else { "" },
+            if c.significant { "yes" } else { "no" },
         );
     }
     html.push_str("</table>");
@@ -308,7 +329,7 @@ pub(super) async fn dashboard(State(state): State<Arc<AppState>>) -> Result<Html
     let mut html = String::from(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>omnirec dashboard</title><style>\
          body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0}\
-         td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}th{background:#f4f4f4}td:first-child{text-align:left}\
+         td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}\
          .srm-warning{color:#b00;font-weight:bold}.srm-ok{color:#286a28}.note{color:#555}section{margin-bottom:28px}\
          </style></head><body><h1>omnirec</h1>",
     );

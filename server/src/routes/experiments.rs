@@ -50,7 +50,7 @@ pub struct VariantBody {
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub name: String,
     /// Its traffic share (shares are normalised by their sum).
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 1000000)]
     pub share: f64,
     /// The model version that answers it (default: the production model).
     #[serde(default)]

@@ -211,7 +211,8 @@ pub struct RecommendationResponse {
     /// item).
     pub personalized: bool,
     /// Why not: `unknown_user`, `no_history`, `no_models` (the placement's weights leave no
-    /// model to blend), or `no_consent` (the person withdrew consent to personalisation).
+    /// model to blend), `no_consent` (the person withdrew consent to personalisation), or
+    /// `not_personalized` (an experiment's popular control answered).
     pub reason: Option<&'static str>,
     /// The person as the live identity graph knows them (with a data directory).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -47,6 +47,8 @@ pub enum FallbackReason {
     NoModels,
     /// The person withdrew consent to personalisation.
     NoConsent,
+    /// The placement is not personalised (an experiment's popular control).
+    NotPersonalized,
 }
 
 impl FallbackReason {
@@ -57,6 +59,7 @@ impl FallbackReason {
             FallbackReason::NoHistory => "no_history",
             FallbackReason::NoModels => "no_models",
             FallbackReason::NoConsent => "no_consent",
+            FallbackReason::NotPersonalized => "not_personalized",
         }
     }
 }
@@ -260,10 +263,11 @@ impl Engine {
         let consumed = &person.consumed[..];
         let eligibility = Eligibility::new(placement, catalog, request, consumed, &person.shown)?;
         let similar = placement.config.kind == PlacementKind::Similar;
+        let personal = person.personalization && placement.config.personalized;
         let (history, times) = if similar {
             let viewed = request.viewed.filter(|item| item.get() < n_model);
             (viewed.map(|item| vec![(item, 1.0)]).unwrap_or_default(), Vec::new())
-        } else if !person.personalization {
+        } else if !personal {
             (Vec::new(), Vec::new())
         } else {
             self.session_history(&request, &person.history, &person.history_times)
@@ -274,7 +278,7 @@ impl Engine {
             &placement.config.weights
         };
         let blend = Blend::new(&members(&self.artifact.body.models), weights).debiased(&self.debias);
-        let user = if similar || person.fresh || !person.personalization { None } else { person.user };
+        let user = if similar || person.fresh || !personal { None } else { person.user };
         let recency = self.artifact.metadata.recency.factors(&times, None);
         let query = Query { user, history: &history, recency: &recency };
         SCRATCH.with(|scratch| {
@@ -345,7 +349,7 @@ impl Engine {
                     live.add_to(total);
                 }
             };
-            if !selection.is_full() && person.personalization {
+            if !selection.is_full() && personal {
                 let favourites = self.favourite_categories(person.user, &history, catalog);
                 if !favourites.is_empty() {
                     popularity(&mut scratch.total);
@@ -422,6 +426,9 @@ impl Engine {
                 .collect();
             let fallback = match (personalized, person.user) {
                 (true, _) => None,
+                (false, _) if !placement.config.personalized && !similar => {
+                    Some(FallbackReason::NotPersonalized)
+                }
                 (false, _) if !person.personalization && !similar => Some(FallbackReason::NoConsent),
                 (false, _) if !history.is_empty() => Some(FallbackReason::NoModels),
                 (false, None) => Some(FallbackReason::UnknownUser),

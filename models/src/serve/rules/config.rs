@@ -114,6 +114,9 @@ pub struct PlacementConfig {
     pub max_per_category: Option<usize>,
     /// The same item at most this often per person, across all channels.
     pub frequency_cap: Option<FrequencyCap>,
+    /// Whether answers are personalised; `false` answers popular items under the rules (the
+    /// person's purchases still excluded): an experiment's non-personalised control.
+    pub personalized: bool,
 }
 
 impl Default for PlacementConfig {
@@ -137,6 +140,7 @@ impl Default for PlacementConfig {
             pins: Vec::new(),
             max_per_category: None,
             frequency_cap: None,
+            personalized: true,
         }
     }
 }
