@@ -20,6 +20,7 @@ pub mod error;
 pub mod lab;
 pub mod live;
 pub mod registry;
+pub mod report;
 pub mod routes;
 pub mod state;
 pub mod telemetry;

@@ -220,7 +220,11 @@ async fn the_trained_blend_beats_the_popular_control_across_channels() {
     }
 
     let report = ok(addr, "GET", "/v1/experiments/blend-vs-popular/report", None).await;
-    eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
+    let text = server::report::render(&report);
+    eprintln!("{text}");
+    if let Some(out) = std::env::var_os("OMNIREC_REPORT_OUT") {
+        std::fs::write(out, &text).unwrap();
+    }
     assert_eq!(report["srm_warning"], false, "{report}");
     let variants = report["variants"].as_array().unwrap();
     let (popular, blend) = (&variants[0], &variants[1]);

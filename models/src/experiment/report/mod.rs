@@ -430,7 +430,9 @@ pub fn report(
                     (raw_c, raw_t, comparison, detectable)
                 }
             };
+            let significant = comparison.as_ref().is_some_and(|c| c.relative.p_value < analysis.alpha);
             if primary
+                && !significant
                 && let Some(d) = detectable
                 && d > analysis.minimum_detectable_effect
             {
