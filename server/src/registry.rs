@@ -101,31 +101,36 @@ impl AppState {
         Ok(())
     }
 
-    /// After a reload swapped `old` out: the new production is recorded, the old one stays
-    /// loaded if a running experiment names it, else it is retired. Call with the view lock.
-    pub(crate) fn after_swap(&self, old: &Serving) {
+    /// After a reload swapped `old` out: the old one stays loaded if a running experiment
+    /// names it. Call with the view lock held; returns the registry records to write once it
+    /// is released (a store write waits for the writer, whose commit listener may wait for
+    /// that lock).
+    pub(crate) fn after_swap(&self, old: &Serving) -> Vec<(Arc<Loaded>, ModelState)> {
         let production = self.current.load_full();
         let mut versions = (**self.versions.load()).clone();
         versions.remove(production.model.version());
         let old_version = old.model.version().to_string();
-        let record = |loaded: &Loaded, state| {
-            if let Err(error) = self.put_record(loaded, state) {
-                tracing::error!(%error, "the model registry could not be updated");
-            }
-        };
-        record(&production.model, ModelState::Production);
+        let mut records = vec![(Arc::clone(&production.model), ModelState::Production)];
         if old_version != production.model.version() {
             if self.used_by_experiment(&old_version) {
-                versions.insert(
-                    old_version,
-                    Arc::new(Serving { model: Arc::clone(&old.model), view: Arc::clone(&old.view) }),
-                );
-                record(&old.model, ModelState::Loaded);
+                let kept = Serving { model: Arc::clone(&old.model), view: Arc::clone(&old.view) };
+                versions.insert(old_version, Arc::new(kept));
+                records.push((Arc::clone(&old.model), ModelState::Loaded));
             } else {
-                record(&old.model, ModelState::Retired);
+                records.push((Arc::clone(&old.model), ModelState::Retired));
             }
         }
         self.versions.store(Arc::new(versions));
+        records
+    }
+
+    /// Writes registry records (see [`AppState::after_swap`]); a failure is logged.
+    pub(crate) fn record_states(&self, records: Vec<(Arc<Loaded>, ModelState)>) {
+        for (loaded, state) in records {
+            if let Err(error) = self.put_record(&loaded, state) {
+                tracing::error!(%error, "the model registry could not be updated");
+            }
+        }
     }
 
     /// Whether a running experiment's variant names `version`.
@@ -148,16 +153,21 @@ impl AppState {
             return Err(Refusal::InUse(format!("{version} is the production model")));
         }
         let placements = crate::lab::placements_for(&self.config, &self.experiments.load(), &version, false);
-        let (serving, warnings) = prepare(loaded, &placements, Some(store), Some(&self.view_lock), false)?;
-        for warning in warnings {
-            tracing::warn!(version, "{warning}");
-        }
-        let loaded = Arc::clone(&serving.model);
+        // The lock is held from reading the store's catalog changes until the version is in
+        // the map, so a change committed meanwhile reaches it; no store write happens inside.
+        let loaded = {
+            let _view = self.view_lock.lock().unwrap_or_else(PoisonError::into_inner);
+            let (serving, warnings) = prepare(loaded, &placements, Some(store), None, false)?;
+            for warning in warnings {
+                tracing::warn!(version, "{warning}");
+            }
+            let loaded = Arc::clone(&serving.model);
+            let mut versions = (**self.versions.load()).clone();
+            versions.insert(version.clone(), Arc::new(serving));
+            self.versions.store(Arc::new(versions));
+            loaded
+        };
         self.put_record(&loaded, ModelState::Loaded)?;
-        let _view = self.view_lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut versions = (**self.versions.load()).clone();
-        versions.insert(version.clone(), Arc::new(serving));
-        self.versions.store(Arc::new(versions));
         tracing::info!(version, path = %path.display(), "model version loaded beside production");
         Ok(loaded)
     }
@@ -165,38 +175,45 @@ impl AppState {
     /// Makes a loaded version production: the graph is seeded with its persons, it is recorded
     /// as the active model, and the old production stays loaded (a rollback is a promote).
     pub fn promote(self: &Arc<Self>, version: &str) -> std::result::Result<Arc<Loaded>, Refusal> {
-        let versions = self.versions.load_full();
-        let Some(serving) = versions.get(version) else {
-            if self.current.load().model.version() == version {
-                return Ok(Arc::clone(&self.current.load().model));
-            }
-            return Err(Refusal::Unknown(version.to_string()));
-        };
-        if let Some(store) = &self.store {
-            seed_store(store, &serving.model)?;
+        if self.current.load().model.version() == version {
+            return Ok(Arc::clone(&self.current.load().model));
         }
         let placements = crate::lab::placements_for(&self.config, &self.experiments.load(), version, true);
-        let (view, _) = serving
-            .model
-            .engine
-            .view(serving.view.catalog.clone(), &placements)
-            .map_err(|source| Error::Model { path: serving.model.path.display().to_string(), source })?;
-        self.record_active(&serving.model.path)?;
-        let _view = self.view_lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let promoted = Arc::new(Serving { model: Arc::clone(&serving.model), view: Arc::new(view) });
-        let old = self.current.swap(Arc::clone(&promoted));
-        let mut others = (**self.versions.load()).clone();
-        others.remove(version);
-        let old_placements =
-            crate::lab::placements_for(&self.config, &self.experiments.load(), old.model.version(), false);
-        let old_view =
-            old.model.engine.view(old.view.catalog.clone(), &old_placements).map(|(v, _)| Arc::new(v));
-        let old_view = old_view.unwrap_or_else(|_| Arc::clone(&old.view));
-        others.insert(
-            old.model.version().to_string(),
-            Arc::new(Serving { model: Arc::clone(&old.model), view: old_view }),
-        );
-        self.versions.store(Arc::new(others));
+        // Views compiled under the lock, from the catalogs as they are then: a catalog change
+        // committed meanwhile is in them.
+        let (old, promoted) = {
+            let _view = self.view_lock.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut others = (**self.versions.load()).clone();
+            let Some(serving) = others.remove(version) else {
+                return Err(Refusal::Unknown(version.to_string()));
+            };
+            let (view, _) =
+                serving.model.engine.view(serving.view.catalog.clone(), &placements).map_err(|source| {
+                    Error::Model { path: serving.model.path.display().to_string(), source }
+                })?;
+            // What is served must be what a restart serves: recorded first, or not swapped.
+            self.record_active(&serving.model.path)?;
+            let promoted = Arc::new(Serving { model: Arc::clone(&serving.model), view: Arc::new(view) });
+            let old = self.current.swap(Arc::clone(&promoted));
+            let old_placements = crate::lab::placements_for(
+                &self.config,
+                &self.experiments.load(),
+                old.model.version(),
+                false,
+            );
+            let old_view =
+                old.model.engine.view(old.view.catalog.clone(), &old_placements).map(|(v, _)| Arc::new(v));
+            let old_view = old_view.unwrap_or_else(|_| Arc::clone(&old.view));
+            let demoted = Serving { model: Arc::clone(&old.model), view: old_view };
+            others.insert(old.model.version().to_string(), Arc::new(demoted));
+            self.versions.store(Arc::new(others));
+            (old, promoted)
+        };
+        // Store writes only once the view lock is released (see `after_swap`): the identity
+        // graph takes the new production's persons.
+        if let Some(store) = &self.store {
+            seed_store(store, &promoted.model)?;
+        }
         self.put_record(&old.model, ModelState::Loaded)?;
         self.put_record(&promoted.model, ModelState::Production)?;
         crate::telemetry::model_loaded(Some(old.model.version()), version);

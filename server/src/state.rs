@@ -241,12 +241,13 @@ impl AppState {
             return Err(error);
         }
         let loaded = Arc::clone(&serving.model);
-        let old = {
+        let (old, records) = {
             let _view = self.view_lock.lock().unwrap_or_else(PoisonError::into_inner);
             let old = self.current.swap(Arc::new(serving));
-            self.after_swap(&old);
-            old
+            let records = self.after_swap(&old);
+            (old, records)
         };
+        self.record_states(records);
         telemetry::model_loaded(Some(old.model.version()), loaded.version());
         outcome("swapped");
         tracing::info!(from = old.model.version(), to = loaded.version(), path = %path.display(), "model swapped");
