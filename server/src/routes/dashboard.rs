@@ -77,15 +77,14 @@ pub(crate) fn chart(experiment: &Experiment, series: &[Vec<RatePoint>]) -> Strin
             percent(v)
         );
     }
-    for (label, t) in
-        [(t0, t0 as i64), (t1, t1 as i64)].map(|(_, t)| (datasets::schema::format_timestamp(t), t))
-    {
+    for (t, anchor) in [(t0 as i64, "start"), (t1 as i64, "end")] {
+        let label = datasets::schema::format_timestamp(t).replace('T', " ");
         let _ = write!(
             svg,
-            r##"<text x="{}" y="{}" font-size="10" text-anchor="middle" fill="#555">{}</text>"##,
+            r##"<text x="{}" y="{}" font-size="10" text-anchor="{anchor}" fill="#555">{}</text>"##,
             x(t),
             height - 8.0,
-            escape(&label[..label.len().min(16)])
+            escape(label.trim_end_matches('Z'))
         );
     }
     let mut labels: Vec<(f64, f64, &str, &str)> = Vec::new();
@@ -222,9 +221,10 @@ fn experiment_section(
     html.push_str("<table><tr><th>variant</th><th>metric</th><th>lift</th><th>interval</th><th>p</th><th>p (Holm)</th><th>significant</th></tr>");
     for c in &body.comparisons {
         let (lift, interval, p) = match &c.relative {
+            // A relative lift is never below −100 % (the delta method's interval can reach there).
             Some(r) => (
                 percent(r.effect),
-                format!("{} … {}", percent(r.lower), percent(r.upper)),
+                format!("{} … {}", percent(r.lower.max(-1.0)), percent(r.upper)),
                 format!("{:.4}", r.p_value),
             ),
             None => ("–".into(), "–".into(), "–".into()),
