@@ -337,6 +337,23 @@ async fn a_skewed_split_raises_the_sample_ratio_warning() {
     assert_eq!(recorded["results"].as_array().unwrap().len(), 900);
     let again = ok(addr, "POST", "/v1/exposures", Some(&json!({ "exposures": [exposures[0]] }))).await;
     assert_eq!(again["results"][0], "duplicate");
+    // Nothing is kept about an erased person, nor measured of one who refused analytics.
+    let t = cli::unix_now();
+    let known = json!([{ "email": "gone@example.com", "channel": "web", "type": "view", "item_id": "i1", "timestamp": t },
+        { "email": "private@example.com", "channel": "web", "type": "view", "item_id": "i1", "timestamp": t }]);
+    ok(addr, "POST", "/v1/events", Some(&json!({ "events": known }))).await;
+    ok(addr, "DELETE", "/v1/profiles/email/gone@example.com", None).await;
+    ok(addr, "PUT", "/v1/profiles/email/private@example.com/consent", Some(&json!({ "analytics": false })))
+        .await;
+    let refused: Vec<Value> = ["gone@example.com", "private@example.com"]
+        .iter()
+        .map(|email| {
+            json!({ "recommendation_id": format!("batch-{email}"), "experiment": "skewed", "variant": "a",
+            "identifiers": { "email": email }, "channel": "email", "items": ["i1"] })
+        })
+        .collect();
+    let answer = ok(addr, "POST", "/v1/exposures", Some(&json!({ "exposures": refused }))).await;
+    assert_eq!(answer["results"], json!(["erased", "no_consent"]));
     let report = ok(addr, "GET", "/v1/experiments/skewed/report", None).await;
     assert_eq!(report["srm_warning"], true, "{report}");
     assert!(report["srm"]["p_value"].as_f64().unwrap() < 0.001);

@@ -676,6 +676,12 @@ pub struct ExposureBody {
     pub at: Option<String>,
 }
 
+/// A reported exposure: kept, or refused with the reason.
+enum Reported {
+    Kept(store::Exposure),
+    Refused(&'static str),
+}
+
 /// Body of `POST /v1/exposures`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -687,7 +693,9 @@ pub struct ExposuresBody {
 /// What became of the exposures, in order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExposuresResponse {
-    /// Per exposure: `recorded`, or `duplicate` (already recorded).
+    /// Per exposure: `recorded`; `duplicate` (already recorded); `erased` (the person was
+    /// erased: nothing about them is kept) or `no_consent` (the person does not allow
+    /// `analytics`), both not recorded.
     pub results: Vec<&'static str>,
 }
 
@@ -755,18 +763,46 @@ pub(super) async fn post_exposures(
             .or_else(|| identifiers.iter().min().map(datasets::schema::Identifier::key))
             .unwrap_or_default();
         let at = e.at.as_deref().map(|t| time(&field("at"), t)).transpose()?.unwrap_or(now);
-        exposures.push(store::Exposure {
-            id: e.recommendation_id,
-            tag: store::ExposureTag { experiment: e.experiment, variant: e.variant },
-            person,
-            channel: e.channel,
-            placement: None,
-            items: e.items,
-            at,
+        let query = store::PersonQuery { after_seq: u64::MAX, shown_since: None };
+        let live = store.person(&identifiers, query).map_err(ApiError::store)?;
+        let refusal = if !live.erased.is_empty() {
+            Some("erased")
+        } else if !live.allows(store::ANALYTICS) {
+            Some("no_consent")
+        } else {
+            None
+        };
+        exposures.push(match refusal {
+            Some(refusal) => Reported::Refused(refusal),
+            None => Reported::Kept(store::Exposure {
+                id: e.recommendation_id,
+                tag: store::ExposureTag { experiment: e.experiment, variant: e.variant },
+                person,
+                channel: e.channel,
+                placement: None,
+                items: e.items,
+                at,
+            }),
         });
     }
-    let outcomes = on_pool(move || store.record_exposures(exposures)).await?.map_err(ApiError::store)?;
-    Ok(Json(ExposuresResponse {
-        results: outcomes.into_iter().map(|new| if new { "recorded" } else { "duplicate" }).collect(),
-    }))
+    let kept: Vec<store::Exposure> = exposures
+        .iter()
+        .filter_map(|e| match e {
+            Reported::Kept(exposure) => Some(exposure.clone()),
+            Reported::Refused(_) => None,
+        })
+        .collect();
+    let mut outcomes =
+        on_pool(move || store.record_exposures(kept)).await?.map_err(ApiError::store)?.into_iter();
+    let results = exposures
+        .iter()
+        .map(|e| match e {
+            Reported::Refused(refusal) => *refusal,
+            Reported::Kept(_) => match outcomes.next() {
+                Some(true) => "recorded",
+                _ => "duplicate",
+            },
+        })
+        .collect();
+    Ok(Json(ExposuresResponse { results }))
 }
