@@ -7,6 +7,7 @@ mod admin;
 mod dashboard;
 mod events;
 mod experiments;
+mod exposures;
 mod extract;
 mod health;
 mod identities;
@@ -21,9 +22,9 @@ pub use admin::{ExportBody, ExportResponse, ReloadBody, ReloadResponse};
 pub use events::{EventResult, EventsBody, EventsResponse, RefusedLink};
 pub use experiments::{
     AnalysisBody, ChannelBody, ComparisonBody, EstimateBody, ExperimentBody, ExperimentResponse,
-    ExperimentsResponse, ExposureBody, ExposuresBody, ExposuresResponse, MetricName, ReportResponse, SrmBody,
-    VariantBody, VariantReport, report_response,
+    ExperimentsResponse, MetricName, ReportResponse, SrmBody, VariantBody, VariantReport, report_response,
 };
+pub use exposures::{ExposureBody, ExposuresBody, ExposuresResponse};
 pub use extract::{JsonBody, QueryParams};
 pub use health::Health;
 pub use identities::{IdentifierBody, LinkResponse, PairBody, UnlinkResponse};
@@ -148,7 +149,7 @@ fn route_groups() -> [OpenApiRouter<Arc<AppState>>; 4] {
             .routes(routes!(items::put_items))
             .routes(routes!(items::delete_item))
             .routes(routes!(profiles::put_consent))
-            .routes(routes!(experiments::post_exposures)),
+            .routes(routes!(exposures::post_exposures)),
         OpenApiRouter::new()
             .routes(routes!(admin::reload_model))
             .routes(routes!(admin::export))

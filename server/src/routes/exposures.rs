@@ -1,0 +1,171 @@
+//! `POST /v1/exposures`: exposures of recommendations a channel sent itself (a batch of
+//! emails from `trainer recommend --experiment`), recorded once really sent (role `ingest`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::experiments::time;
+use super::extract::JsonBody;
+use super::on_pool;
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::state::AppState;
+
+/// One exposure a channel reports.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExposureBody {
+    /// The recommendation id the batch gave it (send it back with the events that follow).
+    #[schema(pattern = r"\S")]
+    pub recommendation_id: String,
+    /// The experiment.
+    pub experiment: String,
+    /// The variant the batch assigned.
+    pub variant: String,
+    /// Whatever identifies the person, by kind (as in recommendation requests).
+    #[schema(value_type = super::IdentifiersDoc)]
+    pub identifiers: BTreeMap<String, String>,
+    /// The channel it was shown on (`email`, `sms`, …).
+    #[schema(pattern = r"\S")]
+    pub channel: String,
+    /// The items shown, best first.
+    pub items: Vec<String>,
+    /// When it was sent (RFC 3339 or seconds since the epoch; default: now).
+    #[serde(default)]
+    pub at: Option<String>,
+}
+
+/// A reported exposure: kept, or refused with the reason.
+enum Reported {
+    Kept(store::Exposure),
+    Refused(&'static str),
+}
+
+/// Body of `POST /v1/exposures`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExposuresBody {
+    /// At most 1,000 exposures.
+    pub exposures: Vec<ExposureBody>,
+}
+
+/// What became of the exposures, in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExposuresResponse {
+    /// Per exposure: `recorded`; `duplicate` (already recorded); `erased` (the person was
+    /// erased: nothing about them is kept) or `no_consent` (the person does not allow
+    /// `analytics`), both not recorded.
+    pub results: Vec<&'static str>,
+}
+
+/// Records exposures of batch recommendations (`trainer recommend --experiment` for an email
+/// send) once they are really sent; durable before the answer. Each records its person's
+/// assignment if they have none yet.
+#[utoipa::path(
+    post,
+    path = "/v1/exposures",
+    tag = "experiments",
+    request_body = ExposuresBody,
+    responses(
+        (status = 200, description = "Recorded", body = ExposuresResponse),
+        (status = 400, description = "Malformed JSON or an invalid field (named in `field`)", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 403, description = "Key lacks the ingest role", body = ErrorBody),
+        (status = 404, description = "No such experiment", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = ErrorBody),
+        (status = 422, description = "Well-formed JSON of the wrong shape", body = ErrorBody),
+        (status = 503, description = "The server runs without a data directory", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(super) async fn post_exposures(
+    State(state): State<Arc<AppState>>,
+    JsonBody(body): JsonBody<ExposuresBody>,
+) -> Result<Json<ExposuresResponse>, ApiError> {
+    let store = state.store.clone().ok_or_else(ApiError::no_store)?;
+    if body.exposures.len() > 1_000 {
+        return Err(ApiError::field("exposures", "at most 1000 exposures per request"));
+    }
+    let now = cli::unix_now();
+    let experiments = state.experiments.load_full();
+    let mut exposures = Vec::with_capacity(body.exposures.len());
+    for (i, e) in body.exposures.into_iter().enumerate() {
+        let field = |f: &str| format!("exposures[{i}].{f}");
+        let experiment = experiments.iter().find(|x| x.name == e.experiment).ok_or_else(|| {
+            ApiError::at(
+                ErrorCode::UnknownExperiment,
+                &field("experiment"),
+                format!("no experiment named `{}`", e.experiment),
+            )
+        })?;
+        if !experiment.variants.iter().any(|v| v.name == e.variant) {
+            return Err(ApiError::field(
+                &field("variant"),
+                format!("`{}` is not a variant of `{}`", e.variant, e.experiment),
+            ));
+        }
+        if e.recommendation_id.trim().is_empty() || e.channel.trim().is_empty() {
+            return Err(ApiError::field(
+                &field("recommendation_id"),
+                "recommendation_id and channel must not be empty",
+            ));
+        }
+        let identifiers = super::recommendations::parse_identifiers(&e.identifiers)
+            .map_err(|error| ApiError { field: error.field.map(|f| field(&f)), ..error })?;
+        if identifiers.is_empty() {
+            return Err(ApiError::field(&field("identifiers"), "name at least one identifier"));
+        }
+        let person = store
+            .person_ids(&identifiers)
+            .and_then(|ids| ids.identifiers.first().map(datasets::schema::Identifier::key))
+            .or_else(|| identifiers.iter().min().map(datasets::schema::Identifier::key))
+            .unwrap_or_default();
+        let at = e.at.as_deref().map(|t| time(&field("at"), t)).transpose()?.unwrap_or(now);
+        let query = store::PersonQuery { after_seq: u64::MAX, shown_since: None };
+        let live = store.person(&identifiers, query).map_err(ApiError::store)?;
+        let refusal = if !live.erased.is_empty() {
+            Some("erased")
+        } else if !live.allows(store::ANALYTICS) {
+            Some("no_consent")
+        } else {
+            None
+        };
+        exposures.push(match refusal {
+            Some(refusal) => Reported::Refused(refusal),
+            None => Reported::Kept(store::Exposure {
+                id: e.recommendation_id,
+                tag: store::ExposureTag { experiment: e.experiment, variant: e.variant },
+                person,
+                channel: e.channel,
+                placement: None,
+                items: e.items,
+                at,
+            }),
+        });
+    }
+    let kept: Vec<store::Exposure> = exposures
+        .iter()
+        .filter_map(|e| match e {
+            Reported::Kept(exposure) => Some(exposure.clone()),
+            Reported::Refused(_) => None,
+        })
+        .collect();
+    let mut outcomes =
+        on_pool(move || store.record_exposures(kept)).await?.map_err(ApiError::store)?.into_iter();
+    let results = exposures
+        .iter()
+        .map(|e| match e {
+            Reported::Refused(refusal) => *refusal,
+            Reported::Kept(_) => match outcomes.next() {
+                Some(true) => "recorded",
+                _ => "duplicate",
+            },
+        })
+        .collect();
+    Ok(Json(ExposuresResponse { results }))
+}
