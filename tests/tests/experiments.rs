@@ -520,15 +520,18 @@ fn compare_and_batch_recommendations_take_part_in_experiments() {
         test: test_path.clone(),
         items: None,
         k: 10,
+        exact: None,
         json: false,
         skip_invalid: false,
     };
     let same = trainer::experiments::compare(&args(model, model)).unwrap();
     assert!(same.persons >= 150, "{} persons", same.persons);
+    assert_eq!(same.overlap, 1.0);
     for m in &same.metrics {
         assert_eq!((m.difference, m.lower, m.upper), (0.0, 0.0, 0.0), "{}", m.metric);
     }
     let other = trainer::experiments::compare(&args(model, &second)).unwrap();
+    assert!(other.overlap < 1.0, "another version, the same lists");
     let ndcg = other.metrics.iter().find(|m| m.metric == "ndcg").unwrap();
     assert!(ndcg.lower <= ndcg.difference && ndcg.difference <= ndcg.upper);
     assert!((ndcg.b - ndcg.a - ndcg.difference).abs() < 1e-9);

@@ -14,12 +14,13 @@ use models::artifact;
 use models::experiment::Experiment;
 use models::experiment::stats::paired_bootstrap;
 use models::metrics::{Relevant, score_list};
+use models::serve::candidates::CandidateParams;
 use models::serve::engine::Engine;
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::commands::say;
-use crate::{CompareArgs, PublishArgs, input};
+use crate::{CompareArgs, PublishArgs, Side, input};
 
 /// `trainer publish`: checks the artifact, then copies it into `DATA_DIR/inbox/` under a
 /// temporary name, syncs it and renames it, so the server (which watches the inbox) only
@@ -75,6 +76,8 @@ pub struct Comparison {
     pub persons: usize,
     /// Cut-off.
     pub k: usize,
+    /// The share of A's top `k` that B's top `k` holds, averaged over the persons.
+    pub overlap: f64,
     /// Per metric.
     pub metrics: Vec<ComparedMetric>,
 }
@@ -96,10 +99,15 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison> {
     if args.k == 0 {
         bail!("--k must be at least 1");
     }
-    let load = |path: &Path| -> Result<Engine> {
-        Ok(Engine::new(artifact::load(path).with_context(|| format!("cannot load {}", path.display()))?))
+    let load = |path: &Path, side: Side| -> Result<Engine> {
+        let artifact = artifact::load(path).with_context(|| format!("cannot load {}", path.display()))?;
+        let candidates = match args.exact {
+            Some(exact) if exact == side => CandidateParams { per_member: 0, ..CandidateParams::default() },
+            _ => CandidateParams::default(),
+        };
+        Ok(Engine::with_candidates(artifact, candidates))
     };
-    let (a, b) = (load(&args.a)?, load(&args.b)?);
+    let (a, b) = (load(&args.a, Side::A)?, load(&args.b, Side::B)?);
     let config = a.artifact().metadata.config.clone();
     let options = input::load_options(args.skip_invalid);
     let (test, _) =
@@ -141,12 +149,17 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison> {
     if persons.is_empty() {
         bail!("no person of {} is known to both artifacts with held-out items", args.test.display());
     }
-    let scores: Vec<([f64; 6], [f64; 6])> = persons
+    let scores: Vec<([f64; 6], [f64; 6], f64)> = persons
         .par_iter()
-        .map(|&(ua, ub, u)| -> Result<([f64; 6], [f64; 6])> {
-            let sa = score_list(&ranked(&a, ua, args.k)?, &relevant(&a, ua, &held_out[u]), args.k);
-            let sb = score_list(&ranked(&b, ub, args.k)?, &relevant(&b, ub, &held_out[u]), args.k);
-            Ok((sa, sb))
+        .map(|&(ua, ub, u)| -> Result<([f64; 6], [f64; 6], f64)> {
+            let (la, lb) = (ranked(&a, ua, args.k)?, ranked(&b, ub, args.k)?);
+            let sa = score_list(&la, &relevant(&a, ua, &held_out[u]), args.k);
+            let sb = score_list(&lb, &relevant(&b, ub, &held_out[u]), args.k);
+            // Items are compared by identifier: the two artifacts may number them apart.
+            let id = |engine: &Engine, i: ItemIdx| engine.artifact().body.items.id(i.0).map(str::to_owned);
+            let ids_b: Vec<Option<String>> = lb.iter().map(|&i| id(&b, i)).collect();
+            let shared = la.iter().filter(|&&i| id(&a, i).is_some_and(|x| ids_b.contains(&Some(x)))).count();
+            Ok((sa, sb, if la.is_empty() { 1.0 } else { shared as f64 / la.len() as f64 }))
         })
         .collect::<Result<_>>()?;
     let mut metrics = Vec::new();
@@ -171,6 +184,7 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison> {
         b: b.artifact().metadata.model_version.clone(),
         persons: persons.len(),
         k: args.k,
+        overlap: scores.iter().map(|s| s.2).sum::<f64>() / scores.len() as f64,
         metrics,
     })
 }
@@ -181,7 +195,16 @@ pub fn print_comparison(args: &CompareArgs) -> Result<()> {
     if args.json {
         return say(serde_json::to_string_pretty(&c)?);
     }
-    let mut text = format!("A = {}\nB = {}\n{} persons, k = {}\n\n", c.a, c.b, c.persons, c.k);
+    let mut text = format!(
+        "A = {}{}\nB = {}{}\n{} persons, k = {}; B's lists hold {:.2} % of A's items\n\n",
+        c.a,
+        if args.exact == Some(Side::A) { " (every item scored)" } else { "" },
+        c.b,
+        if args.exact == Some(Side::B) { " (every item scored)" } else { "" },
+        c.persons,
+        c.k,
+        100.0 * c.overlap
+    );
     text.push_str(&format!(
         "{:<10} {:>9} {:>9} {:>10} {:>23} {:>8}\n",
         "metric", "A", "B", "B - A", "95% CI (paired bootstrap)", "p"

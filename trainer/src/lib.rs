@@ -188,12 +188,25 @@ pub struct CompareArgs {
     /// Cut-off of the metrics.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
+    /// Score every item for this side instead of going through the candidate stage of large
+    /// catalogs (`trainer compare M M --exact a` measures what the stage changes).
+    #[arg(long, value_enum)]
+    pub exact: Option<Side>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
     /// Skip malformed rows.
     #[arg(long)]
     pub skip_invalid: bool,
+}
+
+/// One side of `trainer compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Side {
+    /// The first artifact.
+    A,
+    /// The second.
+    B,
 }
 
 /// `trainer publish`.

@@ -112,6 +112,47 @@ impl ContentIndex {
         Some(ContentIndex { n_items, weights, sums, gram_offsets, gram, offsets, posted })
     }
 
+    /// Term `t`'s kept postings, best first.
+    fn postings(&self, t: usize) -> &[(u32, f32)] {
+        &self.posted[self.offsets[t]..self.offsets[t + 1]]
+    }
+
+    /// The smallest contribution `u_t × w_j r_jt` that keeps at most `scan` postings of the
+    /// profile's `terms` (0: every kept posting when they are that few). Each list is sorted
+    /// by contribution, so what a threshold keeps is a prefix of each, counted by binary search;
+    /// the threshold itself is found by bisection, stopping once it keeps between seven
+    /// eighths of `scan` and `scan` postings (or after 32 halvings).
+    fn threshold(&self, terms: &[(usize, f32)], scan: usize) -> f32 {
+        let count = |threshold: f32| -> usize {
+            terms.iter().map(|&(t, u)| self.postings(t).partition_point(|&(_, v)| v * u >= threshold)).sum()
+        };
+        if count(0.0) <= scan {
+            return 0.0;
+        }
+        let strongest = terms
+            .iter()
+            .filter_map(|&(t, u)| self.postings(t).first().map(|&(_, v)| v * u))
+            .fold(0f32, f32::max);
+        // count(low) > scan >= count(high): the answer lies in (low, high].
+        let (mut low, mut high) = (0f32, strongest * (1.0 + f32::EPSILON) + f32::MIN_POSITIVE);
+        for _ in 0..32 {
+            let middle = low + (high - low) / 2.0;
+            if middle <= low || middle >= high {
+                break;
+            }
+            let n = count(middle);
+            if n > scan {
+                low = middle;
+            } else if n >= scan - scan / 8 {
+                // Within an eighth of the budget: close enough, and half the bisection saved.
+                return middle;
+            } else {
+                high = middle;
+            }
+        }
+        high
+    }
+
     /// Item `j`'s exact score under the unit profile `unit` (as the blend sees it: de-biased).
     pub(super) fn score(&self, model: &ContentModel, unit: &[f32], j: usize) -> f32 {
         let Some(row) = model.item_terms().outer_view(j) else { return f32::NAN };
@@ -120,12 +161,16 @@ impl ContentIndex {
     }
 
     /// The query's unit profile, the catalog's moments, and the `per_member` best items by
-    /// the truncated postings (pushed onto `pool`; `sparse` is the buffer they add up in).
+    /// the truncated postings (pushed onto `pool`; `sparse` is the buffer they add up in),
+    /// reading at most `scan` postings: the strongest contributions `u_t × w_j r_jt` of all
+    /// the profile's terms (a term shared by much of the catalog and weak in the profile no
+    /// longer costs its whole list).
     pub(super) fn propose(
         &self,
         model: &ContentModel,
         query: &Query<'_>,
         per_member: usize,
+        scan: usize,
         sparse: &mut SparseScores,
         pool: &mut Vec<u32>,
     ) -> (State, Fused) {
@@ -138,13 +183,18 @@ impl ContentIndex {
         let norm = profile.iter().map(|v| v * v).sum::<f32>().sqrt();
         let unit: Vec<f32> = if norm > 0.0 { profile.iter().map(|v| v / norm).collect() } else { profile };
         let (mut sum, mut sum_sq) = (0f64, 0f64);
-        sparse.clear(self.n_items);
-        for (t, &u) in unit.iter().enumerate().filter(|(_, u)| **u != 0.0) {
+        let terms: Vec<(usize, f32)> = unit.iter().copied().enumerate().filter(|&(_, u)| u != 0.0).collect();
+        for &(t, u) in &terms {
             let u64 = f64::from(u);
             sum += u64 * self.sums[t];
             let g = &self.gram[self.gram_offsets[t]..self.gram_offsets[t + 1]];
             sum_sq += u64 * g.iter().map(|&(v, value)| value * f64::from(unit[v as usize])).sum::<f64>();
-            for &(j, v) in &self.posted[self.offsets[t]..self.offsets[t + 1]] {
+        }
+        sparse.clear(self.n_items);
+        let threshold = self.threshold(&terms, scan);
+        for &(t, u) in &terms {
+            let list = self.postings(t);
+            for &(j, v) in &list[..list.partition_point(|&(_, v)| v * u >= threshold)] {
                 sparse.add(j as usize, v * u);
             }
         }
@@ -224,7 +274,7 @@ mod tests {
                 crate::blend::apply_debias(&mut dense, d);
             }
             let (mut sparse, mut pool) = (SparseScores::new(n), Vec::new());
-            let (state, outcome) = index.propose(&model, &query, 10, &mut sparse, &mut pool);
+            let (state, outcome) = index.propose(&model, &query, 10, usize::MAX, &mut sparse, &mut pool);
             let (Fused::Scored(mean, scale), Some((m, s))) = (outcome, moments(&dense)) else {
                 panic!("no moments")
             };
@@ -245,6 +295,46 @@ mod tests {
             prop_assert_eq!(proposed.len(), expected.len());
             for &j in &proposed {
                 prop_assert!(dense[j as usize] >= tenth - 1e-5, "item {j} below the tenth best");
+            }
+        }
+    }
+
+    /// The scan budget reads at most `scan` postings, and no posting it leaves out
+    /// contributes more than one it reads.
+    #[test]
+    fn the_scan_reads_the_strongest_contributions_within_its_budget() {
+        let model = model();
+        let index = ContentIndex::new(&model, None, 300).unwrap();
+        let history: Vec<(ItemIdx, f32)> = (0..12).map(|i| (ItemIdx(i * 23), 1.0 + i as f32)).collect();
+        let query = Query { user: None, history: &history, recency: &[] };
+        let profile = model.query_profile(&query).unwrap();
+        let terms: Vec<(usize, f32)> =
+            profile.iter().copied().enumerate().filter(|&(_, u)| u != 0.0).collect();
+        let all: usize = terms.iter().map(|&(t, _)| index.postings(t).len()).sum();
+        assert!(all > 200, "{all} postings");
+        for scan in [1, 7, 50, 199, all - 1, all, all + 10] {
+            let threshold = index.threshold(&terms, scan);
+            let (mut read, mut weakest_read, mut strongest_left) = (0, f32::INFINITY, 0f32);
+            for &(t, u) in &terms {
+                for &(_, v) in index.postings(t) {
+                    if v * u >= threshold {
+                        read += 1;
+                        weakest_read = weakest_read.min(v * u);
+                    } else {
+                        strongest_left = strongest_left.max(v * u);
+                    }
+                }
+            }
+            assert!(read <= scan, "scan {scan}: read {read}");
+            assert!(strongest_left <= weakest_read || read == 0, "scan {scan}");
+            if scan >= all {
+                assert_eq!((threshold, read), (0.0, all));
+            } else {
+                // Only ties at the threshold keep it from filling seven eighths of the budget.
+                assert!(read > 0 || scan < 2, "scan {scan}: nothing read");
+                if scan >= 50 {
+                    assert!(read >= scan / 2, "scan {scan}: read {read}");
+                }
             }
         }
     }

@@ -13,7 +13,8 @@
 //! - **Content** scores `r_j · u` (unit TF-IDF row, unit profile): the catalog's moments are
 //!   closed forms over per-term sums and a term × term Gram matrix computed once; it
 //!   proposes from each profile term's [`CandidateParams::postings`] strongest items
-//!   (approximate when a term has more), and every candidate's score is exact.
+//!   (approximate when a term has more), reading at most [`CandidateParams::scan`] of them
+//!   per request (the strongest contributions), and every candidate's score is exact.
 //! - **Popularity** scores item `j` as `global_j × f(category_j)` for one factor per category
 //!   and query: the moments follow from per-category sums computed once, and the best items
 //!   from per-category lists sorted once, merged under the query's factors. Exact.
@@ -67,11 +68,21 @@ pub struct CandidateParams {
     /// Content proposes from this many of each term's strongest items (its moments stay
     /// exact whatever the value).
     pub postings: usize,
+    /// Content reads at most this many of those postings per request: the strongest
+    /// contributions (profile weight × posting) over all the profile's terms.
+    pub scan: usize,
 }
 
 impl Default for CandidateParams {
     fn default() -> Self {
-        CandidateParams { per_member: 300, min_items: 5_000, ann_from: 50_000, probe: 24, postings: 1_000 }
+        CandidateParams {
+            per_member: 300,
+            min_items: 5_000,
+            ann_from: 50_000,
+            probe: 24,
+            postings: 1_000,
+            scan: 4_000,
+        }
     }
 }
 
@@ -81,6 +92,7 @@ impl CandidateParams {
         crate::error::require(self.per_member <= 100_000, "candidates.per_member", "must be at most 100000")?;
         crate::error::require(self.probe >= 1, "candidates.probe", "must be at least 1")?;
         crate::error::require(self.postings >= 1, "candidates.postings", "must be at least 1")?;
+        crate::error::require(self.scan >= 1, "candidates.scan", "must be at least 1")?;
         Ok(())
     }
 
@@ -163,7 +175,7 @@ impl Retriever {
                 }
                 (Some(FittedModel::Content(c)), _, _, Some(index)) => {
                     let sparse = &mut scratch.sparse[m];
-                    index.propose(c, query, per_member, sparse, &mut scratch.pool)
+                    index.propose(c, query, per_member, self.params.scan, sparse, &mut scratch.pool)
                 }
                 _ => {
                     let sparse = &mut scratch.sparse[m];

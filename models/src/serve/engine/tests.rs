@@ -459,7 +459,14 @@ mod candidate_stage {
     fn staged(artifact: Artifact, per_member: usize, ann_from: usize) -> Engine {
         Engine::with_candidates(
             artifact,
-            CandidateParams { per_member, min_items: 0, ann_from, probe: 4, postings: per_member },
+            CandidateParams {
+                per_member,
+                min_items: 0,
+                ann_from,
+                probe: 4,
+                postings: per_member,
+                scan: 10 * per_member,
+            },
         )
     }
 

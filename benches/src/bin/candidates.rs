@@ -1,0 +1,129 @@
+//! The candidate stage's trade-off on one artifact: for each setting, the share of the exact
+//! top 10 (every item scored) that the stage's top 10 holds, and the time of one answer
+//! (single thread, the storefront's `home` placement as `benches/loadtest_large.sh` serves
+//! it: the default blend, rules and explanations).
+//!
+//! ```sh
+//! cargo run --release -p benches --bin candidates -- MODEL.omr [PERSONS] [SETTING ...]
+//! ```
+//!
+//! A setting is `per_member,scan,probe` (the `[candidates]` values; default: the built-in
+//! ones). Persons are spread over the artifact's (default 1,000).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use datasets::{ItemIdx, UserIdx};
+use models::serve::candidates::CandidateParams;
+use models::serve::engine::Engine;
+use models::serve::rules::{Filters, PlacementConfig, Request};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(path) = args.first() else {
+        eprintln!("usage: candidates MODEL.omr [PERSONS] [PER_MEMBER,SCAN,PROBE ...]");
+        return ExitCode::from(2);
+    };
+    let persons: u32 = match args.get(1).map(|p| p.parse()) {
+        None => 1_000,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("PERSONS must be a positive number, not {:?}", args[1]);
+            return ExitCode::from(2);
+        }
+    };
+    let mut settings = Vec::new();
+    for text in args.iter().skip(2) {
+        let parts: Vec<Result<usize, _>> = text.split(',').map(str::parse).collect();
+        let [Ok(per_member), Ok(scan), Ok(probe)] = parts.as_slice() else {
+            eprintln!("a setting is PER_MEMBER,SCAN,PROBE (three numbers), not {text:?}");
+            return ExitCode::from(2);
+        };
+        settings.push(CandidateParams {
+            per_member: *per_member,
+            scan: *scan,
+            probe: *probe,
+            ..CandidateParams::default()
+        });
+    }
+    if settings.is_empty() {
+        settings.push(CandidateParams::default());
+    }
+    let artifact = match models::artifact::load(Path::new(path)) {
+        Ok(artifact) => artifact,
+        Err(error) => {
+            eprintln!("cannot load {path}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let n_users = artifact.body.users.len() as u32;
+    if n_users == 0 {
+        eprintln!("{path} knows no person");
+        return ExitCode::FAILURE;
+    }
+    let users: Vec<UserIdx> = (0..persons).map(|i| UserIdx(i.wrapping_mul(7_919) % n_users)).collect();
+    let configs = BTreeMap::from([("home".to_string(), PlacementConfig::default())]);
+    let filters = Filters::default();
+    let run = |params: CandidateParams| -> Result<(Vec<Vec<ItemIdx>>, Vec<f64>), String> {
+        let engine = Engine::with_candidates(artifact.clone(), params);
+        let (view, _) = engine.view(engine.catalog().clone(), &configs).map_err(|e| e.to_string())?;
+        let placement = &view.placements["home"];
+        let (mut lists, mut times) = (Vec::new(), Vec::new());
+        for &user in &users {
+            let person = engine.person(Some(user));
+            let started = Instant::now();
+            let answer = engine
+                .answer(&view, placement, Request::new(10, 1_800_000_000, &filters), &person, None)
+                .map_err(|e| e.to_string())?;
+            times.push(started.elapsed().as_secs_f64() * 1e6);
+            lists.push(answer.items.iter().map(|a| a.item).collect());
+        }
+        Ok((lists, times))
+    };
+    let (exact, exact_times) = match run(CandidateParams { per_member: 0, ..CandidateParams::default() }) {
+        Ok(result) => result,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{} items, {} persons", artifact.body.items.len(), users.len());
+    println!("{:<28} {:>9} {:>12} {:>12}", "setting", "recall@10", "mean µs", "p99 µs");
+    println!(
+        "{:<28} {:>9} {:>12.0} {:>12.0}",
+        "every item scored",
+        "1.0000",
+        mean(&exact_times),
+        p99(&exact_times)
+    );
+    for params in settings {
+        let (lists, times) = match run(params) {
+            Ok(result) => result,
+            Err(error) => {
+                eprintln!("{error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let (mut found, mut total) = (0usize, 0usize);
+        for (a, b) in exact.iter().zip(&lists) {
+            total += a.len();
+            found += a.iter().filter(|i| b.contains(i)).count();
+        }
+        let name = format!("per_member {} scan {} probe {}", params.per_member, params.scan, params.probe);
+        let recall = found as f64 / total.max(1) as f64;
+        println!("{name:<28} {recall:>9.4} {:>12.0} {:>12.0}", mean(&times), p99(&times));
+    }
+    ExitCode::SUCCESS
+}
+
+fn mean(x: &[f64]) -> f64 {
+    x.iter().sum::<f64>() / x.len().max(1) as f64
+}
+
+fn p99(x: &[f64]) -> f64 {
+    let mut sorted = x.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get((sorted.len() * 99 / 100).min(sorted.len().saturating_sub(1))).copied().unwrap_or(0.0)
+}
