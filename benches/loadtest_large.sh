@@ -10,7 +10,8 @@
 #   --plain-interactions 5000000`, ALS alone with 64 factors.
 # Each artifact is served twice, with the default `[candidates]` and with `per_member = 0`
 # (every item scored), and driven by `server loadtest` (32 connections, 10 s). Load time
-# (until /health/ready answers 200) and resident memory are printed too.
+# (until /health/ready answers 200) and resident memory are printed too, and first the
+# stage's recall of the exact top 10 with the time of one answer (`benches` bin `candidates`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-target/loadtest-large}
@@ -18,6 +19,7 @@ connections=${CONNECTIONS:-32}
 seconds=${SECONDS_PER_RUN:-10}
 mkdir -p "$work"
 cargo build --release --locked -p server -p trainer
+cargo build --release --locked -p benches --bin candidates
 bin=target/release
 
 if [ ! -f "$work/100k.omr" ]; then
@@ -55,9 +57,12 @@ serve() {
     wait $server || true
 }
 
-serve "100k items, candidates" "$work/100k.omr" 300 home als_only
+echo "== candidate stage against every item scored (single thread, home placement, 1,000 persons)"
+"$bin/candidates" "$work/100k.omr" 1000
+serve "100k items, candidates" "$work/100k.omr" 200 home als_only
 serve "100k items, every item scored" "$work/100k.omr" 0 home als_only
 if [ -z "${SKIP_1M:-}" ]; then
-    serve "1M items, candidates" "$work/1m.omr" 300 als_only
+    "$bin/candidates" "$work/1m.omr" 300
+    serve "1M items, candidates" "$work/1m.omr" 200 als_only
     serve "1M items, every item scored" "$work/1m.omr" 0 als_only
 fi

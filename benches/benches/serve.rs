@@ -5,7 +5,7 @@
 //!   and the purchase exclusion (the storefront's home page).
 //! - `answer/similar/<items>`: items similar to one item (product page).
 //!
-//! Each is measured through the candidate stage (`…/candidates`, the default above 5,000
+//! Each is measured through the candidate stage (`…/candidates`, the default above 20,000
 //! items: the blend on a few hundred candidates per request) and with every item scored
 //! (`…/exact`, `[candidates] per_member = 0`).
 //!

@@ -15,6 +15,11 @@ use crate::recommender::Query;
 /// Items of a fixed sample, for moments that cannot be computed in closed form.
 const SAMPLE: usize = 16_384;
 
+/// Lists of the inverted file per square root of the catalog size: at 100,000 items, √n
+/// lists (316 of about 316 items) found 96.8 % of the exact top 10 at 24 probes where √n / 2
+/// found 95.3 %, in three quarters of the time (`benches` bin `candidates`).
+const LISTS_PER_SQRT: f64 = 1.0;
+
 /// ALS's part: the moments of the item factors and the inverted-file lists.
 pub(super) struct AlsIndex {
     k: usize,
@@ -57,7 +62,7 @@ impl AlsIndex {
             .collect();
         let step = n.div_ceil(SAMPLE).max(1);
         let sample = (0..n).step_by(step).map(|i| i as u32).collect();
-        let n_lists = (((n as f64).sqrt() / 2.0) as usize).clamp(1, 2_048).min(n.max(1));
+        let n_lists = (((n as f64).sqrt() * LISTS_PER_SQRT) as usize).clamp(1, 4_096).min(n.max(1));
         let (centroids, assigned) = kmeans(factors, k, n_lists);
         let mut offsets = vec![0u32; n_lists + 1];
         for &l in &assigned {

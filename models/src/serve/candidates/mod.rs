@@ -22,7 +22,7 @@
 //!   `μ`, `Σ` the mean and covariance of the item factors, computed once (exact; from a fixed
 //!   sample of 16,384 items when ALS is de-biased, since the de-bias is not linear). Its
 //!   best items come from every item below [`CandidateParams::ann_from`] items, and above
-//!   from an inverted-file index: k-means lists of item factors (about `√n / 2` lists, built
+//!   from an inverted-file index: k-means lists of item factors (about `√n` lists, built
 //!   when the artifact is loaded), of which the [`CandidateParams::probe`] lists whose
 //!   centroid scores highest are scanned. That part is approximate; its recall against full
 //!   scoring is tested on small data and printed by `cargo bench -p benches --bench serve`
@@ -76,12 +76,12 @@ pub struct CandidateParams {
 impl Default for CandidateParams {
     fn default() -> Self {
         CandidateParams {
-            per_member: 300,
-            min_items: 5_000,
+            per_member: 200,
+            min_items: 20_000,
             ann_from: 50_000,
             probe: 24,
             postings: 1_000,
-            scan: 4_000,
+            scan: 2_000,
         }
     }
 }
