@@ -11,7 +11,8 @@
 # Each artifact is served twice, with the default `[candidates]` and with `per_member = 0`
 # (every item scored), and driven by `server loadtest` (32 connections, 10 s). Load time
 # (until /health/ready answers 200) and resident memory are printed too, and first the
-# stage's recall of the exact top 10 with the time of one answer (`benches` bin `candidates`).
+# stage's recall of the exact top 10 with the time of one answer (`benches` bin `candidates`)
+# and its NDCG change on held-out events (SKIP_QUALITY=1 skips that part).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-target/loadtest-large}
@@ -32,6 +33,29 @@ if [ -z "${SKIP_1M:-}" ] && [ ! -f "$work/1m.omr" ]; then
     "$bin/trainer" generate --out "$work/1m" --persons 100000 --items 1000000 --plain-interactions 5000000
     printf '[models]\nenabled = ["als"]\n[als]\nfactors = 64\n' > "$work/1m.toml"
     "$bin/trainer" train --interactions "$work/1m/interactions.tsv" --config "$work/1m.toml" --out "$work/1m.omr"
+fi
+
+# The stage's effect on quality: the 100k events split in time (the last tenth held out), a
+# model trained on the rest, and `trainer compare` of that model with itself, every item
+# scored (A) against the candidate stage (B), on the held-out events.
+if [ -z "${SKIP_QUALITY:-}" ]; then
+    if [ ! -f "$work/split.omr" ]; then
+        python3 - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+lines = open(f"{work}/100k/events.jsonl").read().splitlines()
+times = sorted(json.loads(line)["timestamp"] for line in lines)
+cut = times[len(times) * 9 // 10]
+with open(f"{work}/split-train.jsonl", "w") as train, open(f"{work}/split-test.jsonl", "w") as test:
+    for line in lines:
+        (test if json.loads(line)["timestamp"] >= cut else train).write(line + "\n")
+PY
+        "$bin/trainer" train --events "$work/split-train.jsonl" --items "$work/100k/catalog.csv" \
+            --config "$work/100k.toml" --out "$work/split.omr"
+    fi
+    echo "== NDCG on held-out events: every item scored (A) against the candidate stage (B)"
+    "$bin/trainer" compare "$work/split.omr" "$work/split.omr" --exact a \
+        --test "$work/split-test.jsonl" --items "$work/100k/catalog.csv" 2>/dev/null
 fi
 
 # serve NAME MODEL PER_MEMBER PLACEMENT...
