@@ -4,6 +4,8 @@
 use faer::{MatMut, MatRef, Par};
 use rayon::prelude::*;
 
+use pulp::{Simd, WithSimd};
+
 use super::{CandidateParams, GatherDots, State, debiased, top_k_of};
 use crate::algorithms::als::AlsModel;
 use crate::algorithms::linalg::{gram, with_simd};
@@ -34,6 +36,11 @@ pub(super) struct AlsIndex {
     /// List `l` holds `items[offsets[l]..offsets[l + 1]]`.
     offsets: Vec<u32>,
     items: Vec<u32>,
+    /// The factors of `items[p]` quantized to 8 bits, row `p` (list order, so a probed list
+    /// is one contiguous block): a quarter of the bytes a scan of `f32` rows reads.
+    codes: Vec<i8>,
+    /// Row `p`'s scale: its factor `d` is about `codes[p][d] × scales[p]`.
+    scales: Vec<f32>,
     /// `0..n_lists`, to score every centroid.
     lists: Vec<u32>,
 }
@@ -44,6 +51,7 @@ pub(super) struct AnnBuffers {
     by_centroid: Vec<f32>,
     probed: Vec<u32>,
     scores: Vec<f32>,
+    query: Vec<i16>,
 }
 
 impl AlsIndex {
@@ -78,7 +86,12 @@ impl AlsIndex {
             next[l as usize] += 1;
         }
         let lists = (0..n_lists as u32).collect();
-        AlsIndex { k, mean, covariance, sample, centroids, offsets, items, lists }
+        let mut codes = vec![0i8; n * k];
+        let mut scales = vec![0f32; n];
+        for ((code, scale), &i) in codes.chunks_exact_mut(k.max(1)).zip(&mut scales).zip(&items) {
+            *scale = quantize(&factors[i as usize * k..(i as usize + 1) * k], i8::MAX, code);
+        }
+        AlsIndex { k, mean, covariance, sample, centroids, offsets, items, lists, codes, scales }
     }
 
     /// The person's vector, the catalog's moments and the best items of the `probe` lists
@@ -122,7 +135,7 @@ impl AlsIndex {
                 moments(&scores)
             }
         };
-        let AnnBuffers { by_centroid, probed, scores } = buffers;
+        let AnnBuffers { by_centroid, probed, scores, query } = buffers;
         by_centroid.clear();
         with_simd(GatherDots {
             factors: &self.centroids,
@@ -132,12 +145,22 @@ impl AlsIndex {
             out: by_centroid,
         });
         probed.clear();
+        scores.clear();
+        query.clear();
+        query.resize(self.k, 0);
+        let x_scale = quantize(&x, QUERY_MAX, query);
         for l in top_k(by_centroid, params.probe, |_| true) {
             let l = l.item.get();
-            probed.extend_from_slice(&self.items[self.offsets[l] as usize..self.offsets[l + 1] as usize]);
+            let range = self.offsets[l] as usize..self.offsets[l + 1] as usize;
+            probed.extend_from_slice(&self.items[range.clone()]);
+            with_simd(CodeDots {
+                codes: &self.codes[range.start * self.k..range.end * self.k],
+                scales: &self.scales[range],
+                query,
+                x_scale,
+                out: scores,
+            });
         }
-        scores.clear();
-        with_simd(GatherDots { factors, k: self.k, items: probed, x: &x, out: scores });
         if let Some(divisors) = member.debias {
             for (s, &i) in scores.iter_mut().zip(probed.iter()) {
                 *s = debiased(*s, divisors[i as usize]);
@@ -149,6 +172,56 @@ impl AlsIndex {
             None => Fused::NoFiniteScore,
         };
         (State::Factors(x), outcome)
+    }
+}
+
+/// The largest quantized query component: with 8-bit item codes, a dot product over
+/// [`MAX_FACTORS`](crate::algorithms::als) (1,024) factors stays within an `i32`
+/// (1,024 × 127 × 16,383 < 2³¹).
+const QUERY_MAX: i16 = 16_383;
+
+/// Quantizes `values` symmetrically to integers in `±max` (written to `out`, which has their
+/// length) and returns the scale: `values[d] ≈ out[d] × scale`. All zeros (or no finite
+/// value) give scale 0.
+fn quantize<T: TryFrom<i32> + Default + Copy>(values: &[f32], max: T, out: &mut [T]) -> f32
+where
+    i32: From<T>,
+{
+    let largest = values.iter().filter(|v| v.is_finite()).fold(0f32, |m, v| m.max(v.abs()));
+    let limit = i32::from(max) as f32;
+    if largest == 0.0 {
+        out.iter_mut().for_each(|o| *o = T::default());
+        return 0.0;
+    }
+    let scale = largest / limit;
+    for (o, &v) in out.iter_mut().zip(values) {
+        let q = if v.is_finite() { (v / scale).round().clamp(-limit, limit) as i32 } else { 0 };
+        *o = T::try_from(q).unwrap_or_default();
+    }
+    scale
+}
+
+/// `out.push(scale_p × x_scale × (codes_p · query))` for each row `p` of `codes`: integer
+/// products summed in `i32`, which the compiler vectorizes under the dispatched instruction
+/// set.
+struct CodeDots<'a> {
+    codes: &'a [i8],
+    scales: &'a [f32],
+    query: &'a [i16],
+    x_scale: f32,
+    out: &'a mut Vec<f32>,
+}
+
+impl WithSimd for CodeDots<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        let k = self.query.len().max(1);
+        for (row, &scale) in self.codes.chunks_exact(k).zip(self.scales) {
+            let dot: i32 = row.iter().zip(self.query).map(|(&c, &q)| i32::from(c) * i32::from(q)).sum();
+            self.out.push(scale * self.x_scale * dot as f32);
+        }
     }
 }
 
@@ -219,4 +292,105 @@ fn nearest(rows: &[f32], k: usize, centroids: &[f32]) -> Vec<u32> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows of `k` values in about ±1 with some exact zeros, seeded.
+    fn rows(n: usize, k: usize) -> Vec<f32> {
+        let mut state = 11u64;
+        (0..n * k)
+            .map(|at| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                if at % 17 == 0 { 0.0 } else { ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0 }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn quantization_rounds_each_value_to_its_nearest_step() {
+        let values = rows(1, 64);
+        let mut codes = vec![0i8; 64];
+        let scale = quantize(&values, i8::MAX, &mut codes);
+        let largest = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!((scale - largest / 127.0).abs() <= f32::EPSILON * largest);
+        for (&v, &c) in values.iter().zip(&codes) {
+            assert!((v - f32::from(c) * scale).abs() <= scale / 2.0 * (1.0 + 1e-5), "{v} → {c}");
+        }
+        assert!(codes.iter().any(|&c| c.abs() == 127));
+        // Nothing to scale: zeros; non-finite values count as 0.
+        let mut out = vec![5i16; 3];
+        assert_eq!(quantize(&[0.0, 0.0, 0.0], QUERY_MAX, &mut out), 0.0);
+        assert_eq!(out, [0, 0, 0]);
+        let scale = quantize(&[f32::NAN, 2.0, -1.0], QUERY_MAX, &mut out);
+        assert_eq!((out[0], out[1], out[2]), (0, QUERY_MAX, -8_192));
+        assert!((scale - 2.0 / f32::from(QUERY_MAX)).abs() < 1e-9);
+    }
+
+    /// The integer scan gives each row's dot product with the query within the rounding of
+    /// both sides, on every instruction set; the widest sums cannot overflow.
+    #[test]
+    fn quantized_dot_products_match_the_f64_reference_on_every_instruction_set() {
+        for k in [1, 7, 16, 64, 100] {
+            let (n, factors, x) = (40, rows(40, k), rows(1, k + 3)[3..].to_vec());
+            let mut codes = vec![0i8; n * k];
+            let mut scales = vec![0f32; n];
+            for ((code, scale), row) in
+                codes.chunks_exact_mut(k).zip(&mut scales).zip(factors.chunks_exact(k))
+            {
+                *scale = quantize(row, i8::MAX, code);
+            }
+            let mut query = vec![0i16; k];
+            let x_scale = quantize(&x, QUERY_MAX, &mut query);
+            let run = |name: &str, scores: Vec<f32>| {
+                assert_eq!(scores.len(), n, "{name}");
+                for (p, &got) in scores.iter().enumerate() {
+                    let row = &factors[p * k..(p + 1) * k];
+                    let exact: f64 = row.iter().zip(&x).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+                    // Each row value is off by at most half its step, each query value by half
+                    // of its (much finer) step.
+                    let bound = f64::from(scales[p]) / 2.0
+                        * x.iter().map(|v| f64::from(v.abs())).sum::<f64>()
+                        + f64::from(x_scale) * row.iter().map(|v| f64::from(v.abs())).sum::<f64>()
+                        + 1e-5;
+                    assert!(
+                        (f64::from(got) - exact).abs() <= bound,
+                        "{name}, k {k}, row {p}: {got} vs {exact}"
+                    );
+                }
+            };
+            fn dots<'a>(
+                codes: &'a [i8],
+                scales: &'a [f32],
+                query: &'a [i16],
+                x_scale: f32,
+                out: &'a mut Vec<f32>,
+            ) -> CodeDots<'a> {
+                CodeDots { codes, scales, query, x_scale, out }
+            }
+            let mut scores = Vec::new();
+            Simd::vectorize(pulp::Scalar::new(), dots(&codes, &scales, &query, x_scale, &mut scores));
+            run("scalar", std::mem::take(&mut scores));
+            #[cfg(target_arch = "x86_64")]
+            {
+                if let Some(simd) = pulp::x86::V3::try_new() {
+                    Simd::vectorize(simd, dots(&codes, &scales, &query, x_scale, &mut scores));
+                    run("avx2", std::mem::take(&mut scores));
+                }
+                if let Some(simd) = pulp::x86::V4::try_new() {
+                    Simd::vectorize(simd, dots(&codes, &scales, &query, x_scale, &mut scores));
+                    run("avx512", std::mem::take(&mut scores));
+                }
+            }
+            with_simd(dots(&codes, &scales, &query, x_scale, &mut scores));
+            run("dispatched", scores);
+        }
+        // The extreme: 1,024 factors all at the largest codes of the same sign.
+        let (codes, query) = (vec![-127i8; 1_024], vec![-QUERY_MAX; 1_024]);
+        let mut scores = Vec::new();
+        with_simd(CodeDots { codes: &codes, scales: &[1.0], query: &query, x_scale: 1.0, out: &mut scores });
+        assert_eq!(scores, [1_024.0 * 127.0 * f32::from(QUERY_MAX)]);
+    }
 }

@@ -24,9 +24,11 @@
 //!   best items come from every item below [`CandidateParams::ann_from`] items, and above
 //!   from an inverted-file index: k-means lists of item factors (about `√n` lists, built
 //!   when the artifact is loaded), of which the [`CandidateParams::probe`] lists whose
-//!   centroid scores highest are scanned. That part is approximate; its recall against full
-//!   scoring is tested on small data and printed by `cargo bench -p benches --bench serve`
-//!   at 10,000 and 100,000 items (the README).
+//!   centroid scores highest are scanned, each list one contiguous block of the factors
+//!   quantized to 8 bits per value (a scale per item; the query to 15 bits), summed in
+//!   integers. That part is approximate (the candidates' scores in the blend are exact); its
+//!   recall against full scoring is tested on small data and printed by `cargo run -p
+//!   benches --bin candidates` (the README).
 //! - Any other member, or one that cannot score sparsely (dense EASE), is scored in full.
 //!
 //! The engine applies the rules to the candidates; when they leave the answer short (a
