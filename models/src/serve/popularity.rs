@@ -31,6 +31,8 @@ pub struct LivePopularity {
     counts: RwLock<Vec<AtomicU32>>,
     /// Persons and items already counted (hashes of anchor and item).
     seen: Mutex<HashSet<u64>>,
+    /// The items whose count is above zero, in the order they first rose.
+    touched: Mutex<Vec<u32>>,
 }
 
 impl LivePopularity {
@@ -41,6 +43,7 @@ impl LivePopularity {
             half_life: half_life_days.map(|days| f64::from(days) * 86_400.0),
             counts: RwLock::new(Vec::new()),
             seen: Mutex::new(HashSet::new()),
+            touched: Mutex::new(Vec::new()),
         }
     }
 
@@ -61,15 +64,29 @@ impl LivePopularity {
             None => 1.0,
         };
         let counts = self.counts.read().unwrap_or_else(PoisonError::into_inner);
-        if item.get() >= counts.len() {
+        let rose = if item.get() >= counts.len() {
             drop(counts);
             let mut counts = self.counts.write().unwrap_or_else(PoisonError::into_inner);
             if item.get() >= counts.len() {
                 counts.resize_with(item.get() + 1, || AtomicU32::new(0f32.to_bits()));
             }
-            add(&counts[item.get()], weight);
+            add(&counts[item.get()], weight)
         } else {
-            add(&counts[item.get()], weight);
+            add(&counts[item.get()], weight)
+        };
+        if rose {
+            self.touched.lock().unwrap_or_else(PoisonError::into_inner).push(item.0);
+        }
+    }
+
+    /// Calls `visit(item, count)` for every item whose live count is above zero.
+    pub fn for_each_touched(&self, mut visit: impl FnMut(u32, f32)) {
+        let touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
+        let counts = self.counts.read().unwrap_or_else(PoisonError::into_inner);
+        for &item in touched.iter() {
+            if let Some(count) = counts.get(item as usize) {
+                visit(item, f32::from_bits(count.load(Ordering::Relaxed)));
+            }
         }
     }
 
@@ -93,12 +110,13 @@ impl LivePopularity {
     }
 }
 
-fn add(cell: &AtomicU32, weight: f32) {
+/// Adds `weight` (positive) to the count in `cell`; whether this took it above zero.
+fn add(cell: &AtomicU32, weight: f32) -> bool {
     let mut current = cell.load(Ordering::Relaxed);
     loop {
         let next = (f32::from_bits(current) + weight).to_bits();
         match cell.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return,
+            Ok(_) => return f32::from_bits(current) <= 0.0 && f32::from_bits(next) > 0.0,
             Err(actual) => current = actual,
         }
     }
@@ -125,6 +143,9 @@ mod tests {
         let mut tail = vec![0.0; 3];
         live.add_range(4, &mut tail);
         assert_eq!(tail, [0.0, 0.5, 0.0]);
+        let mut touched = Vec::new();
+        live.for_each_touched(|item, count| touched.push((item, count)));
+        assert_eq!(touched, [(2, 3.0), (5, 0.5)]);
         let flat = LivePopularity::new(0, None);
         flat.record("x", ItemIdx(0), 123_456_789);
         assert_eq!(flat.count(ItemIdx(0)), 1.0);

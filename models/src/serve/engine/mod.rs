@@ -172,6 +172,8 @@ pub struct Engine {
     batch: Placement,
     /// The candidate stage over this artifact.
     retriever: Retriever,
+    /// The model's items by `popularity`, highest first (ties to the lower item).
+    popular_order: Vec<u32>,
 }
 
 impl Engine {
@@ -204,7 +206,11 @@ impl Engine {
         let log_popularity = crate::recommender::log_popularity(&artifact.body.history);
         let debias = Debias::new(&artifact.metadata.blend_debias, &log_popularity);
         let retriever = Retriever::new(candidates, &artifact.body.models, &debias);
-        Engine { artifact, base, popularity, debias, batch, retriever }
+        let mut popular_order: Vec<u32> = (0..popularity.len() as u32).collect();
+        popular_order.sort_unstable_by(|&a, &b| {
+            popularity[b as usize].total_cmp(&popularity[a as usize]).then(a.cmp(&b))
+        });
+        Engine { artifact, base, popularity, debias, batch, retriever, popular_order }
     }
 
     /// The artifact's catalog, before any change.
@@ -366,7 +372,7 @@ impl Engine {
                     selection.fill(&scratch.total, Source::FavouriteCategories);
                 }
             }
-            if !selection.is_full() {
+            if !selection.is_full() && !self.fill_popular(&mut selection, placement, live, n_items) {
                 popularity(&mut scratch.total);
                 eligibility.apply_boosts(&mut scratch.total);
                 selection.fill(&scratch.total, Source::Popular);
@@ -618,6 +624,48 @@ impl Engine {
         Ok(Recommendations { items, fallback: answer.fallback })
     }
 }
+
+impl Engine {
+    /// The popular fill of a catalog above [`POPULAR_PREFIX`] items without scoring it: the
+    /// model's most popular items and every item with live popularity, under
+    /// [`Selection::fill_bounded`]. Every other item scores its model popularity (live counts
+    /// only add), at most that of the first item past the prefix, or 0 for an item newer than
+    /// the model. Whether it filled the answer exactly as the full fill would; placements
+    /// with boosts are left to the full fill.
+    fn fill_popular(
+        &self,
+        selection: &mut Selection<'_>,
+        placement: &Placement,
+        live: Option<&LivePopularity>,
+        n_items: usize,
+    ) -> bool {
+        let n_model = self.popularity.len();
+        if n_items <= POPULAR_PREFIX || placement.boosts() {
+            return false;
+        }
+        let prefix = &self.popular_order[..POPULAR_PREFIX.min(n_model)];
+        let count = |item: u32| live.map_or(0.0, |l| l.count(ItemIdx(item)));
+        let base = |item: u32| self.popularity.get(item as usize).copied().unwrap_or(0.0);
+        let mut scores: Vec<(u32, f32)> = prefix.iter().map(|&i| (i, base(i) + count(i))).collect();
+        if let Some(live) = live {
+            let mut in_prefix = prefix.to_vec();
+            in_prefix.sort_unstable();
+            live.for_each_touched(|item, live_count| {
+                if (item as usize) < n_items && in_prefix.binary_search(&item).is_err() {
+                    scores.push((item, base(item) + live_count));
+                }
+            });
+        }
+        let mut bound = self.popular_order.get(prefix.len()).map_or(f32::NEG_INFINITY, |&i| base(i));
+        if n_items > n_model {
+            bound = bound.max(0.0);
+        }
+        selection.fill_bounded(&scores, bound, Source::Popular)
+    }
+}
+
+/// Most popular items the popular fill reads before it falls back to scoring the catalog.
+const POPULAR_PREFIX: usize = 2_048;
 
 /// The (up to two) history items behind `item`, through the model contract
 /// ([`crate::recommender::Recommender::explain`]): asked of the members in the order of their contribution to

@@ -602,3 +602,79 @@ mod candidate_stage {
         (full, stage)
     }
 }
+
+/// Above 2,048 items the popular fill reads the most popular items and those with live
+/// popularity instead of scoring the catalog: the same answers as the full fill (forced
+/// here by a boost of factor 1, which changes no order), live purchases of items far down
+/// the model's order included.
+#[test]
+fn the_popular_fill_of_a_large_catalog_is_the_full_fill() {
+    let synthetic = SyntheticData::generate(SyntheticConfig {
+        n_persons: 400,
+        n_items: 3_000,
+        seed: 9,
+        ..Default::default()
+    })
+    .unwrap();
+    let dataset = synthetic.dataset(&WeightConfig::default(), &IdentityRules::default()).unwrap();
+    let mut config = TrainConfig::default();
+    config.models.enabled = vec![ModelKind::Popularity, ModelKind::Als];
+    config.als.factors = 4;
+    config.als.iterations = 2;
+    config.blend.tune = false;
+    let trained = crate::train::train(&dataset, &config, &crate::progress::Silent).unwrap();
+    let engine = Engine::new(Artifact::assemble(&dataset, trained, &config, 0));
+    let n = engine.popularity.len();
+    assert!(n > POPULAR_PREFIX, "{n} items");
+    let filters = Filters::default();
+    let live = LivePopularity::new(0, None);
+    for (step, cap) in [None, Some(1), Some(2)].into_iter().enumerate() {
+        let plain = PlacementConfig { in_stock: StockRule::Any, max_per_category: cap, ..Default::default() };
+        let boosted = PlacementConfig {
+            boosts: vec![crate::serve::rules::Boost {
+                brand: None,
+                category: None,
+                tag: Some("none".into()),
+                factor: 1.0,
+            }],
+            ..plain.clone()
+        };
+        let (view, full) = (view_of(&engine, "p", &plain), view_of(&engine, "p", &boosted));
+        assert!(!view.placements["p"].boosts() && full.placements["p"].boosts());
+        // Live purchases lift items from the bottom of the model's order into the top.
+        let order = &engine.popular_order;
+        for (person, &item) in order[n - 3..].iter().enumerate() {
+            for buyer in 0..(40 * (step + 1) + person) {
+                live.record(&format!("p{buyer}"), ItemIdx(item), 0);
+            }
+        }
+        for k in [1, 10, 40] {
+            let ask = |view: &View| -> Vec<ItemIdx> {
+                let answer = engine
+                    .answer(
+                        view,
+                        &view.placements["p"],
+                        request(k, &filters),
+                        &engine.person(None),
+                        Some(&live),
+                    )
+                    .unwrap();
+                answer.items.iter().map(|a| a.item).collect()
+            };
+            let (got, expected) = (ask(&view), ask(&full));
+            assert_eq!(got, expected, "k {k}, cap {cap:?}");
+            assert!(!got.is_empty() && got.len() <= k);
+            let placement = &view.placements["p"];
+            let eligibility =
+                Eligibility::new(placement, &view.catalog, request(k, &filters), &[], &[]).unwrap();
+            let mut selection = Selection::new(&eligibility);
+            // Unless the cap (one or two items per category of a few) keeps the answer short,
+            // the catalog was not scored.
+            let filled = engine.fill_popular(&mut selection, placement, Some(&live), n);
+            assert_eq!(filled, got.len() == k, "k {k}, cap {cap:?}: {} items", got.len());
+            if step == 2 && k >= 10 {
+                assert!(got.contains(&ItemIdx(order[n - 1])), "a live favourite is missing");
+            }
+        }
+    }
+}

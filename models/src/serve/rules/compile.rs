@@ -256,4 +256,9 @@ impl Placement {
     pub fn boost(&self, item: ItemIdx) -> f32 {
         self.boost.get(item.get()).copied().unwrap_or(1.0)
     }
+
+    /// Whether the placement boosts any item.
+    pub fn boosts(&self) -> bool {
+        !self.boost.is_empty()
+    }
 }

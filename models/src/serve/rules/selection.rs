@@ -73,6 +73,21 @@ impl<'a> Selection<'a> {
         });
     }
 
+    /// [`Selection::fill_sparse`] from `scores` when every item they leave out scores at most
+    /// `bound`: returns whether the answer is then the one [`Selection::fill`] over the whole
+    /// catalog gives (it filled, and with items above `bound` only, so no item left out could
+    /// have come before any of them). Otherwise the selection is left as it was.
+    pub fn fill_bounded(&mut self, scores: &[(u32, f32)], bound: f32, source: Source) -> bool {
+        let (before, per_category) = (self.picked.len(), self.per_category.clone());
+        self.fill_sparse(scores, source);
+        if self.is_full() && self.picked[before..].iter().all(|(s, _)| s.score > bound) {
+            return true;
+        }
+        self.picked.truncate(before);
+        self.per_category = per_category;
+        false
+    }
+
     /// The selection loop over `n_items` scored entries, `ranked(wanted, is_allowed)` giving the
     /// `wanted` best allowed ones.
     fn fill_from(

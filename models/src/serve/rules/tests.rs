@@ -199,6 +199,43 @@ fn invalid_settings_and_requests_are_named() {
 }
 
 proptest! {
+    /// A bounded fill from part of the catalog either gives what the full fill gives or
+    /// leaves the selection as it was.
+    #[test]
+    fn a_bounded_fill_is_the_full_fill_or_nothing(
+        scores in prop::collection::vec(prop::sample::select(vec![0.0f32, 1.0, 2.0, 2.5, 4.0, 7.0]), 8),
+        listed in prop::collection::btree_set(0u32..8, 0..8),
+        consumed in prop::collection::btree_set(0u32..8, 0..3),
+        k in 1usize..6,
+        cap in prop::option::of(1usize..3),
+        first in prop::option::of(0u32..8),
+    ) {
+        let (ids, items) = catalog();
+        let config = PlacementConfig { max_per_category: cap, in_stock: StockRule::Any, ..Default::default() };
+        let live = LiveCatalog::of_model(ids.clone(), &items);
+        let (placement, _) = Placement::compile("p", &config, &live).unwrap();
+        let filters = Filters::default();
+        let consumed: Vec<(u32, i64)> = consumed.into_iter().map(|i| (i, 0)).collect();
+        let eligibility = Eligibility::new(&placement, &live, Request::new(k, 0, &filters), &consumed, &[]).unwrap();
+        // An earlier stage may have picked one item already.
+        let earlier: Vec<f32> = (0..8).map(|i| if Some(i) == first { 1.0 } else { f32::NEG_INFINITY }).collect();
+        let (mut full, mut bounded) = (Selection::new(&eligibility), Selection::new(&eligibility));
+        full.fill(&earlier, Source::Personalized);
+        bounded.fill(&earlier, Source::Personalized);
+        full.fill(&scores, Source::Popular);
+        let sparse: Vec<(u32, f32)> = listed.iter().map(|&i| (i, scores[i as usize])).collect();
+        let bound = (0..8u32).filter(|i| !listed.contains(i)).map(|i| scores[i as usize]).fold(f32::NEG_INFINITY, f32::max);
+        let before: Vec<u32> = bounded.picked.iter().map(|(s, _)| s.item.0).collect();
+        let exact = bounded.fill_bounded(&sparse, bound, Source::Popular);
+        let got: Vec<u32> = bounded.finish().into_iter().map(|(s, _)| s.item.0).collect();
+        if exact {
+            let expected: Vec<u32> = full.finish().into_iter().map(|(s, _)| s.item.0).collect();
+            prop_assert_eq!(got, expected);
+        } else {
+            prop_assert_eq!(got, before);
+        }
+    }
+
     /// Whatever the scores, consumed items never appear, no item repeats, the answer
     /// has min(k, eligible) items, and the cap holds.
     #[test]
