@@ -104,47 +104,54 @@ pub trait Recommender: Send + Sync {
 }
 
 /// Scores of one query that are zero but for the items touched: a dense buffer with the
-/// list of touched items, so clearing costs what was touched, not the catalog (the candidate
+/// list of touched items, so clearing costs nothing whatever was touched (the candidate
 /// stage of serving, [`crate::serve::candidates`]).
+///
+/// Each item's slot holds its value beside the generation that wrote it; a slot of an older
+/// generation reads as 0, so [`SparseScores::clear`] only starts a new generation (and one
+/// access reaches both halves of a slot).
 #[derive(Debug, Clone, Default)]
 pub struct SparseScores {
-    values: Vec<f32>,
+    /// Per item: (generation, value).
+    slots: Vec<(u32, f32)>,
     touched: Vec<u32>,
-    marked: Vec<bool>,
+    /// The current generation (never 0, which fresh slots hold).
+    generation: u32,
 }
 
 impl SparseScores {
     /// Empty scores over `n_items` items (all zero).
     pub fn new(n_items: usize) -> Self {
-        SparseScores { values: vec![0.0; n_items], touched: Vec::new(), marked: vec![false; n_items] }
+        SparseScores { slots: vec![(0, 0.0); n_items], touched: Vec::new(), generation: 1 }
     }
 
-    /// Resets every touched item to 0, and resizes to `n_items`.
+    /// Resets every item to 0, and resizes to `n_items`.
     pub fn clear(&mut self, n_items: usize) {
-        for &i in &self.touched {
-            self.values[i as usize] = 0.0;
-            self.marked[i as usize] = false;
-        }
         self.touched.clear();
-        self.values.resize(n_items, 0.0);
-        self.marked.resize(n_items, false);
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            // Once in 2³² clears: older slots could read as current.
+            self.slots.iter_mut().for_each(|slot| *slot = (0, 0.0));
+            self.generation = 1;
+        }
+        self.slots.resize(n_items, (0, 0.0));
     }
 
     /// The number of items scored (touched or not).
     pub fn n_items(&self) -> usize {
-        self.values.len()
+        self.slots.len()
     }
 
     /// Adds `value` to item `item`'s score; an item past the catalog is ignored (models check
     /// their input first).
     #[inline]
     pub fn add(&mut self, item: usize, value: f32) {
-        let (Some(slot), Some(mark)) = (self.values.get_mut(item), self.marked.get_mut(item)) else {
-            return;
-        };
-        *slot += value;
-        if !*mark {
-            *mark = true;
+        let generation = self.generation.max(1);
+        let Some(slot) = self.slots.get_mut(item) else { return };
+        if slot.0 == generation {
+            slot.1 += value;
+        } else {
+            *slot = (generation, value);
             self.touched.push(item as u32);
         }
     }
@@ -152,7 +159,10 @@ impl SparseScores {
     /// Item `item`'s score (0 when untouched or past the catalog).
     #[inline]
     pub fn get(&self, item: usize) -> f32 {
-        self.values.get(item).copied().unwrap_or(0.0)
+        match self.slots.get(item) {
+            Some(&(generation, value)) if generation == self.generation.max(1) => value,
+            _ => 0.0,
+        }
     }
 
     /// The items touched, in the order first touched.
@@ -164,8 +174,8 @@ impl SparseScores {
     /// 0 at 0: the blend's de-bias does).
     pub fn map_touched(&mut self, mut f: impl FnMut(usize, f32) -> f32) {
         for &i in &self.touched {
-            let slot = &mut self.values[i as usize];
-            *slot = f(i as usize, *slot);
+            let slot = &mut self.slots[i as usize];
+            slot.1 = f(i as usize, slot.1);
         }
     }
 }
@@ -284,7 +294,14 @@ pub fn check_query(n_items: usize, query: &Query<'_>, scores: &[f32]) -> Result<
 
 /// [`check_query`] for [`Recommender::score_sparse`]: `out` must cover `n_items` items.
 pub fn check_sparse(n_items: usize, query: &Query<'_>, out: &SparseScores) -> Result<()> {
-    check_query(n_items, query, &out.values)
+    if out.n_items() != n_items {
+        return Err(crate::Error::OutOfRange {
+            what: "score buffer length",
+            index: out.n_items(),
+            len: n_items,
+        });
+    }
+    check_history(n_items, query)
 }
 
 /// The part of [`check_query`] that is about the query: history items below `n_items` and
@@ -310,4 +327,41 @@ pub trait Fit {
 
     /// Fits on `train`.
     fn fit(&self, train: &TrainSet) -> Result<Self::Model>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_scores_read_zero_after_a_clear_and_across_the_generation_wrap() {
+        let mut scores = SparseScores::new(5);
+        scores.add(3, 1.5);
+        scores.add(1, 2.0);
+        scores.add(3, 0.5);
+        scores.add(9, 7.0); // past the catalog: ignored
+        assert_eq!((scores.get(3), scores.get(1), scores.get(0), scores.get(9)), (2.0, 2.0, 0.0, 0.0));
+        assert_eq!(scores.touched(), [3, 1]);
+        scores.map_touched(|i, s| s * i as f32);
+        assert_eq!((scores.get(3), scores.get(1)), (6.0, 2.0));
+        scores.clear(6);
+        assert_eq!(scores.n_items(), 6);
+        assert!(scores.touched().is_empty() && (0..6).all(|i| scores.get(i) == 0.0));
+        scores.add(3, 1.0);
+        assert_eq!((scores.get(3), scores.touched()), (1.0, &[3u32][..]));
+        // The generation wraps: stale slots must not read as current.
+        scores.generation = u32::MAX;
+        scores.add(4, 9.0);
+        scores.clear(6);
+        assert!((0..6).all(|i| scores.get(i) == 0.0));
+        scores.add(2, 1.0);
+        assert_eq!((scores.get(2), scores.get(4)), (1.0, 0.0));
+        // A default buffer is empty until cleared to a size.
+        let mut fresh = SparseScores::default();
+        fresh.add(0, 1.0);
+        assert_eq!((fresh.n_items(), fresh.get(0)), (0, 0.0));
+        fresh.clear(2);
+        fresh.add(0, 1.0);
+        assert_eq!((fresh.get(0), fresh.get(1)), (1.0, 0.0));
+    }
 }

@@ -29,8 +29,6 @@ const GRAM_MAX: usize = 8_000_000;
 /// The moments' closed forms and the truncated postings of one content model.
 pub(super) struct ContentIndex {
     n_items: usize,
-    /// `1 / divisor` per item under de-bias.
-    weights: Option<Vec<f32>>,
     /// `Σ_j w_j r_jt` per term.
     sums: Vec<f64>,
     /// Row `t` of `G`: `gram[gram_offsets[t]..gram_offsets[t + 1]]` as (term, value).
@@ -40,6 +38,10 @@ pub(super) struct ContentIndex {
     /// (item, `w_j r_jt`).
     offsets: Vec<usize>,
     posted: Vec<(u32, f32)>,
+    /// Item `j`'s row as (term, `w_j r_jt`): `rows[row_offsets[j]..row_offsets[j + 1]]`, the
+    /// candidates' exact scores in one pass over one array.
+    row_offsets: Vec<u32>,
+    rows: Vec<(u32, f32)>,
 }
 
 impl ContentIndex {
@@ -109,7 +111,26 @@ impl ContentIndex {
             }
             offsets.push(posted.len());
         }
-        Some(ContentIndex { n_items, weights, sums, gram_offsets, gram, offsets, posted })
+        let mut row_offsets = Vec::with_capacity(n_items + 1);
+        row_offsets.push(0u32);
+        let mut item_rows = Vec::with_capacity(rows.nnz());
+        for j in 0..n_items {
+            if let Some(row) = rows.outer_view(j) {
+                item_rows.extend(row.iter().map(|(t, &v)| (t as u32, weight(j) * v)));
+            }
+            // Offsets fit u32: the Gram matrix's limit bounds the entries far below.
+            row_offsets.push(u32::try_from(item_rows.len()).ok()?);
+        }
+        Some(ContentIndex {
+            n_items,
+            sums,
+            gram_offsets,
+            gram,
+            offsets,
+            posted,
+            row_offsets,
+            rows: item_rows,
+        })
     }
 
     /// Term `t`'s kept postings, best first.
@@ -154,10 +175,14 @@ impl ContentIndex {
     }
 
     /// Item `j`'s exact score under the unit profile `unit` (as the blend sees it: de-biased).
-    pub(super) fn score(&self, model: &ContentModel, unit: &[f32], j: usize) -> f32 {
-        let Some(row) = model.item_terms().outer_view(j) else { return f32::NAN };
-        let s: f32 = row.iter().map(|(t, &v)| v * unit.get(t).copied().unwrap_or(0.0)).sum();
-        s * self.weights.as_ref().map_or(1.0, |w| w[j])
+    pub(super) fn score(&self, unit: &[f32], j: usize) -> f32 {
+        let (Some(&start), Some(&end)) = (self.row_offsets.get(j), self.row_offsets.get(j + 1)) else {
+            return f32::NAN;
+        };
+        self.rows[start as usize..end as usize]
+            .iter()
+            .map(|&(t, v)| v * unit.get(t as usize).copied().unwrap_or(0.0))
+            .sum()
     }
 
     /// The query's unit profile, the catalog's moments, and the `per_member` best items by
@@ -282,7 +307,7 @@ mod tests {
             prop_assert!((scale - s).abs() <= 1e-3 * (1.0 + s.abs()), "scale {scale} vs {s}");
             let State::Content(unit) = state else { panic!("not a content state") };
             for (j, &expected) in dense.iter().enumerate() {
-                let score = index.score(&model, &unit, j);
+                let score = index.score(&unit, j);
                 prop_assert!((score - expected).abs() <= 1e-5, "item {j}: {score} vs {expected}");
             }
             let best: Vec<u32> = crate::rank::top_k(&dense, 10, |j| dense[j] > 0.0).iter().map(|s| s.item.0).collect();

@@ -272,11 +272,9 @@ impl Retriever {
                 let Some(index) = &self.popularity else { return };
                 scratch.raw.extend(pool.iter().map(|&i| index.score(factors, i as usize)));
             }
-            State::Content(unit) => match (&self.content, content_model(models)) {
-                (Some(index), Some(model)) => {
-                    scratch.raw.extend(pool.iter().map(|&i| index.score(model, unit, i as usize)));
-                }
-                _ => scratch.raw.extend(pool.iter().map(|_| f32::NAN)),
+            State::Content(unit) => match &self.content {
+                Some(index) => scratch.raw.extend(pool.iter().map(|&i| index.score(unit, i as usize))),
+                None => scratch.raw.extend(pool.iter().map(|_| f32::NAN)),
             },
         }
     }
@@ -301,7 +299,7 @@ impl Retriever {
             State::Dense => *scratch.dense.get(m)?.get(i)?,
             State::Sparse => scratch.sparse.get(m)?.get(i),
             State::Popularity(factors) => self.popularity.as_ref()?.score(factors, i),
-            State::Content(unit) => self.content.as_ref()?.score(content_model(models)?, unit, i),
+            State::Content(unit) => self.content.as_ref()?.score(unit, i),
             State::Factors(x) => {
                 let als = models.iter().find_map(|f| match f {
                     FittedModel::Als(als) => Some(als),
@@ -342,14 +340,6 @@ pub(super) enum State {
     Popularity(Vec<f32>),
     /// Content: the profile over its norm.
     Content(Vec<f32>),
-}
-
-/// The artifact's content model.
-fn content_model(models: &[FittedModel]) -> Option<&crate::algorithms::content::ContentModel> {
-    models.iter().find_map(|f| match f {
-        FittedModel::Content(c) => Some(&**c),
-        _ => None,
-    })
 }
 
 /// The de-bias of one score by its item's divisor ([`apply_debias`] for one entry).
