@@ -177,6 +177,13 @@ pub type ReportRows = (Vec<ExposureRow>, Vec<OutcomeRow>, HashMap<String, f64>);
 /// from its start on, each with the stitched person they belong to now, and each person's
 /// number of events before the start (CUPED's covariate).
 pub fn report_rows(store: &Store, experiment: &Experiment) -> Result<ReportRows, store::Error> {
+    let mut rows = report_rows_of(store, &[experiment])?;
+    Ok(rows.pop().unwrap_or_default())
+}
+
+/// [`report_rows`] of several experiments (one per entry, in order) from one scan of the
+/// store's event log: what the dashboard shows.
+pub fn report_rows_of(store: &Store, experiments: &[&Experiment]) -> Result<Vec<ReportRows>, store::Error> {
     let mut persons: HashMap<String, String> = HashMap::new();
     let mut person_of = |key: &str| -> String {
         if let Some(person) = persons.get(key) {
@@ -188,48 +195,60 @@ pub fn report_rows(store: &Store, experiment: &Experiment) -> Result<ReportRows,
         persons.insert(key.to_string(), person.clone());
         person
     };
-    let mut exposures = Vec::new();
-    for exposure in store.exposures(&experiment.name)? {
-        let Some(variant) = experiment.variants.iter().position(|v| v.name == exposure.tag.variant) else {
-            continue;
-        };
-        exposures.push(ExposureRow {
-            person: person_of(&exposure.person),
-            id: exposure.id,
-            variant,
-            channel: exposure.channel,
-            items: exposure.items,
-            at: exposure.at,
-        });
+    let mut rows: Vec<ReportRows> = Vec::with_capacity(experiments.len());
+    // Per experiment: its start, and the last outcome time its attribution window reaches.
+    let mut spans = Vec::with_capacity(experiments.len());
+    for experiment in experiments {
+        let mut exposures = Vec::new();
+        for exposure in store.exposures(&experiment.name)? {
+            let Some(variant) = experiment.variants.iter().position(|v| v.name == exposure.tag.variant)
+            else {
+                continue;
+            };
+            exposures.push(ExposureRow {
+                person: person_of(&exposure.person),
+                id: exposure.id,
+                variant,
+                channel: exposure.channel,
+                items: exposure.items,
+                at: exposure.at,
+            });
+        }
+        rows.push((exposures, Vec::new(), HashMap::new()));
+        let window = (experiment.analysis.window_days * 86_400.0) as i64;
+        let last =
+            experiment.stopped_at.or(experiment.end).map_or(i64::MAX, |end| end.saturating_add(window));
+        spans.push((experiment.start, last));
     }
-    let window = (experiment.analysis.window_days * 86_400.0) as i64;
-    let last = experiment.stopped_at.or(experiment.end).map_or(i64::MAX, |end| end.saturating_add(window));
-    let mut outcomes = Vec::new();
-    let mut pre: HashMap<String, f64> = HashMap::new();
     store.scan_events(0, &mut |event| {
-        if event.timestamp < experiment.start {
-            *pre.entry(person_of(&event.anchor)).or_default() += 1.0;
-            return Ok(());
-        }
         let kind = match EventType::parse(&event.event_type) {
-            EventType::Click | EventType::EmailClick => OutcomeKind::Click,
-            EventType::AddToCart => OutcomeKind::AddToCart,
-            EventType::Purchase => OutcomeKind::Purchase,
-            _ => return Ok(()),
+            EventType::Click | EventType::EmailClick => Some(OutcomeKind::Click),
+            EventType::AddToCart => Some(OutcomeKind::AddToCart),
+            EventType::Purchase => Some(OutcomeKind::Purchase),
+            _ => None,
         };
-        if event.timestamp > last {
-            return Ok(());
+        let mut person = None;
+        for ((_, outcomes, pre), &(start, last)) in rows.iter_mut().zip(&spans) {
+            if event.timestamp < start {
+                let key = person.get_or_insert_with(|| person_of(&event.anchor));
+                *pre.entry(key.clone()).or_default() += 1.0;
+                continue;
+            }
+            let Some(kind) = kind else { continue };
+            if event.timestamp > last {
+                continue;
+            }
+            outcomes.push(OutcomeRow {
+                person: person.get_or_insert_with(|| person_of(&event.anchor)).clone(),
+                kind,
+                item: event.item_id.clone(),
+                value: event.value.map_or(0.0, f64::from),
+                channel: event.channel.clone(),
+                at: event.timestamp,
+                recommendation_id: event.recommendation_id.clone(),
+            });
         }
-        outcomes.push(OutcomeRow {
-            person: person_of(&event.anchor),
-            kind,
-            item: event.item_id,
-            value: event.value.map_or(0.0, f64::from),
-            channel: event.channel,
-            at: event.timestamp,
-            recommendation_id: event.recommendation_id,
-        });
         Ok(())
     })?;
-    Ok((exposures, outcomes, pre))
+    Ok(rows)
 }

@@ -301,12 +301,21 @@ async fn the_trained_blend_beats_the_popular_control_across_channels() {
     }
     assert_eq!(seen.len(), 2, "40 visitors all in one variant");
 
-    // The dashboard shows the experiment with a chart of one mark per variant.
+    // The dashboard shows each experiment (their rows from one scan of the event log): this
+    // one with a chart of one mark per variant, and a second one on another placement that
+    // nobody was exposed to yet.
+    let second = json!({
+        "placements": ["product_page"],
+        "variants": [{ "name": "a", "share": 1 }, { "name": "b", "share": 1 }]
+    });
+    ok(addr, "PUT", "/v1/experiments/similar-test", Some(&second)).await;
     let page = send(addr, "GET", "/dashboard", None).await;
     assert_eq!(page.status, 200);
     let html = String::from_utf8_lossy(&page.body).to_string();
     assert!(html.contains(r#"data-experiment="blend-vs-popular""#));
-    assert_eq!(html.matches(r#"class="variant-mark""#).count(), 2, "{html}");
+    assert!(html.contains(r#"data-experiment="similar-test""#), "{html}");
+    let first = &html[..html.find(r#"data-experiment="similar-test""#).unwrap()];
+    assert_eq!(first.matches(r#"class="variant-mark""#).count(), 2, "{html}");
     assert!(html.contains("Sample ratio OK"));
     if let Some(out) = std::env::var_os("OMNIREC_DASHBOARD_OUT") {
         std::fs::write(out, &html).unwrap();

@@ -86,8 +86,7 @@ const METRICS: [&str; 6] = ["precision", "recall", "ndcg", "map", "hit_rate", "m
 
 /// The `k` best items for `user` outside their training history, as the blend serves them,
 /// and the person's relevant held-out items under `engine`.
-fn ranked(engine: &Engine, user: UserIdx, k: usize) -> Result<Vec<ItemIdx>> {
-    let history: Vec<ItemIdx> = engine.history(user).into_iter().map(|(i, _)| i).collect();
+fn ranked(engine: &Engine, user: UserIdx, history: &[ItemIdx], k: usize) -> Result<Vec<ItemIdx>> {
     let answer = engine.recommend(Some(user), k + history.len())?;
     Ok(answer.items.into_iter().map(|s| s.item).filter(|i| !history.contains(i)).take(k).collect())
 }
@@ -122,9 +121,11 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison> {
     for interaction in test.interactions.iter().filter(|i| i.weight > 0.0) {
         held_out[interaction.user.get()].push(interaction.item);
     }
-    let relevant = |engine: &Engine, user: UserIdx, items: &[ItemIdx]| -> Relevant {
+    let history = |engine: &Engine, user: UserIdx| -> Vec<ItemIdx> {
+        engine.history(user).into_iter().map(|(i, _)| i).collect()
+    };
+    let relevant = |engine: &Engine, history: &[ItemIdx], items: &[ItemIdx]| -> Relevant {
         let body = &engine.artifact().body;
-        let history: Vec<ItemIdx> = engine.history(user).into_iter().map(|(i, _)| i).collect();
         let mut known = Vec::new();
         let mut n_unknown = 0;
         for &item in items {
@@ -142,7 +143,8 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison> {
     let persons: Vec<(UserIdx, UserIdx, usize)> = (0..test.users.len())
         .filter_map(|u| Some((find(&a, u)?, find(&b, u)?, u)))
         .filter(|&(ua, ub, u)| {
-            let (ra, rb) = (relevant(&a, ua, &held_out[u]), relevant(&b, ub, &held_out[u]));
+            let (ra, rb) =
+                (relevant(&a, &history(&a, ua), &held_out[u]), relevant(&b, &history(&b, ub), &held_out[u]));
             !ra.items.is_empty() || !rb.items.is_empty()
         })
         .collect();
@@ -152,9 +154,10 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison> {
     let scores: Vec<([f64; 6], [f64; 6], f64)> = persons
         .par_iter()
         .map(|&(ua, ub, u)| -> Result<([f64; 6], [f64; 6], f64)> {
-            let (la, lb) = (ranked(&a, ua, args.k)?, ranked(&b, ub, args.k)?);
-            let sa = score_list(&la, &relevant(&a, ua, &held_out[u]), args.k);
-            let sb = score_list(&lb, &relevant(&b, ub, &held_out[u]), args.k);
+            let (ha, hb) = (history(&a, ua), history(&b, ub));
+            let (la, lb) = (ranked(&a, ua, &ha, args.k)?, ranked(&b, ub, &hb, args.k)?);
+            let sa = score_list(&la, &relevant(&a, &ha, &held_out[u]), args.k);
+            let sb = score_list(&lb, &relevant(&b, &hb, &held_out[u]), args.k);
             // Items are compared by identifier: the two artifacts may number them apart.
             let id = |engine: &Engine, i: ItemIdx| engine.artifact().body.items.id(i.0).map(str::to_owned);
             let ids_b: Vec<Option<String>> = lb.iter().map(|&i| id(&b, i)).collect();

@@ -359,18 +359,27 @@ pub(super) async fn dashboard(State(state): State<Arc<AppState>>) -> Result<Html
     if experiments.is_empty() {
         html.push_str("<p>No experiment defined (PUT /v1/experiments/{name}).</p>");
     }
-    for experiment in experiments.iter() {
-        let Some(store) = state.store.clone() else { break };
-        let experiment_for_pool = Arc::clone(experiment);
-        let (report, series) = on_pool(move || -> Result<_, ApiError> {
-            let e = &experiment_for_pool;
-            let (exposures, outcomes, pre) = crate::lab::report_rows(&store, e).map_err(ApiError::store)?;
-            let report = models::experiment::report::report(e, &exposures, &outcomes, &pre);
-            let series = models::experiment::report::timeline(e, &exposures, &outcomes, &cutoffs(e, now));
-            Ok((report, series))
+    if let (Some(store), false) = (state.store.clone(), experiments.is_empty()) {
+        // One scan of the event log for every experiment's rows.
+        let for_pool = Arc::clone(&experiments);
+        let sections = on_pool(move || -> Result<_, ApiError> {
+            let all: Vec<&Experiment> = for_pool.iter().map(|e| &**e).collect();
+            let rows = crate::lab::report_rows_of(&store, &all).map_err(ApiError::store)?;
+            Ok(all
+                .iter()
+                .zip(rows)
+                .map(|(e, (exposures, outcomes, pre))| {
+                    let report = models::experiment::report::report(e, &exposures, &outcomes, &pre);
+                    let series =
+                        models::experiment::report::timeline(e, &exposures, &outcomes, &cutoffs(e, now));
+                    (report, series)
+                })
+                .collect::<Vec<_>>())
         })
         .await??;
-        experiment_section(&mut html, experiment, &report, &series, now);
+        for (experiment, (report, series)) in experiments.iter().zip(&sections) {
+            experiment_section(&mut html, experiment, report, series, now);
+        }
     }
     html.push_str("</section>");
     health_section(&mut html, &state.metrics.render(), crate::telemetry::uptime_seconds());
