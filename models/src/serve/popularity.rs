@@ -79,6 +79,16 @@ impl LivePopularity {
         }
     }
 
+    /// Adds each listed item's live count to its score, under one lock.
+    pub fn add_counts(&self, scores: &mut [(u32, f32)]) {
+        let counts = self.counts.read().unwrap_or_else(PoisonError::into_inner);
+        for (item, score) in scores {
+            if let Some(count) = counts.get(*item as usize) {
+                *score += f32::from_bits(count.load(Ordering::Relaxed));
+            }
+        }
+    }
+
     /// Calls `visit(item, count)` for every item whose live count is above zero.
     pub fn for_each_touched(&self, mut visit: impl FnMut(u32, f32)) {
         let touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
@@ -146,6 +156,9 @@ mod tests {
         let mut touched = Vec::new();
         live.for_each_touched(|item, count| touched.push((item, count)));
         assert_eq!(touched, [(2, 3.0), (5, 0.5)]);
+        let mut listed = [(5, 1.0), (0, 1.0), (99, 1.0)];
+        live.add_counts(&mut listed);
+        assert_eq!(listed, [(5, 1.5), (0, 1.0), (99, 1.0)]);
         let flat = LivePopularity::new(0, None);
         flat.record("x", ItemIdx(0), 123_456_789);
         assert_eq!(flat.count(ItemIdx(0)), 1.0);

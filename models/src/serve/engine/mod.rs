@@ -174,6 +174,8 @@ pub struct Engine {
     retriever: Retriever,
     /// The model's items by `popularity`, highest first (ties to the lower item).
     popular_order: Vec<u32>,
+    /// The first [`POPULAR_PREFIX`] of them, by item.
+    popular_prefix: Vec<u32>,
 }
 
 impl Engine {
@@ -210,7 +212,9 @@ impl Engine {
         popular_order.sort_unstable_by(|&a, &b| {
             popularity[b as usize].total_cmp(&popularity[a as usize]).then(a.cmp(&b))
         });
-        Engine { artifact, base, popularity, debias, batch, retriever, popular_order }
+        let mut popular_prefix = popular_order[..POPULAR_PREFIX.min(popular_order.len())].to_vec();
+        popular_prefix.sort_unstable();
+        Engine { artifact, base, popularity, debias, batch, retriever, popular_order, popular_prefix }
     }
 
     /// The artifact's catalog, before any change.
@@ -643,15 +647,13 @@ impl Engine {
         if n_items <= POPULAR_PREFIX || placement.boosts() {
             return false;
         }
-        let prefix = &self.popular_order[..POPULAR_PREFIX.min(n_model)];
-        let count = |item: u32| live.map_or(0.0, |l| l.count(ItemIdx(item)));
+        let prefix = &self.popular_order[..self.popular_prefix.len()];
         let base = |item: u32| self.popularity.get(item as usize).copied().unwrap_or(0.0);
-        let mut scores: Vec<(u32, f32)> = prefix.iter().map(|&i| (i, base(i) + count(i))).collect();
+        let mut scores: Vec<(u32, f32)> = prefix.iter().map(|&i| (i, base(i))).collect();
         if let Some(live) = live {
-            let mut in_prefix = prefix.to_vec();
-            in_prefix.sort_unstable();
+            live.add_counts(&mut scores);
             live.for_each_touched(|item, live_count| {
-                if (item as usize) < n_items && in_prefix.binary_search(&item).is_err() {
+                if (item as usize) < n_items && self.popular_prefix.binary_search(&item).is_err() {
                     scores.push((item, base(item) + live_count));
                 }
             });
