@@ -110,13 +110,19 @@ pub trait Recommender: Send + Sync {
 /// Each item's slot holds its value beside the generation that wrote it; a slot of an older
 /// generation reads as 0, so [`SparseScores::clear`] only starts a new generation (and one
 /// access reaches both halves of a slot).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SparseScores {
     /// Per item: (generation, value).
     slots: Vec<(u32, f32)>,
     touched: Vec<u32>,
     /// The current generation (never 0, which fresh slots hold).
     generation: u32,
+}
+
+impl Default for SparseScores {
+    fn default() -> Self {
+        SparseScores::new(0)
+    }
 }
 
 impl SparseScores {
@@ -146,12 +152,11 @@ impl SparseScores {
     /// their input first).
     #[inline]
     pub fn add(&mut self, item: usize, value: f32) {
-        let generation = self.generation.max(1);
         let Some(slot) = self.slots.get_mut(item) else { return };
-        if slot.0 == generation {
+        if slot.0 == self.generation {
             slot.1 += value;
         } else {
-            *slot = (generation, value);
+            *slot = (self.generation, value);
             self.touched.push(item as u32);
         }
     }
@@ -160,7 +165,7 @@ impl SparseScores {
     #[inline]
     pub fn get(&self, item: usize) -> f32 {
         match self.slots.get(item) {
-            Some(&(generation, value)) if generation == self.generation.max(1) => value,
+            Some(&(generation, value)) if generation == self.generation => value,
             _ => 0.0,
         }
     }

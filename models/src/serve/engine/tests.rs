@@ -14,19 +14,19 @@ fn engine() -> Engine {
 }
 
 fn artifact() -> Artifact {
-    let synthetic = SyntheticData::generate(SyntheticConfig {
-        n_persons: 300,
-        n_items: 80,
-        seed: 5,
-        ..Default::default()
-    })
-    .unwrap();
-    let dataset = synthetic.dataset(&WeightConfig::default(), &IdentityRules::default()).unwrap();
     let mut config = TrainConfig::default();
     config.als.factors = 8;
     config.blend.tune = false;
-    let trained = crate::train::train(&dataset, &config, &crate::progress::Silent).unwrap();
-    Artifact::assemble(&dataset, trained, &config, 0)
+    trained_on(300, 80, 5, &config)
+}
+
+/// An artifact trained under `config` on seeded synthetic data of that size.
+fn trained_on(n_persons: usize, n_items: usize, seed: u64, config: &TrainConfig) -> Artifact {
+    let synthetic =
+        SyntheticData::generate(SyntheticConfig { n_persons, n_items, seed, ..Default::default() }).unwrap();
+    let dataset = synthetic.dataset(&WeightConfig::default(), &IdentityRules::default()).unwrap();
+    let trained = crate::train::train(&dataset, config, &crate::progress::Silent).unwrap();
+    Artifact::assemble(&dataset, trained, config, 0)
 }
 
 /// The engine's own catalog under one placement.
@@ -228,19 +228,7 @@ mod live {
     use crate::serve::rules::FrequencyCap;
 
     fn engine() -> Engine {
-        let synthetic = SyntheticData::generate(SyntheticConfig {
-            n_persons: 300,
-            n_items: 80,
-            seed: 5,
-            ..Default::default()
-        })
-        .unwrap();
-        let dataset = synthetic.dataset(&WeightConfig::default(), &IdentityRules::default()).unwrap();
-        let mut config = TrainConfig::default();
-        config.als.factors = 8;
-        config.blend.tune = false;
-        let trained = crate::train::train(&dataset, &config, &crate::progress::Silent).unwrap();
-        Engine::new(Artifact::assemble(&dataset, trained, &config, 0))
+        super::engine()
     }
 
     fn event(kind: EventType, at: i64) -> Event {
@@ -429,14 +417,6 @@ mod candidate_stage {
 
     /// Every model, sparse EASE, a de-biased blend, over 400 items.
     fn artifact(debias: bool) -> Artifact {
-        let synthetic = SyntheticData::generate(SyntheticConfig {
-            n_persons: 600,
-            n_items: 400,
-            seed: 11,
-            ..Default::default()
-        })
-        .unwrap();
-        let dataset = synthetic.dataset(&WeightConfig::default(), &IdentityRules::default()).unwrap();
         let mut config = TrainConfig::default();
         config.als.factors = 16;
         config.ease.keep = 60;
@@ -451,8 +431,7 @@ mod candidate_stage {
             ]
             .into();
         }
-        let trained = crate::train::train(&dataset, &config, &crate::progress::Silent).unwrap();
-        Artifact::assemble(&dataset, trained, &config, 0)
+        super::trained_on(600, 400, 11, &config)
     }
 
     /// The stage on every catalog size, the ALS index from `ann_from` items.
@@ -609,21 +588,12 @@ mod candidate_stage {
 /// the model's order included.
 #[test]
 fn the_popular_fill_of_a_large_catalog_is_the_full_fill() {
-    let synthetic = SyntheticData::generate(SyntheticConfig {
-        n_persons: 400,
-        n_items: 3_000,
-        seed: 9,
-        ..Default::default()
-    })
-    .unwrap();
-    let dataset = synthetic.dataset(&WeightConfig::default(), &IdentityRules::default()).unwrap();
     let mut config = TrainConfig::default();
     config.models.enabled = vec![ModelKind::Popularity, ModelKind::Als];
     config.als.factors = 4;
     config.als.iterations = 2;
     config.blend.tune = false;
-    let trained = crate::train::train(&dataset, &config, &crate::progress::Silent).unwrap();
-    let engine = Engine::new(Artifact::assemble(&dataset, trained, &config, 0));
+    let engine = Engine::new(trained_on(400, 3_000, 9, &config));
     let n = engine.popularity.len();
     assert!(n > POPULAR_PREFIX, "{n} items");
     let filters = Filters::default();
