@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sprs::CsMat;
 
+use crate::consumed::Consumed;
 use crate::error::{Error, Result};
 use crate::identity::{Decisions, IdentityReport, IdentityRules, resolve_with};
 use crate::ids::{IdMap, ItemIdx, UserIdx};
@@ -411,7 +412,12 @@ impl Dataset {
     /// The person × item confidence matrix (CSR): summed, time-decayed weights; pairs whose
     /// sum is not positive are left out.
     pub fn matrix(&self) -> CsMat<f32> {
-        let reference = self.reference_timestamp();
+        self.matrix_at(self.reference_timestamp())
+    }
+
+    /// [`Dataset::matrix`] with the decay's reference time given (it is
+    /// [`Dataset::reference_timestamp`], which reads every row's time).
+    pub fn matrix_at(&self, reference: i64) -> CsMat<f32> {
         let decay = self.half_life_days.map(|days| f64::from(days) * 86_400.0);
         let mut entries: Vec<(u32, u32, f32)> = self
             .interactions
@@ -456,38 +462,8 @@ impl Dataset {
 
     /// Per person, the items consumed (purchases net of returns), sorted by item, each with
     /// the time of its last consuming event (so a repurchase window can let consumables back).
-    pub fn consumed(&self) -> Vec<Vec<(ItemIdx, i64)>> {
-        // Bucketed by person with exact capacities, then sorted and netted in place: no map
-        // over all pairs, and nothing beyond the result's own size.
-        let consuming = || self.interactions.iter().filter(|i| i.consumption != 0);
-        let mut counts = vec![0usize; self.n_users()];
-        for interaction in consuming() {
-            counts[interaction.user.get()] += 1;
-        }
-        let mut entries: Vec<Vec<(u32, i32, i64)>> = counts.iter().map(|&n| Vec::with_capacity(n)).collect();
-        for interaction in consuming() {
-            let at = if interaction.consumption > 0 { interaction.timestamp } else { i64::MIN };
-            entries[interaction.user.get()].push((
-                interaction.item.0,
-                i32::from(interaction.consumption),
-                at,
-            ));
-        }
-        entries
-            .into_iter()
-            .map(|mut rows| {
-                rows.sort_unstable_by_key(|&(item, _, _)| item);
-                let mut items = Vec::with_capacity(rows.len());
-                for group in rows.chunk_by(|a, b| a.0 == b.0) {
-                    let count: i32 = group.iter().map(|r| r.1).sum();
-                    if count > 0 {
-                        let last = group.iter().map(|r| r.2).max().unwrap_or(i64::MIN);
-                        items.push((ItemIdx(group[0].0), last));
-                    }
-                }
-                items
-            })
-            .collect()
+    pub fn consumed(&self) -> Consumed {
+        Consumed::from_interactions(self.n_users(), &self.interactions)
     }
 
     /// A stable fingerprint of the interactions (SHA-256 over the sorted records), to tell
@@ -646,7 +622,7 @@ mod tests {
         // a: view 1 + cart 3 + purchase 5 = 9; b: purchase 5 - return 5 = 0, dropped.
         assert_eq!(m.get(0, 0), Some(&9.0));
         assert_eq!(m.get(0, 1), None);
-        assert_eq!(data.consumed(), vec![vec![(ItemIdx(0), 3)]]);
+        assert_eq!(data.consumed().lists().collect::<Vec<_>>(), vec![vec![(ItemIdx(0), 3)]]);
     }
 
     #[test]
@@ -725,7 +701,7 @@ mod tests {
         // The catalog's items come first.
         assert_eq!(data.items.ids(), ["z", "x", "y"]);
         assert_eq!(data.matrix().get(0, 1), Some(&4.0));
-        assert_eq!(data.consumed()[1], vec![(ItemIdx(2), 0)]);
+        assert_eq!(data.consumed().of(UserIdx(1)).collect::<Vec<_>>(), vec![(ItemIdx(2), 0)]);
         assert_eq!(data.lookup_user("user_id:u2"), Some(UserIdx(1)));
         assert_eq!(data.catalog.len(), 3);
     }

@@ -23,6 +23,7 @@
 //! This crate does no network I/O; it reads and writes only through the readers and writers
 //! it is handed.
 
+pub mod consumed;
 pub mod dataset;
 pub mod error;
 pub mod identity;

@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use datasets::UserIdx;
 use datasets::dataset::{Activity, ActivityKind, Dataset};
+use datasets::schema::Item;
+use sprs::CsMat;
 
 use crate::error::{Error, Result};
-use crate::recommender::TrainSet;
 
 /// Number of behavioural features.
 pub const N_FEATURES: usize = 9;
@@ -233,13 +234,19 @@ impl Profiles {
     }
 }
 
-/// Computes every person's profile attributes. `train` must come from `dataset` (same persons).
-/// Fails on invalid parameters, on a mismatch between the two, or when k-means fails.
-pub fn fit_profiles(dataset: &Dataset, train: &TrainSet, params: &ProfileParams) -> Result<Profiles> {
+/// Computes every person's profile attributes. `user_items` (person × item confidence) must
+/// come from `dataset` (same persons and items). Fails on invalid parameters, on a mismatch
+/// between the two, or when k-means fails.
+pub fn fit_profiles(dataset: &Dataset, user_items: &CsMat<f32>, params: &ProfileParams) -> Result<Profiles> {
     params.validate()?;
     let n_users = dataset.n_users();
-    if train.n_users() != n_users {
-        let reason = format!("training set has {} persons, data set {n_users}", train.n_users());
+    if user_items.rows() != n_users || user_items.cols() != dataset.n_items() {
+        let reason = format!(
+            "training matrix is {} persons × {} items, data set {n_users} × {}",
+            user_items.rows(),
+            user_items.cols(),
+            dataset.n_items()
+        );
         return Err(Error::Untrainable { model: "profile", reason });
     }
     if let Some(a) = dataset.activities().find(|a| a.user.get() >= n_users) {
@@ -265,7 +272,7 @@ pub fn fit_profiles(dataset: &Dataset, train: &TrainSet, params: &ProfileParams)
     let (churn, churn_risk) = outcome(&|u| after[u].events == 0);
     let (segment, segments, segment_scaler) = segment(raw_all.view(), x_all.view(), params)?;
     Ok(Profiles {
-        category_affinity: category_affinity(train),
+        category_affinity: category_affinity(user_items, &dataset.catalog),
         purchase_propensity,
         churn_risk,
         segment,
@@ -276,10 +283,10 @@ pub fn fit_profiles(dataset: &Dataset, train: &TrainSet, params: &ProfileParams)
 }
 
 /// Per person, top categories by share of confidence weight.
-fn category_affinity(train: &TrainSet) -> Vec<Vec<(String, f32)>> {
+fn category_affinity(user_items: &CsMat<f32>, catalog: &[Item]) -> Vec<Vec<(String, f32)>> {
     let mut names: Vec<String> = Vec::new();
     let mut ids: HashMap<&str, u32> = HashMap::new();
-    let item_category: Vec<Option<u32>> = (train.catalog.iter())
+    let item_category: Vec<Option<u32>> = (catalog.iter())
         .map(|item| {
             let top = item.top_category().filter(|c| !c.is_empty())?;
             Some(*ids.entry(top).or_insert_with(|| {
@@ -288,11 +295,11 @@ fn category_affinity(train: &TrainSet) -> Vec<Vec<(String, f32)>> {
             }))
         })
         .collect();
-    (0..train.n_users())
+    (0..user_items.rows())
         .into_par_iter()
         .map(|user| {
             let (mut total, mut weights) = (0.0f64, Vec::<(u32, f64)>::new());
-            for (item, &w) in train.user_items.outer_view(user).iter().flat_map(|row| row.iter()) {
+            for (item, &w) in user_items.outer_view(user).iter().flat_map(|row| row.iter()) {
                 if !(w.is_finite() && w > 0.0) {
                     continue;
                 }
@@ -573,7 +580,7 @@ mod tests {
             &IdentityRules::default(),
         )
         .expect("valid events");
-        let profiles = fit_profiles(&dataset, &TrainSet::from_dataset(&dataset), params).expect("profiles");
+        let profiles = fit_profiles(&dataset, &dataset.matrix(), params).expect("profiles");
         (dataset, profiles)
     }
 
@@ -665,8 +672,7 @@ mod tests {
                 .expect("valid config");
         let dataset =
             data.dataset(&WeightConfig::default(), &IdentityRules::default()).expect("valid events");
-        let profiles =
-            fit_profiles(&dataset, &TrainSet::from_dataset(&dataset), &ProfileParams::default()).unwrap();
+        let profiles = fit_profiles(&dataset, &dataset.matrix(), &ProfileParams::default()).unwrap();
         let report = &profiles.report;
         let auc = report.propensity.holdout_auc.expect("propensity auc");
         assert!(auc > 0.6, "{report:?}");

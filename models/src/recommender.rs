@@ -203,10 +203,24 @@ pub struct TrainSet {
     pub newest: i64,
 }
 
-impl TrainSet {
-    /// Builds the training input from a data set.
-    pub fn from_dataset(dataset: &Dataset) -> Self {
-        let user_items = dataset.matrix();
+/// A data set's person × item history: what [`TrainSet`] is made of before the item ×
+/// person transpose. Built while the data set's rows are in memory; the transpose can wait
+/// until they are released.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    /// Person × item confidence (CSR): [`Dataset::matrix`].
+    pub user_items: CsMat<f32>,
+    /// The latest interaction time per entry of `user_items`, aligned with its data array.
+    pub last_seen: Vec<i64>,
+    /// [`Dataset::reference_timestamp`].
+    pub newest: i64,
+}
+
+impl History {
+    /// The history of `dataset`.
+    pub fn of(dataset: &Dataset) -> Self {
+        let newest = dataset.reference_timestamp();
+        let user_items = dataset.matrix_at(newest);
         let mut last_seen = vec![0i64; user_items.nnz()];
         let indptr = user_items.indptr();
         let indptr = indptr.raw_storage();
@@ -218,14 +232,21 @@ impl TrainSet {
                 *slot = (*slot).max(interaction.timestamp);
             }
         }
+        History { user_items, last_seen, newest }
+    }
+}
+
+impl TrainSet {
+    /// Builds the training input from a data set.
+    pub fn from_dataset(dataset: &Dataset) -> Self {
+        TrainSet::new(History::of(dataset), dataset.catalog.clone())
+    }
+
+    /// The training input of `history` over `catalog` (one entry per item).
+    pub fn new(history: History, catalog: Vec<Item>) -> Self {
+        let History { user_items, last_seen, newest } = history;
         let item_users = user_items.transpose_view().to_csr();
-        TrainSet {
-            user_items,
-            item_users,
-            catalog: dataset.catalog.clone(),
-            last_seen,
-            newest: dataset.reference_timestamp(),
-        }
+        TrainSet { user_items, item_users, catalog, last_seen, newest }
     }
 
     /// Number of persons.

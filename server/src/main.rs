@@ -410,8 +410,13 @@ fn train_demo(dir: &Path, persons: usize, items: usize) -> Result<()> {
     synthetic.write_truth(create("truth.tsv")?)?;
     let config = models::train::config::TrainConfig::default();
     let dataset = synthetic.dataset(&config.weights, &config.identity)?;
-    let trained = models::train::train(&dataset, &config, &models::progress::Silent)?;
-    let artifact = models::artifact::Artifact::assemble(&dataset, trained, &config, cli::unix_now());
+    let artifact = models::artifact::Artifact::train(
+        dataset,
+        &config,
+        &models::progress::Silent,
+        cli::unix_now(),
+        |_| {},
+    )?;
     models::artifact::save(&artifact, &dir.join("model.omr"))?;
     println!(
         "trained {} on synthetic omnichannel data in {} ({:.0} s)",

@@ -159,13 +159,12 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
     );
     let bars = Bars::new();
     let fit_started = Instant::now();
-    let trained = models::train::train(&dataset, &config, &bars)?;
-    bars.clear();
-    tracing::info!("training took {:.2}s", fit_started.elapsed().as_secs_f64());
-    log_reports(&trained);
-    let mut artifact = Artifact::assemble(&dataset, trained, &config, cli::unix_now());
-    // The artifact holds what serving needs; the raw interactions can go before writing.
-    drop(dataset);
+    // The data set's rows are released before the models are fitted (the peak of memory).
+    let mut artifact = Artifact::train(dataset, &config, &bars, cli::unix_now(), |trained| {
+        bars.clear();
+        tracing::info!("training took {:.2}s", fit_started.elapsed().as_secs_f64());
+        log_reports(trained);
+    })?;
     artifact.metadata.store = export.map(|e| artifact::StoreWatermark {
         store_id: e.manifest.store_id.clone(),
         watermark: e.manifest.watermark,

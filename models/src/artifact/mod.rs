@@ -22,6 +22,8 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use datasets::IdMap;
+use datasets::consumed::Consumed;
+use datasets::dataset::Dataset;
 use datasets::schema::Item;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -32,7 +34,8 @@ use crate::train::config::TrainConfig;
 pub(crate) mod integrity;
 use crate::metrics::Metrics;
 use crate::profile::Profiles;
-use crate::train::{FittedModel, ModelReport};
+use crate::progress::Progress;
+use crate::train::{FittedModel, ModelReport, Trained};
 
 /// Magic bytes at the start of every artifact.
 pub const MAGIC: [u8; 8] = *b"OMNIREC\0";
@@ -455,22 +458,48 @@ pub fn load_metadata(path: &Path) -> Result<Metadata> {
 impl Artifact {
     /// Assembles an artifact from a data set and what was trained on it. `created_at` is in
     /// seconds since the epoch.
-    pub fn assemble(
-        dataset: &datasets::dataset::Dataset,
-        trained: crate::train::Trained,
+    pub fn assemble(dataset: &Dataset, trained: Trained, config: &TrainConfig, created_at: i64) -> Artifact {
+        let source = Source {
+            users: dataset.users.clone(),
+            items: dataset.items.clone(),
+            aliases: dataset.aliases.clone(),
+            catalog: dataset.catalog.clone(),
+        };
+        Artifact::from_parts(Facts::of(dataset), source, trained, config, created_at)
+    }
+
+    /// Trains on `dataset` ([`crate::train::train`]) and assembles the artifact, releasing
+    /// the data set's rows before the models are fitted: the rows (24 bytes each, plus their
+    /// origins and events) are not held beside the item × person matrix and the models, and
+    /// the maps move into the artifact instead of being copied. `fitted` sees what was
+    /// trained before it goes into the artifact (for reports).
+    pub fn train(
+        mut dataset: Dataset,
+        config: &TrainConfig,
+        progress: &dyn Progress,
+        created_at: i64,
+        fitted: impl FnOnce(&Trained),
+    ) -> Result<Artifact> {
+        // Nothing below reads the rows' origins (they tell input files apart).
+        dataset.origin = Vec::new();
+        let prepared = crate::train::prepare(&dataset, config)?;
+        let facts = Facts::of(&dataset);
+        let source = Source::take(dataset);
+        let trained = prepared.fit(config, progress)?;
+        fitted(&trained);
+        Ok(Artifact::from_parts(facts, source, trained, config, created_at))
+    }
+
+    fn from_parts(
+        facts: Facts,
+        source: Source,
+        trained: Trained,
         config: &TrainConfig,
         created_at: i64,
     ) -> Artifact {
-        let fingerprint = dataset.fingerprint();
+        let Facts { fingerprint, n_interactions, identity, refused, consumed } = facts;
         let created = datasets::schema::format_timestamp(created_at);
         let compact = created.replace([':', '-'], "");
-        let identity = dataset.identity.as_ref().map(|r| IdentitySummary {
-            n_events: r.n_events,
-            n_identifiers: r.n_identifiers,
-            n_persons: r.n_persons,
-            n_merges: r.n_merges,
-            n_refused: r.refused.len(),
-        });
         let metadata = Metadata {
             model_version: format!("omnirec-{compact}-{}", &fingerprint[..8]),
             created_at: created,
@@ -478,9 +507,9 @@ impl Artifact {
             config: config.clone(),
             metrics: trained.validation_metrics,
             counts: Counts {
-                n_users: dataset.n_users(),
-                n_items: dataset.n_items(),
-                n_interactions: dataset.interactions.len(),
+                n_users: source.users.len(),
+                n_items: source.items.len(),
+                n_interactions,
                 n_pairs: trained.train_set.user_items.nnz(),
             },
             models: trained.reports,
@@ -495,28 +524,71 @@ impl Artifact {
         // Serving needs no item × person matrix: freed before the person lists are built.
         let crate::recommender::TrainSet { user_items, item_users, last_seen, .. } = trained.train_set;
         drop(item_users);
-        let consumed = dataset
-            .consumed()
-            .into_iter()
-            .map(|items| items.into_iter().map(|(i, at)| (i.0, at)).collect())
-            .collect();
+        let consumed =
+            consumed.lists().map(|items| items.into_iter().map(|(i, at)| (i.0, at)).collect()).collect();
         let body = Body {
-            users: dataset.users.clone(),
-            items: dataset.items.clone(),
-            aliases: dataset.aliases.iter().map(|(k, v)| (k.clone(), v.0)).collect(),
-            catalog: dataset.catalog.clone(),
+            users: source.users,
+            items: source.items,
+            aliases: source.aliases.into_iter().map(|(k, v)| (k, v.0)).collect(),
+            catalog: source.catalog,
             history: user_items,
             history_times: last_seen,
             consumed,
             models: trained.models,
             profiles: trained.profiles,
-            refused: dataset
-                .identity
-                .as_ref()
-                .map(|r| r.refused.iter().map(|refused| refused.identifier.key()).collect())
-                .unwrap_or_default(),
+            refused,
         };
         Artifact { metadata, body }
+    }
+}
+
+/// What an artifact keeps of a data set's rows, taken before they are released.
+struct Facts {
+    fingerprint: String,
+    n_interactions: usize,
+    identity: Option<IdentitySummary>,
+    refused: Vec<String>,
+    consumed: Consumed,
+}
+
+impl Facts {
+    fn of(dataset: &Dataset) -> Facts {
+        let identity = dataset.identity.as_ref().map(|r| IdentitySummary {
+            n_events: r.n_events,
+            n_identifiers: r.n_identifiers,
+            n_persons: r.n_persons,
+            n_merges: r.n_merges,
+            n_refused: r.refused.len(),
+        });
+        let refused = dataset
+            .identity
+            .as_ref()
+            .map(|r| r.refused.iter().map(|refused| refused.identifier.key()).collect())
+            .unwrap_or_default();
+        Facts {
+            fingerprint: dataset.fingerprint(),
+            n_interactions: dataset.interactions.len(),
+            identity,
+            refused,
+            consumed: dataset.consumed(),
+        }
+    }
+}
+
+/// The data set's maps and catalog, which the artifact keeps.
+struct Source {
+    users: IdMap,
+    items: IdMap,
+    aliases: HashMap<String, datasets::UserIdx>,
+    catalog: Vec<Item>,
+}
+
+impl Source {
+    /// The maps and catalog of `dataset`; everything else (the rows) is dropped here, not
+    /// when the caller's binding goes out of scope, as a partial move would.
+    fn take(dataset: Dataset) -> Source {
+        let Dataset { users, items, aliases, catalog, .. } = dataset;
+        Source { users, items, aliases, catalog }
     }
 }
 
@@ -542,6 +614,48 @@ mod tests {
         let mut bytes = Vec::new();
         write(artifact, &mut bytes).unwrap();
         bytes
+    }
+
+    #[test]
+    fn training_from_an_owned_data_set_gives_the_assembled_artifact() {
+        // `Artifact::train` releases the rows before fitting; what it writes must be what
+        // training on a borrowed data set and assembling gives: omnichannel events (identity
+        // resolution, returns, purchases), every default model, blend tuning, profiles.
+        use datasets::synthetic::{SyntheticConfig, SyntheticData};
+        let synthetic =
+            SyntheticData::generate(SyntheticConfig { n_persons: 150, n_items: 60, ..Default::default() })
+                .unwrap();
+        let mut config = TrainConfig::default();
+        config.als.factors = 4;
+        config.als.iterations = 2;
+        // Content keeps linfa's vectorizer, whose vocabulary is in hash order (different in
+        // every fit): the other models are compared exactly.
+        config.models.enabled =
+            vec![ModelKind::Popularity, ModelKind::ItemKnn, ModelKind::Als, ModelKind::Ease];
+        let dataset = synthetic.dataset(&config.weights, &config.identity).unwrap();
+        assert!(dataset.identity.is_some() && dataset.interactions.iter().any(|i| i.consumption < 0));
+        let trained = crate::train::train(&dataset, &config, &crate::progress::Silent).unwrap();
+        let assembled = Artifact::assemble(&dataset, trained, &config, 1_700_000_000);
+        let mut seen = None;
+        let mut owned = Artifact::train(dataset, &config, &crate::progress::Silent, 1_700_000_000, |t| {
+            seen = Some(t.models.len())
+        })
+        .unwrap();
+        assert_eq!(seen, Some(owned.body.models.len()));
+        assert!(owned.body.consumed.iter().any(|items| !items.is_empty()));
+        // Fit times differ from run to run; everything else must not.
+        let mut assembled = assembled;
+        for report in owned.metadata.models.iter_mut().chain(&mut assembled.metadata.models) {
+            report.seconds = 0.0;
+        }
+        assert!(owned.metadata == assembled.metadata, "the metadata differ");
+        let (a, b) = (&owned.body, &assembled.body);
+        assert!(a.users == b.users && a.items == b.items && a.aliases == b.aliases, "the maps differ");
+        assert!(a.catalog == b.catalog && a.refused == b.refused, "the catalogs or refusals differ");
+        assert!(a.history == b.history && a.history_times == b.history_times, "the histories differ");
+        assert!(a.consumed == b.consumed, "the consumed lists differ");
+        assert!(a.profiles == b.profiles, "the profiles differ");
+        assert!(a.models == b.models, "the models differ");
     }
 
     #[test]

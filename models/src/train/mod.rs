@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use datasets::dataset::{Dataset, Interaction};
 use datasets::recency::Recency;
+use datasets::schema::Item;
 use datasets::split::{SplitStrategy, split};
 use datasets::{ItemIdx, UserIdx};
 use rayon::prelude::*;
@@ -25,7 +26,7 @@ use crate::metrics::{Metrics, Relevant, evaluate};
 use crate::profile::{Profiles, fit_profiles};
 use crate::progress::Progress;
 use crate::recommender::ModelKind;
-use crate::recommender::{Fit, Recommender, TrainSet};
+use crate::recommender::{Fit, History, Recommender, TrainSet};
 use crate::train::config::TrainConfig;
 
 /// A fitted model of any kind; what the artifact stores.
@@ -237,11 +238,31 @@ pub fn relevance_of(train: &TrainSet, test: &[Interaction]) -> Vec<Relevant> {
     relevance(train, test.iter().filter(|i| i.weight > 0.0).map(|i| (i.user, Some(i.item))))
 }
 
-/// Trains everything `config` enables on `dataset`.
+/// Trains everything `config` enables on `dataset`: [`prepare`], then [`Prepared::fit`].
 pub fn train(dataset: &Dataset, config: &TrainConfig, progress: &dyn Progress) -> Result<Trained> {
+    prepare(dataset, config)?.fit(config, progress)
+}
+
+/// Everything training takes from the data set's rows: the person × item matrix, the blend
+/// choice (tuned on a validation split, which fits every model once more), profiles. The
+/// rows can be released before [`Prepared::fit`] fits the models on the matrix.
+#[derive(Debug)]
+pub struct Prepared {
+    history: History,
+    catalog: Vec<Item>,
+    choice: BlendChoice,
+    tuned_ndcg: Option<f64>,
+    tuned_folds: Option<[f64; 2]>,
+    validation_metrics: BTreeMap<String, Metrics>,
+    profiles: Option<Profiles>,
+    profiles_skipped: Option<String>,
+}
+
+/// The first part of [`train`]: everything that reads `dataset`'s rows.
+pub fn prepare(dataset: &Dataset, config: &TrainConfig) -> Result<Prepared> {
     config.validate()?;
-    let train_set = TrainSet::from_dataset(dataset);
-    if train_set.user_items.nnz() == 0 {
+    let history = History::of(dataset);
+    if history.user_items.nnz() == 0 {
         // Returns can cancel every purchase: then no pair is left to learn from.
         return Err(Error::Untrainable {
             model: "any model",
@@ -289,34 +310,61 @@ pub fn train(dataset: &Dataset, config: &TrainConfig, progress: &dyn Progress) -
         tuned_ndcg = Some(tuned.ndcg);
         tuned_folds = Some(tuned.folds);
     }
-    let BlendChoice { weights: mut blend_weights, debias: mut blend_debias, recency } = choice;
-    let (models, reports) = fit_models(&train_set, config, progress)?;
-    // Weights of models that were skipped do not matter; keep only trained ones.
-    blend_weights.retain(|kind, _| models.iter().any(|m| m.kind() == *kind));
-    blend_debias.retain(|kind, g| *g > 0.0 && blend_weights.contains_key(kind));
-    if blend_weights.values().all(|&w| w == 0.0)
-        && let Some(first) = models.first()
-    {
-        blend_weights.insert(first.kind(), 1.0);
-    }
-    let (profiles, profiles_skipped) = match fit_profiles(dataset, &train_set, &config.profiles) {
+    let (profiles, profiles_skipped) = match fit_profiles(dataset, &history.user_items, &config.profiles) {
         Ok(profiles) => (Some(profiles), None),
         Err(error @ (Error::Untrainable { .. } | Error::Numerical { .. })) => (None, Some(error.to_string())),
         Err(other) => return Err(other),
     };
-    Ok(Trained {
-        models,
-        reports,
-        blend_weights,
-        blend_debias,
-        recency,
+    Ok(Prepared {
+        history,
+        catalog: dataset.catalog.clone(),
+        choice,
         tuned_ndcg,
         tuned_folds,
+        validation_metrics,
         profiles,
         profiles_skipped,
-        validation_metrics,
-        train_set,
     })
+}
+
+impl Prepared {
+    /// The second part of [`train`]: fits every enabled model on the whole matrix.
+    pub fn fit(self, config: &TrainConfig, progress: &dyn Progress) -> Result<Trained> {
+        let Prepared {
+            history,
+            catalog,
+            choice,
+            tuned_ndcg,
+            tuned_folds,
+            validation_metrics,
+            profiles,
+            profiles_skipped,
+        } = self;
+        let train_set = TrainSet::new(history, catalog);
+        let BlendChoice { weights: mut blend_weights, debias: mut blend_debias, recency } = choice;
+        let (models, reports) = fit_models(&train_set, config, progress)?;
+        // Weights of models that were skipped do not matter; keep only trained ones.
+        blend_weights.retain(|kind, _| models.iter().any(|m| m.kind() == *kind));
+        blend_debias.retain(|kind, g| *g > 0.0 && blend_weights.contains_key(kind));
+        if blend_weights.values().all(|&w| w == 0.0)
+            && let Some(first) = models.first()
+        {
+            blend_weights.insert(first.kind(), 1.0);
+        }
+        Ok(Trained {
+            models,
+            reports,
+            blend_weights,
+            blend_debias,
+            recency,
+            tuned_ndcg,
+            tuned_folds,
+            profiles,
+            profiles_skipped,
+            validation_metrics,
+            train_set,
+        })
+    }
 }
 
 #[cfg(test)]

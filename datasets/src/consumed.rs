@@ -1,0 +1,163 @@
+//! What each person consumed: purchases net of returns, per person and item, with the time
+//! of the last purchase. Held as three flat arrays (12 bytes per pair) because it is built
+//! while every interaction row is still in memory, at the training run's peak.
+
+use crate::dataset::Interaction;
+use crate::ids::{ItemIdx, UserIdx};
+
+/// Per person, the items consumed (purchases net of returns), sorted by item, each with the
+/// time of its last consuming event (so a repurchase window can let consumables back).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Consumed {
+    /// Person `u`'s pairs are `offsets[u]..offsets[u + 1]`.
+    offsets: Vec<usize>,
+    items: Vec<ItemIdx>,
+    times: Vec<i64>,
+}
+
+/// Marks a return among a person's consuming rows while they are netted. No accepted
+/// timestamp is this small (`schema` bounds them), and a netted pair's time is the latest
+/// purchase's, so the marker never survives into the result.
+const RETURNED: i64 = i64::MIN;
+
+impl Consumed {
+    /// Nets the consuming rows of `interactions` (consumption +1 a purchase, -1 a return)
+    /// for `n_users` persons. Memory: the result's arrays, sized to the consuming rows and
+    /// shrunk after netting, and one person's rows at a time; no map over all pairs.
+    pub fn from_interactions(n_users: usize, interactions: &[Interaction]) -> Self {
+        let consuming = || interactions.iter().filter(|i| i.consumption != 0);
+        let mut offsets = vec![0usize; n_users + 1];
+        for interaction in consuming() {
+            offsets[interaction.user.get() + 1] += 1;
+        }
+        for u in 0..n_users {
+            offsets[u + 1] += offsets[u];
+        }
+        let total = offsets[n_users];
+        let mut items = vec![ItemIdx(0); total];
+        let mut times = vec![0i64; total];
+        let mut cursor = offsets.clone();
+        for interaction in consuming() {
+            let slot = &mut cursor[interaction.user.get()];
+            items[*slot] = interaction.item;
+            times[*slot] = if interaction.consumption > 0 { interaction.timestamp } else { RETURNED };
+            *slot += 1;
+        }
+        drop(cursor);
+        // Per person: sort the rows by item, then net each item's rows into one pair written
+        // at `write`, which never passes the rows still to be read.
+        let mut rows: Vec<(ItemIdx, i64)> = Vec::new();
+        let mut write = 0;
+        for u in 0..n_users {
+            let (start, end) = (offsets[u], offsets[u + 1]);
+            offsets[u] = write;
+            rows.clear();
+            rows.extend(items[start..end].iter().copied().zip(times[start..end].iter().copied()));
+            rows.sort_unstable();
+            for group in rows.chunk_by(|a, b| a.0 == b.0) {
+                let returns = group.iter().filter(|r| r.1 == RETURNED).count();
+                if group.len() > 2 * returns {
+                    // Sorted by time within the item: the last row is the latest purchase.
+                    items[write] = group[0].0;
+                    times[write] = group[group.len() - 1].1;
+                    write += 1;
+                }
+            }
+        }
+        offsets[n_users] = write;
+        items.truncate(write);
+        items.shrink_to_fit();
+        times.truncate(write);
+        times.shrink_to_fit();
+        Consumed { offsets, items, times }
+    }
+
+    /// Number of persons.
+    pub fn n_users(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// Number of (person, item) pairs.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether no person consumed anything.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// A person's consumed items, sorted by item, each with its last purchase time; empty for
+    /// a person out of range.
+    pub fn of(&self, user: UserIdx) -> impl ExactSizeIterator<Item = (ItemIdx, i64)> + '_ {
+        let range = match (self.offsets.get(user.get()), self.offsets.get(user.get() + 1)) {
+            (Some(&start), Some(&end)) => start..end,
+            _ => 0..0,
+        };
+        self.items[range.clone()].iter().copied().zip(self.times[range].iter().copied())
+    }
+
+    /// One list per person, in person order.
+    pub fn lists(&self) -> impl ExactSizeIterator<Item = Vec<(ItemIdx, i64)>> + '_ {
+        (0..self.n_users()).map(|u| self.of(UserIdx(u as u32)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn row(user: u32, item: u32, timestamp: i64, consumption: i8) -> Interaction {
+        Interaction { user: UserIdx(user), item: ItemIdx(item), weight: 1.0, timestamp, consumption }
+    }
+
+    #[test]
+    fn returns_cancel_purchases_and_the_last_purchase_time_is_kept() {
+        let rows = [
+            row(0, 5, 10, 1),
+            row(0, 5, 30, 1),
+            row(0, 5, 40, -1),
+            row(0, 2, 7, 1),
+            row(0, 9, 8, 0),
+            row(1, 3, 4, 1),
+            row(1, 3, 5, -1),
+            row(2, 1, 6, -1),
+        ];
+        let consumed = Consumed::from_interactions(4, &rows);
+        let lists: Vec<Vec<(ItemIdx, i64)>> = consumed.lists().collect();
+        assert_eq!(lists, vec![vec![(ItemIdx(2), 7), (ItemIdx(5), 30)], vec![], vec![], vec![]]);
+        assert_eq!(consumed.len(), 2);
+        assert_eq!(consumed.of(UserIdx(9)).len(), 0);
+    }
+
+    proptest! {
+        // Against a map over every pair: an item is consumed when its purchases outnumber its
+        // returns, at the time of its latest purchase.
+        #[test]
+        fn netting_matches_a_map_over_all_pairs(
+            raw in proptest::collection::vec((0u32..6, 0u32..8, 0i64..50, -1i8..=1), 0..200)
+        ) {
+            let rows: Vec<Interaction> = raw.iter().map(|&(u, i, t, c)| row(u, i, t, c)).collect();
+            let mut expected: BTreeMap<(u32, u32), (i32, i64)> = BTreeMap::new();
+            for r in rows.iter().filter(|r| r.consumption != 0) {
+                let entry = expected.entry((r.user.0, r.item.0)).or_insert((0, i64::MIN));
+                entry.0 += i32::from(r.consumption);
+                if r.consumption > 0 {
+                    entry.1 = entry.1.max(r.timestamp);
+                }
+            }
+            let consumed = Consumed::from_interactions(6, &rows);
+            for user in 0..6u32 {
+                let want: Vec<(ItemIdx, i64)> = expected
+                    .range((user, 0)..(user + 1, 0))
+                    .filter(|(_, (count, _))| *count > 0)
+                    .map(|(&(_, item), &(_, at))| (ItemIdx(item), at))
+                    .collect();
+                let got: Vec<(ItemIdx, i64)> = consumed.of(UserIdx(user)).collect();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+}
