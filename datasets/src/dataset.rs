@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use sprs::CsMat;
+use sprs::CsMatI;
 
 use crate::consumed::Consumed;
 use crate::error::{Error, Result};
@@ -190,6 +190,11 @@ pub struct Activity {
     /// Revenue for purchases (the event's value), else 0.
     pub revenue: f32,
 }
+
+/// A person × item matrix (CSR) with 32-bit item indices: 8 bytes per entry instead of 12
+/// (there are fewer than 2³² items, [`IdMap`]); the row pointers stay `usize`, since
+/// entries may number more.
+pub type Matrix = CsMatI<f32, u32, usize>;
 
 /// Persons, items and what happened between them.
 #[derive(Debug, Clone)]
@@ -411,13 +416,13 @@ impl Dataset {
 
     /// The person × item confidence matrix (CSR): summed, time-decayed weights; pairs whose
     /// sum is not positive are left out.
-    pub fn matrix(&self) -> CsMat<f32> {
+    pub fn matrix(&self) -> Matrix {
         self.matrix_at(self.reference_timestamp())
     }
 
     /// [`Dataset::matrix`] with the decay's reference time given (it is
     /// [`Dataset::reference_timestamp`], which reads every row's time).
-    pub fn matrix_at(&self, reference: i64) -> CsMat<f32> {
+    pub fn matrix_at(&self, reference: i64) -> Matrix {
         let decay = self.half_life_days.map(|days| f64::from(days) * 86_400.0);
         let mut entries: Vec<(u32, u32, f32)> = self
             .interactions
@@ -451,13 +456,13 @@ impl Dataset {
                     next += 1;
                 }
                 if total > 0.0 {
-                    indices.push(item as usize);
+                    indices.push(item);
                     data.push(total as f32);
                 }
             }
             indptr.push(indices.len());
         }
-        CsMat::new((self.n_users(), self.n_items()), indptr, indices, data)
+        CsMatI::new((self.n_users(), self.n_items()), indptr, indices, data)
     }
 
     /// Per person, the items consumed (purchases net of returns), sorted by item, each with

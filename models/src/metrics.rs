@@ -251,12 +251,12 @@ mod tests {
     #[test]
     fn popularity_percentiles_share_tied_ranks() {
         // Items held by 0, 2, 2 and 5 persons: ranks 0, (1, 2) tied at 1.5, 3; over n − 1 = 3.
-        let mut triplets = sprs::TriMat::new((5, 4));
+        let mut triplets = sprs::TriMatI::<f32, u32>::new((5, 4));
         for (user, item) in [(0, 1), (1, 1), (0, 2), (2, 2), (0, 3), (1, 3), (2, 3), (3, 3), (4, 3)] {
             triplets.add_triplet(user, item, 1.0f32);
         }
         let mut train = crate::testing::block_train();
-        train.user_items = triplets.to_csr();
+        train.user_items = triplets.to_csr::<usize>();
         train.item_users = train.user_items.transpose_view().to_csr();
         assert_eq!(popularity_percentiles(&train), vec![0.0, 0.5, 0.5, 1.0]);
     }

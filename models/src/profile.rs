@@ -19,9 +19,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use datasets::UserIdx;
-use datasets::dataset::{Activity, ActivityKind, Dataset};
+use datasets::dataset::{Activity, ActivityKind, Dataset, Matrix};
 use datasets::schema::Item;
-use sprs::CsMat;
 
 use crate::error::{Error, Result};
 
@@ -237,7 +236,7 @@ impl Profiles {
 /// Computes every person's profile attributes. `user_items` (person × item confidence) must
 /// come from `dataset` (same persons and items). Fails on invalid parameters, on a mismatch
 /// between the two, or when k-means fails.
-pub fn fit_profiles(dataset: &Dataset, user_items: &CsMat<f32>, params: &ProfileParams) -> Result<Profiles> {
+pub fn fit_profiles(dataset: &Dataset, user_items: &Matrix, params: &ProfileParams) -> Result<Profiles> {
     params.validate()?;
     let n_users = dataset.n_users();
     if user_items.rows() != n_users || user_items.cols() != dataset.n_items() {
@@ -283,7 +282,7 @@ pub fn fit_profiles(dataset: &Dataset, user_items: &CsMat<f32>, params: &Profile
 }
 
 /// Per person, top categories by share of confidence weight.
-fn category_affinity(user_items: &CsMat<f32>, catalog: &[Item]) -> Vec<Vec<(String, f32)>> {
+fn category_affinity(user_items: &Matrix, catalog: &[Item]) -> Vec<Vec<(String, f32)>> {
     let mut names: Vec<String> = Vec::new();
     let mut ids: HashMap<&str, u32> = HashMap::new();
     let item_category: Vec<Option<u32>> = (catalog.iter())

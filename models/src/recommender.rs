@@ -1,11 +1,10 @@
 //! The contract every model fulfils, and the training input they share.
 
-use datasets::dataset::Dataset;
+use datasets::dataset::{Dataset, Matrix};
 use datasets::recency::Recency;
 use datasets::schema::Item;
 use datasets::{ItemIdx, UserIdx};
 use serde::{Deserialize, Serialize};
-use sprs::CsMat;
 
 use crate::error::Result;
 
@@ -190,9 +189,9 @@ impl SparseScores {
 #[derive(Debug, Clone)]
 pub struct TrainSet {
     /// Person × item confidence (CSR).
-    pub user_items: CsMat<f32>,
+    pub user_items: Matrix,
     /// Item × person confidence (CSR of the transpose).
-    pub item_users: CsMat<f32>,
+    pub item_users: Matrix,
     /// One catalog entry per item.
     pub catalog: Vec<Item>,
     /// The latest interaction time per (person, item) entry of `user_items`, aligned with
@@ -209,7 +208,7 @@ pub struct TrainSet {
 #[derive(Debug, Clone, PartialEq)]
 pub struct History {
     /// Person × item confidence (CSR): [`Dataset::matrix`].
-    pub user_items: CsMat<f32>,
+    pub user_items: Matrix,
     /// The latest interaction time per entry of `user_items`, aligned with its data array.
     pub last_seen: Vec<i64>,
     /// [`Dataset::reference_timestamp`].
@@ -225,9 +224,9 @@ impl History {
         let indptr = user_items.indptr();
         let indptr = indptr.raw_storage();
         for interaction in &dataset.interactions {
-            let (user, item) = (interaction.user.get(), interaction.item.get());
+            let user = interaction.user.get();
             let row = &user_items.indices()[indptr[user]..indptr[user + 1]];
-            if let Ok(pos) = row.binary_search(&item) {
+            if let Ok(pos) = row.binary_search(&interaction.item.0) {
                 let slot = &mut last_seen[indptr[user] + pos];
                 *slot = (*slot).max(interaction.timestamp);
             }
@@ -279,17 +278,17 @@ impl TrainSet {
 }
 
 /// Per column of a person × item CSR matrix, `ln(1 + the persons with an entry in it)`.
-pub fn log_popularity(user_items: &CsMat<f32>) -> Vec<f32> {
+pub fn log_popularity(user_items: &Matrix) -> Vec<f32> {
     let mut counts = vec![0u32; user_items.cols()];
     for &item in user_items.indices() {
-        counts[item] += 1;
+        counts[item as usize] += 1;
     }
     counts.into_iter().map(|n| (n as f32).ln_1p()).collect()
 }
 
 /// The range of row `user`'s entries in a CSR matrix's data (for arrays aligned with it);
 /// `None` for a row out of range.
-pub fn row_range(matrix: &CsMat<f32>, user: UserIdx) -> Option<std::ops::Range<usize>> {
+pub fn row_range(matrix: &Matrix, user: UserIdx) -> Option<std::ops::Range<usize>> {
     let indptr = matrix.indptr();
     let indptr = indptr.raw_storage();
     Some(*indptr.get(user.get())?..*indptr.get(user.get() + 1)?)
@@ -297,7 +296,7 @@ pub fn row_range(matrix: &CsMat<f32>, user: UserIdx) -> Option<std::ops::Range<u
 
 /// Row `user` of a person × item CSR matrix as (item, weight) pairs, sorted by item; empty
 /// for a row out of range.
-pub fn row_items(matrix: &CsMat<f32>, user: UserIdx) -> Vec<(ItemIdx, f32)> {
+pub fn row_items(matrix: &Matrix, user: UserIdx) -> Vec<(ItemIdx, f32)> {
     match matrix.outer_view(user.get()) {
         Some(row) => row.iter().map(|(item, &w)| (ItemIdx(item as u32), w)).collect(),
         None => Vec::new(),

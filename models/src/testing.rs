@@ -1,7 +1,7 @@
 //! Shared fixtures for unit tests.
 
 use datasets::{ItemIdx, UserIdx};
-use sprs::TriMat;
+use sprs::TriMatI;
 
 use crate::rank::top_k;
 use crate::recommender::{Fit, Query, Recommender, SparseScores, TrainSet};
@@ -9,7 +9,7 @@ use crate::recommender::{Fit, Query, Recommender, SparseScores, TrainSet};
 /// Two taste blocks: persons 0–3 like items 0–3, persons 4–7 like items 4–7; each person
 /// has every item of their block but one (person `u` lacks item `4·(u/4) + u%4`).
 pub fn block_train() -> TrainSet {
-    let mut triplets = TriMat::new((8, 8));
+    let mut triplets = TriMatI::<f32, u32>::new((8, 8));
     for user in 0..8 {
         let block = user / 4;
         for item in block * 4..block * 4 + 4 {
@@ -18,7 +18,7 @@ pub fn block_train() -> TrainSet {
             }
         }
     }
-    let user_items = triplets.to_csr();
+    let user_items = triplets.to_csr::<usize>();
     let item_users = user_items.transpose_view().to_csr();
     let catalog = (0..8)
         .map(|i| datasets::schema::Item {

@@ -18,6 +18,7 @@
 use std::time::Instant;
 
 use datasets::ItemIdx;
+use datasets::dataset::Matrix;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
 use faer::{MatMut, MatRef, Par};
@@ -25,7 +26,6 @@ use pulp::{Simd, WithSimd};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use sprs::CsMat;
 
 use crate::algorithms::linalg::{add_weighted_rows, axpy, copy_dot, dot, gram, row_dots, symv, with_simd};
 use crate::artifact::integrity::finite;
@@ -139,7 +139,7 @@ impl AlsParams {
     }
 
     /// Solves every row of `this` against the fixed factors `other`.
-    fn solve_side(&self, matrix: &CsMat<f32>, other: &[f32], this: &mut [f32]) -> Result<()> {
+    fn solve_side(&self, matrix: &Matrix, other: &[f32], this: &mut [f32]) -> Result<()> {
         let k = self.factors;
         let mut gram_reg = gram(other, k);
         for d in 0..k {
@@ -229,7 +229,7 @@ impl CgScratch {
 /// One side's systems: row `u` of the sparse matrix against the fixed factors.
 struct RowSystem<'a> {
     indptr: &'a [usize],
-    indices: &'a [usize],
+    indices: &'a [u32],
     data: &'a [f32],
     other: &'a [f32],
     gram_reg: &'a [f32],
@@ -241,7 +241,7 @@ impl RowSystem<'_> {
     /// The factor row of the `idx`-th stored non-zero.
     #[inline(always)]
     fn factor(&self, idx: usize) -> &[f32] {
-        let item = self.indices[idx];
+        let item = self.indices[idx] as usize;
         &self.other[item * self.k..(item + 1) * self.k]
     }
 

@@ -443,7 +443,7 @@ mod tests {
 
     fn train(catalog: Vec<Item>) -> TrainSet {
         let n = catalog.len();
-        let user_items: CsMat<f32> = CsMat::zero((1, n));
+        let user_items = datasets::dataset::Matrix::zero((1, n));
         TrainSet {
             item_users: user_items.transpose_view().to_csr(),
             user_items,

@@ -317,11 +317,11 @@ mod tests {
     fn closed_form_on_a_two_item_case() {
         // One person holds items 0 and 1: XᵀX = [[1, 1], [1, 1]]; with λ = 1,
         // P = [[2, 1], [1, 2]]⁻¹ = [[2, −1], [−1, 2]] / 3, so B_01 = −P_01 / P_11 = 1/2.
-        let mut triplets = sprs::TriMat::new((1, 2));
+        let mut triplets = sprs::TriMatI::<f32, u32>::new((1, 2));
         triplets.add_triplet(0, 0, 1.0f32);
         triplets.add_triplet(0, 1, 3.0f32);
         let mut train = block_train();
-        train.user_items = triplets.to_csr();
+        train.user_items = triplets.to_csr::<usize>();
         train.item_users = train.user_items.transpose_view().to_csr();
         let model = EaseParams { regularization: 1.0, max_items: 10, keep: 0 }.fit(&train).unwrap();
         assert!((model.weight(0, 1) - 0.5).abs() < 1e-6 && (model.weight(1, 0) - 0.5).abs() < 1e-6);

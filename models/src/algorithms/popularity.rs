@@ -56,7 +56,7 @@ impl Fit for PopularityParams {
                 }
                 _ => 1.0,
             };
-            scores[item] += weight;
+            scores[item as usize] += weight;
         }
         let mut names: HashMap<String, u32> = HashMap::new();
         let category: Vec<Option<u32>> = train

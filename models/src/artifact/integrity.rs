@@ -2,7 +2,7 @@
 //! anything) and training (a fit must never ship non-finite numbers): sizes agree, indices
 //! are in range, numbers are finite. Each returns a reason for people, never panics.
 
-use sprs::CsMat;
+use sprs::{CsMatI, SpIndex};
 
 /// Every value of `values` (named `what`) is finite.
 pub(crate) fn finite(what: &str, values: &[f32]) -> Result<(), String> {
@@ -14,7 +14,12 @@ pub(crate) fn finite(what: &str, values: &[f32]) -> Result<(), String> {
 
 /// `matrix` (named `what`) is stored by rows, has the expected shape and finite entries.
 /// (Its index structure is checked by sprs when it is decoded.)
-pub(crate) fn csr(what: &str, matrix: &CsMat<f32>, rows: Option<usize>, cols: usize) -> Result<(), String> {
+pub(crate) fn csr<I: SpIndex, Iptr: SpIndex>(
+    what: &str,
+    matrix: &CsMatI<f32, I, Iptr>,
+    rows: Option<usize>,
+    cols: usize,
+) -> Result<(), String> {
     if !matrix.is_csr() {
         return Err(format!("{what}: stored by columns, expected rows"));
     }
@@ -40,7 +45,8 @@ mod tests {
             finite("scores", &[1.0, f32::NAN]).unwrap_err(),
             "scores: entry 1 is NaN (not a finite number)"
         );
-        let matrix: CsMat<f32> = CsMat::new((2, 3), vec![0, 1, 2], vec![0, 2], vec![1.0, f32::INFINITY]);
+        let matrix: CsMatI<f32, usize> =
+            CsMatI::new((2, 3), vec![0, 1, 2], vec![0, 2], vec![1.0, f32::INFINITY]);
         assert_eq!(
             csr("history", &matrix, Some(2), 3).unwrap_err(),
             "history: entry 1 is inf (not a finite number)"

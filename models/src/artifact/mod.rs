@@ -23,11 +23,10 @@ use std::path::Path;
 
 use datasets::IdMap;
 use datasets::consumed::Consumed;
-use datasets::dataset::Dataset;
+use datasets::dataset::{Dataset, Matrix};
 use datasets::schema::Item;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sprs::CsMat;
 
 use crate::error::{Error, Result};
 use crate::train::config::TrainConfig;
@@ -133,7 +132,7 @@ pub struct Body {
     /// Catalog snapshot, one entry per item.
     pub catalog: Vec<Item>,
     /// Person × item confidence the models were trained on (CSR): each person's history.
-    pub history: CsMat<f32>,
+    pub history: Matrix,
     /// The latest interaction time of each `history` entry, aligned with its data (seconds
     /// since the epoch; 0 when unknown): what person recency is computed from.
     pub history_times: Vec<i64>,

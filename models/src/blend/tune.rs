@@ -454,7 +454,7 @@ mod tests {
     /// 40 persons in two taste blocks of four items; person `u` is in block `u % 2` and holds
     /// its items but item `(u / 2) % 4` of it, which is what they go on to take.
     fn forty_persons() -> (TrainSet, Vec<Relevant>) {
-        let mut triplets = sprs::TriMat::new((40, 8));
+        let mut triplets = sprs::TriMatI::<f32, u32>::new((40, 8));
         let mut relevant = Vec::new();
         for user in 0..40 {
             let block = user % 2;
@@ -467,7 +467,7 @@ mod tests {
             relevant.push(Relevant { items: vec![ItemIdx(missing as u32)], n_unknown: 0 });
         }
         let mut train = block_train();
-        train.user_items = triplets.to_csr();
+        train.user_items = triplets.to_csr::<usize>();
         train.item_users = train.user_items.transpose_view().to_csr();
         train.last_seen = vec![0; train.user_items.nnz()];
         (train, relevant)
@@ -529,12 +529,12 @@ mod tests {
         // little above item 3, and item 3 is what each person goes on to take: de-bias
         // (γ = 0.1 divides item 2's score by 3^0.1 = 1.116) puts it first for persons 0–5,
         // and changes nothing for 6 and 7, who already hold item 2.
-        let mut triplets = sprs::TriMat::new((8, 4));
+        let mut triplets = sprs::TriMatI::<f32, u32>::new((8, 4));
         for (user, item) in [(0, 0), (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 2), (7, 2)] {
             triplets.add_triplet(user, item, 1.0f32);
         }
         let mut train = block_train();
-        train.user_items = triplets.to_csr();
+        train.user_items = triplets.to_csr::<usize>();
         train.item_users = train.user_items.transpose_view().to_csr();
         train.catalog.truncate(4);
         train.last_seen = vec![0; 8];

@@ -241,7 +241,6 @@ mod tests {
     use datasets::ItemIdx;
     use datasets::schema::Item;
     use proptest::prelude::*;
-    use sprs::CsMat;
 
     /// 300 items titled from a vocabulary of 24 words (many shared terms and ties), in 6
     /// categories.
@@ -264,7 +263,7 @@ mod tests {
                 }
             })
             .collect();
-        let user_items: CsMat<f32> = CsMat::zero((1, catalog.len()));
+        let user_items = datasets::dataset::Matrix::zero((1, catalog.len()));
         let train = TrainSet {
             item_users: user_items.transpose_view().to_csr(),
             user_items,

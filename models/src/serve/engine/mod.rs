@@ -199,7 +199,7 @@ impl Engine {
             .unwrap_or_else(|| {
                 let mut counts = vec![0f32; artifact.body.items.len()];
                 for &item in artifact.body.history.indices() {
-                    counts[item] += 1.0;
+                    counts[item as usize] += 1.0;
                 }
                 counts
             });
