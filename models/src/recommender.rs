@@ -91,6 +91,12 @@ pub trait Recommender: Send + Sync {
         Vec::new()
     }
 
+    /// [`Recommender::explain`] of each of `items` (an answer's), in their order: models
+    /// whose lookups can share work across the items override it.
+    fn explain_many(&self, query: &Query<'_>, items: &[ItemIdx]) -> Vec<Vec<(ItemIdx, f32)>> {
+        items.iter().map(|&item| self.explain(query, item)).collect()
+    }
+
     /// For models whose scores are zero outside a small part of the catalog (neighbours,
     /// pruned weights, shared terms): adds the query's non-zero scores into `out` (cleared
     /// by the caller, [`SparseScores::n_items`] = [`Recommender::n_items`]) and returns

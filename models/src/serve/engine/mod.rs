@@ -381,49 +381,53 @@ impl Engine {
                 eligibility.apply_boosts(&mut scratch.total);
                 selection.fill(&scratch.total, Source::Popular);
             }
-            let items = selection
-                .finish()
-                .into_iter()
-                .map(|(scored, source)| {
-                    let mut contributions: Vec<(ModelKind, f32)> = if personalized {
-                        blend
-                            .members()
-                            .iter()
-                            .zip(&fused)
-                            .enumerate()
-                            .map(|(m, (member, outcome))| {
-                                let raw = if dense {
-                                    scratch.members[m]
-                                        .get(scored.item.get())
-                                        .copied()
-                                        .filter(|s| s.is_finite())
-                                } else {
-                                    self.retriever.raw(&blend, models, &scratch.stage, m, scored.item)
-                                };
-                                let z = match (outcome, raw) {
-                                    (Fused::Scored(mean, scale), Some(s)) => {
-                                        member.weight * (s - mean) * scale
-                                    }
-                                    _ => 0.0,
-                                };
-                                (member.kind, z)
-                            })
-                            .collect()
-                    } else {
-                        Vec::new()
-                    };
+            let chosen = selection.finish();
+            let contributions: Vec<Vec<(ModelKind, f32)>> = chosen
+                .iter()
+                .map(|(scored, _)| {
+                    if !personalized {
+                        return Vec::new();
+                    }
+                    let mut contributions: Vec<(ModelKind, f32)> = blend
+                        .members()
+                        .iter()
+                        .zip(&fused)
+                        .enumerate()
+                        .map(|(m, (member, outcome))| {
+                            let raw = if dense {
+                                scratch.members[m].get(scored.item.get()).copied().filter(|s| s.is_finite())
+                            } else {
+                                self.retriever.raw(&blend, models, &scratch.stage, m, scored.item)
+                            };
+                            let z = match (outcome, raw) {
+                                (Fused::Scored(mean, scale), Some(s)) => member.weight * (s - mean) * scale,
+                                _ => 0.0,
+                            };
+                            (member.kind, z)
+                        })
+                        .collect();
                     contributions.sort_by(|a, b| b.1.total_cmp(&a.1));
-                    let because = if personalized {
-                        explain(&blend, &contributions, &query, scored.item)
-                            .into_iter()
-                            .map(|item| {
-                                let bought = consumed.binary_search_by_key(&item.0, |&(c, _)| c).is_ok();
-                                (item, bought)
-                            })
-                            .collect()
-                    } else {
-                        Vec::new()
-                    };
+                    contributions
+                })
+                .collect();
+            let because = if personalized {
+                let answered: Vec<ItemIdx> = chosen.iter().map(|(scored, _)| scored.item).collect();
+                explain(&blend, &contributions, &query, &answered)
+            } else {
+                vec![Vec::new(); chosen.len()]
+            };
+            let items = chosen
+                .into_iter()
+                .zip(contributions)
+                .zip(because)
+                .map(|(((scored, source), contributions), because)| {
+                    let because = because
+                        .into_iter()
+                        .map(|item| {
+                            let bought = consumed.binary_search_by_key(&item.0, |&(c, _)| c).is_ok();
+                            (item, bought)
+                        })
+                        .collect();
                     Answered {
                         item: scored.item,
                         score: scored.score,
@@ -669,23 +673,40 @@ impl Engine {
 /// Most popular items the popular fill reads before it falls back to scoring the catalog.
 const POPULAR_PREFIX: usize = 2_048;
 
-/// The (up to two) history items behind `item`, through the model contract
-/// ([`crate::recommender::Recommender::explain`]): asked of the members in the order of their contribution to
-/// the item, the first that can explain it answers.
+/// The (up to two) history items behind each of `items`, through the model contract
+/// ([`crate::recommender::Recommender::explain_many`]): each item asks the members in the
+/// order of their positive contribution to it (`contributions`, aligned with `items`), and
+/// the first that can explain it answers. A member explains every item that reaches it in
+/// the same round in one call.
 fn explain(
     blend: &Blend<'_>,
-    contributions: &[(ModelKind, f32)],
+    contributions: &[Vec<(ModelKind, f32)>],
     query: &Query<'_>,
-    item: ItemIdx,
-) -> Vec<ItemIdx> {
-    contributions
+    items: &[ItemIdx],
+) -> Vec<Vec<ItemIdx>> {
+    let orders: Vec<Vec<ModelKind>> = contributions
         .iter()
-        .filter(|(_, z)| *z > 0.0)
-        .filter_map(|(kind, _)| blend.members().iter().find(|m| m.kind == *kind))
-        .map(|member| member.model.explain(query, item))
-        .find(|why| !why.is_empty())
-        .map(|why| why.into_iter().take(2).map(|(item, _)| item).collect())
-        .unwrap_or_default()
+        .map(|c| c.iter().filter(|(_, z)| *z > 0.0).map(|(kind, _)| *kind).collect())
+        .collect();
+    let mut because: Vec<Option<Vec<ItemIdx>>> = vec![None; items.len()];
+    let rounds = orders.iter().map(Vec::len).max().unwrap_or(0);
+    for round in 0..rounds {
+        for member in blend.members() {
+            let asking: Vec<usize> = (0..items.len())
+                .filter(|&i| because[i].is_none() && orders[i].get(round) == Some(&member.kind))
+                .collect();
+            if asking.is_empty() {
+                continue;
+            }
+            let targets: Vec<ItemIdx> = asking.iter().map(|&i| items[i]).collect();
+            for (i, why) in asking.into_iter().zip(member.model.explain_many(query, &targets)) {
+                if !why.is_empty() {
+                    because[i] = Some(why.into_iter().take(2).map(|(item, _)| item).collect());
+                }
+            }
+        }
+    }
+    because.into_iter().map(Option::unwrap_or_default).collect()
 }
 
 #[cfg(test)]
