@@ -4,11 +4,12 @@
 //! it: the default blend, rules and explanations).
 //!
 //! ```sh
-//! cargo run --release -p benches --bin candidates -- MODEL.omr [PERSONS] [SETTING ...]
+//! cargo run --release -p benches --bin candidates -- [--als-only] MODEL.omr [PERSONS] [SETTING ...]
 //! ```
 //!
 //! A setting is `per_member,scan,probe` (the `[candidates]` values; default: the built-in
-//! ones). Persons are spread over the artifact's (default 1,000).
+//! ones). Persons are spread over the artifact's (default 1,000). `--als-only` serves the
+//! loadtests' `als_only` placement (ALS alone) instead of `home`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,14 +17,19 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use datasets::{ItemIdx, UserIdx};
+use models::recommender::ModelKind;
 use models::serve::candidates::CandidateParams;
 use models::serve::engine::Engine;
 use models::serve::rules::{Filters, PlacementConfig, Request};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let als_only = args.first().is_some_and(|a| a == "--als-only");
+    if als_only {
+        args.remove(0);
+    }
     let Some(path) = args.first() else {
-        eprintln!("usage: candidates MODEL.omr [PERSONS] [PER_MEMBER,SCAN,PROBE ...]");
+        eprintln!("usage: candidates [--als-only] MODEL.omr [PERSONS] [PER_MEMBER,SCAN,PROBE ...]");
         return ExitCode::from(2);
     };
     let persons: u32 = match args.get(1).map(|p| p.parse()) {
@@ -64,7 +70,11 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let users: Vec<UserIdx> = (0..persons).map(|i| UserIdx(i.wrapping_mul(7_919) % n_users)).collect();
-    let configs = BTreeMap::from([("home".to_string(), PlacementConfig::default())]);
+    let mut placement = PlacementConfig::default();
+    if als_only {
+        placement.weights.insert(ModelKind::Als, 1.0);
+    }
+    let configs = BTreeMap::from([("home".to_string(), placement)]);
     let filters = Filters::default();
     let run = |params: CandidateParams| -> Result<(Vec<Vec<ItemIdx>>, Vec<f64>), String> {
         let engine = Engine::with_candidates(artifact.clone(), params);

@@ -65,8 +65,11 @@ pub struct CandidateParams {
     /// From this many items, ALS proposes through its inverted-file index instead of scoring
     /// every item.
     pub ann_from: usize,
-    /// Lists of the index scanned per request.
+    /// Lists of the index scanned per request, at least (see `recall`).
     pub probe: usize,
+    /// When the ALS index is built, it scans as many more lists as it takes to hold this
+    /// share of ALS's exact top 10 for a sample of the trained persons; 0 keeps `probe`.
+    pub recall: f64,
     /// Content proposes from this many of each term's strongest items (its moments stay
     /// exact whatever the value).
     pub postings: usize,
@@ -82,6 +85,7 @@ impl Default for CandidateParams {
             min_items: 20_000,
             ann_from: 50_000,
             probe: 24,
+            recall: 0.95,
             postings: 1_000,
             scan: 2_000,
         }
@@ -93,6 +97,11 @@ impl CandidateParams {
     pub fn validate(&self) -> Result<()> {
         crate::error::require(self.per_member <= 100_000, "candidates.per_member", "must be at most 100000")?;
         crate::error::require(self.probe >= 1, "candidates.probe", "must be at least 1")?;
+        crate::error::require(
+            (0.0..=1.0).contains(&self.recall),
+            "candidates.recall",
+            "must be between 0 and 1",
+        )?;
         crate::error::require(self.postings >= 1, "candidates.postings", "must be at least 1")?;
         crate::error::require(self.scan >= 1, "candidates.scan", "must be at least 1")?;
         Ok(())
@@ -119,7 +128,9 @@ impl Retriever {
         let n_items = models.first().map_or(0, |m| m.as_recommender().n_items());
         let active = params.applies(n_items);
         let als = models.iter().find_map(|m| match m {
-            FittedModel::Als(als) if active && n_items >= params.ann_from => Some(AlsIndex::new(als)),
+            FittedModel::Als(als) if active && n_items >= params.ann_from => {
+                Some(AlsIndex::new(als, &params))
+            }
             _ => None,
         });
         let popularity = models.iter().find_map(|m| match m {

@@ -445,6 +445,7 @@ mod candidate_stage {
                 probe: 4,
                 postings: per_member,
                 scan: 10 * per_member,
+                recall: 0.0,
             },
         )
     }
@@ -522,6 +523,45 @@ mod candidate_stage {
         assert!(recall_40 >= 0.95, "recall of the exact top 10 with 40 candidates: {recall_40:.4}");
         let recall_3 = recall(&full, &staged(artifact, 3, 0));
         assert!(recall_3 < 0.95, "3 candidates per member of 400 items: recall {recall_3:.4}");
+    }
+
+    /// ALS alone, through its index: scanning one list finds little of the exact top 10;
+    /// asked for a recall of 0.99, the index scans as many lists as its calibration says,
+    /// and the answers hold at least 0.95 of the exact top 10.
+    #[test]
+    fn the_lists_scanned_are_calibrated_to_the_recall_asked() {
+        let artifact = artifact(false);
+        let full = exact(artifact.clone());
+        let params = |recall| CandidateParams {
+            per_member: 40,
+            min_items: 0,
+            ann_from: 0,
+            probe: 1,
+            postings: 40,
+            scan: 400,
+            recall,
+        };
+        let config = PlacementConfig {
+            in_stock: StockRule::Any,
+            weights: [(ModelKind::Als, 1.0)].into(),
+            ..Default::default()
+        };
+        let recall = |stage: &Engine| {
+            let (view_full, view_stage) = (view_of(&full, "p", &config), view_of(stage, "p", &config));
+            let filters = Filters::default();
+            let (mut found, mut total) = (0, 0);
+            for user in (0..full.artifact().body.users.len() as u32).map(UserIdx) {
+                let a = items(&answer(&full, &view_full, user, 10, &filters));
+                let b = items(&answer(stage, &view_stage, user, 10, &filters));
+                total += a.len();
+                found += a.iter().filter(|i| b.contains(i)).count();
+            }
+            found as f64 / total as f64
+        };
+        let one_list = recall(&Engine::with_candidates(artifact.clone(), params(0.0)));
+        let calibrated = recall(&Engine::with_candidates(artifact, params(0.99)));
+        assert!(one_list < 0.9, "one list of about 20: recall {one_list:.4}");
+        assert!(calibrated >= 0.95, "calibrated to 0.99: recall {calibrated:.4} (one list: {one_list:.4})");
     }
 
     proptest! {
