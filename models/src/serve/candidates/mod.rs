@@ -23,8 +23,10 @@
 //!   sample of 16,384 items when ALS is de-biased, since the de-bias is not linear). Its
 //!   best items come from every item below [`CandidateParams::ann_from`] items, and above
 //!   from an inverted-file index: k-means lists of item factors (about `√n` lists, built
-//!   when the artifact is loaded), of which the [`CandidateParams::probe`] lists whose
-//!   centroid scores highest are scanned, each list one contiguous block of the factors
+//!   when the artifact is loaded), of which the lists whose centroid scores highest are
+//!   scanned: at least [`CandidateParams::probe`], and as many as held
+//!   [`CandidateParams::recall`] of ALS's exact top 10 for a sample of the trained persons
+//!   when the index was built; each list one contiguous block of the factors
 //!   quantized to 8 bits per value (a scale per item; the query to 15 bits), summed in
 //!   integers. That part is approximate (the candidates' scores in the blend are exact); its
 //!   recall against full scoring is tested on small data and printed by `cargo run -p
