@@ -18,8 +18,8 @@ use crate::recommender::Query;
 const SAMPLE: usize = 16_384;
 
 /// Persons whose exact top 10 calibrates the lists probed ([`calibrated_probe`]), at most;
-/// fewer on large catalogs, so that the item × factor products stay near 20 million × the
-/// factors (about a third of a second at a million items and 64 factors on 2 cores).
+/// fewer on large catalogs (20 at a million items), so that the persons × items products
+/// stay near 20 million.
 const CALIBRATION_PERSONS: usize = 200;
 
 /// Lists of the inverted file per square root of the catalog size: at 100,000 items, √n
