@@ -1,5 +1,6 @@
 //! Dense indices for external ids: each external id is mapped to an index exactly once.
 
+use std::borrow::Cow;
 use std::hash::{BuildHasher, RandomState};
 
 use hashbrown::hash_table::{Entry, HashTable};
@@ -73,33 +74,25 @@ impl IdMap {
 
     /// The index of `id`, inserting it at the end if it is new.
     pub fn get_or_insert(&mut self, id: &str) -> u32 {
-        let hash = self.hasher.hash_one(id);
-        let IdMap { ids, index, hasher } = self;
-        let entry =
-            index.entry(hash, |&at| ids[at as usize] == id, |&at| hasher.hash_one(ids[at as usize].as_str()));
-        match entry {
-            Entry::Occupied(entry) => *entry.get(),
-            Entry::Vacant(entry) => {
-                let at = u32::try_from(ids.len()).expect("fewer than 2^32 distinct ids");
-                ids.push(id.to_owned());
-                entry.insert(at);
-                at
-            }
-        }
+        self.find_or_push(Cow::Borrowed(id)).0
     }
 
-    /// Appends `id`; gives it back when it is already there.
-    fn push_new(&mut self, id: String) -> Result<(), String> {
-        let hash = self.hasher.hash_one(id.as_str());
+    /// The index of `id` and whether it was new (then appended at the end).
+    fn find_or_push(&mut self, id: Cow<'_, str>) -> (u32, bool) {
+        let hash = self.hasher.hash_one(&*id);
         let IdMap { ids, index, hasher } = self;
-        let entry =
-            index.entry(hash, |&at| ids[at as usize] == id, |&at| hasher.hash_one(ids[at as usize].as_str()));
+        let entry = index.entry(
+            hash,
+            |&at| ids[at as usize] == *id,
+            |&at| hasher.hash_one(ids[at as usize].as_str()),
+        );
         match entry {
-            Entry::Occupied(_) => Err(id),
+            Entry::Occupied(entry) => (*entry.get(), false),
             Entry::Vacant(entry) => {
-                entry.insert(ids.len() as u32);
-                ids.push(id);
-                Ok(())
+                let at = u32::try_from(ids.len()).expect("fewer than 2^32 distinct ids");
+                ids.push(id.into_owned());
+                entry.insert(at);
+                (at, true)
             }
         }
     }
@@ -156,7 +149,10 @@ impl TryFrom<Vec<String>> for IdMap {
         }
         let mut map = IdMap::with_capacity(ids.len());
         for id in ids {
-            map.push_new(id).map_err(|repeated| format!("id `{repeated}` appears twice"))?;
+            let (at, new) = map.find_or_push(Cow::Owned(id));
+            if !new {
+                return Err(format!("id `{}` appears twice", map.ids[at as usize]));
+            }
         }
         Ok(map)
     }
