@@ -52,8 +52,12 @@ pub fn top_k_of(
     }
     // `k` may be anything a caller was given: the heap never holds more than the scores.
     let mut heap: BinaryHeap<Reverse<Entry>> = BinaryHeap::with_capacity(k.min(len) + 1);
+    // The worst kept score once the heap is full: one float comparison turns away almost
+    // every item of a long vector (NaN fails it too) before the full order is consulted.
+    let mut floor = f32::NEG_INFINITY;
     for (idx, score) in scores {
-        if score.is_nan() || score == f32::NEG_INFINITY {
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        if !(score >= floor) || score == f32::NEG_INFINITY {
             continue;
         }
         if heap.len() == k {
@@ -68,6 +72,9 @@ pub fn top_k_of(
         heap.push(Reverse(Entry(score, idx as u32)));
         if heap.len() > k {
             heap.pop();
+        }
+        if heap.len() == k {
+            floor = heap.peek().map_or(f32::NEG_INFINITY, |Reverse(worst)| worst.0);
         }
     }
     let mut ranked: Vec<ScoredItem> = heap
@@ -217,15 +224,31 @@ mod tests {
         }
 
         #[test]
-        fn top_k_matches_a_full_sort(scores in proptest::collection::vec(-100i32..100, 0..200), k in 0usize..20) {
-            let scores: Vec<f32> = scores.into_iter().map(|s| s as f32 / 7.0).collect();
-            let top = top_k(&scores, k, |i| i % 5 != 0);
-            let mut expected: Vec<(f32, usize)> =
-                scores.iter().enumerate().filter(|(i, _)| i % 5 != 0).map(|(i, &s)| (s, i)).collect();
+        fn top_k_matches_a_full_sort(scores in proptest::collection::vec(-100i32..103, 0..200), k in 0usize..20) {
+            // Ties are frequent; 101 and 102 stand for NaN and negative infinity.
+            let scores: Vec<f32> = scores
+                .into_iter()
+                .map(|s| match s {
+                    101 => f32::NAN,
+                    102 => f32::NEG_INFINITY,
+                    s => s as f32 / 7.0,
+                })
+                .collect();
+            let mut expected: Vec<(f32, usize)> = scores
+                .iter()
+                .enumerate()
+                .filter(|&(i, &s)| i % 5 != 0 && s.is_finite())
+                .map(|(i, &s)| (s, i))
+                .collect();
             expected.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
             expected.truncate(k);
-            let got: Vec<(f32, usize)> = top.iter().map(|s| (s.score, s.item.get())).collect();
-            prop_assert_eq!(got, expected);
+            let pairs = |top: Vec<ScoredItem>| -> Vec<(f32, usize)> {
+                top.iter().map(|s| (s.score, s.item.get())).collect()
+            };
+            prop_assert_eq!(pairs(top_k(&scores, k, |i| i % 5 != 0)), expected.clone());
+            // Pairs in any order give the same answer (ties still to the lower item).
+            let reversed = scores.iter().copied().enumerate().rev();
+            prop_assert_eq!(pairs(top_k_of(reversed, scores.len(), k, |i| i % 5 != 0)), expected);
         }
     }
 }
