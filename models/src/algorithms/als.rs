@@ -15,6 +15,7 @@
 //! never forming the `k × k` system. [`AlsSolver::Cholesky`] forms and factors it exactly.
 //! All arithmetic is `f32`; rows are solved in parallel with rayon.
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use datasets::ItemIdx;
@@ -27,6 +28,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::algorithms::half_scan::{HalfFactors, round_to_half};
 use crate::algorithms::linalg::{add_weighted_rows, axpy, copy_dot, dot, gram, row_dots, symv, with_simd};
 use crate::artifact::integrity::finite;
 use crate::error::{Error, Result};
@@ -124,6 +126,9 @@ impl AlsParams {
             progress.step("als", iteration + 1, self.iterations, started.elapsed());
             tracing::trace!(?users_done, items_done = ?(started.elapsed() - users_done), "als sweep");
         }
+        // The model keeps its item factors in half precision (see `half_scan`): serving
+        // scans them at half the memory traffic. Factors beyond half's range stay as they are.
+        round_to_half(&mut items);
         let mut gram_reg = gram(&items, k);
         for d in 0..k {
             gram_reg[d * k + d] += self.regularization;
@@ -135,6 +140,7 @@ impl AlsParams {
             user_factors: users,
             item_factors: items,
             gram_reg,
+            half: HalfCopy::default(),
         })
     }
 
@@ -387,6 +393,21 @@ pub struct AlsModel {
     item_factors: Vec<f32>,
     /// `YᵀY + λI`, row-major `k × k`, for folding in new persons.
     gram_reg: Vec<f32>,
+    /// The item factors in half precision, built on first use (or by [`AlsModel::warm`]).
+    #[serde(skip)]
+    half: HalfCopy,
+}
+
+/// [`HalfFactors`] of the item factors, or `None` when they are not all half-precision
+/// numbers (an artifact written before training rounded them). Derived from the factors, so
+/// it takes no part in comparisons.
+#[derive(Debug, Clone, Default)]
+struct HalfCopy(OnceLock<Option<HalfFactors>>);
+
+impl PartialEq for HalfCopy {
+    fn eq(&self, _: &HalfCopy) -> bool {
+        true
+    }
 }
 
 impl AlsModel {
@@ -428,6 +449,16 @@ impl AlsModel {
     /// All person factors, row-major `n_users × factors`.
     pub fn user_factors(&self) -> &[f32] {
         &self.user_factors
+    }
+
+    /// Builds the half-precision copy of the item factors the full scan reads, so that the
+    /// first answer does not pay for it.
+    pub fn warm(&self) {
+        self.half_factors();
+    }
+
+    fn half_factors(&self) -> Option<&HalfFactors> {
+        self.half.0.get_or_init(|| HalfFactors::new(&self.item_factors, self.k)).as_ref()
     }
 
     /// All item factors, row-major `n_items × factors`.
@@ -518,6 +549,9 @@ impl Recommender for AlsModel {
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
         check_query(self.n_items(), query, scores)?;
         let x = self.user_vector(query)?;
+        if self.half_factors().is_some_and(|half| half.dots(&x, scores)) {
+            return Ok(());
+        }
         // faer's matrix-vector product: several times faster than a row-by-row dot here.
         let n = scores.len();
         let items = MatRef::from_row_major_slice(&self.item_factors, n, self.k);

@@ -41,6 +41,16 @@ pub fn with_simd<Op: WithSimd>(op: Op) -> Op::Output {
     pulp::Arch::new().dispatch(op)
 }
 
+/// The AVX-512 token, where the CPU has it and [`set_level`] did not choose a narrower
+/// set: for kernels written against AVX-512 instructions that `pulp`'s portable types lack.
+#[cfg(target_arch = "x86_64")]
+pub fn avx512() -> Option<pulp::x86::V4> {
+    match level() {
+        Level::Widest | Level::Avx512 => pulp::x86::V4::try_new(),
+        Level::Avx2 | Level::Scalar => None,
+    }
+}
+
 /// The instruction set [`with_simd`] uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

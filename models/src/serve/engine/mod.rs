@@ -208,6 +208,11 @@ impl Engine {
         let log_popularity = crate::recommender::log_popularity(&artifact.body.history);
         let debias = Debias::new(&artifact.metadata.blend_debias, &log_popularity);
         let retriever = Retriever::new(candidates, &artifact.body.models, &debias);
+        for model in &artifact.body.models {
+            if let FittedModel::Als(als) = model {
+                als.warm();
+            }
+        }
         let mut popular_order: Vec<u32> = (0..popularity.len() as u32).collect();
         popular_order.sort_unstable_by(|&a, &b| {
             popularity[b as usize].total_cmp(&popularity[a as usize]).then(a.cmp(&b))
