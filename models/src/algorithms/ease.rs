@@ -10,17 +10,22 @@
 //!
 //! After training, each item's row keeps only its `keep` weights of largest magnitude (the
 //! items it raises or lowers most), stored sparse: `n × keep` index and weight pairs instead of `n²` floats
-//! (80 MB instead of 400 MB at 10,000 items and the default 1,000), and scoring touches
-//! only the kept weights. `keep = 0`, or a catalog of at most `keep + 1` items, keeps
-//! the dense matrix.
+//! and scoring touches only the kept weights. The kept weights are rounded to half
+//! precision, and catalogs of up to 65,536 items hold them with 16-bit item indices: 4 bytes
+//! a weight, 40 MB instead of 400 MB dense at 10,000 items and the default 1,000 (the
+//! artifact stores them in the 8-byte form of earlier versions). `keep = 0`, or a catalog of
+//! at most `keep + 1` items, keeps the dense matrix.
 
 use datasets::ItemIdx;
+use half::f16;
+use half::slice::HalfFloatSliceExt;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
 use faer::{MatMut, MatRef, Par};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::algorithms::half_scan::round_to_half;
 use crate::algorithms::linalg::{WeightedRows, with_simd};
 use crate::artifact::integrity::finite;
 use crate::error::{Error, Result, require};
@@ -131,7 +136,8 @@ impl Fit for EaseParams {
 
 /// Each row's `keep` weights of largest magnitude (ties to the lower item), sorted by item:
 /// the negative weights push items down and count as much as the positive ones (keeping
-/// only positive ones lost 1.8 % NDCG@10 on the synthetic data, by magnitude none).
+/// only positive ones lost 1.8 % NDCG@10 on the synthetic data, by magnitude none). The
+/// kept weights are rounded to half precision, the precision the model keeps them in.
 fn prune(n: usize, keep: usize, weight: impl Fn(usize, usize) -> f32 + Sync) -> Rows {
     let kept: Vec<Vec<(u32, f32)>> = (0..n)
         .into_par_iter()
@@ -159,23 +165,202 @@ fn prune(n: usize, keep: usize, weight: impl Fn(usize, usize) -> f32 + Sync) -> 
         }
         offsets.push(items.len() as u32);
     }
-    Rows::Pruned { offsets, items, weights }
+    round_to_half(&mut weights);
+    Rows::compact(n, Sparse { offsets, items, weights })
+}
+
+/// Sparse rows: row `i` holds `items[offsets[i]..offsets[i + 1]]` (ascending) with their
+/// weights.
+#[derive(Debug, Clone, PartialEq)]
+struct Sparse<I, W> {
+    offsets: Vec<u32>,
+    items: Vec<I>,
+    weights: Vec<W>,
+}
+
+/// An item index as stored in [`Sparse`] rows.
+trait Index: Copy + Ord + Into<u32> + Send + Sync {}
+impl Index for u16 {}
+impl Index for u32 {}
+
+/// A weight as stored in [`Sparse`] rows.
+trait Weight: Copy + Send + Sync {
+    fn get(self) -> f32;
+    /// `dst[i] = src[i]` as `f32`, over equal lengths.
+    fn widen(src: &[Self], dst: &mut [f32]);
+}
+
+impl Weight for f32 {
+    fn get(self) -> f32 {
+        self
+    }
+
+    fn widen(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+}
+
+impl Weight for f16 {
+    fn get(self) -> f32 {
+        self.to_f32()
+    }
+
+    /// Vectorized where the CPU converts halves (F16C).
+    fn widen(src: &[f16], dst: &mut [f32]) {
+        src.convert_to_f32_slice(dst);
+    }
+}
+
+impl<I: Index, W: Weight> Sparse<I, W> {
+    /// The stored range of row `i`.
+    fn range(&self, i: usize) -> Option<std::ops::Range<usize>> {
+        Some(*self.offsets.get(i)? as usize..*self.offsets.get(i + 1)? as usize)
+    }
+
+    /// Offsets, lengths, ascending in-range items and finite weights, for `n_items`.
+    fn check(&self, n_items: usize) -> std::result::Result<(), String> {
+        let Sparse { offsets, items, weights } = self;
+        if offsets.len() != n_items + 1 || offsets.first() != Some(&0) {
+            return Err(format!("{} row offsets for {n_items} items", offsets.len()));
+        }
+        if items.len() != weights.len() || offsets.last().map(|&o| o as usize) != Some(items.len()) {
+            return Err(format!("{} kept items, {} weights", items.len(), weights.len()));
+        }
+        for i in 0..n_items {
+            let row = self.range(i).and_then(|r| items.get(r)).ok_or(format!("row {i} out of range"))?;
+            if row.windows(2).any(|w| w[0] >= w[1]) || row.last().is_some_and(|&j| j.into() as usize >= n_items) {
+                return Err(format!("row {i}: items not ascending or out of range"));
+            }
+        }
+        if let Some(at) = weights.iter().position(|w| !w.get().is_finite()) {
+            return Err(format!("weights: entry {at} is not a finite number"));
+        }
+        Ok(())
+    }
+
+    /// `B[source][item]`, 0 where pruned.
+    fn weight(&self, source: usize, item: usize) -> f32 {
+        let Some(range) = self.range(source) else { return 0.0 };
+        let found = self.items[range.clone()].binary_search_by(|&j| j.into().cmp(&(item as u32)));
+        found.map_or(0.0, |at| self.weights[range.start + at].get())
+    }
+
+    /// Adds `factor × row` of every history item to `add(item, value)`.
+    fn accumulate(&self, query: &Query<'_>, mut add: impl FnMut(usize, f32)) {
+        let mut widened = Vec::new();
+        for (i, &(item, _)) in query.history.iter().enumerate() {
+            let Some(range) = self.range(item.get()) else { continue };
+            let factor = query.factor(i);
+            widened.resize(range.len(), 0.0);
+            W::widen(&self.weights[range.clone()], &mut widened);
+            for (&j, &w) in self.items[range].iter().zip(&widened) {
+                add(j.into() as usize, factor * w);
+            }
+        }
+    }
+
+    /// Calls `found(at, w)` for every `(item, at)` of `targets` (sorted by item) that row
+    /// `source` keeps, with its weight: the row (ascending) is walked 16 entries at a time
+    /// against the targets, instead of a binary search per target.
+    fn lookup(&self, source: usize, targets: &[(u32, usize)], mut found: impl FnMut(usize, f32)) {
+        let Some(range) = self.range(source) else { return };
+        let (row, weights) = (&self.items[range.clone()], &self.weights[range]);
+        let mut next = 0;
+        for (c, chunk) in row.chunks(16).enumerate() {
+            let Some(&last) = chunk.last() else { break };
+            while let Some(&(target, at)) = targets.get(next) {
+                if target > last.into() {
+                    break;
+                }
+                if let Some(k) = chunk.iter().position(|&j| j.into() == target) {
+                    found(at, weights[c * 16 + k].get());
+                }
+                next += 1;
+            }
+            if next == targets.len() {
+                break;
+            }
+        }
+    }
 }
 
 /// The item-item weights, dense or pruned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 enum Rows {
     /// Row-major `n × n`.
     Dense(Vec<f32>),
-    /// Row `i` holds `items[offsets[i]..offsets[i + 1]]` (ascending) with their weights.
-    Pruned { offsets: Vec<u32>, items: Vec<u32>, weights: Vec<f32> },
+    /// Pruned rows as trained and stored.
+    Pruned(Sparse<u32, f32>),
+    /// Pruned rows in 4 bytes per weight instead of 8: 16-bit items (catalogs of at most
+    /// 65,536) and half-precision weights, held when the stored weights are exactly half
+    /// numbers (training rounds them). Scoring reads half the memory.
+    Compact(Sparse<u16, f16>),
+}
+
+impl Rows {
+    /// `Compact` when every item fits 16 bits and every weight is a half number; `Pruned`
+    /// otherwise (including rows whose offsets or items a later check refuses).
+    fn compact(n_items: usize, rows: Sparse<u32, f32>) -> Rows {
+        let fits = n_items <= 1 << 16 && rows.items.iter().all(|&j| j <= u32::from(u16::MAX));
+        let exact = rows.weights.iter().all(|&w| f16::from_f32(w).to_f32().to_bits() == w.to_bits());
+        if !(fits && exact) {
+            return Rows::Pruned(rows);
+        }
+        Rows::Compact(Sparse {
+            items: rows.items.iter().map(|&j| j as u16).collect(),
+            weights: rows.weights.iter().map(|&w| f16::from_f32(w)).collect(),
+            offsets: rows.offsets,
+        })
+    }
 }
 
 /// Fitted item-item weights `B`: row `i` holds what item `i` adds to every item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "Stored", into = "Stored")]
 pub struct EaseModel {
     n_items: usize,
     rows: Rows,
+}
+
+/// [`EaseModel`] as the artifact stores it (the format of every version): pruned rows with
+/// 32-bit items and weights, whatever the model holds in memory.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    n_items: usize,
+    rows: StoredRows,
+}
+
+#[derive(Serialize, Deserialize)]
+enum StoredRows {
+    Dense(Vec<f32>),
+    Pruned { offsets: Vec<u32>, items: Vec<u32>, weights: Vec<f32> },
+}
+
+impl From<Stored> for EaseModel {
+    fn from(stored: Stored) -> EaseModel {
+        let rows = match stored.rows {
+            StoredRows::Dense(weights) => Rows::Dense(weights),
+            StoredRows::Pruned { offsets, items, weights } => {
+                Rows::compact(stored.n_items, Sparse { offsets, items, weights })
+            }
+        };
+        EaseModel { n_items: stored.n_items, rows }
+    }
+}
+
+impl From<EaseModel> for Stored {
+    fn from(model: EaseModel) -> Stored {
+        let rows = match model.rows {
+            Rows::Dense(weights) => StoredRows::Dense(weights),
+            Rows::Pruned(Sparse { offsets, items, weights }) => StoredRows::Pruned { offsets, items, weights },
+            Rows::Compact(Sparse { offsets, items, weights }) => StoredRows::Pruned {
+                offsets,
+                items: items.into_iter().map(u32::from).collect(),
+                weights: weights.into_iter().map(f16::to_f32).collect(),
+            },
+        };
+        Stored { n_items: model.n_items, rows }
+    }
 }
 
 impl EaseModel {
@@ -192,25 +377,8 @@ impl EaseModel {
                 }
                 finite("weights", weights)
             }
-            Rows::Pruned { offsets, items, weights } => {
-                if offsets.len() != n_items + 1 || offsets.first() != Some(&0) {
-                    return Err(format!("{} row offsets for {n_items} items", offsets.len()));
-                }
-                if items.len() != weights.len() || offsets.last().map(|&o| o as usize) != Some(items.len()) {
-                    return Err(format!("{} kept items, {} weights", items.len(), weights.len()));
-                }
-                for (i, pair) in offsets.windows(2).enumerate() {
-                    let row = items
-                        .get(pair[0] as usize..pair[1] as usize)
-                        .ok_or(format!("row {i} out of range"))?;
-                    if row.windows(2).any(|w| w[0] >= w[1])
-                        || row.last().is_some_and(|&j| j as usize >= n_items)
-                    {
-                        return Err(format!("row {i}: items not ascending or out of range"));
-                    }
-                }
-                finite("weights", weights)
-            }
+            Rows::Pruned(rows) => rows.check(n_items),
+            Rows::Compact(rows) => rows.check(n_items),
         }
     }
 
@@ -218,7 +386,8 @@ impl EaseModel {
     pub fn n_weights(&self) -> usize {
         match &self.rows {
             Rows::Dense(weights) => weights.len(),
-            Rows::Pruned { weights, .. } => weights.len(),
+            Rows::Pruned(rows) => rows.weights.len(),
+            Rows::Compact(rows) => rows.weights.len(),
         }
     }
 
@@ -227,20 +396,10 @@ impl EaseModel {
         let n = self.n_items;
         match &self.rows {
             Rows::Dense(weights) => weights.get(source * n + item).copied().unwrap_or(0.0),
-            Rows::Pruned { offsets, items, weights } => {
-                let Some(range) = row_range(offsets, source) else { return 0.0 };
-                match items[range.clone()].binary_search(&(item as u32)) {
-                    Ok(at) => weights[range.start + at],
-                    Err(_) => 0.0,
-                }
-            }
+            Rows::Pruned(rows) => rows.weight(source, item),
+            Rows::Compact(rows) => rows.weight(source, item),
         }
     }
-}
-
-/// The stored range of row `i` of pruned rows.
-fn row_range(offsets: &[u32], i: usize) -> Option<std::ops::Range<usize>> {
-    Some(*offsets.get(i)? as usize..*offsets.get(i + 1)? as usize)
 }
 
 impl Recommender for EaseModel {
@@ -256,6 +415,11 @@ impl Recommender for EaseModel {
         let n = self.n_items;
         check_query(n, query, scores)?;
         scores.iter_mut().for_each(|s| *s = 0.0);
+        let add = |j: usize, v: f32| {
+            if let Some(score) = scores.get_mut(j) {
+                *score += v;
+            }
+        };
         match &self.rows {
             Rows::Dense(weights) => {
                 let rows = query.history.iter().enumerate().filter_map(|(i, &(item, _))| {
@@ -264,31 +428,19 @@ impl Recommender for EaseModel {
                 });
                 with_simd(WeightedRows { rows, out: scores });
             }
-            Rows::Pruned { offsets, items, weights } => {
-                for (i, &(item, _)) in query.history.iter().enumerate() {
-                    let Some(range) = row_range(offsets, item.get()) else { continue };
-                    let factor = query.factor(i);
-                    for (&j, &w) in items[range.clone()].iter().zip(&weights[range]) {
-                        if let Some(score) = scores.get_mut(j as usize) {
-                            *score += factor * w;
-                        }
-                    }
-                }
-            }
+            Rows::Pruned(rows) => rows.accumulate(query, add),
+            Rows::Compact(rows) => rows.accumulate(query, add),
         }
         Ok(())
     }
 
     /// Pruned rows only: dense weights touch every item.
     fn score_sparse(&self, query: &Query<'_>, out: &mut SparseScores) -> Result<bool> {
-        let Rows::Pruned { offsets, items, weights } = &self.rows else { return Ok(false) };
         check_sparse(self.n_items, query, out)?;
-        for (i, &(item, _)) in query.history.iter().enumerate() {
-            let Some(range) = row_range(offsets, item.get()) else { continue };
-            let factor = query.factor(i);
-            for (&j, &w) in items[range.clone()].iter().zip(&weights[range]) {
-                out.add(j as usize, factor * w);
-            }
+        match &self.rows {
+            Rows::Dense(_) => return Ok(false),
+            Rows::Pruned(rows) => rows.accumulate(query, |j, v| out.add(j, v)),
+            Rows::Compact(rows) => rows.accumulate(query, |j, v| out.add(j, v)),
         }
         Ok(true)
     }
@@ -297,10 +449,9 @@ impl Recommender for EaseModel {
         self.explain_many(query, &[item]).pop().unwrap_or_default()
     }
 
-    /// Pruned rows are read once per history item for all of `items`: each row (ascending)
-    /// is walked 16 entries at a time against the sorted targets, instead of a binary search
-    /// per history item and target (those scattered reads were a tenth of a `home` answer
-    /// at 10,000 items).
+    /// Pruned rows are read once per history item for all of `items` (see
+    /// [`Sparse::lookup`]): a binary search per history item and target scattered reads
+    /// over a tenth of a `home` answer at 10,000 items.
     fn explain_many(&self, query: &Query<'_>, items: &[ItemIdx]) -> Vec<Vec<(ItemIdx, f32)>> {
         let n = self.n_items;
         let mut explained: Vec<Vec<(ItemIdx, f32)>> = vec![Vec::new(); items.len()];
@@ -317,37 +468,20 @@ impl Recommender for EaseModel {
                 continue;
             }
             let factor = query.factor(i);
-            let mut add = |at: usize, w: f32| {
+            let add = |at: usize, w: f32| {
                 if factor * w > 0.0 {
                     explained[at].push((source, factor * w));
                 }
             };
             match &self.rows {
                 Rows::Dense(_) => {
+                    let mut add = add;
                     for &(item, at) in &targets {
                         add(at, self.weight(source.get(), item as usize));
                     }
                 }
-                Rows::Pruned { offsets, items: kept, weights } => {
-                    let Some(range) = row_range(offsets, source.get()) else { continue };
-                    let (row, row_weights) = (&kept[range.clone()], &weights[range]);
-                    let mut next = 0;
-                    for (c, chunk) in row.chunks(16).enumerate() {
-                        let Some(&last) = chunk.last() else { break };
-                        while let Some(&(target, at)) = targets.get(next) {
-                            if target > last {
-                                break;
-                            }
-                            if let Some(k) = chunk.iter().position(|&j| j == target) {
-                                add(at, row_weights[c * 16 + k]);
-                            }
-                            next += 1;
-                        }
-                        if next == targets.len() {
-                            break;
-                        }
-                    }
-                }
+                Rows::Pruned(rows) => rows.lookup(source.get(), &targets, add),
+                Rows::Compact(rows) => rows.lookup(source.get(), &targets, add),
             }
         }
         for contributions in &mut explained {
@@ -397,25 +531,29 @@ mod tests {
             let mut row: Vec<f32> = (0..n).filter(|&j| j != i).map(|j| dense.weight(i, j)).collect();
             row.sort_by(|a, b| b.total_cmp(a));
             let kept: Vec<f32> = (0..n).map(|j| pruned.weight(i, j)).filter(|&w| w != 0.0).collect();
-            // Whatever is kept is dense's value, and the kept ones are the row's largest (the
-            // block partners; weights across blocks are 0).
-            assert!((0..n).all(|j| pruned.weight(i, j) == 0.0 || pruned.weight(i, j) == dense.weight(i, j)));
+            // Whatever is kept is dense's value in half precision, and the kept ones are the
+            // row's largest (the block partners; weights across blocks are 0).
+            let half = |w: f32| f16::from_f32(w).to_f32();
+            assert!((0..n).all(|j| pruned.weight(i, j) == 0.0 || pruned.weight(i, j) == half(dense.weight(i, j))));
+            let row: Vec<f32> = row.into_iter().map(half).collect();
             assert!(kept.iter().all(|&w| w >= row[2]), "row {i}: {kept:?} vs {row:?}");
         }
         let broken = EaseModel {
             n_items: n,
-            rows: Rows::Pruned { offsets: vec![0; n + 1], items: vec![], weights: vec![] },
+            rows: Rows::Pruned(Sparse { offsets: vec![0; n + 1], items: vec![], weights: vec![] }),
         };
         broken.check(n).unwrap();
         let broken = EaseModel {
             n_items: n,
-            rows: Rows::Pruned {
+            rows: Rows::Pruned(Sparse {
                 offsets: vec![0, 2, 2, 2, 2, 2, 2, 2, 2],
                 items: vec![3, 3],
                 weights: vec![1.0, 1.0],
-            },
+            }),
         };
         assert!(broken.check(n).unwrap_err().contains("not ascending"));
+        // Trained rows are held compact (16-bit items, half weights).
+        assert!(matches!(pruned.rows, Rows::Compact(_)));
     }
 
     #[test]
@@ -425,7 +563,11 @@ mod tests {
         // range, with recency factors.
         let n = 60;
         let weight = |i: usize, j: usize| ((i * 7 + j * 13) % 23) as f32 - 9.0;
-        for rows in [prune(n, 40, weight), Rows::Dense((0..n * n).map(|x| weight(x / n, x % n)).collect())] {
+        for rows in [
+            prune(n, 40, weight),
+            as_pruned(prune(n, 40, weight)),
+            Rows::Dense((0..n * n).map(|x| weight(x / n, x % n)).collect()),
+        ] {
             let model = EaseModel { n_items: n, rows };
             model.check(n).unwrap();
             let history: Vec<(ItemIdx, f32)> =
@@ -450,6 +592,52 @@ mod tests {
             }
             assert!(many.iter().filter(|why| !why.is_empty()).count() >= 5);
         }
+    }
+
+    /// The same rows with 32-bit items and weights.
+    fn as_pruned(rows: Rows) -> Rows {
+        let Rows::Compact(Sparse { offsets, items, weights }) = rows else { panic!("not compact") };
+        let items = items.into_iter().map(u32::from).collect();
+        Rows::Pruned(Sparse { offsets, items, weights: weights.into_iter().map(f16::to_f32).collect() })
+    }
+
+    fn encode(model: &EaseModel) -> Vec<u8> {
+        bincode::serde::encode_to_vec(model, bincode::config::standard()).unwrap()
+    }
+
+    #[test]
+    fn compact_rows_are_stored_as_pruned_rows_and_score_the_same() {
+        let train = block_train();
+        let model = EaseParams { regularization: 1.0, keep: 3, ..Default::default() }.fit(&train).unwrap();
+        let pruned = EaseModel { n_items: model.n_items, rows: as_pruned(model.rows.clone()) };
+        // One stored format: the bytes of both are the same, and decoding holds them compact.
+        assert_eq!(encode(&model), encode(&pruned));
+        let (decoded, _): (EaseModel, _) =
+            bincode::serde::decode_from_slice(&encode(&pruned), bincode::config::standard()).unwrap();
+        assert_eq!(decoded, model);
+        let history: Vec<(ItemIdx, f32)> = [0u32, 2, 5].iter().map(|&i| (ItemIdx(i), 1.0)).collect();
+        let recency = [1.0, 0.25, 2.0];
+        let query = Query { user: None, history: &history, recency: &recency };
+        let score = |m: &EaseModel| {
+            let mut scores = vec![0f32; m.n_items];
+            m.score_into(&query, &mut scores).unwrap();
+            scores
+        };
+        assert_eq!(score(&model), score(&pruned));
+        let mut sparse = SparseScores::new(model.n_items);
+        assert!(model.score_sparse(&query, &mut sparse).unwrap());
+        assert!(!sparse.touched().is_empty());
+        let dense = score(&model);
+        assert!((0..model.n_items).all(|j| sparse.get(j) == dense[j]));
+        // Weights a half cannot hold exactly (written before training rounded them) stay in
+        // 32 bits.
+        let Rows::Pruned(mut rows) = as_pruned(model.rows.clone()) else { unreachable!() };
+        rows.weights[0] = 0.1;
+        let old = EaseModel { n_items: model.n_items, rows: Rows::Pruned(rows) };
+        let (decoded, _): (EaseModel, _) =
+            bincode::serde::decode_from_slice(&encode(&old), bincode::config::standard()).unwrap();
+        assert!(matches!(decoded.rows, Rows::Pruned(_)));
+        assert_eq!(decoded, old);
     }
 
     #[test]
