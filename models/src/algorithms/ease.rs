@@ -17,15 +17,14 @@
 //! at most `keep + 1` items, keeps the dense matrix.
 
 use datasets::ItemIdx;
-use half::f16;
-use half::slice::HalfFloatSliceExt;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
 use faer::{MatMut, MatRef, Par};
+use half::f16;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::algorithms::half_scan::round_to_half;
+use crate::algorithms::half_scan::{round_to_half, widen};
 use crate::algorithms::linalg::{WeightedRows, with_simd};
 use crate::artifact::integrity::finite;
 use crate::error::{Error, Result, require};
@@ -205,9 +204,8 @@ impl Weight for f16 {
         self.to_f32()
     }
 
-    /// Vectorized where the CPU converts halves (F16C).
     fn widen(src: &[f16], dst: &mut [f32]) {
-        src.convert_to_f32_slice(dst);
+        widen(src, dst);
     }
 }
 
@@ -228,7 +226,9 @@ impl<I: Index, W: Weight> Sparse<I, W> {
         }
         for i in 0..n_items {
             let row = self.range(i).and_then(|r| items.get(r)).ok_or(format!("row {i} out of range"))?;
-            if row.windows(2).any(|w| w[0] >= w[1]) || row.last().is_some_and(|&j| j.into() as usize >= n_items) {
+            if row.windows(2).any(|w| w[0] >= w[1])
+                || row.last().is_some_and(|&j| j.into() as usize >= n_items)
+            {
                 return Err(format!("row {i}: items not ascending or out of range"));
             }
         }
@@ -352,7 +352,9 @@ impl From<EaseModel> for Stored {
     fn from(model: EaseModel) -> Stored {
         let rows = match model.rows {
             Rows::Dense(weights) => StoredRows::Dense(weights),
-            Rows::Pruned(Sparse { offsets, items, weights }) => StoredRows::Pruned { offsets, items, weights },
+            Rows::Pruned(Sparse { offsets, items, weights }) => {
+                StoredRows::Pruned { offsets, items, weights }
+            }
             Rows::Compact(Sparse { offsets, items, weights }) => StoredRows::Pruned {
                 offsets,
                 items: items.into_iter().map(u32::from).collect(),
@@ -534,7 +536,9 @@ mod tests {
             // Whatever is kept is dense's value in half precision, and the kept ones are the
             // row's largest (the block partners; weights across blocks are 0).
             let half = |w: f32| f16::from_f32(w).to_f32();
-            assert!((0..n).all(|j| pruned.weight(i, j) == 0.0 || pruned.weight(i, j) == half(dense.weight(i, j))));
+            assert!(
+                (0..n).all(|j| pruned.weight(i, j) == 0.0 || pruned.weight(i, j) == half(dense.weight(i, j)))
+            );
             let row: Vec<f32> = row.into_iter().map(half).collect();
             assert!(kept.iter().all(|&w| w >= row[2]), "row {i}: {kept:?} vs {row:?}");
         }

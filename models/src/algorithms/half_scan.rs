@@ -15,6 +15,7 @@
 //! the rounding) the caller keeps its `f32` scan.
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 /// Items per block: one AVX-512 register of `f32`.
 const LANES: usize = 16;
@@ -88,6 +89,44 @@ impl HalfFactors {
             *o = (0..self.k)
                 .map(|d| f16::from_bits(self.bits[(block * self.k + d) * LANES + lane]).to_f32() * x[d])
                 .sum();
+        }
+    }
+}
+
+/// `dst[i] = src[i]` as `f32`, over the common length: 16 values per instruction on
+/// AVX-512, elsewhere `half`'s conversion (F16C where the CPU has it).
+pub(crate) fn widen(src: &[f16], dst: &mut [f32]) {
+    let n = src.len().min(dst.len());
+    let (src, dst) = (&src[..n], &mut dst[..n]);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = super::linalg::avx512() {
+        pulp::Simd::vectorize(simd, Avx512Widen { simd, src: src.reinterpret_cast(), dst });
+        return;
+    }
+    src.convert_to_f32_slice(dst);
+}
+
+#[cfg(target_arch = "x86_64")]
+struct Avx512Widen<'a> {
+    simd: pulp::x86::V4,
+    src: &'a [u16],
+    dst: &'a mut [f32],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl pulp::WithSimd for Avx512Widen<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let f = self.simd.avx512f;
+        let (src, src_rest) = pulp::as_arrays::<LANES, u16>(self.src);
+        let (dst, dst_rest) = pulp::as_arrays_mut::<LANES, f32>(self.dst);
+        for (s, d) in src.iter().zip(dst) {
+            *d = pulp::cast(f._mm512_cvtph_ps(pulp::cast(*s)));
+        }
+        for (&s, d) in src_rest.iter().zip(dst_rest) {
+            *d = f16::from_bits(s).to_f32();
         }
     }
 }
@@ -192,6 +231,27 @@ mod tests {
             }
             if !ran {
                 assert!(kernel.iter().all(|v| v.is_nan()), "nothing is written without AVX-512");
+            }
+        }
+    }
+
+    #[test]
+    fn widening_matches_half_at_every_length() {
+        let mut rng = StdRng::seed_from_u64(3);
+        // Every bit pattern class: normal, subnormal, zero, both signs.
+        let pool: Vec<f16> = (0..200)
+            .map(|i| match i % 4 {
+                0 => f16::from_f32(rng.gen_range(-100.0f32..100.0)),
+                1 => f16::from_bits(rng.gen_range(0u16..0x0400)),
+                2 => f16::from_f32(-0.0),
+                _ => f16::from_f32(rng.gen_range(-1e-3f32..1e-3)),
+            })
+            .collect();
+        for n in [0, 1, 15, 16, 17, 33, 200] {
+            let mut out = vec![f32::NAN; n];
+            widen(&pool[..n], &mut out);
+            for (i, (&h, &o)) in pool.iter().zip(&out).enumerate() {
+                assert_eq!(h.to_f32().to_bits(), o.to_bits(), "n {n}, entry {i}");
             }
         }
     }
