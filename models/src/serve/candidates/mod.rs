@@ -155,6 +155,12 @@ impl Retriever {
         &self.params
     }
 
+    /// Whether ALS proposes its candidates through the index (instead of scoring every
+    /// item).
+    pub fn has_als_index(&self) -> bool {
+        self.als.is_some()
+    }
+
     /// Whether requests go through the stage.
     pub fn active(&self) -> bool {
         self.params.applies(self.n_items)

@@ -208,8 +208,13 @@ impl Engine {
         let log_popularity = crate::recommender::log_popularity(&artifact.body.history);
         let debias = Debias::new(&artifact.metadata.blend_debias, &log_popularity);
         let retriever = Retriever::new(candidates, &artifact.body.models, &debias);
+        // ALS's half-precision copy serves its full scans: built now where answers scan
+        // every item; behind the ALS index a full scan is only a fallback, and the copy
+        // (2 bytes per factor) waits for the first one.
         for model in &artifact.body.models {
-            if let FittedModel::Als(als) = model {
+            if let FittedModel::Als(als) = model
+                && !retriever.has_als_index()
+            {
                 als.warm();
             }
         }
