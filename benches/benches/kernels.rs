@@ -1,10 +1,13 @@
 //! The ALS conjugate-gradient step's kernels on each instruction set the CPU has: the
 //! products of one vector with a person's 40 gathered factor rows (64 factors) and the
 //! weighted sum of those rows, as one step does them (`kernels/cg_step/{scalar,avx2,avx512}`),
-//! and the 64 × 64 symmetric product with the Gram matrix (`kernels/symv/...`).
+//! and the 64 × 64 symmetric product with the Gram matrix (`kernels/symv/...`); and ALS's
+//! full scan of 10,000 items × 64 factors, `f32` rows against the half-precision blocks
+//! serving reads (`kernels/full_scan/{f32_rows,half_blocks}`).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use models::algorithms::linalg::{add_weighted_rows, row_dots, symv};
+use models::algorithms::half_scan::{HalfFactors, round_to_half};
+use models::algorithms::linalg::{add_weighted_rows, row_dots, symv, with_simd};
 use pulp::{Simd, WithSimd};
 
 const K: usize = 64;
@@ -55,7 +58,48 @@ fn run(c: &mut Criterion, name: &str, call: &dyn Fn(Step<'_>) -> f32) {
     }
 }
 
+/// One person's scores over 10,000 items: `row_dots` over row-major `f32` factors (the
+/// widest instruction set), and `HalfFactors::dots` (AVX-512 only) over the same values.
+fn full_scan(c: &mut Criterion) {
+    const ITEMS: usize = 10_000;
+    let mut factors: Vec<f32> = (0..ITEMS * K).map(|i| ((i * 37) % 101) as f32 / 101.0 - 0.5).collect();
+    round_to_half(&mut factors);
+    let x: Vec<f32> = (0..K).map(|i| (i % 7) as f32 / 7.0 - 0.4).collect();
+    let mut out = vec![0f32; ITEMS];
+    c.bench_function("kernels/full_scan/f32_rows", |b| {
+        b.iter(|| {
+            with_simd(RowDots { rows: &factors, v: &x, out: &mut out });
+            out[0]
+        })
+    });
+    let half = HalfFactors::new(&factors, K).expect("rounded factors are half numbers");
+    if half.dots(&x, &mut out) {
+        c.bench_function("kernels/full_scan/half_blocks", |b| {
+            b.iter(|| {
+                half.dots(&x, &mut out);
+                out[0]
+            })
+        });
+    }
+}
+
+struct RowDots<'a> {
+    rows: &'a [f32],
+    v: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl WithSimd for RowDots<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        row_dots(simd, self.rows, K, self.v, self.out);
+    }
+}
+
 fn kernels(c: &mut Criterion) {
+    full_scan(c);
     run(c, "scalar", &|step| Simd::vectorize(pulp::Scalar::new(), step));
     #[cfg(target_arch = "x86_64")]
     {

@@ -23,7 +23,7 @@ const LANES: usize = 16;
 /// Rounds every value to the nearest half-precision number (ties to even) when all of them
 /// lie within its range (±65,504); returns whether it did. Values outside the range leave
 /// the slice untouched.
-pub(crate) fn round_to_half(values: &mut [f32]) -> bool {
+pub fn round_to_half(values: &mut [f32]) -> bool {
     let max = f16::MAX.to_f32();
     #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN fails the test too.
     if values.iter().any(|v| !(v.abs() <= max)) {
@@ -37,7 +37,7 @@ pub(crate) fn round_to_half(values: &mut [f32]) -> bool {
 /// stored factor-major: value `(row, d)` is at `((row / 16) · k + d) · 16 + row % 16`; the
 /// last block is padded with zeros.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct HalfFactors {
+pub struct HalfFactors {
     k: usize,
     n: usize,
     bits: Vec<u16>,
@@ -47,7 +47,7 @@ impl HalfFactors {
     /// The copy of row-major `factors` with `k` columns, or `None` when a value is not
     /// exactly a half-precision number (the copy would change the model) or the shape is
     /// off.
-    pub(crate) fn new(factors: &[f32], k: usize) -> Option<HalfFactors> {
+    pub fn new(factors: &[f32], k: usize) -> Option<HalfFactors> {
         if k == 0 || !factors.len().is_multiple_of(k) {
             return None;
         }
@@ -69,7 +69,7 @@ impl HalfFactors {
     /// `out[i] = x · row i` for every row, where AVX-512 is available (and chosen, see
     /// [`super::linalg::set_level`]); returns `false` without writing anything elsewhere.
     /// `x` has `k` values and `out` one per row.
-    pub(crate) fn dots(&self, x: &[f32], out: &mut [f32]) -> bool {
+    pub fn dots(&self, x: &[f32], out: &mut [f32]) -> bool {
         if x.len() != self.k || out.len() != self.n {
             return false;
         }
@@ -95,7 +95,7 @@ impl HalfFactors {
 
 /// `dst[i] = src[i]` as `f32`, over the common length: 16 values per instruction on
 /// AVX-512, elsewhere `half`'s conversion (F16C where the CPU has it).
-pub(crate) fn widen(src: &[f16], dst: &mut [f32]) {
+pub fn widen(src: &[f16], dst: &mut [f32]) {
     let n = src.len().min(dst.len());
     let (src, dst) = (&src[..n], &mut dst[..n]);
     #[cfg(target_arch = "x86_64")]

@@ -12,7 +12,7 @@
 pub mod als;
 pub mod content;
 pub mod ease;
-mod half_scan;
+pub mod half_scan;
 pub mod item_knn;
 pub mod linalg;
 pub mod popularity;
