@@ -4,6 +4,9 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use datasets::ItemIdx;
+use pulp::{Simd, WithSimd};
+
+use crate::algorithms::linalg::with_simd;
 
 /// An item with its score.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -113,9 +116,27 @@ pub fn add_weighted_z(total: &mut [f32], scores: &[f32], weight: f32) -> Option<
 /// scale)` are the moments of the member's scores over the whole catalog.
 pub fn add_scaled_z(total: &mut [f32], scores: &[f32], weight: f32, (mean, scale): (f32, f32)) {
     let (a, b) = (weight * scale, -weight * scale * mean);
-    for (total, &s) in total.iter_mut().zip(scores) {
-        if s.is_finite() {
-            *total += a * s + b;
+    with_simd(AddScaled { total, scores, a, b });
+}
+
+/// `total[i] += a · scores[i] + b` where the score is finite: without a branch, so that it
+/// compiles to wide selects under the dispatched instruction set.
+struct AddScaled<'a> {
+    total: &'a mut [f32],
+    scores: &'a [f32],
+    a: f32,
+    b: f32,
+}
+
+impl WithSimd for AddScaled<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let (a, b) = (self.a, self.b);
+        for (total, &s) in self.total.iter_mut().zip(self.scores) {
+            let z = a * s + b;
+            *total += if s.is_finite() { z } else { 0.0 };
         }
     }
 }
@@ -127,19 +148,8 @@ pub fn add_scaled_z(total: &mut [f32], scores: &[f32], weight: f32, (mean, scale
 /// every model's scores for every served request.
 pub fn moments(scores: &[f32]) -> Option<(f32, f32)> {
     let shift = *scores.iter().find(|s| s.is_finite())?;
-    let (mut count, mut sum, mut sum_sq) = ([0u32; 16], [0f32; 16], [0f32; 16]);
-    let mut chunks = scores.chunks_exact(16);
-    for chunk in &mut chunks {
-        for l in 0..16 {
-            let s = chunk[l];
-            let finite = s.is_finite();
-            let d = if finite { s - shift } else { 0.0 };
-            count[l] += u32::from(finite);
-            sum[l] += d;
-            sum_sq[l] += d * d;
-        }
-    }
-    for &s in chunks.remainder().iter().filter(|s| s.is_finite()) {
+    let Lanes { mut count, mut sum, mut sum_sq } = with_simd(ShiftedSums { scores, shift });
+    for &s in scores.chunks_exact(16).remainder().iter().filter(|s| s.is_finite()) {
         count[0] += 1;
         sum[0] += s - shift;
         sum_sq[0] += (s - shift) * (s - shift);
@@ -150,6 +160,39 @@ pub fn moments(scores: &[f32]) -> Option<(f32, f32)> {
     let std = variance.sqrt();
     let scale = if std > 1e-12 * (1.0 + f64::from(shift).abs()) { (1.0 / std) as f32 } else { 0.0 };
     Some(((f64::from(shift) + mean_d) as f32, scale))
+}
+
+/// Per-lane count, sum and sum of squares of `scores[i] − shift` over the finite scores of
+/// whole 16-score chunks (the remainder is left to the caller).
+struct ShiftedSums<'a> {
+    scores: &'a [f32],
+    shift: f32,
+}
+
+struct Lanes {
+    count: [u32; 16],
+    sum: [f32; 16],
+    sum_sq: [f32; 16],
+}
+
+impl WithSimd for ShiftedSums<'_> {
+    type Output = Lanes;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) -> Lanes {
+        let (mut count, mut sum, mut sum_sq) = ([0u32; 16], [0f32; 16], [0f32; 16]);
+        for chunk in self.scores.chunks_exact(16) {
+            for l in 0..16 {
+                let s = chunk[l];
+                let finite = s.is_finite();
+                let d = if finite { s - self.shift } else { 0.0 };
+                count[l] += u32::from(finite);
+                sum[l] += d;
+                sum_sq[l] += d * d;
+            }
+        }
+        Lanes { count, sum, sum_sq }
+    }
 }
 
 /// [`moments`] of a catalog of `n_items` scores that are 0 but for `touched` (values of
