@@ -66,6 +66,10 @@ pub struct CatalogIndex {
     pub(super) categories: IdMap,
     /// Per store id, the items with stock there.
     pub(super) store_stock: HashMap<String, ItemSet>,
+    /// Each item's availability window `[from, until)`, open ends as `i64::MIN` / `MAX`
+    /// (`MAX`: no end at all):
+    /// beside the other facts, so the per-item checks of a request do not read the items.
+    pub(super) windows: Vec<(i64, i64)>,
 }
 
 impl CatalogIndex {
@@ -75,6 +79,7 @@ impl CatalogIndex {
             top_category: Vec::with_capacity(catalog.len()),
             categories: IdMap::new(),
             store_stock: HashMap::new(),
+            windows: Vec::with_capacity(catalog.len()),
         };
         for (i, item) in catalog.enumerate() {
             index.update(i, item);
@@ -85,10 +90,13 @@ impl CatalogIndex {
     /// Indexes `item` as the entry of index `i` (the next index, or one already indexed).
     pub fn update(&mut self, i: usize, item: &Item) {
         let top = item.top_category().map(|c| self.categories.get_or_insert(c));
+        let window = (item.available_from.unwrap_or(i64::MIN), item.available_until.unwrap_or(i64::MAX));
         if i == self.top_category.len() {
             self.top_category.push(top);
+            self.windows.push(window);
         } else {
             self.top_category[i] = top;
+            self.windows[i] = window;
         }
         for set in self.store_stock.values_mut() {
             set.remove(i);
@@ -104,6 +112,11 @@ impl CatalogIndex {
     /// The top category index of `item`.
     pub fn top_category(&self, item: ItemIdx) -> Option<u32> {
         self.top_category.get(item.get()).copied().flatten()
+    }
+
+    /// Whether item `i` is available at `now` (out of range: no).
+    pub fn available_at(&self, i: usize, now: i64) -> bool {
+        self.windows.get(i).is_some_and(|&(from, until)| from <= now && (now < until || until == i64::MAX))
     }
 
     /// The index of a top category by name.

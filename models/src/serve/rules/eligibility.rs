@@ -152,9 +152,7 @@ impl<'a> Eligibility<'a> {
             && !self.catalog.is_deleted(i)
             && self.excluded.binary_search(&(i as u32)).is_err()
             && !self.consumed_now(i)
-            && (!config.respect_availability
-                || (item.available_from.is_none_or(|from| request.now >= from)
-                    && item.available_until.is_none_or(|until| request.now < until)))
+            && (!config.respect_availability || self.catalog.index().available_at(i, request.now))
             && (config.in_stock != StockRule::Store
                 || request
                     .store_id
@@ -163,7 +161,8 @@ impl<'a> Eligibility<'a> {
             && (filters.categories.is_empty() || in_categories(item, &filters.categories))
             && !in_categories(item, &filters.exclude_categories)
             && (filters.brands.is_empty() || item.brand.as_ref().is_some_and(|b| filters.brands.contains(b)))
-            && price_within(item, filters.min_price, filters.max_price)
+            && ((filters.min_price.is_none() && filters.max_price.is_none())
+                || price_within(item, filters.min_price, filters.max_price))
     }
 
     /// Whether the purchase exclusion holds item `i` back at the request's time.
