@@ -38,8 +38,19 @@ impl PartialOrd for Entry {
 
 /// The `k` highest-scoring items for which `is_allowed` holds, best first; ties go to the
 /// lower item index. NaN and negative-infinity scores are never returned.
-pub fn top_k(scores: &[f32], k: usize, is_allowed: impl FnMut(usize) -> bool) -> Vec<ScoredItem> {
-    top_k_of(scores.iter().copied().enumerate(), scores.len(), k, is_allowed)
+pub fn top_k(scores: &[f32], k: usize, mut is_allowed: impl FnMut(usize) -> bool) -> Vec<ScoredItem> {
+    let mut top = TopK::new(k, scores.len());
+    for (c, chunk) in scores.chunks(16).enumerate() {
+        // A whole chunk below the worst kept score is turned away in a few wide comparisons.
+        let floor = top.floor;
+        if top.is_full() && !chunk.iter().fold(false, |any, &s| any | (s >= floor)) {
+            continue;
+        }
+        for (l, &score) in chunk.iter().enumerate() {
+            top.offer(c * 16 + l, score, &mut is_allowed);
+        }
+    }
+    top.ranked()
 }
 
 /// [`top_k`] over (item, score) pairs of distinct items, `len` of them (only to size the
@@ -50,42 +61,62 @@ pub fn top_k_of(
     k: usize,
     mut is_allowed: impl FnMut(usize) -> bool,
 ) -> Vec<ScoredItem> {
-    if k == 0 {
-        return Vec::new();
-    }
-    // `k` may be anything a caller was given: the heap never holds more than the scores.
-    let mut heap: BinaryHeap<Reverse<Entry>> = BinaryHeap::with_capacity(k.min(len) + 1);
-    // The worst kept score once the heap is full: one float comparison turns away almost
-    // every item of a long vector (NaN fails it too) before the full order is consulted.
-    let mut floor = f32::NEG_INFINITY;
+    let mut top = TopK::new(k, len);
     for (idx, score) in scores {
+        top.offer(idx, score, &mut is_allowed);
+    }
+    top.ranked()
+}
+
+/// The best `k` offered so far, in a heap whose root is the worst kept.
+struct TopK {
+    k: usize,
+    heap: BinaryHeap<Reverse<Entry>>,
+    /// The worst kept score once the heap is full: one float comparison turns away almost
+    /// every item of a long vector (NaN fails it too) before the full order is consulted.
+    floor: f32,
+}
+
+impl TopK {
+    fn new(k: usize, len: usize) -> TopK {
+        // `k` may be anything a caller was given: the heap never holds more than the scores.
+        TopK { k, heap: BinaryHeap::with_capacity(k.min(len) + 1), floor: f32::NEG_INFINITY }
+    }
+
+    fn is_full(&self) -> bool {
+        self.heap.len() == self.k
+    }
+
+    fn offer(&mut self, idx: usize, score: f32, is_allowed: &mut impl FnMut(usize) -> bool) {
         #[allow(clippy::neg_cmp_op_on_partial_ord)]
-        if !(score >= floor) || score == f32::NEG_INFINITY {
-            continue;
+        if self.k == 0 || !(score >= self.floor) || score == f32::NEG_INFINITY {
+            return;
         }
-        if heap.len() == k {
-            let Some(Reverse(worst)) = heap.peek() else { break };
-            if Entry(score, idx as u32) <= *worst {
-                continue;
-            }
+        if self.is_full() && self.heap.peek().is_some_and(|Reverse(worst)| Entry(score, idx as u32) <= *worst)
+        {
+            return;
         }
         if !is_allowed(idx) {
-            continue;
+            return;
         }
-        heap.push(Reverse(Entry(score, idx as u32)));
-        if heap.len() > k {
-            heap.pop();
+        self.heap.push(Reverse(Entry(score, idx as u32)));
+        if self.heap.len() > self.k {
+            self.heap.pop();
         }
-        if heap.len() == k {
-            floor = heap.peek().map_or(f32::NEG_INFINITY, |Reverse(worst)| worst.0);
+        if self.is_full() {
+            self.floor = self.heap.peek().map_or(f32::NEG_INFINITY, |Reverse(worst)| worst.0);
         }
     }
-    let mut ranked: Vec<ScoredItem> = heap
-        .into_iter()
-        .map(|Reverse(Entry(score, item))| ScoredItem { item: ItemIdx(item), score })
-        .collect();
-    ranked.sort_by_key(|s| Reverse(Entry(s.score, s.item.0)));
-    ranked
+
+    fn ranked(self) -> Vec<ScoredItem> {
+        let mut ranked: Vec<ScoredItem> = self
+            .heap
+            .into_iter()
+            .map(|Reverse(Entry(score, item))| ScoredItem { item: ItemIdx(item), score })
+            .collect();
+        ranked.sort_by_key(|s| Reverse(Entry(s.score, s.item.0)));
+        ranked
+    }
 }
 
 /// Standardises finite scores in place to mean 0 and standard deviation 1 (z-scores), so
