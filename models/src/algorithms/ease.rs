@@ -451,9 +451,9 @@ impl Recommender for EaseModel {
         self.explain_many(query, &[item]).pop().unwrap_or_default()
     }
 
-    /// Pruned rows are read once per history item for all of `items` (see
-    /// [`Sparse::lookup`]): a binary search per history item and target scattered reads
-    /// over a tenth of a `home` answer at 10,000 items.
+    /// Pruned rows are read once per history item for all of `items`, each walked 16
+    /// entries at a time against the sorted targets: a binary search per history item and
+    /// target scattered reads over a tenth of a `home` answer at 10,000 items.
     fn explain_many(&self, query: &Query<'_>, items: &[ItemIdx]) -> Vec<Vec<(ItemIdx, f32)>> {
         let n = self.n_items;
         let mut explained: Vec<Vec<(ItemIdx, f32)>> = vec![Vec::new(); items.len()];
