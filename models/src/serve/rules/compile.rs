@@ -66,9 +66,9 @@ pub struct CatalogIndex {
     pub(super) categories: IdMap,
     /// Per store id, the items with stock there.
     pub(super) store_stock: HashMap<String, ItemSet>,
-    /// Each item's availability window `[from, until)`, open ends as `i64::MIN` / `MAX`
-    /// (`MAX`: no end at all):
-    /// beside the other facts, so the per-item checks of a request do not read the items.
+    /// Each item's availability window `[from, until)`, an open start as `i64::MIN` and no
+    /// end as `i64::MAX`: kept beside the other facts so that the per-item checks of a
+    /// request do not read the item records.
     pub(super) windows: Vec<(i64, i64)>,
 }
 
