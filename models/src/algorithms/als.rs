@@ -613,6 +613,36 @@ mod tests {
     }
 
     #[test]
+    fn scores_are_the_rounded_factors_dot_products_through_the_half_copy() {
+        let train = block_train();
+        let model = toy(5, 4).fit(&train).unwrap();
+        // Training rounded the factors, so the copy exists (and the scan reads it where the
+        // CPU has AVX-512).
+        assert!(model.half_factors().is_some());
+        let history = train.history(datasets::UserIdx(1));
+        let query = Query { user: Some(datasets::UserIdx(1)), history: &history, recency: &[] };
+        let mut scores = vec![f32::NAN; model.n_items()];
+        model.score_into(&query, &mut scores).unwrap();
+        let x = model.user_vector(&query).unwrap();
+        for (i, row) in model.item_factors.chunks_exact(model.k).enumerate() {
+            let exact: f64 = row.iter().zip(&x).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+            let size: f64 = row.iter().zip(&x).map(|(&a, &b)| f64::from(a * b).abs()).sum();
+            assert!(
+                (f64::from(scores[i]) - exact).abs() <= 1e-5 * size + 1e-12,
+                "item {i}: {} vs {exact}",
+                scores[i]
+            );
+        }
+        // Factors that are not half numbers (an older artifact) have no copy and still score.
+        let mut old = model.clone();
+        old.half = HalfCopy::default();
+        old.item_factors[0] += 1e-6;
+        assert!(old.half_factors().is_none());
+        old.score_into(&query, &mut scores).unwrap();
+        assert!(scores.iter().all(|s| s.is_finite()));
+    }
+
+    #[test]
     fn check_refuses_non_finite_factors_and_wrong_shapes() {
         let model = toy(4, 2).fit(&block_train()).unwrap();
         assert_eq!(model.check(8), Ok(()));
