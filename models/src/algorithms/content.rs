@@ -411,58 +411,41 @@ impl Recommender for ContentModel {
 
     /// The (up to three) history items whose rows have the highest cosine with `item`.
     fn explain(&self, query: &Query<'_>, item: ItemIdx) -> Vec<(ItemIdx, f32)> {
-        let Ok(target) = self.row(item) else {
-            return Vec::new();
-        };
-        let mut similar: Vec<(ItemIdx, f32)> = query
-            .history
-            .iter()
-            .filter(|&&(seen, _)| seen != item)
-            .filter_map(|&(seen, _)| Some((seen, self.row(seen).ok()?.dot(&target))))
-            .filter(|&(_, similarity)| similarity > 0.0)
-            .collect();
-        similar.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        similar.truncate(EXPLAIN_TOP);
-        similar
+        self.explain_many(query, &[item]).pop().unwrap_or_default()
     }
 
     /// [`Recommender::explain`] of every item at once: the history's rows are laid out once
     /// by term, so each answered item's terms find the history items that share them,
     /// instead of one sparse dot product per answered item and history item. The sums run
-    /// in term order from zero, as the dot products do, so the similarities are the same
-    /// numbers.
+    /// in term order from zero, as a sparse dot product does.
     fn explain_many(&self, query: &Query<'_>, items: &[ItemIdx]) -> Vec<Vec<(ItemIdx, f32)>> {
         // (term, history position, value) of every history row, by term.
-        let mut by_term: Vec<(usize, usize, f32)> = query
-            .history
-            .iter()
-            .enumerate()
-            .filter_map(|(at, &(seen, _))| Some((at, self.row(seen).ok()?)))
-            .flat_map(|(at, row)| row.iter().map(move |(term, &value)| (term, at, value)).collect::<Vec<_>>())
-            .collect();
-        // Stable: within a term, history order (which the sums do not depend on).
+        let mut by_term: Vec<(usize, usize, f32)> = Vec::new();
+        for (at, &(seen, _)) in query.history.iter().enumerate() {
+            if let Ok(row) = self.row(seen) {
+                by_term.extend(row.iter().map(|(term, &value)| (term, at, value)));
+            }
+        }
         by_term.sort_by_key(|&(term, at, _)| (term, at));
         let mut sums = vec![0f32; query.history.len()];
-        let mut touched = vec![false; query.history.len()];
         items
             .iter()
             .map(|&item| {
                 let Ok(target) = self.row(item) else { return Vec::new() };
                 sums.fill(0.0);
-                touched.fill(false);
                 for (term, &value) in target.iter() {
                     let from = by_term.partition_point(|&(t, _, _)| t < term);
                     for &(_, at, seen_value) in by_term[from..].iter().take_while(|&&(t, _, _)| t == term) {
                         sums[at] += seen_value * value;
-                        touched[at] = true;
                     }
                 }
+                // Items sharing no term sum to 0 and are left out with the dissimilar ones.
                 let mut similar: Vec<(ItemIdx, f32)> = query
                     .history
                     .iter()
-                    .enumerate()
-                    .filter(|&(at, &(seen, _))| touched[at] && seen != item && sums[at] > 0.0)
-                    .map(|(at, &(seen, _))| (seen, sums[at]))
+                    .zip(&sums)
+                    .filter(|&(&(seen, _), &sum)| seen != item && sum > 0.0)
+                    .map(|(&(seen, _), &sum)| (seen, sum))
                     .collect();
                 similar.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                 similar.truncate(EXPLAIN_TOP);
@@ -587,8 +570,20 @@ mod tests {
         let many = model.explain_many(&query, &asked);
         assert_eq!(many.len(), asked.len());
         for (item, got) in asked.iter().zip(&many) {
-            // Bit for bit: the same sums in the same order.
-            assert_eq!(got, &model.explain(&query, *item), "item {item:?}");
+            // The reference: one sparse dot product per history item, bit for bit the same.
+            let mut want: Vec<(ItemIdx, f32)> = match model.row(*item) {
+                Err(_) => Vec::new(),
+                Ok(target) => history
+                    .iter()
+                    .filter(|&&(seen, _)| seen != *item)
+                    .map(|&(seen, _)| (seen, model.row(seen).unwrap().dot(&target)))
+                    .filter(|&(_, similarity)| similarity > 0.0)
+                    .collect(),
+            };
+            want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            want.truncate(EXPLAIN_TOP);
+            assert_eq!(got, &want, "item {item:?}");
+            assert_eq!(&model.explain(&query, *item), got);
         }
         assert!(many.iter().filter(|why| !why.is_empty()).count() >= 5);
     }

@@ -438,11 +438,14 @@ impl Recommender for EaseModel {
 
     /// Pruned rows only: dense weights touch every item.
     fn score_sparse(&self, query: &Query<'_>, out: &mut SparseScores) -> Result<bool> {
+        if matches!(self.rows, Rows::Dense(_)) {
+            return Ok(false);
+        }
         check_sparse(self.n_items, query, out)?;
         match &self.rows {
-            Rows::Dense(_) => return Ok(false),
             Rows::Pruned(rows) => rows.accumulate(query, |j, v| out.add(j, v)),
             Rows::Compact(rows) => rows.accumulate(query, |j, v| out.add(j, v)),
+            Rows::Dense(_) => {}
         }
         Ok(true)
     }
