@@ -7,8 +7,8 @@
 //! cargo run --release -p benches --bin candidates -- [--als-only] MODEL.omr [PERSONS] [SETTING ...]
 //! ```
 //!
-//! A setting is `per_member,scan,probe` (the `[candidates]` values; default: the built-in
-//! ones). Persons are spread over the artifact's (default 1,000). `--als-only` serves the
+//! A setting is `per_member,scan,probe[,min_items]` (the `[candidates]` values; default: the
+//! built-in ones; `min_items` below the catalog's size runs the stage on a small catalog). Persons are spread over the artifact's (default 1,000). `--als-only` serves the
 //! loadtests' `als_only` placement (ALS alone) instead of `home`.
 
 use std::collections::BTreeMap;
@@ -29,7 +29,9 @@ fn main() -> ExitCode {
         args.remove(0);
     }
     let Some(path) = args.first() else {
-        eprintln!("usage: candidates [--als-only] MODEL.omr [PERSONS] [PER_MEMBER,SCAN,PROBE ...]");
+        eprintln!(
+            "usage: candidates [--als-only] MODEL.omr [PERSONS] [PER_MEMBER,SCAN,PROBE[,MIN_ITEMS] ...]"
+        );
         return ExitCode::from(2);
     };
     let persons: u32 = match args.get(1).map(|p| p.parse()) {
@@ -43,15 +45,23 @@ fn main() -> ExitCode {
     let mut settings = Vec::new();
     for text in args.iter().skip(2) {
         let parts: Vec<Result<usize, _>> = text.split(',').map(str::parse).collect();
-        let [Ok(per_member), Ok(scan), Ok(probe)] = parts.as_slice() else {
-            eprintln!("a setting is PER_MEMBER,SCAN,PROBE (three numbers), not {text:?}");
-            return ExitCode::from(2);
+        let (per_member, scan, probe, min_items) = match parts.as_slice() {
+            [Ok(per_member), Ok(scan), Ok(probe)] => (*per_member, *scan, *probe, None),
+            [Ok(per_member), Ok(scan), Ok(probe), Ok(min_items)] => {
+                (*per_member, *scan, *probe, Some(*min_items))
+            }
+            _ => {
+                eprintln!("a setting is PER_MEMBER,SCAN,PROBE[,MIN_ITEMS] (numbers), not {text:?}");
+                return ExitCode::from(2);
+            }
         };
+        let defaults = CandidateParams::default();
         settings.push(CandidateParams {
-            per_member: *per_member,
-            scan: *scan,
-            probe: *probe,
-            ..CandidateParams::default()
+            per_member,
+            scan,
+            probe,
+            min_items: min_items.unwrap_or(defaults.min_items),
+            ..defaults
         });
     }
     if settings.is_empty() {
@@ -122,6 +132,11 @@ fn main() -> ExitCode {
             found += a.iter().filter(|i| b.contains(i)).count();
         }
         let name = format!("per_member {} scan {} probe {}", params.per_member, params.scan, params.probe);
+        let name = if params.min_items == CandidateParams::default().min_items {
+            name
+        } else {
+            format!("{name} min_items {}", params.min_items)
+        };
         let recall = found as f64 / total.max(1) as f64;
         println!("{name:<28} {recall:>9.4} {:>12.0} {:>12.0}", mean(&times), p99(&times));
     }

@@ -166,7 +166,11 @@ impl pulp::WithSimd for Avx512Dots<'_> {
             }
             let sum = f._mm512_add_ps(f._mm512_add_ps(acc[0], acc[1]), f._mm512_add_ps(acc[2], acc[3]));
             let sum: [f32; LANES] = pulp::cast(sum);
-            out.copy_from_slice(&sum[..out.len()]);
+            // A whole block is one store; `copy_from_slice` of a run-time length was a call.
+            match <&mut [f32; LANES]>::try_from(&mut *out) {
+                Ok(block) => *block = sum,
+                Err(_) => out.copy_from_slice(&sum[..out.len()]),
+            }
         }
     }
 }
