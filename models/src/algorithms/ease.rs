@@ -247,6 +247,9 @@ impl<I: Index, W: Weight> Sparse<I, W> {
 
     /// Adds `factor × row` of every history item to `add(item, value)`.
     fn accumulate(&self, query: &Query<'_>, mut add: impl FnMut(usize, f32)) {
+        let rows = || query.history.iter().filter_map(|&(item, _)| self.range(item.get()));
+        super::linalg::touch(rows().map(|range| &self.items[range]));
+        super::linalg::touch(rows().map(|range| &self.weights[range]));
         let mut widened = Vec::new();
         for (i, &(item, _)) in query.history.iter().enumerate() {
             let Some(range) = self.range(item.get()) else { continue };

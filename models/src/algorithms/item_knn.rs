@@ -132,11 +132,12 @@ impl ItemKnnModel {
 
     /// The stored neighbours of `item`, most similar first.
     pub fn neighbors(&self, item: ItemIdx) -> impl Iterator<Item = (ItemIdx, f32)> + '_ {
-        let range = match (self.indptr.get(item.get()), self.indptr.get(item.get() + 1)) {
-            (Some(&start), Some(&end)) => start..end,
-            _ => 0..0,
-        };
-        range.map(|idx| (ItemIdx(self.indices[idx]), self.sims[idx]))
+        self.list(item).unwrap_or(0..0).map(|idx| (ItemIdx(self.indices[idx]), self.sims[idx]))
+    }
+
+    /// Where `item`'s list lies in `indices` and `sims`; `None` out of range.
+    fn list(&self, item: ItemIdx) -> Option<std::ops::Range<usize>> {
+        Some(*self.indptr.get(item.get())?..*self.indptr.get(item.get() + 1)?)
     }
 
     /// The similarity of `item` in `source`'s neighbour list, if it is there. The list is
@@ -174,6 +175,9 @@ impl Recommender for ItemKnnModel {
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
         check_query(self.n_items(), query, scores)?;
         scores.iter_mut().for_each(|s| *s = 0.0);
+        let lists = || query.history.iter().filter_map(|&(item, _)| self.list(item));
+        super::linalg::touch(lists().map(|range| &self.indices[range]));
+        super::linalg::touch(lists().map(|range| &self.sims[range]));
         for (item, weight) in query.weighted() {
             for (neighbor, sim) in self.neighbors(item) {
                 scores[neighbor.get()] += weight * sim;

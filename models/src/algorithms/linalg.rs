@@ -18,6 +18,19 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
+/// Reads one value from every cache line of each slice, so the lines the caller is about to
+/// walk are already on their way: the walks themselves (one scattered addition per entry)
+/// wait on each list's first lines before their loads can run ahead, list after list, while
+/// these reads, independent of each other, are all in flight at once.
+pub fn touch<'a, T: Copy + 'a>(slices: impl IntoIterator<Item = &'a [T]>) {
+    let step = (64 / std::mem::size_of::<T>().max(1)).max(1);
+    for slice in slices {
+        for value in slice.iter().step_by(step) {
+            std::hint::black_box(*value);
+        }
+    }
+}
+
 /// Runs `op` compiled for the widest SIMD instruction set available at run time, or the
 /// one [`set_level`] chose. A closure without arguments is an operation too (it gets no
 /// token, only the compile flags).
