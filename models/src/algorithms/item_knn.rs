@@ -135,6 +135,13 @@ impl ItemKnnModel {
         self.list(item).unwrap_or(0..0).map(|idx| (ItemIdx(self.indices[idx]), self.sims[idx]))
     }
 
+    /// [`super::linalg::touch`] of the history's lists, which scoring walks next.
+    fn touch(&self, query: &Query<'_>) {
+        let lists = || query.history.iter().filter_map(|&(item, _)| self.list(item));
+        super::linalg::touch(lists().map(|range| &self.indices[range]));
+        super::linalg::touch(lists().map(|range| &self.sims[range]));
+    }
+
     /// Where `item`'s list lies in `indices` and `sims`; `None` out of range.
     fn list(&self, item: ItemIdx) -> Option<std::ops::Range<usize>> {
         Some(*self.indptr.get(item.get())?..*self.indptr.get(item.get() + 1)?)
@@ -175,9 +182,7 @@ impl Recommender for ItemKnnModel {
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
         check_query(self.n_items(), query, scores)?;
         scores.iter_mut().for_each(|s| *s = 0.0);
-        let lists = || query.history.iter().filter_map(|&(item, _)| self.list(item));
-        super::linalg::touch(lists().map(|range| &self.indices[range]));
-        super::linalg::touch(lists().map(|range| &self.sims[range]));
+        self.touch(query);
         for (item, weight) in query.weighted() {
             for (neighbor, sim) in self.neighbors(item) {
                 scores[neighbor.get()] += weight * sim;
@@ -188,6 +193,7 @@ impl Recommender for ItemKnnModel {
 
     fn score_sparse(&self, query: &Query<'_>, out: &mut SparseScores) -> Result<bool> {
         check_sparse(self.n_items(), query, out)?;
+        self.touch(query);
         for (item, weight) in query.weighted() {
             for (neighbor, sim) in self.neighbors(item) {
                 out.add(neighbor.get(), weight * sim);
