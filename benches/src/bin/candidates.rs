@@ -8,7 +8,8 @@
 //! ```
 //!
 //! A setting is `per_member,scan,probe[,min_items]` (the `[candidates]` values; default: the
-//! built-in ones; `min_items` below the catalog's size runs the stage on a small catalog). Persons are spread over the artifact's (default 1,000). `--als-only` serves the
+//! built-in ones; `min_items` below the catalog's size runs the stage on a small catalog).
+//! Persons are spread over the artifact's (default 1,000). `--als-only` serves the
 //! loadtests' `als_only` placement (ALS alone) instead of `home`.
 
 use std::collections::BTreeMap;

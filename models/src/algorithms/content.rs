@@ -406,12 +406,13 @@ impl ContentModel {
         });
     }
 
-    /// Calls `add(item, row_item[t] · profile[t] / ‖profile‖)` for every posting of every
-    /// term of the profile: the terms of the cosine, nothing for an empty profile.
+    /// The term × item postings, built on first use.
     fn postings(&self) -> &Postings {
         self.term_items.get_or_init(|| Postings::of(&self.item_terms))
     }
 
+    /// Calls `add(item, row_item[t] · profile[t] / ‖profile‖)` for every posting of every
+    /// term of the profile: the terms of the cosine, nothing for an empty profile.
     fn for_each_posting(&self, profile: &[f32], mut add: impl FnMut(usize, f32)) {
         let norm = profile.iter().map(|v| v * v).sum::<f32>().sqrt();
         if norm == 0.0 {
