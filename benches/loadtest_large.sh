@@ -58,12 +58,13 @@ PY
         --test "$work/split-test.jsonl" --items "$work/100k/catalog.csv" 2>/dev/null
 fi
 
-# serve NAME MODEL PER_MEMBER PLACEMENT...
+# serve NAME MODEL PER_MEMBER PLACEMENT...   (PER_MEMBER `default`: the built-in `[candidates]`)
 serve() {
-    local name=$1 model=$2 per_member=$3
+    local name=$1 model=$2 per_member=$3 candidates=""
     shift 3
-    printf '[candidates]\nper_member = %s\n[placements.home]\nchannel = "web"\n[placements.als_only]\nweights = { als = 1.0 }\n' \
-        "$per_member" > "$work/server.toml"
+    [ "$per_member" = default ] || candidates="per_member = $per_member"
+    printf '[candidates]\n%s\n[placements.home]\nchannel = "web"\n[placements.als_only]\nweights = { als = 1.0 }\n' \
+        "$candidates" > "$work/server.toml"
     local addr=127.0.0.1:18090 started
     started=$(date +%s.%N)
     "$bin/server" --model "$model" --config "$work/server.toml" --listen "$addr" 2>"$work/server-$name.log" &
@@ -83,10 +84,10 @@ serve() {
 
 echo "== candidate stage against every item scored (single thread, home placement, 1,000 persons)"
 "$bin/candidates" "$work/100k.omr" 1000
-serve "100k items, candidates" "$work/100k.omr" 200 home als_only
+serve "100k items, candidates" "$work/100k.omr" default home als_only
 serve "100k items, every item scored" "$work/100k.omr" 0 home als_only
 if [ -z "${SKIP_1M:-}" ]; then
     "$bin/candidates" "$work/1m.omr" 300
-    serve "1M items, candidates" "$work/1m.omr" 200 als_only
+    serve "1M items, candidates" "$work/1m.omr" default als_only
     serve "1M items, every item scored" "$work/1m.omr" 0 als_only
 fi

@@ -83,13 +83,13 @@ pub struct CandidateParams {
 impl Default for CandidateParams {
     fn default() -> Self {
         CandidateParams {
-            per_member: 200,
+            per_member: 100,
             min_items: 20_000,
             ann_from: 50_000,
             probe: 24,
             recall: 0.95,
             postings: 1_000,
-            scan: 2_000,
+            scan: 1_000,
         }
     }
 }
