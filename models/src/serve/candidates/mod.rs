@@ -368,13 +368,36 @@ pub(super) fn debiased(s: f32, divisor: f32) -> f32 {
 
 /// The `k` best of (item, score) pairs (ties to the lower item), as items; non-finite scores
 /// are never taken.
+///
+/// The pairs are read once: a pair below the `k`-th best score of those kept so far cannot
+/// be among the best, so it is turned away with one comparison; the kept ones are cut back to
+/// their `k` best whenever they grow to four times `k` (which raises that bound). A selection
+/// over every pair compared each several times, with the full order.
 pub(super) fn top_k_of(pairs: impl Iterator<Item = (u32, f32)>, k: usize) -> Vec<u32> {
-    let mut best: Vec<(u32, f32)> = pairs.filter(|(_, s)| s.is_finite()).collect();
-    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    if best.len() > k && k > 0 {
-        best.select_nth_unstable_by(k - 1, order);
+    if k == 0 {
+        return Vec::new();
     }
-    best.truncate(k);
+    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    let cut = |best: &mut Vec<(u32, f32)>| {
+        if best.len() > k {
+            best.select_nth_unstable_by(k - 1, order);
+            best.truncate(k);
+        }
+    };
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(4 * k + 1);
+    // The `k`-th best score kept so far: every pair of the final answer scores at least that.
+    let mut floor = f32::NEG_INFINITY;
+    for (item, score) in pairs {
+        // Ties with the floor stay: the lower item wins them.
+        if score.is_finite() && score >= floor {
+            best.push((item, score));
+            if best.len() == 4 * k {
+                cut(&mut best);
+                floor = best.iter().map(|&(_, s)| s).fold(f32::INFINITY, f32::min);
+            }
+        }
+    }
+    cut(&mut best);
     best.into_iter().map(|(i, _)| i).collect()
 }
 
@@ -412,5 +435,45 @@ impl WithSimd for Dot<'_> {
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) -> f32 {
         dot(simd, self.a, self.b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The `k` best by score, ties to the lower item, non-finite scores never taken: the
+        /// same set as sorting every pair, whatever the order they come in.
+        #[test]
+        fn top_k_of_is_the_sorted_prefix(
+            scores in proptest::collection::vec(
+                prop_oneof![
+                    8 => (0u8..20).prop_map(f32::from),
+                    1 => Just(f32::NAN),
+                    1 => Just(f32::INFINITY),
+                    1 => Just(f32::NEG_INFINITY),
+                    1 => Just(-0.0f32),
+                ],
+                0..300,
+            ),
+            k in 0usize..40,
+            shift in 0u32..1000,
+        ) {
+            let pairs: Vec<(u32, f32)> = scores.iter().enumerate().map(|(i, &s)| (i as u32 * 7 + shift, s)).collect();
+            let mut want: Vec<(u32, f32)> = pairs.iter().copied().filter(|(_, s)| s.is_finite()).collect();
+            want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let mut want: Vec<u32> = want.into_iter().take(k).map(|(i, _)| i).collect();
+            // Any order of arrival: reversed as well as ascending.
+            for pairs in [pairs.clone(), pairs.iter().rev().copied().collect()] {
+                let mut got = top_k_of(pairs.into_iter(), k);
+                got.sort_unstable();
+                want.sort_unstable();
+                prop_assert_eq!(&got, &want);
+            }
+        }
     }
 }
