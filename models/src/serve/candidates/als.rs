@@ -42,7 +42,8 @@ pub(super) struct AlsIndex {
     offsets: Vec<u32>,
     items: Vec<u32>,
     /// The factors of `items[p]` quantized to 8 bits, row `p` (list order, so a probed list
-    /// is one contiguous block): a quarter of the bytes a scan of `f32` rows reads.
+    /// is one contiguous run), laid out by [`block_codes`]: a quarter of the bytes a scan
+    /// of `f32` rows reads.
     codes: Vec<i8>,
     /// Row `p`'s scale: its factor `d` is about `codes[p][d] × scales[p]`.
     scales: Vec<f32>,
@@ -59,6 +60,8 @@ pub(super) struct AnnBuffers {
     probed: Vec<u32>,
     scores: Vec<f32>,
     query: Vec<i16>,
+    /// The quantized query's factor pairs, packed for [`code_dots`].
+    packed: Vec<i32>,
 }
 
 impl AlsIndex {
@@ -100,6 +103,7 @@ impl AlsIndex {
         for ((code, scale), &i) in codes.chunks_exact_mut(k.max(1)).zip(&mut scales).zip(&items) {
             *scale = quantize(&factors[i as usize * k..(i as usize + 1) * k], i8::MAX, code);
         }
+        let codes = block_codes(&codes, k);
         let probe = calibrated_probe(als, &centroids, &assigned, params);
         AlsIndex { k, mean, covariance, sample, centroids, offsets, items, lists, probe, codes, scales }
     }
@@ -145,7 +149,7 @@ impl AlsIndex {
                 moments(&scores)
             }
         };
-        let AnnBuffers { by_centroid, probed, scores, query } = buffers;
+        let AnnBuffers { by_centroid, probed, scores, query, packed } = buffers;
         by_centroid.clear();
         with_simd(GatherDots {
             factors: &self.centroids,
@@ -159,14 +163,16 @@ impl AlsIndex {
         query.clear();
         query.resize(self.k, 0);
         let x_scale = quantize(&x, QUERY_MAX, query);
+        pack_pairs(query, packed);
         for l in top_k(by_centroid, self.probe, |_| true) {
             let l = l.item.get();
             let range = self.offsets[l] as usize..self.offsets[l + 1] as usize;
             probed.extend_from_slice(&self.items[range.clone()]);
-            with_simd(CodeDots {
-                codes: &self.codes[range.start * self.k..range.end * self.k],
-                scales: &self.scales[range],
-                query,
+            code_dots(CodeDots {
+                codes: &self.codes,
+                rows: range,
+                scales: &self.scales,
+                query: packed,
                 x_scale,
                 out: scores,
             });
@@ -272,15 +278,62 @@ where
     scale
 }
 
-/// `out.push(scale_p × x_scale × (codes_p · query))` for each row `p` of `codes`: integer
-/// products summed in `i32`, which the compiler vectorizes under the dispatched instruction
-/// set.
+/// Rows of one block of [`block_codes`].
+const BLOCK: usize = 16;
+
+/// Row-major `k`-wide `codes` in blocks of 16 rows, each block stored factor pair by factor
+/// pair: codes `2p` and `2p + 1` of row `16b + l` at `((b × pairs + p) × 16 + l) × 2`. A
+/// block's 16 sums then build up side by side in one register, with no sum across lanes per
+/// row. The rows after the last (up to a whole block) and the factor after an odd `k` are
+/// zeros.
+fn block_codes(codes: &[i8], k: usize) -> Vec<i8> {
+    let k = k.max(1);
+    let pairs = k.div_ceil(2);
+    let n = codes.len() / k;
+    let mut blocked = vec![0i8; n.div_ceil(BLOCK) * pairs * BLOCK * 2];
+    for (row, code) in codes.chunks_exact(k).enumerate() {
+        let (b, l) = (row / BLOCK, row % BLOCK);
+        for (d, &c) in code.iter().enumerate() {
+            blocked[((b * pairs + d / 2) * BLOCK + l) * 2 + d % 2] = c;
+        }
+    }
+    blocked
+}
+
+/// The quantized query's factors `2p` and `2p + 1` in the low and high halves of `packed[p]`
+/// (a zero after an odd count), as [`code_dots`] multiplies them.
+fn pack_pairs(query: &[i16], packed: &mut Vec<i32>) {
+    packed.clear();
+    packed.extend(query.chunks(2).map(|pair| {
+        let low = pair[0] as u16 as u32;
+        let high = pair.get(1).map_or(0, |&q| q as u16 as u32);
+        (low | high << 16) as i32
+    }));
+}
+
+/// `out.push(scale_p × x_scale × (codes_p · query))` for each row `p` of `rows`: the codes in
+/// [`block_codes`]' layout, the query's pairs packed by [`pack_pairs`], integer products
+/// summed in `i32`.
 struct CodeDots<'a> {
     codes: &'a [i8],
+    rows: std::ops::Range<usize>,
     scales: &'a [f32],
-    query: &'a [i16],
+    query: &'a [i32],
     x_scale: f32,
     out: &'a mut Vec<f32>,
+}
+
+/// [`CodeDots`] 16 rows at a time on AVX-512 (widen 32 codes, multiply-add pairs against
+/// the query's pair: 16 rows' partial sums per instruction), elsewhere row by row. The
+/// integer sums are the same either way, so the scores are too.
+fn code_dots(dots: CodeDots<'_>) {
+    let whole = dots.rows.end.div_ceil(BLOCK) * dots.query.len() * BLOCK * 2 <= dots.codes.len();
+    #[cfg(target_arch = "x86_64")]
+    if whole && let Some(simd) = crate::algorithms::linalg::avx512() {
+        pulp::Simd::vectorize(simd, Avx512CodeDots { simd, dots });
+        return;
+    }
+    with_simd(dots);
 }
 
 impl WithSimd for CodeDots<'_> {
@@ -288,10 +341,56 @@ impl WithSimd for CodeDots<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, _simd: S) {
-        let k = self.query.len().max(1);
-        for (row, &scale) in self.codes.chunks_exact(k).zip(self.scales) {
-            let dot: i32 = row.iter().zip(self.query).map(|(&c, &q)| i32::from(c) * i32::from(q)).sum();
+        let pairs = self.query.len();
+        for row in self.rows {
+            let (b, l) = (row / BLOCK, row % BLOCK);
+            let mut dot = 0i32;
+            for (p, &packed) in self.query.iter().enumerate() {
+                let at = ((b * pairs + p) * BLOCK + l) * 2;
+                let (low, high) = (i32::from(packed as i16), i32::from((packed >> 16) as i16));
+                let codes = self.codes.get(at..at + 2).unwrap_or(&[0, 0]);
+                dot += i32::from(codes[0]) * low + i32::from(codes[1]) * high;
+            }
+            let scale = self.scales.get(row).copied().unwrap_or(f32::NAN);
             self.out.push(scale * self.x_scale * dot as f32);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+struct Avx512CodeDots<'a> {
+    simd: pulp::x86::V4,
+    dots: CodeDots<'a>,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl WithSimd for Avx512CodeDots<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) {
+        let (f, bw) = (self.simd.avx512f, self.simd.avx512bw);
+        let CodeDots { codes, rows, scales, query, x_scale, out } = self.dots;
+        let block_len = query.len() * BLOCK * 2;
+        for b in rows.start / BLOCK..rows.end.div_ceil(BLOCK) {
+            let Some(block) = codes.get(b * block_len..(b + 1) * block_len) else { continue };
+            // Two independent sums, so consecutive additions do not wait on each other.
+            let mut acc = [f._mm512_setzero_si512(); 2];
+            for (p, (pair, &q)) in block.chunks_exact(BLOCK * 2).zip(query).enumerate() {
+                let Ok(pair) = <[i8; BLOCK * 2]>::try_from(pair) else { continue };
+                let wide = bw._mm512_cvtepi8_epi16(pulp::cast(pair));
+                let products = bw._mm512_madd_epi16(wide, f._mm512_set1_epi32(q));
+                acc[p % 2] = f._mm512_add_epi32(acc[p % 2], products);
+            }
+            let sums: [f32; BLOCK] = pulp::cast(f._mm512_cvtepi32_ps(f._mm512_add_epi32(acc[0], acc[1])));
+            let first = b * BLOCK;
+            for (l, &dot) in sums.iter().enumerate() {
+                let row = first + l;
+                if rows.contains(&row) {
+                    let scale = scales.get(row).copied().unwrap_or(f32::NAN);
+                    out.push(scale * x_scale * dot);
+                }
+            }
         }
     }
 }
@@ -401,7 +500,9 @@ mod tests {
     }
 
     /// The integer scan gives each row's dot product with the query within the rounding of
-    /// both sides, on every instruction set; the widest sums cannot overflow.
+    /// both sides, on every instruction set and over any run of rows (a list starts and ends
+    /// anywhere in a block); the AVX-512 blocks give the row-by-row sums bit for bit; the
+    /// widest sums cannot overflow.
     #[test]
     fn quantized_dot_products_match_the_f64_reference_on_every_instruction_set() {
         for k in [1, 7, 16, 64, 100] {
@@ -413,55 +514,87 @@ mod tests {
             {
                 *scale = quantize(row, i8::MAX, code);
             }
+            let codes = block_codes(&codes, k);
             let mut query = vec![0i16; k];
             let x_scale = quantize(&x, QUERY_MAX, &mut query);
-            let run = |name: &str, scores: Vec<f32>| {
-                assert_eq!(scores.len(), n, "{name}");
-                for (p, &got) in scores.iter().enumerate() {
-                    let row = &factors[p * k..(p + 1) * k];
-                    let exact: f64 = row.iter().zip(&x).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
-                    // Each row value is off by at most half its step, each query value by half
-                    // of its (much finer) step.
-                    let bound = f64::from(scales[p]) / 2.0
-                        * x.iter().map(|v| f64::from(v.abs())).sum::<f64>()
-                        + f64::from(x_scale) * row.iter().map(|v| f64::from(v.abs())).sum::<f64>()
-                        + 1e-5;
-                    assert!(
-                        (f64::from(got) - exact).abs() <= bound,
-                        "{name}, k {k}, row {p}: {got} vs {exact}"
-                    );
+            let mut packed = Vec::new();
+            pack_pairs(&query, &mut packed);
+            for rows in [0..n, 3..29, 16..32, 17..18, 5..5, 33..40] {
+                let check = |name: &str, scores: &[f32]| {
+                    assert_eq!(scores.len(), rows.len(), "{name}");
+                    for (p, &got) in rows.clone().zip(scores) {
+                        let row = &factors[p * k..(p + 1) * k];
+                        let exact: f64 = row.iter().zip(&x).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+                        // Each row value is off by at most half its step, each query value by
+                        // half of its (much finer) step.
+                        let bound = f64::from(scales[p]) / 2.0
+                            * x.iter().map(|v| f64::from(v.abs())).sum::<f64>()
+                            + f64::from(x_scale) * row.iter().map(|v| f64::from(v.abs())).sum::<f64>()
+                            + 1e-5;
+                        assert!(
+                            (f64::from(got) - exact).abs() <= bound,
+                            "{name}, k {k}, row {p}: {got} vs {exact}"
+                        );
+                    }
+                };
+                fn dots<'a>(
+                    codes: &'a [i8],
+                    rows: std::ops::Range<usize>,
+                    scales: &'a [f32],
+                    query: &'a [i32],
+                    x_scale: f32,
+                    out: &'a mut Vec<f32>,
+                ) -> CodeDots<'a> {
+                    CodeDots { codes, rows, scales, query, x_scale, out }
                 }
-            };
-            fn dots<'a>(
-                codes: &'a [i8],
-                scales: &'a [f32],
-                query: &'a [i16],
-                x_scale: f32,
-                out: &'a mut Vec<f32>,
-            ) -> CodeDots<'a> {
-                CodeDots { codes, scales, query, x_scale, out }
+                let mut reference = Vec::new();
+                Simd::vectorize(
+                    pulp::Scalar::new(),
+                    dots(&codes, rows.clone(), &scales, &packed, x_scale, &mut reference),
+                );
+                check("scalar", &reference);
+                let mut scores = Vec::new();
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if let Some(simd) = pulp::x86::V3::try_new() {
+                        Simd::vectorize(
+                            simd,
+                            dots(&codes, rows.clone(), &scales, &packed, x_scale, &mut scores),
+                        );
+                        assert_eq!(std::mem::take(&mut scores), reference, "avx2, k {k}, rows {rows:?}");
+                    }
+                    if let Some(simd) = pulp::x86::V4::try_new() {
+                        Simd::vectorize(
+                            simd,
+                            Avx512CodeDots {
+                                simd,
+                                dots: dots(&codes, rows.clone(), &scales, &packed, x_scale, &mut scores),
+                            },
+                        );
+                        assert_eq!(
+                            std::mem::take(&mut scores),
+                            reference,
+                            "avx512 blocks, k {k}, rows {rows:?}"
+                        );
+                    }
+                }
+                code_dots(dots(&codes, rows.clone(), &scales, &packed, x_scale, &mut scores));
+                assert_eq!(scores, reference, "dispatched, k {k}, rows {rows:?}");
             }
-            let mut scores = Vec::new();
-            Simd::vectorize(pulp::Scalar::new(), dots(&codes, &scales, &query, x_scale, &mut scores));
-            run("scalar", std::mem::take(&mut scores));
-            #[cfg(target_arch = "x86_64")]
-            {
-                if let Some(simd) = pulp::x86::V3::try_new() {
-                    Simd::vectorize(simd, dots(&codes, &scales, &query, x_scale, &mut scores));
-                    run("avx2", std::mem::take(&mut scores));
-                }
-                if let Some(simd) = pulp::x86::V4::try_new() {
-                    Simd::vectorize(simd, dots(&codes, &scales, &query, x_scale, &mut scores));
-                    run("avx512", std::mem::take(&mut scores));
-                }
-            }
-            with_simd(dots(&codes, &scales, &query, x_scale, &mut scores));
-            run("dispatched", scores);
         }
         // The extreme: 1,024 factors all at the largest codes of the same sign.
-        let (codes, query) = (vec![-127i8; 1_024], vec![-QUERY_MAX; 1_024]);
+        let codes = block_codes(&[-127i8; 1_024], 1_024);
+        let mut packed = Vec::new();
+        pack_pairs(&[-QUERY_MAX; 1_024], &mut packed);
         let mut scores = Vec::new();
-        with_simd(CodeDots { codes: &codes, scales: &[1.0], query: &query, x_scale: 1.0, out: &mut scores });
+        code_dots(CodeDots {
+            codes: &codes,
+            rows: 0..1,
+            scales: &[1.0],
+            query: &packed,
+            x_scale: 1.0,
+            out: &mut scores,
+        });
         assert_eq!(scores, [1_024.0 * 127.0 * f32::from(QUERY_MAX)]);
     }
 }
