@@ -384,7 +384,8 @@ pub(super) fn top_k_of(pairs: impl Iterator<Item = (u32, f32)>, k: usize) -> Vec
             best.truncate(k);
         }
     };
-    let mut best: Vec<(u32, f32)> = Vec::with_capacity(4 * k + 1);
+    // Room for what is kept before the first cut, no more than the pairs say they hold.
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(pairs.size_hint().1.unwrap_or(usize::MAX).min(4 * k));
     // The `k`-th best score kept so far: every pair of the final answer scores at least that.
     let mut floor = f32::NEG_INFINITY;
     for (item, score) in pairs {
