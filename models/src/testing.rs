@@ -79,6 +79,14 @@ pub fn conforms(model: &dyn Recommender, train: &TrainSet) {
                 assert!(why.windows(2).all(|w| w[0].1 >= w[1].1), "{name}: explanation not strongest first");
             }
             assert!(model.explain(&query, ItemIdx(n as u32)).is_empty(), "{name}: explains an unknown item");
+            // Every item at once (backwards, one twice, one unknown) as one at a time.
+            let mut asked: Vec<ItemIdx> = (0..n).rev().map(|i| ItemIdx(i as u32)).collect();
+            asked.extend([ItemIdx(0), ItemIdx(n as u32)]);
+            let many = model.explain_many(&query, &asked);
+            assert_eq!(many.len(), asked.len(), "{name}: explanations for as many items as asked");
+            for (&item, why) in asked.iter().zip(&many) {
+                assert_eq!(why, &model.explain(&query, item), "{name}: {item:?} explained together");
+            }
         }
     }
 }

@@ -479,14 +479,15 @@ impl Recommender for ContentModel {
     /// instead of one sparse dot product per answered item and history item. The sums run
     /// in term order from zero, as a sparse dot product does.
     fn explain_many(&self, query: &Query<'_>, items: &[ItemIdx]) -> Vec<Vec<(ItemIdx, f32)>> {
-        // (term, history position, value) of every history row, by term.
+        // (term, history position, value) of every history row, by term. Each (term, position)
+        // is there once, so an unstable sort leaves them in one order.
         let mut by_term: Vec<(usize, usize, f32)> = Vec::new();
         for (at, &(seen, _)) in query.history.iter().enumerate() {
             if let Ok(row) = self.row(seen) {
                 by_term.extend(row.iter().map(|(term, &value)| (term, at, value)));
             }
         }
-        by_term.sort_by_key(|&(term, at, _)| (term, at));
+        by_term.sort_unstable_by_key(|&(term, at, _)| (term, at));
         let mut sums = vec![0f32; query.history.len()];
         items
             .iter()

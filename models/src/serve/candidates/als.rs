@@ -382,8 +382,19 @@ impl WithSimd for Avx512CodeDots<'_> {
                 let products = bw._mm512_madd_epi16(wide, f._mm512_set1_epi32(q));
                 acc[p % 2] = f._mm512_add_epi32(acc[p % 2], products);
             }
-            let sums: [f32; BLOCK] = pulp::cast(f._mm512_cvtepi32_ps(f._mm512_add_epi32(acc[0], acc[1])));
+            let dots = f._mm512_cvtepi32_ps(f._mm512_add_epi32(acc[0], acc[1]));
             let first = b * BLOCK;
+            // A block within `rows` scales its 16 sums together, in the scalar order
+            // (`scale × x_scale × dot`), so to the same bits.
+            let whole = rows.start <= first && first + BLOCK <= rows.end;
+            if let (true, Some(Ok(block_scales))) =
+                (whole, scales.get(first..first + BLOCK).map(<[f32; BLOCK]>::try_from))
+            {
+                let scaled = f._mm512_mul_ps(pulp::cast(block_scales), f._mm512_set1_ps(x_scale));
+                out.extend_from_slice(&pulp::cast::<_, [f32; BLOCK]>(f._mm512_mul_ps(scaled, dots)));
+                continue;
+            }
+            let sums: [f32; BLOCK] = pulp::cast(dots);
             for (l, &dot) in sums.iter().enumerate() {
                 let row = first + l;
                 if rows.contains(&row) {

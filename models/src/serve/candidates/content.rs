@@ -139,21 +139,30 @@ impl ContentIndex {
     }
 
     /// The smallest contribution `u_t × w_j r_jt` that keeps at most `scan` postings of the
-    /// profile's `terms` (0: every kept posting when they are that few). Each list is sorted
-    /// by contribution, so what a threshold keeps is a prefix of each, counted by binary search;
-    /// the threshold itself is found by bisection, stopping once it keeps between seven
-    /// eighths of `scan` and `scan` postings (or after 32 halvings).
-    fn threshold(&self, terms: &[(usize, f32)], scan: usize) -> f32 {
-        let count = |threshold: f32| -> usize {
-            terms.iter().map(|&(t, u)| self.postings(t).partition_point(|&(_, v)| v * u >= threshold)).sum()
+    /// profile's `terms` (0: every kept posting when they are that few), and in `cuts` how
+    /// many postings of each term it keeps. Each list is sorted by contribution, so what a
+    /// threshold keeps is a prefix of each; the threshold is found by bisection, stopping once
+    /// it keeps between seven eighths of `scan` and `scan` postings (or after 32 halvings).
+    /// Each term's prefix at the bisection's middle lies between its prefixes at the two
+    /// ends, so each count searches only that window, which narrows round by round.
+    fn threshold(&self, terms: &[(usize, f32)], scan: usize, cuts: &mut Vec<usize>) -> f32 {
+        let prefix = |t: usize, u: f32, window: std::ops::Range<usize>, threshold: f32| {
+            let list = &self.postings(t)[window.clone()];
+            window.start + list.partition_point(|&(_, v)| v * u >= threshold)
         };
-        if count(0.0) <= scan {
+        // The prefixes at the ends of the bracket (low, high]: `below` at low, `above` at high.
+        cuts.clear();
+        cuts.extend(terms.iter().map(|&(t, u)| prefix(t, u, 0..self.postings(t).len(), 0.0)));
+        if cuts.iter().sum::<usize>() <= scan {
             return 0.0;
         }
         let strongest = terms
             .iter()
             .filter_map(|&(t, u)| self.postings(t).first().map(|&(_, v)| v * u))
             .fold(0f32, f32::max);
+        let mut below = std::mem::take(cuts);
+        let mut above = vec![0; terms.len()];
+        let mut middles = Vec::with_capacity(terms.len());
         // count(low) > scan >= count(high): the answer lies in (low, high].
         let (mut low, mut high) = (0f32, strongest * (1.0 + f32::EPSILON) + f32::MIN_POSITIVE);
         for _ in 0..32 {
@@ -161,16 +170,27 @@ impl ContentIndex {
             if middle <= low || middle >= high {
                 break;
             }
-            let n = count(middle);
+            middles.clear();
+            middles.extend(
+                terms
+                    .iter()
+                    .zip(above.iter().zip(&below))
+                    .map(|(&(t, u), (&a, &b))| prefix(t, u, a..b, middle)),
+            );
+            let n: usize = middles.iter().sum();
             if n > scan {
                 low = middle;
+                std::mem::swap(&mut below, &mut middles);
             } else if n >= scan - scan / 8 {
                 // Within an eighth of the budget: close enough, and half the bisection saved.
+                *cuts = middles;
                 return middle;
             } else {
                 high = middle;
+                std::mem::swap(&mut above, &mut middles);
             }
         }
+        *cuts = above;
         high
     }
 
@@ -216,10 +236,10 @@ impl ContentIndex {
             sum_sq += u64 * g.iter().map(|&(v, value)| value * f64::from(unit[v as usize])).sum::<f64>();
         }
         sparse.clear(self.n_items);
-        let threshold = self.threshold(&terms, scan);
-        for &(t, u) in &terms {
-            let list = self.postings(t);
-            for &(j, v) in &list[..list.partition_point(|&(_, v)| v * u >= threshold)] {
+        let mut cuts = Vec::with_capacity(terms.len());
+        self.threshold(&terms, scan, &mut cuts);
+        for (&(t, u), &cut) in terms.iter().zip(&cuts) {
+            for &(j, v) in &self.postings(t)[..cut] {
                 sparse.add(j as usize, v * u);
             }
         }
@@ -323,21 +343,67 @@ mod tests {
         }
     }
 
+    /// The threshold's bisection counting every term's whole list each round: what
+    /// [`ContentIndex::threshold`]'s narrowing windows must agree with.
+    fn bisection(index: &ContentIndex, terms: &[(usize, f32)], scan: usize) -> f32 {
+        let count = |threshold: f32| -> usize {
+            terms.iter().map(|&(t, u)| index.postings(t).partition_point(|&(_, v)| v * u >= threshold)).sum()
+        };
+        if count(0.0) <= scan {
+            return 0.0;
+        }
+        let strongest = terms
+            .iter()
+            .filter_map(|&(t, u)| index.postings(t).first().map(|&(_, v)| v * u))
+            .fold(0f32, f32::max);
+        let (mut low, mut high) = (0f32, strongest * (1.0 + f32::EPSILON) + f32::MIN_POSITIVE);
+        for _ in 0..32 {
+            let middle = low + (high - low) / 2.0;
+            if middle <= low || middle >= high {
+                break;
+            }
+            let n = count(middle);
+            if n > scan {
+                low = middle;
+            } else if n >= scan - scan / 8 {
+                return middle;
+            } else {
+                high = middle;
+            }
+        }
+        high
+    }
+
     /// The scan budget reads at most `scan` postings, and no posting it leaves out
     /// contributes more than one it reads.
     #[test]
     fn the_scan_reads_the_strongest_contributions_within_its_budget() {
         let model = model();
         let index = ContentIndex::new(&model, None, 300).unwrap();
-        let history: Vec<(ItemIdx, f32)> = (0..12).map(|i| (ItemIdx(i * 23), 1.0 + i as f32)).collect();
-        let query = Query { user: None, history: &history, recency: &[] };
+        for (stride, len) in [(23, 12), (7, 30), (61, 4), (13, 40)] {
+            let history: Vec<(ItemIdx, f32)> =
+                (0..len).map(|i| (ItemIdx(i * stride % 300), 1.0 + i as f32)).collect();
+            scan_within_budget(&index, &model, &history);
+        }
+    }
+
+    fn scan_within_budget(index: &ContentIndex, model: &ContentModel, history: &[(ItemIdx, f32)]) {
+        let query = Query { user: None, history, recency: &[] };
         let profile = model.query_profile(&query).unwrap();
         let terms: Vec<(usize, f32)> =
             profile.iter().copied().enumerate().filter(|&(_, u)| u != 0.0).collect();
         let all: usize = terms.iter().map(|&(t, _)| index.postings(t).len()).sum();
-        assert!(all > 200, "{all} postings");
-        for scan in [1, 7, 50, 199, all - 1, all, all + 10] {
-            let threshold = index.threshold(&terms, scan);
+        if history.len() >= 12 {
+            assert!(all > 200, "{all} postings");
+        }
+        for scan in [1, 7, 50, 199, all.saturating_sub(1), all, all + 10] {
+            let mut cuts = Vec::new();
+            let threshold = index.threshold(&terms, scan, &mut cuts);
+            assert_eq!(threshold.to_bits(), bisection(index, &terms, scan).to_bits(), "scan {scan}");
+            for (&(t, u), &cut) in terms.iter().zip(&cuts) {
+                let list = index.postings(t);
+                assert_eq!(cut, list.partition_point(|&(_, v)| v * u >= threshold), "scan {scan}, term {t}");
+            }
             let (mut read, mut weakest_read, mut strongest_left) = (0, f32::INFINITY, 0f32);
             for &(t, u) in &terms {
                 for &(_, v) in index.postings(t) {
