@@ -82,8 +82,8 @@ pub struct ServerConfig {
     /// The live API: events, catalog changes, identities, profiles.
     pub live: LiveConfig,
     /// The candidate stage of large catalogs (`[candidates]`: `per_member`, `min_items`,
-    /// `ann_from`, `probe`, `postings`, `scan`; `per_member = 0` scores the whole catalog for every
-    /// request).
+    /// `ann_from`, `probe`, `recall`, `blend_recall`, `postings`, `scan`; `per_member = 0`
+    /// scores the whole catalog for every request).
     pub candidates: CandidateParams,
 }
 

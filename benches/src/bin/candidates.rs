@@ -7,8 +7,10 @@
 //! cargo run --release -p benches --bin candidates -- [--als-only] MODEL.omr [PERSONS] [SETTING ...]
 //! ```
 //!
-//! A setting is `per_member,scan,probe[,min_items]` (the `[candidates]` values; default: the
-//! built-in ones; `min_items` below the catalog's size runs the stage on a small catalog).
+//! A setting is `per_member,scan,probe[,min_items[,recall[,blend_recall]]]` (the
+//! `[candidates]` values; default: the built-in ones; `min_items` below the catalog's size
+//! runs the stage on a small catalog; the recalls the share of ALS's exact top 10 its index's
+//! probed lists must hold where ALS scores alone and where it is one member of a blend).
 //! Persons are spread over the artifact's (default 1,000). `--als-only` serves the
 //! loadtests' `als_only` placement (ALS alone) instead of `home`.
 
@@ -31,7 +33,8 @@ fn main() -> ExitCode {
     }
     let Some(path) = args.first() else {
         eprintln!(
-            "usage: candidates [--als-only] MODEL.omr [PERSONS] [PER_MEMBER,SCAN,PROBE[,MIN_ITEMS] ...]"
+            "usage: candidates [--als-only] MODEL.omr [PERSONS] \
+             [PER_MEMBER,SCAN,PROBE[,MIN_ITEMS[,RECALL[,BLEND_RECALL]]] ...]"
         );
         return ExitCode::from(2);
     };
@@ -45,25 +48,16 @@ fn main() -> ExitCode {
     };
     let mut settings = Vec::new();
     for text in args.iter().skip(2) {
-        let parts: Vec<Result<usize, _>> = text.split(',').map(str::parse).collect();
-        let (per_member, scan, probe, min_items) = match parts.as_slice() {
-            [Ok(per_member), Ok(scan), Ok(probe)] => (*per_member, *scan, *probe, None),
-            [Ok(per_member), Ok(scan), Ok(probe), Ok(min_items)] => {
-                (*per_member, *scan, *probe, Some(*min_items))
-            }
-            _ => {
-                eprintln!("a setting is PER_MEMBER,SCAN,PROBE[,MIN_ITEMS] (numbers), not {text:?}");
+        match setting(text) {
+            Some(params) => settings.push(params),
+            None => {
+                eprintln!(
+                    "a setting is PER_MEMBER,SCAN,PROBE[,MIN_ITEMS[,RECALL[,BLEND_RECALL]]] (the recalls \
+                     shares, the others counts), not {text:?}"
+                );
                 return ExitCode::from(2);
             }
-        };
-        let defaults = CandidateParams::default();
-        settings.push(CandidateParams {
-            per_member,
-            scan,
-            probe,
-            min_items: min_items.unwrap_or(defaults.min_items),
-            ..defaults
-        });
+        }
     }
     if settings.is_empty() {
         settings.push(CandidateParams::default());
@@ -133,15 +127,35 @@ fn main() -> ExitCode {
             found += a.iter().filter(|i| b.contains(i)).count();
         }
         let name = format!("per_member {} scan {} probe {}", params.per_member, params.scan, params.probe);
-        let name = if params.min_items == CandidateParams::default().min_items {
+        let defaults = CandidateParams::default();
+        let name = if params.min_items == defaults.min_items {
             name
         } else {
             format!("{name} min_items {}", params.min_items)
         };
+        let name =
+            if params.recall == defaults.recall { name } else { format!("{name} recall {}", params.recall) };
         let recall = found as f64 / total.max(1) as f64;
         println!("{name:<28} {recall:>9.4} {:>12.0} {:>12.0}", mean(&times), p99(&times));
     }
     ExitCode::SUCCESS
+}
+
+/// `per_member,scan,probe[,min_items[,recall[,blend_recall]]]` over the built-in `[candidates]`.
+fn setting(text: &str) -> Option<CandidateParams> {
+    let parts: Vec<&str> = text.split(',').collect();
+    let count = |at: usize| parts.get(at).map(|p| p.parse::<usize>().ok());
+    let defaults = CandidateParams::default();
+    let params = CandidateParams {
+        per_member: count(0)??,
+        scan: count(1)??,
+        probe: count(2)??,
+        min_items: count(3).unwrap_or(Some(defaults.min_items))?,
+        recall: parts.get(4).map_or(Some(defaults.recall), |p| p.parse::<f64>().ok())?,
+        blend_recall: parts.get(5).map_or(Some(defaults.blend_recall), |p| p.parse::<f64>().ok())?,
+        ..defaults
+    };
+    (parts.len() <= 6).then_some(params)
 }
 
 fn mean(x: &[f64]) -> f64 {

@@ -49,8 +49,10 @@ pub(super) struct AlsIndex {
     scales: Vec<f32>,
     /// `0..n_lists`, to score every centroid.
     lists: Vec<u32>,
-    /// Lists scanned per request ([`calibrated_probe`]).
+    /// Lists scanned per request where ALS scores alone, and where it is one member of a
+    /// blend ([`calibrated_probes`]).
     probe: usize,
+    blend_probe: usize,
 }
 
 /// The per-request buffers of [`AlsIndex::propose`].
@@ -104,17 +106,33 @@ impl AlsIndex {
             *scale = quantize(&factors[i as usize * k..(i as usize + 1) * k], i8::MAX, code);
         }
         let codes = block_codes(&codes, k);
-        let probe = calibrated_probe(als, &centroids, &assigned, params);
-        AlsIndex { k, mean, covariance, sample, centroids, offsets, items, lists, probe, codes, scales }
+        let (probe, blend_probe) = calibrated_probes(als, &centroids, &assigned, params);
+        AlsIndex {
+            k,
+            mean,
+            covariance,
+            sample,
+            centroids,
+            offsets,
+            items,
+            lists,
+            probe,
+            blend_probe,
+            codes,
+            scales,
+        }
     }
 
-    /// The person's vector, the catalog's moments and the best items of the `probe` lists
-    /// whose centroids score highest (pushed onto `pool`).
+    /// The person's vector, the catalog's moments and the best items of the lists whose
+    /// centroids score highest (pushed onto `pool`): as many lists as calibrated for ALS
+    /// scoring `alone` or as one member of a blend.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn propose(
         &self,
         als: &AlsModel,
         member: &Member<'_>,
         query: &Query<'_>,
+        alone: bool,
         params: &CandidateParams,
         buffers: &mut AnnBuffers,
         pool: &mut Vec<u32>,
@@ -164,7 +182,8 @@ impl AlsIndex {
         query.resize(self.k, 0);
         let x_scale = quantize(&x, QUERY_MAX, query);
         pack_pairs(query, packed);
-        for l in top_k(by_centroid, self.probe, |_| true) {
+        let probe = if alone { self.probe } else { self.blend_probe };
+        for l in top_k(by_centroid, probe, |_| true) {
             let l = l.item.get();
             let range = self.offsets[l] as usize..self.offsets[l + 1] as usize;
             probed.extend_from_slice(&self.items[range.clone()]);
@@ -194,17 +213,23 @@ impl AlsIndex {
 /// The lists to scan per request: the fewest, at least `params.probe`, whose lists hold
 /// `params.recall` of the exact top 10 (ALS's scores over every item) of a sample of the
 /// trained persons, each person's lists taken in the order their centroids score for them,
-/// as a request takes them. How many lists a recall needs depends on the data (at 100,000
-/// items, ALS alone: 24 lists held 0.82 of the top 10 on the generated omnichannel events,
-/// where at 1,000,000 items 24 held 0.95 on plain interactions), so it is measured on the
-/// model instead of fixed. `params.recall = 0` keeps `params.probe`.
-fn calibrated_probe(als: &AlsModel, centroids: &[f32], assigned: &[u32], params: &CandidateParams) -> usize {
+/// as a request takes them; and the same for `params.blend_recall`. How many lists a recall
+/// needs depends on the data (at 100,000 items, ALS alone: 24 lists held 0.82 of the top 10
+/// on the generated omnichannel events, where at 1,000,000 items 24 held 0.95 on plain
+/// interactions), so it is measured on the model instead of fixed. A recall of 0 keeps
+/// `params.probe`.
+fn calibrated_probes(
+    als: &AlsModel,
+    centroids: &[f32],
+    assigned: &[u32],
+    params: &CandidateParams,
+) -> (usize, usize) {
     let k = als.factors();
     let n_lists = centroids.len() / k.max(1);
     let floor = params.probe.clamp(1, n_lists.max(1));
     let n_items = assigned.len();
-    if params.recall <= 0.0 || n_items == 0 || k == 0 {
-        return floor;
+    if (params.recall <= 0.0 && params.blend_recall <= 0.0) || n_items == 0 || k == 0 {
+        return (floor, floor);
     }
     let users = als.user_factors();
     let n_users = users.len() / k;
@@ -239,17 +264,20 @@ fn calibrated_probe(als: &AlsModel, centroids: &[f32], assigned: &[u32], params:
         found[rank + 1] += 1;
     }
     let total: usize = found.iter().sum();
-    if total == 0 {
-        return floor;
-    }
-    let mut covered = 0;
-    for (probe, &count) in found.iter().enumerate() {
-        covered += count;
-        if probe >= floor && covered as f64 >= params.recall * total as f64 {
-            return probe;
+    let lists_for = |recall: f64| {
+        if recall <= 0.0 || total == 0 {
+            return floor;
         }
-    }
-    n_lists
+        let mut covered = 0;
+        for (probe, &count) in found.iter().enumerate() {
+            covered += count;
+            if probe >= floor && covered as f64 >= recall * total as f64 {
+                return probe;
+            }
+        }
+        n_lists
+    };
+    (lists_for(params.recall), lists_for(params.blend_recall))
 }
 
 /// The largest quantized query component: with 8-bit item codes, a dot product over

@@ -446,6 +446,7 @@ mod candidate_stage {
                 postings: per_member,
                 scan: 10 * per_member,
                 recall: 0.0,
+                blend_recall: 0.0,
             },
         )
     }
@@ -525,14 +526,16 @@ mod candidate_stage {
         assert!(recall_3 < 0.95, "3 candidates per member of 400 items: recall {recall_3:.4}");
     }
 
-    /// ALS alone, through its index: scanning one list finds little of the exact top 10;
-    /// asked for a recall of 0.99, the index scans as many lists as its calibration says,
-    /// and the answers hold at least 0.95 of the exact top 10.
+    /// ALS through its index: scanning one list finds little of the exact top 10; asked for
+    /// a recall of 0.99, the index scans as many lists as its calibration says, and the
+    /// answers hold at least 0.95 of the exact top 10. ALS scoring alone follows `recall`,
+    /// ALS in a blend `blend_recall` (here with a content member too light to change the
+    /// order, so the lists scanned decide alike).
     #[test]
     fn the_lists_scanned_are_calibrated_to_the_recall_asked() {
         let artifact = artifact(false);
         let full = exact(artifact.clone());
-        let params = |recall| CandidateParams {
+        let params = |recall, blend_recall| CandidateParams {
             per_member: 40,
             min_items: 0,
             ann_from: 0,
@@ -540,14 +543,19 @@ mod candidate_stage {
             postings: 40,
             scan: 400,
             recall,
+            blend_recall,
         };
-        let config = PlacementConfig {
+        let alone = PlacementConfig {
             in_stock: StockRule::Any,
             weights: [(ModelKind::Als, 1.0)].into(),
             ..Default::default()
         };
-        let recall = |stage: &Engine| {
-            let (view_full, view_stage) = (view_of(&full, "p", &config), view_of(stage, "p", &config));
+        let blended = PlacementConfig {
+            weights: [(ModelKind::Als, 1.0), (ModelKind::Content, 1e-6)].into(),
+            ..alone.clone()
+        };
+        let recall = |config: &PlacementConfig, stage: &Engine| {
+            let (view_full, view_stage) = (view_of(&full, "p", config), view_of(stage, "p", config));
             let filters = Filters::default();
             let (mut found, mut total) = (0, 0);
             for user in (0..full.artifact().body.users.len() as u32).map(UserIdx) {
@@ -558,10 +566,18 @@ mod candidate_stage {
             }
             found as f64 / total as f64
         };
-        let one_list = recall(&Engine::with_candidates(artifact.clone(), params(0.0)));
-        let calibrated = recall(&Engine::with_candidates(artifact, params(0.99)));
-        assert!(one_list < 0.9, "one list of about 20: recall {one_list:.4}");
-        assert!(calibrated >= 0.95, "calibrated to 0.99: recall {calibrated:.4} (one list: {one_list:.4})");
+        let for_alone = Engine::with_candidates(artifact.clone(), params(0.99, 0.0));
+        let for_blends = Engine::with_candidates(artifact, params(0.0, 0.99));
+        for (config, calibrated, one_list) in
+            [(&alone, &for_alone, &for_blends), (&blended, &for_blends, &for_alone)]
+        {
+            let (one_list, calibrated) = (recall(config, one_list), recall(config, calibrated));
+            assert!(one_list < 0.9, "one list of about 20: recall {one_list:.4}");
+            assert!(
+                calibrated >= 0.95,
+                "calibrated to 0.99: recall {calibrated:.4} (one list: {one_list:.4})"
+            );
+        }
     }
 
     proptest! {
