@@ -498,10 +498,10 @@ mod candidate_stage {
         }
     }
 
-    /// The share of the exact top 10 that the stage's top 10 holds, over every person.
-    fn recall(full: &Engine, stage: &Engine) -> f64 {
-        let config = PlacementConfig { in_stock: StockRule::Any, ..Default::default() };
-        let (view_full, view_stage) = (view_of(full, "p", &config), view_of(stage, "p", &config));
+    /// The share of the exact top 10 that the stage's top 10 holds, over every person, in a
+    /// placement of `config`.
+    fn recall(full: &Engine, stage: &Engine, config: &PlacementConfig) -> f64 {
+        let (view_full, view_stage) = (view_of(full, "p", config), view_of(stage, "p", config));
         let filters = Filters::default();
         let (mut found, mut total) = (0, 0);
         for user in (0..full.artifact().body.users.len() as u32).map(UserIdx) {
@@ -520,9 +520,10 @@ mod candidate_stage {
     fn few_candidates_and_the_als_index_keep_the_exact_top_ten() {
         let artifact = artifact(false);
         let full = exact(artifact.clone());
-        let recall_40 = recall(&full, &staged(artifact.clone(), 40, 0));
+        let config = PlacementConfig { in_stock: StockRule::Any, ..Default::default() };
+        let recall_40 = recall(&full, &staged(artifact.clone(), 40, 0), &config);
         assert!(recall_40 >= 0.95, "recall of the exact top 10 with 40 candidates: {recall_40:.4}");
-        let recall_3 = recall(&full, &staged(artifact, 3, 0));
+        let recall_3 = recall(&full, &staged(artifact, 3, 0), &config);
         assert!(recall_3 < 0.95, "3 candidates per member of 400 items: recall {recall_3:.4}");
     }
 
@@ -554,24 +555,12 @@ mod candidate_stage {
             weights: [(ModelKind::Als, 1.0), (ModelKind::Content, 1e-6)].into(),
             ..alone.clone()
         };
-        let recall = |config: &PlacementConfig, stage: &Engine| {
-            let (view_full, view_stage) = (view_of(&full, "p", config), view_of(stage, "p", config));
-            let filters = Filters::default();
-            let (mut found, mut total) = (0, 0);
-            for user in (0..full.artifact().body.users.len() as u32).map(UserIdx) {
-                let a = items(&answer(&full, &view_full, user, 10, &filters));
-                let b = items(&answer(stage, &view_stage, user, 10, &filters));
-                total += a.len();
-                found += a.iter().filter(|i| b.contains(i)).count();
-            }
-            found as f64 / total as f64
-        };
         let for_alone = Engine::with_candidates(artifact.clone(), params(0.99, 0.0));
         let for_blends = Engine::with_candidates(artifact, params(0.0, 0.99));
         for (config, calibrated, one_list) in
             [(&alone, &for_alone, &for_blends), (&blended, &for_blends, &for_alone)]
         {
-            let (one_list, calibrated) = (recall(config, one_list), recall(config, calibrated));
+            let (one_list, calibrated) = (recall(&full, one_list, config), recall(&full, calibrated, config));
             assert!(one_list < 0.9, "one list of about 20: recall {one_list:.4}");
             assert!(
                 calibrated >= 0.95,
