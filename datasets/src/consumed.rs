@@ -15,15 +15,14 @@ pub struct Consumed {
     times: Vec<i64>,
 }
 
-/// Marks a return among a person's consuming rows while they are netted. No accepted
-/// timestamp is this small (`schema` bounds them), and a netted pair's time is the latest
-/// purchase's, so the marker never survives into the result.
-const RETURNED: i64 = i64::MIN;
-
 impl Consumed {
     /// Nets the consuming rows of `interactions` (consumption +1 a purchase, -1 a return)
-    /// for `n_users` persons. Memory: the result's arrays, sized to the consuming rows and
-    /// shrunk after netting, and one person's rows at a time; no map over all pairs.
+    /// for `n_users` persons, in time order (a purchase before a return of the same second):
+    /// a return cancels one earlier purchase, and one with none before it (a gift, or a
+    /// purchase older than the data) cancels nothing, so a later purchase still counts.
+    /// Memory: the result's arrays, sized to the consuming rows and shrunk after netting, a
+    /// sign per consuming row while netting, and one person's rows at a time; no map over
+    /// all pairs.
     pub fn from_interactions(n_users: usize, interactions: &[Interaction]) -> Self {
         let consuming = || interactions.iter().filter(|i| i.consumption != 0);
         let mut offsets = vec![0usize; n_users + 1];
@@ -36,30 +35,40 @@ impl Consumed {
         let total = offsets[n_users];
         let mut items = vec![ItemIdx(0); total];
         let mut times = vec![0i64; total];
+        let mut returns = vec![false; total];
         let mut cursor = offsets.clone();
         for interaction in consuming() {
             let slot = &mut cursor[interaction.user.get()];
             items[*slot] = interaction.item;
-            times[*slot] = if interaction.consumption > 0 { interaction.timestamp } else { RETURNED };
+            times[*slot] = interaction.timestamp;
+            returns[*slot] = interaction.consumption < 0;
             *slot += 1;
         }
         drop(cursor);
-        // Per person: sort the rows by item, then net each item's rows into one pair written
-        // at `write`, which never passes the rows still to be read.
-        let mut rows: Vec<(ItemIdx, i64)> = Vec::new();
+        // Per person: sort the rows by item and time (purchases first within a second), then
+        // net each item's rows into one pair written at `write`, which never passes the rows
+        // still to be read.
+        let mut rows: Vec<(ItemIdx, i64, bool)> = Vec::new();
         let mut write = 0;
         for u in 0..n_users {
             let (start, end) = (offsets[u], offsets[u + 1]);
             offsets[u] = write;
             rows.clear();
-            rows.extend(items[start..end].iter().copied().zip(times[start..end].iter().copied()));
+            rows.extend((start..end).map(|r| (items[r], times[r], returns[r])));
             rows.sort_unstable();
             for group in rows.chunk_by(|a, b| a.0 == b.0) {
-                let returns = group.iter().filter(|r| r.1 == RETURNED).count();
-                if group.len() > 2 * returns {
-                    // Sorted by time within the item: the last row is the latest purchase.
+                let (mut held, mut last) = (0u32, i64::MIN);
+                for &(_, at, returned) in group {
+                    if returned {
+                        held = held.saturating_sub(1);
+                    } else {
+                        held += 1;
+                        last = at;
+                    }
+                }
+                if held > 0 {
                     items[write] = group[0].0;
-                    times[write] = group[group.len() - 1].1;
+                    times[write] = last;
                     write += 1;
                 }
             }
@@ -124,26 +133,38 @@ mod tests {
             row(1, 3, 4, 1),
             row(1, 3, 5, -1),
             row(2, 1, 6, -1),
+            // A return before any purchase (a gift) cancels nothing: the purchase after it counts.
+            row(3, 4, 10, -1),
+            row(3, 4, 20, 1),
+            // A purchase and its return in the same second: returned.
+            row(3, 6, 50, -1),
+            row(3, 6, 50, 1),
         ];
         let consumed = Consumed::from_interactions(4, &rows);
         let lists: Vec<Vec<(ItemIdx, i64)>> = consumed.lists().collect();
-        assert_eq!(lists, vec![vec![(ItemIdx(2), 7), (ItemIdx(5), 30)], vec![], vec![], vec![]]);
-        assert_eq!(consumed.len(), 2);
+        assert_eq!(
+            lists,
+            vec![vec![(ItemIdx(2), 7), (ItemIdx(5), 30)], vec![], vec![], vec![(ItemIdx(4), 20)]]
+        );
+        assert_eq!(consumed.len(), 3);
         assert_eq!(consumed.of(UserIdx(9)).len(), 0);
     }
 
     proptest! {
-        // Against a map over every pair: an item is consumed when its purchases outnumber its
-        // returns, at the time of its latest purchase.
+        // Against a map over every pair, replaying each pair's rows in time order (purchases
+        // first within a second): a return cancels one earlier purchase, if any; an item is
+        // consumed when some purchase stays, at the time of its latest purchase.
         #[test]
         fn netting_matches_a_map_over_all_pairs(
             raw in proptest::collection::vec((0u32..6, 0u32..8, 0i64..50, -1i8..=1), 0..200)
         ) {
             let rows: Vec<Interaction> = raw.iter().map(|&(u, i, t, c)| row(u, i, t, c)).collect();
+            let mut ordered: Vec<&Interaction> = rows.iter().filter(|r| r.consumption != 0).collect();
+            ordered.sort_by_key(|r| (r.timestamp, -r.consumption));
             let mut expected: BTreeMap<(u32, u32), (i32, i64)> = BTreeMap::new();
-            for r in rows.iter().filter(|r| r.consumption != 0) {
+            for r in ordered {
                 let entry = expected.entry((r.user.0, r.item.0)).or_insert((0, i64::MIN));
-                entry.0 += i32::from(r.consumption);
+                entry.0 = (entry.0 + i32::from(r.consumption)).max(0);
                 if r.consumption > 0 {
                     entry.1 = entry.1.max(r.timestamp);
                 }

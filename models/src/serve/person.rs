@@ -12,9 +12,10 @@
 //!   counts the live events among the newest. A person
 //!   with live events, or with several trained persons, is `fresh`: the models fold the
 //!   history in instead of using stored factors.
-//! - **Consumed**: the trained persons' consumed items, then the live ledger after the
-//!   model's watermark replayed on top: a purchase adds one, a return takes one away, an item
-//!   is consumed while the count is above zero. The caller passes only what came after the
+//! - **Consumed**: the trained persons' consumed items (one held per trained person), then
+//!   the live ledger after the model's watermark replayed on top in order: a purchase adds
+//!   one, a return takes one away if one is held, an item is consumed while the count is
+//!   above zero. The caller passes only what came after the
 //!   watermark, so nothing the model learned is counted twice.
 
 use std::borrow::Cow;
@@ -56,8 +57,11 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
             entry.0 += weight;
             entry.1 = entry.1.max(times.get(i).copied().unwrap_or(0));
         }
+        // Each trained person holding the item holds at least one (a live merge of two who
+        // both bought it needs two returns).
         for &(item, at) in engine.consumed(user) {
-            let entry = consumed.entry(item).or_insert((1, at));
+            let entry = consumed.entry(item).or_insert((0, at));
+            entry.0 += 1;
             entry.1 = entry.1.max(at);
         }
     }
@@ -75,7 +79,9 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
     for (item, entries) in &live.ledger {
         let entry = consumed.entry(item.0).or_insert((0, i64::MIN));
         for &(sign, at) in entries {
-            entry.0 += i32::from(sign);
+            // A return cancels one purchase held, if any: one with nothing before it (a gift,
+            // or a purchase older than the data) does not hide the next purchase.
+            entry.0 = (entry.0 + i32::from(sign)).max(0);
             if sign > 0 {
                 entry.1 = entry.1.max(at);
             }

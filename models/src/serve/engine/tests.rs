@@ -302,6 +302,41 @@ mod live {
     }
 
     #[test]
+    fn a_return_cancels_only_a_purchase_held_before_it() {
+        let engine = engine();
+        let item = ItemIdx(3);
+        let consumed = |trained: Vec<UserIdx>, ledger: Vec<(i8, i64)>| {
+            let live = LiveSignals { trained, ledger: vec![(item, ledger)], ..LiveSignals::default() };
+            assemble(&engine, &live).consumed.iter().any(|&(i, _)| i == item.0)
+        };
+        // A gift returned, then the item bought: bought.
+        assert!(consumed(Vec::new(), vec![(-1, 10), (1, 20)]));
+        // Bought twice, returned once: still held; twice: not.
+        assert!(consumed(Vec::new(), vec![(1, 10), (1, 20), (-1, 30)]));
+        assert!(!consumed(Vec::new(), vec![(1, 10), (1, 20), (-1, 30), (-1, 40)]));
+        // Two trained persons merged live who both bought an item hold two: one return
+        // leaves it consumed.
+        let holders: Vec<UserIdx> = (0..engine.artifact().body.users.len() as u32)
+            .map(UserIdx)
+            .filter(|&u| !engine.consumed(u).is_empty())
+            .collect();
+        let shared = holders.iter().enumerate().find_map(|(at, &a)| {
+            holders[at + 1..].iter().find_map(|&b| {
+                let (first, _) = engine.consumed(a)[0];
+                engine.consumed(b).iter().any(|&(i, _)| i == first).then_some((a, b, ItemIdx(first)))
+            })
+        });
+        let (a, b, both) = shared.expect("two trained persons bought the same item");
+        let merged = |ledger: Vec<(i8, i64)>| {
+            let live =
+                LiveSignals { trained: vec![a, b], ledger: vec![(both, ledger)], ..LiveSignals::default() };
+            assemble(&engine, &live).consumed.iter().any(|&(i, _)| i == both.0)
+        };
+        assert!(merged(vec![(-1, 30)]));
+        assert!(!merged(vec![(-1, 30), (-1, 40)]));
+    }
+
+    #[test]
     fn a_person_the_model_never_saw_is_personalised_from_their_first_events() {
         let engine = engine();
         let view = views(&engine, placement(&[], None));
