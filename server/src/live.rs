@@ -78,7 +78,8 @@ pub fn person<'a>(
 
 /// The model's persons behind `identifiers` and the live person `live`, most trustworthy
 /// identifier's first: none for an identifier of an erased person, nor any reachable from one
-/// (erased after the model was trained; a model trained later left them out itself).
+/// (erased at or after the end of the model's data; a model trained on a later export of
+/// this store left them out itself).
 pub fn trained_persons(
     serving: &Serving,
     identifiers: &[Identifier],
@@ -89,7 +90,7 @@ pub fn trained_persons(
     let blocked: BTreeSet<UserIdx> = live
         .erased
         .iter()
-        .filter(|(_, at)| *at >= serving.model.trained_at)
+        .filter(|(_, at)| *at >= serving.model.data_until)
         .filter_map(|(identifier, _)| engine.lookup(&identifier.key()))
         .collect();
     let mut candidates: Vec<&Identifier> = identifiers.iter().collect();

@@ -34,8 +34,11 @@ pub struct Loaded {
     /// The store's events this model learned from are those up to this sequence number
     /// (0: none, the model was not trained on this store's export).
     pub after_seq: u64,
-    /// When the model was trained (seconds since the epoch).
-    pub trained_at: i64,
+    /// Where the model's data ends (seconds since the epoch): the time of the export of this
+    /// store it was trained on; `i64::MIN` for a model trained on anything else, whose data
+    /// may hold a person erased at any time. A person erased at or after it is one the model
+    /// may have learned: their trained vector and identifiers are never used.
+    pub data_until: i64,
 }
 
 impl Loaded {
@@ -45,11 +48,14 @@ impl Loaded {
         let artifact = models::artifact::load(path)
             .map_err(|source| Error::Model { path: path.display().to_string(), source })?;
         let metadata = &artifact.metadata;
-        let after_seq = match (&metadata.store, store_id) {
-            (Some(mark), Some(id)) if mark.store_id == id => mark.watermark.saturating_sub(1),
-            _ => 0,
+        let (after_seq, data_until) = match (&metadata.store, store_id) {
+            (Some(mark), Some(id)) if mark.store_id == id => {
+                // An export recorded before its time was: not known, so every erasure counts.
+                let until = if mark.exported_at > 0 { mark.exported_at } else { i64::MIN };
+                (mark.watermark.saturating_sub(1), until)
+            }
+            _ => (0, i64::MIN),
         };
-        let trained_at = datasets::schema::parse_timestamp(&metadata.created_at).unwrap_or(0);
         let live = LivePopularity::new(metadata.reference_time, metadata.config.popularity.half_life_days);
         let loaded_at = datasets::schema::format_timestamp(cli::unix_now());
         Ok(Loaded {
@@ -58,7 +64,7 @@ impl Loaded {
             loaded_at,
             live,
             after_seq,
-            trained_at,
+            data_until,
         })
     }
 
@@ -80,7 +86,7 @@ impl Loaded {
         }
         let refused: Vec<Identifier> = body.refused.iter().filter_map(|k| Identifier::parse_key(k)).collect();
         let groups = groups.into_iter().filter(|g| g.len() > 1).collect();
-        store::Seed { groups, refused, trained_at: self.trained_at }
+        store::Seed { groups, refused, data_until: self.data_until }
     }
 }
 
@@ -219,14 +225,7 @@ impl AppState {
             Err(error) => {
                 outcome("refused");
                 tracing::warn!(path = %path.display(), %error, "reload refused; the old model keeps serving");
-                // The store may have been seeded with the refused model's persons: put the
-                // served model's back.
-                if let Some(store) = &self.store {
-                    let served = self.current.load_full();
-                    if let Err(error) = seed_store(store, &served.model) {
-                        tracing::error!(%error, "the identity graph could not be seeded again");
-                    }
-                }
+                self.reseed_served();
                 return Err(error);
             }
         };
@@ -238,6 +237,7 @@ impl AppState {
         if let Err(error) = self.record_active(&path) {
             outcome("not_recorded");
             tracing::error!(path = %path.display(), %error, "reload not done: the active model cannot be recorded");
+            self.reseed_served();
             return Err(error);
         }
         let loaded = Arc::clone(&serving.model);
@@ -252,6 +252,17 @@ impl AppState {
         outcome("swapped");
         tracing::info!(from = old.model.version(), to = loaded.version(), path = %path.display(), "model swapped");
         Ok(loaded)
+    }
+
+    /// Seeds the store's identity graph with the served model's persons again, after a reload
+    /// that may have seeded it with a model it then did not swap in.
+    fn reseed_served(&self) {
+        if let Some(store) = &self.store {
+            let served = self.current.load_full();
+            if let Err(error) = seed_store(store, &served.model) {
+                tracing::error!(%error, "the identity graph could not be seeded again");
+            }
+        }
     }
 
     /// Records `path` as the active model in the data directory, atomically and durably (the

@@ -26,9 +26,10 @@ pub struct Seed {
     pub groups: Vec<Vec<Identifier>>,
     /// Identifiers training refused for merging (each a person of its own).
     pub refused: Vec<Identifier>,
-    /// When the model was trained (seconds since the epoch): identifiers of persons erased
-    /// after that are left out.
-    pub trained_at: i64,
+    /// Where the model's data ends (seconds since the epoch): identifiers erased at or after
+    /// it are left out of the groups (the model learned them before the erasure). `i64::MIN`
+    /// when unknown (a model not trained from this store's export): every erasure counts.
+    pub data_until: i64,
 }
 
 /// One person as the graph knows them.
@@ -76,7 +77,9 @@ impl LiveGraph {
     }
 
     /// The graph of `seed`'s persons and the identity log `links` (in sequence order), with
-    /// the identifiers `is_suppressed` names left out.
+    /// the identifiers `is_suppressed` names left out of the seed. The log is taken whole: an
+    /// erasure deletes or redacts every entry naming the erased identifiers, so an entry that
+    /// names one now was made after the erasure (the identifier came back as someone new).
     pub fn build(
         rules: IdentityRules,
         seed: &Seed,
@@ -94,12 +97,8 @@ impl LiveGraph {
             }
         }
         for link in links {
-            let identifiers: Vec<Identifier> = link
-                .identifiers
-                .iter()
-                .filter_map(|k| Identifier::parse_key(k))
-                .filter(|i| !is_suppressed(i))
-                .collect();
+            let identifiers: Vec<Identifier> =
+                link.identifiers.iter().filter_map(|k| Identifier::parse_key(k)).collect();
             match link.kind {
                 LinkKind::Event | LinkKind::Link => {
                     live.add_record(&identifiers, link.at, Some(link.seq), link.kind == LinkKind::Link);
@@ -303,7 +302,7 @@ mod tests {
         let seed = Seed {
             groups: vec![vec![id(UserId, "u1"), id(Email, "a@x.org")], vec![id(LoyaltyId, "L2")]],
             refused: vec![id(DeviceId, "kiosk")],
-            trained_at: 0,
+            data_until: 0,
         };
         let mut live = LiveGraph::build(IdentityRules::default(), &seed, &[], &|_| false);
         assert_eq!(live.person(&[id(Email, "a@x.org")]).unwrap().key, "u1");
@@ -388,14 +387,18 @@ mod tests {
     }
 
     #[test]
-    fn suppressed_identifiers_are_left_out_of_the_seed_and_the_log() {
+    fn suppressed_identifiers_are_left_out_of_the_seed_not_the_log() {
         let seed = Seed { groups: vec![vec![id(UserId, "u1"), id(Email, "a@x.org")]], ..Seed::default() };
-        let log = [record(1, &[id(Email, "a@x.org"), id(CookieId, "c1")])];
         let erased = id(Email, "a@x.org");
-        let live = LiveGraph::build(IdentityRules::default(), &seed, &log, &|i| *i == erased);
+        let live = LiveGraph::build(IdentityRules::default(), &seed, &[], &|i| *i == erased);
         assert!(!live.person(std::slice::from_ref(&erased)).unwrap().known);
         assert_eq!(live.person(&[id(UserId, "u1")]).unwrap().identifiers, [id(UserId, "u1")]);
-        assert_eq!(live.person(&[id(CookieId, "c1")]).unwrap().identifiers, [id(CookieId, "c1")]);
+        // An erasure removes every log entry naming the identifier; one naming it now came
+        // after it (the address came back as someone new) and stands.
+        let log = [record(1, &[id(Email, "a@x.org"), id(CookieId, "c1")])];
+        let live = LiveGraph::build(IdentityRules::default(), &seed, &log, &|i| *i == erased);
+        assert_eq!(live.person(&[id(CookieId, "c1")]).unwrap().identifiers, [erased, id(CookieId, "c1")]);
+        assert_eq!(live.person(&[id(UserId, "u1")]).unwrap().identifiers, [id(UserId, "u1")]);
     }
 
     fn record(seq: u64, identifiers: &[Identifier]) -> LinkRecord {

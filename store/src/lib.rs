@@ -151,6 +151,9 @@ pub struct Erasure {
     pub events_redacted: u64,
     /// Identity log entries deleted.
     pub links: u64,
+    /// Identity log entries that also joined other persons' identifiers, kept without the
+    /// erased ones.
+    pub links_redacted: u64,
     /// Consent records deleted.
     pub consent_records: u64,
     /// Impressions deleted.
@@ -336,9 +339,9 @@ impl Shared {
                 Ok(())
             })
         })?;
-        let trained_at = seed.trained_at;
+        let data_until = seed.data_until;
         let is_suppressed = |identifier: &Identifier| {
-            erased.get(&record::suppression_hash(&identifier.key())).is_some_and(|&at| at >= trained_at)
+            erased.get(&record::suppression_hash(&identifier.key())).is_some_and(|&at| at >= data_until)
         };
         let graph = LiveGraph::build(rules, &seed, &links, &is_suppressed);
         *self.graph.write().unwrap_or_else(PoisonError::into_inner) = graph;

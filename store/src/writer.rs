@@ -226,11 +226,14 @@ fn commit_group(shared: &Shared, group: Vec<Op>) {
         let mut next = w.next_seq()?;
         // First what was served, so that the changes after it (an erasure) see it.
         for (impression, exposure) in &served {
+            committed.served.push(impression.id.clone());
+            if erased_since(w, &impression.person, impression.at)? {
+                continue;
+            }
             w.put_impression(impression, true)?;
             if let Some(exposure) = exposure {
                 expose(w, exposure)?;
             }
-            committed.served.push(impression.id.clone());
         }
         for op in &ops {
             let op = op.as_ref().expect("ops are taken only after the transaction");
@@ -277,7 +280,9 @@ fn commit_group(shared: &Shared, group: Vec<Op>) {
 /// if none is recorded there; whether it was new.
 fn expose(w: &mut dyn Writer, exposure: &Exposure) -> Result<bool> {
     let experiment = &exposure.tag.experiment;
-    if w.has_exposure(experiment, exposure.at, &exposure.id)? {
+    if w.has_exposure(experiment, exposure.at, &exposure.id)?
+        || erased_since(w, &exposure.person, exposure.at)?
+    {
         return Ok(false);
     }
     w.put_exposure(exposure)?;
@@ -290,6 +295,13 @@ fn expose(w: &mut dyn Writer, exposure: &Exposure) -> Result<bool> {
         w.put_assignment(&exposure.person, experiment, &assignment)?;
     }
     Ok(true)
+}
+
+/// Whether the person `key` names was erased at or after `at`: then what was shown to them
+/// at `at` (an answer computed while the erasure committed, recorded just after it) is not
+/// stored.
+fn erased_since(w: &dyn Writer, key: &str, at: i64) -> Result<bool> {
+    Ok(w.erased(&suppression_hash(key))?.is_some_and(|erased| erased.at >= at))
 }
 
 fn graph_of(shared: &Shared) -> std::sync::RwLockWriteGuard<'_, LiveGraph> {
@@ -656,17 +668,26 @@ fn erase(
         erasure.exposures += w.delete_exposures(key)?;
         w.put_erased(&suppression_hash(key), Erased { at })?;
     }
-    let mut links = Vec::new();
+    let mut touched = Vec::new();
     w.scan_links(&mut |link| {
         if link.identifiers.iter().any(|k| keys.contains(k)) {
-            links.push(link.seq);
+            touched.push(link);
         }
         Ok(())
     })?;
-    for seq in &links {
-        w.delete_link(*seq)?;
+    for link in touched {
+        let kept: Vec<String> = link.identifiers.iter().filter(|k| !keys.contains(*k)).cloned().collect();
+        // An entry that also joined others (a shared device's event: a loyalty card and a
+        // cookie beside the erased person's device) keeps joining them, without the erased
+        // identifiers; an unlink of the person, or an entry left with one identifier, goes.
+        if link.kind != LinkKind::Unlink && kept.len() >= 2 {
+            w.put_link(&LinkRecord { identifiers: kept, ..link })?;
+            erasure.links_redacted += 1;
+        } else {
+            w.delete_link(link.seq)?;
+            erasure.links += 1;
+        }
     }
-    erasure.links = links.len() as u64;
     Ok(Some(erasure))
 }
 

@@ -168,6 +168,7 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
     artifact.metadata.store = export.map(|e| artifact::StoreWatermark {
         store_id: e.manifest.store_id.clone(),
         watermark: e.manifest.watermark,
+        exported_at: e.manifest.exported_at,
     });
     let metadata = artifact.metadata.clone();
     artifact::save(&artifact, &args.out).with_context(|| format!("cannot write {}", args.out.display()))?;

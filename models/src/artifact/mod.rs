@@ -103,6 +103,11 @@ pub struct StoreWatermark {
     pub store_id: String,
     /// Every record of the store below this sequence number was in the export.
     pub watermark: u64,
+    /// When the export was taken (seconds since the epoch): where the model's data ends, so
+    /// a person erased at or after it is one the model may have learned. 0 in artifacts
+    /// written before it was recorded (then every erasure counts).
+    #[serde(default)]
+    pub exported_at: i64,
 }
 
 /// Identity resolution counts kept in the metadata.

@@ -396,6 +396,9 @@ pub struct ErasureReceipt {
     pub events_redacted: u64,
     /// Identity log entries deleted.
     pub links_deleted: u64,
+    /// Identity log entries that also joined other persons' identifiers, kept without the
+    /// erased ones.
+    pub links_redacted: u64,
     /// Consent records deleted.
     pub consent_records_deleted: u64,
     /// Impressions deleted.
@@ -469,6 +472,7 @@ pub(super) async fn delete_profile(
         events_deleted: receipt.events,
         events_redacted: receipt.events_redacted,
         links_deleted: receipt.links,
+        links_redacted: receipt.links_redacted,
         consent_records_deleted: receipt.consent_records,
         impressions_deleted: receipt.impressions,
         erased_at: format_timestamp(receipt.erased_at),

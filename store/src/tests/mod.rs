@@ -168,7 +168,7 @@ fn the_model_s_persons_seed_the_graph_and_an_unlink_gives_each_side_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let (user, phone) = (id(UserId, "u1"), id(IdentifierKind::Phone, "+44 1234 5678"));
-    let seed = Seed { groups: vec![vec![user.clone(), phone.clone()]], refused: Vec::new(), trained_at: 0 };
+    let seed = Seed { groups: vec![vec![user.clone(), phone.clone()]], refused: Vec::new(), data_until: 0 };
     store.reseed(seed.clone(), IdentityRules::default(), WeightConfig::default()).unwrap();
     // The call centre's event is under the phone; the person is the trained account's.
     store.ingest(vec![event("1", &[&phone], "call_center", "purchase", Some("kettle"), 10)], 11).unwrap();
@@ -346,6 +346,76 @@ fn erasure_deletes_rows_and_refuses_the_person_s_past() {
         .unwrap();
     assert!(!store.person_ids(&[trained]).unwrap().known);
     assert!(store.erase(id(CookieId, "never-seen"), Vec::new(), "privacy", 30).unwrap().is_none());
+}
+
+#[test]
+fn an_erasure_spares_later_links_and_other_persons_links_and_what_was_served_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let seed = |data_until| Seed {
+        groups: vec![vec![id(UserId, "u1"), id(Email, "back@x.org")]],
+        data_until,
+        ..Seed::default()
+    };
+    store.reseed(seed(0), IdentityRules::default(), WeightConfig::default()).unwrap();
+    let (email, old_cookie, new_cookie) = (id(Email, "back@x.org"), id(CookieId, "c1"), id(CookieId, "c2"));
+    let (kiosk, card_a, card_b) = (id(DeviceId, "k1"), id(LoyaltyId, "A"), id(LoyaltyId, "B"));
+    let (card, cookie) = (id(LoyaltyId, "Q"), id(CookieId, "q"));
+    let answers = store
+        .ingest(
+            vec![
+                event("1", &[&email, &old_cookie], "web", "view", Some("i1"), 10),
+                // Two cards on one kiosk make it a refused bridge, a person of its own; a
+                // third visit's entry still joins the card Q and its cookie.
+                event("2", &[&card_a, &kiosk], "store", "view", Some("i2"), 11),
+                event("3", &[&card_b, &kiosk], "store", "view", Some("i2"), 11),
+                event("4", &[&card, &cookie, &kiosk], "store", "view", Some("i3"), 12),
+            ],
+            13,
+        )
+        .unwrap();
+    assert!(answers.iter().all(|a| matches!(a, Ingested::Accepted { .. })), "{answers:?}");
+    let joined = |store: &Store, a: &Identifier, b: &Identifier| {
+        store.person_ids(std::slice::from_ref(a)).is_some_and(|p| p.identifiers.contains(b))
+    };
+    assert!(joined(&store, &card, &cookie) && !joined(&store, &card, &kiosk));
+    // The kiosk's person is erased: the entry that also joined Q's card and cookie stays,
+    // without the kiosk.
+    let receipt = store.erase(kiosk.clone(), Vec::new(), "privacy", 20).unwrap().unwrap();
+    assert_eq!((receipt.links, receipt.links_redacted), (2, 1), "{receipt:?}");
+    assert!(joined(&store, &card, &cookie));
+    // The email's person is erased; the address comes back later with a new cookie.
+    store.erase(email.clone(), Vec::new(), "privacy", 21).unwrap().unwrap();
+    store.ingest(vec![event("5", &[&email, &new_cookie], "web", "view", Some("i4"), 30)], 31).unwrap();
+    assert!(joined(&store, &new_cookie, &email));
+    // An answer computed for the person before their erasure, recorded after it, is not
+    // stored (nor is an exposure of that time); one for the person who came back is.
+    for (id, at) in [("before", 21), ("after", 32)] {
+        let shown = Impression {
+            id: id.into(),
+            person: email.key(),
+            channel: "web".into(),
+            placement: None,
+            items: vec!["i1".into()],
+            at,
+        };
+        store.record_served(shown, None);
+    }
+    // A rebuild of the graph (another erasure) and a restart keep the link made after the
+    // erasure, and the redacted entry; the commit writes the waiting answers.
+    store.erase(card_a.clone(), Vec::new(), "privacy", 40).unwrap().unwrap();
+    assert!(joined(&store, &new_cookie, &email) && joined(&store, &card, &cookie));
+    assert!(store.served("before").unwrap().is_none());
+    assert_eq!(store.served("after").unwrap().map(|s| s.at), Some(32));
+    drop(store);
+    let store = open(dir.path());
+    store.reseed(seed(0), IdentityRules::default(), WeightConfig::default()).unwrap();
+    assert!(joined(&store, &new_cookie, &email) && joined(&store, &card, &cookie));
+    // A model whose data ends before the erasure learned the erased person: its group is
+    // left out. One trained on an export taken after it learned only who came back.
+    assert!(!joined(&store, &id(UserId, "u1"), &email));
+    store.reseed(seed(50), IdentityRules::default(), WeightConfig::default()).unwrap();
+    assert!(joined(&store, &id(UserId, "u1"), &new_cookie));
 }
 
 #[test]
