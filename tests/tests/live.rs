@@ -458,6 +458,12 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
         sent.push(json!({"cookie_id": "c-loop", "email": "loop@example.com", "channel": if n % 2 == 0 { "web" } else { "app" }, "type": kind, "item_id": item, "timestamp": now() - 600 + n as i64}));
     }
     assert_eq!(events(addr, Value::Array(sent)).await["accepted"], 6);
+    // Another new person, erased after the export and before the training that reads it.
+    let gone = json!([
+        {"cookie_id": "c-gone", "email": "gone@example.com", "channel": "web", "type": "view", "item_id": items[0], "timestamp": now() - 500},
+        {"cookie_id": "c-gone", "channel": "web", "type": "purchase", "item_id": items[1], "timestamp": now() - 499},
+    ]);
+    assert_eq!(events(addr, gone).await["accepted"], 2);
     let before_models = send(addr, "GET", "/v1/models", None).await.json();
     let manifest = send(addr, "POST", "/v1/admin/export", None).await;
     assert_eq!(manifest.status, 200, "{:?}", manifest.body);
@@ -467,6 +473,10 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
     // After the export, the person returns one of the purchases: the live ledger has it, the
     // next model must not count the purchase twice.
     events(addr, json!([{"email": "loop@example.com", "channel": "store", "type": "return", "item_id": items[0], "timestamp": now()}])).await;
+    assert_eq!(send(addr, "DELETE", "/v1/profiles/cookie_id/c-gone", None).await.status, 200);
+    // The model is made in a later second than the erasure (it used to be what erasures were
+    // compared with: the person came back).
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     // Train on the base events and the export, as a data scientist would.
     let config = dir.path().join("config.toml");
     std::fs::write(&config, super::common::CONFIG).unwrap();
@@ -490,6 +500,23 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
     let retrained = models::artifact::load(&model).unwrap();
     let engine = models::serve::engine::Engine::new(retrained);
     assert!(engine.lookup("cookie_id:c-loop").is_some(), "the export's person is in the model");
+    // The model learned the person erased after the export; serving it does not bring them
+    // back: no profile, no trained vector, by either identifier.
+    assert!(engine.lookup("cookie_id:c-gone").is_some() && engine.lookup("email:gone@example.com").is_some());
+    for path in ["/v1/profiles/cookie_id/c-gone", "/v1/profiles/email/gone@example.com"] {
+        assert_eq!(send(addr, "GET", path, None).await.status, 404, "{path}");
+    }
+    let stranger = recommend(addr, json!({"identifiers": {"email": "gone@example.com"}, "k": 5})).await;
+    assert_eq!(stranger["personalized"], false, "{stranger}");
+    // The address comes back: a new person, not joined to the erased one's cookie.
+    let back = json!([{"email": "gone@example.com", "cookie_id": "c-back", "channel": "web", "type": "view", "item_id": items[2], "timestamp": now() + 2}]);
+    let answer = events(addr, back).await;
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    let profile = send(addr, "GET", "/v1/profiles/email/gone@example.com", None).await.json();
+    let known: Vec<&str> =
+        profile["identifiers"].as_array().unwrap().iter().filter_map(|i| i["value"].as_str()).collect();
+    assert!(known.contains(&"c-back") && !known.contains(&"c-gone"), "{profile}");
+    assert_eq!(profile["trained_persons"].as_array().map(Vec::len), Some(0), "{profile}");
     let answer =
         recommend(addr, json!({"identifiers": {"cookie_id": "c-loop"}, "k": 30, "placement": "home"})).await;
     assert_eq!(answer["personalized"], true);
