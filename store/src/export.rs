@@ -166,9 +166,13 @@ impl Store {
                 let mut persons: BTreeSet<String> = BTreeSet::new();
                 let (mut events, mut withheld_events) = (0, 0);
                 r.scan_events(0, &mut |event| {
-                    if [CONSENT_EVENT, LINK_EVENT, UNLINK_EVENT, IMPRESSION_EVENT]
-                        .contains(&event.event_type.as_str())
-                    {
+                    // Records of API calls and impressions are no training data, but a
+                    // consent change is read for its person below: one whose only events
+                    // here are consent changes (known from the model's own data) must reach
+                    // the suppression list too.
+                    let record = [CONSENT_EVENT, LINK_EVENT, UNLINK_EVENT, IMPRESSION_EVENT]
+                        .contains(&event.event_type.as_str());
+                    if record && event.event_type != CONSENT_EVENT {
                         return Ok(true);
                     }
                     let anchor = Identifier::parse_key(&event.anchor);
@@ -190,6 +194,9 @@ impl Store {
                             allows
                         }
                     };
+                    if record {
+                        return Ok(true);
+                    }
                     if !allows {
                         withheld_events += 1;
                         return Ok(true);

@@ -253,7 +253,8 @@ pub struct LivePerson {
     /// first (at most [`StoreOptions::recent_events`]).
     pub recent: Vec<EventRecord>,
     /// Per item, the person's purchases and returns after `after_seq` (ledger entries in
-    /// sequence order).
+    /// sequence order); all of them for a person who withholds personalisation (exports
+    /// leave them out, so a model trained on one never learned what they bought).
     pub consumed: Vec<(String, Vec<ConsumedEntry>)>,
     /// Consent per purpose: the most restrictive of the person's identifiers' latest choices,
     /// else the default.
@@ -528,6 +529,18 @@ impl Store {
                 }
             }
             let Some(ids) = &ids else { return Ok(()) };
+            for identifier in &ids.identifiers {
+                if let Some(consent) = r.consent(&identifier.key())? {
+                    recorded.push(consent);
+                }
+            }
+            // A person who withholds personalisation is left out of exports, so a model
+            // trained since knows nothing they bought: their whole ledger counts.
+            let withheld = !effective_consent(&self.shared.options.consent_default, &recorded)
+                .get(PERSONALIZATION)
+                .copied()
+                .unwrap_or(true);
+            let ledger_after = if withheld { 0 } else { query.after_seq };
             let mut seqs: Vec<u64> = Vec::new();
             let mut ledgers: BTreeMap<String, Vec<ConsumedEntry>> = BTreeMap::new();
             for identifier in &ids.identifiers {
@@ -535,13 +548,10 @@ impl Store {
                 seqs.extend(r.events_of_anchor(&key, query.after_seq, recent_events)?);
                 for (item, entries) in r.consumed(&key)? {
                     let after: Vec<ConsumedEntry> =
-                        entries.into_iter().filter(|e| e.seq > query.after_seq).collect();
+                        entries.into_iter().filter(|e| e.seq > ledger_after).collect();
                     if !after.is_empty() {
                         ledgers.entry(item).or_default().extend(after);
                     }
-                }
-                if let Some(consent) = r.consent(&key)? {
-                    recorded.push(consent);
                 }
                 if let Some(since) = query.shown_since {
                     person.shown.extend(r.impressions(&key, since)?);

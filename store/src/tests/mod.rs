@@ -256,6 +256,22 @@ fn consent_is_the_most_restrictive_of_a_person_s_identifiers() {
 }
 
 #[test]
+fn a_person_who_withholds_personalisation_keeps_every_purchase_of_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let card = id(LoyaltyId, "L1");
+    store.ingest(vec![event("1", &[&card], "store", "purchase", Some("i5"), 10)], 11).unwrap();
+    // A model trained on an export after the purchase: only what comes after it counts.
+    let after = PersonQuery { after_seq: store.next_seq().unwrap(), shown_since: None };
+    assert!(consumed(&store.person(std::slice::from_ref(&card), after).unwrap()).is_empty());
+    // Once the person withholds personalisation, exports leave them out and a model trained
+    // on one never learned the purchase: the whole ledger counts.
+    store.set_consent(card.clone(), [(PERSONALIZATION.to_string(), false)].into(), "crm", 12).unwrap();
+    let withheld = store.person(std::slice::from_ref(&card), after).unwrap();
+    assert_eq!(consumed(&withheld), [("i5".to_string(), 1)]);
+}
+
+#[test]
 fn erasure_deletes_rows_and_refuses_the_person_s_past() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
@@ -538,6 +554,12 @@ fn an_export_holds_consented_events_with_live_person_ids_and_the_suppression_lis
     store.set_consent(shy.clone(), [(PERSONALIZATION.to_string(), false)].into(), "crm", 16).unwrap();
     store.link(id(UserId, "u1"), email.clone(), "crm", 17).unwrap();
     store.erase(gone.clone(), Vec::new(), "privacy", 18).unwrap();
+    // A person known from the model's data alone withholds personalisation: their only
+    // events here are the consent change, and they are on the suppression list all the same.
+    let (member, card) = (id(UserId, "u7"), id(LoyaltyId, "L7"));
+    let seed = Seed { groups: vec![vec![member.clone(), card.clone()]], ..Seed::default() };
+    store.reseed(seed, IdentityRules::default(), WeightConfig::default()).unwrap();
+    store.set_consent(card, [(PERSONALIZATION.to_string(), false)].into(), "crm", 19).unwrap();
     let catalog = [datasets::schema::Item {
         item_id: "i1".into(),
         title: "Kettle".into(),
@@ -551,6 +573,8 @@ fn an_export_holds_consented_events_with_live_person_ids_and_the_suppression_lis
     let reasons: Vec<&str> = manifest.suppressed.iter().map(|s| s.reason.as_str()).collect();
     assert!(reasons.contains(&"erased") && reasons.contains(&"no_consent"));
     assert!(manifest.suppressed.iter().any(|s| s.hash == record::suppression_hash(&gone.key())));
+    let member_hash = record::suppression_hash(&member.key());
+    assert!(manifest.suppressed.iter().any(|s| s.hash == member_hash && s.reason == "no_consent"));
     // The trainer's own loader reads the events, each with the live person id.
     let text = std::fs::read_to_string(out.path().join("events.jsonl")).unwrap();
     let (events, _) =
