@@ -269,7 +269,8 @@ pub(super) fn split_list(raw: Option<String>) -> Vec<String> {
 }
 
 /// Picks the placement for `ask` (the rules are `models::serve::rules::choose`'s); a
-/// variant's compiled placement is never chosen by name.
+/// variant's compiled placement is never chosen, by name, channel or kind (only through
+/// the experiment's assignment).
 fn choose_placement<'a>(
     view: &'a View,
     default: &str,
@@ -288,13 +289,15 @@ fn choose_placement<'a>(
         channel: ask.channel.as_deref(),
         has_item: ask.item_id.is_some(),
     };
-    models::serve::rules::choose(&view.placements, default, wanted).map_err(|e| match e {
-        ChoiceError::UnknownPlacement { .. } => {
-            ApiError::at(ErrorCode::UnknownPlacement, e.field(), e.to_string())
-        }
-        ChoiceError::DefaultMissing(_) => ApiError::internal(e),
-        _ => ApiError::field(e.field(), e.to_string()),
-    })
+    models::serve::rules::choose(&view.placements, default, wanted, crate::lab::is_variant_placement).map_err(
+        |e| match e {
+            ChoiceError::UnknownPlacement { .. } => {
+                ApiError::at(ErrorCode::UnknownPlacement, e.field(), e.to_string())
+            }
+            ChoiceError::DefaultMissing(_) => ApiError::internal(e),
+            _ => ApiError::field(e.field(), e.to_string()),
+        },
+    )
 }
 
 /// The identifiers a request names: a path key (a user id, a person key or `kind:value`), or

@@ -74,27 +74,28 @@ impl ChoiceError {
 }
 
 /// The placement of `placements` that answers `ask`, `default` being the placement of
-/// personal requests that name neither a placement nor a channel.
+/// personal requests that name neither a placement nor a channel. A placement for which
+/// `by_name_only` holds (an experiment variant's) is never picked by channel or kind.
 pub fn choose<'p>(
     placements: &'p BTreeMap<String, Placement>,
     default: &str,
     ask: PlacementAsk<'_>,
+    by_name_only: impl Fn(&str) -> bool,
 ) -> Result<&'p Placement, ChoiceError> {
+    let searched = || placements.values().filter(|p| !by_name_only(&p.name));
     let placement = match (ask.name, ask.channel) {
         (Some(name), _) => placements.get(name).ok_or_else(|| ChoiceError::UnknownPlacement {
             name: name.to_string(),
             have: placements.keys().cloned().collect::<Vec<_>>().join(", "),
         })?,
-        (None, Some(channel)) => placements
-            .values()
+        (None, Some(channel)) => searched()
             .find(|p| p.config.channel.as_deref() == Some(channel) && p.config.kind == ask.kind)
             .ok_or_else(|| ChoiceError::NoPlacementForChannel(channel.to_string()))?,
         (None, None) => match ask.kind {
             PlacementKind::Personal => {
                 placements.get(default).ok_or_else(|| ChoiceError::DefaultMissing(default.to_string()))?
             }
-            PlacementKind::Similar => placements
-                .values()
+            PlacementKind::Similar => searched()
                 .find(|p| p.config.kind == PlacementKind::Similar)
                 .ok_or(ChoiceError::NoSimilarPlacement)?,
         },
@@ -146,7 +147,7 @@ mod tests {
     #[test]
     fn named_then_channel_then_default() {
         let all = placements();
-        let chosen = |a| choose(&all, "home", a).map(|p| p.name.as_str());
+        let chosen = |a| choose(&all, "home", a, |_| false).map(|p| p.name.as_str());
         use PlacementKind::{Personal, Similar};
         assert_eq!(chosen(ask(Personal, Some("email_weekly"), None)), Ok("email_weekly"));
         assert_eq!(chosen(ask(Personal, None, Some("email"))), Ok("email_weekly"));
@@ -154,12 +155,26 @@ mod tests {
         assert_eq!(chosen(ask(Similar, None, Some("web"))), Ok("product_page"));
         assert_eq!(chosen(ask(Personal, None, None)), Ok("home"));
         assert_eq!(chosen(ask(Similar, None, None)), Ok("product_page"));
+        // A placement reachable by name only (an experiment variant's, here serving sms and
+        // sorting first) is never picked by channel or kind.
+        let mut all = placements();
+        let variant = |name: &str, channel: &str, kind| {
+            let config =
+                PlacementConfig { channel: Some(channel.into()), kind, ..PlacementConfig::default() };
+            (name.to_string(), Placement { name: name.into(), config, ..Placement::purchases_only(0) })
+        };
+        all.extend([variant("a/x/b", "sms", Personal), variant("a/x/c", "web", Similar)]);
+        let hidden = |name: &str| name.contains('/');
+        let pick = |a| choose(&all, "home", a, hidden).map(|p| p.name.as_str());
+        assert!(matches!(pick(ask(Personal, None, Some("sms"))), Err(ChoiceError::NoPlacementForChannel(_))));
+        assert_eq!(pick(ask(Similar, None, None)), Ok("product_page"));
+        assert_eq!(pick(ask(Similar, None, Some("web"))), Ok("product_page"));
     }
 
     #[test]
     fn requests_that_do_not_fit_name_the_field() {
         let all = placements();
-        let refused = |a| choose(&all, "home", a).map(|p| p.name.clone()).unwrap_err();
+        let refused = |a| choose(&all, "home", a, |_| false).map(|p| p.name.clone()).unwrap_err();
         use PlacementKind::{Personal, Similar};
         let unknown = refused(ask(Personal, Some("nope"), None));
         assert_eq!(
@@ -177,7 +192,7 @@ mod tests {
         let no_item = PlacementAsk { has_item: false, ..ask(Personal, Some("product_page"), None) };
         assert_eq!(refused(no_item).field(), "item_id");
         assert_eq!(
-            choose(&all, "gone", ask(Personal, None, None)).unwrap_err(),
+            choose(&all, "gone", ask(Personal, None, None), |_| false).unwrap_err(),
             ChoiceError::DefaultMissing("gone".into())
         );
     }
