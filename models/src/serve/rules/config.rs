@@ -149,6 +149,10 @@ impl Default for PlacementConfig {
 /// ceiling only lets one request make the server rank and render a whole catalog.
 pub const MAX_K: usize = 10_000;
 
+/// How far a placement's boosts, all matching, may scale a score up (and down, by its
+/// inverse).
+pub const MAX_BOOST: f64 = 1e6;
+
 pub(super) fn invalid(name: &'static str, reason: String) -> Error {
     Error::InvalidParam { name, reason }
 }
@@ -180,6 +184,11 @@ impl PlacementConfig {
                 format!("placement `{name}`: `{category}` = {days}, must be >= 0"),
             ));
         }
+        for (field, price) in [("min_price", self.min_price), ("max_price", self.max_price)] {
+            if let Some(price) = price.filter(|p| !p.is_finite()) {
+                return Err(invalid(field, format!("placement `{name}`: {price} is not a finite price")));
+            }
+        }
         if let (Some(lo), Some(hi)) = (self.min_price, self.max_price)
             && lo > hi
         {
@@ -203,6 +212,20 @@ impl PlacementConfig {
                     format!("placement `{name}`: boost {} factor {} must be above 0", n + 1, boost.factor),
                 ));
             }
+        }
+        // Matching boosts multiply: even all of them together must keep scores finite and
+        // ordered.
+        let (up, down) = self.boosts.iter().fold((1f64, 1f64), |(up, down), boost| {
+            let factor = f64::from(boost.factor);
+            (up * factor.max(1.0), down * factor.min(1.0))
+        });
+        if up > MAX_BOOST || down < 1.0 / MAX_BOOST {
+            return Err(invalid(
+                "boosts",
+                format!(
+                    "placement `{name}`: the boosts together multiply a score by up to {up:e} and down to                      {down:e}; keep both within {MAX_BOOST:e} and 1/{MAX_BOOST:e}"
+                ),
+            ));
         }
         for pin in &self.pins {
             if pin.slot == 0 || pin.slot > self.max_k {

@@ -184,6 +184,12 @@ fn invalid_settings_and_requests_are_named() {
     assert!(bad(PlacementConfig { k: 0, ..Default::default() }).contains("k must be"));
     let boost = Boost { brand: Some("A".into()), category: None, tag: Some("x".into()), factor: 2.0 };
     assert!(bad(PlacementConfig { boosts: vec![boost], ..Default::default() }).contains("exactly one"));
+    // Boosts each fine but together past f32: refused, as a NaN price is.
+    let huge = |brand: &str| Boost { brand: Some(brand.into()), category: None, tag: None, factor: 1e30 };
+    let boosts = vec![huge("A"), huge("B")];
+    assert!(bad(PlacementConfig { boosts, ..Default::default() }).contains("together multiply"));
+    let nan = bad(PlacementConfig { min_price: Some(f32::NAN), ..Default::default() });
+    assert!(nan.contains("not a finite price"), "{nan}");
     let pin = Pin { item_id: "i1".into(), slot: 1, from: Some("yesterday".into()), until: None };
     assert!(bad(PlacementConfig { pins: vec![pin], ..Default::default() }).contains("`from`"));
     let (ids, items) = catalog();
