@@ -53,8 +53,9 @@ pub trait Reader {
     fn item(&self, item_id: &str) -> Result<Option<ItemRecord>>;
     /// Every catalog change, by item id.
     fn scan_items(&self, visit: &mut dyn FnMut(ItemRecord) -> Result<()>) -> Result<()>;
-    /// What was shown to the person key `key` at or after `since`, oldest first.
-    fn impressions(&self, key: &str, since: i64) -> Result<Vec<Impression>>;
+    /// What was shown to the person key `key` at or after `since`, oldest first: the newest
+    /// `newest` of them.
+    fn impressions(&self, key: &str, since: i64, newest: usize) -> Result<Vec<Impression>>;
     /// A served recommendation, by its id.
     fn served(&self, recommendation_id: &str) -> Result<Option<Impression>>;
     /// Every experiment, by name.

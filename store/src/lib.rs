@@ -54,6 +54,11 @@ use writer::{LabChange, Op};
 /// The type of the events channels send to report what they showed.
 pub const IMPRESSION_EVENT: &str = "impression";
 
+/// At most this many of an identifier's newest impressions are read per request (a person
+/// shown answers for years on end would otherwise make every answer read them all): what
+/// frequency caps and `not_shown_within_hours` look back on.
+pub const MAX_SHOWN: usize = 1_000;
+
 /// How the store behaves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreOptions {
@@ -259,7 +264,8 @@ pub struct LivePerson {
     /// Consent per purpose: the most restrictive of the person's identifiers' latest choices,
     /// else the default.
     pub consent: Purposes,
-    /// What was shown to the person since `shown_since`, oldest first.
+    /// What was shown to the person since `shown_since`, oldest first (the newest
+    /// [`MAX_SHOWN`] per identifier, and those still waiting to be written).
     pub shown: Vec<Impression>,
 }
 
@@ -554,7 +560,7 @@ impl Store {
                     }
                 }
                 if let Some(since) = query.shown_since {
-                    person.shown.extend(r.impressions(&key, since)?);
+                    person.shown.extend(r.impressions(&key, since, MAX_SHOWN)?);
                 }
             }
             seqs.sort_unstable();

@@ -452,15 +452,14 @@ where
         Ok(())
     }
 
-    fn impressions(&self, key: &str, since: i64) -> Result<Vec<Impression>> {
+    fn impressions(&self, key: &str, since: i64, newest: usize) -> Result<Vec<Impression>> {
         let mut shown = Vec::new();
-        for entry in self.impressions.range((key, since, "")..)? {
-            let (k, bytes) = entry?;
-            if k.value().0 != key {
-                break;
-            }
+        // No accepted time reaches i64::MAX, so the range holds all of the key's from `since`.
+        for entry in self.impressions.range((key, since, "")..(key, i64::MAX, ""))?.rev().take(newest) {
+            let (_, bytes) = entry?;
             shown.push(decode(&format!("an impression of {key}"), bytes.value())?);
         }
+        shown.reverse();
         Ok(shown)
     }
 
@@ -598,7 +597,7 @@ impl Writer for WriteTables<'_> {
     }
 
     fn delete_impressions(&mut self, key: &str) -> Result<u64> {
-        let shown = self.impressions(key, i64::MIN)?;
+        let shown = self.impressions(key, i64::MIN, usize::MAX)?;
         for impression in &shown {
             self.impressions.remove((key, impression.at, impression.id.as_str()))?;
             let is_theirs = self.served(&impression.id)?.is_some_and(|s| s.person == key);

@@ -500,6 +500,31 @@ fn catalog_changes_merge_into_the_item_and_survive_a_restart() {
 }
 
 #[test]
+fn a_request_reads_the_newest_impressions_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let cookie = id(CookieId, "c1");
+    store.ingest(vec![event("1", &[&cookie], "web", "view", Some("i1"), 1)], 2).unwrap();
+    for n in 0..MAX_SHOWN as i64 + 5 {
+        let shown = Impression {
+            id: format!("r{n}"),
+            person: cookie.key(),
+            channel: "web".into(),
+            placement: None,
+            items: vec![format!("i{n}")],
+            at: 100 + n,
+        };
+        store.record_served(shown, None);
+    }
+    // A commit writes what waits in memory.
+    store.ingest(vec![event("2", &[&cookie], "web", "view", Some("i1"), 3)], 4).unwrap();
+    let query = PersonQuery { after_seq: 0, shown_since: Some(0) };
+    let shown = store.person(std::slice::from_ref(&cookie), query).unwrap().shown;
+    assert_eq!(shown.len(), MAX_SHOWN);
+    assert_eq!((shown[0].at, shown[MAX_SHOWN - 1].at), (105, 100 + MAX_SHOWN as i64 + 4));
+}
+
+#[test]
 fn what_was_served_is_seen_at_once_and_kept() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
