@@ -174,7 +174,12 @@ impl<'a> Eligibility<'a> {
             Err(_) => false,
             Ok(at) => match self.placement.repurchase_after.get(i).copied().flatten() {
                 None => true,
-                Some(window) => self.request.now < self.consumed[at].1.saturating_add(window),
+                // A purchase of unknown time (0: a plain interactions file without
+                // timestamps) may be recent: it stays excluded.
+                Some(window) => {
+                    let bought = self.consumed[at].1;
+                    bought <= 0 || self.request.now < bought.saturating_add(window)
+                }
             },
         }
     }

@@ -80,7 +80,9 @@ fn repurchase_window_lets_consumables_back() {
     // Bought 5 days ago: still held back; 11 days ago: back.
     let now = 1_000_000;
     assert_eq!(answer(config.clone(), |_| {}, &[(0, now - 5 * 86_400)]), [1, 2, 4, 5]);
-    assert_eq!(answer(config, |_| {}, &[(0, now - 11 * 86_400)]), [0, 1, 2, 4]);
+    assert_eq!(answer(config.clone(), |_| {}, &[(0, now - 11 * 86_400)]), [0, 1, 2, 4]);
+    // Bought at an unknown time (0): it may be recent, so it stays held back.
+    assert_eq!(answer(config, |_| {}, &[(0, 0)]), [1, 2, 4, 5]);
 }
 
 #[test]
