@@ -118,15 +118,30 @@ fn parse_bool(raw: &str) -> std::result::Result<bool, String> {
     }
 }
 
+/// Most stores one item's `store_stock` may name: every store id is indexed for the whole
+/// catalog, so an unbounded list would let one catalog change take the server's memory.
+pub const MAX_STORES_PER_ITEM: usize = 10_000;
+
+/// Longest store id, in bytes.
+pub const MAX_STORE_ID_LEN: usize = 128;
+
 fn parse_store_stock(raw: &str) -> std::result::Result<BTreeMap<String, u32>, String> {
     let mut stock = BTreeMap::new();
     for entry in split_list(raw) {
         let (store, units) =
             entry.split_once(':').ok_or_else(|| format!("expected `store:units`, found `{entry}`"))?;
-        let units = units.trim().parse::<u32>().map_err(|_| {
-            format!("expected a whole number of units for store `{}`, found `{units}`", store.trim())
-        })?;
-        stock.insert(store.trim().to_owned(), units);
+        let store = store.trim();
+        if store.is_empty() || store.len() > MAX_STORE_ID_LEN {
+            return Err(format!("a store id has 1 to {MAX_STORE_ID_LEN} bytes, found {}", store.len()));
+        }
+        let units = units
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("expected a whole number of units for store `{store}`, found `{units}`"))?;
+        stock.insert(store.to_owned(), units);
+        if stock.len() > MAX_STORES_PER_ITEM {
+            return Err(format!("more than {MAX_STORES_PER_ITEM} stores for one item"));
+        }
     }
     Ok(stock)
 }
@@ -248,11 +263,21 @@ fn apply_json_fields(
             }
             Value::Array(list) => {
                 let parts: Option<Vec<String>> = list.iter().map(scalar_string).collect();
-                parts.ok_or_else(|| err(name, "expected a list of strings".into()))?.join("|")
+                let parts = parts.ok_or_else(|| err(name, "expected a list of strings".into()))?;
+                if let Some(part) = parts.iter().find(|p| p.contains('|')) {
+                    return Err(err(
+                        name,
+                        format!("`{part}`: an entry cannot hold `|`, the catalog's list separator"),
+                    ));
+                }
+                parts.join("|")
             }
             Value::Object(map) if name == "store_stock" => {
                 let mut parts = Vec::new();
                 for (store, units) in map {
+                    if store.contains(['|', ':']) {
+                        return Err(err(name, format!("store id `{store}` cannot hold `|` or `:`")));
+                    }
                     let units = units
                         .as_u64()
                         .filter(|&u| u <= u64::from(u32::MAX))
@@ -366,6 +391,18 @@ mod tests {
         assert_eq!(refused(r#"{"price": -1}"#).reason, "must not be negative, found -1");
         assert_eq!(refused(r#"{"tags": [1, {"a": 2}]}"#).field, "tags");
         assert_eq!(refused(r#"{"store_stock": {"s1": -2}}"#).field, "store_stock");
+        // Separators inside JSON values are refused, not split.
+        assert!(refused(r#"{"categories": ["Books|Comics"]}"#).reason.contains("list separator"));
+        assert!(refused(r#"{"store_stock": {"a:5|b": 3}}"#).reason.contains("cannot hold"));
+        // Store ids are bounded in number and length.
+        let many: Map<String, Value> =
+            (0..=MAX_STORES_PER_ITEM).map(|n| (format!("s{n}"), Value::from(1))).collect();
+        let mut body = Map::new();
+        body.insert("store_stock".into(), Value::Object(many));
+        let error = patch_item(item.clone(), &body).unwrap_err();
+        assert!(error.field == "store_stock" && error.reason.contains("more than"), "{error:?}");
+        let long = format!(r#"{{"store_stock": {{"{}": 1}}}}"#, "s".repeat(MAX_STORE_ID_LEN + 1));
+        assert!(refused(&long).reason.contains("bytes"));
         let window = refused(r#"{"available_from": "2025-02-01", "available_until": "2025-01-01"}"#);
         assert_eq!(window.field, "available_until");
     }
