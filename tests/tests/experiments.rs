@@ -593,4 +593,37 @@ fn compare_and_batch_recommendations_take_part_in_experiments() {
     let first: Value = serde_json::from_str(exposures.lines().next().unwrap()).unwrap();
     assert_eq!(first["experiment"], "email-test");
     assert_eq!(first["channel"], "email");
+
+    // A variant answered by another model (trained on other data, so it never saw what the
+    // production model knows these persons bought): the production model's purchases are
+    // never offered either.
+    let second_version = models::artifact::load_metadata(&second).unwrap().model_version;
+    std::fs::write(
+        &experiment,
+        json!({ "definition": { "name": "model-test", "placements": ["email_weekly"], "start": 0, "variants": [
+            { "name": "a", "share": 1 }, { "name": "b", "share": 1, "model": second_version }
+        ]}})
+        .to_string(),
+    )
+    .unwrap();
+    trainer::commands::recommend(&trainer::RecommendArgs {
+        model: model.clone(),
+        users: dir.path().join("users.txt"),
+        k: 20,
+        out: out.clone(),
+        experiment: Some(experiment.clone()),
+        variant_model: vec![format!("{second_version}={}", second.display())],
+    })
+    .unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut by_second = 0;
+    for line in text.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let user = engine.lookup(cols[0]).unwrap();
+        let bought: HashSet<&str> =
+            engine.consumed(user).iter().map(|&(i, _)| body.items.id(i).unwrap()).collect();
+        assert!(!bought.contains(cols[1]), "{line}: bought, as the production model knows");
+        by_second += usize::from(cols[5] == "b");
+    }
+    assert!(by_second > 0, "some persons were answered by the second model");
 }

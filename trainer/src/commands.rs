@@ -252,6 +252,28 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Adds to `person` (as `answering` knows them) what `production` knows `id` consumed, by
+/// item id: a variant's model may be older and never have seen a purchase.
+fn with_purchases_of(
+    person: &mut models::serve::engine::Person<'_>,
+    answering: &Engine,
+    production: &Engine,
+    id: &str,
+) {
+    let Some(user) = production.lookup(id) else { return };
+    let ids = &production.artifact().body.items;
+    let mut consumed: Vec<(u32, i64)> = person.consumed.to_vec();
+    for &(item, at) in production.consumed(user) {
+        if let Some(there) = ids.id(item).and_then(|item_id| answering.catalog().get(item_id)) {
+            consumed.push((there.0, at));
+        }
+    }
+    // By item, the latest time first: one entry per item, its latest purchase.
+    consumed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    consumed.dedup_by_key(|c| c.0);
+    person.consumed = consumed.into();
+}
+
 /// `trainer recommend`. Unknown persons get the popularity fallback; they are counted on
 /// standard error and listed in `<out>.fallback.tsv` with the reason.
 ///
@@ -324,7 +346,10 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
             let v = models::experiment::assign::assign(experiment, &key);
             let (answering, view) = &variants[v];
             let placement = &view.placements["batch"];
-            let person = answering.person(answering.lookup(id));
+            let mut person = answering.person(answering.lookup(id));
+            if !std::ptr::eq(*answering, &engine) {
+                with_purchases_of(&mut person, answering, &engine, id);
+            }
             let answer =
                 answering.answer(view, placement, Request::new(args.k, now, &filters), &person, None)?;
             let items = answer
