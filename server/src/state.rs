@@ -388,6 +388,32 @@ fn on_commit(state: &Weak<AppState>, committed: &store::Committed) {
             state.versions.store(Arc::new(updated));
         }
     }
+    if committed.erased
+        && let Some(store) = &state.store
+    {
+        // Live popularity counted the erased person's interactions (and keeps hashes of
+        // them): count every served model's again from the store, off the writer's thread.
+        // Events committed meanwhile are counted once either way (a person and item count
+        // once).
+        let store = Arc::clone(store);
+        let production = state.current.load_full();
+        let versions = state.versions.load_full();
+        let servings: Vec<Arc<Serving>> =
+            std::iter::once(production).chain(versions.values().cloned()).collect();
+        std::thread::spawn(move || {
+            for serving in servings {
+                serving.model.live.clear();
+                let weights = &serving.model.engine.artifact().metadata.config.weights;
+                let counted = store.scan_events(serving.model.after_seq, &mut |event| {
+                    count_popularity(&serving.model.live, &serving.view.catalog, weights, &event);
+                    Ok(())
+                });
+                if let Err(error) = counted {
+                    tracing::error!(%error, "live popularity could not be counted again after an erasure");
+                }
+            }
+        });
+    }
     if !committed.events.is_empty() {
         let production = state.current.load_full();
         let versions = state.versions.load_full();

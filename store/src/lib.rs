@@ -232,6 +232,9 @@ pub struct Committed {
     pub served: Vec<String>,
     /// Whether the identity graph was rebuilt (after an erasure or another model's persons).
     pub rebuild_graph: bool,
+    /// Whether a person was erased (what was counted from their events must be counted
+    /// again without them).
+    pub erased: bool,
 }
 
 type Listener = Box<dyn Fn(&Committed) + Send + Sync>;

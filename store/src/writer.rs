@@ -399,6 +399,7 @@ fn apply(
             if erasure.is_some() {
                 *graph_changed = true;
                 committed.rebuild_graph = true;
+                committed.erased = true;
             }
             Answer::Erase(reply.clone(), erasure)
         }

@@ -277,8 +277,25 @@ async fn consent_withdrawal_and_erasure_reach_every_channel_and_the_export() {
     assert_eq!(recommend(addr, by(&other_key)).await["personalized"], true);
     // Erasure: a receipt, then nobody by any of the identifiers, in the profile, the answers
     // and the export.
+    let viewed = models::serve::catalog::LiveCatalog::get(
+        &server.state.current.load().view.catalog,
+        body.items.id(0).unwrap(),
+    )
+    .unwrap();
+    assert!(server.state.current.load().model.live.count(viewed) > 0.0, "the view counts in live popularity");
     let erased = send(addr, "DELETE", &format!("/v1/profiles/user_id/{person}"), None).await;
     assert_eq!(erased.status, 200, "{:?}", erased.body);
+    // Live popularity is counted again without them.
+    let mut waited = 0;
+    while server.state.current.load().model.live.count(viewed) > 0.0 && waited < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    assert_eq!(
+        server.state.current.load().model.live.count(viewed),
+        0.0,
+        "the erased person's view stops counting"
+    );
     let receipt = erased.json();
     assert!(receipt["identifiers"].as_u64().unwrap() >= aliases.len() as u64, "{receipt}");
     assert!(receipt["events_deleted"].as_u64().unwrap() >= 3, "the view and two consent changes");

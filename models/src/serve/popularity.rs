@@ -91,8 +91,9 @@ impl LivePopularity {
 
     /// Calls `visit(item, count)` for every item whose live count is above zero.
     pub fn for_each_touched(&self, mut visit: impl FnMut(u32, f32)) {
-        let touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
+        // Locks in one order everywhere: counts, then seen, then touched.
         let counts = self.counts.read().unwrap_or_else(PoisonError::into_inner);
+        let touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
         for &item in touched.iter() {
             if let Some(count) = counts.get(item as usize) {
                 visit(item, f32::from_bits(count.load(Ordering::Relaxed)));
@@ -111,6 +112,18 @@ impl LivePopularity {
         for (score, count) in scores.iter_mut().zip(counts.iter().skip(start)) {
             *score += f32::from_bits(count.load(Ordering::Relaxed));
         }
+    }
+
+    /// Forgets every count and every person counted, to count again from scratch (after an
+    /// erasure: the erased person's interactions must stop counting, and their hashes go).
+    /// Recording the same stored events again after it gives the same counts.
+    pub fn clear(&self) {
+        let mut counts = self.counts.write().unwrap_or_else(PoisonError::into_inner);
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut touched = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.clear();
+        *seen = HashSet::new();
+        touched.clear();
     }
 
     /// The live count of `item`.
@@ -162,5 +175,15 @@ mod tests {
         let flat = LivePopularity::new(0, None);
         flat.record("x", ItemIdx(0), 123_456_789);
         assert_eq!(flat.count(ItemIdx(0)), 1.0);
+        // Cleared and counted again without a (erased) person: their interaction is gone,
+        // and the same events give the same counts.
+        live.clear();
+        assert_eq!((live.count(ItemIdx(2)), live.count(ItemIdx(5))), (0.0, 0.0));
+        live.record("cookie_id:a", ItemIdx(2), 10 * day);
+        live.record("cookie_id:a", ItemIdx(2), 11 * day);
+        assert_eq!((live.count(ItemIdx(2)), live.count(ItemIdx(5))), (1.0, 0.0));
+        let mut touched = Vec::new();
+        live.for_each_touched(|item, count| touched.push((item, count)));
+        assert_eq!(touched, [(2, 1.0)]);
     }
 }
