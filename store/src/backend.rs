@@ -62,8 +62,9 @@ pub trait Reader {
     fn scan_experiments(&self, visit: &mut dyn FnMut(ExperimentRecord) -> Result<()>) -> Result<()>;
     /// Every exposure of `experiment`, oldest first.
     fn scan_exposures(&self, experiment: &str, visit: &mut dyn FnMut(Exposure) -> Result<()>) -> Result<()>;
-    /// Whether an exposure `id` of `experiment` at time `at` is stored.
-    fn has_exposure(&self, experiment: &str, at: i64, id: &str) -> Result<bool>;
+    /// Whether an exposure `id` of `experiment` is stored at time `at`, or under the person
+    /// key `person` at any time (a retry reported later is the same exposure).
+    fn has_exposure(&self, experiment: &str, at: i64, id: &str, person: &str) -> Result<bool>;
     /// The assignment recorded under identifier key `key` in `experiment`.
     fn assignment(&self, key: &str, experiment: &str) -> Result<Option<Assignment>>;
     /// Every model version of the registry, by version.

@@ -237,7 +237,7 @@ macro_rules! open_tables {
 trait LabRead {
     fn scan_experiments(&self, visit: &mut dyn FnMut(ExperimentRecord) -> Result<()>) -> Result<()>;
     fn scan_exposures(&self, experiment: &str, visit: &mut dyn FnMut(Exposure) -> Result<()>) -> Result<()>;
-    fn has_exposure(&self, experiment: &str, at: i64, id: &str) -> Result<bool>;
+    fn has_exposure(&self, experiment: &str, at: i64, id: &str, person: &str) -> Result<bool>;
     fn assignment(&self, key: &str, experiment: &str) -> Result<Option<Assignment>>;
     fn scan_models(&self, visit: &mut dyn FnMut(ModelRecord) -> Result<()>) -> Result<()>;
 }
@@ -269,8 +269,9 @@ where
         Ok(())
     }
 
-    fn has_exposure(&self, experiment: &str, at: i64, id: &str) -> Result<bool> {
-        Ok(self.exposures.get((experiment, at, id))?.is_some())
+    fn has_exposure(&self, experiment: &str, at: i64, id: &str, person: &str) -> Result<bool> {
+        Ok(self.exposures.get((experiment, at, id))?.is_some()
+            || self.exposed.get((person, experiment, id))?.is_some())
     }
 
     fn assignment(&self, key: &str, experiment: &str) -> Result<Option<Assignment>> {
@@ -478,8 +479,8 @@ where
         self.lab.scan_exposures(experiment, visit)
     }
 
-    fn has_exposure(&self, experiment: &str, at: i64, id: &str) -> Result<bool> {
-        self.lab.has_exposure(experiment, at, id)
+    fn has_exposure(&self, experiment: &str, at: i64, id: &str, person: &str) -> Result<bool> {
+        self.lab.has_exposure(experiment, at, id, person)
     }
 
     fn assignment(&self, key: &str, experiment: &str) -> Result<Option<Assignment>> {

@@ -280,7 +280,7 @@ fn commit_group(shared: &Shared, group: Vec<Op>) {
 /// if none is recorded there; whether it was new.
 fn expose(w: &mut dyn Writer, exposure: &Exposure) -> Result<bool> {
     let experiment = &exposure.tag.experiment;
-    if w.has_exposure(experiment, exposure.at, &exposure.id)?
+    if w.has_exposure(experiment, exposure.at, &exposure.id, &exposure.person)?
         || erased_since(w, &exposure.person, exposure.at)?
     {
         return Ok(false);

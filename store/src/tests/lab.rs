@@ -68,7 +68,10 @@ fn reported_exposures_are_recorded_once() {
     };
     let second = Exposure { id: "batch-2".into(), at: 101, ..exposure.clone() };
     assert_eq!(store.record_exposures(vec![exposure.clone(), second]).unwrap(), [true, true]);
-    assert_eq!(store.record_exposures(vec![exposure]).unwrap(), [false]);
+    assert_eq!(store.record_exposures(vec![exposure.clone()]).unwrap(), [false]);
+    // A retry reported a second later (its time taken on arrival) is the same exposure.
+    let retried = Exposure { at: 102, ..exposure };
+    assert_eq!(store.record_exposures(vec![retried]).unwrap(), [false]);
     assert_eq!(store.exposures("x1").unwrap().len(), 2);
     let (assignment, _) = store.assignment("x1", &["email:abc".into()]).unwrap().unwrap();
     assert_eq!(assignment.exposure_id, "batch-1");
