@@ -87,6 +87,7 @@ fn generate_train_load_recommend() {
         out: out.clone(),
         experiment: None,
         variant_model: Vec::new(),
+        suppressed_from: None,
     })
     .unwrap();
     let text = std::fs::read_to_string(&out).unwrap();

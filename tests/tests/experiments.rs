@@ -565,6 +565,7 @@ fn compare_and_batch_recommendations_take_part_in_experiments() {
         out: out.clone(),
         experiment: Some(experiment.clone()),
         variant_model: Vec::new(),
+        suppressed_from: None,
     })
     .unwrap();
     let definition = trainer::experiments::read_experiment(&experiment).unwrap();
@@ -613,6 +614,7 @@ fn compare_and_batch_recommendations_take_part_in_experiments() {
         out: out.clone(),
         experiment: Some(experiment.clone()),
         variant_model: vec![format!("{second_version}={}", second.display())],
+        suppressed_from: None,
     })
     .unwrap();
     let text = std::fs::read_to_string(&out).unwrap();

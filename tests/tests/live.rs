@@ -321,6 +321,35 @@ async fn consent_withdrawal_and_erasure_reach_every_channel_and_the_export() {
     for key in &aliases {
         assert!(hashes.contains(&store::record::suppression_hash(key)), "{key} is on the suppression list");
     }
+    // A batch send from the model trained before the erasure, with the export's suppression
+    // list: the erased person gets no answer; without it they would.
+    let other = (0..body.users.len() as u32)
+        .find(|&u| u != user)
+        .map(|u| body.users.id(u).unwrap().to_string())
+        .unwrap();
+    let users = dir.path().join("batch-users.txt");
+    std::fs::write(&users, format!("{person}\n{other}\n")).unwrap();
+    let batch = dir.path().join("batch.tsv");
+    let send_batch = |suppressed_from: Option<std::path::PathBuf>| {
+        trainer::commands::recommend(&trainer::RecommendArgs {
+            model: trained().model.clone(),
+            users: users.clone(),
+            k: 5,
+            out: batch.clone(),
+            experiment: None,
+            variant_model: Vec::new(),
+            suppressed_from,
+        })
+        .unwrap();
+        let rows = std::fs::read_to_string(&batch).unwrap();
+        let answered = |id: &str| rows.lines().filter(|l| l.split('\t').next() == Some(id)).count();
+        let fallback = std::fs::read_to_string(format!("{}.fallback.tsv", batch.display())).unwrap();
+        (answered(&person), answered(&other), fallback)
+    };
+    assert_eq!(send_batch(None).0, 5, "the model still holds the erased person");
+    let (theirs, others, fallback) = send_batch(Some(out.clone()));
+    assert_eq!((theirs, others), (0, 5));
+    assert!(fallback.lines().any(|l| l == format!("{person}\terased")), "{fallback}");
     // Late events of the erased person, dated before the erasure, are refused.
     let late = events(addr, json!([{"user_id": person, "channel": "web", "type": "view", "item_id": body.items.id(1).unwrap(), "timestamp": now() - 100}])).await;
     assert_eq!(late["rejected"], 1, "{late}");

@@ -11,7 +11,7 @@ use datasets::split::{SplitStrategy, split};
 use datasets::synthetic::{SyntheticConfig, SyntheticData};
 use models::artifact::{self, Artifact};
 use models::metrics::{Metrics, evaluate as evaluate_model};
-use models::serve::engine::Engine;
+use models::serve::engine::{Engine, Person};
 use models::train::{Trained, relevance_of};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -252,14 +252,65 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Why a server's export leaves a person out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Suppressed {
+    Erased,
+    NoConsent,
+}
+
+/// A server export's suppression list, applied to a model's persons: per person, the
+/// strongest reason any of their identifiers is listed for.
+#[derive(Default)]
+struct Suppression {
+    /// Suppression hash → reason.
+    hashes: std::collections::HashMap<String, Suppressed>,
+    /// The model's persons with a listed identifier.
+    persons: std::collections::HashMap<u32, Suppressed>,
+}
+
+impl Suppression {
+    fn of(engine: &Engine, export: &crate::input::Export) -> Suppression {
+        let hashes: std::collections::HashMap<String, Suppressed> = export
+            .manifest
+            .suppressed
+            .iter()
+            .map(|s| {
+                let reason =
+                    if s.reason == "no_consent" { Suppressed::NoConsent } else { Suppressed::Erased };
+                (s.hash.clone(), reason)
+            })
+            .collect();
+        let mut persons: std::collections::HashMap<u32, Suppressed> = std::collections::HashMap::new();
+        for (key, &person) in &engine.artifact().body.aliases {
+            if let Some(&reason) = hashes.get(&store::record::suppression_hash(key)) {
+                let entry = persons.entry(person).or_insert(reason);
+                if reason == Suppressed::Erased {
+                    *entry = reason;
+                }
+            }
+        }
+        Suppression { hashes, persons }
+    }
+
+    /// Why the person `id` names (a user id or `kind:value`) is listed, if they are.
+    fn of_id(&self, engine: &Engine, id: &str) -> Option<Suppressed> {
+        let by_person = engine.lookup(id).and_then(|user| self.persons.get(&user.0).copied());
+        let key = match datasets::schema::Identifier::parse_key(id) {
+            Some(identifier) => identifier.key(),
+            None => format!("user_id:{id}"),
+        };
+        let by_key = self.hashes.get(&store::record::suppression_hash(&key)).copied();
+        match (by_person, by_key) {
+            (Some(Suppressed::Erased), _) | (_, Some(Suppressed::Erased)) => Some(Suppressed::Erased),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 /// Adds to `person` (as `answering` knows them) what `production` knows `id` consumed, by
 /// item id: a variant's model may be older and never have seen a purchase.
-fn with_purchases_of(
-    person: &mut models::serve::engine::Person<'_>,
-    answering: &Engine,
-    production: &Engine,
-    id: &str,
-) {
+fn with_purchases_of(person: &mut Person<'_>, answering: &Engine, production: &Engine, id: &str) {
     let Some(user) = production.lookup(id) else { return };
     let ids = &production.artifact().body.items;
     let mut consumed: Vec<(u32, i64)> = person.consumed.to_vec();
@@ -302,6 +353,12 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
             users.push(id.to_owned());
         }
     }
+    let suppressed = match &args.suppressed_from {
+        Some(dir) => Suppression::of(&engine, &crate::input::Export::read(dir)?),
+        None => Suppression::default(),
+    };
+    let (users, erased): (Vec<String>, Vec<String>) =
+        users.into_iter().partition(|id| suppressed.of_id(&engine, id) != Some(Suppressed::Erased));
     let experiment = args.experiment.as_deref().map(crate::experiments::read_experiment).transpose()?;
     let others = crate::experiments::variant_engines(&args.variant_model)?;
     let version = engine.artifact().metadata.model_version.clone();
@@ -335,8 +392,10 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
     let filters = Filters::default();
     let answer_for =
         |id: &String| -> models::Result<(Option<usize>, models::serve::engine::Recommendations, &Engine)> {
+            let withheld = suppressed.of_id(&engine, id) == Some(Suppressed::NoConsent);
             let Some(experiment) = &experiment else {
-                return Ok((None, engine.recommend(engine.lookup(id), args.k)?, &engine));
+                let person = Person { personalization: !withheld, ..engine.person(engine.lookup(id)) };
+                return Ok((None, engine.recommend_person(&person, args.k)?, &engine));
             };
             let key = match engine.lookup(id) {
                 Some(user) => engine.artifact().body.users.id(user.0).unwrap_or(id).to_string(),
@@ -347,6 +406,7 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
             let (answering, view) = &variants[v];
             let placement = &view.placements["batch"];
             let mut person = answering.person(answering.lookup(id));
+            person.personalization = !withheld;
             if !std::ptr::eq(*answering, &engine) {
                 with_purchases_of(&mut person, answering, &engine, id);
             }
@@ -378,7 +438,10 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
         Some(_) => Some(create_writer(&exposures_path)?),
         None => None,
     };
-    let mut n_fallback = 0;
+    for id in &erased {
+        writeln!(fallback, "{id}\terased")?;
+    }
+    let mut n_fallback = erased.len();
     let mut per_variant: BTreeMap<String, usize> = BTreeMap::new();
     for (id, answer) in users.iter().zip(answers) {
         let (variant, answer, answering) = answer.with_context(|| format!("recommending for {id}"))?;

@@ -170,6 +170,11 @@ pub struct RecommendArgs {
     /// (repeat for several).
     #[arg(long)]
     pub variant_model: Vec<String>,
+    /// A server's export (`POST /v1/admin/export`) whose suppression list applies: persons
+    /// erased there get no answer (listed with reason `erased`), persons who withhold
+    /// personalisation get popular items (`no_consent`). Take it after the model was trained.
+    #[arg(long)]
+    pub suppressed_from: Option<PathBuf>,
 }
 
 /// `trainer compare`.

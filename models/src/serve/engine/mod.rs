@@ -632,12 +632,18 @@ impl Engine {
     /// [`Engine::answer`] under a placement whose only rule is the purchase exclusion (batch
     /// sends apply their own stock and timing rules).
     pub fn recommend(&self, user: Option<UserIdx>, k: usize) -> Result<Recommendations> {
+        self.recommend_person(&self.person(user), k)
+    }
+
+    /// [`Engine::recommend`] for a person as the caller assembled them (one who withholds
+    /// personalisation, say).
+    pub fn recommend_person(&self, person: &Person<'_>, k: usize) -> Result<Recommendations> {
         if k == 0 {
             return Ok(Recommendations { items: Vec::new(), fallback: None });
         }
         let filters = Filters::default();
         let request = Request::new(k, 0, &filters);
-        let answer = self.answer(&self.base, &self.batch, request, &self.person(user), None)?;
+        let answer = self.answer(&self.base, &self.batch, request, person, None)?;
         let items = answer.items.into_iter().map(|a| ScoredItem { item: a.item, score: a.score }).collect();
         Ok(Recommendations { items, fallback: answer.fallback })
     }
