@@ -526,31 +526,27 @@ impl Store {
         all.dedup();
         let recent_events = self.shared.options.recent_events;
         let mut person = LivePerson { ids: ids.clone(), ..LivePerson::default() };
-        let mut recorded: Vec<ConsentRecord> = Vec::new();
+        let default = &self.shared.options.consent_default;
         self.shared.backend.read(&mut |r| {
             person.erased.clear();
             person.recent.clear();
             person.consumed.clear();
             person.shown.clear();
-            recorded.clear();
+            person.consent = default.clone();
             for identifier in &all {
                 if let Some(erased) = r.erased(&record::suppression_hash(&identifier.key()))? {
                     person.erased.push((identifier.clone(), erased.at));
                 }
             }
             let Some(ids) = &ids else { return Ok(()) };
+            let mut recorded: Vec<ConsentRecord> = Vec::new();
             for identifier in &ids.identifiers {
-                if let Some(consent) = r.consent(&identifier.key())? {
-                    recorded.push(consent);
-                }
+                recorded.extend(r.consent(&identifier.key())?);
             }
+            person.consent = effective_consent(default, &recorded);
             // A person who withholds personalisation is left out of exports, so a model
             // trained since knows nothing they bought: their whole ledger counts.
-            let withheld = !effective_consent(&self.shared.options.consent_default, &recorded)
-                .get(PERSONALIZATION)
-                .copied()
-                .unwrap_or(true);
-            let ledger_after = if withheld { 0 } else { query.after_seq };
+            let ledger_after = if person.allows(PERSONALIZATION) { query.after_seq } else { 0 };
             let mut seqs: Vec<u64> = Vec::new();
             let mut ledgers: BTreeMap<String, Vec<ConsumedEntry>> = BTreeMap::new();
             for identifier in &ids.identifiers {
@@ -596,7 +592,6 @@ impl Store {
             );
             person.shown.sort_by_key(|s| s.at);
         }
-        person.consent = effective_consent(&self.shared.options.consent_default, &recorded);
         Ok(person)
     }
 
