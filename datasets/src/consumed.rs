@@ -1,9 +1,17 @@
 //! What each person consumed: purchases net of returns, per person and item, with the time
-//! of the last purchase. Held as three flat arrays (12 bytes per pair) because it is built
-//! while every interaction row is still in memory, at the training run's peak.
+//! of the last purchase and, for the few pairs held more than once, how many. Held as flat
+//! arrays (12 bytes per pair) because it is built while every interaction row is still in
+//! memory, at the training run's peak.
 
-use crate::dataset::Interaction;
-use crate::ids::{ItemIdx, UserIdx};
+use std::collections::BTreeMap;
+
+use crate::dataset::{Interaction, WeightConfig};
+use crate::ids::{IdMap, ItemIdx, UserIdx};
+use crate::schema::Event;
+
+/// Per identifier key (`kind:value`), the items held (item, time of the last purchase,
+/// units), sorted by item.
+pub type HeldByIdentifier = BTreeMap<String, Vec<(u32, i64, u32)>>;
 
 /// Per person, the items consumed (purchases net of returns), sorted by item, each with the
 /// time of its last consuming event (so a repurchase window can let consumables back).
@@ -13,6 +21,9 @@ pub struct Consumed {
     offsets: Vec<usize>,
     items: Vec<ItemIdx>,
     times: Vec<i64>,
+    /// The pairs held more than once (bought more often than returned), with the units held,
+    /// sorted; every other pair holds one.
+    multiple: Vec<(UserIdx, ItemIdx, u32)>,
 }
 
 impl Consumed {
@@ -50,6 +61,7 @@ impl Consumed {
         // still to be read.
         let mut rows: Vec<(ItemIdx, i64, bool)> = Vec::new();
         let mut write = 0;
+        let mut multiple = Vec::new();
         for u in 0..n_users {
             let (start, end) = (offsets[u], offsets[u + 1]);
             offsets[u] = write;
@@ -66,6 +78,9 @@ impl Consumed {
                         last = at;
                     }
                 }
+                if held > 1 {
+                    multiple.push((UserIdx(u as u32), group[0].0, held));
+                }
                 if held > 0 {
                     items[write] = group[0].0;
                     times[write] = last;
@@ -78,7 +93,7 @@ impl Consumed {
         items.shrink_to_fit();
         times.truncate(write);
         times.shrink_to_fit();
-        Consumed { offsets, items, times }
+        Consumed { offsets, items, times, multiple }
     }
 
     /// Number of persons.
@@ -104,6 +119,58 @@ impl Consumed {
             _ => 0..0,
         };
         self.items[range.clone()].iter().copied().zip(self.times[range].iter().copied())
+    }
+
+    /// The pairs held more than once, with the units held, sorted by person and item; every
+    /// other pair of [`Consumed::of`] holds one.
+    pub fn multiple(&self) -> &[(UserIdx, ItemIdx, u32)] {
+        &self.multiple
+    }
+
+    /// What `events` show held under each identifier they carry, netted per identifier as
+    /// [`Consumed::from_interactions`] nets per person (purchases and returns by `weights`;
+    /// items `items` does not know are left out). For events that no person was resolved
+    /// from (a person who withheld consent is never trained on), so that what they bought
+    /// is still never offered back.
+    pub fn by_identifier(events: &[Event], items: &IdMap, weights: &WeightConfig) -> HeldByIdentifier {
+        let mut keys = IdMap::default();
+        let mut rows = Vec::new();
+        for event in events {
+            let consumption = weights.weigh(event).consumption;
+            let Some(item) = event.item_id.as_deref().and_then(|id| items.get(id)) else { continue };
+            if consumption == 0 {
+                continue;
+            }
+            for identifier in &event.identifiers {
+                let user = UserIdx(keys.get_or_insert(&identifier.key()));
+                rows.push(Interaction {
+                    user,
+                    item: ItemIdx(item),
+                    weight: 0.0,
+                    timestamp: event.timestamp,
+                    consumption,
+                });
+            }
+        }
+        let consumed = Consumed::from_interactions(keys.len(), &rows);
+        let mut held = HeldByIdentifier::new();
+        for (user, key) in keys.ids().iter().enumerate() {
+            let user = UserIdx(user as u32);
+            let list: Vec<(u32, i64, u32)> = consumed
+                .of(user)
+                .map(|(item, at)| {
+                    let units = consumed
+                        .multiple
+                        .binary_search_by_key(&(user, item), |&(u, i, _)| (u, i))
+                        .map_or(1, |found| consumed.multiple[found].2);
+                    (item.0, at, units)
+                })
+                .collect();
+            if !list.is_empty() {
+                held.insert(key.clone(), list);
+            }
+        }
+        held
     }
 
     /// One list per person, in person order.
@@ -148,6 +215,47 @@ mod tests {
         );
         assert_eq!(consumed.len(), 3);
         assert_eq!(consumed.of(UserIdx(9)).len(), 0);
+        // Bought twice and returned once: one held, like every other pair.
+        assert!(consumed.multiple().is_empty());
+        let twice = Consumed::from_interactions(2, &[row(1, 3, 4, 1), row(1, 3, 5, 1), row(1, 2, 5, 1)]);
+        assert_eq!(twice.multiple(), &[(UserIdx(1), ItemIdx(3), 2)]);
+    }
+
+    #[test]
+    fn by_identifier_nets_each_identifier_key_on_its_own() {
+        use crate::schema::{Channel, EventType, Identifier, IdentifierKind};
+        let event = |ids: &[&str], kind: EventType, item: &str, timestamp: i64| Event {
+            identifiers: ids.iter().map(|id| Identifier::new(IdentifierKind::Email, id).unwrap()).collect(),
+            channel: Channel::Store,
+            event_type: kind,
+            item_id: Some(item.into()),
+            timestamp,
+            value: None,
+            event_id: None,
+        };
+        let mut items = IdMap::new();
+        for id in ["a", "b", "c"] {
+            items.get_or_insert(id);
+        }
+        let events = [
+            event(&["x@example.com"], EventType::Purchase, "a", 10),
+            event(&["x@example.com"], EventType::Purchase, "a", 20),
+            event(&["x@example.com"], EventType::Return, "a", 30),
+            event(&["x@example.com"], EventType::Purchase, "a", 40),
+            // Two identifiers on one purchase: each holds it.
+            event(&["x@example.com", "y@example.com"], EventType::Purchase, "b", 5),
+            // Views do not hold; an item the model does not know cannot be stored.
+            event(&["y@example.com"], EventType::View, "c", 6),
+            event(&["y@example.com"], EventType::Purchase, "unknown", 7),
+            // Bought and returned: nothing held, no entry.
+            event(&["z@example.com"], EventType::Purchase, "c", 8),
+            event(&["z@example.com"], EventType::Return, "c", 9),
+        ];
+        let held = Consumed::by_identifier(&events, &items, &WeightConfig::default());
+        let key = |id: &str| Identifier::new(IdentifierKind::Email, id).unwrap().key();
+        assert_eq!(held.len(), 2, "{held:?}");
+        assert_eq!(held[&key("x@example.com")], vec![(0, 40, 2), (1, 5, 1)]);
+        assert_eq!(held[&key("y@example.com")], vec![(1, 5, 1)]);
     }
 
     proptest! {
@@ -179,6 +287,12 @@ mod tests {
                 let got: Vec<(ItemIdx, i64)> = consumed.of(UserIdx(user)).collect();
                 prop_assert_eq!(got, want);
             }
+            let want: Vec<(UserIdx, ItemIdx, u32)> = expected
+                .iter()
+                .filter(|(_, (count, _))| *count > 1)
+                .map(|(&(user, item), &(count, _))| (UserIdx(user), ItemIdx(item), count as u32))
+                .collect();
+            prop_assert_eq!(consumed.multiple(), &want[..]);
         }
     }
 }

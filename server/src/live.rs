@@ -49,6 +49,7 @@ pub fn person<'a>(
     let live = store.person(identifiers, query).map_err(ApiError::store)?;
     let catalog = &serving.view.catalog;
     let trained = trained_persons(serving, identifiers, &live);
+    let withheld = withheld_holdings(serving, identifiers, &live);
     let item = |id: &Option<String>| id.as_deref().and_then(|id| catalog.get(id));
     let signals = LiveSignals {
         trained,
@@ -61,6 +62,7 @@ pub fn person<'a>(
                 Some((item, entries.iter().map(|e| (e.sign, e.timestamp)).collect()))
             })
             .collect(),
+        withheld,
         personalization: live.allows(PERSONALIZATION),
         shown: live
             .shown
@@ -74,6 +76,30 @@ pub fn person<'a>(
     let shown_under = live.ids.as_ref().and_then(|ids| ids.identifiers.first()).map(Identifier::key);
     let analytics = live.allows(store::ANALYTICS);
     Ok(Who { person: assemble(engine, &signals), key, shown_under, analytics })
+}
+
+/// What the model's inputs show held under the identifiers of `identifiers` and the live
+/// person `live` while consent was withheld (never trained on), per identifier in the served
+/// catalog's indices; none for an erased identifier.
+fn withheld_holdings(
+    serving: &Serving,
+    identifiers: &[Identifier],
+    live: &store::LivePerson,
+) -> Vec<Vec<(ItemIdx, i64, u32)>> {
+    let engine = &serving.model.engine;
+    if engine.artifact().body.withheld.is_empty() {
+        return Vec::new();
+    }
+    let erased: BTreeSet<&Identifier> = live.erased.iter().map(|(identifier, _)| identifier).collect();
+    let mut keys: BTreeSet<String> =
+        identifiers.iter().filter(|i| !erased.contains(i)).map(Identifier::key).collect();
+    if let Some(ids) = &live.ids {
+        keys.extend(ids.identifiers.iter().filter(|i| !erased.contains(i)).map(Identifier::key));
+    }
+    keys.iter()
+        .map(|key| engine.withheld(key).iter().map(|&(item, at, units)| (ItemIdx(item), at, units)).collect())
+        .filter(|held: &Vec<_>| !held.is_empty())
+        .collect()
 }
 
 /// The model's persons behind `identifiers` and the live person `live`, most trustworthy

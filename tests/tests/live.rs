@@ -510,6 +510,19 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
         {"cookie_id": "c-gone", "channel": "web", "type": "purchase", "item_id": items[1], "timestamp": now() - 499},
     ]);
     assert_eq!(events(addr, gone).await["accepted"], 2);
+    // A trained person who withholds personalisation, and so is left out of the export and
+    // of training; one of their purchases (in the trainer's other input, never sent to the
+    // server) is among the popular items everyone else is offered.
+    let ask_home = |identifiers: Value| json!({"identifiers": identifiers, "k": 50, "placement": "home"});
+    let popular: HashSet<String> =
+        ids(&recommend(addr, ask_home(json!({"cookie_id": "c-nobody"}))).await).into_iter().collect();
+    let (shy, shy_bought) = buyers(1)
+        .into_iter()
+        .find(|(key, bought)| !key.contains(':') && bought.iter().any(|i| popular.contains(i)))
+        .expect("a trained buyer of a popular item");
+    let consent = json!({"personalization": false});
+    let withdraw = send(addr, "PUT", &format!("/v1/profiles/user_id/{shy}/consent"), Some(&consent)).await;
+    assert_eq!(withdraw.status, 200, "{:?}", withdraw.body);
     let before_models = send(addr, "GET", "/v1/models", None).await.json();
     let manifest = send(addr, "POST", "/v1/admin/export", None).await;
     assert_eq!(manifest.status, 200, "{:?}", manifest.body);
@@ -552,6 +565,13 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
     for path in ["/v1/profiles/cookie_id/c-gone", "/v1/profiles/email/gone@example.com"] {
         assert_eq!(send(addr, "GET", path, None).await.status, 404, "{path}");
     }
+    // The person who withheld consent was not trained on, but what they bought outside the
+    // server is still never offered back.
+    assert!(engine.lookup(&format!("user_id:{shy}")).is_none(), "not trained on");
+    assert!(!engine.artifact().body.withheld.is_empty());
+    let answer = recommend(addr, ask_home(json!({"user_id": shy}))).await;
+    assert_eq!(answer["reason"], "no_consent", "{answer}");
+    assert!(ids(&answer).iter().all(|i| !shy_bought.contains(i)), "{shy_bought:?} in {answer}");
     let stranger = recommend(addr, json!({"identifiers": {"email": "gone@example.com"}, "k": 5})).await;
     assert_eq!(stranger["personalized"], false, "{stranger}");
     // The address comes back: a new person, not joined to the erased one's cookie.

@@ -149,7 +149,14 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
     if paths.is_empty() {
         bail!("no training data: give --events, --interactions or --from-export");
     }
-    let (dataset, _) = input::dataset_with(&paths, items.as_deref(), &config, &options, export.as_ref())?;
+    let (dataset, _, withheld) =
+        input::dataset_with(&paths, items.as_deref(), &config, &options, export.as_ref())?;
+    if !withheld.is_empty() {
+        tracing::info!(
+            "kept what {} identifiers of persons who withheld consent hold (not trained on, never offered back)",
+            withheld.len()
+        );
+    }
     tracing::info!(
         "loaded {} persons, {} items, {} interactions in {:.1}s",
         dataset.n_users(),
@@ -165,6 +172,7 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
         tracing::info!("training took {:.2}s", fit_started.elapsed().as_secs_f64());
         log_reports(trained);
     })?;
+    artifact.body.withheld = withheld;
     artifact.metadata.store = export.map(|e| artifact::StoreWatermark {
         store_id: e.manifest.store_id.clone(),
         watermark: e.manifest.watermark,

@@ -5,6 +5,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use datasets::consumed::{Consumed, HeldByIdentifier};
 use datasets::dataset::{Dataset, InteractionsBuilder};
 use datasets::load::{
     Catalog, CatalogFormat, LoadOptions, read_catalog, read_events, read_interactions_with,
@@ -100,16 +101,18 @@ impl Export {
         self.dir.join("items.jsonl")
     }
 
-    /// Whether `event` belongs to an erased person (dated up to the erasure) or one who
-    /// withheld consent.
-    fn suppresses(&self, event: &Event) -> bool {
-        event.identifiers.iter().any(|identifier| {
+    /// Whether `event` is trained on, or belongs to an erased person (dated up to the
+    /// erasure: dropped) or to one who withheld consent (kept out of training).
+    fn suppresses(&self, event: &Event) -> Suppression {
+        let mut withheld = false;
+        for identifier in &event.identifiers {
             match self.suppressed.get(&store::record::suppression_hash(&identifier.key())) {
-                Some(None) => true,
-                Some(Some(until)) => event.timestamp <= *until,
-                None => false,
+                Some(None) => withheld = true,
+                Some(Some(until)) if event.timestamp <= *until => return Suppression::Erased,
+                _ => {}
             }
-        })
+        }
+        if withheld { Suppression::Withheld } else { Suppression::None }
     }
 
     /// The explicit links and unlinks made through the server's API.
@@ -127,6 +130,18 @@ impl Export {
     }
 }
 
+/// What an export's suppression list makes of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Suppression {
+    /// Trained on.
+    None,
+    /// An erased person's, dated up to the erasure: dropped.
+    Erased,
+    /// A person's who withheld consent to personalisation: not trained on, but what they
+    /// bought is kept so that it is never offered back.
+    Withheld,
+}
+
 /// Loads one or more files of the same kind into one data set, in order. Returns the data
 /// set and, per file, how many input records it had (to split by origin afterwards).
 pub fn dataset(
@@ -135,18 +150,19 @@ pub fn dataset(
     config: &TrainConfig,
     options: &LoadOptions,
 ) -> Result<(Dataset, Vec<usize>)> {
-    dataset_with(paths, items, config, options, None)
+    dataset_with(paths, items, config, options, None).map(|(dataset, sizes, _)| (dataset, sizes))
 }
 
 /// [`dataset`] with a server's export applied: its suppression list to every event file, its
-/// explicit links and unlinks to identity resolution.
+/// explicit links and unlinks to identity resolution. Also returns what the inputs show held
+/// under each identifier of a person who withheld consent (their events are not trained on).
 pub fn dataset_with(
     paths: &[PathBuf],
     items: Option<&Path>,
     config: &TrainConfig,
     options: &LoadOptions,
     export: Option<&Export>,
-) -> Result<(Dataset, Vec<usize>)> {
+) -> Result<(Dataset, Vec<usize>, HeldByIdentifier)> {
     let Some(first) = paths.first() else { bail!("no input file given") };
     let kind = Kind::of(first);
     if export.is_some() && kind != Kind::Events {
@@ -165,6 +181,7 @@ pub fn dataset_with(
     let catalog = catalog(items, options)?;
     let weights = config.weights.clone();
     let mut sizes = Vec::with_capacity(paths.len());
+    let mut withheld: Vec<Event> = Vec::new();
     let dataset = match kind {
         Kind::Events => {
             let mut all = Vec::new();
@@ -173,7 +190,16 @@ pub fn dataset_with(
                 let mut loaded = events(path, options)?;
                 if let Some(export) = export {
                     let before = loaded.len();
-                    loaded.retain(|event| !export.suppresses(event));
+                    loaded.retain(|event| match export.suppresses(event) {
+                        Suppression::None => true,
+                        Suppression::Erased => false,
+                        Suppression::Withheld => {
+                            if config.weights.weigh(event).consumption != 0 {
+                                withheld.push(event.clone());
+                            }
+                            false
+                        }
+                    });
                     suppressed += before - loaded.len();
                 }
                 sizes.push(loaded.len());
@@ -213,7 +239,8 @@ pub fn dataset_with(
             builder.finish()?
         }
     };
-    Ok((dataset, sizes))
+    let held = Consumed::by_identifier(&withheld, &dataset.items, &weights);
+    Ok((dataset, sizes, held))
 }
 
 /// Reads a TOML training config; absent means every default.

@@ -39,7 +39,7 @@ use crate::train::{FittedModel, ModelReport, Trained};
 /// Magic bytes at the start of every artifact.
 pub const MAGIC: [u8; 8] = *b"OMNIREC\0";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 32;
 
 /// Counts of what the artifact was trained on.
@@ -144,6 +144,16 @@ pub struct Body {
     /// Per person, the consumed items (never recommended back) with the time of the last
     /// consuming event (seconds since the epoch; 0 when the data had no times), sorted by item.
     pub consumed: Vec<Vec<(u32, i64)>>,
+    /// The pairs of `consumed` held more than once (bought more often than returned):
+    /// (person, item, units), sorted; every other pair holds one, so a live return of one
+    /// of two leaves the item consumed.
+    pub held: Vec<(u32, u32, u32)>,
+    /// Per identifier key (`kind:value`) of a person who withheld consent to
+    /// personalisation in the export trained on (so was not trained on), the items the
+    /// training inputs show held under it (item, last purchase time, units), sorted by item:
+    /// what they bought outside the server is still never offered back. Empty without an
+    /// export.
+    pub withheld: datasets::consumed::HeldByIdentifier,
     /// The fitted models.
     pub models: Vec<FittedModel>,
     /// Derived profile attributes.
@@ -376,6 +386,30 @@ fn validate(metadata: &Metadata, body: &Body) -> std::result::Result<(), String>
             return Err(format!("consumed items of person {user} are unsorted or past the {n_items} items"));
         }
     }
+    if body.held.windows(2).any(|w| (w[0].0, w[0].1) >= (w[1].0, w[1].1)) {
+        return Err("held counts are unsorted".into());
+    }
+    for &(user, item, units) in &body.held {
+        let listed = body
+            .consumed
+            .get(user as usize)
+            .is_some_and(|c| c.binary_search_by_key(&item, |&(i, _)| i).is_ok());
+        if !listed || units < 2 {
+            return Err(format!(
+                "held count {units} of item {item} for person {user}: not a consumed pair held more than once"
+            ));
+        }
+    }
+    for (key, held) in &body.withheld {
+        if held.windows(2).any(|w| w[0].0 >= w[1].0)
+            || held.last().is_some_and(|&(i, _, _)| i as usize >= n_items)
+            || held.iter().any(|&(_, _, units)| units == 0)
+        {
+            return Err(format!(
+                "items held under `{key}` are unsorted, past the {n_items} items or of 0 units"
+            ));
+        }
+    }
     if let Some((alias, user)) = body.aliases.iter().find(|(_, u)| **u as usize >= n_users) {
         return Err(format!("alias `{alias}` points to person {user}, past the {n_users} persons"));
     }
@@ -528,6 +562,7 @@ impl Artifact {
         // Serving needs no item × person matrix: freed before the person lists are built.
         let crate::recommender::TrainSet { user_items, item_users, last_seen, .. } = trained.train_set;
         drop(item_users);
+        let held = consumed.multiple().iter().map(|&(user, item, units)| (user.0, item.0, units)).collect();
         let consumed =
             consumed.lists().map(|items| items.into_iter().map(|(i, at)| (i.0, at)).collect()).collect();
         let body = Body {
@@ -538,6 +573,8 @@ impl Artifact {
             history: user_items,
             history_times: last_seen,
             consumed,
+            held,
+            withheld: Default::default(),
             models: trained.models,
             profiles: trained.profiles,
             refused,
@@ -749,6 +786,14 @@ mod tests {
         let mut past = artifact.clone();
         past.body.consumed[0] = vec![(1_000, 0)];
         assert!(refused(&past).contains("consumed items of person 0"), "{}", refused(&past));
+        let mut held = artifact.clone();
+        held.body.held = vec![(0, 1_000, 2)];
+        assert!(refused(&held).contains("held count 2 of item 1000 for person 0"), "{}", refused(&held));
+        let mut withheld = artifact.clone();
+        withheld.body.withheld.insert("email:x".into(), vec![(1_000, 0, 1)]);
+        assert!(refused(&withheld).contains("items held under `email:x`"), "{}", refused(&withheld));
+        withheld.body.withheld.insert("email:x".into(), vec![(1, 0, 1)]);
+        assert_eq!(read(&encoded(&withheld)[..]).unwrap().body.withheld, withheld.body.withheld);
         let mut weights = artifact.clone();
         weights.metadata.blend_weights.insert(crate::recommender::ModelKind::Als, -1.0);
         assert!(refused(&weights).contains("blend: weight of `als` is -1"), "{}", refused(&weights));

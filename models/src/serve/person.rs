@@ -12,7 +12,9 @@
 //!   counts the live events among the newest. A person
 //!   with live events, or with several trained persons, is `fresh`: the models fold the
 //!   history in instead of using stored factors.
-//! - **Consumed**: the trained persons' consumed items (one held per trained person), then
+//! - **Consumed**: the trained persons' consumed items (the units the artifact counted per
+//!   trained person), plus what the model's inputs show held under the person's identifiers
+//!   while they withheld consent (per item, the most any one identifier holds), then
 //!   the live ledger after the model's watermark replayed on top in order: a purchase adds
 //!   one, a return takes one away if one is held, an item is consumed while the count is
 //!   above zero. The caller passes only what came after the
@@ -38,6 +40,10 @@ pub struct LiveSignals {
     /// Per item, the purchases (+1) and returns (-1) after the watermark, with their times, in
     /// order.
     pub ledger: Vec<(ItemIdx, Vec<(i8, i64)>)>,
+    /// What the model's inputs show held under the person's identifiers while they withheld
+    /// consent (never trained on): per identifier, (item, last purchase time, units), from
+    /// [`Engine::withheld`]; those of erased identifiers left out.
+    pub withheld: Vec<Vec<(ItemIdx, i64, u32)>>,
     /// Whether the person allows personalisation.
     pub personalization: bool,
     /// What was shown to the person lately (item, time).
@@ -57,13 +63,26 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
             entry.0 += weight;
             entry.1 = entry.1.max(times.get(i).copied().unwrap_or(0));
         }
-        // Each trained person holding the item holds at least one (a live merge of two who
-        // both bought it needs two returns).
+        // Each trained person holding the item holds what the artifact counted (a live merge
+        // of two who both bought it needs two returns).
         for &(item, at) in engine.consumed(user) {
             let entry = consumed.entry(item).or_insert((0, at));
-            entry.0 += 1;
+            entry.0 += engine.held(user, item) as i32;
             entry.1 = entry.1.max(at);
         }
+    }
+    // Held under identifiers while consent was withheld: one purchase event may carry several
+    // of the person's identifiers, so per item the most any one identifier holds.
+    let mut withheld: BTreeMap<u32, (i32, i64)> = BTreeMap::new();
+    for &(item, at, units) in live.withheld.iter().flatten() {
+        let entry = withheld.entry(item.0).or_insert((0, at));
+        entry.0 = entry.0.max(units as i32);
+        entry.1 = entry.1.max(at);
+    }
+    for (item, (units, at)) in withheld {
+        let entry = consumed.entry(item).or_insert((0, at));
+        entry.0 += units;
+        entry.1 = entry.1.max(at);
     }
     let mut fresh = live.trained.len() > 1;
     for (item, event) in &live.events {

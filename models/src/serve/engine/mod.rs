@@ -628,6 +628,23 @@ impl Engine {
         self.artifact.body.consumed.get(user.get()).map_or(&[], Vec::as_slice)
     }
 
+    /// How many units of `item` the artifact knows `user` holds: 0 when not consumed, 1 for
+    /// most consumed items, more for one bought more often than returned.
+    pub fn held(&self, user: UserIdx, item: u32) -> u32 {
+        let body = &self.artifact.body;
+        if self.consumed(user).binary_search_by_key(&item, |&(i, _)| i).is_err() {
+            return 0;
+        }
+        body.held.binary_search_by_key(&(user.0, item), |&(u, i, _)| (u, i)).map_or(1, |at| body.held[at].2)
+    }
+
+    /// What the training inputs show held under the identifier `key` (`kind:value`) of a
+    /// person who withheld consent to personalisation at the export: (item, last purchase
+    /// time, units), sorted by item.
+    pub fn withheld(&self, key: &str) -> &[(u32, i64, u32)] {
+        self.artifact.body.withheld.get(key).map_or(&[], Vec::as_slice)
+    }
+
     /// The `k` best items for `user` (or the fallback for `None`), excluding consumed items:
     /// [`Engine::answer`] under a placement whose only rule is the purchase exclusion (batch
     /// sends apply their own stock and timing rules).

@@ -279,7 +279,7 @@ mod live {
             events: vec![(Some(top), event(EventType::Purchase, 10))],
             ledger: vec![(top, vec![(1, 10)])],
             personalization: true,
-            shown: Vec::new(),
+            ..LiveSignals::default()
         };
         let person = assemble(&engine, &bought);
         assert!(person.fresh && person.consumed.iter().any(|&(i, _)| i == top.0));
@@ -334,6 +334,48 @@ mod live {
         };
         assert!(merged(vec![(-1, 30)]));
         assert!(!merged(vec![(-1, 30), (-1, 40)]));
+    }
+
+    #[test]
+    fn units_held_before_training_take_as_many_live_returns() {
+        let mut artifact = super::artifact();
+        let (user, &(item, _)) = artifact
+            .body
+            .consumed
+            .iter()
+            .enumerate()
+            .find_map(|(user, items)| Some((user as u32, items.first()?)))
+            .expect("a trained person consumed something");
+        artifact.body.held = vec![(user, item, 2)];
+        let engine = Engine::new(artifact);
+        assert_eq!((engine.held(UserIdx(user), item), engine.held(UserIdx(user), u32::MAX)), (2, 0));
+        let consumed = |ledger: Vec<(i8, i64)>| {
+            let live = LiveSignals {
+                trained: vec![UserIdx(user)],
+                ledger: vec![(ItemIdx(item), ledger)],
+                ..LiveSignals::default()
+            };
+            assemble(&engine, &live).consumed.iter().any(|&(i, _)| i == item)
+        };
+        // Bought twice before training: one live return leaves one held.
+        assert!(consumed(vec![(-1, i64::MAX - 1)]));
+        assert!(!consumed(vec![(-1, i64::MAX - 1), (-1, i64::MAX)]));
+    }
+
+    #[test]
+    fn what_was_bought_while_consent_was_withheld_is_held_once_per_purchase() {
+        let engine = engine();
+        let item = ItemIdx(5);
+        let consumed = |withheld: Vec<Vec<(ItemIdx, i64, u32)>>, ledger: Vec<(i8, i64)>| {
+            let live = LiveSignals { withheld, ledger: vec![(item, ledger)], ..LiveSignals::default() };
+            assemble(&engine, &live).consumed.iter().any(|&(i, _)| i == item.0)
+        };
+        assert!(consumed(vec![vec![(item, 10, 1)]], Vec::new()));
+        // One purchase seen under two of the person's identifiers is one unit, not two.
+        assert!(!consumed(vec![vec![(item, 10, 1)], vec![(item, 10, 1)]], vec![(-1, 20)]));
+        // Two units under one identifier take two returns.
+        assert!(consumed(vec![vec![(item, 10, 2)], vec![(item, 10, 1)]], vec![(-1, 20)]));
+        assert!(!consumed(vec![vec![(item, 10, 2)]], vec![(-1, 20), (-1, 30)]));
     }
 
     #[test]
