@@ -549,7 +549,10 @@ pub fn read_interactions_with(
 }
 
 mod catalog;
-pub use catalog::{Catalog, CatalogFormat, ITEM_FIELDS, ItemPatchError, patch_item, read_catalog};
+pub use catalog::{
+    Catalog, CatalogFormat, ITEM_FIELDS, ItemPatchError, MAX_STORE_ID_LEN, MAX_STORES, MAX_STORES_PER_ITEM,
+    patch_item, read_catalog,
+};
 
 #[cfg(test)]
 mod tests;

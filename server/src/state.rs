@@ -118,6 +118,9 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Serialises reloads.
     pub reload_lock: tokio::sync::Mutex<()>,
+    /// Serialises catalog uploads, so that each is checked against the catalog the one
+    /// before it left (the bound on distinct stores).
+    pub(crate) catalog_lock: tokio::sync::Mutex<()>,
     /// Serialises changes of the served views (catalog changes, reloads, experiments, the
     /// registry).
     pub(crate) view_lock: Mutex<()>,
@@ -172,6 +175,7 @@ impl AppState {
             keys,
             metrics: telemetry::handle(),
             reload_lock: tokio::sync::Mutex::new(()),
+            catalog_lock: tokio::sync::Mutex::new(()),
             view_lock: Mutex::new(()),
             draining: AtomicBool::new(false),
         });

@@ -445,6 +445,42 @@ async fn new_items_are_recommended_at_once_and_caps_hold_across_channels() {
     assert!(!ids(&after).contains(&ids(&fresh)[0]));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_has_stock_in_a_bounded_number_of_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(live_config(dir.path()), HashMap::new()).await;
+    let addr = &server.addr;
+    let known = server.state.current.load().view.catalog.index().n_stores();
+    let room = datasets::load::MAX_STORES - known;
+    let stock = |stores: std::ops::Range<usize>| -> serde_json::Map<String, Value> {
+        stores.map(|s| (format!("new-{s}"), Value::from(2))).collect()
+    };
+    let put = |items: Value| async move {
+        send(addr, "PUT", "/v1/items", Some(&json!({"items": items}))).await.json()
+    };
+    // Up to the bound, in one upload of two items sharing some stores.
+    let filled = put(json!([
+        {"item_id": "many-1", "store_stock": stock(0..room - 1)},
+        {"item_id": "many-2", "store_stock": stock(room - 3..room)},
+    ]))
+    .await;
+    assert_eq!(filled["created"], 2, "{filled}");
+    // One store more is refused, with the field; a known store is fine.
+    let over = put(json!([
+        {"item_id": "more-1", "store_stock": {"new-x": 1}},
+        {"item_id": "more-2", "store_stock": {"new-0": 1}},
+    ]))
+    .await;
+    assert_eq!((over["rejected"].clone(), over["created"].clone()), (json!(1), json!(1)), "{over}");
+    assert_eq!(over["results"][0]["field"], "store_stock");
+    // Stock gone from stores frees them.
+    let emptied = put(json!([{"item_id": "many-1", "store_stock": {}}])).await;
+    assert_eq!(emptied["updated"], 1, "{emptied}");
+    let again = put(json!([{"item_id": "more-1", "store_stock": {"new-x": 1}}])).await;
+    assert_eq!(again["created"], 1, "{again}");
+    assert!(server.state.current.load().view.catalog.index().n_stores() <= datasets::load::MAX_STORES);
+}
+
 async fn stop(server: Running) {
     server.shutdown().await;
 }

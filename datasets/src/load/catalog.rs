@@ -51,13 +51,29 @@ pub fn read_catalog(
     let mut report = LoadReport::new(source);
     let mut items: Vec<Item> = Vec::new();
     let mut seen = HashSet::new();
+    let mut stores: HashSet<String> = HashSet::new();
     let mut accept = |item: Result<Item>, line: usize, report: &mut LoadReport| -> Result<()> {
         let item = item.and_then(|item| {
-            if seen.insert(item.item_id.clone()) {
-                Ok(item)
-            } else {
-                Err(Error::parse(source, line, "item_id", format!("`{}` appears twice", item.item_id)))
+            if seen.contains(&item.item_id) {
+                return Err(Error::parse(
+                    source,
+                    line,
+                    "item_id",
+                    format!("`{}` appears twice", item.item_id),
+                ));
             }
+            let new_stores = item.store_stock.keys().filter(|s| !stores.contains(*s)).count();
+            if stores.len() + new_stores > MAX_STORES {
+                return Err(Error::parse(
+                    source,
+                    line,
+                    "store_stock",
+                    format!("the catalog would name more than {MAX_STORES} distinct stores"),
+                ));
+            }
+            stores.extend(item.store_stock.keys().cloned());
+            seen.insert(item.item_id.clone());
+            Ok(item)
         });
         match item {
             Ok(item) => {
@@ -121,6 +137,10 @@ fn parse_bool(raw: &str) -> std::result::Result<bool, String> {
 /// Most stores one item's `store_stock` may name: every store id is indexed for the whole
 /// catalog, so an unbounded list would let one catalog change take the server's memory.
 pub const MAX_STORES_PER_ITEM: usize = 10_000;
+
+/// Most distinct store ids across a catalog: each is indexed over the whole catalog (a
+/// bit per item), so at 100,000 items the index holds at most 125 MB.
+pub const MAX_STORES: usize = 10_000;
 
 /// Longest store id, in bytes.
 pub const MAX_STORE_ID_LEN: usize = 128;

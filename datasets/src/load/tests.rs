@@ -296,3 +296,27 @@ fn an_availability_window_that_ends_before_it_starts_is_refused() {
         .to_string();
     assert!(err.contains("field `available_until`"), "{err}");
 }
+
+#[test]
+fn a_catalog_names_a_bounded_number_of_stores() {
+    use crate::load::catalog::MAX_STORES;
+    let item = |id: &str, stores: std::ops::Range<usize>| {
+        let stock: serde_json::Map<String, serde_json::Value> =
+            stores.map(|s| (format!("s{s}"), serde_json::Value::from(1))).collect();
+        serde_json::json!({"item_id": id, "store_stock": stock}).to_string()
+    };
+    let half = MAX_STORES / 2;
+    // Stores shared between items count once.
+    let fits = [item("a", 0..half), item("b", 0..MAX_STORES)].join("\n");
+    let (catalog, _) =
+        read_catalog(fits.as_bytes(), "c.jsonl", CatalogFormat::JsonLines, &opts(false)).unwrap();
+    assert_eq!(catalog.items.len(), 2);
+    let over =
+        [item("a", 0..half), item("b", half..MAX_STORES), item("c", MAX_STORES..MAX_STORES + 1)].join("\n");
+    let error = read_catalog(over.as_bytes(), "c.jsonl", CatalogFormat::JsonLines, &opts(false)).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("c.jsonl:3: field `store_stock`"), "{message}");
+    let (catalog, report) =
+        read_catalog(over.as_bytes(), "c.jsonl", CatalogFormat::JsonLines, &opts(true)).unwrap();
+    assert_eq!((catalog.items.len(), report.rows), (2, 2));
+}

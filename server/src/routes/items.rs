@@ -2,10 +2,12 @@
 //! catalog changes, `PUT /v1/items` and `DELETE /v1/items/{item_id}`, applied on top of the
 //! loaded model and kept in the store.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::response::Response;
+use datasets::load::MAX_STORES;
 use models::serve::rules::{Filters, PlacementKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -152,8 +154,14 @@ pub(super) async fn put_items(
     let store = state.store.clone().ok_or_else(ApiError::no_store)?;
     super::extract::batch_size("items", body.items.len(), state.config.live.max_items_per_request)?;
     super::extract::objects_only("items", &body.items)?;
+    // Held until the changes are in the served view (the store applies them before it
+    // answers), so the next upload counts the stores this one added.
+    let _catalog = state.catalog_lock.lock().await;
     let serving = state.current.load_full();
     let engine = &serving.model.engine;
+    let catalog = &serving.view.catalog;
+    // Stores this upload adds to those the served catalog has stock in.
+    let mut new_stores: HashSet<String> = HashSet::new();
     let mut results: Vec<Option<ItemResult>> = Vec::with_capacity(body.items.len());
     let mut changes = Vec::new();
     let mut positions = Vec::new();
@@ -178,6 +186,28 @@ pub(super) async fn put_items(
                 continue;
             }
         };
+        // The stores the item would name: beyond the bound, refused here (a patch the store
+        // refuses anyway is left to it, which names the field).
+        let current = catalog.get(&item_id).and_then(|i| catalog.item(i.get())).cloned();
+        let preview = current
+            .unwrap_or_else(|| datasets::schema::Item { item_id: item_id.clone(), ..Default::default() });
+        if let Ok(patched) = datasets::load::patch_item(preview, &patch) {
+            let added: Vec<&String> = patched
+                .store_stock
+                .iter()
+                .filter(|&(store, &units)| {
+                    units > 0 && !catalog.index().has_store(store) && !new_stores.contains(store)
+                })
+                .map(|(store, _)| store)
+                .collect();
+            if catalog.index().n_stores() + new_stores.len() + added.len() > MAX_STORES {
+                let message =
+                    format!("the catalog would have stock in more than {MAX_STORES} distinct stores");
+                results.push(Some(refused(Some(item_id), "store_stock", &message)));
+                continue;
+            }
+            new_stores.extend(added.into_iter().cloned());
+        }
         let base = engine.catalog().get(&item_id).and_then(|i| engine.catalog().item(i.get())).cloned();
         positions.push(results.len());
         results.push(None);

@@ -107,6 +107,13 @@ impl CatalogIndex {
                 set.insert(i);
             }
         }
+        // A store left with no stock is no longer indexed (nor counted against the bound).
+        self.store_stock.retain(|_, set| !set.is_empty());
+    }
+
+    /// How many stores have stock of some item.
+    pub fn n_stores(&self) -> usize {
+        self.store_stock.len()
     }
 
     /// The top category index of `item`.
