@@ -355,6 +355,53 @@ async fn consent_withdrawal_and_erasure_reach_every_channel_and_the_export() {
     assert_eq!(late["rejected"], 1, "{late}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_send_excludes_what_the_export_shows_bought_since_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(live_config(dir.path()), HashMap::new()).await;
+    let addr = &server.addr;
+    let (person, _) = buyers(2).into_iter().find(|(key, _)| !key.contains(':')).unwrap();
+    let body = &trained().engine.artifact().body;
+    let user = body.users.get(&person).unwrap();
+    let card =
+        body.aliases.iter().find(|(k, p)| **p == user && !k.starts_with("user_id:")).unwrap().0.clone();
+    let card = Identifier::parse_key(&card).unwrap();
+    let users = dir.path().join("send.txt");
+    std::fs::write(&users, format!("{person}\n")).unwrap();
+    let batch = dir.path().join("send.tsv");
+    let send_batch = |export: Option<std::path::PathBuf>| {
+        trainer::commands::recommend(&trainer::RecommendArgs {
+            model: trained().model.clone(),
+            users: users.clone(),
+            k: 5,
+            out: batch.clone(),
+            experiment: None,
+            variant_model: Vec::new(),
+            suppressed_from: export,
+        })
+        .unwrap();
+        let rows = std::fs::read_to_string(&batch).unwrap();
+        rows.lines().skip(1).map(|l| l.split('\t').nth(1).unwrap().to_string()).collect::<Vec<_>>()
+    };
+    let before = send_batch(None);
+    assert_eq!(before.len(), 5);
+    // Bought at the till under another identifier of theirs, after training; and one bought
+    // and returned.
+    let bought = json!([
+        {card.kind.as_str(): card.value, "channel": "store", "type": "purchase", "item_id": before[0], "timestamp": now() - 60},
+        {card.kind.as_str(): card.value, "channel": "store", "type": "purchase", "item_id": before[1], "timestamp": now() - 50},
+        {"user_id": person, "channel": "web", "type": "return", "item_id": before[1], "timestamp": now() - 40},
+    ]);
+    assert_eq!(events(addr, bought).await["accepted"], 3);
+    let manifest = send(addr, "POST", "/v1/admin/export", Some(&json!({"name": "before-send"}))).await;
+    assert_eq!(manifest.status, 200, "{:?}", manifest.body);
+    let export = std::path::PathBuf::from(manifest.json()["dir"].as_str().unwrap());
+    let after = send_batch(Some(export));
+    assert!(!after.contains(&before[0]), "bought in store, not pushed by email: {after:?}");
+    assert!(after.contains(&before[1]), "returned: offered again: {after:?}");
+    assert_eq!(after.len(), 5);
+}
+
 fn capped_placements() -> BTreeMap<String, PlacementConfig> {
     let mut placements = default_placements();
     placements.insert(

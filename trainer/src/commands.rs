@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::input;
 use crate::progress::Bars;
+use crate::send::{ExportState, Suppressed};
 use crate::{DemoArgs, EvaluateArgs, GenerateArgs, InspectArgs, RecommendArgs, TrainArgs};
 
 pub(crate) fn create_writer(path: &Path) -> Result<BufWriter<File>> {
@@ -260,62 +261,6 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
     Ok(())
 }
 
-/// Why a server's export leaves a person out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Suppressed {
-    Erased,
-    NoConsent,
-}
-
-/// A server export's suppression list, applied to a model's persons: per person, the
-/// strongest reason any of their identifiers is listed for.
-#[derive(Default)]
-struct Suppression {
-    /// Suppression hash → reason.
-    hashes: std::collections::HashMap<String, Suppressed>,
-    /// The model's persons with a listed identifier.
-    persons: std::collections::HashMap<u32, Suppressed>,
-}
-
-impl Suppression {
-    fn of(engine: &Engine, export: &crate::input::Export) -> Suppression {
-        let hashes: std::collections::HashMap<String, Suppressed> = export
-            .manifest
-            .suppressed
-            .iter()
-            .map(|s| {
-                let reason =
-                    if s.reason == "no_consent" { Suppressed::NoConsent } else { Suppressed::Erased };
-                (s.hash.clone(), reason)
-            })
-            .collect();
-        let mut persons: std::collections::HashMap<u32, Suppressed> = std::collections::HashMap::new();
-        for (key, &person) in &engine.artifact().body.aliases {
-            if let Some(&reason) = hashes.get(&store::record::suppression_hash(key)) {
-                let entry = persons.entry(person).or_insert(reason);
-                if reason == Suppressed::Erased {
-                    *entry = reason;
-                }
-            }
-        }
-        Suppression { hashes, persons }
-    }
-
-    /// Why the person `id` names (a user id or `kind:value`) is listed, if they are.
-    fn of_id(&self, engine: &Engine, id: &str) -> Option<Suppressed> {
-        let by_person = engine.lookup(id).and_then(|user| self.persons.get(&user.0).copied());
-        let key = match datasets::schema::Identifier::parse_key(id) {
-            Some(identifier) => identifier.key(),
-            None => format!("user_id:{id}"),
-        };
-        let by_key = self.hashes.get(&store::record::suppression_hash(&key)).copied();
-        match (by_person, by_key) {
-            (Some(Suppressed::Erased), _) | (_, Some(Suppressed::Erased)) => Some(Suppressed::Erased),
-            (a, b) => a.or(b),
-        }
-    }
-}
-
 /// Adds to `person` (as `answering` knows them) what `production` knows `id` consumed, by
 /// item id: a variant's model may be older and never have seen a purchase.
 fn with_purchases_of(person: &mut Person<'_>, answering: &Engine, production: &Engine, id: &str) {
@@ -361,12 +306,12 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
             users.push(id.to_owned());
         }
     }
-    let suppressed = match &args.suppressed_from {
-        Some(dir) => Suppression::of(&engine, &crate::input::Export::read(dir)?),
-        None => Suppression::default(),
+    let exported = match &args.suppressed_from {
+        Some(dir) => ExportState::read(&engine, &crate::input::Export::read(dir)?)?,
+        None => ExportState::default(),
     };
     let (users, erased): (Vec<String>, Vec<String>) =
-        users.into_iter().partition(|id| suppressed.of_id(&engine, id) != Some(Suppressed::Erased));
+        users.into_iter().partition(|id| exported.suppressed(&engine, id) != Some(Suppressed::Erased));
     let experiment = args.experiment.as_deref().map(crate::experiments::read_experiment).transpose()?;
     let others = crate::experiments::variant_engines(&args.variant_model)?;
     let version = engine.artifact().metadata.model_version.clone();
@@ -400,9 +345,10 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
     let filters = Filters::default();
     let answer_for =
         |id: &String| -> models::Result<(Option<usize>, models::serve::engine::Recommendations, &Engine)> {
-            let withheld = suppressed.of_id(&engine, id) == Some(Suppressed::NoConsent);
+            let withheld = exported.suppressed(&engine, id) == Some(Suppressed::NoConsent);
             let Some(experiment) = &experiment else {
-                let person = Person { personalization: !withheld, ..engine.person(engine.lookup(id)) };
+                let mut person = Person { personalization: !withheld, ..engine.person(engine.lookup(id)) };
+                exported.add_held(&mut person, &engine, &engine, id);
                 return Ok((None, engine.recommend_person(&person, args.k)?, &engine));
             };
             let key = match engine.lookup(id) {
@@ -418,6 +364,7 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
             if !std::ptr::eq(*answering, &engine) {
                 with_purchases_of(&mut person, answering, &engine, id);
             }
+            exported.add_held(&mut person, answering, &engine, id);
             let answer =
                 answering.answer(view, placement, Request::new(args.k, now, &filters), &person, None)?;
             let items = answer

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod experiments;
 pub mod input;
 pub mod progress;
+pub mod send;
 pub mod table;
 
 /// Train, evaluate and run omnichannel recommendation models.
@@ -170,9 +171,11 @@ pub struct RecommendArgs {
     /// (repeat for several).
     #[arg(long)]
     pub variant_model: Vec<String>,
-    /// A server's export (`POST /v1/admin/export`) whose suppression list applies: persons
-    /// erased there get no answer (listed with reason `erased`), persons who withhold
-    /// personalisation get popular items (`no_consent`). Take it after the model was trained.
+    /// A server's export (`POST /v1/admin/export`), taken just before the send: its
+    /// suppression list applies (persons erased there get no answer, listed with reason
+    /// `erased`; persons who withhold personalisation get popular items, `no_consent`), and
+    /// what its events show each person holding (bought on any channel up to the export,
+    /// net of returns) is never recommended.
     #[arg(long)]
     pub suppressed_from: Option<PathBuf>,
 }
