@@ -5,6 +5,10 @@
 //!   the trainer's event schema, each with the live graph's `person_id` (and its
 //!   `event_id`, `recommendation_id`, `store_id`). Records of API calls (links, unlinks,
 //!   consent) and impressions are not training data and are left out;
+//! - `withheld.jsonl`: the purchases and returns (by the model's weights) of persons who
+//!   withhold personalisation, in the same schema: never trained on, but the trainer keeps
+//!   what they hold so that a model trained on the export never offers it back, even once
+//!   they consent again;
 //! - `items.jsonl`: the catalog the caller hands in (the live catalog: model catalog plus
 //!   changes);
 //! - `manifest.json` ([`ExportManifest`]): the store id and watermark, counts, the explicit
@@ -68,6 +72,9 @@ pub struct ExportManifest {
     pub persons: u64,
     /// Events left out because their person withheld consent.
     pub withheld_events: u64,
+    /// Of which purchases and returns, in `withheld.jsonl`.
+    #[serde(default)]
+    pub withheld_purchases: u64,
     /// Items written.
     pub items: u64,
     /// Explicit links, in order.
@@ -152,13 +159,18 @@ impl Store {
             events: 0,
             persons: 0,
             withheld_events: 0,
+            withheld_purchases: 0,
             items: catalog.len() as u64,
             links: Vec::new(),
             separations: Vec::new(),
             suppressed: Vec::new(),
         };
         let backend = &self.shared.backend;
+        let weights = self.shared.weights.read().unwrap_or_else(PoisonError::into_inner).clone();
+        // The withheld persons' purchases and returns, written after the events.
+        let mut purchases: Vec<Value> = Vec::new();
         write_file(dir, "events.jsonl", &mut |out| {
+            purchases.clear();
             backend.read(&mut |r: &dyn crate::backend::Reader| -> Result<()> {
                 manifest.watermark = r.next_seq()?;
                 let mut allowed: HashMap<String, bool> = HashMap::new();
@@ -199,6 +211,10 @@ impl Store {
                     }
                     if !allows {
                         withheld_events += 1;
+                        let weighed = weights.weigh_named(&event.event_type, &event.channel, event.value);
+                        if weighed.consumption != 0 && event.item_id.is_some() {
+                            purchases.push(event_json(&event, &ids.key));
+                        }
                         return Ok(true);
                     }
                     serde_json::to_writer(&mut *out, &event_json(&event, &ids.key))
@@ -242,6 +258,15 @@ impl Store {
                 manifest.suppressed = suppressed.into_values().collect();
                 Ok(())
             })
+        })?;
+        manifest.withheld_purchases = purchases.len() as u64;
+        write_file(dir, "withheld.jsonl", &mut |out| {
+            for purchase in &purchases {
+                serde_json::to_writer(&mut *out, purchase)
+                    .map_err(|e| Error::Storage(format!("encoding a withheld purchase: {e}")))?;
+                out.write_all(b"\n").map_err(io("writing withheld.jsonl".into()))?;
+            }
+            Ok(())
         })?;
         write_file(dir, "items.jsonl", &mut |out| {
             for item in catalog {

@@ -245,13 +245,16 @@ impl LiveGraph {
         self.graph.rules().placeholders.contains(identifier)
     }
 
-    /// The person behind `identifiers`: that of the highest-priority one the graph knows,
-    /// else the highest-priority one alone (an identifier never linked to another is a person
-    /// of its own); `None` for placeholders only.
+    /// The person behind `identifiers`: that of the highest-priority one the graph knows
+    /// and did not refuse for merging (a shared device or kiosk is no one's in particular),
+    /// else of the highest-priority one it knows, else the highest-priority one alone (an
+    /// identifier never linked to another is a person of its own); `None` for placeholders
+    /// only.
     pub fn person(&self, identifiers: &[Identifier]) -> Option<PersonIds> {
         let mut sorted: Vec<&Identifier> = identifiers.iter().filter(|i| !self.is_placeholder(i)).collect();
         sorted.sort();
-        match sorted.iter().find_map(|i| self.graph.node(i)) {
+        let known = || sorted.iter().filter_map(|i| self.graph.node(i));
+        match known().find(|&node| self.graph.refusal(node).is_none()).or_else(|| known().next()) {
             Some(node) => Some(self.person_of_node(node)),
             None => sorted.first().map(|&alone| PersonIds {
                 key: canonical_key(alone),
@@ -260,6 +263,25 @@ impl LiveGraph {
                 known: false,
             }),
         }
+    }
+
+    /// The other persons `identifiers` name besides [`LiveGraph::person`]'s: each
+    /// identifier's own person, when the graph knows it, did not refuse it for merging, and
+    /// it is not the one already chosen. What they bought counts for the request too.
+    pub fn also_named(&self, identifiers: &[Identifier], chosen: Option<&PersonIds>) -> Vec<PersonIds> {
+        let mut others: Vec<PersonIds> = Vec::new();
+        for identifier in identifiers.iter().filter(|i| !self.is_placeholder(i)) {
+            let Some(node) = self.graph.node(identifier) else { continue };
+            if self.graph.refusal(node).is_some() {
+                continue;
+            }
+            let person = self.person_of_node(node);
+            if chosen.is_some_and(|c| c.key == person.key) || others.iter().any(|o| o.key == person.key) {
+                continue;
+            }
+            others.push(person);
+        }
+        others
     }
 
     /// The identity log entries that touch the person of `identifiers`, in order: its

@@ -263,7 +263,9 @@ pub struct LivePerson {
     pub recent: Vec<EventRecord>,
     /// Per item, the person's purchases and returns after `after_seq` (ledger entries in
     /// sequence order); all of them for a person who withholds personalisation (exports
-    /// leave them out, so a model trained on one never learned what they bought).
+    /// leave them out, so a model trained on one never learned what they bought). Those of
+    /// the other persons the identifiers asked about name count too (see
+    /// [`crate::graph::LiveGraph::also_named`]).
     pub consumed: Vec<(String, Vec<ConsumedEntry>)>,
     /// Consent per purpose: the most restrictive of the person's identifiers' latest choices,
     /// else the default.
@@ -515,7 +517,12 @@ impl Store {
 
     /// What the store knows of the person behind `identifiers`; see [`LivePerson`].
     pub fn person(&self, identifiers: &[Identifier], query: PersonQuery) -> Result<LivePerson> {
-        let ids = self.person_ids(identifiers);
+        let (ids, also) = {
+            let graph = self.shared.graph.read().unwrap_or_else(PoisonError::into_inner);
+            let ids = graph.person(identifiers);
+            let also = graph.also_named(identifiers, ids.as_ref());
+            (ids, also)
+        };
         let mut keys: BTreeSet<String> = identifiers.iter().map(Identifier::key).collect();
         let mut all: Vec<Identifier> = identifiers.to_vec();
         if let Some(ids) = &ids {
@@ -539,28 +546,43 @@ impl Store {
                 }
             }
             let Some(ids) = &ids else { return Ok(()) };
-            let mut recorded: Vec<ConsentRecord> = Vec::new();
-            for identifier in &ids.identifiers {
-                recorded.extend(r.consent(&identifier.key())?);
-            }
-            person.consent = effective_consent(default, &recorded);
+            let consent_of = |identifiers: &[Identifier]| -> Result<Purposes> {
+                let mut recorded: Vec<ConsentRecord> = Vec::new();
+                for identifier in identifiers {
+                    recorded.extend(r.consent(&identifier.key())?);
+                }
+                Ok(effective_consent(default, &recorded))
+            };
+            person.consent = consent_of(&ids.identifiers)?;
             // A person who withholds personalisation is left out of exports, so a model
             // trained since knows nothing they bought: their whole ledger counts.
             let ledger_after = if person.allows(PERSONALIZATION) { query.after_seq } else { 0 };
             let mut seqs: Vec<u64> = Vec::new();
             let mut ledgers: BTreeMap<String, Vec<ConsumedEntry>> = BTreeMap::new();
-            for identifier in &ids.identifiers {
-                let key = identifier.key();
-                seqs.extend(r.events_of_anchor(&key, query.after_seq, recent_events)?);
-                for (item, entries) in r.consumed(&key)? {
-                    let after: Vec<ConsumedEntry> =
-                        entries.into_iter().filter(|e| e.seq > ledger_after).collect();
+            let mut read_ledger = |key: &str, after: u64| -> Result<()> {
+                for (item, entries) in r.consumed(key)? {
+                    let after: Vec<ConsumedEntry> = entries.into_iter().filter(|e| e.seq > after).collect();
                     if !after.is_empty() {
                         ledgers.entry(item).or_default().extend(after);
                     }
                 }
+                Ok(())
+            };
+            for identifier in &ids.identifiers {
+                let key = identifier.key();
+                seqs.extend(r.events_of_anchor(&key, query.after_seq, recent_events)?);
+                read_ledger(&key, ledger_after)?;
                 if let Some(since) = query.shown_since {
                     person.shown.extend(r.impressions(&key, since, MAX_SHOWN)?);
+                }
+            }
+            // The other persons the request names (a guest's cookie beside the account it
+            // logs into): what they bought is not offered either, whoever answers.
+            for other in &also {
+                let allows = consent_of(&other.identifiers)?.get(PERSONALIZATION).copied().unwrap_or(true);
+                let after = if allows { query.after_seq } else { 0 };
+                for identifier in &other.identifiers {
+                    read_ledger(&identifier.key(), after)?;
                 }
             }
             seqs.sort_unstable();

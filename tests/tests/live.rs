@@ -402,6 +402,30 @@ async fn a_batch_send_excludes_what_the_export_shows_bought_since_training() {
     assert_eq!(after.len(), 5);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_naming_several_persons_offers_none_of_what_any_of_them_bought() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(live_config(dir.path()), HashMap::new()).await;
+    let addr = &server.addr;
+    let (person, _) = buyers(2).into_iter().find(|(key, _)| !key.contains(':')).unwrap();
+    let ask = |identifiers: Value| json!({"identifiers": identifiers, "k": 10, "placement": "home"});
+    let theirs = ids(&recommend(addr, ask(json!({"user_id": person}))).await);
+    // A guest's cookie buys their top item, then the guest logs in: the request names the
+    // account and the cookie, which no event has joined yet.
+    let bought = json!([{"cookie_id": "c-guest", "channel": "web", "type": "purchase", "item_id": theirs[0], "timestamp": now() - 5}]);
+    assert_eq!(events(addr, bought).await["accepted"], 1);
+    let both = recommend(addr, ask(json!({"user_id": person, "cookie_id": "c-guest"}))).await;
+    assert_eq!(both["personalized"], true, "{both}");
+    assert!(!ids(&both).contains(&theirs[0]), "bought under the cookie: {both}");
+    // A device refused for merging (shared) does not answer for the person beside it.
+    let refused = trained().engine.artifact().body.refused.first().cloned().expect("a refused identifier");
+    let shared = Identifier::parse_key(&refused).unwrap();
+    let answer =
+        recommend(addr, ask(json!({shared.kind.as_str(): shared.value, "cookie_id": "c-guest"}))).await;
+    assert_eq!(answer["person_id"], "cookie_id:c-guest", "{answer}");
+    assert!(!ids(&answer).contains(&theirs[0]), "{answer}");
+}
+
 fn capped_placements() -> BTreeMap<String, PlacementConfig> {
     let mut placements = default_placements();
     placements.insert(
@@ -606,6 +630,13 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
     let consent = json!({"personalization": false});
     let withdraw = send(addr, "PUT", &format!("/v1/profiles/user_id/{shy}/consent"), Some(&consent)).await;
     assert_eq!(withdraw.status, 200, "{:?}", withdraw.body);
+    // A new person who withholds personalisation buys the most popular item at the till
+    // (left out of the export's events), and consents again after the retrain.
+    let top = ids(&recommend(addr, ask_home(json!({"cookie_id": "c-nobody"}))).await)[0].clone();
+    let withdraw = send(addr, "PUT", "/v1/profiles/loyalty_id/L-shy/consent", Some(&consent)).await;
+    assert_eq!(withdraw.status, 200, "{:?}", withdraw.body);
+    let till = json!([{"loyalty_id": "L-shy", "channel": "store", "type": "purchase", "item_id": top, "timestamp": now() - 30}]);
+    assert_eq!(events(addr, till).await["accepted"], 1);
     let before_models = send(addr, "GET", "/v1/models", None).await.json();
     let manifest = send(addr, "POST", "/v1/admin/export", None).await;
     assert_eq!(manifest.status, 200, "{:?}", manifest.body);
@@ -655,6 +686,13 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
     let answer = recommend(addr, ask_home(json!({"user_id": shy}))).await;
     assert_eq!(answer["reason"], "no_consent", "{answer}");
     assert!(ids(&answer).iter().all(|i| !shy_bought.contains(i)), "{shy_bought:?} in {answer}");
+    // The till purchase made while withholding: still excluded once they consent again.
+    let consent = json!({"personalization": true});
+    let again = send(addr, "PUT", "/v1/profiles/loyalty_id/L-shy/consent", Some(&consent)).await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    let answer = recommend(addr, ask_home(json!({"loyalty_id": "L-shy"}))).await;
+    assert_ne!(answer["reason"], "no_consent", "{answer}");
+    assert!(!ids(&answer).contains(&top), "{top} bought while withholding, in {answer}");
     let stranger = recommend(addr, json!({"identifiers": {"email": "gone@example.com"}, "k": 5})).await;
     assert_eq!(stranger["personalized"], false, "{stranger}");
     // The address comes back: a new person, not joined to the erased one's cookie.

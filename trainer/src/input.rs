@@ -96,6 +96,12 @@ impl Export {
         self.dir.join("events.jsonl")
     }
 
+    /// The purchases and returns of persons who withheld consent (never trained on); exports
+    /// written before it existed have none.
+    pub fn withheld(&self) -> PathBuf {
+        self.dir.join("withheld.jsonl")
+    }
+
     /// The catalog file.
     pub fn items(&self) -> PathBuf {
         self.dir.join("items.jsonl")
@@ -205,8 +211,17 @@ pub fn dataset_with(
                 sizes.push(loaded.len());
                 all.extend(loaded);
             }
-            if export.is_some() {
+            if let Some(export) = export {
                 eprintln!("export: {suppressed} events of erased or non-consenting persons left out");
+                // What the export kept of non-consenting persons' purchases: not trained on,
+                // held. An erasure since is on the suppression list, dated.
+                let path = export.withheld();
+                if path.exists() {
+                    let loaded = events(&path, options)?;
+                    withheld.extend(
+                        loaded.into_iter().filter(|event| export.suppresses(event) != Suppression::Erased),
+                    );
+                }
             }
             let decisions = export.map(Export::decisions).unwrap_or_default();
             let dataset = Dataset::from_events_with(&all, catalog, &weights, &config.identity, &decisions)?;

@@ -125,34 +125,40 @@ fn key_of(id: &str) -> String {
 /// resolved one.
 #[allow(clippy::type_complexity)]
 fn purchases(engine: &Engine, export: &Export) -> Result<(HashMap<String, u32>, Vec<BTreeMap<String, i64>>)> {
-    let path = export.events();
-    let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    let source = path.display().to_string();
     let weights = &engine.artifact().metadata.config.weights;
     let mut live = IdMap::new();
     let mut items = IdMap::new();
     let mut person_of: HashMap<String, u32> = HashMap::new();
     let mut rows: Vec<Interaction> = Vec::new();
-    for (at, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line_no = at + 1;
-        let line = line.with_context(|| format!("{source}:{line_no}: unreadable line"))?;
-        if line.trim().is_empty() {
+    // The events, and the purchases of persons who withhold personalisation (exports
+    // written before they were kept have none).
+    for path in [export.events(), export.withheld()] {
+        if path == export.withheld() && !path.exists() {
             continue;
         }
-        let value: serde_json::Value =
-            serde_json::from_str(&line).with_context(|| format!("{source}:{line_no}: not JSON"))?;
-        let Some(person) = value.get("person_id").and_then(serde_json::Value::as_str) else {
-            anyhow::bail!("{source}:{line_no}: field `person_id`: missing (not a server's export?)");
-        };
-        let event = datasets::load::event_from_json(&value, &source, line_no)?;
-        let user = UserIdx(live.get_or_insert(person));
-        for identifier in &event.identifiers {
-            person_of.insert(identifier.key(), user.0);
-        }
-        let consumption = weights.weigh(&event).consumption;
-        if let (Some(item), true) = (event.item_id.as_deref(), consumption != 0) {
-            let item = ItemIdx(items.get_or_insert(item));
-            rows.push(Interaction { user, item, weight: 0.0, timestamp: event.timestamp, consumption });
+        let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        let source = path.display().to_string();
+        for (at, line) in std::io::BufReader::new(file).lines().enumerate() {
+            let line_no = at + 1;
+            let line = line.with_context(|| format!("{source}:{line_no}: unreadable line"))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let value: serde_json::Value =
+                serde_json::from_str(&line).with_context(|| format!("{source}:{line_no}: not JSON"))?;
+            let Some(person) = value.get("person_id").and_then(serde_json::Value::as_str) else {
+                anyhow::bail!("{source}:{line_no}: field `person_id`: missing (not a server's export?)");
+            };
+            let event = datasets::load::event_from_json(&value, &source, line_no)?;
+            let user = UserIdx(live.get_or_insert(person));
+            for identifier in &event.identifiers {
+                person_of.insert(identifier.key(), user.0);
+            }
+            let consumption = weights.weigh(&event).consumption;
+            if let (Some(item), true) = (event.item_id.as_deref(), consumption != 0) {
+                let item = ItemIdx(items.get_or_insert(item));
+                rows.push(Interaction { user, item, weight: 0.0, timestamp: event.timestamp, consumption });
+            }
         }
     }
     let held = Consumed::from_interactions(live.len(), &rows)

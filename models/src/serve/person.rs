@@ -15,10 +15,12 @@
 //! - **Consumed**: the trained persons' consumed items (the units the artifact counted per
 //!   trained person), plus what the model's inputs show held under the person's identifiers
 //!   while they withheld consent (per item, the most any one identifier holds), then
-//!   the live ledger after the model's watermark replayed on top in order: a purchase adds
-//!   one, a return takes one away if one is held, an item is consumed while the count is
-//!   above zero. The caller passes only what came after the
-//!   watermark, so nothing the model learned is counted twice.
+//!   the live ledger after the model's watermark replayed on top in time order (not arrival
+//!   order): a purchase adds one, a return takes one away if one is held, an item is
+//!   consumed while the count is above zero. The caller passes only what came after the
+//!   watermark, so nothing the model learned is counted twice; except for a person who
+//!   withholds personalisation, whose whole stored ledger counts (exports leave it out) and
+//!   may repeat what the model's inputs kept of them: per item the larger of the two.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -79,10 +81,33 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
         entry.0 = entry.0.max(units as i32);
         entry.1 = entry.1.max(at);
     }
-    for (item, (units, at)) in withheld {
-        let entry = consumed.entry(item).or_insert((0, at));
-        entry.0 += units;
-        entry.1 = entry.1.max(at);
+    if live.personalization {
+        // The ledger is what came after the model's data: replayed on top of what it knew.
+        for (item, (units, at)) in withheld {
+            let entry = consumed.entry(item).or_insert((0, at));
+            entry.0 += units;
+            entry.1 = entry.1.max(at);
+        }
+        for (item, entries) in &live.ledger {
+            let entry = consumed.entry(item.0).or_insert((0, i64::MIN));
+            *entry = replay(*entry, entries);
+        }
+    } else {
+        // Withholding personalisation, the whole stored ledger counts, and the model's
+        // inputs may hold the same purchases (an export keeps them for this): per item, the
+        // larger of the two.
+        let mut held = withheld;
+        for (item, entries) in &live.ledger {
+            let (units, at) = replay((0, i64::MIN), entries);
+            let entry = held.entry(item.0).or_insert((0, at));
+            entry.0 = entry.0.max(units);
+            entry.1 = entry.1.max(at);
+        }
+        for (item, (units, at)) in held {
+            let entry = consumed.entry(item).or_insert((0, at));
+            entry.0 += units;
+            entry.1 = entry.1.max(at);
+        }
     }
     let mut fresh = live.trained.len() > 1;
     for (item, event) in &live.events {
@@ -93,17 +118,6 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
             entry.0 += weighed.weight;
             entry.1 = entry.1.max(event.timestamp);
             fresh = true;
-        }
-    }
-    for (item, entries) in &live.ledger {
-        let entry = consumed.entry(item.0).or_insert((0, i64::MIN));
-        for &(sign, at) in entries {
-            // A return cancels one purchase held, if any: one with nothing before it (a gift,
-            // or a purchase older than the data) does not hide the next purchase.
-            entry.0 = (entry.0 + i32::from(sign)).max(0);
-            if sign > 0 {
-                entry.1 = entry.1.max(at);
-            }
         }
     }
     let (history, history_times): (Vec<(ItemIdx, f32)>, Vec<i64>) =
@@ -119,4 +133,21 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
         personalization: live.personalization,
         shown: live.shown.clone(),
     }
+}
+
+/// Replays purchases (+1) and returns (-1) with their times on `(units held, time of the
+/// last purchase)`, in time order (a purchase before a return of the same second), whatever
+/// order they arrived in: a return sent late but dated before a purchase does not cancel
+/// it. A return cancels one unit held, if any: one with nothing before it (a gift, or a
+/// purchase older than the data) does not hide the next purchase.
+fn replay((mut units, mut last): (i32, i64), entries: &[(i8, i64)]) -> (i32, i64) {
+    let mut ordered = entries.to_vec();
+    ordered.sort_by_key(|&(sign, at)| (at, -sign));
+    for (sign, at) in ordered {
+        units = (units + i32::from(sign)).max(0);
+        if sign > 0 {
+            last = last.max(at);
+        }
+    }
+    (units, last)
 }

@@ -361,6 +361,7 @@ fn an_export_holds_consented_events_with_live_person_ids_and_the_suppression_lis
                 event("3", &[&shy], "web", "view", Some("i2"), 12),
                 event("4", &[&gone], "web", "view", Some("i3"), 13),
                 event("5", &[&cookie], "app", IMPRESSION_EVENT, Some("i1"), 14),
+                event("6", &[&shy], "store", "purchase", Some("i2"), 14),
             ],
             15,
         )
@@ -381,7 +382,17 @@ fn an_export_holds_consented_events_with_live_person_ids_and_the_suppression_lis
         ..Default::default()
     }];
     let manifest = store.export(out.path(), &catalog, 20).unwrap();
-    assert_eq!((manifest.events, manifest.persons, manifest.withheld_events, manifest.items), (2, 1, 1, 1));
+    assert_eq!((manifest.events, manifest.persons, manifest.withheld_events, manifest.items), (2, 1, 2, 1));
+    // The withholding person's purchase is kept apart, never among the events.
+    assert_eq!(manifest.withheld_purchases, 1);
+    let kept = std::fs::read_to_string(out.path().join("withheld.jsonl")).unwrap();
+    let (kept, _) =
+        datasets::load::read_events(kept.as_bytes(), "withheld.jsonl", &Default::default()).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].item_id.as_deref(), kept[0].identifiers.as_slice()),
+        (Some("i2"), std::slice::from_ref(&shy))
+    );
     assert_eq!(manifest.watermark, store.next_seq().unwrap());
     assert_eq!(manifest.links.len(), 1);
     let reasons: Vec<&str> = manifest.suppressed.iter().map(|s| s.reason.as_str()).collect();

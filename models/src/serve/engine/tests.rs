@@ -306,11 +306,19 @@ mod live {
         let engine = engine();
         let item = ItemIdx(3);
         let consumed = |trained: Vec<UserIdx>, ledger: Vec<(i8, i64)>| {
-            let live = LiveSignals { trained, ledger: vec![(item, ledger)], ..LiveSignals::default() };
+            let live = LiveSignals {
+                trained,
+                ledger: vec![(item, ledger)],
+                personalization: true,
+                ..LiveSignals::default()
+            };
             assemble(&engine, &live).consumed.iter().any(|&(i, _)| i == item.0)
         };
         // A gift returned, then the item bought: bought.
         assert!(consumed(Vec::new(), vec![(-1, 10), (1, 20)]));
+        // The same, but the return sent after the purchase: time order, not arrival order.
+        assert!(consumed(Vec::new(), vec![(1, 20), (-1, 10)]));
+        assert!(!consumed(Vec::new(), vec![(-1, 30), (1, 20)]));
         // Bought twice, returned once: still held; twice: not.
         assert!(consumed(Vec::new(), vec![(1, 10), (1, 20), (-1, 30)]));
         assert!(!consumed(Vec::new(), vec![(1, 10), (1, 20), (-1, 30), (-1, 40)]));
@@ -328,8 +336,12 @@ mod live {
         });
         let (a, b, both) = shared.expect("two trained persons bought the same item");
         let merged = |ledger: Vec<(i8, i64)>| {
-            let live =
-                LiveSignals { trained: vec![a, b], ledger: vec![(both, ledger)], ..LiveSignals::default() };
+            let live = LiveSignals {
+                trained: vec![a, b],
+                ledger: vec![(both, ledger)],
+                personalization: true,
+                ..LiveSignals::default()
+            };
             assemble(&engine, &live).consumed.iter().any(|&(i, _)| i == both.0)
         };
         assert!(merged(vec![(-1, 30)]));
@@ -353,6 +365,7 @@ mod live {
             let live = LiveSignals {
                 trained: vec![UserIdx(user)],
                 ledger: vec![(ItemIdx(item), ledger)],
+                personalization: true,
                 ..LiveSignals::default()
             };
             assemble(&engine, &live).consumed.iter().any(|&(i, _)| i == item)
@@ -367,7 +380,12 @@ mod live {
         let engine = engine();
         let item = ItemIdx(5);
         let consumed = |withheld: Vec<Vec<(ItemIdx, i64, u32)>>, ledger: Vec<(i8, i64)>| {
-            let live = LiveSignals { withheld, ledger: vec![(item, ledger)], ..LiveSignals::default() };
+            let live = LiveSignals {
+                withheld,
+                ledger: vec![(item, ledger)],
+                personalization: true,
+                ..LiveSignals::default()
+            };
             assemble(&engine, &live).consumed.iter().any(|&(i, _)| i == item.0)
         };
         assert!(consumed(vec![vec![(item, 10, 1)]], Vec::new()));
@@ -376,6 +394,19 @@ mod live {
         // Two units under one identifier take two returns.
         assert!(consumed(vec![vec![(item, 10, 2)], vec![(item, 10, 1)]], vec![(-1, 20)]));
         assert!(!consumed(vec![vec![(item, 10, 2)]], vec![(-1, 20), (-1, 30)]));
+        // Still withholding, the whole stored ledger comes too: the purchase kept by the
+        // trainer and the same one in the ledger are one unit, the larger of the two.
+        let withholding = |withheld: Vec<Vec<(ItemIdx, i64, u32)>>, ledger: Vec<(i8, i64)>| {
+            let live = LiveSignals { withheld, ledger: vec![(item, ledger)], ..LiveSignals::default() };
+            assemble(&engine, &LiveSignals { personalization: false, ..live })
+                .consumed
+                .iter()
+                .any(|&(i, _)| i == item.0)
+        };
+        assert!(withholding(vec![vec![(item, 10, 1)]], vec![(1, 10)]));
+        assert!(withholding(Vec::new(), vec![(1, 10)]));
+        assert!(!withholding(Vec::new(), vec![(1, 10), (-1, 20)]));
+        assert!(withholding(vec![vec![(item, 10, 1)]], Vec::new()));
     }
 
     #[test]
