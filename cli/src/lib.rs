@@ -1,5 +1,5 @@
 //! What omnirec's binaries (`trainer`, `server`) share, so neither depends on the other:
-//! logging set-up and the wall clock. The core crates (`datasets`, `models`) stay free of
+//! logging set-up, writing to standard output and the wall clock. The core crates (`datasets`, `models`) stay free of
 //! both, as they stay free of the environment.
 
 /// Logs to standard error at `info` (`-v` debug, `-vv` trace) for the binary's own crate
@@ -22,6 +22,28 @@ pub fn init_logging(binary: &str, verbose: u8) {
 fn directive(binary: &str, verbose: u8) -> String {
     let level = ["info", "debug", "trace"][usize::from(verbose.min(2))];
     format!("warn,{binary}={level},models={level},datasets={level}")
+}
+
+/// Writes `text` to standard output. A reader that went away (`| head`) ends the output
+/// quietly: there is no one left to tell, and no reason to panic as `print!` would.
+pub fn write_out(text: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_fmt(text) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// `println!` through [`write_out`]: an `io::Result`, quiet on a closed pipe.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` through [`write_out`].
+#[macro_export]
+macro_rules! say_inline {
+    ($($arg:tt)*) => { $crate::write_out(format_args!($($arg)*)) };
 }
 
 /// Seconds since the Unix epoch (0 for a clock before it).

@@ -115,20 +115,20 @@ pub async fn run(args: &LoadArgs) -> Result<()> {
     match args.mode {
         Mode::Read => {
             let (latencies, errors) = read_load(args, &persons, deadline).await;
-            print_reads(args.connections, started.elapsed().as_secs_f64(), &latencies, errors);
+            print_reads(args.connections, started.elapsed().as_secs_f64(), &latencies, errors)?;
         }
         Mode::Ingest => {
             let (events, latencies, errors) =
                 ingest_load(args, args.connections, None, Arc::clone(&items), deadline).await;
             let elapsed = started.elapsed().as_secs_f64();
-            println!(
+            cli::say!(
                 "{} senders, batches of {}, {elapsed:.1} s: {events} events acknowledged durable, {errors} errors; \
                  {:.0} events/s; batch latency ms {}",
                 args.connections,
                 args.batch,
                 events as f64 / elapsed,
                 latencies.summary()
-            );
+            )?;
         }
         Mode::Mixed => {
             let ingest = {
@@ -144,23 +144,23 @@ pub async fn run(args: &LoadArgs) -> Result<()> {
             let (latencies, errors) = read_load(args, &persons, deadline).await;
             let elapsed = started.elapsed().as_secs_f64();
             let (events, batch_latencies, ingest_errors) = ingest.await?;
-            print_reads(args.connections, elapsed, &latencies, errors);
-            println!(
+            print_reads(args.connections, elapsed, &latencies, errors)?;
+            cli::say!(
                 "  while ingesting {:.0} events/s (asked {}), {ingest_errors} errors; batch latency ms {}",
                 events as f64 / elapsed,
                 args.ingest_rate,
                 batch_latencies.summary()
-            );
+            )?;
         }
     }
     stop.store(true, Ordering::Relaxed);
     if let Some(probe) = probe {
         let (latencies, excluded, asked) = probe.await?;
-        println!(
+        cli::say!(
             "  freshness: {asked} purchases, the next answer excluded the item {excluded} times; \
              acknowledgement to that answer ms {}",
             latencies.summary()
-        );
+        )?;
         if excluded != asked {
             bail!("{} answers offered an item just bought", asked - excluded);
         }
@@ -168,13 +168,19 @@ pub async fn run(args: &LoadArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_reads(connections: usize, elapsed: f64, latencies: &Latencies, errors: usize) {
-    println!(
+fn print_reads(
+    connections: usize,
+    elapsed: f64,
+    latencies: &Latencies,
+    errors: usize,
+) -> std::io::Result<()> {
+    cli::say!(
         "{connections} connections, {elapsed:.1} s: {} ok, {errors} errors; {:.0} requests/s; latency ms {}",
         latencies.0.len(),
         latencies.0.len() as f64 / elapsed,
         latencies.summary()
-    );
+    )?;
+    Ok(())
 }
 
 /// Recommendations on `--connections` connections until `deadline`.

@@ -142,10 +142,10 @@ async fn report(args: &ReportArgs) -> Result<()> {
     }
     let report = reply.json();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        cli::say!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
-    print!("{}", server::report::render(&report));
+    cli::say_inline!("{}", server::report::render(&report))?;
     Ok(())
 }
 
@@ -159,7 +159,7 @@ fn export(serve: &ServeArgs, args: &ExportArgs) -> Result<()> {
     let store = state.store.as_ref().context("the data directory has no store")?;
     let catalog = state.current.load().view.catalog.live_items();
     let manifest = store.export(&args.out, &catalog, cli::unix_now())?;
-    println!(
+    cli::say!(
         "exported {} events of {} persons ({} withheld for consent), {} items, to {} (watermark {})",
         manifest.events,
         manifest.persons,
@@ -167,7 +167,7 @@ fn export(serve: &ServeArgs, args: &ExportArgs) -> Result<()> {
         manifest.items,
         args.out.display(),
         manifest.watermark
-    );
+    )?;
     Ok(())
 }
 
@@ -181,7 +181,7 @@ fn compact(serve: &ServeArgs) -> Result<()> {
     backend.compact()?;
     drop(backend);
     let after = std::fs::metadata(&path)?.len();
-    println!("compacted {}: {before} bytes -> {after} bytes", path.display());
+    cli::say!("compacted {}: {before} bytes -> {after} bytes", path.display())?;
     Ok(())
 }
 
@@ -313,13 +313,13 @@ async fn demo(args: &DemoArgs, serve_args: &ServeArgs) -> Result<()> {
     if let Err(error) = &shown {
         tracing::warn!(%error, "the real-time walkthrough did not run through");
     }
-    print_examples(&state, addr);
+    print_examples(&state, addr)?;
     if args.no_serve {
         let _ = stop.send(());
         serving.await??;
         return shown;
     }
-    println!("\nserving on http://{addr} — Ctrl-C to stop");
+    cli::say!("\nserving on http://{addr} — Ctrl-C to stop")?;
     serving.await??;
     Ok(())
 }
@@ -360,12 +360,12 @@ async fn show_the_loop(state: &AppState, addr: SocketAddr) -> Result<()> {
             })
             .collect()
     };
-    println!("\nthe real-time loop, live on this server:");
-    println!(
+    cli::say!("\nthe real-time loop, live on this server:")?;
+    cli::say!(
         "  1. the email channel asks for the person with email hash {}…: {}",
         &email[..12.min(email.len())],
         titles(&before).join(", ")
-    );
+    )?;
     let purchase = format!(
         r#"{{"events": [{{"loyalty_id": "{card}", "channel": "store", "type": "purchase", "item_id": "{top}", "timestamp": {}, "store_id": "s1"}}]}}"#,
         cli::unix_now()
@@ -376,22 +376,22 @@ async fn show_the_loop(state: &AppState, addr: SocketAddr) -> Result<()> {
     if stored.json()["accepted"] != 1 {
         bail!("the purchase was not accepted: {:?}", stored.body);
     }
-    println!(
+    cli::say!(
         "  2. a till in store s1 sends a purchase of {top} under loyalty card {card}: stored durably in {:.1} ms",
         stored_after.as_secs_f64() * 1e3
-    );
+    )?;
     let after = connection.send("POST", "/v1/recommendations", None, Some(&ask)).await?.json();
-    println!(
+    cli::say!(
         "  3. the email channel asks again, {:.1} ms after the purchase: {}",
         started.elapsed().as_secs_f64() * 1e3,
         titles(&after).join(", ")
-    );
+    )?;
     let gone = after["items"].as_array().into_iter().flatten().all(|i| i["item_id"] != top.as_str());
-    println!(
+    cli::say!(
         "     {top} {}",
         if gone { "is gone: bought in store, never offered by email" } else { "IS STILL THERE (a bug)" }
-    );
-    println!("  (the profile: curl -s http://{addr}/v1/profiles/loyalty_id/{card})");
+    )?;
+    cli::say!("  (the profile: curl -s http://{addr}/v1/profiles/loyalty_id/{card})")?;
     if !gone {
         bail!("the purchased item was offered again");
     }
@@ -430,17 +430,17 @@ fn train_demo(dir: &Path, persons: usize, items: usize) -> Result<()> {
         |_| {},
     )?;
     models::artifact::save(&artifact, &dir.join("model.omr"))?;
-    println!(
+    cli::say!(
         "trained {} on synthetic omnichannel data in {} ({:.0} s)",
         artifact.metadata.model_version,
         data.display(),
         started.elapsed().as_secs_f64()
-    );
+    )?;
     Ok(())
 }
 
 /// Prints three requests that work against the demo model.
-fn print_examples(state: &AppState, addr: SocketAddr) {
+fn print_examples(state: &AppState, addr: SocketAddr) -> std::io::Result<()> {
     let loaded = state.current.load();
     let body = &loaded.model.engine.artifact().body;
     // A person with a loyalty card and some history; any of their identifiers would do.
@@ -458,19 +458,22 @@ fn print_examples(state: &AppState, addr: SocketAddr) {
         .map(|(k, _)| k.trim_start_matches("cookie_id:").to_string())
         .min()
         .unwrap_or_default();
-    println!("\nmodel {} — try:", loaded.model.version());
-    println!("  curl -s 'http://{addr}/v1/users/{card}/recommendations?placement=home&k=5'");
-    println!(
+    cli::say!("\nmodel {} — try:", loaded.model.version())?;
+    cli::say!("  curl -s 'http://{addr}/v1/users/{card}/recommendations?placement=home&k=5'")?;
+    cli::say!(
         "  curl -s -X POST http://{addr}/v1/recommendations -H 'content-type: application/json' \\\n    \
          -d '{{\"identifiers\": {{\"cookie_id\": \"{cookie}\"}}, \"channel\": \"email\", \"k\": 3, \"cart\": [\"{item}\"]}}'"
-    );
-    println!("  curl -s 'http://{addr}/v1/items/{item}/similar?k=4'");
-    println!(
+    )?;
+    cli::say!("  curl -s 'http://{addr}/v1/items/{item}/similar?k=4'")?;
+    cli::say!(
         "  curl -s -X POST http://{addr}/v1/events -H 'content-type: application/json' \\\n    \
          -d '{{\"events\": [{{\"cookie_id\": \"{cookie}\", \"channel\": \"web\", \"type\": \"purchase\", \"item_id\": \"{item}\", \"timestamp\": {now}}}]}}'",
         now = cli::unix_now()
-    );
-    println!("  (also: /v1/profiles/cookie_id/{cookie}, /v1/models, /health/ready, /metrics, /openapi.json)");
+    )?;
+    cli::say!(
+        "  (also: /v1/profiles/cookie_id/{cookie}, /v1/models, /health/ready, /metrics, /openapi.json)"
+    )?;
+    Ok(())
 }
 
 /// `OMNIREC_SIMD` (`widest`, `avx512`, `avx2`, `scalar`) picks the kernels' instruction set.

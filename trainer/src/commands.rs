@@ -125,14 +125,10 @@ fn log_reports(trained: &Trained) {
     }
 }
 
-/// Writes `text` and a newline to standard output. A reader that went away (`| head`)
-/// ends the output quietly: there is no one left to tell.
+/// Writes `text` and a newline to standard output, quietly stopping when the reader went
+/// away (`| head`).
 pub(crate) fn say(text: impl std::fmt::Display) -> Result<()> {
-    use std::io::Write;
-    match writeln!(std::io::stdout().lock(), "{text}") {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
+    Ok(cli::say!("{text}")?)
 }
 
 /// `trainer train`: returns the artifact's metadata.
