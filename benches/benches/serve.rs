@@ -4,6 +4,9 @@
 //! - `answer/home/<items>`: a known person under a placement with a diversity cap, a boost
 //!   and the purchase exclusion (the storefront's home page).
 //! - `answer/similar/<items>`: items similar to one item (product page).
+//! - `answer/popular/<items>`: a person nobody knows (the popular fill) under a placement
+//!   without boosts, with live popularity on every item of the catalog, as after a day of
+//!   events.
 //!
 //! Each is measured through the candidate stage (`…/candidates`, the default above 20,000
 //! items: the blend on a few hundred candidates per request) and with every item scored
@@ -23,6 +26,7 @@ use datasets::{ItemIdx, UserIdx};
 use models::artifact::Artifact;
 use models::serve::candidates::CandidateParams;
 use models::serve::engine::Engine;
+use models::serve::popularity::LivePopularity;
 use models::serve::rules::{Boost, Filters, PlacementConfig, PlacementKind, Request};
 use models::train::config::TrainConfig;
 
@@ -90,7 +94,11 @@ fn answer(c: &mut Criterion) {
                 ..Default::default()
             };
             let similar = PlacementConfig { kind: PlacementKind::Similar, k: 8, ..Default::default() };
-            let configs = BTreeMap::from([("home".to_string(), home), ("product_page".to_string(), similar)]);
+            let configs = BTreeMap::from([
+                ("home".to_string(), home),
+                ("product_page".to_string(), similar),
+                ("plain".to_string(), PlacementConfig { k: 12, ..Default::default() }),
+            ]);
             let (view, _) = engine.view(engine.catalog().clone(), &configs).expect("placements compile");
             let (home, similar) = (&view.placements["home"], &view.placements["product_page"]);
             let n_users = engine.artifact().body.users.len() as u32;
@@ -121,6 +129,19 @@ fn answer(c: &mut Criterion) {
                         .expect("answers")
                 })
             });
+            if mode == "exact" {
+                let live = LivePopularity::new(engine.artifact().metadata.reference_time, None);
+                for i in 0..n_items as u32 {
+                    live.record(&format!("cookie_id:c{i}"), ItemIdx(i), 0);
+                }
+                let stranger = engine.person(None);
+                group.bench_function(BenchmarkId::new("popular", n_items), |b| {
+                    let plain = &view.placements["plain"];
+                    b.iter(|| {
+                        engine.answer(&view, plain, request(None), &stranger, Some(&live)).expect("answers")
+                    })
+                });
+            }
         }
     }
     group.finish();

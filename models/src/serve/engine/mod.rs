@@ -174,8 +174,12 @@ pub struct Engine {
     retriever: Retriever,
     /// The model's items by `popularity`, highest first (ties to the lower item).
     popular_order: Vec<u32>,
-    /// The first [`POPULAR_PREFIX`] of them, by item.
-    popular_prefix: Vec<u32>,
+    /// The first [`POPULAR_PREFIX`] of them, a bit per model item: the popular fill asks it
+    /// of every item with live popularity, which after a day of events is most of the
+    /// catalog.
+    popular_prefix: Vec<u64>,
+    /// How many items `popular_prefix` holds.
+    n_prefix: usize,
 }
 
 impl Engine {
@@ -222,9 +226,22 @@ impl Engine {
         popular_order.sort_unstable_by(|&a, &b| {
             popularity[b as usize].total_cmp(&popularity[a as usize]).then(a.cmp(&b))
         });
-        let mut popular_prefix = popular_order[..POPULAR_PREFIX.min(popular_order.len())].to_vec();
-        popular_prefix.sort_unstable();
-        Engine { artifact, base, popularity, debias, batch, retriever, popular_order, popular_prefix }
+        let n_prefix = POPULAR_PREFIX.min(popular_order.len());
+        let mut popular_prefix = vec![0u64; popularity.len().div_ceil(64)];
+        for &item in &popular_order[..n_prefix] {
+            popular_prefix[item as usize / 64] |= 1 << (item % 64);
+        }
+        Engine {
+            artifact,
+            base,
+            popularity,
+            debias,
+            batch,
+            retriever,
+            popular_order,
+            popular_prefix,
+            n_prefix,
+        }
     }
 
     /// The artifact's catalog, before any change.
@@ -684,13 +701,16 @@ impl Engine {
         if n_items <= POPULAR_PREFIX || placement.boosts() {
             return false;
         }
-        let prefix = &self.popular_order[..self.popular_prefix.len()];
+        let prefix = &self.popular_order[..self.n_prefix];
+        let in_prefix = |item: u32| {
+            self.popular_prefix.get(item as usize / 64).is_some_and(|w| w & (1 << (item % 64)) != 0)
+        };
         let base = |item: u32| self.popularity.get(item as usize).copied().unwrap_or(0.0);
         let mut scores: Vec<(u32, f32)> = prefix.iter().map(|&i| (i, base(i))).collect();
         if let Some(live) = live {
             live.add_counts(&mut scores);
             live.for_each_touched(|item, live_count| {
-                if (item as usize) < n_items && self.popular_prefix.binary_search(&item).is_err() {
+                if (item as usize) < n_items && !in_prefix(item) {
                     scores.push((item, base(item) + live_count));
                 }
             });
