@@ -327,23 +327,9 @@ async fn consent_withdrawal_and_erasure_reach_every_channel_and_the_export() {
         .find(|&u| u != user)
         .map(|u| body.users.id(u).unwrap().to_string())
         .unwrap();
-    let users = dir.path().join("batch-users.txt");
-    std::fs::write(&users, format!("{person}\n{other}\n")).unwrap();
-    let batch = dir.path().join("batch.tsv");
     let send_batch = |suppressed_from: Option<std::path::PathBuf>| {
-        trainer::commands::recommend(&trainer::RecommendArgs {
-            model: trained().model.clone(),
-            users: users.clone(),
-            k: 5,
-            out: batch.clone(),
-            experiment: None,
-            variant_model: Vec::new(),
-            suppressed_from,
-        })
-        .unwrap();
-        let rows = std::fs::read_to_string(&batch).unwrap();
+        let (rows, fallback) = batch_send(dir.path(), &[&person, &other], suppressed_from);
         let answered = |id: &str| rows.lines().filter(|l| l.split('\t').next() == Some(id)).count();
-        let fallback = std::fs::read_to_string(format!("{}.fallback.tsv", batch.display())).unwrap();
         (answered(&person), answered(&other), fallback)
     };
     assert_eq!(send_batch(None).0, 5, "the model still holds the erased person");
@@ -366,21 +352,8 @@ async fn a_batch_send_excludes_what_the_export_shows_bought_since_training() {
     let card =
         body.aliases.iter().find(|(k, p)| **p == user && !k.starts_with("user_id:")).unwrap().0.clone();
     let card = Identifier::parse_key(&card).unwrap();
-    let users = dir.path().join("send.txt");
-    std::fs::write(&users, format!("{person}\n")).unwrap();
-    let batch = dir.path().join("send.tsv");
     let send_batch = |export: Option<std::path::PathBuf>| {
-        trainer::commands::recommend(&trainer::RecommendArgs {
-            model: trained().model.clone(),
-            users: users.clone(),
-            k: 5,
-            out: batch.clone(),
-            experiment: None,
-            variant_model: Vec::new(),
-            suppressed_from: export,
-        })
-        .unwrap();
-        let rows = std::fs::read_to_string(&batch).unwrap();
+        let (rows, _) = batch_send(dir.path(), &[&person], export);
         rows.lines().skip(1).map(|l| l.split('\t').nth(1).unwrap().to_string()).collect::<Vec<_>>()
     };
     let before = send_batch(None);
@@ -424,6 +397,27 @@ async fn a_request_naming_several_persons_offers_none_of_what_any_of_them_bought
         recommend(addr, ask(json!({shared.kind.as_str(): shared.value, "cookie_id": "c-guest"}))).await;
     assert_eq!(answer["person_id"], "cookie_id:c-guest", "{answer}");
     assert!(!ids(&answer).contains(&theirs[0]), "{answer}");
+}
+
+/// `trainer recommend` of the test model, 5 items for each of `ids`, with `export` applied:
+/// the rows it wrote and its fallback list.
+fn batch_send(dir: &Path, ids: &[&str], export: Option<std::path::PathBuf>) -> (String, String) {
+    let users = dir.join("batch-users.txt");
+    std::fs::write(&users, ids.join("\n") + "\n").unwrap();
+    let batch = dir.join("batch.tsv");
+    trainer::commands::recommend(&trainer::RecommendArgs {
+        model: trained().model.clone(),
+        users,
+        k: 5,
+        out: batch.clone(),
+        experiment: None,
+        variant_model: Vec::new(),
+        suppressed_from: export,
+    })
+    .unwrap();
+    let rows = std::fs::read_to_string(&batch).unwrap();
+    let fallback = std::fs::read_to_string(format!("{}.fallback.tsv", batch.display())).unwrap();
+    (rows, fallback)
 }
 
 fn capped_placements() -> BTreeMap<String, PlacementConfig> {
