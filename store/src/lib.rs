@@ -263,8 +263,8 @@ pub struct LivePerson {
     pub recent: Vec<EventRecord>,
     /// Per item, the person's purchases and returns after `after_seq` (ledger entries in
     /// sequence order); all of them for a person who withholds personalisation (exports
-    /// leave them out, so a model trained on one never learned what they bought). Those of
-    /// the other persons the identifiers asked about name count too (see
+    /// leave them out, so a model trained on one never learned what they bought). The
+    /// entries of the other persons the identifiers asked about belong to count too (see
     /// [`crate::graph::LiveGraph::also_named`]).
     pub consumed: Vec<(String, Vec<ConsumedEntry>)>,
     /// Consent per purpose: the most restrictive of the person's identifiers' latest choices,
