@@ -262,16 +262,11 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
 fn with_purchases_of(person: &mut Person<'_>, answering: &Engine, production: &Engine, id: &str) {
     let Some(user) = production.lookup(id) else { return };
     let ids = &production.artifact().body.items;
-    let mut consumed: Vec<(u32, i64)> = person.consumed.to_vec();
-    for &(item, at) in production.consumed(user) {
-        if let Some(there) = ids.id(item).and_then(|item_id| answering.catalog().get(item_id)) {
-            consumed.push((there.0, at));
-        }
-    }
-    // By item, the latest time first: one entry per item, its latest purchase.
-    consumed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-    consumed.dedup_by_key(|c| c.0);
-    person.consumed = consumed.into();
+    let there = |item: u32| Some(answering.catalog().get(ids.id(item)?)?.0);
+    crate::send::add_consumed(
+        person,
+        production.consumed(user).iter().filter_map(|&(item, at)| Some((there(item)?, at))),
+    );
 }
 
 /// `trainer recommend`. Unknown persons get the popularity fallback; they are counted on

@@ -97,19 +97,22 @@ impl ExportState {
         if live.is_empty() {
             return;
         }
-        let mut consumed: Vec<(u32, i64)> = person.consumed.to_vec();
-        for &p in &live {
-            for (item_id, &at) in &self.held[p as usize] {
-                if let Some(item) = answering.catalog().get(item_id) {
-                    consumed.push((item.0, at));
-                }
-            }
-        }
-        // By item, the latest time first: one entry per item, its latest purchase.
-        consumed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-        consumed.dedup_by_key(|c| c.0);
-        person.consumed = consumed.into();
+        let held = live.iter().flat_map(|&p| &self.held[p as usize]);
+        add_consumed(
+            person,
+            held.filter_map(|(item_id, &at)| Some((answering.catalog().get(item_id)?.0, at))),
+        );
     }
+}
+
+/// Adds `items` (item, time of the last purchase) to `person`'s consumed items: one entry
+/// per item, sorted by item, at its latest purchase.
+pub(crate) fn add_consumed(person: &mut Person<'_>, items: impl IntoIterator<Item = (u32, i64)>) {
+    let mut consumed: Vec<(u32, i64)> = person.consumed.to_vec();
+    consumed.extend(items);
+    consumed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    consumed.dedup_by_key(|c| c.0);
+    person.consumed = consumed.into();
 }
 
 /// The identifier key `id` names: itself when it is `kind:value`, else a user id.
