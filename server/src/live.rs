@@ -49,10 +49,12 @@ pub fn person<'a>(
     let live = store.person(identifiers, query).map_err(ApiError::store)?;
     let catalog = &serving.view.catalog;
     let trained = trained_persons(serving, identifiers, &live);
+    let also_trained = also_trained(serving, &live, &trained);
     let withheld = withheld_holdings(serving, identifiers, &live);
     let item = |id: &Option<String>| id.as_deref().and_then(|id| catalog.get(id));
     let signals = LiveSignals {
         trained,
+        also_trained,
         events: live.recent.iter().map(|e| (item(&e.item_id), e.to_event())).collect(),
         ledger: live
             .consumed
@@ -93,13 +95,20 @@ fn withheld_holdings(
     let erased: BTreeSet<&Identifier> = live.erased.iter().map(|(identifier, _)| identifier).collect();
     let mut keys: BTreeSet<String> =
         identifiers.iter().filter(|i| !erased.contains(i)).map(Identifier::key).collect();
-    if let Some(ids) = &live.ids {
-        keys.extend(ids.identifiers.iter().filter(|i| !erased.contains(i)).map(Identifier::key));
-    }
+    let theirs = live.ids.iter().chain(&live.also).flat_map(|ids| &ids.identifiers);
+    keys.extend(theirs.filter(|i| !erased.contains(i)).map(Identifier::key));
     keys.iter()
         .map(|key| engine.withheld(key).iter().map(|&(item, at, units)| (ItemIdx(item), at, units)).collect())
         .filter(|held: &Vec<_>| !held.is_empty())
         .collect()
+}
+
+/// The model's persons behind the other persons the request names ([`store::LivePerson::also`])
+/// that are not among `trained`: what they bought counts, not what they like. Erased
+/// identifiers are left out as in [`trained_persons`].
+fn also_trained(serving: &Serving, live: &store::LivePerson, trained: &[UserIdx]) -> Vec<UserIdx> {
+    let theirs = live.also.iter().flat_map(|ids| &ids.identifiers).collect();
+    model_persons(serving, theirs, live).into_iter().filter(|user| !trained.contains(user)).collect()
 }
 
 /// The model's persons behind `identifiers` and the live person `live`, most trustworthy
@@ -111,6 +120,20 @@ pub fn trained_persons(
     identifiers: &[Identifier],
     live: &store::LivePerson,
 ) -> Vec<UserIdx> {
+    let mut candidates: Vec<&Identifier> = identifiers.iter().collect();
+    if let Some(ids) = &live.ids {
+        candidates.extend(&ids.identifiers);
+    }
+    model_persons(serving, candidates, live)
+}
+
+/// The model's persons of `candidates` in priority order, once each, skipping what `live`'s
+/// erasure marks rule out.
+fn model_persons(
+    serving: &Serving,
+    mut candidates: Vec<&Identifier>,
+    live: &store::LivePerson,
+) -> Vec<UserIdx> {
     let engine = &serving.model.engine;
     let erased: BTreeSet<&Identifier> = live.erased.iter().map(|(identifier, _)| identifier).collect();
     let blocked: BTreeSet<UserIdx> = live
@@ -119,10 +142,6 @@ pub fn trained_persons(
         .filter(|(_, at)| *at >= serving.model.data_until)
         .filter_map(|(identifier, _)| engine.lookup(&identifier.key()))
         .collect();
-    let mut candidates: Vec<&Identifier> = identifiers.iter().collect();
-    if let Some(ids) = &live.ids {
-        candidates.extend(&ids.identifiers);
-    }
     candidates.sort();
     let mut trained: Vec<UserIdx> = Vec::new();
     for identifier in candidates.into_iter().filter(|i| !erased.contains(i)) {

@@ -255,8 +255,12 @@ pub struct PersonQuery {
 pub struct LivePerson {
     /// The person in the live graph; `None` when no identifier asked is known to it.
     pub ids: Option<PersonIds>,
-    /// The identifiers asked about and the person's that belong to erased persons, with the
-    /// time of erasure: no trained vector is to be used for them.
+    /// The other persons the identifiers asked about belong to
+    /// ([`crate::graph::LiveGraph::also_named`]): nothing any of them bought is offered.
+    pub also: Vec<PersonIds>,
+    /// The identifiers asked about, the person's and those of [`LivePerson::also`] that
+    /// belong to erased persons, with the time of erasure: no trained vector is to be used for
+    /// them.
     pub erased: Vec<(Identifier, i64)>,
     /// The newest events filed under the person's identifiers, after `after_seq`, oldest
     /// first (at most [`StoreOptions::recent_events`]).
@@ -529,10 +533,11 @@ impl Store {
             keys.extend(ids.identifiers.iter().map(Identifier::key));
             all.extend(ids.identifiers.iter().cloned());
         }
+        all.extend(also.iter().flat_map(|other| other.identifiers.iter().cloned()));
         all.sort();
         all.dedup();
         let recent_events = self.shared.options.recent_events;
-        let mut person = LivePerson { ids: ids.clone(), ..LivePerson::default() };
+        let mut person = LivePerson { ids: ids.clone(), also: also.clone(), ..LivePerson::default() };
         let default = &self.shared.options.consent_default;
         self.shared.backend.read(&mut |r| {
             person.erased.clear();

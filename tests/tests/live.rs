@@ -399,6 +399,36 @@ async fn a_request_naming_several_persons_offers_none_of_what_any_of_them_bought
     assert!(!ids(&answer).contains(&theirs[0]), "{answer}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_naming_another_person_offers_nothing_the_model_knows_they_bought() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(live_config(dir.path()), HashMap::new()).await;
+    let addr = &server.addr;
+    let people = buyers(1);
+    let ask = |identifiers: Value| json!({"identifiers": identifiers, "k": 10, "placement": "home"});
+    // A person, and another the model knows bought one of the items offered to the first.
+    let mut found = None;
+    for (person, _) in people.iter().filter(|(key, _)| !key.contains(':')).take(40) {
+        let theirs = ids(&recommend(addr, ask(json!({"user_id": person}))).await);
+        let other = people.iter().find(|(key, bought)| {
+            key != person && !key.contains(':') && theirs.iter().any(|i| bought.contains(i))
+        });
+        if let Some((other, bought)) = other {
+            let item = theirs.iter().find(|i| bought.contains(*i)).unwrap().clone();
+            found = Some((person.clone(), other.clone(), item));
+            break;
+        }
+    }
+    let (person, other, item) = found.expect("two persons sharing an item");
+    // A cookie joined live to the other person's trained identifier, then named beside the
+    // first person's account: the answer is the first person's, without what the other bought.
+    let login = json!([{"cookie_id": "c-other", "user_id": other, "channel": "web", "type": "login", "timestamp": now() - 5}]);
+    assert_eq!(events(addr, login).await["accepted"], 1);
+    let both = recommend(addr, ask(json!({"user_id": person, "cookie_id": "c-other"}))).await;
+    assert_eq!(both["person_id"], person.as_str(), "{both}");
+    assert!(!ids(&both).contains(&item), "{other} bought {item} before training: {both}");
+}
+
 /// `trainer recommend` of the test model, 5 items for each of `ids`, with `export` applied:
 /// the rows it wrote and its fallback list.
 fn batch_send(dir: &Path, ids: &[&str], export: Option<std::path::PathBuf>) -> (String, String) {

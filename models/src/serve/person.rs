@@ -13,7 +13,8 @@
 //!   with live events, or with several trained persons, is `fresh`: the models fold the
 //!   history in instead of using stored factors.
 //! - **Consumed**: the trained persons' consumed items (the units the artifact counted per
-//!   trained person), plus what the model's inputs show held under the person's identifiers
+//!   trained person), and those of the trained persons behind other persons the request
+//!   names (their purchases count, not their history), plus what the model's inputs show held under the person's identifiers
 //!   while they withheld consent (per item, the most any one identifier holds), then
 //!   the live ledger after the model's watermark replayed on top in time order (not arrival
 //!   order): a purchase adds one, a return takes one away if one is held, an item is
@@ -36,6 +37,10 @@ pub struct LiveSignals {
     /// The model's persons among the person's identifiers, most trustworthy identifier's
     /// first; those of erased persons left out.
     pub trained: Vec<UserIdx>,
+    /// The model's persons behind other persons the request names (a guest's cookie joined
+    /// live to another trained identifier), not among `trained`: what they bought is consumed
+    /// too; their history does not count.
+    pub also_trained: Vec<UserIdx>,
     /// Live events after the model's watermark, oldest first, each with its item's index in
     /// the served catalog (`None`: no item, or one the catalog does not know).
     pub events: Vec<(Option<ItemIdx>, Event)>,
@@ -65,6 +70,8 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
             entry.0 += weight;
             entry.1 = entry.1.max(times.get(i).copied().unwrap_or(0));
         }
+    }
+    for &user in live.trained.iter().chain(&live.also_trained) {
         // Each trained person holding the item holds what the artifact counted (a live merge
         // of two who both bought it needs two returns).
         for &(item, at) in engine.consumed(user) {

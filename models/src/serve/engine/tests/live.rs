@@ -86,6 +86,41 @@ fn a_live_purchase_on_any_channel_leaves_the_next_answer_and_a_return_brings_it_
 }
 
 #[test]
+fn another_named_person_s_purchases_are_consumed_and_their_history_does_not_count() {
+    let engine = engine();
+    let users: Vec<UserIdx> = (0..engine.artifact().body.users.len() as u32)
+        .map(UserIdx)
+        .filter(|&u| !engine.consumed(u).is_empty())
+        .take(2)
+        .collect();
+    let (me, other) = (users[0], users[1]);
+    let live = LiveSignals {
+        trained: vec![me],
+        also_trained: vec![other],
+        personalization: true,
+        ..LiveSignals::default()
+    };
+    let person = assemble(&engine, &live);
+    let mine = engine.person(Some(me));
+    assert_eq!(
+        (person.user, person.fresh),
+        (Some(me), false),
+        "answered as the first person, from stored state"
+    );
+    assert_eq!(person.history, mine.history);
+    for &(item, _) in engine.consumed(me).iter().chain(engine.consumed(other)) {
+        assert!(person.consumed.iter().any(|&(i, _)| i == item), "item {item} is consumed");
+    }
+    // A live return under the other person gives back a unit they held.
+    let (theirs, _) = engine.consumed(other)[0];
+    let held = engine.held(other, theirs) as usize;
+    let returns = vec![(-1, 50); held];
+    let returned = LiveSignals { ledger: vec![(ItemIdx(theirs), returns)], ..live };
+    let mine_too = engine.consumed(me).iter().any(|&(i, _)| i == theirs);
+    assert_eq!(assemble(&engine, &returned).consumed.iter().any(|&(i, _)| i == theirs), mine_too);
+}
+
+#[test]
 fn a_return_cancels_only_a_purchase_held_before_it() {
     let engine = engine();
     let item = ItemIdx(3);
