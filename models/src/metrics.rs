@@ -121,6 +121,22 @@ pub fn popularity_percentiles(train: &TrainSet) -> Vec<f64> {
     percentile
 }
 
+/// The persons an evaluation can score: those with relevant items and a training history.
+pub fn evaluable_users(train: &TrainSet, relevant: &[Relevant]) -> Vec<usize> {
+    (0..relevant.len().min(train.n_users()))
+        .filter(|&u| relevant[u].len() > 0 && train.user_items.outer_view(u).is_some_and(|row| row.nnz() > 0))
+        .collect()
+}
+
+/// At most `max` of `users`, evenly spread over them (all of them when there are no more).
+pub fn spread(users: Vec<usize>, max: usize) -> Vec<usize> {
+    if users.len() <= max {
+        return users;
+    }
+    let step = users.len() as f64 / max as f64;
+    (0..max).map(|i| users[(i as f64 * step) as usize]).collect()
+}
+
 /// Evaluates `model`: for every person with relevant items, recommends the top `k` items
 /// outside their training history, their history weighted by `recency`, and scores the list.
 pub fn evaluate(
@@ -130,10 +146,19 @@ pub fn evaluate(
     k: usize,
     recency: &Recency,
 ) -> Metrics {
+    evaluate_users(model, train, relevant, &evaluable_users(train, relevant), k, recency)
+}
+
+/// [`evaluate`] on `users` only (indices from [`evaluable_users`]).
+pub fn evaluate_users(
+    model: &dyn Recommender,
+    train: &TrainSet,
+    relevant: &[Relevant],
+    users: &[usize],
+    k: usize,
+    recency: &Recency,
+) -> Metrics {
     let n_items = model.n_items();
-    let users: Vec<usize> = (0..relevant.len().min(train.n_users()))
-        .filter(|&u| relevant[u].len() > 0 && train.user_items.outer_view(u).is_some_and(|row| row.nnz() > 0))
-        .collect();
     let per_user: Vec<([f64; 6], Vec<ItemIdx>)> = users
         .par_iter()
         .map_init(

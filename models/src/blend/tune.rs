@@ -37,7 +37,7 @@ use rayon::prelude::*;
 
 use super::{Weights, apply_debias, divisors};
 use crate::error::Result;
-use crate::metrics::{Relevant, score_list};
+use crate::metrics::{Relevant, evaluable_users, score_list, spread};
 use crate::rank::{add_scaled_z, moments, top_k};
 use crate::recommender::{ModelKind, Query, Recommender, TrainSet};
 
@@ -54,6 +54,14 @@ const BETAS: [f32; 3] = [0.5, 2.0, 4.0];
 /// How many standard errors of the paired per-person gain a change must clear (one-sided:
 /// a chance gain clears it about one time in six).
 pub const Z: f64 = 1.0;
+/// How many item scores one model may cost per scoring pass over the tuning persons (and the
+/// validation metrics over the validation persons): each scores the whole catalog, so on
+/// large catalogs fewer persons are used, `SCORE_BUDGET / items` (3,000 at 100,000 items,
+/// 300 at a million), never fewer than [`MIN_TUNING_USERS`]. The tuner takes only significant
+/// changes, so with fewer persons it stays nearer the configured blend.
+pub const SCORE_BUDGET: usize = 300_000_000;
+/// The fewest tuning persons [`SCORE_BUDGET`] leaves (when there are that many).
+pub const MIN_TUNING_USERS: usize = 100;
 /// The least coverage gain (share of the catalog) worth a step of [`widen`].
 const MIN_COVERAGE_GAIN: f64 = 0.005;
 /// The most NDCG (relative to the NDCG-best choice) [`widen`] gives up for coverage.
@@ -127,16 +135,12 @@ impl Candidates {
 /// The tuning persons: those with relevant items and a training history, at most
 /// `max_users` of them, evenly spread.
 fn tuning_users(train: &TrainSet, relevant: &[Relevant], max_users: usize) -> Vec<usize> {
-    let mut users: Vec<usize> = (0..relevant.len().min(train.n_users()))
-        .filter(|&u| {
-            !relevant[u].items.is_empty() && train.user_items.outer_view(u).is_some_and(|r| r.nnz() > 0)
-        })
-        .collect();
-    if users.len() > max_users {
-        let step = users.len() as f64 / max_users as f64;
-        users = (0..max_users).map(|i| users[(i as f64 * step) as usize]).collect();
-    }
-    users
+    spread(evaluable_users(train, relevant), max_users)
+}
+
+/// How many persons [`SCORE_BUDGET`] affords on a catalog of `n_items`.
+pub fn affordable_users(n_items: usize) -> usize {
+    (SCORE_BUDGET / n_items.max(1)).max(MIN_TUNING_USERS)
 }
 
 /// Scores every tuning person with every member under `recency`.
@@ -338,7 +342,8 @@ fn mean(scores: &[f64]) -> f64 {
 }
 
 /// Chooses the blend for `models` (fitted on `train`) on `relevant`, starting from `start`;
-/// see the module docs. With `tune_recency` false, the recency of `start` is kept. The start's
+/// see the module docs. At most `max_users` persons, fewer on large catalogs
+/// ([`SCORE_BUDGET`]). With `tune_recency` false, the recency of `start` is kept. The start's
 /// de-bias values are snapped to the search grid (0, 0.1, 0.2, 0.3, 0.5).
 pub fn tune(
     models: &[(ModelKind, &dyn Recommender)],
@@ -349,7 +354,8 @@ pub fn tune(
     k: usize,
     max_users: usize,
 ) -> Result<Tuned> {
-    let users = tuning_users(train, relevant, max_users);
+    let n_items = models.first().map_or(0, |(_, m)| m.n_items());
+    let users = tuning_users(train, relevant, max_users.min(affordable_users(n_items)));
     // The de-bias divisors of every item at each γ of the grid, once.
     let log_popularity = train.log_popularity();
     let by_gamma: Vec<Vec<f32>> = GAMMAS.iter().map(|&g| divisors(g, &log_popularity)).collect();
@@ -420,7 +426,6 @@ pub fn tune(
         point = trial;
     }
     (point, best) = ascend(&persons, point, k);
-    let n_items = models.first().map_or(0, |(_, m)| m.n_items());
     (point, best) = widen(&persons, point, &best, k, n_items);
     Ok(Tuned {
         choice: choice(&point, recency),
@@ -453,6 +458,16 @@ mod tests {
 
     /// 40 persons in two taste blocks of four items; person `u` is in block `u % 2` and holds
     /// its items but item `(u / 2) % 4` of it, which is what they go on to take.
+    #[test]
+    fn large_catalogs_are_tuned_on_fewer_persons() {
+        assert_eq!(affordable_users(10_000), 30_000);
+        assert_eq!(affordable_users(100_000), 3_000);
+        assert_eq!(affordable_users(1_000_000), 300);
+        assert_eq!(affordable_users(100_000_000), MIN_TUNING_USERS);
+        assert_eq!(crate::metrics::spread((0..10).collect(), 4), vec![0, 2, 5, 7]);
+        assert_eq!(crate::metrics::spread((0..3).collect(), 4), vec![0, 1, 2]);
+    }
+
     fn forty_persons() -> (TrainSet, Vec<Relevant>) {
         let mut triplets = sprs::TriMatI::<f32, u32>::new((40, 8));
         let mut relevant = Vec::new();

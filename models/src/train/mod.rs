@@ -19,10 +19,10 @@ use crate::algorithms::content::ContentModel;
 use crate::algorithms::ease::EaseModel;
 use crate::algorithms::item_knn::ItemKnnModel;
 use crate::algorithms::popularity::PopularityModel;
-use crate::blend::tune::{BlendChoice, tune};
+use crate::blend::tune::{BlendChoice, affordable_users, tune};
 use crate::blend::{Blend, Debias, Weights};
 use crate::error::{Error, Result};
-use crate::metrics::{Metrics, Relevant, evaluate};
+use crate::metrics::{Metrics, Relevant, evaluable_users, evaluate_users, spread};
 use crate::profile::{Profiles, fit_profiles};
 use crate::progress::Progress;
 use crate::recommender::ModelKind;
@@ -112,7 +112,9 @@ pub struct Trained {
     pub profiles: Option<Profiles>,
     /// Why profiles were not derived, if they were not.
     pub profiles_skipped: Option<String>,
-    /// Offline metrics of each model and the blend on the validation split (when tuning ran).
+    /// Offline metrics of each model and the blend on the validation split (when tuning ran;
+    /// on large catalogs a spread sample of its persons, see
+    /// [`crate::blend::tune::SCORE_BUDGET`]: `Metrics::n_users` says how many).
     pub validation_metrics: BTreeMap<String, Metrics>,
     /// The training input the models were fitted on.
     pub train_set: TrainSet,
@@ -297,16 +299,18 @@ pub fn prepare(dataset: &Dataset, config: &TrainConfig) -> Result<Prepared> {
         )?;
         choice = tuned.choice;
         let recency = choice.recency;
+        // Every validation person, up to the scoring budget of large catalogs.
+        let most = affordable_users(reduced.n_items()).max(tuned.n_users);
+        let users = spread(evaluable_users(&reduced, &relevant), most);
+        let evaluate = |model: &dyn Recommender| {
+            evaluate_users(model, &reduced, &relevant, &users, config.blend.k, &recency)
+        };
         for (kind, model) in &members {
-            validation_metrics.insert(
-                kind.as_str().to_owned(),
-                evaluate(*model, &reduced, &relevant, config.blend.k, &recency),
-            );
+            validation_metrics.insert(kind.as_str().to_owned(), evaluate(*model));
         }
         let debias = Debias::new(&choice.debias, &reduced.log_popularity());
         let blend = Blend::new(&members, &choice.weights).debiased(&debias);
-        validation_metrics
-            .insert("blend".to_owned(), evaluate(&blend, &reduced, &relevant, config.blend.k, &recency));
+        validation_metrics.insert("blend".to_owned(), evaluate(&blend));
         tuned_ndcg = Some(tuned.ndcg);
         tuned_folds = Some(tuned.folds);
     }
