@@ -146,15 +146,21 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
 /// last purchase)`, in time order (a purchase before a return of the same second), whatever
 /// order they arrived in: a return sent late but dated before a purchase does not cancel
 /// it. A return cancels one unit held, if any: one with nothing before it (a gift, or a
-/// purchase older than the data) does not hide the next purchase.
-fn replay((mut units, mut last): (i32, i64), entries: &[(i8, i64)]) -> (i32, i64) {
-    let mut ordered = entries.to_vec();
-    ordered.sort_by_key(|&(sign, at)| (at, -sign));
-    for (sign, at) in ordered {
-        units = (units + i32::from(sign)).max(0);
-        if sign > 0 {
+/// purchase older than the data) does not hide the next purchase. The units the start holds
+/// (what the model knew) count from its last purchase on: when the others were bought is not
+/// known, so a return dated before that cancels none of them (the safe side).
+fn replay((units, last): (i32, i64), entries: &[(i8, i64)]) -> (i32, i64) {
+    let mut ordered: Vec<(i32, i64)> = entries.iter().map(|&(sign, at)| (i32::from(sign), at)).collect();
+    if units > 0 {
+        ordered.push((units, last));
+    }
+    ordered.sort_by_key(|&(change, at)| (at, -change.signum()));
+    let (mut held, mut last) = (0, last);
+    for (change, at) in ordered {
+        held = (held + change).max(0);
+        if change > 0 {
             last = last.max(at);
         }
     }
-    (units, last)
+    (held, last)
 }

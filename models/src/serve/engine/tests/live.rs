@@ -74,15 +74,18 @@ fn a_live_purchase_on_any_channel_leaves_the_next_answer_and_a_return_brings_it_
     );
     let returned = LiveSignals { ledger: vec![(top, vec![(1, 10), (-1, 20)])], ..bought };
     assert!(assemble(&engine, &returned).consumed.iter().all(|&(i, _)| i != top.0));
-    // A trained purchase returned live is no longer consumed either.
-    let (old, _) = engine.consumed(user)[0];
-    let back = LiveSignals {
+    // A trained purchase returned live is no longer consumed either; a return dated before
+    // it (sent late) does not cancel it.
+    let (old, bought_at) = engine.consumed(user)[0];
+    let returns = |at: i64| vec![(-1, at); engine.held(user, old) as usize];
+    let back = |at: i64| LiveSignals {
         trained: vec![user],
-        ledger: vec![(ItemIdx(old), vec![(-1, 30)])],
+        ledger: vec![(ItemIdx(old), returns(at))],
         personalization: true,
         ..LiveSignals::default()
     };
-    assert!(assemble(&engine, &back).consumed.iter().all(|&(i, _)| i != old));
+    assert!(assemble(&engine, &back(bought_at + 30)).consumed.iter().all(|&(i, _)| i != old));
+    assert!(assemble(&engine, &back(bought_at - 30)).consumed.iter().any(|&(i, _)| i == old));
 }
 
 #[test]
@@ -112,9 +115,9 @@ fn another_named_person_s_purchases_are_consumed_and_their_history_does_not_coun
         assert!(person.consumed.iter().any(|&(i, _)| i == item), "item {item} is consumed");
     }
     // A live return under the other person gives back a unit they held.
-    let (theirs, _) = engine.consumed(other)[0];
+    let (theirs, bought_at) = engine.consumed(other)[0];
     let held = engine.held(other, theirs) as usize;
-    let returns = vec![(-1, 50); held];
+    let returns = vec![(-1, bought_at + 50); held];
     let returned = LiveSignals { ledger: vec![(ItemIdx(theirs), returns)], ..live };
     let mine_too = engine.consumed(me).iter().any(|&(i, _)| i == theirs);
     assert_eq!(assemble(&engine, &returned).consumed.iter().any(|&(i, _)| i == theirs), mine_too);
@@ -163,8 +166,19 @@ fn a_return_cancels_only_a_purchase_held_before_it() {
         };
         assemble(&engine, &live).consumed.iter().any(|&(i, _)| i == both.0)
     };
-    assert!(merged(vec![(-1, 30)]));
-    assert!(!merged(vec![(-1, 30), (-1, 40)]));
+    let after = engine
+        .consumed(a)
+        .iter()
+        .chain(engine.consumed(b))
+        .filter(|&&(i, _)| i == both.0)
+        .map(|&(_, at)| at)
+        .max()
+        .unwrap_or(0);
+    let units = (engine.held(a, both.0) + engine.held(b, both.0)) as usize;
+    assert!(merged(vec![(-1, after + 30); units - 1]));
+    assert!(!merged(vec![(-1, after + 30); units]));
+    // Returns dated before the last trained purchase cancel none of the trained units.
+    assert!(merged(vec![(-1, after - 30); units]));
 }
 
 #[test]
