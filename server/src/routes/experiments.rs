@@ -102,7 +102,8 @@ impl AnalysisBody {
             window_days: self.window_days.unwrap_or(d.window_days),
             alpha: self.alpha.unwrap_or(d.alpha),
             winsorize: match self.winsorize {
-                Some(q) if q >= 1.0 => None,
+                // 1 keeps every value: no cap. Above 1 is no quantile, and validation says so.
+                Some(1.0) => None,
                 Some(q) => Some(q),
                 None => d.winsorize,
             },
@@ -650,4 +651,18 @@ pub(super) async fn experiment_report(
     let experiment = find(&state, &name)?;
     let report = compute(&state, Arc::clone(&experiment)).await?;
     Ok(Json(report_response(&experiment, &report, cli::unix_now())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn winsorize_above_one_is_kept_for_validation_to_refuse() {
+        let analysis = |q: f64| AnalysisBody { winsorize: Some(q), ..AnalysisBody::default() }.into_core();
+        assert_eq!(analysis(1.0).winsorize, None, "1 keeps every value");
+        assert_eq!(analysis(0.95).winsorize, Some(0.95));
+        assert_eq!(analysis(5.0).winsorize, Some(5.0), "left for validation to refuse");
+        assert_eq!(AnalysisBody::default().into_core().winsorize, Analysis::default().winsorize);
+    }
 }
