@@ -3,7 +3,7 @@
 //! erasure marks, what was shown) translated into the model's indices and joined with what the
 //! model learned, by `models::serve::person::assemble`, where the rules of freshness live.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use datasets::schema::Identifier;
 use datasets::{ItemIdx, UserIdx};
@@ -29,9 +29,12 @@ pub struct Who<'a> {
 }
 
 /// The person behind `identifiers` under `serving`, with what was shown to them since
-/// `shown_since`. Without a store, the model alone answers.
+/// `shown_since`. Without a store, the model alone answers. What the other `loaded` model
+/// versions know the person bought counts too (`serving` among them is skipped): a variant's
+/// model, or a production promoted back to an older one, trained on less data.
 pub fn person<'a>(
     serving: &'a Serving,
+    loaded: &[&Serving],
     store: Option<&Store>,
     identifiers: &[Identifier],
     shown_since: Option<i64>,
@@ -50,11 +53,13 @@ pub fn person<'a>(
     let catalog = &serving.view.catalog;
     let trained = trained_persons(serving, identifiers, &live);
     let also_trained = also_trained(serving, &live, &trained);
-    let withheld = withheld_holdings(serving, identifiers, &live);
+    let mut withheld = withheld_holdings(serving, identifiers, &live);
+    let elsewhere = known_elsewhere(serving, loaded, identifiers, &live, &mut withheld);
     let item = |id: &Option<String>| id.as_deref().and_then(|id| catalog.get(id));
     let signals = LiveSignals {
         trained,
         also_trained,
+        elsewhere,
         events: live.recent.iter().map(|e| (item(&e.item_id), e.to_event())).collect(),
         ledger: live
             .consumed
@@ -78,6 +83,47 @@ pub fn person<'a>(
     let shown_under = live.ids.as_ref().and_then(|ids| ids.identifiers.first()).map(Identifier::key);
     let analytics = live.allows(store::ANALYTICS);
     Ok(Who { person: assemble(engine, &signals), key, shown_under, analytics })
+}
+
+/// What the `loaded` model versions other than `serving` learned the person held, in the
+/// served catalog's indices (items it does not know left out): per item the most any version
+/// counts over its trained persons of the request. Their inputs' withheld holdings join
+/// `withheld`.
+fn known_elsewhere(
+    serving: &Serving,
+    loaded: &[&Serving],
+    identifiers: &[Identifier],
+    live: &store::LivePerson,
+    withheld: &mut Vec<Vec<(ItemIdx, i64, u32)>>,
+) -> Vec<(ItemIdx, i64, u32)> {
+    let mut held: BTreeMap<ItemIdx, (i64, u32)> = BTreeMap::new();
+    for other in loaded.iter().filter(|other| other.model.version() != serving.model.version()) {
+        let engine = &other.model.engine;
+        let items = &engine.artifact().body.items;
+        let served = |item: u32| items.id(item).and_then(|id| serving.view.catalog.get(id));
+        let mut users = trained_persons(other, identifiers, live);
+        users.extend(also_trained(other, live, &users));
+        let mut theirs: BTreeMap<ItemIdx, (i64, u32)> = BTreeMap::new();
+        for &user in &users {
+            for &(item, at) in engine.consumed(user) {
+                let Some(item_idx) = served(item) else { continue };
+                let entry = theirs.entry(item_idx).or_insert((at, 0));
+                entry.0 = entry.0.max(at);
+                entry.1 += engine.held(user, item);
+            }
+        }
+        for (item, (at, units)) in theirs {
+            let entry = held.entry(item).or_insert((at, 0));
+            entry.0 = entry.0.max(at);
+            entry.1 = entry.1.max(units);
+        }
+        for list in withheld_holdings(other, identifiers, live) {
+            withheld.push(
+                list.into_iter().filter_map(|(item, at, units)| Some((served(item.0)?, at, units))).collect(),
+            );
+        }
+    }
+    held.into_iter().map(|(item, (at, units))| (item, at, units)).collect()
 }
 
 /// What the model's inputs show held under the identifiers of `identifiers` and the live

@@ -492,6 +492,91 @@ async fn registry_versions_answer_their_variants_are_promoted_and_kept_across_re
     server.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_trained_on_less_data_offers_nothing_production_knows_was_bought() {
+    let dir = tempfile::tempdir().unwrap();
+    // The production model's events without what some of its buyers bought under their user
+    // id: a version that never saw those purchases (an older model, say).
+    let production = &super::trained().engine;
+    let data = super::trained().model.parent().unwrap().to_path_buf();
+    let buyers: Vec<(String, HashSet<String>)> =
+        super::buyers(3).into_iter().filter(|(key, _)| !key.contains(':')).take(80).collect();
+    let cut: HashSet<&str> = buyers.iter().map(|(key, _)| key.as_str()).collect();
+    let base = std::fs::read_to_string(data.join("events.jsonl")).unwrap();
+    let kept: Vec<&str> = base
+        .lines()
+        .filter(|line| {
+            let event: Value = serde_json::from_str(line).unwrap();
+            let user = event["identifiers"]["user_id"].as_str().or(event["user_id"].as_str());
+            !(event["type"] == "purchase" && user.is_some_and(|u| cut.contains(u)))
+        })
+        .collect();
+    assert!(kept.len() < base.lines().count());
+    let events = dir.path().join("older.jsonl");
+    std::fs::write(&events, kept.join("\n") + "\n").unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, super::common::CONFIG).unwrap();
+    let older = dir.path().join("older.omr");
+    trainer::commands::train(&trainer::TrainArgs {
+        data: trainer::DataArgs { interactions: None, events: Some(events) },
+        from_export: None,
+        items: Some(data.join("catalog.csv")),
+        config: Some(config),
+        out: older.clone(),
+        skip_invalid: false,
+    })
+    .unwrap();
+    let older_engine = models::serve::engine::Engine::new(models::artifact::load(&older).unwrap());
+    let version = older_engine.artifact().metadata.model_version.clone();
+    // What only production knows each buyer holds.
+    let unknown_to_older = |key: &str| -> HashSet<String> {
+        let known = |engine: &models::serve::engine::Engine| -> HashSet<String> {
+            engine.lookup(key).map_or_else(HashSet::new, |user| {
+                let items = &engine.artifact().body.items;
+                engine.consumed(user).iter().filter_map(|&(i, _)| items.id(i)).map(str::to_string).collect()
+            })
+        };
+        known(production).difference(&known(&older_engine)).cloned().collect()
+    };
+    let server = start(
+        ServerConfig { data_dir: Some(dir.path().join("state")), ..ServerConfig::default() },
+        HashMap::new(),
+    )
+    .await;
+    let addr = &server.addr;
+    ok(addr, "POST", "/v1/admin/models", Some(&json!({ "path": older }))).await;
+    let experiment = json!({ "placements": ["home"], "variants": [
+        { "name": "current", "share": 1 },
+        { "name": "older", "share": 1, "model": version }
+    ]});
+    ok(addr, "PUT", "/v1/experiments/older-model", Some(&experiment)).await;
+    let ask = |key: &str| json!({ "identifiers": { "user_id": key }, "placement": "home", "k": 30 });
+    let mut asked_older = 0;
+    for (key, _) in &buyers {
+        let answer = ok(addr, "POST", "/v1/recommendations", Some(&ask(key))).await;
+        let only_production_knows = unknown_to_older(key);
+        if answer["experiment"]["variant"] == "older" && !only_production_knows.is_empty() {
+            asked_older += 1;
+        }
+        let offered: HashSet<String> = item_ids(&answer).into_iter().collect();
+        let bought: Vec<&String> = offered.intersection(&only_production_knows).collect();
+        assert!(bought.is_empty(), "{key} bought {bought:?} (production knows): {answer}");
+    }
+    assert!(asked_older >= 10, "{asked_older} buyers answered by the older version");
+    // Promoted back (a rollback), the older version answers everyone; production stays
+    // loaded, and what it knows still counts.
+    ok(addr, "POST", "/v1/experiments/older-model/stop", None).await;
+    ok(addr, "POST", &format!("/v1/admin/models/{version}/promote"), None).await;
+    for (key, _) in &buyers {
+        let answer = ok(addr, "POST", "/v1/recommendations", Some(&ask(key))).await;
+        assert_eq!(answer["model_version"], version.as_str());
+        let offered: HashSet<String> = item_ids(&answer).into_iter().collect();
+        let bought: Vec<String> = offered.intersection(&unknown_to_older(key)).cloned().collect();
+        assert!(bought.is_empty(), "{key} bought {bought:?} (the demoted version knows): {answer}");
+    }
+    server.shutdown().await;
+}
+
 #[test]
 fn compare_and_batch_recommendations_take_part_in_experiments() {
     let dir = tempfile::tempdir().unwrap();

@@ -14,7 +14,8 @@
 //!   history in instead of using stored factors.
 //! - **Consumed**: the trained persons' consumed items (the units the artifact counted per
 //!   trained person), and those of the trained persons behind other persons the request
-//!   names (their purchases count, not their history), plus what the model's inputs show held under the person's identifiers
+//!   names (their purchases count, not their history); per item at least what another
+//!   loaded model version learned they held (one trained on more data); plus what the model's inputs show held under the person's identifiers
 //!   while they withheld consent (per item, the most any one identifier holds), then
 //!   the live ledger after the model's watermark replayed on top in time order (not arrival
 //!   order): a purchase adds one, a return takes one away if one is held, an item is
@@ -41,6 +42,10 @@ pub struct LiveSignals {
     /// live to another trained identifier), not among `trained`: what they bought is consumed
     /// too; their history does not count.
     pub also_trained: Vec<UserIdx>,
+    /// What other loaded model versions learned the person held (item, last purchase time,
+    /// units): a version trained on more data knows purchases this one never saw. Per item
+    /// the larger of this and the model's own count is held.
+    pub elsewhere: Vec<(ItemIdx, i64, u32)>,
     /// Live events after the model's watermark, oldest first, each with its item's index in
     /// the served catalog (`None`: no item, or one the catalog does not know).
     pub events: Vec<(Option<ItemIdx>, Event)>,
@@ -79,6 +84,13 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
             entry.0 += engine.held(user, item) as i32;
             entry.1 = entry.1.max(at);
         }
+    }
+    // What other versions learned: the same purchases may be in this model's data, so per
+    // item the larger count.
+    for &(item, at, units) in &live.elsewhere {
+        let entry = consumed.entry(item.0).or_insert((0, at));
+        entry.0 = entry.0.max(units as i32);
+        entry.1 = entry.1.max(at);
     }
     // Held under identifiers while consent was withheld: one purchase event may carry several
     // of the person's identifiers, so per item the most any one identifier holds.

@@ -170,7 +170,9 @@ fn profile(state: &AppState, asked: &Identifier) -> Result<ProfileResponse, ApiE
     let engine = &serving.model.engine;
     let catalog = &serving.view.catalog;
     let store = state.store.as_deref();
-    let who = crate::live::person(&serving, store, std::slice::from_ref(asked), None)?;
+    let versions = state.versions.load_full();
+    let loaded: Vec<&crate::state::Serving> = versions.values().map(|v| &**v).collect();
+    let who = crate::live::person(&serving, &loaded, store, std::slice::from_ref(asked), None)?;
     let ids = store.and_then(|s| s.person_ids(std::slice::from_ref(asked)));
     let (count, events) = match (store, &ids) {
         (Some(store), Some(ids)) => store.person_events(ids, 0, PROFILE_EVENTS).map_err(ApiError::store)?,

@@ -371,13 +371,21 @@ fn respond(
             placement.config.frequency_cap.as_ref().map(|cap| (cap.window_hours * 3_600.0) as i64);
         not_shown_within.max(cap_window).map(|window| now.saturating_sub(window))
     };
+    // Every loaded version's knowledge of what the person bought counts, whichever answers.
+    let loaded: Vec<&Serving> =
+        std::iter::once(&**production).chain(lab.versions.values().map(|v| &**v)).collect();
     // The variant's model and placement, if the person is in an experiment and allows being
     // measured; else production and the placement asked for.
     let variant = match &enrolled {
         Some(enrolled) => match enrolled.serving.view.placements.get(&enrolled.placement) {
             Some(placement) => {
-                let who =
-                    crate::live::person(&enrolled.serving, store, &identifiers, shown_since(placement))?;
+                let who = crate::live::person(
+                    &enrolled.serving,
+                    &loaded,
+                    store,
+                    &identifiers,
+                    shown_since(placement),
+                )?;
                 who.analytics.then_some((enrolled, placement, who))
             }
             None => None,
@@ -387,7 +395,7 @@ fn respond(
     let (serving, placement, who, enrolled) = match variant {
         Some((enrolled, placement, who)) => (&*enrolled.serving, placement, who, Some(enrolled)),
         None => {
-            let who = crate::live::person(production, store, &identifiers, shown_since(asked))?;
+            let who = crate::live::person(production, &loaded, store, &identifiers, shown_since(asked))?;
             (&**production, asked, who, None)
         }
     };
