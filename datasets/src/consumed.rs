@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::dataset::{Interaction, WeightConfig};
+use crate::identity::IdentityRules;
 use crate::ids::{IdMap, ItemIdx, UserIdx};
 use crate::schema::Event;
 
@@ -127,24 +128,29 @@ impl Consumed {
         &self.multiple
     }
 
-    /// What `events` show held under each identifier they carry, netted per identifier as
-    /// [`Consumed::from_interactions`] nets per person (purchases and returns by `weights`;
-    /// items `items` does not know are left out). For events that no person was resolved
-    /// from (a person who withheld consent is never trained on), so that what they bought
-    /// is still never offered back.
-    pub fn by_identifier(events: &[Event], items: &IdMap, weights: &WeightConfig) -> HeldByIdentifier {
-        let mut keys = IdMap::default();
+    /// What `events` show held, under every identifier of the person who holds it: the
+    /// events' persons are resolved among themselves under `rules` (as training resolves
+    /// them: a login joins the cookie and the account), their purchases and returns netted
+    /// per person as [`Consumed::from_interactions`] nets them (by `weights`; items `items`
+    /// does not know are left out), and each identifier that leads to a person lists what the
+    /// person holds. For events no model learned from (a person who withheld consent is
+    /// never trained on), so that what they bought is still never offered back, whichever of
+    /// their identifiers asks.
+    pub fn by_identifier(
+        events: &[Event],
+        items: &IdMap,
+        weights: &WeightConfig,
+        rules: &IdentityRules,
+    ) -> HeldByIdentifier {
+        let resolution = crate::identity::resolve(events, rules);
         let mut rows = Vec::new();
-        for event in events {
+        for (event, person) in events.iter().zip(&resolution.person_of_event) {
             let consumption = weights.weigh(event).consumption;
             let Some(item) = event.item_id.as_deref().and_then(|id| items.get(id)) else { continue };
-            if consumption == 0 {
-                continue;
-            }
-            for identifier in &event.identifiers {
-                let user = UserIdx(keys.get_or_insert(&identifier.key()));
+            let Some(person) = person else { continue };
+            if consumption != 0 {
                 rows.push(Interaction {
-                    user,
+                    user: UserIdx(*person),
                     item: ItemIdx(item),
                     weight: 0.0,
                     timestamp: event.timestamp,
@@ -152,25 +158,30 @@ impl Consumed {
                 });
             }
         }
-        let consumed = Consumed::from_interactions(keys.len(), &rows);
-        let mut held = HeldByIdentifier::new();
-        for (user, key) in keys.ids().iter().enumerate() {
-            let user = UserIdx(user as u32);
-            let list: Vec<(u32, i64, u32)> = consumed
-                .of(user)
-                .map(|(item, at)| {
-                    let units = consumed
-                        .multiple
-                        .binary_search_by_key(&(user, item), |&(u, i, _)| (u, i))
-                        .map_or(1, |found| consumed.multiple[found].2);
-                    (item.0, at, units)
-                })
-                .collect();
-            if !list.is_empty() {
-                held.insert(key.clone(), list);
-            }
-        }
-        held
+        let consumed = Consumed::from_interactions(resolution.persons.len(), &rows);
+        let lists: Vec<Vec<(u32, i64, u32)>> = (0..resolution.persons.len())
+            .map(|user| {
+                let user = UserIdx(user as u32);
+                consumed
+                    .of(user)
+                    .map(|(item, at)| {
+                        let units = consumed
+                            .multiple
+                            .binary_search_by_key(&(user, item), |&(u, i, _)| (u, i))
+                            .map_or(1, |found| consumed.multiple[found].2);
+                        (item.0, at, units)
+                    })
+                    .collect()
+            })
+            .collect();
+        resolution
+            .aliases
+            .iter()
+            .filter_map(|(key, &person)| {
+                let list = lists.get(person as usize).filter(|list| !list.is_empty())?;
+                Some((key.clone(), list.clone()))
+            })
+            .collect()
     }
 
     /// One list per person, in person order.
@@ -222,10 +233,14 @@ mod tests {
     }
 
     #[test]
-    fn by_identifier_nets_each_identifier_key_on_its_own() {
+    fn by_identifier_nets_each_person_and_lists_it_under_all_their_identifiers() {
         use crate::schema::{Channel, EventType, Identifier, IdentifierKind};
+        let id = |raw: &str| {
+            let (kind, value) = raw.split_once(':').unwrap();
+            Identifier::new(IdentifierKind::parse(kind).unwrap(), value).unwrap()
+        };
         let event = |ids: &[&str], kind: EventType, item: &str, timestamp: i64| Event {
-            identifiers: ids.iter().map(|id| Identifier::new(IdentifierKind::Email, id).unwrap()).collect(),
+            identifiers: ids.iter().map(|raw| id(raw)).collect(),
             channel: Channel::Store,
             event_type: kind,
             item_id: Some(item.into()),
@@ -234,28 +249,36 @@ mod tests {
             event_id: None,
         };
         let mut items = IdMap::new();
-        for id in ["a", "b", "c"] {
+        for id in ["a", "b", "c", "d"] {
             items.get_or_insert(id);
         }
         let events = [
-            event(&["x@example.com"], EventType::Purchase, "a", 10),
-            event(&["x@example.com"], EventType::Purchase, "a", 20),
-            event(&["x@example.com"], EventType::Return, "a", 30),
-            event(&["x@example.com"], EventType::Purchase, "a", 40),
-            // Two identifiers on one purchase: each holds it.
-            event(&["x@example.com", "y@example.com"], EventType::Purchase, "b", 5),
+            event(&["email:x@example.com"], EventType::Purchase, "a", 10),
+            event(&["email:x@example.com"], EventType::Purchase, "a", 20),
+            event(&["email:x@example.com"], EventType::Return, "a", 30),
+            event(&["email:x@example.com"], EventType::Purchase, "a", 40),
+            // Two identifiers on one purchase: one person, who holds it under both.
+            event(&["email:x@example.com", "loyalty_id:L1"], EventType::Purchase, "b", 5),
+            // A login joins a cookie: what the card bought is the cookie's person's too, and a
+            // return under the cookie nets the card's purchase.
+            event(&["cookie_id:c1", "loyalty_id:L1"], EventType::Custom("login".into()), "c", 6),
+            event(&["loyalty_id:L1"], EventType::Purchase, "d", 7),
+            event(&["cookie_id:c1"], EventType::Return, "d", 8),
             // Views do not hold; an item the model does not know cannot be stored.
-            event(&["y@example.com"], EventType::View, "c", 6),
-            event(&["y@example.com"], EventType::Purchase, "unknown", 7),
-            // Bought and returned: nothing held, no entry.
-            event(&["z@example.com"], EventType::Purchase, "c", 8),
-            event(&["z@example.com"], EventType::Return, "c", 9),
+            event(&["cookie_id:c1"], EventType::View, "c", 6),
+            event(&["cookie_id:c1"], EventType::Purchase, "unknown", 7),
+            // Another person, bought and returned: nothing held, no entry.
+            event(&["email:z@example.com"], EventType::Purchase, "c", 8),
+            event(&["email:z@example.com"], EventType::Return, "c", 9),
         ];
-        let held = Consumed::by_identifier(&events, &items, &WeightConfig::default());
-        let key = |id: &str| Identifier::new(IdentifierKind::Email, id).unwrap().key();
-        assert_eq!(held.len(), 2, "{held:?}");
-        assert_eq!(held[&key("x@example.com")], vec![(0, 40, 2), (1, 5, 1)]);
-        assert_eq!(held[&key("y@example.com")], vec![(1, 5, 1)]);
+        let held =
+            Consumed::by_identifier(&events, &items, &WeightConfig::default(), &IdentityRules::default());
+        let all = vec![(0, 40, 2), (1, 5, 1)];
+        let expected: HeldByIdentifier = ["email:x@example.com", "loyalty_id:L1", "cookie_id:c1"]
+            .into_iter()
+            .map(|raw| (id(raw).key(), all.clone()))
+            .collect();
+        assert_eq!(held, expected);
     }
 
     proptest! {

@@ -651,6 +651,14 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
         .into_iter()
         .find(|(key, bought)| !key.contains(':') && bought.iter().any(|i| popular.contains(i)))
         .expect("a trained buyer of a popular item");
+    let profile = send(addr, "GET", &format!("/v1/profiles/user_id/{shy}"), None).await.json();
+    let shy_ids: Vec<(String, String)> = profile["identifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["type"].as_str().unwrap().to_string(), i["value"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(shy_ids.len() > 1, "{profile}");
     let consent = json!({"personalization": false});
     let withdraw = send(addr, "PUT", &format!("/v1/profiles/user_id/{shy}/consent"), Some(&consent)).await;
     assert_eq!(withdraw.status, 200, "{:?}", withdraw.body);
@@ -710,6 +718,20 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
     let answer = recommend(addr, ask_home(json!({"user_id": shy}))).await;
     assert_eq!(answer["reason"], "no_consent", "{answer}");
     assert!(ids(&answer).iter().all(|i| !shy_bought.contains(i)), "{shy_bought:?} in {answer}");
+    // Consenting again, not trained on: under every identifier of theirs, nothing they bought
+    // under any of them (the trainer resolved the withheld events into persons). The model
+    // does not join their identifiers any more (their linking events were never trained on),
+    // so the others keep their own refusal until each consents.
+    let consent = json!({"personalization": true});
+    let again = send(addr, "PUT", &format!("/v1/profiles/user_id/{shy}/consent"), Some(&consent)).await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    let answer = recommend(addr, ask_home(json!({"user_id": shy}))).await;
+    assert_ne!(answer["reason"], "no_consent", "{answer}");
+    for (kind, value) in &shy_ids {
+        let answer = recommend(addr, ask_home(json!({ kind.as_str(): value }))).await;
+        let offered: Vec<String> = ids(&answer).into_iter().filter(|i| shy_bought.contains(i)).collect();
+        assert!(offered.is_empty(), "{kind}:{value} offered {offered:?} of {shy_bought:?}: {answer}");
+    }
     // The till purchase made while withholding: still excluded once they consent again.
     let consent = json!({"personalization": true});
     let again = send(addr, "PUT", "/v1/profiles/loyalty_id/L-shy/consent", Some(&consent)).await;

@@ -1,7 +1,7 @@
 //! Reading the files users have into a data set, with clear errors and load reports.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -65,6 +65,29 @@ fn events(path: &Path, options: &LoadOptions) -> Result<Vec<Event>> {
     let (events, report) = read_events(open(path)?, &name(path), options)?;
     eprintln!("{}", report.summary());
     Ok(events)
+}
+
+/// Calls `f` with each line of an export's JSON Lines file (`events.jsonl`,
+/// `withheld.jsonl`): the live person's key (`person_id`) and the event. A line that is no
+/// such event is an error naming the file, the line and the field.
+pub fn for_each_exported(path: &Path, f: &mut dyn FnMut(&str, Event) -> Result<()>) -> Result<()> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let source = path.display().to_string();
+    for (at, line) in BufReader::new(file).lines().enumerate() {
+        let line_no = at + 1;
+        let line = line.with_context(|| format!("{source}:{line_no}: unreadable line"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(&line).with_context(|| format!("{source}:{line_no}: not JSON"))?;
+        let Some(person) = value.get("person_id").and_then(serde_json::Value::as_str) else {
+            bail!("{source}:{line_no}: field `person_id`: missing (not a server's export?)");
+        };
+        let event = datasets::load::event_from_json(&value, &source, line_no)?;
+        f(person, event)?;
+    }
+    Ok(())
 }
 
 /// A server's export: its manifest and where its files are.
@@ -200,9 +223,9 @@ pub fn dataset_with(
                         Suppression::None => true,
                         Suppression::Erased => false,
                         Suppression::Withheld => {
-                            if config.weights.weigh(event).consumption != 0 {
-                                withheld.push(event.clone());
-                            }
+                            // Every event, not only purchases: a login joins the identifiers
+                            // what they bought is held under.
+                            withheld.push(event.clone());
                             false
                         }
                     });
@@ -217,10 +240,22 @@ pub fn dataset_with(
                 // held. An erasure since is on the suppression list, dated.
                 let path = export.withheld();
                 if path.exists() {
-                    let loaded = events(&path, options)?;
-                    withheld.extend(
-                        loaded.into_iter().filter(|event| export.suppresses(event) != Suppression::Erased),
-                    );
+                    let mut kept = 0usize;
+                    for_each_exported(&path, &mut |person, mut event| {
+                        if export.suppresses(&event) != Suppression::Erased {
+                            // The live person's key joins the purchase to their other
+                            // identifiers, whatever the event itself carried.
+                            if let Some(person) = Identifier::parse_key(person)
+                                && !event.identifiers.contains(&person)
+                            {
+                                event.identifiers.push(person);
+                            }
+                            withheld.push(event);
+                            kept += 1;
+                        }
+                        Ok(())
+                    })?;
+                    eprintln!("{}: {kept} purchases and returns of non-consenting persons", path.display());
                 }
             }
             let decisions = export.map(Export::decisions).unwrap_or_default();
@@ -254,7 +289,7 @@ pub fn dataset_with(
             builder.finish()?
         }
     };
-    let held = Consumed::by_identifier(&withheld, &dataset.items, &weights);
+    let held = Consumed::by_identifier(&withheld, &dataset.items, &weights, &config.identity);
     Ok((dataset, sizes, held))
 }
 

@@ -3,9 +3,8 @@
 //! person bought (or returned) up to the export, on any channel.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::BufRead;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use datasets::consumed::Consumed;
 use datasets::dataset::Interaction;
 use datasets::ids::IdMap;
@@ -13,7 +12,7 @@ use datasets::schema::Identifier;
 use datasets::{ItemIdx, UserIdx};
 use models::serve::engine::{Engine, Person};
 
-use crate::input::Export;
+use crate::input::{Export, for_each_exported};
 
 /// Why a server's export leaves a person out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,20 +138,7 @@ fn purchases(engine: &Engine, export: &Export) -> Result<(HashMap<String, u32>, 
         if path == export.withheld() && !path.exists() {
             continue;
         }
-        let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-        let source = path.display().to_string();
-        for (at, line) in std::io::BufReader::new(file).lines().enumerate() {
-            let line_no = at + 1;
-            let line = line.with_context(|| format!("{source}:{line_no}: unreadable line"))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let value: serde_json::Value =
-                serde_json::from_str(&line).with_context(|| format!("{source}:{line_no}: not JSON"))?;
-            let Some(person) = value.get("person_id").and_then(serde_json::Value::as_str) else {
-                anyhow::bail!("{source}:{line_no}: field `person_id`: missing (not a server's export?)");
-            };
-            let event = datasets::load::event_from_json(&value, &source, line_no)?;
+        for_each_exported(&path, &mut |person, event| {
             let user = UserIdx(live.get_or_insert(person));
             for identifier in &event.identifiers {
                 person_of.insert(identifier.key(), user.0);
@@ -162,7 +148,8 @@ fn purchases(engine: &Engine, export: &Export) -> Result<(HashMap<String, u32>, 
                 let item = ItemIdx(items.get_or_insert(item));
                 rows.push(Interaction { user, item, weight: 0.0, timestamp: event.timestamp, consumption });
             }
-        }
+            Ok(())
+        })?;
     }
     let held = Consumed::from_interactions(live.len(), &rows)
         .lists()
