@@ -282,7 +282,7 @@ pub fn event_from_json(value: &Value, source: &str, line_no: usize) -> Result<Ev
         ));
     }
     if identifiers.is_empty() {
-        return Err(err("user_id", "no identifier: the event needs at least one of user_id, email, phone, device_id, cookie_id, loyalty_id, pos_customer_id".into()));
+        return Err(err("identifiers", "no identifier: the event needs at least one of user_id, email, phone, device_id, cookie_id, loyalty_id, pos_customer_id".into()));
     }
 
     let text_field = |name: &str| -> Result<Option<String>> {

@@ -339,6 +339,9 @@ async fn consent_withdrawal_and_erasure_reach_every_channel_and_the_export() {
     // Late events of the erased person, dated before the erasure, are refused.
     let late = events(addr, json!([{"user_id": person, "channel": "web", "type": "view", "item_id": body.items.id(1).unwrap(), "timestamp": now() - 100}])).await;
     assert_eq!(late["rejected"], 1, "{late}");
+    let result = &late["results"][0];
+    assert_eq!(result["field"], "identifiers.user_id", "{late}");
+    assert!(result["message"].as_str().is_some_and(|m| m.contains("erased at")), "{late}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

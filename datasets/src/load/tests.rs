@@ -34,7 +34,10 @@ fn first_error(input: &str) -> String {
 fn event_errors_name_file_line_and_field() {
     let ok = r#"{"timestamp":1,"channel":"web","type":"view","user_id":"u","item_id":"i"}"#;
     let cases = [
-        (r#"{"timestamp":1,"channel":"web","type":"view","item_id":"i"}"#, "field `user_id`: no identifier"),
+        (
+            r#"{"timestamp":1,"channel":"web","type":"view","item_id":"i"}"#,
+            "field `identifiers`: no identifier",
+        ),
         (r#"{"timestamp":1,"type":"view","user_id":"u","item_id":"i"}"#, "field `channel`: missing"),
         (r#"{"timestamp":1,"channel":"web","user_id":"u","item_id":"i"}"#, "field `type`: missing"),
         (
@@ -77,7 +80,7 @@ fn skip_invalid_counts_and_explains() {
     let (events, report) = read_events(input.as_bytes(), "ev.jsonl", &opts(true)).unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(report.skipped, 2);
-    assert_eq!(report.skipped_by_field.get("user_id"), Some(&1));
+    assert_eq!(report.skipped_by_field.get("identifiers"), Some(&1));
     assert_eq!(report.skipped_by_field.get("(row)"), Some(&1));
     let summary = report.summary();
     assert!(summary.contains("2 invalid rows skipped"), "{summary}");
