@@ -320,6 +320,13 @@ pub fn event_from_json(value: &Value, source: &str, line_no: usize) -> Result<Ev
     if value.is_none() && event_type == EventType::Rating {
         return Err(err("value", "missing, and a `rating` event needs one".into()));
     }
+    // A purchase's value is its revenue (experiments sum it): a refund is a `return`.
+    if let Some(v) = value.filter(|&v| v < 0.0 && event_type == EventType::Purchase) {
+        return Err(err(
+            "value",
+            format!("{v} is negative; a purchase's value is its revenue (send a refund as a `return`)"),
+        ));
+    }
     Ok(Event {
         identifiers,
         channel: Channel::parse(&channel),
