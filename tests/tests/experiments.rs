@@ -550,6 +550,16 @@ async fn a_version_trained_on_less_data_offers_nothing_production_knows_was_boug
         { "name": "older", "share": 1, "model": version }
     ]});
     ok(addr, "PUT", "/v1/experiments/older-model", Some(&experiment)).await;
+    // Another experiment on the same placement at the same time would get none of its
+    // requests; one that ended before it was defined would never run.
+    let rival = send(addr, "PUT", "/v1/experiments/rival", Some(&experiment)).await;
+    assert_eq!(rival.status, 409, "{}", String::from_utf8_lossy(&rival.body));
+    assert_eq!(rival.json()["error"]["field"], "placements[0]");
+    let past = json!({ "placements": ["email_weekly"], "start": "2019-01-01T00:00:00Z", "end": "2020-01-01T00:00:00Z", "variants": [
+        { "name": "a", "share": 1 }, { "name": "b", "share": 1, "popular": true }
+    ]});
+    let ended = send(addr, "PUT", "/v1/experiments/ended", Some(&past)).await;
+    assert_eq!((ended.status, ended.json()["error"]["field"].clone()), (400, json!("end")));
     let ask = |key: &str| json!({ "identifiers": { "user_id": key }, "placement": "home", "k": 30 });
     let mut asked_older = 0;
     for (key, _) in &buyers {

@@ -160,6 +160,9 @@ impl Experiment {
             if !placements.contains_key(placement) {
                 return Err(invalid(format!("placements[{i}]"), format!("`{placement}` is not a placement")));
             }
+            if self.placements[..i].contains(placement) {
+                return Err(invalid(format!("placements[{i}]"), format!("`{placement}` is named twice")));
+            }
         }
         if !(2..=MAX_VARIANTS).contains(&self.variants.len()) {
             return Err(invalid("variants", format!("must have 2 to {MAX_VARIANTS} variants")));
@@ -246,6 +249,20 @@ impl Experiment {
         now >= self.start && self.end.is_none_or(|end| now < end) && self.stopped_at.is_none()
     }
 
+    /// The first placement this experiment shares with `other` while both run (their spans
+    /// overlap and neither is stopped): a placement's requests enrol in one experiment only, so
+    /// the later one would see none of them.
+    pub fn contends_with<'a>(&'a self, other: &Experiment) -> Option<&'a str> {
+        if self.stopped_at.is_some() || other.stopped_at.is_some() {
+            return None;
+        }
+        let ends = |e: &Experiment| e.end.unwrap_or(i64::MAX);
+        if self.start >= ends(other) || other.start >= ends(self) {
+            return None;
+        }
+        self.placements.iter().find(|p| other.placements.contains(p)).map(String::as_str)
+    }
+
     /// Whether `other` changes what this experiment assigns: variants, shares, or covered
     /// placements (refused while it runs: start a new experiment instead).
     pub fn changes_assignment(&self, other: &Experiment) -> bool {
@@ -299,6 +316,29 @@ mod tests {
             "start": 1_000
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_placement_named_twice_is_refused() {
+        let twice = Experiment { placements: vec!["home".into(), "home".into()], ..experiment() };
+        let error = twice.validate(&placements()).unwrap_err().to_string();
+        assert!(error.contains("placements[1]") && error.contains("named twice"), "{error}");
+    }
+
+    #[test]
+    fn experiments_contend_for_a_placement_only_while_both_run() {
+        let a = experiment();
+        let b = Experiment { name: "other".into(), ..experiment() };
+        assert_eq!(a.contends_with(&b), Some("home"));
+        let later = Experiment { start: 5_000, ..b.clone() };
+        assert_eq!(a.contends_with(&later), Some("home"), "a runs without an end");
+        let ended = Experiment { end: Some(5_000), ..a.clone() };
+        assert_eq!(ended.contends_with(&later), None, "one ends when the other starts");
+        assert_eq!(later.contends_with(&ended), None);
+        let stopped = Experiment { stopped_at: Some(2_000), ..b.clone() };
+        assert_eq!(a.contends_with(&stopped), None);
+        let elsewhere = Experiment { placements: vec!["email".into()], ..b };
+        assert_eq!(a.contends_with(&elsewhere), None);
     }
 
     #[test]

@@ -229,7 +229,7 @@ async fn save(state: &Arc<AppState>, experiment: Experiment, created_at: i64) ->
         (status = 400, description = "Malformed JSON or an invalid field (named in `field`)", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 403, description = "Key lacks the admin role", body = ErrorBody),
-        (status = 409, description = "The experiment has started and the change would move persons between variants, or it was stopped", body = ErrorBody),
+        (status = 409, description = "The experiment has started and the change would move persons between variants, it was stopped, or another experiment covers one of its placements at the same time", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body not sent as application/json", body = ErrorBody),
         (status = 422, description = "Well-formed JSON of the wrong shape", body = ErrorBody),
@@ -296,8 +296,29 @@ pub(super) async fn put_experiment(
             trial.map_err(|e| ApiError::field(&format!("variants[{i}].overrides"), e.to_string()))?;
         }
     }
+    if let Some(end) = experiment.end
+        && end <= now
+        && state.experiments.load().iter().all(|e| e.name != name)
+    {
+        return Err(ApiError::field("end", "is in the past: the experiment would never run"));
+    }
+    let defined = state.experiments.load();
+    if let Some((other, placement)) =
+        defined.iter().filter(|e| e.name != name).find_map(|e| Some((e, experiment.contends_with(e)?)))
+    {
+        let at = experiment.placements.iter().position(|p| p == placement).unwrap_or(0);
+        return Err(ApiError::at(
+            ErrorCode::ExperimentRunning,
+            &format!("placements[{at}]"),
+            format!(
+                "experiment `{}` covers placement `{placement}` at the same time: a request enrols in one \
+                 experiment only; stop it, or choose another placement or time",
+                other.name
+            ),
+        ));
+    }
     let mut created_at = now;
-    if let Some(old) = state.experiments.load().iter().find(|e| e.name == name) {
+    if let Some(old) = defined.iter().find(|e| e.name == name) {
         if old.stopped_at.is_some() {
             return Err(ApiError::at(
                 ErrorCode::ExperimentRunning,
