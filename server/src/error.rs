@@ -108,13 +108,16 @@ pub enum ErrorCode {
     UnknownModel,
     /// The model version is in use: production, or named by a running experiment.
     ModelInUse,
+    /// An export of that name exists (exports are never overwritten: a training run may be
+    /// reading it).
+    ExportExists,
     /// Anything else that went wrong on our side (details in the log).
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the documentation.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::InvalidField,
         ErrorCode::MalformedJson,
         ErrorCode::BadBody,
@@ -139,6 +142,7 @@ impl ErrorCode {
         ErrorCode::ExperimentRunning,
         ErrorCode::UnknownModel,
         ErrorCode::ModelInUse,
+        ErrorCode::ExportExists,
         ErrorCode::Internal,
     ];
 
@@ -170,6 +174,7 @@ impl ErrorCode {
             ExperimentRunning => ("experiment_running", StatusCode::CONFLICT, Fault::Caller),
             UnknownModel => ("unknown_model", StatusCode::NOT_FOUND, Fault::Caller),
             ModelInUse => ("model_in_use", StatusCode::CONFLICT, Fault::Caller),
+            ExportExists => ("export_exists", StatusCode::CONFLICT, Fault::Caller),
             Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR, Fault::Server),
         }
     }

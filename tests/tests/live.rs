@@ -310,6 +310,9 @@ async fn consent_withdrawal_and_erasure_reach_every_channel_and_the_export() {
     assert_eq!(manifest.status, 200, "{:?}", manifest.body);
     let out = std::path::PathBuf::from(manifest.json()["dir"].as_str().unwrap());
     assert_eq!(out, dir.path().join("state/exports/after-erasure"));
+    // An export is never rewritten under a training run that may be reading it.
+    let again = send(addr, "POST", "/v1/admin/export", Some(&json!({"name": "after-erasure"}))).await;
+    assert_eq!((again.status, again.json()["error"]["code"].clone()), (409, json!("export_exists")));
     let exported = std::fs::read_to_string(out.join("events.jsonl")).unwrap();
     assert!(!exported.contains(&person));
     let hashes: HashSet<String> = manifest.json()["manifest"]["suppressed"]

@@ -76,7 +76,8 @@ pub(super) async fn reload_model(
 #[serde(deny_unknown_fields, default)]
 pub struct ExportBody {
     /// The export's name: letters, digits, `.`, `_` and `-`, at most 64; it is written to
-    /// `DATA_DIR/exports/NAME` (a previous export of that name is replaced). Default: the time.
+    /// `DATA_DIR/exports/NAME`, which must not exist yet (409 `export_exists`). Default: the
+    /// time and a random suffix.
     #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub name: Option<String>,
 }
@@ -100,12 +101,13 @@ pub struct ExportResponse {
     post,
     path = "/v1/admin/export",
     tag = "admin",
-    request_body(content = Option<ExportBody>, description = "Optional; the default name is the time"),
+    request_body(content = Option<ExportBody>, description = "Optional; the default name is the time and a random suffix"),
     responses(
         (status = 200, description = "Written", body = ExportResponse),
         (status = 400, description = "Malformed JSON or an invalid name", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 403, description = "Key lacks the admin role", body = ErrorBody),
+        (status = 409, description = "An export of that name exists (exports are never overwritten)", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Well-formed JSON of the wrong shape", body = ErrorBody),
         (status = 500, description = "The export could not be written", body = ErrorBody),
@@ -131,19 +133,53 @@ pub(super) async fn export(
             }
             name
         }
-        None => datasets::schema::format_timestamp(cli::unix_now()).replace(':', "-"),
+        // The time, and a random suffix: two exports in one second get names of their own.
+        None => {
+            let at = datasets::schema::format_timestamp(cli::unix_now()).replace(':', "-");
+            let suffix = uuid::Uuid::new_v4().simple().to_string();
+            format!("{at}-{}", &suffix[..8])
+        }
     };
     let Some(data_dir) = &state.config.data_dir else { return Err(ApiError::no_store()) };
-    let dir = data_dir.join("exports").join(&name);
+    let exports = data_dir.join("exports");
+    let dir = exports.join(&name);
+    // Claimed by creating it: of two exports under one name, one writes and the other is
+    // refused, and an export a training run may be reading is never rewritten.
+    let claimed = std::fs::create_dir_all(&exports).and_then(|()| std::fs::create_dir(&dir));
+    match claimed {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(ApiError::at(
+                ErrorCode::ExportExists,
+                "name",
+                format!(
+                    "an export named `{name}` exists: exports are never overwritten; choose another name"
+                ),
+            ));
+        }
+        Err(error) => {
+            return Err(ApiError::new(
+                ErrorCode::StateWriteFailed,
+                format!("cannot create {}: {error}", dir.display()),
+            ));
+        }
+    }
     let catalog = state.current.load().view.catalog.live_items();
     let target = dir.clone();
-    let manifest = tokio::task::spawn_blocking(move || store.export(&target, &catalog, cli::unix_now()))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| match e {
-            store::Error::Export { .. } => ApiError::new(ErrorCode::StateWriteFailed, e.to_string()),
-            other => ApiError::store(other),
-        })?;
+    let manifest = tokio::task::spawn_blocking(move || {
+        let written = store.export(&target, &catalog, cli::unix_now());
+        if written.is_err() {
+            // Half an export is none: the name is free again for a retry.
+            let _ = std::fs::remove_dir_all(&target);
+        }
+        written
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| match e {
+        store::Error::Export { .. } => ApiError::new(ErrorCode::StateWriteFailed, e.to_string()),
+        other => ApiError::store(other),
+    })?;
     Ok(Json(ExportResponse { dir: dir.display().to_string(), manifest }))
 }
 
