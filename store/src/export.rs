@@ -229,10 +229,21 @@ impl Store {
                 manifest.persons = persons.len() as u64;
                 manifest.links.clear();
                 manifest.separations.clear();
+                // An explicit link counts for training only where the live graph holds it
+                // now: one the identity rules refused (or an unlink undid) joined nothing.
+                let joined = |a: &str, b: &str| {
+                    let (Some(a), Some(b)) = (Identifier::parse_key(a), Identifier::parse_key(b)) else {
+                        return false;
+                    };
+                    graph
+                        .person(std::slice::from_ref(&a))
+                        .is_some_and(|p| p.known && p.identifiers.contains(&b))
+                };
                 r.scan_links(&mut |link| {
                     if let [a, b] = link.identifiers.as_slice() {
                         let exported = ExportedLink { a: a.clone(), b: b.clone(), at: link.at };
                         match link.kind {
+                            LinkKind::Link if !joined(a, b) => {}
                             LinkKind::Link => manifest.links.push(exported),
                             LinkKind::Unlink => manifest.separations.push(exported),
                             LinkKind::Event => {}

@@ -368,6 +368,10 @@ fn an_export_holds_consented_events_with_live_person_ids_and_the_suppression_lis
         .unwrap();
     store.set_consent(shy.clone(), [(PERSONALIZATION.to_string(), false)].into(), "crm", 16).unwrap();
     store.link(id(UserId, "u1"), email.clone(), "crm", 17).unwrap();
+    // A link the identity rules refuse (one person, two loyalty cards) joins nothing, and the
+    // export does not hand it to training.
+    let refused = store.link(id(LoyaltyId, "L8"), id(LoyaltyId, "L9"), "crm", 17).unwrap();
+    assert!(!refused.refused.is_empty(), "{refused:?}");
     store.erase(gone.clone(), Vec::new(), "privacy", 18).unwrap();
     // A person known from the model's data alone withholds personalisation: their only
     // events here are the consent change, and they are on the suppression list all the same.
