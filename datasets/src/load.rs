@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::schema::{Channel, Event, EventType, Identifier, IdentifierKind, parse_timestamp};
+use crate::schema::{Channel, Event, EventType, Identifier, IdentifierKind, check_id, parse_timestamp};
 
 /// How loaders treat bad rows.
 #[derive(Debug, Clone, Copy, Default)]
@@ -266,6 +266,7 @@ pub fn event_from_json(value: &Value, source: &str, line_no: usize) -> Result<Ev
             let field = format!("{field_prefix}{}", kind.as_str());
             let text =
                 scalar_string(raw).ok_or_else(|| err(&field, "expected a string or a number".into()))?;
+            check_id(&text).map_err(|reason| err(&field, reason))?;
             if let Some(identifier) = Identifier::new(kind, &text)
                 && !identifiers.contains(&identifier)
             {
@@ -302,6 +303,9 @@ pub fn event_from_json(value: &Value, source: &str, line_no: usize) -> Result<Ev
         .ok_or_else(|| err("type", "missing".into()))?;
     let event_type = EventType::parse(&event_type);
     let item_id = text_field("item_id")?.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    if let Some(id) = &item_id {
+        check_id(id).map_err(|reason| err("item_id", reason))?;
+    }
     if item_id.is_none() && needs_item(&event_type) {
         return Err(err("item_id", format!("missing, and a `{}` event needs one", event_type.as_str())));
     }

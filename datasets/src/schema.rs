@@ -135,6 +135,15 @@ fn is_hex_digest(value: &str) -> bool {
     value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Checks an id (an item's, an identifier's value): no control characters (a tab or a line
+/// break would split the rows of every file it is written to: batch sends, exports).
+pub fn check_id(id: &str) -> Result<(), String> {
+    match id.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!("contains the control character {c:?}; ids are one line of printable text")),
+        None => Ok(()),
+    }
+}
+
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn hex_sha256(bytes: &[u8]) -> String {
     hex(Sha256::digest(bytes).as_slice())

@@ -493,10 +493,11 @@ async fn new_items_are_recommended_at_once_and_caps_hold_across_channels() {
     let twin = json!({"items": [{
         "item_id": "twin-1", "title": model_item.title, "categories": model_item.categories,
         "brand": model_item.brand, "tags": model_item.tags, "price": 10.0, "in_stock": true
-    }, {"item_id": "bad", "price": "free"}]});
+    }, {"item_id": "bad", "price": "free"}, {"item_id": "tab\tid", "title": "t"}]});
     let put = send(addr, "PUT", "/v1/items", Some(&twin)).await;
     assert_eq!(put.status, 200, "{:?}", put.body);
-    assert_eq!((put.json()["created"].as_u64(), put.json()["rejected"].as_u64()), (Some(1), Some(1)));
+    assert_eq!((put.json()["created"].as_u64(), put.json()["rejected"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(put.json()["results"][2]["field"], "item_id", "{:?}", put.json());
     let ask = json!({"identifiers": {"user_id": person}, "placement": "content_only", "k": 5});
     let answer = recommend(addr, ask.clone()).await;
     assert!(ids(&answer).contains(&"twin-1".to_string()), "{answer}");

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::{LoadOptions, LoadReport, Table, parse_number, scalar_string, text_lines};
 use crate::error::{Error, Result};
-use crate::schema::{Item, parse_timestamp};
+use crate::schema::{Item, check_id, parse_timestamp};
 
 /// The item catalog, in file order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -206,6 +206,7 @@ fn parse_item_row(
     if item_id.is_empty() {
         return Err(Error::parse(source, line, "item_id", "empty"));
     }
+    check_id(item_id).map_err(|reason| Error::parse(source, line, "item_id", reason))?;
     let mut item = new_item(item_id);
     for (name, raw) in columns.iter().zip(record.iter()) {
         set_item_field(&mut item, name, raw).map_err(|reason| Error::parse(source, line, name, reason))?;
@@ -225,6 +226,7 @@ fn parse_item_json(line: &str, source: &str, line_no: usize) -> Result<Item> {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .ok_or_else(|| err("item_id", "missing or empty".into()))?;
+    check_id(&item_id).map_err(|reason| err("item_id", reason))?;
     let item = apply_json_fields(new_item(&item_id), &object, false).map_err(|e| err(&e.field, e.reason))?;
     finish_item(item).map_err(|(field, reason)| err(field, reason))
 }

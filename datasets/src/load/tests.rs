@@ -41,6 +41,14 @@ fn event_errors_name_file_line_and_field() {
         (r#"{"timestamp":1,"type":"view","user_id":"u","item_id":"i"}"#, "field `channel`: missing"),
         (r#"{"timestamp":1,"channel":"web","user_id":"u","item_id":"i"}"#, "field `type`: missing"),
         (
+            r#"{"timestamp":1,"channel":"web","type":"view","user_id":"u","item_id":"a\tb"}"#,
+            "field `item_id`: contains the control character '\\t'",
+        ),
+        (
+            r#"{"timestamp":1,"channel":"web","type":"view","cookie_id":"c\nd","item_id":"i"}"#,
+            "field `cookie_id`: contains the control character '\\n'",
+        ),
+        (
             r#"{"timestamp":1,"channel":"store","type":"purchase","user_id":"u","item_id":"i","value":-5}"#,
             "field `value`: -5 is negative; a purchase's value is its revenue",
         ),

@@ -186,6 +186,10 @@ pub(super) async fn put_items(
                 continue;
             }
         };
+        if let Err(reason) = datasets::schema::check_id(&item_id) {
+            results.push(Some(refused(Some(item_id), "item_id", &reason)));
+            continue;
+        }
         // The stores the item would name: beyond the bound, refused here (a patch the store
         // refuses anyway is left to it, which names the field).
         let current = catalog.get(&item_id).and_then(|i| catalog.item(i.get())).cloned();
