@@ -145,7 +145,7 @@ impl Export {
     }
 
     /// The explicit links and unlinks made through the server's API.
-    fn decisions(&self) -> datasets::identity::Decisions {
+    pub(crate) fn decisions(&self) -> datasets::identity::Decisions {
         let pair = |a: &str, b: &str| Some((Identifier::parse_key(a)?, Identifier::parse_key(b)?));
         datasets::identity::Decisions {
             links: self

@@ -30,12 +30,14 @@ pub struct ExportState {
     hashes: HashMap<String, Suppressed>,
     /// The model's persons with a listed identifier.
     persons: HashMap<u32, Suppressed>,
-    /// Identifier key (`kind:value`) → the live person its events belong to.
+    /// Identifier key (`kind:value`) → the export's person it belongs to.
     person_of: HashMap<String, u32>,
-    /// The model's person → the live persons of their identifiers.
+    /// Per export person, their identifier keys.
+    members: Vec<Vec<String>>,
+    /// The model's person → the export persons of their identifiers.
     live_of_user: HashMap<u32, Vec<u32>>,
-    /// Per live person (index into `person_of`'s values), the item ids held at the export,
-    /// with the time of the last purchase.
+    /// Per export person (index into `person_of`'s values), the item ids held at the
+    /// export, with the time of the last purchase.
     held: Vec<BTreeMap<String, i64>>,
 }
 
@@ -64,13 +66,17 @@ impl ExportState {
             }
         }
         let (person_of, held) = purchases(engine, export)?;
+        let mut members: Vec<Vec<String>> = vec![Vec::new(); held.len()];
+        for (key, &person) in &person_of {
+            members[person as usize].push(key.clone());
+        }
         let mut live_of_user: HashMap<u32, Vec<u32>> = HashMap::new();
         for (key, &user) in &engine.artifact().body.aliases {
             if let Some(&live) = person_of.get(key) {
                 live_of_user.entry(user).or_default().push(live);
             }
         }
-        Ok(ExportState { hashes, persons, person_of, live_of_user, held })
+        Ok(ExportState { hashes, persons, person_of, members, live_of_user, held })
     }
 
     /// Why the person `id` names (a user id or `kind:value`) is listed, if they are.
@@ -83,24 +89,37 @@ impl ExportState {
         }
     }
 
-    /// Adds to `person` (as `answering` knows them) what the export shows held by the live
-    /// persons of `id` and of the identifiers the model read from (`production`, the one
-    /// the export was read for) joins to it, by item id: bought since the model was trained,
-    /// on any channel. What the model knows stays (a return since leaves an item excluded:
-    /// the safe side).
+    /// Adds to `person` (as `answering` knows them) what the export shows held by the
+    /// export's persons of `id` and of the identifiers the model read from (`production`, the
+    /// one the export was read for) joins to it, by item id: bought since the model was
+    /// trained, on any channel; and what the model knows the other trained persons of those
+    /// export persons' identifiers hold (an explicit link since training). What the model
+    /// knows of `id` stays (a return since leaves an item excluded: the safe side).
     pub fn add_held(&self, person: &mut Person<'_>, answering: &Engine, production: &Engine, id: &str) {
         let mut live: HashSet<u32> = self.person_of.get(&key_of(id)).copied().into_iter().collect();
-        if let Some(user) = production.lookup(id) {
+        let own = production.lookup(id);
+        if let Some(user) = own {
             live.extend(self.live_of_user.get(&user.0).into_iter().flatten().copied());
         }
         if live.is_empty() {
             return;
         }
+        let mut others: Vec<datasets::UserIdx> = live
+            .iter()
+            .flat_map(|&p| &self.members[p as usize])
+            .filter_map(|key| production.lookup(key))
+            .filter(|&user| Some(user) != own)
+            .collect();
+        others.sort_unstable();
+        others.dedup();
+        let items = &production.artifact().body.items;
+        let trained = others
+            .iter()
+            .flat_map(|&user| production.consumed(user))
+            .filter_map(|&(item, at)| Some((answering.catalog().get(items.id(item)?)?.0, at)));
         let held = live.iter().flat_map(|&p| &self.held[p as usize]);
-        add_consumed(
-            person,
-            held.filter_map(|(item_id, &at)| Some((answering.catalog().get(item_id)?.0, at))),
-        );
+        let exported = held.filter_map(|(item_id, &at)| Some((answering.catalog().get(item_id)?.0, at)));
+        add_consumed(person, exported.chain(trained));
     }
 }
 
@@ -122,40 +141,60 @@ fn key_of(id: &str) -> String {
     }
 }
 
-/// The export's live persons by identifier key, and what each holds: netted as training
-/// nets purchases ([`datasets::consumed::Consumed`]), per live person instead of per
-/// resolved one.
+/// The export's persons by identifier key, and what each holds. The persons are resolved
+/// from the export's events as training resolves them (the model's identity rules, the
+/// explicit links and unlinks; each event joined to the live person it was filed under, its
+/// `person_id`), so an identifier refused for merging (a shared kiosk, an unlinked pair) is
+/// not anyone else's; purchases and returns are netted per person as training nets them
+/// ([`datasets::consumed::Consumed`]).
 #[allow(clippy::type_complexity)]
 fn purchases(engine: &Engine, export: &Export) -> Result<(HashMap<String, u32>, Vec<BTreeMap<String, i64>>)> {
-    let weights = &engine.artifact().metadata.config.weights;
-    let mut live = IdMap::new();
-    let mut items = IdMap::new();
-    let mut person_of: HashMap<String, u32> = HashMap::new();
-    let mut rows: Vec<Interaction> = Vec::new();
+    let config = &engine.artifact().metadata.config;
+    let mut events: Vec<datasets::schema::Event> = Vec::new();
     // The events, and the purchases of persons who withhold personalisation (exports
     // written before they were kept have none).
     for path in [export.events(), export.withheld()] {
         if path == export.withheld() && !path.exists() {
             continue;
         }
-        for_each_exported(&path, &mut |person, event| {
-            let user = UserIdx(live.get_or_insert(person));
-            for identifier in &event.identifiers {
-                person_of.insert(identifier.key(), user.0);
+        for_each_exported(&path, &mut |person, mut event| {
+            if let Some(person) = Identifier::parse_key(person)
+                && !event.identifiers.contains(&person)
+            {
+                event.identifiers.push(person);
             }
-            let consumption = weights.weigh(&event).consumption;
-            if let (Some(item), true) = (event.item_id.as_deref(), consumption != 0) {
-                let item = ItemIdx(items.get_or_insert(item));
-                rows.push(Interaction { user, item, weight: 0.0, timestamp: event.timestamp, consumption });
-            }
+            events.push(event);
             Ok(())
         })?;
     }
-    let held = Consumed::from_interactions(live.len(), &rows)
+    // An explicit link is a person even without events of theirs in the export (a trained
+    // person linked to a new email): one event each, consuming nothing.
+    let decisions = export.decisions();
+    events.extend(decisions.links.iter().map(|(a, b, at)| datasets::schema::Event {
+        identifiers: vec![a.clone(), b.clone()],
+        channel: datasets::schema::Channel::parse("api"),
+        event_type: datasets::schema::EventType::Custom("link".into()),
+        item_id: None,
+        timestamp: *at,
+        value: None,
+        event_id: None,
+    }));
+    let resolution = datasets::identity::resolve_with(&events, &config.identity, &decisions);
+    let mut items = IdMap::new();
+    let mut rows: Vec<Interaction> = Vec::new();
+    for (event, person) in events.iter().zip(&resolution.person_of_event) {
+        let consumption = config.weights.weigh(event).consumption;
+        if let (Some(person), Some(item), true) = (person, event.item_id.as_deref(), consumption != 0) {
+            let item = ItemIdx(items.get_or_insert(item));
+            let user = UserIdx(*person);
+            rows.push(Interaction { user, item, weight: 0.0, timestamp: event.timestamp, consumption });
+        }
+    }
+    let held = Consumed::from_interactions(resolution.persons.len(), &rows)
         .lists()
         .map(|list| {
             list.into_iter().filter_map(|(item, at)| Some((items.id(item.0)?.to_owned(), at))).collect()
         })
         .collect();
-    Ok((person_of, held))
+    Ok((resolution.aliases.into_iter().collect(), held))
 }
