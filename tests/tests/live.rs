@@ -12,14 +12,15 @@ use serde_json::{Value, json};
 use server::client::{Connection, Reply};
 use server::config::{ServerConfig, default_placements};
 
+use super::batch::batch_send;
 use super::{Running, buyers, start, trained};
 
-async fn send(addr: &str, method: &str, path: &str, body: Option<&Value>) -> Reply {
+pub(super) async fn send(addr: &str, method: &str, path: &str, body: Option<&Value>) -> Reply {
     let text = body.map(Value::to_string);
     Connection::open(addr).await.unwrap().send(method, path, None, text.as_deref()).await.unwrap()
 }
 
-async fn events(addr: &str, events: Value) -> Value {
+pub(super) async fn events(addr: &str, events: Value) -> Value {
     let reply = send(addr, "POST", "/v1/events", Some(&json!({ "events": events }))).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     reply.json()
@@ -35,11 +36,11 @@ fn ids(answer: &Value) -> Vec<String> {
     answer["items"].as_array().unwrap().iter().map(|i| i["item_id"].as_str().unwrap().to_string()).collect()
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     cli::unix_now()
 }
 
-fn live_config(dir: &Path) -> ServerConfig {
+pub(super) fn live_config(dir: &Path) -> ServerConfig {
     ServerConfig { data_dir: Some(dir.join("state")), ..ServerConfig::default() }
 }
 
@@ -348,76 +349,6 @@ async fn consent_withdrawal_and_erasure_reach_every_channel_and_the_export() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_send_excludes_what_the_export_shows_bought_since_training() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(live_config(dir.path()), HashMap::new()).await;
-    let addr = &server.addr;
-    let (person, _) = buyers(2).into_iter().find(|(key, _)| !key.contains(':')).unwrap();
-    let body = &trained().engine.artifact().body;
-    let user = body.users.get(&person).unwrap();
-    let card =
-        body.aliases.iter().find(|(k, p)| **p == user && !k.starts_with("user_id:")).unwrap().0.clone();
-    let card = Identifier::parse_key(&card).unwrap();
-    let send_batch = |export: Option<std::path::PathBuf>| {
-        let (rows, _) = batch_send(dir.path(), &[&person], export);
-        rows.lines().skip(1).map(|l| l.split('\t').nth(1).unwrap().to_string()).collect::<Vec<_>>()
-    };
-    let before = send_batch(None);
-    assert_eq!(before.len(), 5);
-    // Bought at the till under another identifier of theirs, after training; and one bought
-    // and returned.
-    let bought = json!([
-        {card.kind.as_str(): card.value, "channel": "store", "type": "purchase", "item_id": before[0], "timestamp": now() - 60},
-        {card.kind.as_str(): card.value, "channel": "store", "type": "purchase", "item_id": before[1], "timestamp": now() - 50},
-        {"user_id": person, "channel": "web", "type": "return", "item_id": before[1], "timestamp": now() - 40},
-    ]);
-    assert_eq!(events(addr, bought).await["accepted"], 3);
-    let manifest = send(addr, "POST", "/v1/admin/export", Some(&json!({"name": "before-send"}))).await;
-    assert_eq!(manifest.status, 200, "{:?}", manifest.body);
-    let export = std::path::PathBuf::from(manifest.json()["dir"].as_str().unwrap());
-    let after = send_batch(Some(export));
-    assert!(!after.contains(&before[0]), "bought in store, not pushed by email: {after:?}");
-    assert!(after.contains(&before[1]), "returned: offered again: {after:?}");
-    assert_eq!(after.len(), 5);
-    // A guest cookie linked to the person and unlinked again buys the most popular item; the
-    // last event carrying the cookie is filed under the person (it names both). The batch
-    // takes the export's persons as training would: the cookie is not the person's.
-    let batch_of = |id: &str, export: Option<std::path::PathBuf>| {
-        let (rows, _) = batch_send(dir.path(), &[id], export);
-        rows.lines().skip(1).map(|l| l.split('\t').nth(1).unwrap().to_string()).collect::<Vec<_>>()
-    };
-    let popular = batch_of("cookie_id:c-batch", None);
-    let pair =
-        json!({"a": {"type": "user_id", "value": person}, "b": {"type": "cookie_id", "value": "c-batch"}});
-    assert_eq!(send(addr, "POST", "/v1/identities/link", Some(&pair)).await.status, 200);
-    assert_eq!(send(addr, "POST", "/v1/identities/unlink", Some(&pair)).await.status, 200);
-    let guest = json!([
-        {"cookie_id": "c-batch", "channel": "web", "type": "purchase", "item_id": popular[0], "timestamp": now() - 20},
-        {"user_id": person, "cookie_id": "c-batch", "channel": "web", "type": "view", "item_id": popular[1], "timestamp": now() - 10},
-    ]);
-    assert_eq!(events(addr, guest).await["accepted"], 2);
-    // An email linked since training to another trained buyer of a popular item: what the
-    // model knows that buyer bought is theirs too.
-    let (other, other_bought) = buyers(1)
-        .into_iter()
-        .find(|(key, bought)| {
-            key != &person && !key.contains(':') && popular.iter().any(|i| bought.contains(i))
-        })
-        .expect("a trained buyer of a popular item");
-    let linked = json!({"a": {"type": "user_id", "value": other}, "b": {"type": "email", "value": "linked@example.com"}});
-    assert_eq!(send(addr, "POST", "/v1/identities/link", Some(&linked)).await.status, 200);
-    let manifest = send(addr, "POST", "/v1/admin/export", Some(&json!({"name": "after-unlink"}))).await;
-    assert_eq!(manifest.status, 200, "{:?}", manifest.body);
-    let export = std::path::PathBuf::from(manifest.json()["dir"].as_str().unwrap());
-    let guest_send = batch_of("cookie_id:c-batch", Some(export.clone()));
-    assert!(!guest_send.contains(&popular[0]), "the guest bought {}: {guest_send:?}", popular[0]);
-    let email = Identifier::new(IdentifierKind::Email, "linked@example.com").unwrap().key();
-    let email_send = batch_of(&email, Some(export));
-    let pushed: Vec<&String> = email_send.iter().filter(|i| other_bought.contains(*i)).collect();
-    assert!(pushed.is_empty(), "{other} bought {pushed:?}: {email_send:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_naming_several_persons_offers_none_of_what_any_of_them_bought() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(live_config(dir.path()), HashMap::new()).await;
@@ -469,27 +400,6 @@ async fn a_request_naming_another_person_offers_nothing_the_model_knows_they_bou
     let both = recommend(addr, ask(json!({"user_id": person, "cookie_id": "c-other"}))).await;
     assert_eq!(both["person_id"], person.as_str(), "{both}");
     assert!(!ids(&both).contains(&item), "{other} bought {item} before training: {both}");
-}
-
-/// `trainer recommend` of the test model, 5 items for each of `ids`, with `export` applied:
-/// the rows it wrote and its fallback list.
-fn batch_send(dir: &Path, ids: &[&str], export: Option<std::path::PathBuf>) -> (String, String) {
-    let users = dir.join("batch-users.txt");
-    std::fs::write(&users, ids.join("\n") + "\n").unwrap();
-    let batch = dir.join("batch.tsv");
-    trainer::commands::recommend(&trainer::RecommendArgs {
-        model: trained().model.clone(),
-        users,
-        k: 5,
-        out: batch.clone(),
-        experiment: None,
-        variant_model: Vec::new(),
-        suppressed_from: export,
-    })
-    .unwrap();
-    let rows = std::fs::read_to_string(&batch).unwrap();
-    let fallback = std::fs::read_to_string(format!("{}.fallback.tsv", batch.display())).unwrap();
-    (rows, fallback)
 }
 
 fn capped_placements() -> BTreeMap<String, PlacementConfig> {

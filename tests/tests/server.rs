@@ -13,6 +13,8 @@ use server::client::{Connection, Reply};
 use server::config::{KeyConfig, ServerConfig, default_placements};
 use server::state::AppState;
 
+#[path = "batch.rs"]
+mod batch;
 mod common;
 #[path = "crash.rs"]
 mod crash;
