@@ -67,10 +67,12 @@ fn events(path: &Path, options: &LoadOptions) -> Result<Vec<Event>> {
     Ok(events)
 }
 
-/// Calls `f` with each line of an export's JSON Lines file (`events.jsonl`,
-/// `withheld.jsonl`): the live person's key (`person_id`) and the event. A line that is no
-/// such event is an error naming the file, the line and the field.
-pub fn for_each_exported(path: &Path, f: &mut dyn FnMut(&str, Event) -> Result<()>) -> Result<()> {
+/// Calls `f` with each event of an export's JSON Lines file (`events.jsonl`,
+/// `withheld.jsonl`), the live person it was filed under (`person_id`, their most
+/// trustworthy identifier) among its identifiers, so that resolution joins it to the
+/// person's others whatever the event itself carried. A line that is no such event is an
+/// error naming the file, the line and the field.
+pub fn for_each_exported(path: &Path, f: &mut dyn FnMut(Event) -> Result<()>) -> Result<()> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let source = path.display().to_string();
     for (at, line) in BufReader::new(file).lines().enumerate() {
@@ -84,8 +86,13 @@ pub fn for_each_exported(path: &Path, f: &mut dyn FnMut(&str, Event) -> Result<(
         let Some(person) = value.get("person_id").and_then(serde_json::Value::as_str) else {
             bail!("{source}:{line_no}: field `person_id`: missing (not a server's export?)");
         };
-        let event = datasets::load::event_from_json(&value, &source, line_no)?;
-        f(person, event)?;
+        let mut event = datasets::load::event_from_json(&value, &source, line_no)?;
+        if let Some(person) = Identifier::parse_key(person)
+            && !event.identifiers.contains(&person)
+        {
+            event.identifiers.push(person);
+        }
+        f(event)?;
     }
     Ok(())
 }
@@ -241,15 +248,8 @@ pub fn dataset_with(
                 let path = export.withheld();
                 if path.exists() {
                     let mut kept = 0usize;
-                    for_each_exported(&path, &mut |person, mut event| {
+                    for_each_exported(&path, &mut |event| {
                         if export.suppresses(&event) != Suppression::Erased {
-                            // The live person's key joins the purchase to their other
-                            // identifiers, whatever the event itself carried.
-                            if let Some(person) = Identifier::parse_key(person)
-                                && !event.identifiers.contains(&person)
-                            {
-                                event.identifiers.push(person);
-                            }
                             withheld.push(event);
                             kept += 1;
                         }

@@ -143,8 +143,8 @@ fn key_of(id: &str) -> String {
 
 /// The export's persons by identifier key, and what each holds. The persons are resolved
 /// from the export's events as training resolves them (the model's identity rules, the
-/// explicit links and unlinks; each event joined to the live person it was filed under, its
-/// `person_id`), so an identifier refused for merging (a shared kiosk, an unlinked pair) is
+/// explicit links and unlinks; each event joined to the live person it was filed under, see
+/// [`for_each_exported`]), so an identifier refused for merging (a shared kiosk, an unlinked pair) is
 /// not anyone else's; purchases and returns are netted per person as training nets them
 /// ([`datasets::consumed::Consumed`]).
 #[allow(clippy::type_complexity)]
@@ -157,12 +157,7 @@ fn purchases(engine: &Engine, export: &Export) -> Result<(HashMap<String, u32>, 
         if path == export.withheld() && !path.exists() {
             continue;
         }
-        for_each_exported(&path, &mut |person, mut event| {
-            if let Some(person) = Identifier::parse_key(person)
-                && !event.identifiers.contains(&person)
-            {
-                event.identifiers.push(person);
-            }
+        for_each_exported(&path, &mut |event| {
             events.push(event);
             Ok(())
         })?;
