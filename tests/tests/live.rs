@@ -44,6 +44,16 @@ pub(super) fn live_config(dir: &Path) -> ServerConfig {
     ServerConfig { data_dir: Some(dir.join("state")), ..ServerConfig::default() }
 }
 
+/// A profile's identifiers as (type, value).
+fn profile_identifiers(profile: &Value) -> Vec<(String, String)> {
+    profile["identifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["type"].as_str().unwrap().to_string(), i["value"].as_str().unwrap().to_string()))
+        .collect()
+}
+
 /// Items of the catalog in one top category, and that category.
 fn one_category(n: usize) -> (String, Vec<String>) {
     let body = &trained().engine.artifact().body;
@@ -100,12 +110,7 @@ async fn a_store_purchase_leaves_every_channel_s_next_answer() {
     let profile = send(addr, "GET", "/v1/profiles/cookie_id/c-ann", None).await;
     assert_eq!(profile.status, 200, "{:?}", profile.body);
     let profile = profile.json();
-    let listed: HashSet<(String, String)> = profile["identifiers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| (i["type"].as_str().unwrap().to_string(), i["value"].as_str().unwrap().to_string()))
-        .collect();
+    let listed: HashSet<(String, String)> = profile_identifiers(&profile).into_iter().collect();
     let email_hash = Identifier::new(IdentifierKind::Email, "ann@example.com").unwrap().value;
     assert!(listed.contains(&("loyalty_id".into(), "L-ann".into())), "{profile}");
     assert!(listed.contains(&("email".into(), email_hash)), "{profile}");
@@ -605,12 +610,7 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
         .find(|(key, bought)| !key.contains(':') && bought.iter().any(|i| popular.contains(i)))
         .expect("a trained buyer of a popular item");
     let profile = send(addr, "GET", &format!("/v1/profiles/user_id/{shy}"), None).await.json();
-    let shy_ids: Vec<(String, String)> = profile["identifiers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| (i["type"].as_str().unwrap().to_string(), i["value"].as_str().unwrap().to_string()))
-        .collect();
+    let shy_ids = profile_identifiers(&profile);
     assert!(shy_ids.len() > 1, "{profile}");
     let consent = json!({"personalization": false});
     let withdraw = send(addr, "PUT", &format!("/v1/profiles/user_id/{shy}/consent"), Some(&consent)).await;
