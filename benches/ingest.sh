@@ -15,7 +15,8 @@ mkdir -p "$work"
 cargo build --release --locked -p server -p trainer
 bin=target/release
 
-if [ ! -f "$work/model.omr" ]; then
+# An artifact of an older format (or none) is trained anew.
+if ! "$bin/trainer" inspect "$work/model.omr" >/dev/null 2>&1; then
     "$bin/trainer" generate --out "$work/data" --persons 20000 --items 10000
     "$bin/trainer" train --events "$work/data/events.jsonl" --items "$work/data/catalog.csv" --out "$work/model.omr"
 fi

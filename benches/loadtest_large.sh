@@ -24,14 +24,16 @@ mkdir -p "$work"
 cargo build --release --locked -p server -p trainer
 cargo build --release --locked -p benches --bin candidates
 bin=target/release
+# Whether an artifact must be trained (anew): missing, or of an older format.
+stale() { ! "$bin/trainer" inspect "$1" >/dev/null 2>&1; }
 
-if [ ! -f "$work/100k.omr" ]; then
+if stale "$work/100k.omr"; then
     "$bin/trainer" generate --out "$work/100k" --persons 20000 --items 100000
     printf '[als]\nfactors = 64\n' > "$work/100k.toml"
     "$bin/trainer" train --events "$work/100k/events.jsonl" --items "$work/100k/catalog.csv" \
         --config "$work/100k.toml" --out "$work/100k.omr"
 fi
-if [ -z "${SKIP_1M:-}" ] && [ ! -f "$work/1m.omr" ]; then
+if [ -z "${SKIP_1M:-}" ] && stale "$work/1m.omr"; then
     "$bin/trainer" generate --out "$work/1m" --persons 100000 --items 1000000 --plain-interactions 5000000
     printf '[als]\nfactors = 64\n' > "$work/1m.toml"
     "$bin/trainer" train --interactions "$work/1m/interactions.tsv" --config "$work/1m.toml" --out "$work/1m.omr"
@@ -41,7 +43,7 @@ fi
 # model trained on the rest, and `trainer compare` of that model with itself, every item
 # scored (A) against the candidate stage (B), on the held-out events.
 if [ -z "${SKIP_QUALITY:-}" ]; then
-    if [ ! -f "$work/split.omr" ]; then
+    if stale "$work/split.omr"; then
         python3 - "$work" <<'PY'
 import json, sys
 work = sys.argv[1]
@@ -58,7 +60,7 @@ PY
     echo "== NDCG on held-out events: every item scored (A) against the candidate stage (B)"
     "$bin/trainer" compare "$work/split.omr" "$work/split.omr" --exact a \
         --test "$work/split-test.jsonl" --items "$work/100k/catalog.csv" 2>/dev/null
-    if [ ! -f "$work/split-untuned.omr" ]; then
+    if stale "$work/split-untuned.omr"; then
         printf '[blend]\ntune = false\n[als]\nfactors = 64\n' > "$work/100k-untuned.toml"
         "$bin/trainer" train --events "$work/split-train.jsonl" --items "$work/100k/catalog.csv" \
             --config "$work/100k-untuned.toml" --out "$work/split-untuned.omr"

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::dataset::{Interaction, WeightConfig};
-use crate::identity::IdentityRules;
+use crate::identity::Resolution;
 use crate::ids::{IdMap, ItemIdx, UserIdx};
 use crate::schema::Event;
 
@@ -129,7 +129,7 @@ impl Consumed {
     }
 
     /// What `events` show held, under every identifier of the person who holds it: the
-    /// events' persons are resolved among themselves under `rules` (as training resolves
+    /// events' persons as `resolution` (of `events`) resolved them (as training resolves
     /// them: a login joins the cookie and the account), their purchases and returns netted
     /// per person as [`Consumed::from_interactions`] nets them (by `weights`; items `items`
     /// does not know are left out), and each identifier that leads to a person lists what the
@@ -138,11 +138,10 @@ impl Consumed {
     /// their identifiers asks.
     pub fn by_identifier(
         events: &[Event],
+        resolution: &Resolution,
         items: &IdMap,
         weights: &WeightConfig,
-        rules: &IdentityRules,
     ) -> HeldByIdentifier {
-        let resolution = crate::identity::resolve(events, rules);
         let mut rows = Vec::new();
         for (event, person) in events.iter().zip(&resolution.person_of_event) {
             let consumption = weights.weigh(event).consumption;
@@ -234,6 +233,7 @@ mod tests {
 
     #[test]
     fn by_identifier_nets_each_person_and_lists_it_under_all_their_identifiers() {
+        use crate::identity::IdentityRules;
         use crate::schema::{Channel, EventType, Identifier, IdentifierKind};
         let id = |raw: &str| {
             let (kind, value) = raw.split_once(':').unwrap();
@@ -271,14 +271,21 @@ mod tests {
             event(&["email:z@example.com"], EventType::Purchase, "c", 8),
             event(&["email:z@example.com"], EventType::Return, "c", 9),
         ];
-        let held =
-            Consumed::by_identifier(&events, &items, &WeightConfig::default(), &IdentityRules::default());
+        let resolution = crate::identity::resolve(&events, &IdentityRules::default());
+        let held = Consumed::by_identifier(&events, &resolution, &items, &WeightConfig::default());
         let all = vec![(0, 40, 2), (1, 5, 1)];
         let expected: HeldByIdentifier = ["email:x@example.com", "loyalty_id:L1", "cookie_id:c1"]
             .into_iter()
             .map(|raw| (id(raw).key(), all.clone()))
             .collect();
         assert_eq!(held, expected);
+        // The persons known under more than one identifier, for the live graph to join.
+        let mut joined: Vec<String> = ["cookie_id:c1", "email:x@example.com", "loyalty_id:L1"]
+            .iter()
+            .map(|raw| id(raw).key())
+            .collect();
+        joined.sort();
+        assert_eq!(resolution.groups(), [joined]);
     }
 
     proptest! {

@@ -84,6 +84,13 @@ impl Loaded {
                 group.push(identifier);
             }
         }
+        // Persons who withheld consent were not trained on, but stay joined as the model's
+        // inputs joined them.
+        groups.extend(
+            body.withheld_groups
+                .iter()
+                .map(|keys| keys.iter().filter_map(|k| Identifier::parse_key(k)).collect()),
+        );
         let refused: Vec<Identifier> = body.refused.iter().filter_map(|k| Identifier::parse_key(k)).collect();
         let groups = groups.into_iter().filter(|g| g.len() > 1).collect();
         store::Seed { groups, refused, data_until: self.data_until }

@@ -14,7 +14,9 @@
 //! - `manifest.json` ([`ExportManifest`]): the store id and watermark, counts, the explicit
 //!   links and unlinks (so training stitches persons as the live graph does), and the
 //!   suppression list: hashes of erased identifiers and of identifiers of persons who
-//!   withheld consent, so the trainer leaves them out of every other input too.
+//!   withheld consent, so the trainer leaves them out of every other input too; and each
+//!   such person's identifiers as the live graph joins them, so a model trained on the
+//!   export starts them joined.
 //!
 //! Files are written under temporary names, synced, then renamed, the manifest last: a
 //! directory with a manifest holds a complete export.
@@ -83,6 +85,12 @@ pub struct ExportManifest {
     pub separations: Vec<ExportedLink>,
     /// Identifiers to leave out of all training input.
     pub suppressed: Vec<Suppressed>,
+    /// The identifier keys of each person who withheld consent to personalisation and is
+    /// known under more than one, as the live graph joins them: never trained on, but a
+    /// model trained on the export starts them joined (their consent, and what they bought,
+    /// then reach every identifier of theirs). Absent from exports written before it existed.
+    #[serde(default)]
+    pub withheld_persons: Vec<Vec<String>>,
 }
 
 impl ExportManifest {
@@ -164,6 +172,7 @@ impl Store {
             links: Vec::new(),
             separations: Vec::new(),
             suppressed: Vec::new(),
+            withheld_persons: Vec::new(),
         };
         let backend = &self.shared.backend;
         let weights = self.shared.weights.read().unwrap_or_else(PoisonError::into_inner).clone();
@@ -176,6 +185,7 @@ impl Store {
                 let mut allowed: HashMap<String, bool> = HashMap::new();
                 let mut withheld: BTreeSet<String> = BTreeSet::new();
                 let mut persons: BTreeSet<String> = BTreeSet::new();
+                let mut withheld_persons: Vec<Vec<String>> = Vec::new();
                 let (mut events, mut withheld_events) = (0, 0);
                 r.scan_events(0, &mut |event| {
                     // Records of API calls and impressions are no training data, but a
@@ -201,6 +211,10 @@ impl Store {
                             let allows = consent.get(PERSONALIZATION).copied().unwrap_or(true);
                             if !allows {
                                 withheld.extend(ids.identifiers.iter().map(|i| suppression_hash(&i.key())));
+                                if ids.identifiers.len() > 1 {
+                                    withheld_persons
+                                        .push(ids.identifiers.iter().map(Identifier::key).collect());
+                                }
                             }
                             allowed.insert(ids.key.clone(), allows);
                             allows
@@ -226,6 +240,7 @@ impl Store {
                 })?;
                 manifest.events = events;
                 manifest.withheld_events = withheld_events;
+                manifest.withheld_persons = withheld_persons;
                 manifest.persons = persons.len() as u64;
                 manifest.links.clear();
                 manifest.separations.clear();

@@ -148,10 +148,12 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
     }
     let (dataset, _, withheld) =
         input::dataset_with(&paths, items.as_deref(), &config, &options, export.as_ref())?;
-    if !withheld.is_empty() {
+    if !withheld.held.is_empty() || !withheld.groups.is_empty() {
         tracing::info!(
-            "kept what {} identifiers of persons who withheld consent hold (not trained on, never offered back)",
-            withheld.len()
+            "kept what {} identifiers of persons who withheld consent hold (not trained on, never offered back), \
+             and {} such persons' identifiers to join",
+            withheld.held.len(),
+            withheld.groups.len()
         );
     }
     tracing::info!(
@@ -169,7 +171,8 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
         tracing::info!("training took {:.2}s", fit_started.elapsed().as_secs_f64());
         log_reports(trained);
     })?;
-    artifact.body.withheld = withheld;
+    artifact.body.withheld = withheld.held;
+    artifact.body.withheld_groups = withheld.groups;
     artifact.metadata.store = export.map(|e| artifact::StoreWatermark {
         store_id: e.manifest.store_id.clone(),
         watermark: e.manifest.watermark,

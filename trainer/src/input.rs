@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use datasets::consumed::{Consumed, HeldByIdentifier};
 use datasets::dataset::{Dataset, InteractionsBuilder};
+use datasets::identity::resolve_with;
 use datasets::load::{
     Catalog, CatalogFormat, LoadOptions, read_catalog, read_events, read_interactions_with,
 };
@@ -151,6 +152,22 @@ impl Export {
         if withheld { Suppression::Withheld } else { Suppression::None }
     }
 
+    /// Each person who withheld consent as the server's live graph joined their identifiers
+    /// when it exported, as one event that consumes nothing: resolution then joins them even
+    /// where no event of theirs carries two of them (their linking events were never
+    /// exported, or were learned by an earlier model).
+    pub(crate) fn withheld_persons(&self) -> impl Iterator<Item = Event> + '_ {
+        self.manifest.withheld_persons.iter().filter(|group| group.len() > 1).map(|group| Event {
+            identifiers: group.iter().filter_map(|key| Identifier::parse_key(key)).collect(),
+            channel: datasets::schema::Channel::parse("api"),
+            event_type: datasets::schema::EventType::Custom("identity".into()),
+            item_id: None,
+            timestamp: self.manifest.exported_at,
+            value: None,
+            event_id: None,
+        })
+    }
+
     /// The explicit links and unlinks made through the server's API.
     pub(crate) fn decisions(&self) -> datasets::identity::Decisions {
         let pair = |a: &str, b: &str| Some((Identifier::parse_key(a)?, Identifier::parse_key(b)?));
@@ -189,16 +206,28 @@ pub fn dataset(
     dataset_with(paths, items, config, options, None).map(|(dataset, sizes, _)| (dataset, sizes))
 }
 
+/// What the inputs show of persons who withheld consent to personalisation (their events
+/// are not trained on).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Withheld {
+    /// What they hold, under each of their identifiers.
+    pub held: HeldByIdentifier,
+    /// The identifier keys of each such person known under more than one: as their events
+    /// and the server's live graph at the export ([`Export::withheld_persons`]) join them
+    /// under the identity rules and the export's links and unlinks.
+    pub groups: Vec<Vec<String>>,
+}
+
 /// [`dataset`] with a server's export applied: its suppression list to every event file, its
-/// explicit links and unlinks to identity resolution. Also returns what the inputs show held
-/// under each identifier of a person who withheld consent (their events are not trained on).
+/// explicit links and unlinks to identity resolution. Also returns what the inputs show of
+/// persons who withheld consent ([`Withheld`]).
 pub fn dataset_with(
     paths: &[PathBuf],
     items: Option<&Path>,
     config: &TrainConfig,
     options: &LoadOptions,
     export: Option<&Export>,
-) -> Result<(Dataset, Vec<usize>, HeldByIdentifier)> {
+) -> Result<(Dataset, Vec<usize>, Withheld)> {
     let Some(first) = paths.first() else { bail!("no input file given") };
     let kind = Kind::of(first);
     if export.is_some() && kind != Kind::Events {
@@ -289,8 +318,13 @@ pub fn dataset_with(
             builder.finish()?
         }
     };
-    let held = Consumed::by_identifier(&withheld, &dataset.items, &weights, &config.identity);
-    Ok((dataset, sizes, held))
+    if let Some(export) = export {
+        withheld.extend(export.withheld_persons());
+    }
+    let decisions = export.map(Export::decisions).unwrap_or_default();
+    let resolution = resolve_with(&withheld, &config.identity, &decisions);
+    let held = Consumed::by_identifier(&withheld, &resolution, &dataset.items, &weights);
+    Ok((dataset, sizes, Withheld { held, groups: resolution.groups() }))
 }
 
 /// Reads a TOML training config; absent means every default.
@@ -307,6 +341,45 @@ pub fn config(path: Option<&Path>) -> Result<TrainConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_withheld_person_stays_joined_as_the_live_graph_joined_them() {
+        // The server's live graph joined a card and a cookie that no exported event carries
+        // together; the person withheld consent and bought under the card.
+        let dir = tempfile::tempdir().unwrap();
+        let hash = |key: &str| store::record::suppression_hash(key);
+        let manifest = serde_json::json!({
+            "store_id": "s", "watermark": 9, "exported_at": 100, "events": 1, "persons": 1,
+            "withheld_events": 1, "withheld_purchases": 1, "items": 0, "links": [], "separations": [],
+            "suppressed": [
+                {"hash": hash("loyalty_id:L1"), "reason": "no_consent", "until": null},
+                {"hash": hash("cookie_id:c1"), "reason": "no_consent", "until": null},
+            ],
+            "withheld_persons": [["loyalty_id:L1", "cookie_id:c1"]],
+        });
+        std::fs::write(dir.path().join("manifest.json"), manifest.to_string()).unwrap();
+        let line = |person: &str, ids: &str, kind: &str| {
+            format!(
+                r#"{{"person_id":"{person}","identifiers":{ids},"channel":"store","type":"{kind}","item_id":"i1","timestamp":50}}"#
+            )
+        };
+        let events = line("u:someone", r#"{"user_id":"someone"}"#, "view");
+        std::fs::write(dir.path().join("events.jsonl"), events + "\n").unwrap();
+        let held = line("loyalty_id:L1", r#"{"loyalty_id":"L1"}"#, "purchase");
+        std::fs::write(dir.path().join("withheld.jsonl"), held + "\n").unwrap();
+        let export = Export::read(dir.path()).unwrap();
+        let (_, _, withheld) = dataset_with(
+            &[export.events()],
+            None,
+            &TrainConfig::default(),
+            &LoadOptions::default(),
+            Some(&export),
+        )
+        .unwrap();
+        assert_eq!(withheld.groups, [["cookie_id:c1", "loyalty_id:L1"]]);
+        // What the card bought is held under the cookie too.
+        assert_eq!(withheld.held.get("cookie_id:c1").map(Vec::len), Some(1), "{:?}", withheld.held);
+    }
 
     #[test]
     fn unknown_config_keys_are_named() {

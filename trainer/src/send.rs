@@ -143,8 +143,8 @@ fn key_of(id: &str) -> String {
 
 /// The export's persons by identifier key, and what each holds. The persons are resolved
 /// from the export's events as training resolves them (the model's identity rules, the
-/// explicit links and unlinks; each event joined to the live person it was filed under, see
-/// [`for_each_exported`]), so an identifier refused for merging (a shared kiosk, an unlinked pair) is
+/// explicit links and unlinks, the persons who withheld consent as the live graph joined them;
+/// each event joined to the live person it was filed under, see [`for_each_exported`]), so an identifier refused for merging (a shared kiosk, an unlinked pair) is
 /// not anyone else's; purchases and returns are netted per person as training nets them
 /// ([`datasets::consumed::Consumed`]).
 #[allow(clippy::type_complexity)]
@@ -174,6 +174,7 @@ fn purchases(engine: &Engine, export: &Export) -> Result<(HashMap<String, u32>, 
         value: None,
         event_id: None,
     }));
+    events.extend(export.withheld_persons());
     let resolution = datasets::identity::resolve_with(&events, &config.identity, &decisions);
     let mut items = IdMap::new();
     let mut rows: Vec<Interaction> = Vec::new();

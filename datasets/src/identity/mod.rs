@@ -71,6 +71,23 @@ pub struct Resolution {
     pub report: IdentityReport,
 }
 
+impl Resolution {
+    /// The identifier keys (`kind:value`) of each person known under more than one, sorted,
+    /// in person order: what the live identity graph must start joined for persons whose
+    /// events are not trained on.
+    pub fn groups(&self) -> Vec<Vec<String>> {
+        let mut groups: Vec<Vec<String>> = vec![Vec::new(); self.persons.len()];
+        for (key, &person) in &self.aliases {
+            if let Some(group) = groups.get_mut(person as usize) {
+                group.push(key.clone());
+            }
+        }
+        groups.retain(|group| group.len() > 1);
+        groups.iter_mut().for_each(|group| group.sort_unstable());
+        groups
+    }
+}
+
 /// The canonical person key for an identifier.
 pub fn canonical_key(identifier: &Identifier) -> String {
     if identifier.kind == IdentifierKind::UserId { identifier.value.clone() } else { identifier.key() }

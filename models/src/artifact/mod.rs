@@ -39,7 +39,7 @@ use crate::train::{FittedModel, ModelReport, Trained};
 /// Magic bytes at the start of every artifact.
 pub const MAGIC: [u8; 8] = *b"OMNIREC\0";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 32;
 
 /// Counts of what the artifact was trained on.
@@ -154,6 +154,12 @@ pub struct Body {
     /// what they bought outside the server is still never offered back. Empty without an
     /// export.
     pub withheld: datasets::consumed::HeldByIdentifier,
+    /// The identifier keys (`kind:value`) of each person who withheld consent and is known
+    /// under more than one, as the training inputs and the export's live graph join them:
+    /// the live identity graph starts them joined, though the models never learned them,
+    /// so their consent and what they bought reach every identifier of theirs. Empty
+    /// without an export.
+    pub withheld_groups: Vec<Vec<String>>,
     /// The fitted models.
     pub models: Vec<FittedModel>,
     /// Derived profile attributes.
@@ -410,6 +416,10 @@ fn validate(metadata: &Metadata, body: &Body) -> std::result::Result<(), String>
             ));
         }
     }
+    let unknown = |key: &String| datasets::schema::Identifier::parse_key(key).is_none();
+    if let Some(key) = body.withheld_groups.iter().flatten().find(|key| unknown(key)) {
+        return Err(format!("withheld person's identifier `{key}` is no identifier key"));
+    }
     if let Some((alias, user)) = body.aliases.iter().find(|(_, u)| **u as usize >= n_users) {
         return Err(format!("alias `{alias}` points to person {user}, past the {n_users} persons"));
     }
@@ -575,6 +585,7 @@ impl Artifact {
             consumed,
             held,
             withheld: Default::default(),
+            withheld_groups: Vec::new(),
             models: trained.models,
             profiles: trained.profiles,
             refused,

@@ -159,6 +159,10 @@ fn non_finite_or_out_of_range_contents_are_refused() {
     assert!(refused(&withheld).contains("items held under `email:x`"), "{}", refused(&withheld));
     withheld.body.withheld.insert("email:x".into(), vec![(1, 0, 1)]);
     assert_eq!(read(&encoded(&withheld)[..]).unwrap().body.withheld, withheld.body.withheld);
+    withheld.body.withheld_groups = vec![vec!["email:x".into(), "email:".into()]];
+    assert!(refused(&withheld).contains("identifier `email:`"), "{}", refused(&withheld));
+    withheld.body.withheld_groups = vec![vec!["email:x".into(), "cookie_id:c".into()]];
+    assert_eq!(read(&encoded(&withheld)[..]).unwrap().body.withheld_groups, withheld.body.withheld_groups);
     let mut weights = artifact.clone();
     weights.metadata.blend_weights.insert(crate::recommender::ModelKind::Als, -1.0);
     assert!(refused(&weights).contains("blend: weight of `als` is -1"), "{}", refused(&weights));

@@ -378,7 +378,7 @@ fn an_export_holds_consented_events_with_live_person_ids_and_the_suppression_lis
     let (member, card) = (id(UserId, "u7"), id(LoyaltyId, "L7"));
     let seed = Seed { groups: vec![vec![member.clone(), card.clone()]], ..Seed::default() };
     store.reseed(seed, IdentityRules::default(), WeightConfig::default()).unwrap();
-    store.set_consent(card, [(PERSONALIZATION.to_string(), false)].into(), "crm", 19).unwrap();
+    store.set_consent(card.clone(), [(PERSONALIZATION.to_string(), false)].into(), "crm", 19).unwrap();
     let catalog = [datasets::schema::Item {
         item_id: "i1".into(),
         title: "Kettle".into(),
@@ -404,6 +404,11 @@ fn an_export_holds_consented_events_with_live_person_ids_and_the_suppression_lis
     assert!(manifest.suppressed.iter().any(|s| s.hash == record::suppression_hash(&gone.key())));
     let member_hash = record::suppression_hash(&member.key());
     assert!(manifest.suppressed.iter().any(|s| s.hash == member_hash && s.reason == "no_consent"));
+    // Their identifiers as the graph joins them, so the next model starts them joined (the
+    // cookie alone is no group).
+    let mut joined = manifest.withheld_persons.clone();
+    joined.iter_mut().for_each(|group| group.sort());
+    assert_eq!(joined, [vec![card.key(), member.key()]]);
     // The trainer's own loader reads the events, each with the live person id.
     let text = std::fs::read_to_string(out.path().join("events.jsonl")).unwrap();
     let (events, _) =
