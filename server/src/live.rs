@@ -138,7 +138,7 @@ fn withheld_holdings(
     if engine.artifact().body.withheld.is_empty() {
         return Vec::new();
     }
-    let erased: BTreeSet<&Identifier> = live.erased.iter().map(|(identifier, _)| identifier).collect();
+    let erased = learned_erased(serving, live);
     let mut keys: BTreeSet<String> =
         identifiers.iter().filter(|i| !erased.contains(i)).map(Identifier::key).collect();
     let theirs = live.ids.iter().chain(&live.also).flat_map(|ids| &ids.identifiers);
@@ -149,6 +149,15 @@ fn withheld_holdings(
         .collect()
 }
 
+/// The identifiers of `live` whose erasure the model may predate (erased at or after the end
+/// of its data): what it learned under them is the erased person's and is never used. One
+/// erased before is someone new to the model (a model trained on a later export of this
+/// store left the erased person's events out, and learned only what came after).
+fn learned_erased<'a>(serving: &Serving, live: &'a store::LivePerson) -> BTreeSet<&'a Identifier> {
+    let until = serving.model.data_until;
+    live.erased.iter().filter(|(_, at)| *at >= until).map(|(identifier, _)| identifier).collect()
+}
+
 /// The model's persons behind the other persons the request names ([`store::LivePerson::also`])
 /// that are not among `trained`: what they bought counts, not what they like. Erased
 /// identifiers are left out as in [`trained_persons`].
@@ -157,19 +166,20 @@ fn also_trained(serving: &Serving, live: &store::LivePerson, trained: &[UserIdx]
     model_persons(serving, theirs, live).into_iter().filter(|user| !trained.contains(user)).collect()
 }
 
-/// The model's persons behind `identifiers` and the live person `live`, most trustworthy
-/// identifier's first: none for an identifier of an erased person, nor any reachable from one
-/// (erased at or after the end of the model's data; a model trained on a later export of
-/// this store left them out itself).
+/// The model's persons behind the live person `live` (behind `identifiers` when the graph
+/// chose none: every one is a placeholder), most trustworthy identifier's first: none for an
+/// identifier of an erased person, nor any reachable from one ([`learned_erased`]). The
+/// other persons the request names are not among them ([`also_trained`]): their history is
+/// not this person's.
 pub fn trained_persons(
     serving: &Serving,
     identifiers: &[Identifier],
     live: &store::LivePerson,
 ) -> Vec<UserIdx> {
-    let mut candidates: Vec<&Identifier> = identifiers.iter().collect();
-    if let Some(ids) = &live.ids {
-        candidates.extend(&ids.identifiers);
-    }
+    let candidates: Vec<&Identifier> = match &live.ids {
+        Some(ids) => ids.identifiers.iter().collect(),
+        None => identifiers.iter().collect(),
+    };
     model_persons(serving, candidates, live)
 }
 
@@ -181,13 +191,9 @@ fn model_persons(
     live: &store::LivePerson,
 ) -> Vec<UserIdx> {
     let engine = &serving.model.engine;
-    let erased: BTreeSet<&Identifier> = live.erased.iter().map(|(identifier, _)| identifier).collect();
-    let blocked: BTreeSet<UserIdx> = live
-        .erased
-        .iter()
-        .filter(|(_, at)| *at >= serving.model.data_until)
-        .filter_map(|(identifier, _)| engine.lookup(&identifier.key()))
-        .collect();
+    let erased = learned_erased(serving, live);
+    let blocked: BTreeSet<UserIdx> =
+        erased.iter().filter_map(|identifier| engine.lookup(&identifier.key())).collect();
     candidates.sort();
     let mut trained: Vec<UserIdx> = Vec::new();
     for identifier in candidates.into_iter().filter(|i| !erased.contains(i)) {

@@ -266,16 +266,22 @@ impl LiveGraph {
     }
 
     /// The other persons `identifiers` name besides [`LiveGraph::person`]'s: each
-    /// identifier's own person, when the graph knows it, did not refuse it for merging, and
-    /// it is not the one already chosen. What they bought counts for the request too.
+    /// identifier's own person, unless the graph refused it for merging or it is the one
+    /// already chosen (an identifier the graph does not know is a person of its own, whom
+    /// a model may know). What they bought counts for the request too.
     pub fn also_named(&self, identifiers: &[Identifier], chosen: Option<&PersonIds>) -> Vec<PersonIds> {
         let mut others: Vec<PersonIds> = Vec::new();
         for identifier in identifiers.iter().filter(|i| !self.is_placeholder(i)) {
-            let Some(node) = self.graph.node(identifier) else { continue };
-            if self.graph.refusal(node).is_some() {
-                continue;
-            }
-            let person = self.person_of_node(node);
+            let person = match self.graph.node(identifier) {
+                Some(node) if self.graph.refusal(node).is_some() => continue,
+                Some(node) => self.person_of_node(node),
+                None => PersonIds {
+                    key: canonical_key(identifier),
+                    identifiers: vec![identifier.clone()],
+                    refused: None,
+                    known: false,
+                },
+            };
             if chosen.is_some_and(|c| c.key == person.key) || others.iter().any(|o| o.key == person.key) {
                 continue;
             }

@@ -363,6 +363,36 @@ async fn a_skewed_split_raises_the_sample_ratio_warning() {
         .collect();
     let answer = ok(addr, "POST", "/v1/exposures", Some(&json!({ "exposures": refused }))).await;
     assert_eq!(answer["results"], json!(["erased", "no_consent"]));
+    // The address comes back as someone new: a send after that is theirs, one dated before
+    // the erasure stays the erased person's.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let back = json!([{ "email": "gone@example.com", "channel": "web", "type": "view", "item_id": "i1", "timestamp": cli::unix_now() }]);
+    ok(addr, "POST", "/v1/events", Some(&json!({ "events": back }))).await;
+    let exposure = |id: &str, at: i64| {
+        json!({ "recommendation_id": id, "experiment": "skewed", "variant": "a", "channel": "email",
+            "identifiers": { "email": "gone@example.com" }, "items": ["i1"],
+            "at": datasets::schema::format_timestamp(at) })
+    };
+    let sent = json!({ "exposures": [exposure("late-before", t), exposure("after", cli::unix_now())] });
+    let answer = ok(addr, "POST", "/v1/exposures", Some(&sent)).await;
+    assert_eq!(answer["results"], json!(["erased", "recorded"]));
+    // Sends to nobody (placeholder values), or dated before the experiment or in the future,
+    // are refused naming the field.
+    let placeholder = json!({ "exposures": [{ "recommendation_id": "p", "experiment": "skewed", "variant": "a",
+        "channel": "email", "identifiers": { "user_id": "guest" }, "items": ["i1"] }] });
+    let refused = send(addr, "POST", "/v1/exposures", Some(&placeholder)).await;
+    assert_eq!(
+        (refused.status, refused.json()["error"]["field"].clone()),
+        (400, json!("exposures[0].identifiers"))
+    );
+    for at in [t - 100 * 86_400, t + 365 * 86_400] {
+        let refused =
+            send(addr, "POST", "/v1/exposures", Some(&json!({ "exposures": [exposure("odd", at)] }))).await;
+        assert_eq!(
+            (refused.status, refused.json()["error"]["field"].clone()),
+            (400, json!("exposures[0].at"))
+        );
+    }
     let report = ok(addr, "GET", "/v1/experiments/skewed/report", None).await;
     assert_eq!(report["srm_warning"], true, "{report}");
     assert!(report["srm"]["p_value"].as_f64().unwrap() < 0.001);

@@ -405,6 +405,35 @@ async fn a_request_naming_another_person_offers_nothing_the_model_knows_they_bou
     let both = recommend(addr, ask(json!({"user_id": person, "cookie_id": "c-other"}))).await;
     assert_eq!(both["person_id"], person.as_str(), "{both}");
     assert!(!ids(&both).contains(&item), "{other} bought {item} before training: {both}");
+    // The same with one of the other person's trained identifiers named directly. Either
+    // way the answer comes from the first person's history alone: every item is explained by
+    // what they did, none by what the other did.
+    let engine = &trained().engine;
+    let (user, other_user) = (
+        engine.lookup(&format!("user_id:{person}")).unwrap(),
+        engine.lookup(&format!("user_id:{other}")).unwrap(),
+    );
+    let body = &engine.artifact().body;
+    let (kind, value) = body
+        .aliases
+        .iter()
+        .filter(|(key, u)| **u == other_user.0 && !key.starts_with("user_id:"))
+        .find_map(|(key, _)| key.split_once(':'))
+        .expect("another identifier of the other person");
+    let named = recommend(addr, ask(json!({"user_id": person, kind: value}))).await;
+    assert_eq!(named["person_id"], person.as_str(), "{named}");
+    assert!(!ids(&named).contains(&item), "{other} bought {item} before training: {named}");
+    let own: HashSet<&str> =
+        engine.person(Some(user)).history.iter().filter_map(|(i, _)| body.items.id(i.0)).collect();
+    for answer in [&both, &named] {
+        for answered in answer["items"].as_array().unwrap() {
+            let explained = answered["explanation"]["because"].as_array().expect("explanations");
+            for because in explained {
+                let because = because["item_id"].as_str().unwrap();
+                assert!(own.contains(because), "{because} is {other}'s, not {person}'s: {answer}");
+            }
+        }
+    }
 }
 
 fn capped_placements() -> BTreeMap<String, PlacementConfig> {
@@ -622,6 +651,14 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
     assert_eq!(withdraw.status, 200, "{:?}", withdraw.body);
     let till = json!([{"loyalty_id": "L-shy", "channel": "store", "type": "purchase", "item_id": top, "timestamp": now() - 30}]);
     assert_eq!(events(addr, till).await["accepted"], 1);
+    // A person erased before the export comes back under the same cookie and buys the top
+    // item: someone new, whom the next model learns, purchase included.
+    let first = json!([{"cookie_id": "c-again", "channel": "web", "type": "view", "item_id": items[3], "timestamp": now() - 400}]);
+    assert_eq!(events(addr, first).await["accepted"], 1);
+    assert_eq!(send(addr, "DELETE", "/v1/profiles/cookie_id/c-again", None).await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let again = json!([{"cookie_id": "c-again", "channel": "store", "type": "purchase", "item_id": top, "timestamp": now()}]);
+    assert_eq!(events(addr, again).await["accepted"], 1);
     let before_models = send(addr, "GET", "/v1/models", None).await.json();
     let manifest = send(addr, "POST", "/v1/admin/export", None).await;
     assert_eq!(manifest.status, 200, "{:?}", manifest.body);
@@ -692,6 +729,8 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
     let answer = recommend(addr, ask_home(json!({"loyalty_id": "L-shy"}))).await;
     assert_ne!(answer["reason"], "no_consent", "{answer}");
     assert!(!ids(&answer).contains(&top), "{top} bought while withholding, in {answer}");
+    let answer = recommend(addr, ask_home(json!({"cookie_id": "c-again"}))).await;
+    assert!(!ids(&answer).contains(&top), "{top} bought after coming back, in {answer}");
     let stranger = recommend(addr, json!({"identifiers": {"email": "gone@example.com"}, "k": 5})).await;
     assert_eq!(stranger["personalized"], false, "{stranger}");
     // The address comes back: a new person, not joined to the erased one's cookie.

@@ -120,15 +120,40 @@ pub(super) async fn post_exposures(
         if identifiers.is_empty() {
             return Err(ApiError::field(&field("identifiers"), "name at least one identifier"));
         }
+        if identifiers.iter().all(|i| store.is_placeholder(i)) {
+            return Err(ApiError::field(
+                &field("identifiers"),
+                "only placeholder values: they identify nobody; name the person the send went to",
+            ));
+        }
         let person = store
             .person_ids(&identifiers)
             .and_then(|ids| ids.identifiers.first().map(datasets::schema::Identifier::key))
             .or_else(|| identifiers.iter().min().map(datasets::schema::Identifier::key))
             .unwrap_or_default();
         let at = e.at.as_deref().map(|t| time(&field("at"), t)).transpose()?.unwrap_or(now);
+        let latest = now.saturating_add(state.config.live.max_future_seconds);
+        if at < experiment.start || at > latest {
+            return Err(ApiError::field(
+                &field("at"),
+                format!(
+                    "must lie between the experiment's start ({}) and now ({})",
+                    datasets::schema::format_timestamp(experiment.start),
+                    datasets::schema::format_timestamp(now)
+                ),
+            ));
+        }
         let query = store::PersonQuery { after_seq: u64::MAX, shown_since: None };
         let live = store.person(&identifiers, query).map_err(ApiError::store)?;
-        let refusal = if !live.erased.is_empty() {
+        // An erased identifier is someone new only once it came back (events of its own since
+        // the erasure deleted the old ones), for what was sent after the erasure.
+        let came_back = || match &live.ids {
+            Some(ids) => store.person_events(ids, 0, 1).map(|(n, _)| n > 0).map_err(ApiError::store),
+            None => Ok(false),
+        };
+        let erased =
+            !live.erased.is_empty() && (live.erased.iter().any(|&(_, erased)| at <= erased) || !came_back()?);
+        let refusal = if erased {
             Some("erased")
         } else if !live.allows(store::ANALYTICS) {
             Some("no_consent")
