@@ -85,6 +85,16 @@ impl WeightConfig {
                 return bad(format!("weights.{name}"), "must be a number between 0 and 1e6");
             }
         }
+        // Events' type and channel names are read in lowercase; a name with a capital would
+        // never match one.
+        let names = self.event_weights.keys().chain(self.channel_weights.keys());
+        let names = names.chain(&self.value_types).chain(&self.consumed_types);
+        if let Some(name) = names.into_iter().find(|name| name.chars().any(|c| c.is_ascii_uppercase())) {
+            return bad(
+                format!("weights.{name}"),
+                "type and channel names are lowercase (events' names are read so)",
+            );
+        }
         if !is_usable(self.default_event_weight) {
             return bad("weights.default".into(), "must be a number between 0 and 1e6");
         }

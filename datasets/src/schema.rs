@@ -183,9 +183,10 @@ pub enum Channel {
 }
 
 impl Channel {
-    /// Parses a channel name; never fails (unknown names become [`Channel::Custom`]).
+    /// Parses a channel name, in any case (`Store` is `store`); never fails (unknown names
+    /// become [`Channel::Custom`], lowercased).
     pub fn parse(name: &str) -> Self {
-        match name.trim() {
+        match name.trim().to_ascii_lowercase().as_str() {
             "web" => Channel::Web,
             "app" => Channel::App,
             "email" => Channel::Email,
@@ -240,9 +241,10 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// Parses an event type name; never fails (unknown names become [`EventType::Custom`]).
+    /// Parses an event type name, in any case (`Purchase` is a purchase); never fails
+    /// (unknown names become [`EventType::Custom`], lowercased).
     pub fn parse(name: &str) -> Self {
-        match name.trim() {
+        match name.trim().to_ascii_lowercase().as_str() {
             "view" => EventType::View,
             "click" => EventType::Click,
             "add_to_cart" => EventType::AddToCart,
@@ -470,6 +472,11 @@ mod tests {
         assert_eq!(Channel::parse("kiosk").as_str(), "kiosk");
         assert_eq!(EventType::parse("wishlist").as_str(), "wishlist");
         assert_eq!(EventType::parse("purchase"), EventType::Purchase);
+        // Names are matched in any case: a `Purchase` is never a custom type that consumes
+        // nothing.
+        assert_eq!(EventType::parse(" PURCHASE "), EventType::Purchase);
+        assert_eq!(EventType::parse("Wishlist").as_str(), "wishlist");
+        assert_eq!(Channel::parse("Store"), Channel::Store);
     }
 
     #[test]

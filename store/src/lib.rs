@@ -54,6 +54,9 @@ use writer::Op;
 
 /// The type of the events channels send to report what they showed.
 pub const IMPRESSION_EVENT: &str = "impression";
+/// The event types of the store's own records of API calls (consent changes, explicit links
+/// and unlinks): a channel may not send events of these types.
+pub const RESERVED_EVENT_TYPES: [&str; 3] = [record::CONSENT_EVENT, record::LINK_EVENT, record::UNLINK_EVENT];
 
 /// At most this many of an identifier's newest impressions are read per request (a person
 /// shown answers for years on end would otherwise make every answer read them all): what

@@ -239,3 +239,35 @@ async fn bodies_are_objects_and_counts_may_be_written_as_whole_floats() {
     assert_eq!((whole.status, item_ids(&whole).len()), (200, 5), "{:?}", whole.body);
     assert_eq!(post(&server.addr, "/v1/recommendations", r#"{"k": 2.5}"#).await.status, 422);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_names_count_in_any_case_the_store_s_own_types_are_refused_and_consent_in_either_spelling() {
+    use super::live::{events, ids, live_config, now, recommend, send};
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(live_config(dir.path()), HashMap::new()).await;
+    let addr = &server.addr;
+    let ask = json!({"identifiers": {"cookie_id": "c-case"}, "k": 20});
+    let top = ids(&recommend(addr, ask.clone()).await)[0].clone();
+    // A till that capitalises its names: still a purchase, never offered back.
+    let bought = json!([{"cookie_id": "c-case", "channel": "Store", "type": "Purchase", "item_id": top, "timestamp": now() - 5}]);
+    assert_eq!(events(addr, bought).await["accepted"], 1);
+    let answer = recommend(addr, ask).await;
+    assert!(!ids(&answer).contains(&top), "{top} bought as `Purchase`: {answer}");
+    // Consent and links have endpoints of their own; events of their record types would be
+    // acknowledged and then never exported.
+    for kind in ["consent", "Identity_Link", "identity_unlink"] {
+        let sent = json!([{"cookie_id": "c-case", "channel": "web", "type": kind, "timestamp": now()}]);
+        let answer = events(addr, sent).await;
+        assert_eq!(
+            (answer["accepted"].clone(), answer["results"][0]["field"].clone()),
+            (json!(0), json!("type"))
+        );
+    }
+    // Consent withdrawn in British spelling is the same purpose.
+    let withdrawn = json!({"personalisation": false});
+    let put = send(addr, "PUT", "/v1/profiles/cookie_id/c-case/consent", Some(&withdrawn)).await;
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    let answer = recommend(addr, json!({"identifiers": {"cookie_id": "c-case"}, "k": 5})).await;
+    assert_eq!(answer["reason"], "no_consent", "{answer}");
+}

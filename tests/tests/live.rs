@@ -26,13 +26,13 @@ pub(super) async fn events(addr: &str, events: Value) -> Value {
     reply.json()
 }
 
-async fn recommend(addr: &str, body: Value) -> Value {
+pub(super) async fn recommend(addr: &str, body: Value) -> Value {
     let reply = send(addr, "POST", "/v1/recommendations", Some(&body)).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     reply.json()
 }
 
-fn ids(answer: &Value) -> Vec<String> {
+pub(super) fn ids(answer: &Value) -> Vec<String> {
     answer["items"].as_array().unwrap().iter().map(|i| i["item_id"].as_str().unwrap().to_string()).collect()
 }
 

@@ -169,6 +169,15 @@ pub(super) async fn post_events(
                     datasets::Error::Parse { location, reason } => (location.field, reason),
                     other => (String::new(), other.to_string()),
                 })?;
+            if store::RESERVED_EVENT_TYPES.contains(&event.event_type.as_str()) {
+                return Err((
+                    "type".into(),
+                    format!(
+                        "`{}` is the server's own record (consent and identity links have endpoints of their own)",
+                        event.event_type.as_str()
+                    ),
+                ));
+            }
             if event.timestamp > latest {
                 return Err((
                     "timestamp".into(),

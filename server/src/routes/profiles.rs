@@ -344,6 +344,8 @@ pub(super) async fn put_consent(
     // A purpose sent as `null` is not being set; anything but true, false or null is refused.
     let mut purposes: BTreeMap<String, bool> = BTreeMap::new();
     for (purpose, allowed) in sent {
+        // The British spelling is the same purpose, not another one left unenforced.
+        let purpose = if purpose == "personalisation" { store::PERSONALIZATION.to_string() } else { purpose };
         match allowed {
             serde_json::Value::Bool(allowed) => {
                 purposes.insert(purpose, allowed);
