@@ -119,7 +119,33 @@ impl Export {
         let manifest: store::ExportManifest = serde_json::from_str(&text)
             .with_context(|| format!("{}: not an export manifest", path.display()))?;
         let suppressed = manifest.suppressed.iter().map(|s| (s.hash.clone(), s.until)).collect();
-        Ok(Export { dir: dir.to_path_buf(), manifest, suppressed })
+        let export = Export { dir: dir.to_path_buf(), manifest, suppressed };
+        // A directory copied in part would train a model that believes it saw everything up
+        // to the watermark: what is missing would never be replayed.
+        let withheld = export.withheld();
+        let files = [
+            (export.events(), export.manifest.events),
+            (export.items(), export.manifest.items),
+            // Manifests written before the count existed say 0.
+            (withheld, export.manifest.withheld_purchases),
+        ];
+        for (i, (file, expected)) in files.into_iter().enumerate() {
+            if expected == 0 && (i == 2 || !file.exists()) {
+                continue;
+            }
+            let found = count_lines(&file).with_context(|| {
+                format!("{} is not a complete export: cannot read {}", dir.display(), file.display())
+            })?;
+            if found != expected {
+                bail!(
+                    "{} is not a complete export: {} holds {found} lines where the manifest counts {expected} \
+                     (copied in part?)",
+                    dir.display(),
+                    file.display()
+                );
+            }
+        }
+        Ok(export)
     }
 
     /// The events file.
@@ -181,6 +207,15 @@ impl Export {
             separations: self.manifest.separations.iter().filter_map(|l| pair(&l.a, &l.b)).collect(),
         }
     }
+}
+
+/// The non-empty lines of the file at `path`.
+fn count_lines(path: &Path) -> std::io::Result<u64> {
+    let mut lines = 0;
+    for line in BufReader::new(std::fs::File::open(path)?).lines() {
+        lines += u64::from(!line?.trim().is_empty());
+    }
+    Ok(lines)
 }
 
 /// What an export's suppression list makes of an event.
@@ -341,6 +376,28 @@ pub fn config(path: Option<&Path>) -> Result<TrainConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_export_copied_in_part_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = serde_json::json!({
+            "store_id": "s", "watermark": 9, "exported_at": 100, "events": 2, "persons": 1,
+            "withheld_events": 0, "withheld_purchases": 0, "items": 1, "links": [], "separations": [],
+            "suppressed": [],
+        });
+        std::fs::write(dir.path().join("manifest.json"), manifest.to_string()).unwrap();
+        std::fs::write(dir.path().join("items.jsonl"), "{\"item_id\":\"i1\"}\n").unwrap();
+        let line =
+            r#"{"person_id":"u1","user_id":"u1","channel":"web","type":"view","item_id":"i1","timestamp":5}"#;
+        std::fs::write(dir.path().join("events.jsonl"), format!("{line}\n")).unwrap();
+        let message = format!("{:#}", Export::read(dir.path()).unwrap_err());
+        assert!(message.contains("events.jsonl holds 1 lines where the manifest counts 2"), "{message}");
+        std::fs::write(dir.path().join("events.jsonl"), format!("{line}\n{line}\n")).unwrap();
+        Export::read(dir.path()).unwrap();
+        std::fs::remove_file(dir.path().join("items.jsonl")).unwrap();
+        let message = format!("{:#}", Export::read(dir.path()).unwrap_err());
+        assert!(message.contains("cannot read") && message.contains("items.jsonl"), "{message}");
+    }
 
     #[test]
     fn a_withheld_person_stays_joined_as_the_live_graph_joined_them() {
