@@ -533,10 +533,12 @@ pub fn read_interactions_with(
             if user_id.is_empty() {
                 return Err(Error::parse(source, line, "user_id", "empty"));
             }
+            check_id(user_id).map_err(|reason| Error::parse(source, line, "user_id", reason))?;
             let item_id = field(item_col);
             if item_id.is_empty() {
                 return Err(Error::parse(source, line, "item_id", "empty"));
             }
+            check_id(item_id).map_err(|reason| Error::parse(source, line, "item_id", reason))?;
             let value = value_col
                 .map(|col| parse_number(field(col)))
                 .transpose()

@@ -77,8 +77,29 @@ fn generate_train_load_recommend() {
     }
 
     // Batch recommendations: known persons by any identifier, unknown ones get the fallback.
+    // A spreadsheet's byte-order mark is no part of the first identifier.
     let users = dir.path().join("users.txt");
-    std::fs::write(&users, "u0\nemail:person1@example.com\nnobody-knows-me\n").unwrap();
+    std::fs::write(&users, "\u{feff}u0\nemail:person1@example.com\nnobody-knows-me\n").unwrap();
+    let args = |users: &std::path::Path, out: &std::path::Path| RecommendArgs {
+        model: model.clone(),
+        users: users.to_path_buf(),
+        k: 4,
+        out: out.to_path_buf(),
+        experiment: None,
+        variant_model: Vec::new(),
+        suppressed_from: None,
+    };
+    // Writing over an input is refused, the input kept; so is a file of several columns.
+    for out in [&users, &model] {
+        let message = format!("{:#}", commands::recommend(&args(&users, out)).unwrap_err());
+        assert!(message.contains("is an input too"), "{message}");
+    }
+    assert!(artifact::load(&model).is_ok());
+    let columns = dir.path().join("columns.csv");
+    std::fs::write(&columns, "user_id,name\nu0,Ann\n").unwrap();
+    let message =
+        format!("{:#}", commands::recommend(&args(&columns, &dir.path().join("x.tsv"))).unwrap_err());
+    assert!(message.contains("columns.csv:1:") && message.contains("one identifier per line"), "{message}");
     let out = dir.path().join("recs.tsv");
     commands::recommend(&RecommendArgs {
         model: model.clone(),

@@ -21,6 +21,18 @@ use crate::progress::Bars;
 use crate::send::{ExportState, Suppressed};
 use crate::{DemoArgs, EvaluateArgs, GenerateArgs, InspectArgs, RecommendArgs, TrainArgs};
 
+/// Refuses to write `out` over one of `inputs` (the same file by any path): the input would
+/// be gone before anyone noticed.
+pub(crate) fn refuse_overwrite(out: &Path, inputs: &[&Path]) -> Result<()> {
+    let Ok(target) = fs::canonicalize(out) else { return Ok(()) };
+    for input in inputs {
+        if fs::canonicalize(input).is_ok_and(|input| input == target) {
+            bail!("{} is an input too: write the output elsewhere", out.display());
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn create_writer(path: &Path) -> Result<BufWriter<File>> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -39,8 +51,22 @@ pub struct GeneratedFiles {
     pub truth: PathBuf,
 }
 
+/// The largest generated data sets: beyond them memory runs out before anything is written.
+const MAX_GENERATED: [(&str, usize); 4] = [
+    ("persons", 50_000_000),
+    ("items", 10_000_000),
+    ("stores", 100_000),
+    ("plain-interactions", 2_000_000_000),
+];
+
 /// `trainer generate`.
 pub fn generate(args: &GenerateArgs) -> Result<()> {
+    let asked = [args.persons, args.items, args.stores, args.plain_interactions.unwrap_or(1)];
+    for ((name, most), n) in MAX_GENERATED.into_iter().zip(asked) {
+        if n == 0 || n > most {
+            bail!("--{name} must be between 1 and {most}, not {n}");
+        }
+    }
     fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     if let Some(n) = args.plain_interactions {
         let started = Instant::now();
@@ -143,6 +169,8 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
         paths.push(export.events());
         items.get_or_insert_with(|| export.items());
     }
+    let inputs: Vec<&Path> = paths.iter().chain(&items).chain(&args.config).map(PathBuf::as_path).collect();
+    refuse_overwrite(&args.out, &inputs)?;
     if paths.is_empty() {
         bail!("no training data: give --events, --interactions or --from-export");
     }
@@ -286,6 +314,9 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
     if args.k == 0 {
         bail!("--k must be at least 1");
     }
+    let mut inputs: Vec<&Path> = vec![&args.model, &args.users];
+    inputs.extend(args.experiment.as_deref());
+    refuse_overwrite(&args.out, &inputs)?;
     let engine = Engine::new(
         artifact::load(&args.model).with_context(|| format!("cannot load {}", args.model.display()))?,
     );
@@ -294,8 +325,16 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
     for (line_no, line) in BufReader::new(file).lines().enumerate() {
         let line =
             line.with_context(|| format!("{}:{}: unreadable line", args.users.display(), line_no + 1))?;
-        let id = line.trim();
+        // A file saved by a spreadsheet starts with a byte-order mark.
+        let id = if line_no == 0 { line.trim_start_matches('\u{feff}') } else { &line }.trim();
         let is_header = line_no == 0 && id == "user_id";
+        if let Some(delimiter) = id.chars().find(|c| matches!(c, ',' | ';' | '\t')) {
+            bail!(
+                "{}:{}: {id:?} holds a {delimiter:?}: the file lists one identifier per line, no other columns",
+                args.users.display(),
+                line_no + 1
+            );
+        }
         if !id.is_empty() && !is_header {
             users.push(id.to_owned());
         }
@@ -554,4 +593,32 @@ fn identity_report(files: &GeneratedFiles) -> Result<()> {
         shared_refused
     ))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generating_more_than_memory_holds_is_refused_before_anything_is_allocated() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = |persons, items, stores, plain| GenerateArgs {
+            out: dir.path().to_path_buf(),
+            persons,
+            items,
+            stores,
+            seed: 1,
+            plain_interactions: plain,
+        };
+        for (asked, name) in [
+            (args(usize::MAX, 10, 1, None), "--persons"),
+            (args(10, usize::MAX, 1, None), "--items"),
+            (args(10, 10, usize::MAX, None), "--stores"),
+            (args(10, 0, 1, Some(10)), "--items"),
+            (args(10, 10, 1, Some(0)), "--plain-interactions"),
+        ] {
+            let message = generate(&asked).unwrap_err().to_string();
+            assert!(message.starts_with(&format!("{name} must be between 1 and")), "{message}");
+        }
+    }
 }

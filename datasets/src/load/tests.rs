@@ -127,6 +127,13 @@ fn interaction_errors_name_line_and_field() {
     let bad_value = "user_id,item_id,value\na,b,1\na,c,lots\n";
     let err = read_interactions(bad_value.as_bytes(), "r.csv", &opts(false)).unwrap_err().to_string();
     assert_eq!(err, "r.csv:3: field `value`: expected a finite number, found `lots`");
+    // A quoted tab or newline in an id would split the rows of every file written from it.
+    let quoted = "user_id,item_id\n\"tab\tu\",i2\n";
+    let err = read_interactions(quoted.as_bytes(), "r.csv", &opts(false)).unwrap_err().to_string();
+    assert!(err.starts_with("r.csv:2: field `user_id`: contains the control character"), "{err}");
+    let quoted = "user_id,item_id\nu0,\"it\nem\"\n";
+    let err = read_interactions(quoted.as_bytes(), "r.csv", &opts(false)).unwrap_err().to_string();
+    assert!(err.contains("field `item_id`: contains the control character"), "{err}");
     let short = "user_id,item_id,value\na,b\n";
     let err = read_interactions(short.as_bytes(), "r.csv", &opts(false)).unwrap_err().to_string();
     assert_eq!(err, "r.csv:2: expected 3 fields, found 2");
