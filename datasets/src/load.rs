@@ -10,7 +10,9 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::schema::{Channel, Event, EventType, Identifier, IdentifierKind, check_id, parse_timestamp};
+use crate::schema::{
+    Channel, Event, EventType, Identifier, IdentifierKind, check_id, parse_timestamp, user_id_problem,
+};
 
 /// How loaders treat bad rows.
 #[derive(Debug, Clone, Copy, Default)]
@@ -267,6 +269,11 @@ pub fn event_from_json(value: &Value, source: &str, line_no: usize) -> Result<Ev
             let text =
                 scalar_string(raw).ok_or_else(|| err(&field, "expected a string or a number".into()))?;
             check_id(&text).map_err(|reason| err(&field, reason))?;
+            if kind == IdentifierKind::UserId
+                && let Some(reason) = user_id_problem(text.trim())
+            {
+                return Err(err(&field, reason));
+            }
             if let Some(identifier) = Identifier::new(kind, &text)
                 && !identifiers.contains(&identifier)
             {

@@ -87,10 +87,11 @@ pub struct Identifier {
 impl Identifier {
     /// Normalises a raw value: trims it; lowercases and hashes emails; keeps the digits (and a
     /// leading `+`) of phones and hashes them. A value that already is a 64-character hex digest
-    /// is taken as hashed upstream. Returns `None` for an empty value.
+    /// is taken as hashed upstream. Returns `None` for an empty value, and for a user id that
+    /// reads as another kind's key (`cookie_id:c1`, see [`user_id_problem`]).
     pub fn new(kind: IdentifierKind, raw: &str) -> Option<Self> {
         let trimmed = raw.trim();
-        if trimmed.is_empty() {
+        if trimmed.is_empty() || (kind == IdentifierKind::UserId && user_id_problem(trimmed).is_some()) {
             return None;
         }
         let value = if !kind.is_hashed() {
@@ -133,6 +134,19 @@ impl Identifier {
 
 fn is_hex_digest(value: &str) -> bool {
     value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Why `value` cannot be a user id, if it cannot: a user id's key is its bare value, so one
+/// that starts with an identifier type and `:` (`cookie_id:c1`) would be that identifier's
+/// key, joining two persons (and one's consent deciding for both).
+pub fn user_id_problem(value: &str) -> Option<String> {
+    let (prefix, _) = value.split_once(':')?;
+    IdentifierKind::parse(prefix).map(|kind| {
+        format!(
+            "`{value}` reads as a {kind} (a user id's key is its bare value): a user id may not start \
+             with an identifier type and `:`"
+        )
+    })
 }
 
 /// Checks an id (an item's, an identifier's value): no control characters (a tab or a line
@@ -462,6 +476,11 @@ mod tests {
     fn keys_parse_with_and_without_kind() {
         assert_eq!(Identifier::parse_key("u1").unwrap().key(), "user_id:u1");
         assert_eq!(Identifier::parse_key("cookie_id:c9").unwrap().key(), "cookie_id:c9");
+        // A user id's key is its bare value: one that reads as another kind's key would be
+        // that identifier.
+        assert_eq!(Identifier::new(IdentifierKind::UserId, "cookie_id:c9"), None);
+        assert!(user_id_problem("email:a@x.org").unwrap().contains("reads as a email"));
+        assert_eq!(Identifier::new(IdentifierKind::UserId, "acme:42").unwrap().key(), "user_id:acme:42");
         // An unknown prefix is part of a user id.
         assert_eq!(Identifier::parse_key("shop:7").unwrap().key(), "user_id:shop:7");
     }

@@ -100,6 +100,13 @@ fn skip_invalid_counts_and_explains() {
 }
 
 #[test]
+fn a_user_id_that_reads_as_another_identifier_is_refused() {
+    let line = r#"{"user_id":"cookie_id:k1","channel":"web","type":"view","item_id":"i1","timestamp":5}"#;
+    let err = read_events(line.as_bytes(), "ev.jsonl", &opts(false)).unwrap_err().to_string();
+    assert!(err.starts_with("ev.jsonl:1: field `user_id`: `cookie_id:k1` reads as a cookie_id"), "{err}");
+}
+
+#[test]
 fn interactions_detect_delimiter_and_optional_columns() {
     let tsv = "user_id\titem_id\tvalue\ttimestamp\nu1\ti1\t4.5\t100\nu2\ti2\t1\t2024-01-01T00:00:00Z\n";
     let (rows, report) = read_interactions(tsv.as_bytes(), "r.tsv", &opts(false)).unwrap();
