@@ -306,12 +306,14 @@ async fn every_rule_changes_the_answer() {
     };
 
     // Cart: the best item, put in the cart, is no longer offered.
+    let identifier = datasets::schema::Identifier::parse_key(&person).unwrap();
     let cart = post(
         &server.addr,
         "/v1/recommendations",
         &format!(
-            r#"{{"identifiers": {{"user_id": "{}"}}, "cart": ["{}"]}}"#,
-            person.trim_start_matches("user_id:"),
+            r#"{{"identifiers": {{"{}": "{}"}}, "cart": ["{}"]}}"#,
+            identifier.kind.as_str(),
+            identifier.value,
             baseline[0]
         ),
     )
@@ -333,8 +335,9 @@ async fn every_rule_changes_the_answer() {
         &server.addr,
         "/v1/recommendations",
         &format!(
-            r#"{{"identifiers": {{"user_id": "{}"}}, "filters": {{"max_price": {max_price}}}}}"#,
-            person.trim_start_matches("user_id:")
+            r#"{{"identifiers": {{"{}": "{}"}}, "filters": {{"max_price": {max_price}}}}}"#,
+            identifier.kind.as_str(),
+            identifier.value,
         ),
     )
     .await;
