@@ -3,16 +3,57 @@
 //! arrays (12 bytes per pair) because it is built while every interaction row is still in
 //! memory, at the training run's peak.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::dataset::{Interaction, WeightConfig};
 use crate::identity::Resolution;
 use crate::ids::{IdMap, ItemIdx, UserIdx};
-use crate::schema::Event;
+use crate::schema::{Event, Identifier};
 
 /// Per identifier key (`kind:value`), the items held (item, time of the last purchase,
 /// units), sorted by item.
 pub type HeldByIdentifier = BTreeMap<String, Vec<(u32, i64, u32)>>;
+
+/// Per holder (`0..n`), the items `events` (each with its holder) show held: purchases net of
+/// returns (by `weights`; items `items` does not know are left out), with the time of the
+/// last purchase and the units.
+fn held_lists<'a>(
+    n: usize,
+    events: impl Iterator<Item = (&'a Event, u32)>,
+    items: &IdMap,
+    weights: &WeightConfig,
+) -> Vec<Vec<(u32, i64, u32)>> {
+    let mut rows = Vec::new();
+    for (event, holder) in events {
+        let consumption = weights.weigh(event).consumption;
+        let Some(item) = event.item_id.as_deref().and_then(|id| items.get(id)) else { continue };
+        if consumption != 0 {
+            rows.push(Interaction {
+                user: UserIdx(holder),
+                item: ItemIdx(item),
+                weight: 0.0,
+                timestamp: event.timestamp,
+                consumption,
+            });
+        }
+    }
+    let consumed = Consumed::from_interactions(n, &rows);
+    (0..n)
+        .map(|user| {
+            let user = UserIdx(user as u32);
+            consumed
+                .of(user)
+                .map(|(item, at)| {
+                    let units = consumed
+                        .multiple
+                        .binary_search_by_key(&(user, item), |&(u, i, _)| (u, i))
+                        .map_or(1, |found| consumed.multiple[found].2);
+                    (item.0, at, units)
+                })
+                .collect()
+        })
+        .collect()
+}
 
 /// Per person, the items consumed (purchases net of returns), sorted by item, each with the
 /// time of its last consuming event (so a repurchase window can let consumables back).
@@ -142,37 +183,8 @@ impl Consumed {
         items: &IdMap,
         weights: &WeightConfig,
     ) -> HeldByIdentifier {
-        let mut rows = Vec::new();
-        for (event, person) in events.iter().zip(&resolution.person_of_event) {
-            let consumption = weights.weigh(event).consumption;
-            let Some(item) = event.item_id.as_deref().and_then(|id| items.get(id)) else { continue };
-            let Some(person) = person else { continue };
-            if consumption != 0 {
-                rows.push(Interaction {
-                    user: UserIdx(*person),
-                    item: ItemIdx(item),
-                    weight: 0.0,
-                    timestamp: event.timestamp,
-                    consumption,
-                });
-            }
-        }
-        let consumed = Consumed::from_interactions(resolution.persons.len(), &rows);
-        let lists: Vec<Vec<(u32, i64, u32)>> = (0..resolution.persons.len())
-            .map(|user| {
-                let user = UserIdx(user as u32);
-                consumed
-                    .of(user)
-                    .map(|(item, at)| {
-                        let units = consumed
-                            .multiple
-                            .binary_search_by_key(&(user, item), |&(u, i, _)| (u, i))
-                            .map_or(1, |found| consumed.multiple[found].2);
-                        (item.0, at, units)
-                    })
-                    .collect()
-            })
-            .collect();
+        let persons = events.iter().zip(&resolution.person_of_event).filter_map(|(e, p)| Some((e, (*p)?)));
+        let lists = held_lists(resolution.persons.len(), persons, items, weights);
         resolution
             .aliases
             .iter()
@@ -180,6 +192,29 @@ impl Consumed {
                 let list = lists.get(person as usize).filter(|list| !list.is_empty())?;
                 Some((key.clone(), list.clone()))
             })
+            .collect()
+    }
+
+    /// What `events` show held under each of `refused`, identifiers resolution refused for
+    /// merging (so no person answers for them): the purchases and returns of the events that
+    /// carry each, netted as [`Consumed::from_interactions`] nets them. Asked by such an
+    /// identifier (an email a shared device put in conflict), what it bought is still known.
+    pub fn by_refused(
+        events: &[Event],
+        refused: &[Identifier],
+        items: &IdMap,
+        weights: &WeightConfig,
+    ) -> HeldByIdentifier {
+        let index: HashMap<&Identifier, u32> = refused.iter().zip(0..).collect();
+        let carried = events.iter().flat_map(|event| {
+            event.identifiers.iter().filter_map(|i| index.get(i)).map(move |&holder| (event, holder))
+        });
+        let lists = held_lists(refused.len(), carried, items, weights);
+        refused
+            .iter()
+            .zip(lists)
+            .filter(|(_, list)| !list.is_empty())
+            .map(|(i, list)| (i.key(), list))
             .collect()
     }
 
@@ -193,7 +228,7 @@ impl Consumed {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, HashMap};
 
     fn row(user: u32, item: u32, timestamp: i64, consumption: i8) -> Interaction {
         Interaction { user: UserIdx(user), item: ItemIdx(item), weight: 1.0, timestamp, consumption }

@@ -127,8 +127,9 @@ fn known_elsewhere(
 }
 
 /// What the model's inputs show held under the identifiers of `identifiers` and the live
-/// person `live` while consent was withheld (never trained on), per identifier in the served
-/// catalog's indices; none for an erased identifier.
+/// person `live` where no trained person answers for them (while consent was withheld, never
+/// trained on; or refused for merging), per identifier in the served catalog's indices; none
+/// for an erased identifier the model may have learned.
 fn withheld_holdings(
     serving: &Serving,
     identifiers: &[Identifier],

@@ -160,3 +160,57 @@ fn evaluation_beats_popularity() {
     assert!(ndcg("als") > ndcg("popularity"), "als {} vs popularity {}", ndcg("als"), ndcg("popularity"));
     assert!(ndcg("blend") >= 0.97 * ndcg("ease"), "blend {} vs ease {}", ndcg("blend"), ndcg("ease"));
 }
+
+#[test]
+fn an_email_refused_for_merging_is_never_offered_what_was_bought_under_it() {
+    // A family tablet joins two persons' cookies; identity resolution then refuses Bob's
+    // email (his second loyalty card would break the person's limit). No person answers for
+    // the email, but what was bought under it stays known.
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let lines = [
+        r#"{"timestamp":"2026-11-01T10:00:00Z","channel":"app","type":"view","device_id":"family-tablet","cookie_id":"c-ann","item_id":"x1"}"#,
+        r#"{"timestamp":"2026-11-01T11:00:00Z","channel":"app","type":"view","device_id":"family-tablet","cookie_id":"c-bob","item_id":"x2"}"#,
+        r#"{"timestamp":"2026-11-02T10:00:00Z","channel":"web","type":"purchase","cookie_id":"c-ann","email":"ann@example.com","item_id":"shoes"}"#,
+        r#"{"timestamp":"2026-11-02T11:00:00Z","channel":"web","type":"purchase","cookie_id":"c-bob","email":"bob@example.com","item_id":"drill"}"#,
+        r#"{"timestamp":"2026-11-03T10:00:00Z","channel":"store","type":"purchase","loyalty_id":"L-ann","email":"ann@example.com","item_id":"scarf"}"#,
+        r#"{"timestamp":"2026-11-03T11:00:00Z","channel":"store","type":"purchase","loyalty_id":"L-bob","email":"bob@example.com","item_id":"saw"}"#,
+    ];
+    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
+    let model = dir.path().join("model.omr");
+    commands::train(&trainer::TrainArgs {
+        data: trainer::DataArgs { interactions: None, events: Some(events) },
+        from_export: None,
+        items: None,
+        config: None,
+        out: model.clone(),
+        skip_invalid: false,
+    })
+    .unwrap();
+    let engine = Engine::new(artifact::load(&model).unwrap());
+    let bob = datasets::schema::Identifier::new(IdentifierKind::Email, "bob@example.com").unwrap();
+    assert!(engine.artifact().body.refused.contains(&bob.key()), "{:?}", engine.artifact().body.refused);
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, "email:bob@example.com\n").unwrap();
+    let out = dir.path().join("recs.tsv");
+    commands::recommend(&RecommendArgs {
+        model,
+        users,
+        k: 10,
+        out: out.clone(),
+        experiment: None,
+        variant_model: Vec::new(),
+        suppressed_from: None,
+    })
+    .unwrap();
+    let offered: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| line.split('\t').nth(1).unwrap().to_string())
+        .collect();
+    assert!(!offered.is_empty());
+    for bought in ["drill", "saw"] {
+        assert!(!offered.contains(&bought.to_string()), "{bought} bought under the email: {offered:?}");
+    }
+}

@@ -176,12 +176,13 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
     }
     let (dataset, _, withheld) =
         input::dataset_with(&paths, items.as_deref(), &config, &options, export.as_ref())?;
-    if !withheld.held.is_empty() || !withheld.groups.is_empty() {
+    if !withheld.held.is_empty() || !withheld.groups.is_empty() || !withheld.refused.is_empty() {
         tracing::info!(
             "kept what {} identifiers of persons who withheld consent hold (not trained on, never offered back), \
-             and {} such persons' identifiers to join",
+             {} such persons' identifiers to join, and what {} identifiers refused for merging hold",
             withheld.held.len(),
-            withheld.groups.len()
+            withheld.groups.len(),
+            withheld.refused.len()
         );
     }
     tracing::info!(
@@ -200,6 +201,13 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
         log_reports(trained);
     })?;
     artifact.body.withheld = withheld.held;
+    for (key, list) in withheld.refused {
+        let held = artifact.body.withheld.entry(key).or_default();
+        held.extend(list);
+        // One entry per item: the most units either counted, at the later purchase.
+        held.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.2.cmp(&a.2)).then(b.1.cmp(&a.1)));
+        held.dedup_by_key(|entry| entry.0);
+    }
     artifact.body.withheld_groups = withheld.groups;
     artifact.metadata.store = export.map(|e| artifact::StoreWatermark {
         store_id: e.manifest.store_id.clone(),
@@ -382,6 +390,7 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
             let Some(experiment) = &experiment else {
                 let mut person = Person { personalization: !withheld, ..engine.person(engine.lookup(id)) };
                 exported.add_held(&mut person, &engine, &engine, id);
+                crate::send::add_withheld(&mut person, &engine, &engine, id);
                 return Ok((None, engine.recommend_person(&person, args.k)?, &engine));
             };
             let key = match engine.lookup(id) {
@@ -398,6 +407,7 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
                 with_purchases_of(&mut person, answering, &engine, id);
             }
             exported.add_held(&mut person, answering, &engine, id);
+            crate::send::add_withheld(&mut person, answering, &engine, id);
             let answer =
                 answering.answer(view, placement, Request::new(args.k, now, &filters), &person, None)?;
             let items = answer

@@ -11,7 +11,7 @@ use datasets::identity::resolve_with;
 use datasets::load::{
     Catalog, CatalogFormat, LoadOptions, read_catalog, read_events, read_interactions_with,
 };
-use datasets::schema::{Event, Identifier};
+use datasets::schema::{Event, Identifier, IdentifierKind};
 use models::train::config::TrainConfig;
 
 /// What kind of interaction file a path holds.
@@ -241,8 +241,9 @@ pub fn dataset(
     dataset_with(paths, items, config, options, None).map(|(dataset, sizes, _)| (dataset, sizes))
 }
 
-/// What the inputs show of persons who withheld consent to personalisation (their events
-/// are not trained on).
+/// What the inputs show held under identifiers no trained person answers for: those of
+/// persons who withheld consent to personalisation (their events are not trained on), and
+/// those resolution refused for merging.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Withheld {
     /// What they hold, under each of their identifiers.
@@ -251,6 +252,10 @@ pub struct Withheld {
     /// and the server's live graph at the export ([`Export::withheld_persons`]) join them
     /// under the identity rules and the export's links and unlinks.
     pub groups: Vec<Vec<String>>,
+    /// What each identifier of a person's own kind (not a device or cookie) that resolution
+    /// refused for merging holds: no person answers for it
+    /// ([`datasets::consumed::Consumed::by_refused`]).
+    pub refused: HeldByIdentifier,
 }
 
 /// [`dataset`] with a server's export applied: its suppression list to every event file, its
@@ -282,6 +287,7 @@ pub fn dataset_with(
     let weights = config.weights.clone();
     let mut sizes = Vec::with_capacity(paths.len());
     let mut withheld: Vec<Event> = Vec::new();
+    let mut refused_held = HeldByIdentifier::new();
     let dataset = match kind {
         Kind::Events => {
             let mut all = Vec::new();
@@ -336,6 +342,16 @@ pub fn dataset_with(
                 for refused in report.refused.iter().take(5) {
                     eprintln!("  refused {}: {}", refused.identifier.key(), refused.reason);
                 }
+                // A person's own identifier refused for merging (an email a shared device
+                // put in conflict) answers for no person: what it bought is kept under it.
+                // Shared kinds (devices, cookies) are left out: a kiosk's visitors are many.
+                let own: Vec<Identifier> = report
+                    .refused
+                    .iter()
+                    .map(|r| r.identifier.clone())
+                    .filter(|i| !matches!(i.kind, IdentifierKind::DeviceId | IdentifierKind::CookieId))
+                    .collect();
+                refused_held = Consumed::by_refused(&all, &own, &dataset.items, &weights);
             }
             dataset
         }
@@ -359,7 +375,7 @@ pub fn dataset_with(
     let decisions = export.map(Export::decisions).unwrap_or_default();
     let resolution = resolve_with(&withheld, &config.identity, &decisions);
     let held = Consumed::by_identifier(&withheld, &resolution, &dataset.items, &weights);
-    Ok((dataset, sizes, Withheld { held, groups: resolution.groups() }))
+    Ok((dataset, sizes, Withheld { held, groups: resolution.groups(), refused: refused_held }))
 }
 
 /// Reads a TOML training config; absent means every default.

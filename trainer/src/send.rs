@@ -123,6 +123,18 @@ impl ExportState {
     }
 }
 
+/// Adds to `person` what `production`'s inputs hold under `id` where no trained person
+/// answers for it (a person who withheld consent, an email refused for merging; see
+/// [`models::artifact::Body::withheld`]), in `answering`'s items.
+pub(crate) fn add_withheld(person: &mut Person<'_>, answering: &Engine, production: &Engine, id: &str) {
+    let items = &production.artifact().body.items;
+    let held = production.withheld(&key_of(id)).iter();
+    add_consumed(
+        person,
+        held.filter_map(|&(item, at, _)| Some((answering.catalog().get(items.id(item)?)?.0, at))),
+    );
+}
+
 /// Adds `items` (item, time of the last purchase) to `person`'s consumed items: one entry
 /// per item, sorted by item, at its latest purchase.
 pub(crate) fn add_consumed(person: &mut Person<'_>, items: impl IntoIterator<Item = (u32, i64)>) {

@@ -148,11 +148,12 @@ pub struct Body {
     /// (person, item, units), sorted; every other pair holds one, so a live return of one
     /// of two leaves the item consumed.
     pub held: Vec<(u32, u32, u32)>,
-    /// Per identifier key (`kind:value`) of a person who withheld consent to
-    /// personalisation in the export trained on (so was not trained on), the items the
-    /// training inputs show held under it (item, last purchase time, units), sorted by item:
-    /// what they bought outside the server is still never offered back. Empty without an
-    /// export.
+    /// Per identifier key (`kind:value`) no trained person answers for, the items the
+    /// training inputs show held under it (item, last purchase time, units), sorted by item,
+    /// so that what was bought under it is never offered back when it asks: the identifiers
+    /// of a person who withheld consent to personalisation in the export trained on (not
+    /// trained on), and a person's own identifiers (not devices or cookies) that identity
+    /// resolution refused for merging.
     pub withheld: datasets::consumed::HeldByIdentifier,
     /// The identifier keys (`kind:value`) of each person who withheld consent and is known
     /// under more than one, as the training inputs and the export's live graph join them:
