@@ -228,7 +228,7 @@ impl Consumed {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::BTreeMap;
 
     fn row(user: u32, item: u32, timestamp: i64, consumption: i8) -> Interaction {
         Interaction { user: UserIdx(user), item: ItemIdx(item), weight: 1.0, timestamp, consumption }
