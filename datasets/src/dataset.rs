@@ -559,7 +559,13 @@ impl InteractionsBuilder {
     /// Adds one row: the weight is `value` (1 when absent); the item counts as consumed.
     pub fn push(&mut self, user_id: &str, item_id: &str, value: Option<f32>, timestamp: Option<i64>) {
         let data = &mut self.dataset;
-        let user = UserIdx(data.users.get_or_insert(user_id));
+        // `email:Ann@Example.com` and `email:ann@example.com` are one person: an id with a
+        // kind is keyed by its normalised identifier (a plain user id is its own key).
+        let normalised = user_id
+            .contains(':')
+            .then(|| Identifier::parse_key(user_id).map(|i| crate::identity::canonical_key(&i)))
+            .flatten();
+        let user = UserIdx(data.users.get_or_insert(normalised.as_deref().unwrap_or(user_id)));
         let item = item_index(&mut data.items, &mut data.catalog, item_id);
         let timestamp = timestamp.unwrap_or(0);
         data.origin.push(data.interactions.len() as u32);
@@ -719,6 +725,23 @@ mod tests {
         assert_eq!(data.consumed().of(UserIdx(1)).collect::<Vec<_>>(), vec![(ItemIdx(2), 0)]);
         assert_eq!(data.lookup_user("user_id:u2"), Some(UserIdx(1)));
         assert_eq!(data.catalog.len(), 3);
+    }
+
+    #[test]
+    fn an_identifier_in_any_spelling_is_one_person_in_interactions() {
+        let row = |user: &str, item: &str| RawInteraction {
+            user_id: user.into(),
+            item_id: item.into(),
+            value: None,
+            timestamp: None,
+        };
+        let rows = [row("email:Ann@Example.com", "x"), row("email: ann@example.com", "y"), row("acme:7", "x")];
+        let data = Dataset::from_interactions(&rows, None, &WeightConfig::default()).unwrap();
+        assert_eq!(data.n_users(), 2);
+        let ann = Identifier::new(IdentifierKind::Email, "ann@example.com").unwrap();
+        let person = data.lookup_user(&ann.key()).unwrap();
+        assert_eq!(data.consumed().of(person).count(), 2);
+        assert_eq!(data.lookup_user("user_id:acme:7"), Some(UserIdx(1)));
     }
 
     #[test]
