@@ -167,7 +167,8 @@ fn an_email_refused_for_merging_is_never_offered_what_was_bought_under_it() {
     // email (his second loyalty card would break the person's limit). No person answers for
     // the email, but what was bought under it stays known.
     let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.jsonl");
+    // `--events` says what the file holds, whatever it is called.
+    let events = dir.path().join("events.log");
     let lines = [
         r#"{"timestamp":"2026-11-01T10:00:00Z","channel":"app","type":"view","device_id":"family-tablet","cookie_id":"c-ann","item_id":"x1"}"#,
         r#"{"timestamp":"2026-11-01T11:00:00Z","channel":"app","type":"view","device_id":"family-tablet","cookie_id":"c-bob","item_id":"x2"}"#,

@@ -174,8 +174,10 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
     if paths.is_empty() {
         bail!("no training data: give --events, --interactions or --from-export");
     }
+    // The flag says what the files hold, whatever they are called (`/dev/stdin`, `.log`).
+    let kind = if args.data.interactions.is_some() { input::Kind::Interactions } else { input::Kind::Events };
     let (dataset, _, withheld) =
-        input::dataset_with(&paths, items.as_deref(), &config, &options, export.as_ref())?;
+        input::dataset_with(&paths, Some(kind), items.as_deref(), &config, &options, export.as_ref())?;
     if !withheld.held.is_empty() || !withheld.groups.is_empty() || !withheld.refused.is_empty() {
         tracing::info!(
             "kept what {} identifiers of persons who withheld consent hold (not trained on, never offered back), \

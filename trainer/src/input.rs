@@ -238,7 +238,7 @@ pub fn dataset(
     config: &TrainConfig,
     options: &LoadOptions,
 ) -> Result<(Dataset, Vec<usize>)> {
-    dataset_with(paths, items, config, options, None).map(|(dataset, sizes, _)| (dataset, sizes))
+    dataset_with(paths, None, items, config, options, None).map(|(dataset, sizes, _)| (dataset, sizes))
 }
 
 /// What the inputs show held under identifiers no trained person answers for: those of
@@ -260,23 +260,26 @@ pub struct Withheld {
 
 /// [`dataset`] with a server's export applied: its suppression list to every event file, its
 /// explicit links and unlinks to identity resolution. Also returns what the inputs show of
-/// persons who withheld consent ([`Withheld`]).
+/// persons who withheld consent ([`Withheld`]). The files are of `kind` when the caller
+/// knows it (the flag that named them), else as their extension says.
 pub fn dataset_with(
     paths: &[PathBuf],
+    kind: Option<Kind>,
     items: Option<&Path>,
     config: &TrainConfig,
     options: &LoadOptions,
     export: Option<&Export>,
 ) -> Result<(Dataset, Vec<usize>, Withheld)> {
     let Some(first) = paths.first() else { bail!("no input file given") };
-    let kind = Kind::of(first);
+    let named = kind.is_some();
+    let kind = kind.unwrap_or_else(|| Kind::of(first));
     if export.is_some() && kind != Kind::Events {
         bail!(
             "{}: a server's export holds events; train it with --events files, not interactions",
             first.display()
         );
     }
-    if let Some(other) = paths.iter().find(|p| Kind::of(p) != kind) {
+    if let Some(other) = paths.iter().find(|p| !named && Kind::of(p) != kind) {
         bail!(
             "{} and {} are different kinds of file (events vs interactions)",
             first.display(),
@@ -443,6 +446,7 @@ mod tests {
         let export = Export::read(dir.path()).unwrap();
         let (_, _, withheld) = dataset_with(
             &[export.events()],
+            Some(Kind::Events),
             None,
             &TrainConfig::default(),
             &LoadOptions::default(),
