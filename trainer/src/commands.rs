@@ -171,6 +171,11 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
     }
     let inputs: Vec<&Path> = paths.iter().chain(&items).chain(&args.config).map(PathBuf::as_path).collect();
     refuse_overwrite(&args.out, &inputs)?;
+    // Found out now, not after the training.
+    let parent = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() || args.out.is_dir() {
+        bail!("--out {}: name a file in an existing directory", args.out.display());
+    }
     if paths.is_empty() {
         bail!("no training data: give --events, --interactions or --from-export");
     }
@@ -330,9 +335,8 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
     let engine = Engine::new(
         artifact::load(&args.model).with_context(|| format!("cannot load {}", args.model.display()))?,
     );
-    let file = File::open(&args.users).with_context(|| format!("cannot open {}", args.users.display()))?;
     let mut users = Vec::new();
-    for (line_no, line) in BufReader::new(file).lines().enumerate() {
+    for (line_no, line) in input::open(&args.users)?.lines().enumerate() {
         let line =
             line.with_context(|| format!("{}:{}: unreadable line", args.users.display(), line_no + 1))?;
         // A file saved by a spreadsheet starts with a byte-order mark.
@@ -632,5 +636,27 @@ mod tests {
             let message = generate(&asked).unwrap_err().to_string();
             assert!(message.starts_with(&format!("{name} must be between 1 and")), "{message}");
         }
+    }
+
+    #[test]
+    fn a_device_as_input_and_an_output_in_no_directory_are_refused_before_any_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let train = |events: &str, out: PathBuf| {
+            let args = TrainArgs {
+                data: crate::DataArgs { interactions: None, events: Some(events.into()) },
+                from_export: None,
+                items: None,
+                config: None,
+                out,
+                skip_invalid: false,
+            };
+            format!("{:#}", super::train(&args).unwrap_err())
+        };
+        let message = train("/dev/zero", dir.path().join("m.omr"));
+        assert!(message.contains("/dev/zero is not a regular file"), "{message}");
+        let events = dir.path().join("events.jsonl");
+        std::fs::write(&events, "").unwrap();
+        let message = train(events.to_str().unwrap(), dir.path().join("missing").join("m.omr"));
+        assert!(message.contains("name a file in an existing directory"), "{message}");
     }
 }

@@ -44,8 +44,15 @@ pub fn load_options(skip_invalid: bool) -> LoadOptions {
     LoadOptions { skip_invalid, max_timestamp: Some(now.saturating_add(FUTURE_TOLERANCE_SECONDS)) }
 }
 
-fn open(path: &Path) -> Result<BufReader<File>> {
+/// Opens an input file: a regular file or a pipe (`/dev/stdin`); a device (`/dev/zero`
+/// would be read until memory runs out) or a directory is refused.
+pub(crate) fn open(path: &Path) -> Result<BufReader<File>> {
+    use std::os::unix::fs::FileTypeExt;
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let kind = file.metadata().with_context(|| format!("cannot read {}", path.display()))?.file_type();
+    if !(kind.is_file() || kind.is_fifo()) {
+        bail!("{} is not a regular file (a directory or a device): give a data file", path.display());
+    }
     Ok(BufReader::with_capacity(1 << 20, file))
 }
 

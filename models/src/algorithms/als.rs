@@ -86,8 +86,12 @@ impl AlsParams {
         if self.factors == 0 || self.factors > MAX_FACTORS {
             return bad("als.factors", "must be between 1 and 1024");
         }
-        if self.iterations == 0 {
-            return bad("als.iterations", "must be at least 1");
+        // ALS converges in tens of sweeps; thousands only keep the machine busy for days.
+        if self.iterations == 0 || self.iterations > 1_000 {
+            return bad("als.iterations", "must be between 1 and 1000");
+        }
+        if self.cg_steps > 100 {
+            return bad("als.cg_steps", "must be at most 100 (3 is implicit's default)");
         }
         if !(self.regularization.is_finite() && self.regularization > 0.0) {
             return bad("als.regularization", "must be a positive number");
