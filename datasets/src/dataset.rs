@@ -735,7 +735,8 @@ mod tests {
             value: None,
             timestamp: None,
         };
-        let rows = [row("email:Ann@Example.com", "x"), row("email: ann@example.com", "y"), row("acme:7", "x")];
+        let rows =
+            [row("email:Ann@Example.com", "x"), row("email: ann@example.com", "y"), row("acme:7", "x")];
         let data = Dataset::from_interactions(&rows, None, &WeightConfig::default()).unwrap();
         assert_eq!(data.n_users(), 2);
         let ann = Identifier::new(IdentifierKind::Email, "ann@example.com").unwrap();

@@ -247,6 +247,26 @@ pub fn event_from_json(value: &Value, source: &str, line_no: usize) -> Result<Ev
     let Value::Object(object) = value else {
         return Err(err("", "expected a JSON object".into()));
     };
+    // Other fields are the sender's own and stay unread, but a known name in another case
+    // (`Loyalty_ID`) would silently lose an identifier or a field.
+    const FIELDS: [&str; 10] = [
+        "event_id",
+        "timestamp",
+        "channel",
+        "type",
+        "item_id",
+        "value",
+        "identifiers",
+        "recommendation_id",
+        "store_id",
+        "person_id",
+    ];
+    for key in object.keys() {
+        let lower = key.to_ascii_lowercase();
+        if lower != *key && (FIELDS.contains(&lower.as_str()) || IdentifierKind::parse(&lower).is_some()) {
+            return Err(err(key, format!("field names are lowercase: write `{lower}`")));
+        }
+    }
 
     let mut identifiers = Vec::new();
     let nested = match object.get("identifiers") {

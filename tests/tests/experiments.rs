@@ -674,7 +674,7 @@ fn compare_and_batch_recommendations_take_part_in_experiments() {
     let experiment = dir.path().join("experiment.json");
     std::fs::write(
         &experiment,
-        json!({ "definition": { "name": "email-test", "placements": ["email_weekly"], "start": 0, "variants": [
+        json!({ "definition": { "name": "email-test", "placements": ["email_weekly"], "start": "1970-01-01T00:00:00Z", "variants": [
             { "name": "popular", "share": 1, "popular": true }, { "name": "blend", "share": 1 }
         ]}})
         .to_string(),
@@ -693,7 +693,9 @@ fn compare_and_batch_recommendations_take_part_in_experiments() {
         suppressed_from: None,
     })
     .unwrap();
+    // The server's form dates the start in RFC 3339.
     let definition = trainer::experiments::read_experiment(&experiment).unwrap();
+    assert_eq!(definition.start, 0);
     let text = std::fs::read_to_string(&out).unwrap();
     let mut distinct: HashMap<String, HashSet<String>> = HashMap::new();
     let mut rows: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();

@@ -271,3 +271,41 @@ async fn event_names_count_in_any_case_the_store_s_own_types_are_refused_and_con
     let answer = recommend(addr, json!({"identifiers": {"cookie_id": "c-case"}, "k": 5})).await;
     assert_eq!(answer["reason"], "no_consent", "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_way_in_checks_ids_as_the_events_do() {
+    use super::live::{events, live_config, now, send};
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(live_config(dir.path()), HashMap::new()).await;
+    let addr = &server.addr;
+    // The path form of a request names nobody when it names nothing usable: refused as the
+    // body's identifiers are, not answered anonymously.
+    for path in [
+        "/v1/users/%20/recommendations",
+        "/v1/users/email:/recommendations",
+        "/v1/items/i1/similar?user_id=%20",
+    ] {
+        let reply = send(addr, "GET", path, None).await;
+        assert_eq!((reply.status, reply.json()["error"]["field"].clone()), (400, json!("user_id")), "{path}");
+    }
+    // Control characters in an event id or a linked value, an item id no catalog item can
+    // have, and a known field in another case.
+    let sent = json!([
+        {"event_id": "a\u{0}b", "cookie_id": "c-ids", "channel": "web", "type": "view", "item_id": "i1", "timestamp": now()},
+        {"cookie_id": "c-ids", "channel": "web", "type": "view", "item_id": "x".repeat(201), "timestamp": now()},
+        {"cookie_id": "c-ids", "Loyalty_ID": "L1", "channel": "web", "type": "view", "item_id": "i1", "timestamp": now()},
+    ]);
+    let answer = events(addr, sent).await;
+    let fields: Vec<&str> =
+        answer["results"].as_array().unwrap().iter().map(|r| r["field"].as_str().unwrap_or("")).collect();
+    assert_eq!(fields, ["event_id", "item_id", "Loyalty_ID"], "{answer}");
+    let link = json!({"a": {"type": "cookie_id", "value": "a\tb"}, "b": {"type": "email", "value": "x@example.com"}});
+    let reply = send(addr, "POST", "/v1/identities/link", Some(&link)).await;
+    assert_eq!(
+        (reply.status, reply.json()["error"]["field"].clone()),
+        (400, json!("a.value")),
+        "{:?}",
+        reply.body
+    );
+}

@@ -227,7 +227,17 @@ pub fn read_experiment(path: &Path) -> Result<Experiment> {
     let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    let definition = value.get("definition").cloned().unwrap_or(value);
+    let mut definition = value.get("definition").cloned().unwrap_or(value);
+    // The server's form (`PUT /v1/experiments`) dates them in RFC 3339.
+    for field in ["start", "end"] {
+        if let Some(slot) = definition.get_mut(field)
+            && let Some(text) = slot.as_str()
+        {
+            let at = datasets::schema::parse_timestamp(text)
+                .map_err(|reason| anyhow::anyhow!("{}: field `{field}`: {reason}", path.display()))?;
+            *slot = serde_json::Value::from(at);
+        }
+    }
     serde_json::from_value(definition)
         .with_context(|| format!("{} is not an experiment's definition", path.display()))
 }

@@ -100,6 +100,18 @@ fn skip_invalid_counts_and_explains() {
 }
 
 #[test]
+fn a_known_field_name_in_another_case_is_refused() {
+    let line =
+        r#"{"user_id":"u1","Loyalty_ID":"L1","channel":"web","type":"view","item_id":"i1","timestamp":5}"#;
+    let err = read_events(line.as_bytes(), "ev.jsonl", &opts(false)).unwrap_err().to_string();
+    assert_eq!(err, "ev.jsonl:1: field `Loyalty_ID`: field names are lowercase: write `loyalty_id`");
+    // A sender's own fields are left alone.
+    let line =
+        r#"{"user_id":"u1","Page_URL":"/x","channel":"web","type":"view","item_id":"i1","timestamp":5}"#;
+    assert_eq!(read_events(line.as_bytes(), "ev.jsonl", &opts(false)).unwrap().0.len(), 1);
+}
+
+#[test]
 fn a_user_id_that_reads_as_another_identifier_is_refused() {
     let line = r#"{"user_id":"cookie_id:k1","channel":"web","type":"view","item_id":"i1","timestamp":5}"#;
     let err = read_events(line.as_bytes(), "ev.jsonl", &opts(false)).unwrap_err().to_string();

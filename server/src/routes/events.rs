@@ -116,7 +116,7 @@ fn id_field(event: &Value, field: &str) -> Result<Option<String>, String> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Err("must not be empty".into()),
         Some(Value::String(s)) if s.len() > MAX_ID_LEN => Err(format!("longer than {MAX_ID_LEN} bytes")),
-        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+        Some(Value::String(s)) => datasets::schema::check_id(s).map(|()| Some(s.trim().to_string())),
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
         Some(other) => Err(format!("expected a string, found {other}")),
     }
@@ -169,6 +169,12 @@ pub(super) async fn post_events(
                     datasets::Error::Parse { location, reason } => (location.field, reason),
                     other => (String::new(), other.to_string()),
                 })?;
+            if event.item_id.as_ref().is_some_and(|item| item.len() > MAX_ID_LEN) {
+                return Err((
+                    "item_id".into(),
+                    format!("longer than {MAX_ID_LEN} bytes: no catalog item can have it"),
+                ));
+            }
             if store::RESERVED_EVENT_TYPES.contains(&event.event_type.as_str()) {
                 return Err((
                     "type".into(),

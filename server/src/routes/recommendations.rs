@@ -305,7 +305,11 @@ fn choose_placement<'a>(
 fn identifiers_of(person: &Person) -> Result<Vec<Identifier>, ApiError> {
     match person {
         Person::Nobody => Ok(Vec::new()),
-        Person::Key(key) => Ok(Identifier::parse_key(key).into_iter().collect()),
+        // Refused as the body's identifiers are: an empty or unusable key names nobody.
+        Person::Key(key) => match Identifier::parse_key(key) {
+            Some(identifier) => Ok(vec![identifier]),
+            None => Err(ApiError::field("user_id", format!("`{key}` is empty or no usable identifier"))),
+        },
         Person::Identifiers(ids) => parse_identifiers(ids),
     }
 }
