@@ -479,6 +479,10 @@ async fn registry_versions_answer_their_variants_are_promoted_and_kept_across_re
             .any(|v| v["model_version"] == second_version.as_str() && v["state"] == "retired")
     );
     // Published into the inbox, it is loaded again within a few seconds; then promoted.
+    let typo = trainer::PublishArgs { model: second.clone(), data_dir: state_dir.join("typo") };
+    let refused = trainer::experiments::publish(&typo).unwrap_err().to_string();
+    assert!(refused.contains("is not a server's data directory"), "{refused}");
+    assert!(!state_dir.join("typo").exists());
     trainer::experiments::publish(&trainer::PublishArgs {
         model: second.clone(),
         data_dir: state_dir.clone(),

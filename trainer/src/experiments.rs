@@ -28,6 +28,14 @@ use crate::{CompareArgs, PublishArgs, Side, input};
 pub fn publish(args: &PublishArgs) -> Result<()> {
     let metadata = artifact::load_metadata(&args.model)
         .with_context(|| format!("{} is not a readable artifact", args.model.display()))?;
+    // A mistyped directory would take the artifact and report success; no server would
+    // ever read it.
+    if !args.data_dir.join(store::RedbBackend::FILE_NAME).is_file() {
+        bail!(
+            "{} is not a server's data directory (no store.redb): name the --data-dir of a server that has run",
+            args.data_dir.display()
+        );
+    }
     let inbox = args.data_dir.join("inbox");
     fs::create_dir_all(&inbox).with_context(|| format!("cannot create {}", inbox.display()))?;
     let name = format!("{}.omr", metadata.model_version);
