@@ -262,9 +262,9 @@ pub fn event_from_json(value: &Value, source: &str, line_no: usize) -> Result<Ev
         "person_id",
     ];
     for key in object.keys() {
-        let lower = key.to_ascii_lowercase();
+        let lower = key.trim().to_ascii_lowercase();
         if lower != *key && (FIELDS.contains(&lower.as_str()) || IdentifierKind::parse(&lower).is_some()) {
-            return Err(err(key, format!("field names are lowercase: write `{lower}`")));
+            return Err(err(key, format!("field names are lowercase, without spaces: write `{lower}`")));
         }
     }
 

@@ -152,7 +152,8 @@ pub fn user_id_problem(value: &str) -> Option<String> {
 /// Checks an id (an item's, an identifier's value): no control characters (a tab or a line
 /// break would split the rows of every file it is written to: batch sends, exports).
 pub fn check_id(id: &str) -> Result<(), String> {
-    match id.chars().find(|c| c.is_control()) {
+    // Line and paragraph separators break lines as surely as a newline.
+    match id.chars().find(|&c| c.is_control() || c == '\u{2028}' || c == '\u{2029}') {
         Some(c) => Err(format!("contains the control character {c:?}; ids are one line of printable text")),
         None => Ok(()),
     }

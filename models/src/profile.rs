@@ -74,8 +74,8 @@ impl ProfileParams {
         if self.horizon_days == 0 {
             return bad("profiles.horizon_days", "must be at least 1");
         }
-        if self.n_segments == 0 {
-            return bad("profiles.n_segments", "must be at least 1");
+        if self.n_segments == 0 || self.n_segments > 100 {
+            return bad("profiles.n_segments", "must be between 1 and 100");
         }
         if self.max_iterations == 0 {
             return bad("profiles.max_iterations", "must be at least 1");

@@ -92,7 +92,9 @@ impl Loaded {
                 .map(|keys| keys.iter().filter_map(|k| Identifier::parse_key(k)).collect()),
         );
         let refused: Vec<Identifier> = body.refused.iter().filter_map(|k| Identifier::parse_key(k)).collect();
-        let groups = groups.into_iter().filter(|g| g.len() > 1).collect();
+        // Every trained person, one identifier or many: a request naming a trained person's
+        // only identifier beside a shared device must find that person, not the device.
+        let groups = groups.into_iter().filter(|g| !g.is_empty()).collect();
         store::Seed { groups, refused, data_until: self.data_until }
     }
 }

@@ -376,6 +376,19 @@ async fn a_skewed_split_raises_the_sample_ratio_warning() {
     let sent = json!({ "exposures": [exposure("late-before", t), exposure("after", cli::unix_now())] });
     let answer = ok(addr, "POST", "/v1/exposures", Some(&sent)).await;
     assert_eq!(answer["results"], json!(["erased", "recorded"]));
+    // A consent change is no coming back; nor is another person named beside the address.
+    ok(addr, "DELETE", "/v1/profiles/email/private@example.com", None).await;
+    ok(addr, "PUT", "/v1/profiles/email/private@example.com/consent", Some(&json!({ "analytics": true })))
+        .await;
+    let beside = json!({ "recommendation_id": "beside", "experiment": "skewed", "variant": "a", "channel": "email",
+        "identifiers": { "email": "private@example.com", "cookie_id": "c-other" }, "items": ["i1"] });
+    ok(addr, "POST", "/v1/events", Some(&json!({ "events": [{ "cookie_id": "c-other", "channel": "web", "type": "view", "item_id": "i1", "timestamp": cli::unix_now() }] }))).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let consented = json!({ "recommendation_id": "consented", "experiment": "skewed", "variant": "a",
+        "channel": "email", "identifiers": { "email": "private@example.com" }, "items": ["i1"] });
+    let sent = json!({ "exposures": [consented, beside] });
+    let answer = ok(addr, "POST", "/v1/exposures", Some(&sent)).await;
+    assert_eq!(answer["results"], json!(["erased", "erased"]));
     // Sends to nobody (placeholder values), or dated before the experiment or in the future,
     // are refused naming the field.
     let placeholder = json!({ "exposures": [{ "recommendation_id": "p", "experiment": "skewed", "variant": "a",

@@ -264,6 +264,10 @@ async fn event_names_count_in_any_case_the_store_s_own_types_are_refused_and_con
             (json!(0), json!("type"))
         );
     }
+    // Both spellings with different values contradict each other.
+    let both = json!({"personalisation": false, "personalization": true});
+    let put = send(addr, "PUT", "/v1/profiles/cookie_id/c-case/consent", Some(&both)).await;
+    assert_eq!(put.status, 400, "{:?}", put.body);
     // Consent withdrawn in British spelling is the same purpose.
     let withdrawn = json!({"personalisation": false});
     let put = send(addr, "PUT", "/v1/profiles/cookie_id/c-case/consent", Some(&withdrawn)).await;
@@ -308,4 +312,31 @@ async fn every_way_in_checks_ids_as_the_events_do() {
         "{:?}",
         reply.body
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trained_person_known_by_one_identifier_answers_beside_a_shared_device() {
+    use super::live::{live_config, recommend};
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(live_config(dir.path()), HashMap::new()).await;
+    let body = &trained().engine.artifact().body;
+    let mut identifiers_of: BTreeMap<u32, Vec<&String>> = BTreeMap::new();
+    for (key, &user) in &body.aliases {
+        identifiers_of.entry(user).or_default().push(key);
+    }
+    let engine = &trained().engine;
+    let has_history = |user: u32| !engine.person(Some(datasets::UserIdx(user))).history.is_empty();
+    let alone = (0..body.users.len() as u32)
+        .filter_map(|user| identifiers_of.get(&user).filter(|keys| keys.len() == 1 && has_history(user)))
+        .next()
+        .expect("a person with one identifier and a history")[0];
+    let alone = datasets::schema::Identifier::parse_key(alone).unwrap();
+    let shared =
+        datasets::schema::Identifier::parse_key(body.refused.first().expect("a refused identifier")).unwrap();
+    assert_ne!(alone.kind, shared.kind);
+    let ask = json!({"identifiers": {alone.kind.as_str(): alone.value, shared.kind.as_str(): shared.value}, "k": 5});
+    let answer = recommend(&server.addr, ask).await;
+    assert_eq!(answer["person_id"], datasets::identity::canonical_key(&alone), "{answer}");
+    assert_eq!(answer["personalized"], true, "{answer}");
 }

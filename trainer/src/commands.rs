@@ -21,12 +21,14 @@ use crate::progress::Bars;
 use crate::send::{ExportState, Suppressed};
 use crate::{DemoArgs, EvaluateArgs, GenerateArgs, InspectArgs, RecommendArgs, TrainArgs};
 
-/// Refuses to write `out` over one of `inputs` (the same file by any path): the input would
-/// be gone before anyone noticed.
-pub(crate) fn refuse_overwrite(out: &Path, inputs: &[&Path]) -> Result<()> {
-    let Ok(target) = fs::canonicalize(out) else { return Ok(()) };
-    for input in inputs {
-        if fs::canonicalize(input).is_ok_and(|input| input == target) {
+/// Refuses to write any of `outputs` over one of `inputs` (the same file by any path or
+/// link): the input would be gone before anyone noticed.
+pub(crate) fn refuse_overwrite(outputs: &[&Path], inputs: &[&Path]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let file = |path: &Path| fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    for out in outputs {
+        let Some(target) = file(out) else { continue };
+        if inputs.iter().any(|input| file(input) == Some(target)) {
             bail!("{} is an input too: write the output elsewhere", out.display());
         }
     }
@@ -169,8 +171,9 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
         paths.push(export.events());
         items.get_or_insert_with(|| export.items());
     }
-    let inputs: Vec<&Path> = paths.iter().chain(&items).chain(&args.config).map(PathBuf::as_path).collect();
-    refuse_overwrite(&args.out, &inputs)?;
+    let mut inputs: Vec<PathBuf> = paths.iter().chain(&items).chain(&args.config).cloned().collect();
+    inputs.extend(export.iter().flat_map(input::Export::files));
+    refuse_overwrite(&[&args.out], &inputs.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     // Found out now, not after the training.
     let parent = args.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !parent.is_dir() || args.out.is_dir() {
@@ -329,9 +332,20 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
     if args.k == 0 {
         bail!("--k must be at least 1");
     }
-    let mut inputs: Vec<&Path> = vec![&args.model, &args.users];
-    inputs.extend(args.experiment.as_deref());
-    refuse_overwrite(&args.out, &inputs)?;
+    let mut inputs: Vec<PathBuf> = vec![args.model.clone(), args.users.clone()];
+    inputs.extend(args.experiment.clone());
+    inputs.extend(
+        args.variant_model.iter().filter_map(|pair| pair.split_once('=')).map(|(_, path)| path.into()),
+    );
+    if let Some(dir) = &args.suppressed_from {
+        inputs.extend(input::Export::read(dir)?.files());
+    }
+    let side = |suffix: &str| PathBuf::from(format!("{}.{suffix}", args.out.display()));
+    let outputs = [args.out.clone(), side("fallback.tsv"), side("exposures.jsonl")];
+    refuse_overwrite(
+        &outputs.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+        &inputs.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+    )?;
     let engine = Engine::new(
         artifact::load(&args.model).with_context(|| format!("cannot load {}", args.model.display()))?,
     );
@@ -342,7 +356,9 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
         // A file saved by a spreadsheet starts with a byte-order mark.
         let id = if line_no == 0 { line.trim_start_matches('\u{feff}') } else { &line }.trim();
         let is_header = line_no == 0 && id == "user_id";
-        if let Some(delimiter) = id.chars().find(|c| matches!(c, ',' | ';' | '\t')) {
+        datasets::schema::check_id(id)
+            .map_err(|reason| anyhow::anyhow!("{}:{}: {reason}", args.users.display(), line_no + 1))?;
+        if let Some(delimiter) = id.chars().find(|c| matches!(c, ',' | ';')) {
             bail!(
                 "{}:{}: {id:?} holds a {delimiter:?}: the file lists one identifier per line, no other columns",
                 args.users.display(),
@@ -658,5 +674,10 @@ mod tests {
         std::fs::write(&events, "").unwrap();
         let message = train(events.to_str().unwrap(), dir.path().join("missing").join("m.omr"));
         assert!(message.contains("name a file in an existing directory"), "{message}");
+        // An output that is an input under another name (a hard link) is refused.
+        let linked = dir.path().join("linked.omr");
+        std::fs::hard_link(&events, &linked).unwrap();
+        let message = train(events.to_str().unwrap(), linked);
+        assert!(message.contains("is an input too"), "{message}");
     }
 }

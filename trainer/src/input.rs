@@ -81,9 +81,8 @@ fn events(path: &Path, options: &LoadOptions) -> Result<Vec<Event>> {
 /// person's others whatever the event itself carried. A line that is no such event is an
 /// error naming the file, the line and the field.
 pub fn for_each_exported(path: &Path, f: &mut dyn FnMut(Event) -> Result<()>) -> Result<()> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let source = path.display().to_string();
-    for (at, line) in BufReader::new(file).lines().enumerate() {
+    for (at, line) in open(path)?.lines().enumerate() {
         let line_no = at + 1;
         let line = line.with_context(|| format!("{source}:{line_no}: unreadable line"))?;
         if line.trim().is_empty() {
@@ -120,9 +119,12 @@ impl Export {
     /// Reads the export in `dir`; a directory without a manifest is no (complete) export.
     pub fn read(dir: &Path) -> Result<Export> {
         let path = dir.join(store::ExportManifest::FILE_NAME);
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!("{} is not a complete export: cannot read {}", dir.display(), path.display())
-        })?;
+        let mut text = String::new();
+        open(&path)
+            .and_then(|mut file| Ok(std::io::Read::read_to_string(&mut file, &mut text)?))
+            .with_context(|| {
+                format!("{} is not a complete export: cannot read {}", dir.display(), path.display())
+            })?;
         let manifest: store::ExportManifest = serde_json::from_str(&text)
             .with_context(|| format!("{}: not an export manifest", path.display()))?;
         let suppressed = manifest.suppressed.iter().map(|s| (s.hash.clone(), s.until)).collect();
@@ -153,6 +155,11 @@ impl Export {
             }
         }
         Ok(export)
+    }
+
+    /// Every file of the export (the manifest, events, withheld purchases, catalog).
+    pub fn files(&self) -> [PathBuf; 4] {
+        [self.dir.join(store::ExportManifest::FILE_NAME), self.events(), self.withheld(), self.items()]
     }
 
     /// The events file.
@@ -217,9 +224,9 @@ impl Export {
 }
 
 /// The non-empty lines of the file at `path`.
-fn count_lines(path: &Path) -> std::io::Result<u64> {
+fn count_lines(path: &Path) -> Result<u64> {
     let mut lines = 0;
-    for line in BufReader::new(std::fs::File::open(path)?).lines() {
+    for line in open(path)?.lines() {
         lines += u64::from(!line?.trim().is_empty());
     }
     Ok(lines)
@@ -423,6 +430,10 @@ mod tests {
         std::fs::remove_file(dir.path().join("items.jsonl")).unwrap();
         let message = format!("{:#}", Export::read(dir.path()).unwrap_err());
         assert!(message.contains("cannot read") && message.contains("items.jsonl"), "{message}");
+        // A device in its place is refused, not read until memory runs out.
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("items.jsonl")).unwrap();
+        let message = format!("{:#}", Export::read(dir.path()).unwrap_err());
+        assert!(message.contains("is not a regular file"), "{message}");
     }
 
     #[test]

@@ -104,7 +104,10 @@ fn a_known_field_name_in_another_case_is_refused() {
     let line =
         r#"{"user_id":"u1","Loyalty_ID":"L1","channel":"web","type":"view","item_id":"i1","timestamp":5}"#;
     let err = read_events(line.as_bytes(), "ev.jsonl", &opts(false)).unwrap_err().to_string();
-    assert_eq!(err, "ev.jsonl:1: field `Loyalty_ID`: field names are lowercase: write `loyalty_id`");
+    assert_eq!(
+        err,
+        "ev.jsonl:1: field `Loyalty_ID`: field names are lowercase, without spaces: write `loyalty_id`"
+    );
     // A sender's own fields are left alone.
     let line =
         r#"{"user_id":"u1","Page_URL":"/x","channel":"web","type":"view","item_id":"i1","timestamp":5}"#;

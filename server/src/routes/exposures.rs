@@ -137,7 +137,8 @@ pub(super) async fn post_exposures(
             return Err(ApiError::field(
                 &field("at"),
                 format!(
-                    "must lie between the experiment's start ({}) and now ({})",
+                    "must lie between the experiment's start ({}) and now ({}, with the events' allowance \
+                     for senders' clocks)",
                     datasets::schema::format_timestamp(experiment.start),
                     datasets::schema::format_timestamp(now)
                 ),
@@ -145,14 +146,23 @@ pub(super) async fn post_exposures(
         }
         let query = store::PersonQuery { after_seq: u64::MAX, shown_since: None };
         let live = store.person(&identifiers, query).map_err(ApiError::store)?;
-        // An erased identifier is someone new only once it came back (events of its own since
-        // the erasure deleted the old ones), for what was sent after the erasure.
-        let came_back = || match &live.ids {
-            Some(ids) => store.person_events(ids, 0, 1).map(|(n, _)| n > 0).map_err(ApiError::store),
-            None => Ok(false),
+        // An erased identifier is someone new only once it came back with channel events of
+        // its own (the erasure deleted the old ones; the store's own records of consent or
+        // links do not count), for what was sent after the erasure.
+        let came_back = |identifier: &datasets::schema::Identifier| -> Result<bool, ApiError> {
+            let alone = store::PersonIds {
+                key: identifier.key(),
+                identifiers: vec![identifier.clone()],
+                refused: None,
+                known: false,
+            };
+            let (_, events) = store.person_events(&alone, 0, 100).map_err(ApiError::store)?;
+            Ok(events.iter().any(|e| !store::RESERVED_EVENT_TYPES.contains(&e.event_type.as_str())))
         };
-        let erased =
-            !live.erased.is_empty() && (live.erased.iter().any(|&(_, erased)| at <= erased) || !came_back()?);
+        let mut erased = false;
+        for (identifier, erased_at) in &live.erased {
+            erased |= at <= *erased_at || !came_back(identifier)?;
+        }
         let refusal = if erased {
             Some("erased")
         } else if !live.allows(store::ANALYTICS) {

@@ -345,10 +345,16 @@ pub(super) async fn put_consent(
     let mut purposes: BTreeMap<String, bool> = BTreeMap::new();
     for (purpose, allowed) in sent {
         // The British spelling is the same purpose, not another one left unenforced.
+        let spelled = purpose.clone();
         let purpose = if purpose == "personalisation" { store::PERSONALIZATION.to_string() } else { purpose };
         match allowed {
             serde_json::Value::Bool(allowed) => {
-                purposes.insert(purpose, allowed);
+                if purposes.insert(purpose, allowed).is_some_and(|other| other != allowed) {
+                    return Err(ApiError::field(
+                        &spelled,
+                        "both spellings of the purpose, with different values",
+                    ));
+                }
             }
             serde_json::Value::Null => {}
             other => {

@@ -306,10 +306,13 @@ fn identifiers_of(person: &Person) -> Result<Vec<Identifier>, ApiError> {
     match person {
         Person::Nobody => Ok(Vec::new()),
         // Refused as the body's identifiers are: an empty or unusable key names nobody.
-        Person::Key(key) => match Identifier::parse_key(key) {
-            Some(identifier) => Ok(vec![identifier]),
-            None => Err(ApiError::field("user_id", format!("`{key}` is empty or no usable identifier"))),
-        },
+        Person::Key(key) => {
+            datasets::schema::check_id(key).map_err(|reason| ApiError::field("user_id", reason))?;
+            match Identifier::parse_key(key) {
+                Some(identifier) => Ok(vec![identifier]),
+                None => Err(ApiError::field("user_id", format!("`{key}` is empty or no usable identifier"))),
+            }
+        }
         Person::Identifiers(ids) => parse_identifiers(ids),
     }
 }
@@ -326,6 +329,7 @@ pub(super) fn parse_identifiers(ids: &BTreeMap<String, String>) -> Result<Vec<Id
                  or cookie_id)",
             )
         })?;
+        datasets::schema::check_id(value).map_err(|reason| ApiError::field(&field, reason))?;
         if let Some(reason) = (kind == IdentifierKind::UserId)
             .then(|| datasets::schema::user_id_problem(value.trim()))
             .flatten()
