@@ -337,9 +337,8 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
     inputs.extend(
         args.variant_model.iter().filter_map(|pair| pair.split_once('=')).map(|(_, path)| path.into()),
     );
-    if let Some(dir) = &args.suppressed_from {
-        inputs.extend(input::Export::read(dir)?.files());
-    }
+    let export = args.suppressed_from.as_deref().map(input::Export::read).transpose()?;
+    inputs.extend(export.iter().flat_map(input::Export::files));
     let side = |suffix: &str| PathBuf::from(format!("{}.{suffix}", args.out.display()));
     let outputs = [args.out.clone(), side("fallback.tsv"), side("exposures.jsonl")];
     refuse_overwrite(
@@ -369,8 +368,8 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
             users.push(id.to_owned());
         }
     }
-    let exported = match &args.suppressed_from {
-        Some(dir) => ExportState::read(&engine, &crate::input::Export::read(dir)?)?,
+    let exported = match &export {
+        Some(export) => ExportState::read(&engine, export)?,
         None => ExportState::default(),
     };
     let (users, erased): (Vec<String>, Vec<String>) =
