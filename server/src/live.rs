@@ -169,8 +169,8 @@ fn also_trained(serving: &Serving, live: &store::LivePerson, trained: &[UserIdx]
 
 /// The model's persons behind the live person `live` (behind `identifiers` when the graph
 /// chose none: every one is a placeholder), most trustworthy identifier's first: none for an
-/// identifier of an erased person, nor any reachable from one ([`learned_erased`]). The
-/// other persons the request names are not among them ([`also_trained`]): their history is
+/// identifier of an erased person, nor any reachable from one (`learned_erased`). The
+/// other persons the request names are not among them (`also_trained`): their history is
 /// not this person's.
 pub fn trained_persons(
     serving: &Serving,

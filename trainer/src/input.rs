@@ -263,7 +263,7 @@ pub struct Withheld {
     /// What they hold, under each of their identifiers.
     pub held: HeldByIdentifier,
     /// The identifier keys of each such person known under more than one: as their events
-    /// and the server's live graph at the export ([`Export::withheld_persons`]) join them
+    /// and the server's live graph at the export (`Export::withheld_persons`) join them
     /// under the identity rules and the export's links and unlinks.
     pub groups: Vec<Vec<String>>,
     /// What each identifier of a person's own kind (not a device or cookie) that resolution
