@@ -131,15 +131,16 @@ impl Export {
         let export = Export { dir: dir.to_path_buf(), manifest, suppressed };
         // A directory copied in part would train a model that believes it saw everything up
         // to the watermark: what is missing would never be replayed.
-        let withheld = export.withheld();
+        // Each file with the lines its manifest counts, and whether a count of 0 may mean "not
+        // counted" (manifests written before `withheld_purchases` existed say 0).
+        let manifest = &export.manifest;
         let files = [
-            (export.events(), export.manifest.events),
-            (export.items(), export.manifest.items),
-            // Manifests written before the count existed say 0.
-            (withheld, export.manifest.withheld_purchases),
+            (export.events(), manifest.events, false),
+            (export.items(), manifest.items, false),
+            (export.withheld(), manifest.withheld_purchases, true),
         ];
-        for (i, (file, expected)) in files.into_iter().enumerate() {
-            if expected == 0 && (i == 2 || !file.exists()) {
+        for (file, expected, uncounted) in files {
+            if expected == 0 && (uncounted || !file.exists()) {
                 continue;
             }
             let found = count_lines(&file).with_context(|| {
