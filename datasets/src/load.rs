@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::schema::{
-    Channel, Event, EventType, Identifier, IdentifierKind, check_id, parse_timestamp, user_id_problem,
+    Channel, Event, EventType, Identifier, IdentifierKind, check_id, check_identifier, parse_timestamp,
 };
 
 /// How loaders treat bad rows.
@@ -288,12 +288,7 @@ pub fn event_from_json(value: &Value, source: &str, line_no: usize) -> Result<Ev
             let field = format!("{field_prefix}{}", kind.as_str());
             let text =
                 scalar_string(raw).ok_or_else(|| err(&field, "expected a string or a number".into()))?;
-            check_id(&text).map_err(|reason| err(&field, reason))?;
-            if kind == IdentifierKind::UserId
-                && let Some(reason) = user_id_problem(text.trim())
-            {
-                return Err(err(&field, reason));
-            }
+            check_identifier(kind, &text).map_err(|reason| err(&field, reason))?;
             if let Some(identifier) = Identifier::new(kind, &text)
                 && !identifiers.contains(&identifier)
             {

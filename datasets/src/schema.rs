@@ -149,6 +149,17 @@ pub fn user_id_problem(value: &str) -> Option<String> {
     })
 }
 
+/// Checks an identifier's raw value of kind `kind`: [`check_id`], and for a user id
+/// [`user_id_problem`]. Every way identifiers come in (files, events, requests, links,
+/// consent) checks them with this.
+pub fn check_identifier(kind: IdentifierKind, value: &str) -> Result<(), String> {
+    check_id(value)?;
+    match kind {
+        IdentifierKind::UserId => user_id_problem(value.trim()).map_or(Ok(()), Err),
+        _ => Ok(()),
+    }
+}
+
 /// Checks an id (an item's, an identifier's value): no control characters (a tab or a line
 /// break would split the rows of every file it is written to: batch sends, exports).
 pub fn check_id(id: &str) -> Result<(), String> {

@@ -329,13 +329,7 @@ pub(super) fn parse_identifiers(ids: &BTreeMap<String, String>) -> Result<Vec<Id
                  or cookie_id)",
             )
         })?;
-        datasets::schema::check_id(value).map_err(|reason| ApiError::field(&field, reason))?;
-        if let Some(reason) = (kind == IdentifierKind::UserId)
-            .then(|| datasets::schema::user_id_problem(value.trim()))
-            .flatten()
-        {
-            return Err(ApiError::field(&field, reason));
-        }
+        datasets::schema::check_identifier(kind, value).map_err(|reason| ApiError::field(&field, reason))?;
         let identifier =
             Identifier::new(kind, value).ok_or_else(|| ApiError::field(&field, "empty or invalid value"))?;
         parsed.push(identifier);
