@@ -17,6 +17,7 @@ use sprs::{CsMat, CsVecView};
 use datasets::ItemIdx;
 use datasets::schema::Item;
 
+use crate::algorithms::spread::{SPREAD, spread_add};
 use crate::error::{Error, Result, require};
 use crate::rank::{ScoredItem, top_k};
 use crate::recommender::{Fit, Query, Recommender, SparseScores, TrainSet, check_query, check_sparse};
@@ -231,14 +232,22 @@ pub struct ContentModel {
     term_items: std::sync::OnceLock<Postings>,
 }
 
-/// Term × item postings in 32 bits: `items[starts[t]..starts[t + 1]]` hold term `t`, ascending,
-/// with their TF-IDF weights in `values`. Two-thirds of the bytes of `sprs`' `usize`-indexed
-/// transpose, which a profile's scoring streams through once per request.
+/// Term × item postings: `items[starts[t]..starts[t + 1]]` hold term `t`, ascending, with
+/// their TF-IDF weights in `values`. Items take 16 bits in catalogs of at most 65,536 (scoring
+/// then adds without bounds checks, [`spread_add`]) and 32 bits above: a half or two-thirds
+/// of the bytes of `sprs`' `usize`-indexed transpose, which a profile's scoring streams
+/// through once per request.
 #[derive(Debug, Clone, PartialEq)]
 struct Postings {
     starts: Vec<u32>,
-    items: Vec<u32>,
+    items: PostingItems,
     values: Vec<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum PostingItems {
+    Short(Vec<u16>),
+    Long(Vec<u32>),
 }
 
 impl Postings {
@@ -265,18 +274,31 @@ impl Postings {
                 next[term] += 1;
             }
         }
+        let items = if rows.rows() <= SPREAD {
+            PostingItems::Short(items.into_iter().map(|i| i as u16).collect())
+        } else {
+            PostingItems::Long(items)
+        };
         Postings { starts, items, values }
     }
 
-    /// Term `t`'s items and weights; empty for a term out of range.
-    fn term(&self, t: usize) -> (&[u32], &[f32]) {
+    /// Where term `t`'s postings are; empty for a term out of range.
+    fn range(&self, t: usize) -> std::ops::Range<usize> {
         match (self.starts.get(t), self.starts.get(t + 1)) {
-            (Some(&start), Some(&end)) => {
-                let range = start as usize..end as usize;
-                (&self.items[range.clone()], &self.values[range])
-            }
-            _ => (&[], &[]),
+            (Some(&start), Some(&end)) => start as usize..end as usize,
+            _ => 0..0,
         }
+    }
+
+    /// Term `t`'s items and weights; empty for a term out of range.
+    #[cfg(test)]
+    fn term(&self, t: usize) -> (Vec<u32>, &[f32]) {
+        let range = self.range(t);
+        let items = match &self.items {
+            PostingItems::Short(items) => items[range.clone()].iter().map(|&i| u32::from(i)).collect(),
+            PostingItems::Long(items) => items[range.clone()].to_vec(),
+        };
+        (items, &self.values[range])
     }
 }
 
@@ -398,6 +420,23 @@ impl ContentModel {
     /// `scores[j] = row_j · profile / ‖profile‖`, through the postings of the profile's terms; all zeros when
     /// the profile is empty.
     fn cosine_into(&self, profile: &[f32], scores: &mut [f32]) {
+        let postings = self.postings();
+        if let PostingItems::Short(items) = &postings.items {
+            let spread = |spread: &mut [f32; SPREAD]| {
+                let mut end = 0;
+                self.for_each_term(profile, |range, weight| {
+                    let (items, values) = (&items[range.clone()], &postings.values[range]);
+                    for (&item, &value) in items.iter().zip(values) {
+                        spread[usize::from(item)] += value * weight;
+                    }
+                    end = end.max(items.last().map_or(0, |&i| usize::from(i) + 1));
+                });
+                end
+            };
+            if spread_add(scores, spread) {
+                return;
+            }
+        }
         scores.fill(0.0);
         self.for_each_posting(profile, |item, value| {
             if let Some(score) = scores.get_mut(item) {
@@ -411,21 +450,38 @@ impl ContentModel {
         self.term_items.get_or_init(|| Postings::of(&self.item_terms))
     }
 
-    /// Calls `add(item, row_item[t] · profile[t] / ‖profile‖)` for every posting of every
-    /// term of the profile: the terms of the cosine, nothing for an empty profile.
-    fn for_each_posting(&self, profile: &[f32], mut add: impl FnMut(usize, f32)) {
+    /// Calls `each(range, profile[t] / ‖profile‖)` for every term `t` of the profile, with
+    /// where its postings are: nothing for an empty profile.
+    fn for_each_term(&self, profile: &[f32], mut each: impl FnMut(std::ops::Range<usize>, f32)) {
         let norm = profile.iter().map(|v| v * v).sum::<f32>().sqrt();
         if norm == 0.0 {
             return;
         }
         let postings = self.postings();
         for (term, &weight) in profile.iter().enumerate().filter(|(_, w)| **w != 0.0) {
-            let (items, values) = postings.term(term);
-            let weight = weight / norm;
-            for (&item, &value) in items.iter().zip(values) {
-                add(item as usize, value * weight);
-            }
+            each(postings.range(term), weight / norm);
         }
+    }
+
+    /// Calls `add(item, row_item[t] · profile[t] / ‖profile‖)` for every posting of every
+    /// term of the profile: the terms of the cosine, nothing for an empty profile.
+    fn for_each_posting(&self, profile: &[f32], mut add: impl FnMut(usize, f32)) {
+        let postings = self.postings();
+        self.for_each_term(profile, |range, weight| {
+            let values = &postings.values[range.clone()];
+            match &postings.items {
+                PostingItems::Short(items) => {
+                    for (&item, &value) in items[range].iter().zip(values) {
+                        add(usize::from(item), value * weight);
+                    }
+                }
+                PostingItems::Long(items) => {
+                    for (&item, &value) in items[range].iter().zip(values) {
+                        add(item as usize, value * weight);
+                    }
+                }
+            }
+        });
     }
 
     /// The `k` items most similar to `item` by cosine of their TF-IDF rows, best first; the item
@@ -664,7 +720,7 @@ mod tests {
             assert_eq!(items.iter().map(|&i| i as usize).collect::<Vec<_>>(), want.indices(), "term {term}");
             assert_eq!(values, want.data(), "term {term}");
         }
-        assert_eq!(postings.term(transpose.rows()), (&[][..], &[][..]));
+        assert_eq!(postings.term(transpose.rows()), (Vec::new(), &[][..]));
         // Scoring through the postings gives each item its row's dot product with the profile.
         let history = [(ItemIdx(0), 2.0), (ItemIdx(4), 1.0), (ItemIdx(6), 1.0)];
         let query = Query { user: None, history: &history, recency: &[] };

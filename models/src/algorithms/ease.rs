@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::algorithms::half_scan::{round_to_half, widen};
 use crate::algorithms::linalg::{WeightedRows, with_simd};
+use crate::algorithms::spread::{SPREAD, spread_add};
 use crate::artifact::integrity::finite;
 use crate::error::{Error, Result, require};
 use crate::recommender::{Fit, Query, Recommender, SparseScores, TrainSet, check_query, check_sparse};
@@ -262,6 +263,32 @@ impl<I: Index, W: Weight> Sparse<I, W> {
         }
     }
 
+}
+
+impl<W: Weight> Sparse<u16, W> {
+    /// [`Sparse::accumulate`] into a buffer that 16-bit items reach without a bounds check
+    /// ([`spread_add`]); returns one past the highest item written.
+    fn spread(&self, query: &Query<'_>, scores: &mut [f32; SPREAD]) -> usize {
+        let rows = || query.history.iter().filter_map(|&(item, _)| self.range(item.get()));
+        super::linalg::touch(rows().map(|range| &self.items[range]));
+        super::linalg::touch(rows().map(|range| &self.weights[range]));
+        let (mut widened, mut end) = (Vec::new(), 0);
+        for (i, &(item, _)) in query.history.iter().enumerate() {
+            let Some(range) = self.range(item.get()) else { continue };
+            let factor = query.factor(i);
+            widened.resize(range.len(), 0.0);
+            W::widen(&self.weights[range.clone()], &mut widened);
+            let row = &self.items[range];
+            for (&j, &w) in row.iter().zip(&widened) {
+                scores[usize::from(j)] += factor * w;
+            }
+            end = end.max(row.last().map_or(0, |&j| usize::from(j) + 1));
+        }
+        end
+    }
+}
+
+impl<I: Index, W: Weight> Sparse<I, W> {
     /// Calls `found(at, w)` for every `(item, at)` of `targets` (sorted by item) that row
     /// `source` keeps, with its weight: the row (ascending) is walked 16 entries at a time
     /// against the targets, instead of a binary search per target.
@@ -419,6 +446,11 @@ impl Recommender for EaseModel {
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
         let n = self.n_items;
         check_query(n, query, scores)?;
+        if let Rows::Compact(rows) = &self.rows
+            && spread_add(scores, |spread| rows.spread(query, spread))
+        {
+            return Ok(());
+        }
         scores.iter_mut().for_each(|s| *s = 0.0);
         let add = |j: usize, v: f32| {
             if let Some(score) = scores.get_mut(j) {

@@ -16,3 +16,4 @@ pub mod half_scan;
 pub mod item_knn;
 pub mod linalg;
 pub mod popularity;
+pub mod spread;
