@@ -4,8 +4,10 @@
 //! explanations), each as mean and p99 microseconds on one thread over the same persons.
 //!
 //! ```sh
-//! cargo run --release -p benches --bin members -- MODEL.omr [PERSONS]
+//! cargo run --release -p benches --bin members -- [--answer-only] MODEL.omr [PERSONS]
 //! ```
+//!
+//! `--answer-only` times only the whole answers (for a profiler).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,9 +21,13 @@ use models::serve::rules::{Filters, PlacementConfig, Request};
 use models::train::members;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let answer_only = args.first().is_some_and(|a| a == "--answer-only");
+    if answer_only {
+        args.remove(0);
+    }
     let Some(path) = args.first() else {
-        eprintln!("usage: members MODEL.omr [PERSONS]");
+        eprintln!("usage: members [--answer-only] MODEL.omr [PERSONS]");
         return ExitCode::from(2);
     };
     let persons: u32 = match args.get(1).map(|p| p.parse()) {
@@ -63,7 +69,6 @@ fn main() -> ExitCode {
     println!("{:<24} {:>10.1} {:>10.0}", "history length", mean(&history_len), p99(&history_len));
     let targets: Vec<ItemIdx> = (0..12u32).map(|i| ItemIdx(i * 797 % n_items as u32)).collect();
     let mut scores = vec![0f32; n_items];
-    let answer_only = std::env::var_os("ANSWER_ONLY").is_some();
     for (kind, model) in members(&engine.artifact().body.models).into_iter().filter(|_| !answer_only) {
         let (mut scoring, mut explaining) = (Vec::new(), Vec::new());
         for &user in &users {
