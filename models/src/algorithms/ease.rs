@@ -46,7 +46,7 @@ pub struct EaseParams {
 
 impl Default for EaseParams {
     fn default() -> Self {
-        EaseParams { regularization: 200.0, max_items: 20_000, keep: 1000 }
+        EaseParams { regularization: 200.0, max_items: 20_000, keep: 400 }
     }
 }
 
