@@ -340,3 +340,35 @@ async fn a_trained_person_known_by_one_identifier_answers_beside_a_shared_device
     assert_eq!(answer["person_id"], datasets::identity::canonical_key(&alone), "{answer}");
     assert_eq!(answer["personalized"], true, "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_parsed_apart_answer_as_small_ones_do() {
+    use super::live::{events, live_config, now};
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(live_config(dir.path()), HashMap::new()).await;
+    let addr = &server.addr;
+    // Over 16 KiB each: parsed on the blocking pool, not on the runtime's worker.
+    let padding = "x".repeat(20 * 1024);
+    let cut = format!(r#"{{"events": [{{"cookie_id": "{padding}""#);
+    let reply = post(addr, "/v1/events", &cut).await;
+    assert_eq!((reply.status, reply.json()["error"]["code"].clone()), (400, json!("malformed_json")));
+    let array = format!(r#"[{{"cookie_id": "{padding}"}}]"#);
+    let reply = post(addr, "/v1/events", &array).await;
+    assert_eq!((reply.status, reply.json()["error"]["code"].clone()), (422, json!("invalid_body")));
+    // A hundred events, one of them bad: each answered in order, the bad one by its field.
+    let mut batch: Vec<serde_json::Value> = (0..100)
+        .map(|i| {
+            json!({"cookie_id": format!("c-large-{i}"), "channel": "web", "type": "view",
+                   "item_id": "i1", "timestamp": now() - 10, "value": 1.0,
+                   "event_id": format!("large-{i}-{}", "p".repeat(150))})
+        })
+        .collect();
+    batch[37]["timestamp"] = json!("yesterday");
+    assert!(serde_json::to_string(&batch).unwrap().len() > 16 * 1024);
+    let answer = events(addr, json!(batch)).await;
+    let counts = (answer["accepted"].clone(), answer["rejected"].clone());
+    assert_eq!(counts, (json!(99), json!(1)), "{}", answer["results"][37]);
+    assert_eq!(answer["results"][37]["field"], "timestamp", "{}", answer["results"][37]);
+    assert_eq!(answer["results"][38]["status"], "accepted");
+}

@@ -149,14 +149,32 @@ pub(super) async fn post_events(
     let store = state.store.clone().ok_or_else(ApiError::no_store)?;
     super::extract::batch_size("events", body.events.len(), state.config.live.max_events_per_request)?;
     super::extract::objects_only("events", &body.events)?;
+    // Checking a batch of events and waiting for its commit take a thread of their own: on
+    // the runtime's few workers they would hold up every other request's reading and writing.
+    let response = tokio::task::spawn_blocking(move || ingest(&state, &store, &body.events))
+        .await
+        .map_err(ApiError::internal)??;
+    for (outcome, n) in [
+        ("accepted", response.accepted),
+        ("duplicate", response.duplicates),
+        ("conflict", response.conflicts),
+        ("rejected", response.rejected),
+    ] {
+        metrics::counter!("omnirec_events_total", "outcome" => outcome).increment(n as u64);
+    }
+    Ok(Json(response))
+}
+
+/// Checks every event, stores the valid ones durably and answers for each, in order.
+fn ingest(state: &AppState, store: &store::Store, events: &[Value]) -> Result<EventsResponse, ApiError> {
     let now = cli::unix_now();
     let latest = now.saturating_add(state.config.live.max_future_seconds);
     let serving = state.current.load_full();
-    let mut results: Vec<Option<EventResult>> = Vec::with_capacity(body.events.len());
+    let mut results: Vec<Option<EventResult>> = Vec::with_capacity(events.len());
     let mut batch = Vec::new();
     let mut positions = Vec::new();
     let mut warnings = Vec::new();
-    for (index, value) in body.events.iter().enumerate() {
+    for (index, value) in events.iter().enumerate() {
         let event_id = id_field(value, "event_id");
         let sent_id = event_id.as_ref().ok().cloned().flatten();
         let checked = (|| -> Result<NewEvent, (String, String)> {
@@ -213,14 +231,8 @@ pub(super) async fn post_events(
             Err((field, reason)) => results.push(Some(rejected(index, sent_id, &field, reason))),
         }
     }
-    let answers = if batch.is_empty() {
-        Vec::new()
-    } else {
-        tokio::task::spawn_blocking(move || store.ingest(batch, now))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::store)?
-    };
+    let answers =
+        if batch.is_empty() { Vec::new() } else { store.ingest(batch, now).map_err(ApiError::store)? };
     for ((index, answer), notes) in positions.into_iter().zip(answers).zip(warnings) {
         results[index] = Some(match answer {
             Ingested::Accepted { event_id, anchor, merged, refused, .. } => EventResult {
@@ -263,22 +275,13 @@ pub(super) async fn post_events(
     }
     let results: Vec<EventResult> = results.into_iter().flatten().collect();
     let count = |status: &str| results.iter().filter(|r| r.status == status).count();
-    let response = EventsResponse {
+    Ok(EventsResponse {
         accepted: count("accepted"),
         duplicates: count("duplicate"),
         conflicts: count("conflict"),
         rejected: count("rejected"),
         results,
-    };
-    for (outcome, n) in [
-        ("accepted", response.accepted),
-        ("duplicate", response.duplicates),
-        ("conflict", response.conflicts),
-        ("rejected", response.rejected),
-    ] {
-        metrics::counter!("omnirec_events_total", "outcome" => outcome).increment(n as u64);
-    }
-    Ok(Json(response))
+    })
 }
 
 impl EventResult {
