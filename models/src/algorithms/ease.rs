@@ -262,7 +262,6 @@ impl<I: Index, W: Weight> Sparse<I, W> {
             }
         }
     }
-
 }
 
 impl<W: Weight> Sparse<u16, W> {
@@ -596,6 +595,30 @@ mod tests {
         assert!(broken.check(n).unwrap_err().contains("not ascending"));
         // Trained rows are held compact (16-bit items, half weights).
         assert!(matches!(pruned.rows, Rows::Compact(_)));
+        // Compact rows score through the unchecked buffer, the same rows in 32 bits through
+        // checked additions: the same numbers, bit for bit.
+        let Rows::Compact(compact) = &pruned.rows else { unreachable!() };
+        let wide = EaseModel {
+            n_items: n,
+            rows: Rows::Pruned(Sparse {
+                offsets: compact.offsets.clone(),
+                items: compact.items.iter().map(|&j| u32::from(j)).collect(),
+                weights: compact.weights.iter().map(|w| w.to_f32()).collect(),
+            }),
+        };
+        let history = [(ItemIdx(0), 2.0), (ItemIdx(1), 1.0), (ItemIdx(5), 3.0)];
+        let recency = [1.5, 1.0, 0.25];
+        for recency in [&[][..], &recency[..]] {
+            let query = Query { user: None, history: &history, recency };
+            let (mut a, mut b) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+            pruned.score_into(&query, &mut a).unwrap();
+            wide.score_into(&query, &mut b).unwrap();
+            assert_eq!(
+                a.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+                b.iter().map(|s| s.to_bits()).collect::<Vec<_>>()
+            );
+            assert!(a.iter().any(|&s| s != 0.0));
+        }
     }
 
     #[test]

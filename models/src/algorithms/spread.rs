@@ -30,12 +30,28 @@ pub fn spread_add(out: &mut [f32], add: impl FnOnce(&mut [f32; SPREAD]) -> usize
     SCORES.with(|cell| {
         let Ok(mut scores) = cell.try_borrow_mut() else { return false };
         scores.resize(SPREAD, 0.0);
-        let Ok(buffer) = <&mut [f32; SPREAD]>::try_from(&mut scores[..]) else { return false };
+        // Should `add` unwind, the whole buffer is zeroed on the way out: the thread's next
+        // caller must not start from its partial sums.
+        let mut guard = Zeroed { scores: &mut scores, upto: SPREAD };
+        let Ok(buffer) = <&mut [f32; SPREAD]>::try_from(&mut guard.scores[..]) else { return false };
         let written = add(buffer).min(SPREAD);
         out.copy_from_slice(&buffer[..out.len()]);
-        buffer[..written.max(out.len())].fill(0.0);
+        guard.upto = written.max(out.len());
         true
     })
+}
+
+/// Zeroes the first `upto` scores when dropped.
+struct Zeroed<'a> {
+    scores: &'a mut Vec<f32>,
+    upto: usize,
+}
+
+impl Drop for Zeroed<'_> {
+    fn drop(&mut self) {
+        let upto = self.upto.min(self.scores.len());
+        self.scores[..upto].fill(0.0);
+    }
 }
 
 #[cfg(test)]
@@ -57,6 +73,25 @@ mod tests {
         let mut again = vec![f32::NAN; 12];
         assert!(spread_add(&mut again, |_| 0));
         assert!(again.iter().all(|&s| s == 0.0), "{again:?}");
+    }
+
+    #[test]
+    fn a_caller_that_unwinds_leaves_no_partial_sums() {
+        let mut out = vec![0f32; 4];
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            spread_add(&mut out, |s| {
+                s[2] = 5.0;
+                s[60_000] = 1.0;
+                panic!("a failing caller");
+            })
+        }));
+        assert!(unwound.is_err());
+        let mut again = vec![f32::NAN; 4];
+        assert!(spread_add(&mut again, |s| {
+            assert_eq!(s[60_000], 0.0);
+            0
+        }));
+        assert_eq!(again, [0.0; 4]);
     }
 
     #[test]
