@@ -358,6 +358,13 @@ impl Item {
 /// epoch, or an RFC 3339 / ISO 8601 date-time such as `2024-05-01T10:00:00Z`.
 pub fn parse_timestamp(raw: &str) -> Result<i64, String> {
     let raw = raw.trim();
+    if let Some(date) = digits_as_date(raw) {
+        return Err(format!(
+            "`{raw}` is the date {date} written as digits, not an epoch number (it would read as {}): \
+             send it as RFC 3339 (`{date}`) or as seconds since the epoch",
+            format_timestamp(raw.parse::<i64>().map_or(0, |n| n / if raw.len() > 11 { 1_000 } else { 1 }))
+        ));
+    }
     let seconds = if let Ok(epoch) = raw.parse::<i64>() {
         from_epoch(epoch as f64, raw, Some(epoch))?
     } else if let Ok(epoch) = raw.parse::<f64>() {
@@ -369,6 +376,28 @@ pub fn parse_timestamp(raw: &str) -> Result<i64, String> {
         return Err(format!("`{raw}` is out of range: dates must fall between 1970 and the end of 9999"));
     }
     Ok(seconds)
+}
+
+/// The date a run of 8, 12 or 14 digits spells as `YYYYMMDD`, `YYYYMMDDhhmm` or
+/// `YYYYMMDDhhmmss` (a year from 1900 to 2999 and a valid day and time), as RFC 3339. Read
+/// as an epoch number such a run is a time in 1970–1973 (8 digits, seconds), 1976–1979 (12,
+/// milliseconds) or after 2570 (14, milliseconds): no sender means that, and taking it so
+/// would silently age the event by decades or put it centuries ahead.
+fn digits_as_date(raw: &str) -> Option<String> {
+    if !matches!(raw.len(), 8 | 12 | 14) || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let part = |at: usize, len: usize| raw.get(at..at + len)?.parse::<i16>().ok();
+    let (year, month, day) = (part(0, 4)?, part(4, 2)?, part(6, 2)?);
+    if !(1900..=2999).contains(&year) {
+        return None;
+    }
+    let (hour, minute, second) =
+        if raw.len() >= 12 { (part(8, 2)?, part(10, 2)?, part(12, 2).unwrap_or(0)) } else { (0, 0, 0) };
+    let time =
+        jiff::civil::DateTime::new(year, month as i8, day as i8, hour as i8, minute as i8, second as i8, 0)
+            .ok()?;
+    Some(if raw.len() == 8 { time.date().to_string() } else { format!("{time}Z") })
 }
 
 /// The latest time [`parse_timestamp`] accepts: 9999-12-30T22:00:00Z, the end of the range
@@ -444,6 +473,25 @@ mod tests {
         ] {
             assert_eq!(parse_timestamp(raw), Ok(1_700_000_000), "{raw}");
         }
+    }
+
+    #[test]
+    fn dates_written_as_digits_are_refused_with_the_date_they_spell() {
+        for (raw, date) in [
+            ("20251124", "2025-11-24"),
+            ("202511241030", "2025-11-24T10:30:00Z"),
+            ("20251124103005", "2025-11-24T10:30:05Z"),
+            (" 19991231 ", "1999-12-31"),
+        ] {
+            let err = parse_timestamp(raw).unwrap_err();
+            assert!(err.contains(&format!("the date {date} written as digits")), "{raw}: {err}");
+        }
+        assert!(parse_timestamp("20251124").unwrap_err().contains("1970-08-23"));
+        // Epoch numbers of those lengths that spell no date are what they always were.
+        for raw in ["20251324", "20251132", "10000000", "99999999", "202511242561", "1700000000000"] {
+            assert!(parse_timestamp(raw).is_ok(), "{raw}");
+        }
+        assert_eq!(parse_timestamp("1700000000"), Ok(1_700_000_000));
     }
 
     #[test]
