@@ -524,7 +524,11 @@ async fn bad_requests_get_the_documented_status_and_field() {
     let too_many = get(a, "/v1/users/x/recommendations?k=1000").await;
     assert_eq!(error(&too_many).2, "k");
     assert!(too_many.json()["error"]["message"].as_str().unwrap().contains("between 1 and 100"));
-    assert_eq!(error(&get(a, "/v1/users/x/recommendations?k=abc").await).0, 400);
+    assert_eq!(
+        error(&get(a, "/v1/users/x/recommendations?k=abc").await),
+        (400, "invalid_field".into(), "k".into())
+    );
+    assert_eq!(error(&get(a, "/v1/items/x/similar?k=many").await).2, "k");
     assert_eq!(
         error(&get(a, "/v1/users/x/recommendations?placement=nope").await),
         (404, "unknown_placement".into(), "placement".into())

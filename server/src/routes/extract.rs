@@ -1,7 +1,7 @@
 //! Extractors whose rejections become [`ApiError`]s in the one error shape.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 
@@ -74,10 +74,51 @@ pub struct QueryParams<T>(pub T);
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| QueryParams(q.0)).map_err(
-            |rejection: QueryRejection| ApiError::new(ErrorCode::InvalidField, rejection.body_text()),
-        )
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
+        query(parts.uri.query().unwrap_or("")).map(QueryParams)
+    }
+}
+
+/// The query string as a `T`; an error names the parameter at fault where there is one (a
+/// `k` that is no number), as the body's errors do.
+fn query<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ApiError> {
+    let decoder = serde_urlencoded::Deserializer::new(form_urlencoded::parse(text.as_bytes()));
+    serde_path_to_error::deserialize(decoder).map_err(|error| {
+        let path = error.path().to_string();
+        let message = format!("query string: {}", error.inner());
+        if path.is_empty() || path == "." || path == "?" {
+            ApiError::new(ErrorCode::InvalidField, message)
+        } else {
+            ApiError::field(&path, format!("query parameter `{path}`: {}", error.inner()))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // Read through `Debug` only.
+    struct Params {
+        k: Option<usize>,
+        hours: Option<f64>,
+        channel: Option<String>,
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let fine: Params = query("k=5&channel=web%20shop").unwrap();
+        assert_eq!((fine.k, fine.channel.as_deref()), (Some(5), Some("web shop")));
+        for (text, field) in [("k=abc", "k"), ("k=-1", "k"), ("hours=soon", "hours")] {
+            let error = query::<Params>(text).unwrap_err();
+            assert_eq!(error.field.as_deref(), Some(field), "{text}: {}", error.message);
+            assert_eq!(error.code, ErrorCode::InvalidField);
+        }
+        let unknown = query::<Params>("kk=3").unwrap_err();
+        assert!(unknown.message.contains("kk"), "{}", unknown.message);
+        assert_eq!(unknown.code, ErrorCode::InvalidField);
     }
 }
 
