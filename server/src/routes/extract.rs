@@ -94,34 +94,6 @@ fn query<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ApiError> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)] // Read through `Debug` only.
-    struct Params {
-        k: Option<usize>,
-        hours: Option<f64>,
-        channel: Option<String>,
-    }
-
-    #[test]
-    fn query_errors_name_the_parameter() {
-        let fine: Params = query("k=5&channel=web%20shop").unwrap();
-        assert_eq!((fine.k, fine.channel.as_deref()), (Some(5), Some("web shop")));
-        for (text, field) in [("k=abc", "k"), ("k=-1", "k"), ("hours=soon", "hours")] {
-            let error = query::<Params>(text).unwrap_err();
-            assert_eq!(error.field.as_deref(), Some(field), "{text}: {}", error.message);
-            assert_eq!(error.code, ErrorCode::InvalidField);
-        }
-        let unknown = query::<Params>("kk=3").unwrap_err();
-        assert!(unknown.message.contains("kk"), "{}", unknown.message);
-        assert_eq!(unknown.code, ErrorCode::InvalidField);
-    }
-}
-
 /// Checks a batch's size: at least one entry, at most `limit`; the error names `field`.
 pub(super) fn batch_size(field: &str, len: usize, limit: usize) -> Result<(), ApiError> {
     if len == 0 {
@@ -152,4 +124,32 @@ pub(super) fn objects_only(field: &str, entries: &[serde_json::Value]) -> Result
 /// Who made a change, for its provenance: the API key's name, `open` on an open server.
 pub(super) fn source(caller: Option<axum::Extension<crate::auth::Caller>>) -> String {
     caller.map_or_else(|| "open".to_string(), |c| c.name.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // Read through `Debug` only.
+    struct Params {
+        k: Option<usize>,
+        hours: Option<f64>,
+        channel: Option<String>,
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let fine: Params = query("k=5&channel=web%20shop").unwrap();
+        assert_eq!((fine.k, fine.channel.as_deref()), (Some(5), Some("web shop")));
+        for (text, field) in [("k=abc", "k"), ("k=-1", "k"), ("hours=soon", "hours")] {
+            let error = query::<Params>(text).unwrap_err();
+            assert_eq!(error.field.as_deref(), Some(field), "{text}: {}", error.message);
+            assert_eq!(error.code, ErrorCode::InvalidField);
+        }
+        let unknown = query::<Params>("kk=3").unwrap_err();
+        assert!(unknown.message.contains("kk"), "{}", unknown.message);
+        assert_eq!(unknown.code, ErrorCode::InvalidField);
+    }
 }
