@@ -237,7 +237,19 @@ fn scalar_string(value: &Value) -> Option<String> {
 pub fn parse_event(line: &str, source: &str, line_no: usize) -> Result<Event> {
     let value: Value = serde_json::from_str(line)
         .map_err(|e| Error::parse(source, line_no, "", format!("not valid JSON: {e}")))?;
+    refuse_repeated_keys(line, source, line_no)?;
     event_from_json(&value, source, line_no)
+}
+
+/// An error naming the first key that an object of `line` repeats ([`duplicate_key`]).
+pub(crate) fn refuse_repeated_keys(line: &str, source: &str, line_no: usize) -> Result<()> {
+    match duplicate_key(line.as_bytes()) {
+        None => Ok(()),
+        Some((path, key)) => {
+            let field = if path.is_empty() { key } else { format!("{path}.{key}") };
+            Err(Error::parse(source, line_no, &field, "given twice in one object: send it once"))
+        }
+    }
 }
 
 /// One event from its JSON object, with the checks of event files; errors name `source`,
@@ -584,10 +596,12 @@ pub fn read_interactions_with(
 }
 
 mod catalog;
+mod unique;
 pub use catalog::{
     Catalog, CatalogFormat, ITEM_FIELDS, ItemPatchError, MAX_STORE_ID_LEN, MAX_STORES, MAX_STORES_PER_ITEM,
     patch_item, read_catalog,
 };
+pub use unique::duplicate_key;
 
 #[cfg(test)]
 mod tests;

@@ -371,4 +371,19 @@ async fn large_bodies_parsed_apart_answer_as_small_ones_do() {
     assert_eq!(counts, (json!(99), json!(1)), "{}", answer["results"][37]);
     assert_eq!(answer["results"][37]["field"], "timestamp", "{}", answer["results"][37]);
     assert_eq!(answer["results"][38]["status"], "accepted");
+    // A key given twice (which one was meant is a guess) refuses the body, naming it, at
+    // any size.
+    for padding in ["", &padding[..]] {
+        let twice = format!(
+            r#"{{"events": [{{"cookie_id": "c-twice", "channel": "web", "type": "view", "item_id": "i1",
+                 "timestamp": {}, "padding": "{padding}"}},
+                {{"cookie_id": "c-twice", "channel": "web", "type": "view", "type": "purchase",
+                 "item_id": "i1", "timestamp": {}}}]}}"#,
+            now() - 5,
+            now() - 5
+        );
+        let reply = post(addr, "/v1/events", &twice).await;
+        assert_eq!(reply.status, 400, "{:?}", reply.body);
+        assert_eq!(reply.json()["error"]["field"], "events[1].type", "{:?}", reply.body);
+    }
 }

@@ -217,6 +217,7 @@ fn parse_item_row(
 fn parse_item_json(line: &str, source: &str, line_no: usize) -> Result<Item> {
     let err = |field: &str, reason: String| Error::parse(source, line_no, field, reason);
     let value: Value = serde_json::from_str(line).map_err(|e| err("", format!("not valid JSON: {e}")))?;
+    super::refuse_repeated_keys(line, source, line_no)?;
     let Value::Object(object) = value else {
         return Err(err("", "expected a JSON object".into()));
     };

@@ -364,3 +364,18 @@ fn a_catalog_names_a_bounded_number_of_stores() {
         read_catalog(over.as_bytes(), "c.jsonl", CatalogFormat::JsonLines, &opts(true)).unwrap();
     assert_eq!((catalog.items.len(), report.rows), (2, 2));
 }
+
+#[test]
+fn repeated_keys_in_event_and_catalog_lines_are_named() {
+    let line = r#"{"cookie_id": "c1", "channel": "web", "type": "view", "type": "purchase", "item_id": "i1", "timestamp": 1700000000}"#;
+    let err = parse_event(line, "events.jsonl", 4).unwrap_err().to_string();
+    assert!(err.contains("events.jsonl:4") && err.contains("`type`") && err.contains("twice"), "{err}");
+    let nested = r#"{"identifiers": {"email": "a@x.com", "email": "b@x.com"}, "channel": "web", "type": "view", "item_id": "i1", "timestamp": 1700000000}"#;
+    let err = parse_event(nested, "events.jsonl", 5).unwrap_err().to_string();
+    assert!(err.contains("identifiers.email"), "{err}");
+    let items = "{\"item_id\": \"a\", \"title\": \"A\", \"item_id\": \"b\"}\n";
+    let err = read_catalog(items.as_bytes(), "c.jsonl", CatalogFormat::JsonLines, &opts(false))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("c.jsonl:1") && err.contains("item_id") && err.contains("twice"), "{err}");
+}

@@ -50,7 +50,14 @@ fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<JsonBody<T>, Ap
     {
         return Err(ApiError::new(ErrorCode::InvalidBody, "the body must be a JSON object"));
     }
-    match Json::<T>::from_bytes(bytes) {
+    let parsed = Json::<T>::from_bytes(bytes);
+    if parsed.is_ok()
+        && let Some((path, key)) = datasets::load::duplicate_key(bytes)
+    {
+        let field = if path.is_empty() { key } else { format!("{path}.{key}") };
+        return Err(ApiError::field(&field, format!("`{field}` is given twice in one object: send it once")));
+    }
+    match parsed {
         Ok(Json(value)) => Ok(JsonBody(value)),
         Err(rejection) => Err(match &rejection {
             JsonRejection::JsonDataError(_) => ApiError::new(ErrorCode::InvalidBody, rejection.body_text()),
