@@ -93,7 +93,8 @@ fn main() -> ExitCode {
     for &user in &users {
         let person = engine.person(Some(user));
         let started = Instant::now();
-        let answer = engine.answer(&view, placement, Request::new(12, 1_800_000_000, &filters), &person, None);
+        let answer =
+            engine.answer(&view, placement, Request::new(12, 1_800_000_000, &filters), &person, None);
         if let Err(error) = std::hint::black_box(answer) {
             eprintln!("answer: {error}");
             return ExitCode::FAILURE;
