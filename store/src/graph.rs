@@ -354,6 +354,47 @@ mod tests {
     }
 
     #[test]
+    fn a_family_tablet_seen_with_two_persons_cookies_is_refused_live_and_from_the_log() {
+        // The tablet joins Ann's and Bob's cookies before either logs in; Bob's card would
+        // give the joined person a second card. The tablet is refused, not Bob's email, and
+        // each keeps their own cookie, email and card.
+        let records = [
+            vec![id(DeviceId, "tablet"), id(CookieId, "c-ann")],
+            vec![id(DeviceId, "tablet"), id(CookieId, "c-bob")],
+            vec![id(CookieId, "c-ann"), id(Email, "ann@x.org")],
+            vec![id(CookieId, "c-bob"), id(Email, "bob@x.org")],
+            vec![id(LoyaltyId, "L-ann"), id(Email, "ann@x.org")],
+            vec![id(LoyaltyId, "L-bob"), id(Email, "bob@x.org")],
+        ];
+        let mut live = LiveGraph::new(IdentityRules::default());
+        for (seq, identifiers) in records.iter().enumerate() {
+            live.link(identifiers, seq as i64 + 1, seq as u64 + 1);
+        }
+        let mut bob = live.person(&[id(LoyaltyId, "L-bob")]).unwrap().identifiers;
+        bob.sort();
+        let mut want = vec![id(LoyaltyId, "L-bob"), id(Email, "bob@x.org"), id(CookieId, "c-bob")];
+        want.sort();
+        assert_eq!(bob, want);
+        assert_eq!(live.person(&[id(CookieId, "c-ann")]).unwrap().identifiers.len(), 3);
+        assert!(live.person(&[id(DeviceId, "tablet")]).unwrap().refused.is_some());
+        let log: Vec<_> = records
+            .iter()
+            .enumerate()
+            .map(|(seq, identifiers)| record(seq as u64 + 1, identifiers))
+            .collect();
+        let rebuilt = LiveGraph::build(IdentityRules::default(), &Seed::default(), &log, &|_| false);
+        for who in
+            [id(LoyaltyId, "L-ann"), id(LoyaltyId, "L-bob"), id(CookieId, "c-bob"), id(DeviceId, "tablet")]
+        {
+            assert_eq!(
+                rebuilt.person(std::slice::from_ref(&who)),
+                live.person(std::slice::from_ref(&who)),
+                "{who:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_refusal_rebuilds_the_person_without_the_bridge() {
         // A tablet links two accounts' cards: the second card breaks the loyalty limit, the
         // tablet is refused, and the first card holder keeps nothing of it.

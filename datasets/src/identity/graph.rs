@@ -11,8 +11,11 @@
 //! the highest-priority usable one anchors it. Linking another identifier is refused when the
 //! merged person would hold more identifiers of a kind than its limit allows, when the
 //! identifier is hot ([`super::HotGuard`]), or when an unlink separated the two sides. The
-//! first two refuse the identifier itself, the lower-priority bridge, for every later record
-//! (a kiosk's `device_id` seen with two loyalty cards); a separation refuses only that link.
+//! first two refuse an identifier for every later record; a separation refuses only that
+//! link. A hot identifier is refused itself; past a limit, the bridge is (the identifier
+//! that joined the two sides: a kiosk's `device_id` seen with two loyalty cards, a family
+//! tablet seen with two persons' cookies), found by `IdentityGraph::bridge` on the chain of
+//! links between the identifiers in conflict.
 //! Placeholders ([`super::Placeholders`]) are not nodes at all.
 
 use std::collections::HashMap;
@@ -92,6 +95,9 @@ pub struct IdentityGraph {
     separated: HashMap<u32, Vec<u32>>,
     /// Per root: its members that have separations.
     separated_members: HashMap<u32, Vec<u32>>,
+    /// Per node: the nodes records linked it with inside its person (both ways), so a link
+    /// that breaks a limit can be traced to the identifier that joined the two sides.
+    adjacent: Vec<Vec<u32>>,
     n_merges: usize,
 }
 
@@ -111,6 +117,7 @@ impl IdentityGraph {
             seen_with: HashMap::new(),
             separated: HashMap::new(),
             separated_members: HashMap::new(),
+            adjacent: Vec::new(),
             n_merges: 0,
         }
     }
@@ -164,6 +171,7 @@ impl IdentityGraph {
         self.members.push(vec![node]);
         self.best.push(node);
         self.refused.push(None);
+        self.adjacent.push(Vec::new());
         Some(node)
     }
 
@@ -259,9 +267,12 @@ impl IdentityGraph {
             let target = self.find_mut(anchor);
             let root = self.find_mut(node);
             if root == target {
+                self.connect(anchor, node);
                 continue;
             }
+            let mut blamed = node;
             let refusal = if let Some((kind, limit)) = self.violation(target, root) {
+                blamed = self.bridge(anchor, node, kind);
                 Some((
                     RefusalKind::Limit,
                     format!(
@@ -293,22 +304,107 @@ impl IdentityGraph {
             match refusal {
                 None => {
                     self.union(target, root);
+                    self.connect(anchor, node);
                     outcome.merged += 1;
                     self.n_merges += 1;
                 }
                 Some((kind, reason)) => {
                     if kind != RefusalKind::Separated {
-                        self.refused[node as usize] = Some(reason.clone());
+                        self.refused[blamed as usize] = Some(reason.clone());
                     }
                     outcome.refused.push(Refusal {
-                        identifier: self.nodes[node as usize].clone(),
+                        identifier: self.nodes[blamed as usize].clone(),
                         kind,
                         reason,
                     });
+                    if blamed == anchor {
+                        // The record's own anchor is the bridge: it links nothing more.
+                        break;
+                    }
                 }
             }
         }
         outcome
+    }
+
+    /// Records that a record linked `a` and `b`, now one person.
+    fn connect(&mut self, a: u32, b: u32) {
+        if a != b && !self.adjacent[a as usize].contains(&b) {
+            self.adjacent[a as usize].push(b);
+            self.adjacent[b as usize].push(a);
+        }
+    }
+
+    /// Which identifier to refuse when linking `node` to `anchor` would give one person more
+    /// identifiers of `kind` than its limit: the one that joined the two sides. On the
+    /// shortest chain of links from an identifier of `kind` on the anchor's side, through
+    /// the new link, to one on `node`'s side, that is the identifier linked with the most
+    /// others of one kind (at least two) among those of lower priority than `kind`: a
+    /// family tablet seen with two persons' cookies, a kiosk with two loyalty cards. Ties go
+    /// to the lower-priority kind, then to the one nearer the new link. `node` itself when
+    /// no identifier on the chain is such a bridge.
+    fn bridge(&self, anchor: u32, node: u32, kind: IdentifierKind) -> u32 {
+        let (near, far) = (self.find(anchor), self.find(node));
+        let neighbours = |n: u32| {
+            let pending = if n == anchor {
+                Some(node)
+            } else if n == node {
+                Some(anchor)
+            } else {
+                None
+            };
+            self.adjacent[n as usize].iter().copied().chain(pending)
+        };
+        // Breadth first from every identifier of `kind` on the anchor's side.
+        let mut came_from: HashMap<u32, u32> = HashMap::new();
+        let mut queue = std::collections::VecDeque::new();
+        for &start in &self.members[near as usize] {
+            if self.nodes[start as usize].kind == kind {
+                came_from.insert(start, start);
+                queue.push_back(start);
+            }
+        }
+        let mut end = None;
+        while let Some(at) = queue.pop_front() {
+            if self.nodes[at as usize].kind == kind && self.find(at) == far {
+                end = Some(at);
+                break;
+            }
+            for next in neighbours(at) {
+                if let std::collections::hash_map::Entry::Vacant(entry) = came_from.entry(next) {
+                    entry.insert(at);
+                    queue.push_back(next);
+                }
+            }
+        }
+        let Some(mut at) = end else { return node };
+        let mut chain = vec![at];
+        while came_from[&at] != at {
+            at = came_from[&at];
+            chain.push(at);
+        }
+        let new_link = chain.iter().position(|&n| n == node || n == anchor).unwrap_or(0);
+        let inner = chain.len().saturating_sub(1);
+        (1..inner)
+            .filter_map(|i| {
+                let n = chain[i];
+                // An account, card or email of higher priority than the limited kind holds
+                // its identifiers by right; only a lesser one can be the stray link.
+                if self.nodes[n as usize].kind <= kind {
+                    return None;
+                }
+                let mut per_kind = [0usize; KINDS];
+                let mut linked: Vec<u32> = neighbours(n).collect();
+                linked.sort_unstable();
+                linked.dedup();
+                for other in linked {
+                    per_kind[self.nodes[other as usize].kind.index()] += 1;
+                }
+                let most = per_kind.into_iter().max().unwrap_or(0);
+                (most >= 2).then_some((most, self.nodes[n as usize].kind.index(), i.abs_diff(new_link), n))
+            })
+            .max_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then(b.2.cmp(&a.2)))
+            .map_or(node, |(_, _, _, n)| n)
     }
 
     /// Records that `node` was seen with `anchor` at `at`; whether that makes it hot (more
@@ -411,6 +507,7 @@ impl IdentityGraph {
             }
             self.seen_with.remove(&node);
             self.separated_members.remove(&node);
+            self.adjacent[n].clear();
         }
         for &node in scope {
             if self.separated.contains_key(&node) {

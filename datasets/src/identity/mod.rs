@@ -7,9 +7,11 @@
 //! [`resolve`] is the batch form: events are linked in time order; within an event,
 //! identifiers are taken in priority order ([`crate::schema::IdentifierKind`] order), and the
 //! event's highest-priority identifier anchors it. Linking another identifier whose person
-//! would push the merged person over a limit is refused, and that identifier is blamed: it is
-//! the lower-priority bridge (a kiosk's `device_id` seen with two loyalty cards, a family
-//! email seen with two accounts).
+//! would push the merged person over a limit is refused, and the bridge is blamed: on the
+//! chain of links between the identifiers in conflict, the lower-priority identifier linked
+//! with two or more of one kind (a kiosk's `device_id` seen with two loyalty cards, a family
+//! tablet seen with two persons' cookies, a family email seen with two accounts), else the
+//! record's own lower-priority identifier.
 //!
 //! Refused identifiers are then excluded from merging altogether and the graph is rebuilt from
 //! scratch, so a bridge that was used before it was caught leaves no trace. This repeats until

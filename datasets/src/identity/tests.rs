@@ -85,6 +85,45 @@ fn kiosk_device_does_not_glue_card_holders() {
 }
 
 #[test]
+fn a_family_tablet_that_joined_two_persons_is_the_one_refused() {
+    // The tablet joins Ann's and Bob's cookies before either logs in; their emails and cards
+    // follow. Bob's card would give the joined person two cards: the tablet, linked with two
+    // cookies, is what joined them, so it is refused, not Bob's email, and each keeps their
+    // own cookie.
+    let events = [
+        event(1, &[(DeviceId, "tablet"), (CookieId, "c-ann")]),
+        event(2, &[(DeviceId, "tablet"), (CookieId, "c-bob")]),
+        event(3, &[(CookieId, "c-ann"), (Email, "ann@x.org")]),
+        event(4, &[(CookieId, "c-bob"), (Email, "bob@x.org")]),
+        event(5, &[(LoyaltyId, "L-ann"), (Email, "ann@x.org")]),
+        event(6, &[(LoyaltyId, "L-bob"), (Email, "bob@x.org")]),
+        event(7, &[(DeviceId, "tablet")]),
+    ];
+    let r = resolve(&events, &IdentityRules::default());
+    let refused: Vec<String> = r.report.refused.iter().map(|x| x.identifier.key()).collect();
+    assert_eq!(refused, ["device_id:tablet"], "{:?}", r.report.refused);
+    let (ann, bob) = (r.person_of_event[4].unwrap(), r.person_of_event[5].unwrap());
+    assert_ne!(ann, bob);
+    assert_eq!(r.person_of_event[..6], [Some(ann), Some(bob), Some(ann), Some(bob), Some(ann), Some(bob)]);
+    for (key, person) in [("cookie_id:c-ann", ann), ("cookie_id:c-bob", bob), ("loyalty_id:L-bob", bob)] {
+        assert_eq!(r.aliases[key], person, "{key}");
+    }
+    // The tablet alone is a profile of its own.
+    let tablet = r.person_of_event[6].unwrap();
+    assert!(tablet != ann && tablet != bob);
+    // An account holds its emails by right: past the limit the new email is refused, not
+    // the account that links them all.
+    let mut limits = IdentityLimits::default();
+    limits.set(Email, Some(1)).unwrap();
+    let events =
+        [event(1, &[(UserId, "u1"), (Email, "a@x.org")]), event(2, &[(UserId, "u1"), (Email, "b@x.org")])];
+    let r = resolve(&events, &IdentityRules::with_limits(limits));
+    let refused: Vec<String> = r.report.refused.iter().map(|x| x.identifier.key()).collect();
+    assert_eq!(refused.len(), 1);
+    assert!(refused[0].starts_with("email:"), "{refused:?}");
+}
+
+#[test]
 fn limit_on_emails_is_configurable() {
     let events: Vec<Event> =
         (0..4).map(|i| event(i, &[(UserId, "u1"), (Email, &format!("e{i}@x.org"))])).collect();
