@@ -19,7 +19,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use datasets::{ItemIdx, UserIdx};
+use benches::{mean, p99};
+use datasets::ItemIdx;
 use models::recommender::ModelKind;
 use models::serve::candidates::CandidateParams;
 use models::serve::engine::Engine;
@@ -74,7 +75,7 @@ fn main() -> ExitCode {
         eprintln!("{path} knows no person");
         return ExitCode::FAILURE;
     }
-    let users: Vec<UserIdx> = (0..persons).map(|i| UserIdx(i.wrapping_mul(7_919) % n_users)).collect();
+    let users = benches::spread_persons(n_users, persons);
     let mut placement = PlacementConfig::default();
     if als_only {
         placement.weights.insert(ModelKind::Als, 1.0);
@@ -156,14 +157,4 @@ fn setting(text: &str) -> Option<CandidateParams> {
         ..defaults
     };
     (parts.len() <= 6).then_some(params)
-}
-
-fn mean(x: &[f64]) -> f64 {
-    x.iter().sum::<f64>() / x.len().max(1) as f64
-}
-
-fn p99(x: &[f64]) -> f64 {
-    let mut sorted = x.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get((sorted.len() * 99 / 100).min(sorted.len().saturating_sub(1))).copied().unwrap_or(0.0)
 }

@@ -14,7 +14,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use datasets::{ItemIdx, UserIdx};
+use benches::{mean, p99};
+use datasets::ItemIdx;
 use models::recommender::Query;
 use models::serve::engine::Engine;
 use models::serve::rules::{Filters, PlacementConfig, Request};
@@ -50,7 +51,7 @@ fn main() -> ExitCode {
         eprintln!("{path} knows no person");
         return ExitCode::FAILURE;
     }
-    let users: Vec<UserIdx> = (0..persons).map(|i| UserIdx(i.wrapping_mul(7_919) % n_users)).collect();
+    let users = benches::spread_persons(n_users, persons);
     let engine = Engine::new(artifact);
     let configs = BTreeMap::from([("home".to_string(), PlacementConfig::default())]);
     let (view, _) = match engine.view(engine.catalog().clone(), &configs) {
@@ -103,14 +104,4 @@ fn main() -> ExitCode {
     }
     println!("{:<24} {:>10.1} {:>10.0}", "home answer", mean(&answering), p99(&answering));
     ExitCode::SUCCESS
-}
-
-fn mean(x: &[f64]) -> f64 {
-    x.iter().sum::<f64>() / x.len().max(1) as f64
-}
-
-fn p99(x: &[f64]) -> f64 {
-    let mut sorted = x.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get((sorted.len() * 99 / 100).min(sorted.len().saturating_sub(1))).copied().unwrap_or(0.0)
 }
