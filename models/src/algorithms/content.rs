@@ -244,6 +244,7 @@ struct Postings {
     values: Vec<f32>,
 }
 
+/// The items of [`Postings`], in the narrowest width the catalog allows.
 #[derive(Debug, Clone, PartialEq)]
 enum PostingItems {
     Short(Vec<u16>),
