@@ -1,7 +1,23 @@
 //! Benchmarks live in `benches/`; this library holds what the timing binaries under
 //! `src/bin/` share: the persons they ask for and the figures they print.
 
+use std::path::Path;
+
 use datasets::UserIdx;
+use models::artifact::Artifact;
+
+/// The artifact at `path` and `persons` of its persons ([`spread_persons`]), or why not
+/// (it does not load, or it knows no person).
+pub fn artifact_and_persons(path: &str, persons: u32) -> Result<(Artifact, Vec<UserIdx>), String> {
+    let artifact =
+        models::artifact::load(Path::new(path)).map_err(|error| format!("cannot load {path}: {error}"))?;
+    let n_users = artifact.body.users.len() as u32;
+    if n_users == 0 {
+        return Err(format!("{path} knows no person"));
+    }
+    let users = spread_persons(n_users, persons);
+    Ok((artifact, users))
+}
 
 /// `persons` persons spread over an artifact's `n_users` (a fixed stride, so every run asks
 /// for the same ones).

@@ -15,7 +15,6 @@
 //! loadtests' `als_only` placement (ALS alone) instead of `home`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -63,19 +62,13 @@ fn main() -> ExitCode {
     if settings.is_empty() {
         settings.push(CandidateParams::default());
     }
-    let artifact = match models::artifact::load(Path::new(path)) {
-        Ok(artifact) => artifact,
+    let (artifact, users) = match benches::artifact_and_persons(path, persons) {
+        Ok(loaded) => loaded,
         Err(error) => {
-            eprintln!("cannot load {path}: {error}");
+            eprintln!("{error}");
             return ExitCode::FAILURE;
         }
     };
-    let n_users = artifact.body.users.len() as u32;
-    if n_users == 0 {
-        eprintln!("{path} knows no person");
-        return ExitCode::FAILURE;
-    }
-    let users = benches::spread_persons(n_users, persons);
     let mut placement = PlacementConfig::default();
     if als_only {
         placement.weights.insert(ModelKind::Als, 1.0);

@@ -10,7 +10,6 @@
 //! `--answer-only` times only the whole answers (for a profiler).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -39,19 +38,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let artifact = match models::artifact::load(Path::new(path)) {
-        Ok(artifact) => artifact,
+    let (artifact, users) = match benches::artifact_and_persons(path, persons) {
+        Ok(loaded) => loaded,
         Err(error) => {
-            eprintln!("cannot load {path}: {error}");
+            eprintln!("{error}");
             return ExitCode::FAILURE;
         }
     };
-    let n_users = artifact.body.users.len() as u32;
-    if n_users == 0 {
-        eprintln!("{path} knows no person");
-        return ExitCode::FAILURE;
-    }
-    let users = benches::spread_persons(n_users, persons);
     let engine = Engine::new(artifact);
     let configs = BTreeMap::from([("home".to_string(), PlacementConfig::default())]);
     let (view, _) = match engine.view(engine.catalog().clone(), &configs) {
