@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use datasets::IdMap;
 use datasets::consumed::Consumed;
@@ -130,12 +131,14 @@ pub struct IdentitySummary {
 pub struct Body {
     /// Persons by canonical key.
     pub users: IdMap,
-    /// Items.
-    pub items: IdMap,
+    /// Items; shared with the served catalog like [`Body::catalog`].
+    pub items: Arc<IdMap>,
     /// Identifier keys (`kind:value`) to person index.
     pub aliases: HashMap<String, u32>,
-    /// Catalog snapshot, one entry per item.
-    pub catalog: Vec<Item>,
+    /// Catalog snapshot, one entry per item; shared with the served catalog
+    /// ([`crate::serve::catalog::LiveCatalog`]) instead of copied into it (at a million items
+    /// a copy was 260 MB).
+    pub catalog: Vec<Arc<Item>>,
     /// Person × item confidence the models were trained on (CSR): each person's history.
     pub history: Matrix,
     /// The latest interaction time of each `history` entry, aligned with its data (seconds
@@ -286,33 +289,59 @@ impl Header {
     }
 }
 
-/// Reads a whole artifact from `input`: the header first, then no more than it announces
-/// (one byte more, to notice trailing bytes). Memory grows with the bytes actually read,
-/// never with a length the file claims.
-fn read_bytes(mut input: impl Read) -> Result<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(HEADER_LEN);
-    (&mut input).take(HEADER_LEN as u64).read_to_end(&mut bytes)?;
-    let header = parse_header(&bytes)?;
-    let rest = (header.total_len() - HEADER_LEN) as u64;
-    input.take(rest.saturating_add(1)).read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-/// Checks length, magic, version and checksum; returns the metadata and body bytes.
-fn verified_parts(bytes: &[u8]) -> Result<(&[u8], &[u8])> {
-    let header = parse_header(bytes)?;
-    let expected = header.total_len();
-    if bytes.len() < expected {
-        return Err(corrupt(format!("truncated: {} bytes, the header announces {expected}", bytes.len())));
+/// Reads an artifact from `input` as it streams in: the header first, then no more than it
+/// announces (one byte more, to notice trailing bytes), hashing every byte on the way. The
+/// body is decoded from the stream when `decode` asks for it (else only hashed), so memory
+/// grows with the decoded models, never with the file: at a million items a buffer of the
+/// whole file was 1.2 GB on top of them at load. A damaged file is refused for what is
+/// wrong with the file (truncated, longer, checksum) before any decoding error is reported,
+/// as when the whole file was checked before decoding.
+fn stream(mut input: impl Read, decode: bool) -> Result<(Vec<u8>, Option<Result<Body>>)> {
+    let mut head = Vec::with_capacity(HEADER_LEN);
+    (&mut input).take(HEADER_LEN as u64).read_to_end(&mut head)?;
+    let header = parse_header(&head)?;
+    let mut payload = Hashed { inner: input, hasher: Sha256::new(), len: 0 };
+    let mut metadata = Vec::new();
+    (&mut payload).take(header.metadata_len as u64).read_to_end(&mut metadata)?;
+    let body = {
+        let mut reader =
+            std::io::BufReader::with_capacity(1 << 20, (&mut payload).take(header.body_len as u64));
+        let body = decode.then(|| decode_body(&mut reader, header.body_len));
+        // What decoding left, or the whole body: hashed too.
+        let left = std::io::copy(&mut reader, &mut std::io::sink())?;
+        body.map(|body| {
+            body.and_then(|body| if left == 0 { Ok(body) } else { Err(corrupt("body has trailing bytes")) })
+        })
+    };
+    let (announced, read) = (header.total_len(), HEADER_LEN as u64 + payload.len);
+    if read < announced as u64 {
+        return Err(corrupt(format!("truncated: {read} bytes, the header announces {announced}")));
     }
-    if bytes.len() > expected {
-        return Err(corrupt(format!("{} unexpected bytes after the body", bytes.len() - expected)));
+    let mut after = Vec::new();
+    payload.inner.take(1).read_to_end(&mut after)?;
+    if !after.is_empty() {
+        return Err(corrupt("unexpected bytes after the body"));
     }
-    let payload = &bytes[HEADER_LEN..];
-    if Sha256::digest(payload).as_slice() != header.checksum {
+    if payload.hasher.finalize().as_slice() != header.checksum {
         return Err(corrupt("checksum mismatch: the file is corrupted"));
     }
-    Ok(payload.split_at(header.metadata_len))
+    Ok((metadata, body))
+}
+
+/// A reader that hashes and counts what it passes on.
+struct Hashed<R> {
+    inner: R,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<R: Read> Read for Hashed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
 }
 
 fn decode_metadata(bytes: &[u8]) -> Result<Metadata> {
@@ -321,15 +350,14 @@ fn decode_metadata(bytes: &[u8]) -> Result<Metadata> {
 
 /// Reads and verifies a whole artifact.
 pub fn read(input: impl Read) -> Result<Artifact> {
-    let bytes = read_bytes(input)?;
-    let (metadata_bytes, body_bytes) = verified_parts(&bytes)?;
-    let metadata = decode_metadata(metadata_bytes)?;
-    let body = decode_body(body_bytes)?;
+    let (metadata_bytes, body) = stream(input, true)?;
+    let metadata = decode_metadata(&metadata_bytes)?;
+    let body = body.ok_or_else(|| corrupt("the body was not decoded"))??;
     validate(&metadata, &body).map_err(|reason| corrupt(format!("inconsistent body: {reason}")))?;
     Ok(Artifact { metadata, body })
 }
 
-/// Decodes the body with a bound on what decoding may allocate.
+/// Decodes the body of `len` bytes from `reader` with a bound on what decoding may allocate.
 ///
 /// bincode allocates a string's or byte list's buffer from its length prefix before reading
 /// the bytes, so one forged prefix (a checksum is no authentication) could ask for a
@@ -338,23 +366,21 @@ pub fn read(input: impl Read) -> Result<Artifact> {
 /// rounded up to a power of 16 (16 MiB at least, so at most 16 times the body above that),
 /// and a length past it is a decoding error. (Sequences of other types grow as they are read, so they
 /// cannot run ahead of the bytes either.)
-fn decode_body(bytes: &[u8]) -> Result<Body> {
-    fn decode<const LIMIT: usize>(bytes: &[u8]) -> std::result::Result<(Body, usize), String> {
+fn decode_body(reader: &mut impl bincode::de::read::Reader, len: usize) -> Result<Body> {
+    fn decode<const LIMIT: usize>(
+        reader: &mut impl bincode::de::read::Reader,
+    ) -> std::result::Result<Body, String> {
         let config = bincode::config::standard().with_limit::<LIMIT>();
-        bincode::serde::decode_from_slice(bytes, config).map_err(|e| e.to_string())
+        bincode::serde::decode_from_reader(reader, config).map_err(|e| e.to_string())
     }
-    let decoded = match bytes.len() {
-        n if n <= 1 << 24 => decode::<{ 1 << 24 }>(bytes),
-        n if n <= 1 << 28 => decode::<{ 1 << 28 }>(bytes),
-        n if n <= 1 << 32 => decode::<{ 1 << 32 }>(bytes),
-        n if n <= 1 << 36 => decode::<{ 1 << 36 }>(bytes),
-        _ => decode::<{ 1 << 40 }>(bytes),
+    let decoded = match len {
+        n if n <= 1 << 24 => decode::<{ 1 << 24 }>(reader),
+        n if n <= 1 << 28 => decode::<{ 1 << 28 }>(reader),
+        n if n <= 1 << 32 => decode::<{ 1 << 32 }>(reader),
+        n if n <= 1 << 36 => decode::<{ 1 << 36 }>(reader),
+        _ => decode::<{ 1 << 40 }>(reader),
     };
-    let (body, used) = decoded.map_err(|e| corrupt(format!("cannot decode body: {e}")))?;
-    if used != bytes.len() {
-        return Err(corrupt("body has trailing bytes"));
-    }
-    Ok(body)
+    decoded.map_err(|e| corrupt(format!("cannot decode body: {e}")))
 }
 
 /// Checks that a decoded artifact is internally consistent: the parts agree in size, every
@@ -438,9 +464,8 @@ fn validate(metadata: &Metadata, body: &Body) -> std::result::Result<(), String>
 /// Verifies a whole artifact (length, magic, version, checksum) and decodes only its
 /// metadata, for inspection without the cost of decoding the models.
 pub fn read_metadata(input: impl Read) -> Result<Metadata> {
-    let bytes = read_bytes(input)?;
-    let (metadata_bytes, _) = verified_parts(&bytes)?;
-    decode_metadata(metadata_bytes)
+    let (metadata_bytes, _) = stream(input, false)?;
+    decode_metadata(&metadata_bytes)
 }
 
 /// Writes `artifact` to `path` atomically: a temporary file beside it, synced, then renamed
@@ -578,9 +603,9 @@ impl Artifact {
             consumed.lists().map(|items| items.into_iter().map(|(i, at)| (i.0, at)).collect()).collect();
         let body = Body {
             users: source.users,
-            items: source.items,
+            items: Arc::new(source.items),
             aliases: source.aliases.into_iter().map(|(k, v)| (k, v.0)).collect(),
-            catalog: source.catalog,
+            catalog: source.catalog.into_iter().map(Arc::new).collect(),
             history: user_items,
             history_times: last_seen,
             consumed,

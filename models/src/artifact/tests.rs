@@ -120,7 +120,8 @@ fn sealed(metadata: &[u8], body: &[u8]) -> Vec<u8> {
 }
 
 fn parts(bytes: &[u8]) -> (Vec<u8>, Vec<u8>) {
-    let (m, b) = verified_parts(bytes).unwrap();
+    let header = parse_header(bytes).unwrap();
+    let (m, b) = bytes[HEADER_LEN..].split_at(header.metadata_len);
     (m.to_vec(), b.to_vec())
 }
 
@@ -135,6 +136,32 @@ fn a_forged_length_prefix_is_an_error_not_an_abort() {
     forged.extend_from_slice(&(1u64 << 40).to_le_bytes());
     forged.extend_from_slice(&body[2..]);
     let err = read(&sealed(&metadata, &forged)[..]).unwrap_err().to_string();
+    assert!(err.contains("cannot decode body"), "{err}");
+}
+
+#[test]
+fn a_body_is_decoded_as_it_streams_and_must_fill_its_length() {
+    let (metadata, body) = parts(&encoded(&small_artifact()));
+    // Decoded in chunks as small as one byte per read: the same artifact.
+    struct Trickle<'a>(&'a [u8]);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(1).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    let whole = sealed(&metadata, &body);
+    let artifact = read(&whole[..]).unwrap();
+    assert_eq!(read(Trickle(&whole)).unwrap(), artifact);
+    assert_eq!(read_metadata(Trickle(&whole)).unwrap(), artifact.metadata);
+    // A sealed body with a byte its decoding leaves over is refused, as is one cut short.
+    let mut longer = body.clone();
+    longer.push(0);
+    let err = read(&sealed(&metadata, &longer)[..]).unwrap_err().to_string();
+    assert!(err.contains("body has trailing bytes"), "{err}");
+    let err = read(&sealed(&metadata, &body[..body.len() - 1])[..]).unwrap_err().to_string();
     assert!(err.contains("cannot decode body"), "{err}");
 }
 

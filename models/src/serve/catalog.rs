@@ -43,18 +43,17 @@ pub struct LiveCatalog {
 
 impl LiveCatalog {
     /// The model's catalog, unchanged: `items[i]` is the entry of item `i` of `ids`.
-    pub fn of_model(ids: IdMap, items: &[Item]) -> Self {
-        let items: Vec<Arc<Item>> = items.iter().cloned().map(Arc::new).collect();
+    pub fn of_model(ids: Arc<IdMap>, items: &[Arc<Item>]) -> Self {
+        let items = items.to_vec();
         let index = CatalogIndex::new(items.iter().map(|i| &**i));
         let n_trained = items.len();
-        LiveCatalog {
-            ids: Arc::new(ids),
-            deleted: vec![false; n_trained],
-            items,
-            index,
-            n_trained,
-            new_rows: Vec::new(),
-        }
+        LiveCatalog { ids, deleted: vec![false; n_trained], items, index, n_trained, new_rows: Vec::new() }
+    }
+
+    /// [`LiveCatalog::of_model`] of items not yet shared.
+    #[cfg(test)]
+    pub(crate) fn of_items(ids: IdMap, items: Vec<Item>) -> Self {
+        LiveCatalog::of_model(Arc::new(ids), &items.into_iter().map(Arc::new).collect::<Vec<_>>())
     }
 
     /// This catalog with `changes` applied (in order; the last change of an item wins), and
@@ -225,7 +224,7 @@ mod tests {
             ids.get_or_insert(&item.item_id);
         }
         let configs = BTreeMap::from([("home".to_string(), PlacementConfig::default())]);
-        let (view, _) = View::new(LiveCatalog::of_model(ids, &items), &configs).unwrap();
+        let (view, _) = View::new(LiveCatalog::of_items(ids, items), &configs).unwrap();
         let changes = [
             CatalogChange { item_id: "a".into(), item: Some(entry("a", "shoes", false)) },
             CatalogChange { item_id: "c".into(), item: Some(entry("c", "garden", true)) },

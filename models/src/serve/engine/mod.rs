@@ -16,6 +16,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use datasets::identity::find_person;
 use datasets::schema::EventType;
@@ -191,7 +192,7 @@ impl Engine {
     /// Wraps a loaded artifact; large catalogs are answered through the candidate stage
     /// ([`crate::serve::candidates`]) under `candidates`, whose indexes are built here.
     pub fn with_candidates(artifact: Artifact, candidates: CandidateParams) -> Self {
-        let catalog = LiveCatalog::of_model(artifact.body.items.clone(), &artifact.body.catalog);
+        let catalog = LiveCatalog::of_model(Arc::clone(&artifact.body.items), &artifact.body.catalog);
         let popularity = artifact
             .body
             .models

@@ -51,7 +51,7 @@ fn answer<'a>(
     consumed: &[(u32, i64)],
 ) -> Vec<u32> {
     let (ids, items) = catalog();
-    let live = LiveCatalog::of_model(ids.clone(), &items);
+    let live = LiveCatalog::of_items(ids.clone(), items.clone());
     let (placement, _) = Placement::compile("p", &config, &live).unwrap();
     let mut req = Request::new(4, 1_000_000, NO_FILTERS);
     request(&mut req);
@@ -118,7 +118,7 @@ fn store_stock_category_price_and_availability() {
     let (ids, mut items) = catalog();
     items[0].available_from = Some(2_000_000);
     items[1].available_until = Some(999_999);
-    let live = LiveCatalog::of_model(ids.clone(), &items);
+    let live = LiveCatalog::of_items(ids.clone(), items.clone());
     let (placement, _) = Placement::compile("p", &PlacementConfig::default(), &live).unwrap();
     let filters = Filters { brands: vec!["A".into()], ..Default::default() };
     let request = Request::new(4, 1_000_000, &filters);
@@ -139,7 +139,7 @@ fn boosts_lift_matching_items_even_with_negative_scores() {
         boosts: vec![Boost { brand: Some("B".into()), category: None, tag: None, factor: 2.0 }],
         ..Default::default()
     };
-    let live = LiveCatalog::of_model(ids.clone(), &items);
+    let live = LiveCatalog::of_items(ids.clone(), items.clone());
     let (placement, _) = Placement::compile("p", &config, &live).unwrap();
     let filters = Filters::default();
     let request = Request::new(2, 0, &filters);
@@ -168,7 +168,7 @@ fn pins_take_their_slot_only_while_active_and_eligible() {
     assert_eq!(answer(config, |r| r.now = 2_000_000, &[]), [7, 0, 6, 1]);
     let (ids, items) = catalog();
     let missing = PlacementConfig { pins: vec![pin("nope", 1, None, None)], ..Default::default() };
-    let live = LiveCatalog::of_model(ids.clone(), &items);
+    let live = LiveCatalog::of_items(ids.clone(), items.clone());
     let (_, warnings) = Placement::compile("p", &missing, &live).unwrap();
     assert_eq!(warnings.len(), 1);
 }
@@ -196,7 +196,7 @@ fn invalid_settings_and_requests_are_named() {
     assert!(bad(PlacementConfig { pins: vec![pin], ..Default::default() }).contains("`from`"));
     let (ids, items) = catalog();
     let store = PlacementConfig { in_stock: StockRule::Store, ..Default::default() };
-    let live = LiveCatalog::of_model(ids.clone(), &items);
+    let live = LiveCatalog::of_items(ids.clone(), items.clone());
     let (placement, _) = Placement::compile("kiosk", &store, &live).unwrap();
     let filters = Filters::default();
     let request = Request::new(4, 0, &filters);
@@ -220,7 +220,7 @@ proptest! {
     ) {
         let (ids, items) = catalog();
         let config = PlacementConfig { max_per_category: cap, in_stock: StockRule::Any, ..Default::default() };
-        let live = LiveCatalog::of_model(ids.clone(), &items);
+        let live = LiveCatalog::of_items(ids.clone(), items.clone());
         let (placement, _) = Placement::compile("p", &config, &live).unwrap();
         let filters = Filters::default();
         let consumed: Vec<(u32, i64)> = consumed.into_iter().map(|i| (i, 0)).collect();
@@ -255,7 +255,7 @@ proptest! {
     ) {
         let (ids, items) = catalog();
         let config = PlacementConfig { max_per_category: cap, in_stock: StockRule::Any, ..Default::default() };
-        let live = LiveCatalog::of_model(ids.clone(), &items);
+        let live = LiveCatalog::of_items(ids.clone(), items.clone());
         let (placement, _) = Placement::compile("p", &config, &live).unwrap();
         let filters = Filters::default();
         let request =
