@@ -531,40 +531,34 @@ impl Recommender for ContentModel {
         self.explain_many(query, &[item]).pop().unwrap_or_default()
     }
 
-    /// [`Recommender::explain`] of every item at once: the history's rows are laid out once
-    /// by term, so each answered item's terms find the history items that share them,
-    /// instead of one sparse dot product per answered item and history item. The sums run
-    /// in term order from zero, as a sparse dot product does.
+    /// [`Recommender::explain`] of every item at once: each answered item's row is spread
+    /// into a buffer indexed by term, and every history row is summed against it, reading
+    /// only the history's own terms (no sort, no search). A history row's products are added
+    /// in its term order from zero; the terms the item lacks add zeros, which leave a sum of
+    /// non-negative weights unchanged, so the sums are those of a sparse dot product.
     fn explain_many(&self, query: &Query<'_>, items: &[ItemIdx]) -> Vec<Vec<(ItemIdx, f32)>> {
-        // (term, history position, value) of every history row, by term. Each (term, position)
-        // is there once, so an unstable sort leaves them in one order.
-        let mut by_term: Vec<(usize, usize, f32)> = Vec::new();
-        for (at, &(seen, _)) in query.history.iter().enumerate() {
-            if let Ok(row) = self.row(seen) {
-                by_term.extend(row.iter().map(|(term, &value)| (term, at, value)));
-            }
-        }
-        by_term.sort_unstable_by_key(|&(term, at, _)| (term, at));
-        let mut sums = vec![0f32; query.history.len()];
+        let rows: Vec<(ItemIdx, CsVecView<'_, f32>)> =
+            query.history.iter().filter_map(|&(seen, _)| Some((seen, self.row(seen).ok()?))).collect();
+        let mut weights = vec![0f32; self.item_terms.cols()];
         items
             .iter()
             .map(|&item| {
                 let Ok(target) = self.row(item) else { return Vec::new() };
-                sums.fill(0.0);
                 for (term, &value) in target.iter() {
-                    let from = by_term.partition_point(|&(t, _, _)| t < term);
-                    for &(_, at, seen_value) in by_term[from..].iter().take_while(|&&(t, _, _)| t == term) {
-                        sums[at] += seen_value * value;
-                    }
+                    weights[term] = value;
                 }
                 // Items sharing no term sum to 0 and are left out with the dissimilar ones.
-                let mut similar: Vec<(ItemIdx, f32)> = query
-                    .history
+                let mut similar: Vec<(ItemIdx, f32)> = rows
                     .iter()
-                    .zip(&sums)
-                    .filter(|&(&(seen, _), &sum)| seen != item && sum > 0.0)
-                    .map(|(&(seen, _), &sum)| (seen, sum))
+                    .filter(|(seen, _)| *seen != item)
+                    .filter_map(|(seen, row)| {
+                        let sum: f32 = row.iter().map(|(term, &value)| value * weights[term]).sum();
+                        (sum > 0.0).then_some((*seen, sum))
+                    })
                     .collect();
+                for (term, _) in target.iter() {
+                    weights[term] = 0.0;
+                }
                 similar.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                 similar.truncate(EXPLAIN_TOP);
                 similar
