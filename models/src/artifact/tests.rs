@@ -89,10 +89,10 @@ fn damaged_files_give_clear_errors() {
     flipped[last] ^= 0x40;
     assert_eq!(message(&flipped), "model artifact: checksum mismatch: the file is corrupted");
     let mut other_version = bytes.clone();
-    other_version[8] = 9;
+    other_version[8] = 7;
     assert!(
         message(&other_version)
-            .contains(&format!("format version 9, but this build reads version {FORMAT_VERSION}"))
+            .contains(&format!("format version 7, but this build reads version {FORMAT_VERSION}"))
     );
     assert!(
         message(b"PK\x03\x04 not a model at all, but long enough to have a header.....")
