@@ -289,14 +289,20 @@ impl Header {
     }
 }
 
+/// The body of an artifact as it streams in: hashed as it is read.
+type BodyReader<'a, R> = std::io::BufReader<std::io::Take<&'a mut Hashed<R>>>;
+
 /// Reads an artifact from `input` as it streams in: the header first, then no more than it
-/// announces (one byte more, to notice trailing bytes), hashing every byte on the way. The
-/// body is decoded from the stream when `decode` asks for it (else only hashed), so memory
-/// grows with the decoded models, never with the file: at a million items a buffer of the
-/// whole file was 1.2 GB on top of them at load. A damaged file is refused for what is
-/// wrong with the file (truncated, longer, checksum) before any decoding error is reported,
-/// as when the whole file was checked before decoding.
-fn stream(mut input: impl Read, decode: bool) -> Result<(Vec<u8>, Option<Result<Body>>)> {
+/// announces (one byte more, to notice trailing bytes), hashing every byte on the way.
+/// `decode` reads what it wants of the body (given its announced length) and the rest is
+/// hashed after it, so memory grows with what is decoded, never with the file: at a million
+/// items a buffer of the whole file was 1.2 GB on top of the models at load. A damaged file
+/// is refused for what is wrong with the file (truncated, longer, checksum) before what
+/// `decode` made of it is looked at, as when the whole file was checked before decoding.
+fn stream<R: Read, T>(
+    mut input: R,
+    decode: impl FnOnce(&mut BodyReader<'_, R>, usize) -> Result<T>,
+) -> Result<(Vec<u8>, Result<T>)> {
     let mut head = Vec::with_capacity(HEADER_LEN);
     (&mut input).take(HEADER_LEN as u64).read_to_end(&mut head)?;
     let header = parse_header(&head)?;
@@ -306,12 +312,10 @@ fn stream(mut input: impl Read, decode: bool) -> Result<(Vec<u8>, Option<Result<
     let body = {
         let mut reader =
             std::io::BufReader::with_capacity(1 << 20, (&mut payload).take(header.body_len as u64));
-        let body = decode.then(|| decode_body(&mut reader, header.body_len));
-        // What decoding left, or the whole body: hashed too.
-        let left = std::io::copy(&mut reader, &mut std::io::sink())?;
-        body.map(|body| {
-            body.and_then(|body| if left == 0 { Ok(body) } else { Err(corrupt("body has trailing bytes")) })
-        })
+        let body = decode(&mut reader, header.body_len);
+        // What decoding left: hashed too.
+        std::io::copy(&mut reader, &mut std::io::sink())?;
+        body
     };
     let (announced, read) = (header.total_len(), HEADER_LEN as u64 + payload.len);
     if read < announced as u64 {
@@ -350,9 +354,9 @@ fn decode_metadata(bytes: &[u8]) -> Result<Metadata> {
 
 /// Reads and verifies a whole artifact.
 pub fn read(input: impl Read) -> Result<Artifact> {
-    let (metadata_bytes, body) = stream(input, true)?;
+    let (metadata_bytes, body) = stream(input, |reader, len| decode_body(reader, len))?;
     let metadata = decode_metadata(&metadata_bytes)?;
-    let body = body.ok_or_else(|| corrupt("the body was not decoded"))??;
+    let body = body?;
     validate(&metadata, &body).map_err(|reason| corrupt(format!("inconsistent body: {reason}")))?;
     Ok(Artifact { metadata, body })
 }
@@ -366,7 +370,7 @@ pub fn read(input: impl Read) -> Result<Artifact> {
 /// rounded up to a power of 16 (16 MiB at least, so at most 16 times the body above that),
 /// and a length past it is a decoding error. (Sequences of other types grow as they are read, so they
 /// cannot run ahead of the bytes either.)
-fn decode_body(reader: &mut impl bincode::de::read::Reader, len: usize) -> Result<Body> {
+fn decode_body(reader: &mut (impl bincode::de::read::Reader + std::io::BufRead), len: usize) -> Result<Body> {
     fn decode<const LIMIT: usize>(
         reader: &mut impl bincode::de::read::Reader,
     ) -> std::result::Result<Body, String> {
@@ -380,7 +384,11 @@ fn decode_body(reader: &mut impl bincode::de::read::Reader, len: usize) -> Resul
         n if n <= 1 << 36 => decode::<{ 1 << 36 }>(reader),
         _ => decode::<{ 1 << 40 }>(reader),
     };
-    decoded.map_err(|e| corrupt(format!("cannot decode body: {e}")))
+    let body = decoded.map_err(|e| corrupt(format!("cannot decode body: {e}")))?;
+    if !reader.fill_buf()?.is_empty() {
+        return Err(corrupt("body has trailing bytes"));
+    }
+    Ok(body)
 }
 
 /// Checks that a decoded artifact is internally consistent: the parts agree in size, every
@@ -464,7 +472,7 @@ fn validate(metadata: &Metadata, body: &Body) -> std::result::Result<(), String>
 /// Verifies a whole artifact (length, magic, version, checksum) and decodes only its
 /// metadata, for inspection without the cost of decoding the models.
 pub fn read_metadata(input: impl Read) -> Result<Metadata> {
-    let (metadata_bytes, _) = stream(input, false)?;
+    let (metadata_bytes, _) = stream(input, |_, _| Ok(()))?;
     decode_metadata(&metadata_bytes)
 }
 
