@@ -72,6 +72,7 @@ impl Fit for PopularityParams {
             scores,
             category: if self.per_category && !names.is_empty() { category } else { Vec::new() },
             n_categories: names.len(),
+            slots: std::sync::OnceLock::new(),
         })
     }
 }
@@ -82,6 +83,10 @@ pub struct PopularityModel {
     scores: Vec<f32>,
     category: Vec<Option<u32>>,
     n_categories: usize,
+    /// Each item's category as an index into a person's shares with the uncategorised share
+    /// last (at `n_categories`), built on first use: scoring then multiplies without a branch.
+    #[serde(skip)]
+    slots: std::sync::OnceLock<Vec<u32>>,
 }
 
 impl PopularityModel {
@@ -157,11 +162,19 @@ impl Recommender for PopularityModel {
 
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
         check_query(self.n_items(), query, scores)?;
-        scores.copy_from_slice(&self.scores);
-        if let Some(shares) = self.shares(query) {
-            for (score, category) in scores.iter_mut().zip(&self.category) {
-                *score *= category.map_or(shares.uncategorised, |c| shares.by_category[c as usize]);
-            }
+        let Some(shares) = self.shares(query) else {
+            scores.copy_from_slice(&self.scores);
+            return Ok(());
+        };
+        let mut table = shares.by_category;
+        table.push(shares.uncategorised);
+        let slots = self.slots.get_or_init(|| {
+            let last = self.n_categories as u32;
+            self.category.iter().map(|c| c.unwrap_or(last)).collect()
+        });
+        for ((score, &base), &slot) in scores.iter_mut().zip(&self.scores).zip(slots) {
+            // `check` holds every category below `n_categories`: the table always has it.
+            *score = base * table.get(slot as usize).copied().unwrap_or(shares.uncategorised);
         }
         Ok(())
     }
