@@ -40,10 +40,10 @@ for senders in 8 16 32; do
     [ "${rate:-0}" -gt "$best" ] && best=$rate
 done
 echo "== recommendations alone (32 connections, placement home)"
-"$bin/server" loadtest --addr "$addr" --model "$work/model.omr" --connections 32 --seconds "$seconds"
+"$bin/server" loadtest --addr "$addr" --model "$work/model.omr" --connections 32 --seconds "$seconds" --k 10
 rate=${INGEST_RATE:-10000}
 echo "== recommendations while ingesting $rate events/s (half the 20,000 target; best measured: $best)"
-"$bin/server" loadtest --addr "$addr" --model "$work/model.omr" --mode mixed --connections 32 --ingest-rate "$rate" --ingest-senders 32 --seconds "$seconds"
+"$bin/server" loadtest --addr "$addr" --model "$work/model.omr" --mode mixed --connections 32 --ingest-rate "$rate" --ingest-senders 32 --seconds "$seconds" --k 10
 echo "== recommendations alone again"
-"$bin/server" loadtest --addr "$addr" --model "$work/model.omr" --connections 32 --seconds "$seconds"
+"$bin/server" loadtest --addr "$addr" --model "$work/model.omr" --connections 32 --seconds "$seconds" --k 10
 echo "store file after the runs: $(du -h "$state/store.redb" | cut -f1)"

@@ -32,23 +32,30 @@ wait_ready() {
     return 1
 }
 
-# Two placements: the default blend of every model, and ALS alone (the same work as the
-# Python baseline: one dot product per item, then the top k).
-cat > "$work/server.toml" <<'TOML'
-[placements.home]
-channel = "web"
+# First the built-in placements as a server without placements has them (`home`, `app_home`,
+# `product_page`, `email_weekly`, `sms`, `store_kiosk`, `call_center`), each with its own k;
+# then ALS alone (the same work as the Python baseline: one dot product per item, then the
+# top 10) on a server configured with that placement only.
+cat > "$work/als_only.toml" <<'TOML'
 [placements.als_only]
 weights = { als = 1.0 }
 TOML
 addr=127.0.0.1:18080
-"$bin/server" --model "$work/model.omr" --config "$work/server.toml" --listen "$addr" 2>"$work/server.log" &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-wait_ready "$addr"
-echo "== omnirec server, placement home (blend of every model, rules, explanations)"
-"$bin/server" loadtest --addr "$addr" --model "$work/model.omr" --connections "$connections" --seconds "$seconds"
-echo "== omnirec server, placement als_only (ALS scores, rules, explanations)"
-"$bin/server" loadtest --addr "$addr" --model "$work/model.omr" --connections "$connections" --seconds "$seconds" --placement als_only
+serve() {
+    "$bin/server" --model "$work/model.omr" "$@" --listen "$addr" 2>>"$work/server.log" &
+    server=$!
+    trap 'kill $server 2>/dev/null || true' EXIT
+    wait_ready "$addr"
+}
+: > "$work/server.log"
+serve
+echo "== omnirec server, every built-in placement (blend of every model, rules, explanations), ${seconds} s each"
+"$bin/server" loadtest --addr "$addr" --model "$work/model.omr" --connections "$connections" --seconds "$seconds" --placement all
+kill -TERM $server
+wait $server || true
+serve --config "$work/als_only.toml"
+echo "== omnirec server, placement als_only (ALS scores, rules, explanations), k 10"
+"$bin/server" loadtest --addr "$addr" --model "$work/model.omr" --connections "$connections" --seconds "$seconds" --placement als_only --k 10
 kill -TERM $server
 wait $server || true
 
@@ -63,7 +70,7 @@ if python3 -c 'import fastapi, uvicorn, numpy' 2>/dev/null; then
     # Three runs, to show how steady it is; compare against the best.
     echo "== Python FastAPI + uvicorn (${PY_WORKERS:-2} workers) + NumPy, ALS dot product + argpartition (3 runs)"
     for _ in 1 2 3; do
-        "$bin/server" loadtest --addr "$paddr" --model "$work/model.omr" --connections "$connections" --seconds "$seconds" --placement ""
+        "$bin/server" loadtest --addr "$paddr" --model "$work/model.omr" --connections "$connections" --seconds "$seconds" --placement "" --k 10
     done
     kill $python
     wait $python 2>/dev/null || true

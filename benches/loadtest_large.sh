@@ -88,7 +88,7 @@ serve() {
     echo "== $name: ready after $(echo "$(date +%s.%N) - $started" | bc) s, resident $(($(awk '/VmRSS/ {print $2}' /proc/$server/status) / 1024)) MB"
     for placement in "$@"; do
         echo "-- placement $placement"
-        "$bin/server" loadtest --addr "$addr" --model "$model" --connections "$connections" --seconds "$seconds" --placement "$placement"
+        "$bin/server" loadtest --addr "$addr" --model "$model" --connections "$connections" --seconds "$seconds" --placement "$placement" --k 10
     done
     kill -TERM $server
     wait $server || true

@@ -47,10 +47,13 @@ pub struct LoadArgs {
     /// Seconds to run.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Items per request.
-    #[arg(long, default_value_t = 10)]
-    k: usize,
-    /// Placement to ask for (empty: none, for servers without placements).
+    /// Items per request (default: the placement's own `k`).
+    #[arg(long)]
+    k: Option<usize>,
+    /// Placement to ask for (empty: none, for servers without placements; `all`: every
+    /// placement the server lists, one after another, `--seconds` each). A placement of
+    /// similar items is asked through `/v1/items/{item}/similar` for the artifact's items, one
+    /// of store stock with the stores of the artifact's catalog in turn.
     #[arg(long, default_value = "home")]
     placement: String,
     /// Events per batch (`ingest`, `mixed`).
@@ -94,12 +97,20 @@ impl Latencies {
 
 /// Runs the load test.
 pub async fn run(args: &LoadArgs) -> Result<()> {
-    if args.connections == 0 || args.seconds == 0 || args.batch == 0 {
-        bail!("--connections, --seconds and --batch must be at least 1");
+    if args.connections == 0 || args.seconds == 0 || args.batch == 0 || args.k == Some(0) {
+        bail!("--connections, --seconds, --batch and --k must be at least 1");
     }
     let artifact = models::artifact::load(&args.model)?;
     let persons: Vec<String> = artifact.body.users.ids().iter().take(5_000).cloned().collect();
     let items: Vec<String> = artifact.body.items.ids().iter().take(20_000).cloned().collect();
+    let stores: Vec<String> = artifact
+        .body
+        .catalog
+        .iter()
+        .flat_map(|item| item.store_stock.keys().cloned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     drop(artifact);
     if persons.is_empty() || items.is_empty() {
         bail!("the artifact has no persons or no items");
@@ -114,8 +125,18 @@ pub async fn run(args: &LoadArgs) -> Result<()> {
     let started = Instant::now();
     match args.mode {
         Mode::Read => {
-            let (latencies, errors) = read_load(args, &persons, deadline).await;
-            print_reads(args.connections, started.elapsed().as_secs_f64(), &latencies, errors)?;
+            let targets = targets(args).await?;
+            let corpus = Corpus { persons: &persons, items: &items, stores: &stores };
+            for (n, target) in targets.iter().enumerate() {
+                let paths = target.paths(&corpus, args.k)?;
+                let started = Instant::now();
+                let deadline = if n == 0 { deadline } else { started + Duration::from_secs(args.seconds) };
+                let (latencies, errors) = read_load(args, paths, deadline).await;
+                if targets.len() > 1 {
+                    cli::say!("{target}")?;
+                }
+                print_reads(args.connections, started.elapsed().as_secs_f64(), &latencies, errors)?;
+            }
         }
         Mode::Ingest => {
             let (events, latencies, errors) =
@@ -141,7 +162,12 @@ pub async fn run(args: &LoadArgs) -> Result<()> {
                     ingest_with(shape, senders, Some(rate), items, deadline).await
                 })
             };
-            let (latencies, errors) = read_load(args, &persons, deadline).await;
+            let corpus = Corpus { persons: &persons, items: &items, stores: &stores };
+            let paths = match targets(args).await?.as_slice() {
+                [target] => target.paths(&corpus, args.k)?,
+                _ => bail!("--mode mixed reads one placement, not `all`"),
+            };
+            let (latencies, errors) = read_load(args, paths, deadline).await;
             let elapsed = started.elapsed().as_secs_f64();
             let (events, batch_latencies, ingest_errors) = ingest.await?;
             print_reads(args.connections, elapsed, &latencies, errors)?;
@@ -184,18 +210,8 @@ fn print_reads(
 }
 
 /// Recommendations on `--connections` connections until `deadline`.
-async fn read_load(args: &LoadArgs, persons: &[String], deadline: Instant) -> (Latencies, usize) {
-    let placement =
-        if args.placement.is_empty() { String::new() } else { format!("&placement={}", args.placement) };
-    // Mostly known persons, one in ten unknown (the fallback path).
-    let paths: Arc<Vec<String>> = Arc::new(
-        persons
-            .iter()
-            .enumerate()
-            .map(|(n, id)| if n % 10 == 9 { format!("unknown-{n}") } else { id.clone() })
-            .map(|user| format!("/v1/users/{user}/recommendations?k={}{placement}", args.k))
-            .collect(),
-    );
+async fn read_load(args: &LoadArgs, paths: Vec<String>, deadline: Instant) -> (Latencies, usize) {
+    let paths = Arc::new(paths);
     let mut tasks = Vec::new();
     for worker in 0..args.connections {
         let paths = Arc::clone(&paths);
@@ -234,6 +250,101 @@ async fn read_load(args: &LoadArgs, persons: &[String], deadline: Instant) -> (L
         }
     }
     (Latencies::new(all), errors)
+}
+
+/// What a read run asks for, besides its placement: the request each placement needs.
+#[derive(Debug, Clone, PartialEq)]
+struct Target {
+    /// The placement (empty: none named).
+    placement: String,
+    /// Similar items of an item instead of a person's recommendations.
+    similar: bool,
+    /// Whether each request names a store (a placement of store stock).
+    store: bool,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let asked = if self.similar { "similar items" } else { "a person's recommendations" };
+        let store = if self.store { ", a store's stock" } else { "" };
+        write!(f, "== placement {} ({asked}{store})", self.placement)
+    }
+}
+
+/// The ids read runs draw their requests from: the artifact's persons, items and stores.
+struct Corpus<'a> {
+    persons: &'a [String],
+    items: &'a [String],
+    stores: &'a [String],
+}
+
+impl Target {
+    /// One request path per person (one in ten unknown, the fallback path); for similar items
+    /// one per item of the artifact, the person asking beside it.
+    fn paths(&self, corpus: &Corpus<'_>, k: Option<usize>) -> Result<Vec<String>> {
+        if self.store && corpus.stores.is_empty() {
+            bail!(
+                "placement {} answers from a store's stock, and the artifact's catalog has no store",
+                self.placement
+            );
+        }
+        let mut query = Vec::new();
+        if let Some(k) = k {
+            query.push(format!("k={k}"));
+        }
+        if !self.placement.is_empty() {
+            query.push(format!("placement={}", self.placement));
+        }
+        let person = |n: usize| {
+            let id = &corpus.persons[n % corpus.persons.len()];
+            if n % 10 == 9 { format!("unknown-{n}") } else { id.clone() }
+        };
+        let count = if self.similar { corpus.items.len().min(5_000) } else { corpus.persons.len() };
+        Ok((0..count)
+            .map(|n| {
+                let mut query = query.clone();
+                if self.store {
+                    query.push(format!("store_id={}", corpus.stores[n % corpus.stores.len()]));
+                }
+                if self.similar {
+                    query.push(format!("user_id={}", person(n)));
+                    format!("/v1/items/{}/similar?{}", corpus.items[n], query.join("&"))
+                } else {
+                    format!("/v1/users/{}/recommendations?{}", person(n), query.join("&"))
+                }
+            })
+            .collect())
+    }
+}
+
+/// The read runs `--placement` asks for: every placement `GET /v1/models` lists for `all`,
+/// otherwise the one named, shaped by what the server says of it (a personal placement
+/// without a store when it says nothing, as a server without placements does).
+async fn targets(args: &LoadArgs) -> Result<Vec<Target>> {
+    let personal =
+        |placement: &str| Target { placement: placement.to_string(), similar: false, store: false };
+    let listed = match Connection::open(&args.addr).await {
+        Ok(mut connection) => match connection.send("GET", "/v1/models", args.key.as_deref(), None).await {
+            Ok(reply) if reply.status == 200 => reply.json()["placements"].as_object().cloned(),
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    let shaped = |name: &str, placement: &serde_json::Value| Target {
+        placement: name.to_string(),
+        similar: placement["kind"] == "similar",
+        store: placement["in_stock"] == "store",
+    };
+    match (args.placement.as_str(), listed) {
+        ("all", Some(listed)) if !listed.is_empty() => {
+            Ok(listed.iter().map(|(name, placement)| shaped(name, placement)).collect())
+        }
+        ("all", _) => bail!("--placement all: {} lists no placements (GET /v1/models)", args.addr),
+        (name, Some(listed)) => {
+            Ok(vec![listed.get(name).map_or_else(|| personal(name), |p| shaped(name, p))])
+        }
+        (name, None) => Ok(vec![personal(name)]),
+    }
 }
 
 /// Where and how events are sent.
@@ -385,4 +496,42 @@ async fn freshness_probe(
 /// different persons.
 fn stride(worker: usize) -> usize {
     [7, 11, 13, 17, 19, 23, 29, 31][worker % 8]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(prefix: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i}")).collect()
+    }
+
+    #[test]
+    fn each_placement_gets_the_request_it_needs() {
+        let (persons, items, stores) = (ids("p", 20), ids("i", 30), ids("s", 2));
+        let corpus = Corpus { persons: &persons, items: &items, stores: &stores };
+        let personal = Target { placement: "home".into(), similar: false, store: false };
+        let paths = personal.paths(&corpus, None).unwrap();
+        assert_eq!(paths.len(), 20);
+        assert_eq!(paths[0], "/v1/users/p0/recommendations?placement=home");
+        // One person in ten is unknown: the fallback path.
+        assert_eq!(paths[9], "/v1/users/unknown-9/recommendations?placement=home");
+
+        let kiosk = Target { placement: "store_kiosk".into(), similar: false, store: true };
+        let paths = kiosk.paths(&corpus, Some(6)).unwrap();
+        assert_eq!(paths[0], "/v1/users/p0/recommendations?k=6&placement=store_kiosk&store_id=s0");
+        assert_eq!(paths[1], "/v1/users/p1/recommendations?k=6&placement=store_kiosk&store_id=s1");
+
+        let similar = Target { placement: "product_page".into(), similar: true, store: false };
+        let paths = similar.paths(&corpus, None).unwrap();
+        assert_eq!(paths.len(), 30);
+        assert_eq!(paths[3], "/v1/items/i3/similar?placement=product_page&user_id=p3");
+
+        // No placement named (a server without placements), and no store to ask a kiosk about.
+        let bare = Target { placement: String::new(), similar: false, store: false };
+        assert_eq!(bare.paths(&corpus, Some(10)).unwrap()[1], "/v1/users/p1/recommendations?k=10");
+        let storeless = Corpus { persons: &persons, items: &items, stores: &[] };
+        let refused = kiosk.paths(&storeless, None).unwrap_err().to_string();
+        assert!(refused.contains("store_kiosk") && refused.contains("no store"), "{refused}");
+    }
 }
