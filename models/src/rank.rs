@@ -68,6 +68,124 @@ pub fn top_k_of(
     top.ranked()
 }
 
+/// The diversity cap of [`top_k_capped`] and [`top_k_of_capped`]: at most `max` items per
+/// category (an item's by `category`, none for an uncategorised one), counting the `taken`
+/// ones of each that an earlier stage of the answer already holds.
+pub struct Cap<C, T> {
+    /// Items per category at most.
+    pub max: usize,
+    /// An item's category.
+    pub category: C,
+    /// How many of a category the answer already holds.
+    pub taken: T,
+}
+
+/// What taking items best first would take under `cap`, stopping at `k`: the `k` best allowed
+/// items among those each of which is one of its category's best within the cap, best first,
+/// ties to the lower item. One pass: an item that does not beat the worst of the `k` kept
+/// cannot be taken (the kept only get better: a newcomer of a full category replaces that
+/// category's worst), nor can one that does not beat its full category's worst.
+pub fn top_k_capped<C, T>(
+    scores: &[f32],
+    k: usize,
+    cap: &Cap<C, T>,
+    mut is_allowed: impl FnMut(usize) -> bool,
+) -> Vec<ScoredItem>
+where
+    C: Fn(usize) -> Option<u32>,
+    T: Fn(u32) -> usize,
+{
+    let mut top =
+        CappedTopK { k, cap, kept: Vec::with_capacity(k.min(scores.len()) + 1), floor: f32::NEG_INFINITY };
+    for (c, chunk) in scores.chunks(16).enumerate() {
+        let floor = top.floor;
+        if top.is_full() && !chunk.iter().fold(false, |any, &s| any | (s >= floor)) {
+            continue;
+        }
+        for (l, &score) in chunk.iter().enumerate() {
+            top.offer(c * 16 + l, score, &mut is_allowed);
+        }
+    }
+    top.ranked()
+}
+
+/// [`top_k_capped`] over (item, score) pairs of distinct items.
+pub fn top_k_of_capped<C, T>(
+    scores: impl IntoIterator<Item = (usize, f32)>,
+    k: usize,
+    cap: &Cap<C, T>,
+    mut is_allowed: impl FnMut(usize) -> bool,
+) -> Vec<ScoredItem>
+where
+    C: Fn(usize) -> Option<u32>,
+    T: Fn(u32) -> usize,
+{
+    let mut top = CappedTopK { k, cap, kept: Vec::new(), floor: f32::NEG_INFINITY };
+    for (idx, score) in scores {
+        top.offer(idx, score, &mut is_allowed);
+    }
+    top.ranked()
+}
+
+/// The best `k` offered so far under a [`Cap`], best first, each with its category.
+struct CappedTopK<'c, C, T> {
+    k: usize,
+    cap: &'c Cap<C, T>,
+    kept: Vec<(Entry, Option<u32>)>,
+    /// The worst kept score once `k` are kept (see [`TopK`]).
+    floor: f32,
+}
+
+impl<C, T> CappedTopK<'_, C, T>
+where
+    C: Fn(usize) -> Option<u32>,
+    T: Fn(u32) -> usize,
+{
+    fn is_full(&self) -> bool {
+        self.kept.len() == self.k
+    }
+
+    fn offer(&mut self, idx: usize, score: f32, is_allowed: &mut impl FnMut(usize) -> bool) {
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        if self.k == 0 || !(score >= self.floor) || score == f32::NEG_INFINITY {
+            return;
+        }
+        let entry = Entry(score, idx as u32);
+        if self.is_full() && self.kept.last().is_some_and(|(worst, _)| entry <= *worst) {
+            return;
+        }
+        if !is_allowed(idx) {
+            return;
+        }
+        let category = (self.cap.category)(idx);
+        if let Some(c) = category {
+            let room = self.cap.max.saturating_sub((self.cap.taken)(c));
+            let same = self.kept.iter().filter(|(_, kept)| *kept == Some(c)).count();
+            if same >= room {
+                // A full category: the newcomer must beat its worst kept item, and replaces it.
+                let Some(at) = self.kept.iter().rposition(|(_, kept)| *kept == Some(c)) else { return };
+                if entry <= self.kept[at].0 {
+                    return;
+                }
+                self.kept.remove(at);
+            }
+        }
+        let at = self.kept.partition_point(|(kept, _)| *kept > entry);
+        self.kept.insert(at, (entry, category));
+        self.kept.truncate(self.k);
+        if self.is_full() {
+            self.floor = self.kept.last().map_or(f32::NEG_INFINITY, |(worst, _)| worst.0);
+        }
+    }
+
+    fn ranked(self) -> Vec<ScoredItem> {
+        self.kept
+            .into_iter()
+            .map(|(Entry(score, item), _)| ScoredItem { item: ItemIdx(item), score })
+            .collect()
+    }
+}
+
 /// The best `k` offered so far, in a heap whose root is the worst kept.
 struct TopK {
     k: usize,
@@ -323,6 +441,55 @@ mod tests {
             // Pairs in any order give the same answer (ties still to the lower item).
             let reversed = scores.iter().copied().enumerate().rev();
             prop_assert_eq!(pairs(top_k_of(reversed, scores.len(), k, |i| i % 5 != 0)), expected);
+        }
+
+        #[test]
+        fn capped_top_k_takes_what_taking_best_first_under_the_cap_takes(
+            scores in proptest::collection::vec(-100i32..103, 0..200),
+            k in 0usize..20,
+            max in 1usize..4,
+            taken in proptest::collection::vec(0usize..4, 4),
+        ) {
+            let scores: Vec<f32> = scores
+                .into_iter()
+                .map(|s| match s {
+                    101 => f32::NAN,
+                    102 => f32::NEG_INFINITY,
+                    s => s as f32 / 7.0,
+                })
+                .collect();
+            // Four categories, every seventh item in none.
+            let category = |i: usize| (!i.is_multiple_of(7)).then_some((i % 4) as u32);
+            let cap = Cap { max, category, taken: |c: u32| taken[c as usize] };
+            // The reference: every allowed finite item best first, each taken unless its
+            // category is full, until k.
+            let mut order: Vec<(f32, usize)> = scores
+                .iter()
+                .enumerate()
+                .filter(|&(i, &s)| i % 5 != 0 && s.is_finite())
+                .map(|(i, &s)| (s, i))
+                .collect();
+            order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let mut held = taken.clone();
+            let mut expected = Vec::new();
+            for (score, i) in order {
+                if expected.len() == k {
+                    break;
+                }
+                if let Some(c) = category(i) {
+                    if held[c as usize] >= max {
+                        continue;
+                    }
+                    held[c as usize] += 1;
+                }
+                expected.push((score, i));
+            }
+            let pairs = |top: Vec<ScoredItem>| -> Vec<(f32, usize)> {
+                top.iter().map(|s| (s.score, s.item.get())).collect()
+            };
+            prop_assert_eq!(pairs(top_k_capped(&scores, k, &cap, |i| i % 5 != 0)), expected.clone());
+            let reversed = scores.iter().copied().enumerate().rev();
+            prop_assert_eq!(pairs(top_k_of_capped(reversed, k, &cap, |i| i % 5 != 0)), expected);
         }
     }
 }

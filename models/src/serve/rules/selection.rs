@@ -3,7 +3,13 @@
 
 use std::collections::HashMap;
 
-use crate::rank::{ScoredItem, top_k, top_k_of};
+use crate::rank::{Cap, ScoredItem, top_k, top_k_capped, top_k_of, top_k_of_capped};
+
+/// An item's top category, for the diversity cap.
+type CategoryOf<'a> = &'a dyn Fn(usize) -> Option<u32>;
+
+/// How many of a top category the answer already holds.
+type Taken<'a> = &'a dyn Fn(u32) -> usize;
 
 use super::*;
 
@@ -61,16 +67,22 @@ impl<'a> Selection<'a> {
     /// Adds the best eligible items of `scores` not yet picked, within the diversity cap,
     /// until full. Items with non-finite scores are never taken.
     pub fn fill(&mut self, scores: &[f32], source: Source) {
-        self.fill_from(scores.len(), source, |wanted, allowed| top_k(scores, wanted, allowed));
+        self.fill_from(
+            source,
+            |need, allowed| top_k(scores, need, allowed),
+            |need, cap, allowed| top_k_capped(scores, need, cap, allowed),
+        );
     }
 
     /// [`Selection::fill`] from (item, score) pairs of distinct items (the candidate stage's):
     /// items not listed are not taken.
     pub fn fill_sparse(&mut self, scores: &[(u32, f32)], source: Source) {
         let pairs = || scores.iter().map(|&(i, s)| (i as usize, s));
-        self.fill_from(scores.len(), source, |wanted, allowed| {
-            top_k_of(pairs(), scores.len(), wanted, allowed)
-        });
+        self.fill_from(
+            source,
+            |need, allowed| top_k_of(pairs(), scores.len(), need, allowed),
+            |need, cap, allowed| top_k_of_capped(pairs(), need, cap, allowed),
+        );
     }
 
     /// [`Selection::fill_sparse`] from `scores` when every item they leave out scores at most
@@ -88,50 +100,41 @@ impl<'a> Selection<'a> {
         false
     }
 
-    /// The selection loop over `n_items` scored entries, `ranked(wanted, is_allowed)` giving the
-    /// `wanted` best allowed ones.
+    /// Takes what the answer still needs: `ranked(need, is_allowed)` gives the `need` best
+    /// allowed entries, `capped(need, cap, is_allowed)` the same under the diversity cap (what
+    /// taking them best first, skipping any of a full category, would take).
     fn fill_from(
         &mut self,
-        n_items: usize,
         source: Source,
-        ranked: impl Fn(usize, &mut dyn FnMut(usize) -> bool) -> Vec<ScoredItem>,
+        ranked: impl FnOnce(usize, &mut dyn FnMut(usize) -> bool) -> Vec<ScoredItem>,
+        capped: impl FnOnce(
+            usize,
+            &Cap<CategoryOf<'_>, Taken<'_>>,
+            &mut dyn FnMut(usize) -> bool,
+        ) -> Vec<ScoredItem>,
     ) {
-        let k = self.eligibility.request.k;
-        let cap = self.eligibility.placement.config.max_per_category;
-        let index = self.eligibility.catalog.index();
-        let mut pool = if cap.is_some() { k.saturating_mul(4).max(32) } else { k }.min(n_items);
-        loop {
-            let need = k - self.picked.len();
-            if need == 0 {
-                return;
+        let need = self.eligibility.request.k.saturating_sub(self.picked.len());
+        if need == 0 {
+            return;
+        }
+        let (eligibility, picked) = (self.eligibility, &self.picked);
+        let mut allowed = |i: usize| eligibility.allows(i) && picked.iter().all(|(p, _)| p.item.get() != i);
+        let index = eligibility.catalog.index();
+        let taken = match eligibility.placement.config.max_per_category {
+            None => ranked(need, &mut allowed),
+            Some(max) => {
+                let per_category = &self.per_category;
+                let category: CategoryOf<'_> = &|i| index.top_category(datasets::ItemIdx(i as u32));
+                let taken: Taken<'_> = &|c| per_category.get(&c).copied().unwrap_or(0);
+                capped(need, &Cap { max, category, taken }, &mut allowed)
             }
-            let picked = &self.picked;
-            let wanted = (pool + picked.len()).min(n_items);
-            let ranked = ranked(wanted, &mut |i| {
-                self.eligibility.allows(i) && picked.iter().all(|(p, _)| p.item.get() != i)
-            });
-            let exhausted = ranked.len() < wanted || wanted == n_items;
-            let mut taken = Vec::new();
-            for candidate in ranked {
-                if taken.len() == need {
-                    break;
-                }
-                if let (Some(max), Some(c)) = (cap, index.top_category(candidate.item)) {
-                    let count = self.per_category.entry(c).or_default();
-                    if *count >= max {
-                        continue;
-                    }
-                    *count += 1;
-                }
-                taken.push(candidate);
+        };
+        let capping = eligibility.placement.config.max_per_category.is_some();
+        for item in taken {
+            if let (true, Some(c)) = (capping, index.top_category(item.item)) {
+                *self.per_category.entry(c).or_default() += 1;
             }
-            let filled = taken.len() == need;
-            self.picked.extend(taken.into_iter().map(|s| (s, source)));
-            if filled || exhausted {
-                return;
-            }
-            // The cap rejected too many; look deeper.
-            pool = pool.saturating_mul(4).min(n_items);
+            self.picked.push((item, source));
         }
     }
 
