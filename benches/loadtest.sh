@@ -37,6 +37,7 @@ wait_ready() {
 # then ALS alone (the same work as the Python baseline: one dot product per item, then the
 # top 10) on a server configured with that placement only.
 cat > "$work/als_only.toml" <<'TOML'
+default_placement = "als_only"
 [placements.als_only]
 weights = { als = 1.0 }
 TOML
