@@ -10,8 +10,9 @@
 #   --plain-interactions 5000000`, every default model the data allows (popularity,
 #   item-kNN, ALS: no catalog for content, EASE refused), the blend tuned as by default;
 #   64 ALS factors in both.
-# Each artifact is served twice, with the default `[candidates]` and with `per_member = 0`
-# (every item scored), and driven by `server loadtest` (32 connections, 10 s). Load time
+# Each artifact is served three times: `home` and `als_only` with the default `[candidates]`,
+# the same with `per_member = 0` (every item scored), then every built-in placement with the
+# default stage; each run driven by `server loadtest` (32 connections, 10 s). Load time
 # (until /health/ready answers 200) and resident memory are printed too, and first the
 # stage's recall of the exact top 10 with the time of one answer (`benches` bin `candidates`)
 # and its NDCG change on held-out events (SKIP_QUALITY=1 skips that part).
@@ -70,13 +71,18 @@ PY
         --test "$work/split-test.jsonl" --items "$work/100k/catalog.csv" 2>/dev/null
 fi
 
-# serve NAME MODEL PER_MEMBER PLACEMENT...   (PER_MEMBER `default`: the built-in `[candidates]`)
+# serve NAME MODEL PER_MEMBER PLACEMENT...   (PER_MEMBER `default`: the built-in `[candidates]`;
+# PLACEMENT `all`: the built-in placements, each with its own k, instead of `home` and `als_only`)
 serve() {
     local name=$1 model=$2 per_member=$3 candidates=""
     shift 3
     [ "$per_member" = default ] || candidates="per_member = $per_member"
-    printf '[candidates]\n%s\n[placements.home]\nchannel = "web"\n[placements.als_only]\nweights = { als = 1.0 }\n' \
-        "$candidates" > "$work/server.toml"
+    if [ "$1" = all ]; then
+        printf '[candidates]\n%s\n' "$candidates" > "$work/server.toml"
+    else
+        printf '[candidates]\n%s\n[placements.home]\nchannel = "web"\n[placements.als_only]\nweights = { als = 1.0 }\n' \
+            "$candidates" > "$work/server.toml"
+    fi
     local addr=127.0.0.1:18090 started
     started=$(date +%s.%N)
     "$bin/server" --model "$model" --config "$work/server.toml" --listen "$addr" 2>"$work/server-$name.log" &
@@ -87,6 +93,11 @@ serve() {
     done
     echo "== $name: ready after $(echo "$(date +%s.%N) - $started" | bc) s, resident $(($(awk '/VmRSS/ {print $2}' /proc/$server/status) / 1024)) MB"
     for placement in "$@"; do
+        if [ "$placement" = all ]; then
+            echo "-- every built-in placement"
+            "$bin/server" loadtest --addr "$addr" --model "$model" --connections "$connections" --seconds "$seconds" --placement all
+            continue
+        fi
         echo "-- placement $placement"
         "$bin/server" loadtest --addr "$addr" --model "$model" --connections "$connections" --seconds "$seconds" --placement "$placement" --k 10
     done
@@ -98,8 +109,10 @@ echo "== candidate stage against every item scored (single thread, home placemen
 "$bin/candidates" "$work/100k.omr" 1000
 serve "100k items, candidates" "$work/100k.omr" default home als_only
 serve "100k items, every item scored" "$work/100k.omr" 0 home als_only
+serve "100k items, candidates, built-in placements" "$work/100k.omr" default all
 if [ -z "${SKIP_1M:-}" ]; then
     "$bin/candidates" "$work/1m.omr" 300
     serve "1M items, candidates" "$work/1m.omr" default home als_only
     serve "1M items, every item scored" "$work/1m.omr" 0 home als_only
+    serve "1M items, candidates, built-in placements" "$work/1m.omr" default all
 fi
