@@ -3,11 +3,14 @@
 //! weighted sum of those rows, as one step does them (`kernels/cg_step/{scalar,avx2,avx512}`),
 //! and the 64 × 64 symmetric product with the Gram matrix (`kernels/symv/...`); and ALS's
 //! full scan of 10,000 items × 64 factors, `f32` rows against the half-precision blocks
-//! serving reads (`kernels/full_scan/{f32_rows,half_blocks}`).
+//! serving reads (`kernels/full_scan/{f32_rows,half_blocks}`). And the selection of an
+//! answer from 10,000 scores in 20 categories, without a cap and with at most 2 per category,
+//! for a page of 6 and one of 1,000 (`kernels/top_k/{plain,capped}/{6,1000}`).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use models::algorithms::half_scan::{HalfFactors, round_to_half};
 use models::algorithms::linalg::{add_weighted_rows, row_dots, symv, with_simd};
+use models::rank::{Cap, top_k, top_k_capped};
 use pulp::{Simd, WithSimd};
 
 const K: usize = 64;
@@ -98,7 +101,28 @@ impl WithSimd for RowDots<'_> {
     }
 }
 
+fn selection(c: &mut Criterion) {
+    // Scores from a fixed linear congruential sequence: the same on every run.
+    let mut state = 42u64;
+    let scores: Vec<f32> = (0..10_000)
+        .map(|_| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        })
+        .collect();
+    let cap = Cap { max: 2, category: |i: usize| Some((i % 20) as u32), taken: |_: u32| 0 };
+    for k in [6, 1_000] {
+        c.bench_function(&format!("kernels/top_k/plain/{k}"), |b| {
+            b.iter(|| top_k(std::hint::black_box(&scores), k, |i| i % 7 != 0).len())
+        });
+        c.bench_function(&format!("kernels/top_k/capped/{k}"), |b| {
+            b.iter(|| top_k_capped(std::hint::black_box(&scores), k, &cap, |i| i % 7 != 0).len())
+        });
+    }
+}
+
 fn kernels(c: &mut Criterion) {
+    selection(c);
     full_scan(c);
     run(c, "scalar", &|step| Simd::vectorize(pulp::Scalar::new(), step));
     #[cfg(target_arch = "x86_64")]

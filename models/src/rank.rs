@@ -1,7 +1,7 @@
 //! Ranking: the `k` best items of a score vector, and score normalisation for blends.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
 use datasets::ItemIdx;
 use pulp::{Simd, WithSimd};
@@ -18,7 +18,7 @@ pub struct ScoredItem {
 }
 
 /// Heap entry ordered by score (total order, NaN lowest), then by lower item index first.
-#[derive(PartialEq)]
+#[derive(Clone, Copy, PartialEq)]
 struct Entry(f32, u32);
 
 impl Eq for Entry {}
@@ -95,8 +95,7 @@ where
     C: Fn(usize) -> Option<u32>,
     T: Fn(u32) -> usize,
 {
-    let mut top =
-        CappedTopK { k, cap, kept: Vec::with_capacity(k.min(scores.len()) + 1), floor: f32::NEG_INFINITY };
+    let mut top = CappedTopK::new(k, cap);
     for (c, chunk) in scores.chunks(16).enumerate() {
         let floor = top.floor;
         if top.is_full() && !chunk.iter().fold(false, |any, &s| any | (s >= floor)) {
@@ -120,27 +119,35 @@ where
     C: Fn(usize) -> Option<u32>,
     T: Fn(u32) -> usize,
 {
-    let mut top = CappedTopK { k, cap, kept: Vec::new(), floor: f32::NEG_INFINITY };
+    let mut top = CappedTopK::new(k, cap);
     for (idx, score) in scores {
         top.offer(idx, score, &mut is_allowed);
     }
     top.ranked()
 }
 
-/// The best `k` offered so far under a [`Cap`], best first, each with its category.
+/// The best `k` offered so far under a [`Cap`]: every step in logarithmic time, so a page of
+/// thousands (`max_k`) under a cap costs what [`TopK`] does.
 struct CappedTopK<'c, C, T> {
     k: usize,
     cap: &'c Cap<C, T>,
-    kept: Vec<(Entry, Option<u32>)>,
+    /// The kept, each with its category, worst first.
+    kept: BTreeSet<(Entry, Option<u32>)>,
+    /// Each category's kept, worst on top.
+    by_category: HashMap<u32, BinaryHeap<Reverse<Entry>>>,
     /// The worst kept score once `k` are kept (see [`TopK`]).
     floor: f32,
 }
 
-impl<C, T> CappedTopK<'_, C, T>
+impl<'c, C, T> CappedTopK<'c, C, T>
 where
     C: Fn(usize) -> Option<u32>,
     T: Fn(u32) -> usize,
 {
+    fn new(k: usize, cap: &'c Cap<C, T>) -> Self {
+        CappedTopK { k, cap, kept: BTreeSet::new(), by_category: HashMap::new(), floor: f32::NEG_INFINITY }
+    }
+
     fn is_full(&self) -> bool {
         self.kept.len() == self.k
     }
@@ -151,7 +158,7 @@ where
             return;
         }
         let entry = Entry(score, idx as u32);
-        if self.is_full() && self.kept.last().is_some_and(|(worst, _)| entry <= *worst) {
+        if self.is_full() && self.kept.first().is_some_and(|(worst, _)| entry <= *worst) {
             return;
         }
         if !is_allowed(idx) {
@@ -160,27 +167,35 @@ where
         let category = (self.cap.category)(idx);
         if let Some(c) = category {
             let room = self.cap.max.saturating_sub((self.cap.taken)(c));
-            let same = self.kept.iter().filter(|(_, kept)| *kept == Some(c)).count();
-            if same >= room {
+            let same = self.by_category.entry(c).or_default();
+            if same.len() >= room {
                 // A full category: the newcomer must beat its worst kept item, and replaces it.
-                let Some(at) = self.kept.iter().rposition(|(_, kept)| *kept == Some(c)) else { return };
-                if entry <= self.kept[at].0 {
-                    return;
+                match same.peek() {
+                    Some(&Reverse(worst)) if entry > worst => {
+                        same.pop();
+                        self.kept.remove(&(worst, category));
+                    }
+                    _ => return,
                 }
-                self.kept.remove(at);
+            }
+            same.push(Reverse(entry));
+        }
+        self.kept.insert((entry, category));
+        if self.kept.len() > self.k {
+            // The worst kept is also the worst of its own category.
+            if let Some((_, Some(c))) = self.kept.pop_first() {
+                self.by_category.get_mut(&c).and_then(BinaryHeap::pop);
             }
         }
-        let at = self.kept.partition_point(|(kept, _)| *kept > entry);
-        self.kept.insert(at, (entry, category));
-        self.kept.truncate(self.k);
         if self.is_full() {
-            self.floor = self.kept.last().map_or(f32::NEG_INFINITY, |(worst, _)| worst.0);
+            self.floor = self.kept.first().map_or(f32::NEG_INFINITY, |(worst, _)| worst.0);
         }
     }
 
     fn ranked(self) -> Vec<ScoredItem> {
         self.kept
             .into_iter()
+            .rev()
             .map(|(Entry(score, item), _)| ScoredItem { item: ItemIdx(item), score })
             .collect()
     }

@@ -532,7 +532,7 @@ impl Recommender for ContentModel {
     }
 
     /// [`Recommender::explain`] of every item at once. The answered items go through the
-    /// history [`LANES`] at a time: each term of theirs gets a row of their weights side by
+    /// history 16 at a time: each term of theirs gets a row of their weights side by
     /// side, and each history row, read once, adds its products to all of them as one short
     /// vector. A history row's products are added in its term order from zero, the terms no
     /// answered item has left out (they would add zeros to a sum of non-negative weights),
