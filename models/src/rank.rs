@@ -40,17 +40,30 @@ impl PartialOrd for Entry {
 /// lower item index. NaN and negative-infinity scores are never returned.
 pub fn top_k(scores: &[f32], k: usize, mut is_allowed: impl FnMut(usize) -> bool) -> Vec<ScoredItem> {
     let mut top = TopK::new(k, scores.len());
+    scan(scores, &mut top, &mut is_allowed);
+    top.ranked()
+}
+
+/// What keeps the best of the scores [`scan`] offers ([`TopK`], [`CappedTopK`]).
+trait Keep {
+    /// The worst kept score once the keeper is full; `None` before.
+    fn full_floor(&self) -> Option<f32>;
+
+    /// Considers item `idx` with `score`.
+    fn consider(&mut self, idx: usize, score: f32, is_allowed: &mut impl FnMut(usize) -> bool);
+}
+
+/// Offers every score of `scores` with its index to `top`, but for whole chunks of 16 below
+/// its full floor, which are turned away in a few wide comparisons.
+fn scan(scores: &[f32], top: &mut impl Keep, is_allowed: &mut impl FnMut(usize) -> bool) {
     for (c, chunk) in scores.chunks(16).enumerate() {
-        // A whole chunk below the worst kept score is turned away in a few wide comparisons.
-        let floor = top.floor;
-        if top.is_full() && !chunk.iter().fold(false, |any, &s| any | (s >= floor)) {
+        if top.full_floor().is_some_and(|floor| !chunk.iter().fold(false, |any, &s| any | (s >= floor))) {
             continue;
         }
         for (l, &score) in chunk.iter().enumerate() {
-            top.offer(c * 16 + l, score, &mut is_allowed);
+            top.consider(c * 16 + l, score, is_allowed);
         }
     }
-    top.ranked()
 }
 
 /// [`top_k`] over (item, score) pairs of distinct items, `len` of them (only to size the
@@ -96,15 +109,7 @@ where
     T: Fn(u32) -> usize,
 {
     let mut top = CappedTopK::new(k, cap);
-    for (c, chunk) in scores.chunks(16).enumerate() {
-        let floor = top.floor;
-        if top.is_full() && !chunk.iter().fold(false, |any, &s| any | (s >= floor)) {
-            continue;
-        }
-        for (l, &score) in chunk.iter().enumerate() {
-            top.offer(c * 16 + l, score, &mut is_allowed);
-        }
-    }
+    scan(scores, &mut top, &mut is_allowed);
     top.ranked()
 }
 
@@ -198,6 +203,30 @@ where
             .rev()
             .map(|(Entry(score, item), _)| ScoredItem { item: ItemIdx(item), score })
             .collect()
+    }
+}
+
+impl<C, T> Keep for CappedTopK<'_, C, T>
+where
+    C: Fn(usize) -> Option<u32>,
+    T: Fn(u32) -> usize,
+{
+    fn full_floor(&self) -> Option<f32> {
+        self.is_full().then_some(self.floor)
+    }
+
+    fn consider(&mut self, idx: usize, score: f32, is_allowed: &mut impl FnMut(usize) -> bool) {
+        self.offer(idx, score, is_allowed);
+    }
+}
+
+impl Keep for TopK {
+    fn full_floor(&self) -> Option<f32> {
+        self.is_full().then_some(self.floor)
+    }
+
+    fn consider(&mut self, idx: usize, score: f32, is_allowed: &mut impl FnMut(usize) -> bool) {
+        self.offer(idx, score, is_allowed);
     }
 }
 
