@@ -73,6 +73,11 @@ pub struct ServerConfig {
     pub shutdown_timeout_ms: u64,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// A scoring thread that has scored this many microseconds since it last let the
+    /// request-handling thread have its core yields it after the answer in hand (0: never).
+    /// Under load this keeps answers from waiting unwritten behind a kernel time slice
+    /// ([`crate::pool`]).
+    pub scoring_slice_us: u64,
     /// Placement used when a request names neither a placement nor a channel.
     pub default_placement: String,
     /// API keys; none means an open server.
@@ -174,6 +179,7 @@ impl Default for ServerConfig {
             header_read_timeout_ms: 5_000,
             shutdown_timeout_ms: 10_000,
             max_body_bytes: 64 * 1024,
+            scoring_slice_us: crate::pool::DEFAULT_SLICE_US,
             default_placement: "home".into(),
             keys: Vec::new(),
             placements: BTreeMap::new(),
@@ -249,6 +255,9 @@ impl ServerConfig {
         }
         if let Some(raw) = env("OMNIREC_MAX_BODY_BYTES") {
             self.max_body_bytes = parse("OMNIREC_MAX_BODY_BYTES", &raw, "a number of bytes")?;
+        }
+        if let Some(raw) = env("OMNIREC_SCORING_SLICE_US") {
+            self.scoring_slice_us = parse("OMNIREC_SCORING_SLICE_US", &raw, "a number of microseconds")?;
         }
         if let Some(raw) = env("OMNIREC_DEFAULT_PLACEMENT") {
             self.default_placement = raw;

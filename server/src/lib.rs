@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod lab;
 pub mod live;
+pub mod pool;
 pub mod registry;
 pub mod report;
 pub mod routes;
@@ -75,6 +76,8 @@ async fn accept_loop(
     use hyper_util::rt::{TokioIo, TokioTimer};
     use std::time::Duration;
     use tower::ServiceExt;
+
+    pool::set_slice(Duration::from_micros(config.scoring_slice_us));
 
     let loaded: Arc<std::sync::OnceLock<(Arc<state::AppState>, axum::Router)>> = Arc::default();
     let app = {

@@ -13,8 +13,8 @@ use axum::response::Html;
 use models::experiment::Experiment;
 use models::experiment::report::{RatePoint, Report};
 
-use super::on_pool;
 use crate::error::ApiError;
+use crate::pool::on_pool;
 use crate::state::AppState;
 
 /// Points on each experiment's chart.

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::JsonBody;
-use super::on_pool;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::pool::on_pool;
 use crate::state::AppState;
 
 /// A metric, by name.

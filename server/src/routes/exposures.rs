@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 
 use super::experiments::time;
 use super::extract::JsonBody;
-use super::on_pool;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::pool::on_pool;
 use crate::state::AppState;
 
 /// One exposure a channel reports.

@@ -56,21 +56,6 @@ use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::telemetry;
 
-/// Runs CPU work on the rayon pool and waits for it without blocking the executor.
-pub(crate) async fn on_pool<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    rayon::spawn(move || {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
-        let _ = tx.send(result);
-    });
-    match rx.await {
-        Ok(Ok(value)) => Ok(value),
-        _ => Err(ApiError::internal("a scoring task panicked")),
-    }
-}
-
 async fn require(state: Arc<AppState>, role: Role, mut request: Request, next: Next) -> Response {
     let presented = auth::presented_key(request.headers()).map(std::borrow::Cow::into_owned);
     match auth::authorize(&state.keys, presented.as_deref(), role) {

@@ -162,7 +162,7 @@ pub(super) async fn get_profile(
 ) -> Result<Json<ProfileResponse>, ApiError> {
     let asked = identifier(&kind, &value)?;
     let state_ = Arc::clone(&state);
-    let profile = super::on_pool(move || profile(&state_, &asked)).await??;
+    let profile = crate::pool::on_pool(move || profile(&state_, &asked)).await??;
     Ok(Json(profile))
 }
 

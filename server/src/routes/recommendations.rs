@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{JsonBody, QueryParams};
-use super::on_pool;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::pool::on_pool;
 use crate::state::{AppState, Serving};
 use crate::telemetry;
 use models::serve::catalog::View;
