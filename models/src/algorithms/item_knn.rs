@@ -7,9 +7,12 @@
 
 use datasets::ItemIdx;
 use half::f16;
+use half::slice::HalfBitsSliceExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::half_scan::widen as widen_all;
+use super::spread::{SPREAD, spread_add};
 use crate::error::{Error, Result, require};
 use crate::rank::{ScoredItem, top_k};
 use crate::recommender::{Fit, Query, Recommender, SparseScores, TrainSet, check_query, check_sparse};
@@ -161,6 +164,24 @@ impl ItemKnnModel {
         super::linalg::touch(lists().map(|range| &self.sims[range]));
     }
 
+    /// [`Recommender::score_into`] into a buffer of [`SPREAD`] scores, for a catalog of at
+    /// most that many items ([`ItemKnnModel::check`] holds every neighbour below it, so
+    /// its low 16 bits are the neighbour); returns one past the highest neighbour.
+    fn spread(&self, query: &Query<'_>, scores: &mut [f32; SPREAD]) -> usize {
+        let (mut widened, mut end) = (Vec::new(), 0);
+        for (item, weight) in query.weighted() {
+            let Some(range) = self.list(item) else { continue };
+            widened.resize(range.len(), 0.0);
+            widen_all(self.sims[range.clone()].reinterpret_cast(), &mut widened);
+            let neighbors = &self.indices[range];
+            for (&j, &sim) in neighbors.iter().zip(&widened) {
+                scores[usize::from(j as u16)] += weight * sim;
+            }
+            end = end.max(neighbors.iter().max().map_or(0, |&j| j as usize + 1));
+        }
+        end
+    }
+
     /// Where `item`'s list lies in `indices` and `sims`; `None` out of range.
     fn list(&self, item: ItemIdx) -> Option<std::ops::Range<usize>> {
         Some(*self.indptr.get(item.get())?..*self.indptr.get(item.get() + 1)?)
@@ -198,10 +219,15 @@ impl Recommender for ItemKnnModel {
         self.indptr.len() - 1
     }
 
+    /// Catalogs of at most 65,536 items add into [`spread_add`]'s buffer, each list's
+    /// similarities widened at once: the same additions in the same order.
     fn score_into(&self, query: &Query<'_>, scores: &mut [f32]) -> Result<()> {
         check_query(self.n_items(), query, scores)?;
-        scores.iter_mut().for_each(|s| *s = 0.0);
         self.touch(query);
+        if spread_add(scores, |spread| self.spread(query, spread)) {
+            return Ok(());
+        }
+        scores.iter_mut().for_each(|s| *s = 0.0);
         for (item, weight) in query.weighted() {
             for (neighbor, sim) in self.neighbors(item) {
                 scores[neighbor.get()] += weight * sim;
@@ -248,11 +274,11 @@ impl Recommender for ItemKnnModel {
         for (source, weight) in query.weighted() {
             let Some(range) = self.list(source) else { continue };
             for (&j, &sim) in self.indices[range.clone()].iter().zip(&self.sims[range]) {
-                let sim = widen(sim);
                 let (word, bit) = slot(j);
                 if filter[word] & bit == 0 {
                     continue;
                 }
+                let sim = widen(sim);
                 let from = targets.partition_point(|&(target, _)| target < j);
                 for &(_, at) in targets[from..].iter().take_while(|&&(target, _)| target == j) {
                     explained[at].push((source, weight * sim));
@@ -330,6 +356,40 @@ mod tests {
         let why = model.explain(&Query { user: None, history: &history, recency: &[] }, ItemIdx(0));
         assert!(!why.is_empty() && why.iter().all(|(i, _)| (1..4).contains(&i.0)));
         assert!(ItemKnnParams { neighbors: 0, shrink: 0.0 }.validate().is_err());
+    }
+
+    #[test]
+    fn the_spread_buffer_scores_bit_for_bit_as_checked_additions() {
+        // 300 items, 40 neighbours each in no id order, half-precision similarities.
+        let (n, per) = (300usize, 40usize);
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let indices: Vec<u32> = (0..n * per).map(|_| (next() % n as u64) as u32).collect();
+        let sims: Vec<u16> =
+            (0..n * per).map(|_| f16::from_f32((next() % 1000) as f32 / 997.0).to_bits()).collect();
+        let model = ItemKnnModel { indptr: (0..=n).map(|i| i * per).collect(), indices, sims };
+        assert_eq!(model.check(n), Ok(()));
+        let history: Vec<(ItemIdx, f32)> =
+            (0..25).map(|_| (ItemIdx((next() % n as u64) as u32), 1.0 + (next() % 7) as f32)).collect();
+        let query = Query { user: None, history: &history, recency: &[] };
+        let mut spread = vec![f32::NAN; n];
+        model.score_into(&query, &mut spread).unwrap();
+        // With the buffer lent, the same call takes the checked additions.
+        let mut checked = vec![f32::NAN; n];
+        assert!(spread_add(&mut [0.0; 1], |_| {
+            model.score_into(&query, &mut checked).unwrap();
+            0
+        }));
+        assert!(spread.iter().any(|&s| s > 0.0));
+        assert_eq!(
+            spread.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+            checked.iter().map(|s| s.to_bits()).collect::<Vec<_>>()
+        );
     }
 
     #[test]
