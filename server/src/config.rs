@@ -224,8 +224,8 @@ impl ServerConfig {
 
     /// Applies `OMNIREC_LISTEN`, `OMNIREC_MODEL`, `OMNIREC_DATA_DIR`, `OMNIREC_ALLOW_OPEN`,
     /// `OMNIREC_REQUEST_TIMEOUT_MS`, `OMNIREC_HEADER_READ_TIMEOUT_MS`,
-    /// `OMNIREC_SHUTDOWN_TIMEOUT_MS`, `OMNIREC_MAX_BODY_BYTES` and
-    /// `OMNIREC_DEFAULT_PLACEMENT`.
+    /// `OMNIREC_SHUTDOWN_TIMEOUT_MS`, `OMNIREC_MAX_BODY_BYTES`, `OMNIREC_SCORING_SLICE_US`
+    /// and `OMNIREC_DEFAULT_PLACEMENT`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<()> {
         fn parse<T: std::str::FromStr>(name: &str, raw: &str, expected: &str) -> Result<T> {
             raw.trim().parse().map_err(|_| Error::Config(format!("{name}: expected {expected}, got `{raw}`")))
@@ -363,16 +363,22 @@ mod tests {
         let env = |name: &str| match name {
             "OMNIREC_LISTEN" => Some("0.0.0.0:9000".to_string()),
             "OMNIREC_REQUEST_TIMEOUT_MS" => Some("250".to_string()),
+            "OMNIREC_SCORING_SLICE_US" => Some("0".to_string()),
             _ => None,
         };
         let config = ServerConfig::load(None, env).unwrap();
         assert_eq!((config.listen.port(), config.request_timeout_ms), (9000, 250));
+        assert_eq!(config.scoring_slice_us, 0);
+        assert_eq!(ServerConfig::default().scoring_slice_us, crate::pool::DEFAULT_SLICE_US);
         // Open and not on loopback: refused until allowed.
         let err = config.validate(no_env).unwrap_err().to_string();
         assert!(err.contains("allow_open"), "{err}");
         let bad = |name: &str| (name == "OMNIREC_MAX_BODY_BYTES").then(|| "lots".to_string());
         let err = ServerConfig::load(None, bad).unwrap_err().to_string();
         assert!(err.contains("OMNIREC_MAX_BODY_BYTES") && err.contains("lots"), "{err}");
+        let bad = |name: &str| (name == "OMNIREC_SCORING_SLICE_US").then(|| "-5".to_string());
+        let err = ServerConfig::load(None, bad).unwrap_err().to_string();
+        assert!(err.contains("OMNIREC_SCORING_SLICE_US") && err.contains("microseconds"), "{err}");
     }
 
     #[test]
