@@ -5,8 +5,9 @@
 //! load a scoring thread always has another answer queued, so it never sleeps, and the
 //! kernel lets it run its whole slice (milliseconds) before a woken executor thread gets
 //! the core. Meanwhile finished answers wait unwritten and new requests unread, then go
-//! through in a burst: on 2 cores at 32 connections half of `home`'s requests waited behind
-//! a burst, and p99 was twice p50. So a scoring thread that has scored for
+//! through in a burst: on 2 cores at 32 connections a `home` request's wait in the pool's
+//! queue ranged from 0.5 ms (p10) to 3.0 ms (p90), and p99 was twice p50. So a scoring
+//! thread that has scored for
 //! [`ServerConfig::scoring_slice_us`](crate::config::ServerConfig::scoring_slice_us) since it
 //! last did yields its core after the answer in hand (`sched_yield`: a no-op when no other
 //! thread waits for the core). `bash benches/loadtest.sh` measures the effect (README,
@@ -80,7 +81,8 @@ mod tests {
         let slice = Duration::from_micros(500);
         let start = Instant::now();
         let at = |us: u64| start + Duration::from_micros(us);
-        // Jobs of 180 µs: the first starts the turn, the third passes the slice.
+        // Jobs of 180 µs: the first one's end starts the turn, the fourth's passes the slice
+        // (540 µs later), and so on.
         let mut turn = None;
         let mut yielded = Vec::new();
         for end in [180, 360, 540, 720, 900, 1080, 1260] {

@@ -166,9 +166,9 @@ impl ItemKnnModel {
 
     /// [`Recommender::score_into`] into a buffer of [`SPREAD`] scores, for a catalog of at
     /// most that many items ([`ItemKnnModel::check`] holds every neighbour below it, so
-    /// its low 16 bits are the neighbour); returns one past the highest neighbour.
+    /// its low 16 bits are the neighbour); returns how far it wrote: at most the catalog.
     fn spread(&self, query: &Query<'_>, scores: &mut [f32; SPREAD]) -> usize {
-        let (mut widened, mut end) = (Vec::new(), 0);
+        let mut widened = Vec::new();
         for (item, weight) in query.weighted() {
             let Some(range) = self.list(item) else { continue };
             widened.resize(range.len(), 0.0);
@@ -177,9 +177,8 @@ impl ItemKnnModel {
             for (&j, &sim) in neighbors.iter().zip(&widened) {
                 scores[usize::from(j as u16)] += weight * sim;
             }
-            end = end.max(neighbors.iter().max().map_or(0, |&j| j as usize + 1));
         }
-        end
+        self.n_items()
     }
 
     /// Where `item`'s list lies in `indices` and `sims`; `None` out of range.
