@@ -78,6 +78,11 @@ pub struct ServerConfig {
     /// Under load this keeps answers from waiting unwritten behind a kernel time slice
     /// ([`crate::pool`]).
     pub scoring_slice_us: u64,
+    /// Pins each scoring thread to its own core of those the process may run on (Linux), so
+    /// a request's scoring finds its data in that core's caches instead of following the
+    /// thread to the other core ([`crate::pool::start`]). Turn it off where other busy
+    /// processes share the cores.
+    pub pin_scoring_threads: bool,
     /// Placement used when a request names neither a placement nor a channel.
     pub default_placement: String,
     /// API keys; none means an open server.
@@ -180,6 +185,7 @@ impl Default for ServerConfig {
             shutdown_timeout_ms: 10_000,
             max_body_bytes: 64 * 1024,
             scoring_slice_us: crate::pool::DEFAULT_SLICE_US,
+            pin_scoring_threads: true,
             default_placement: "home".into(),
             keys: Vec::new(),
             placements: BTreeMap::new(),
@@ -224,8 +230,8 @@ impl ServerConfig {
 
     /// Applies `OMNIREC_LISTEN`, `OMNIREC_MODEL`, `OMNIREC_DATA_DIR`, `OMNIREC_ALLOW_OPEN`,
     /// `OMNIREC_REQUEST_TIMEOUT_MS`, `OMNIREC_HEADER_READ_TIMEOUT_MS`,
-    /// `OMNIREC_SHUTDOWN_TIMEOUT_MS`, `OMNIREC_MAX_BODY_BYTES`, `OMNIREC_SCORING_SLICE_US`
-    /// and `OMNIREC_DEFAULT_PLACEMENT`.
+    /// `OMNIREC_SHUTDOWN_TIMEOUT_MS`, `OMNIREC_MAX_BODY_BYTES`, `OMNIREC_SCORING_SLICE_US`,
+    /// `OMNIREC_PIN_SCORING_THREADS` and `OMNIREC_DEFAULT_PLACEMENT`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<()> {
         fn parse<T: std::str::FromStr>(name: &str, raw: &str, expected: &str) -> Result<T> {
             raw.trim().parse().map_err(|_| Error::Config(format!("{name}: expected {expected}, got `{raw}`")))
@@ -258,6 +264,9 @@ impl ServerConfig {
         }
         if let Some(raw) = env("OMNIREC_SCORING_SLICE_US") {
             self.scoring_slice_us = parse("OMNIREC_SCORING_SLICE_US", &raw, "a number of microseconds")?;
+        }
+        if let Some(raw) = env("OMNIREC_PIN_SCORING_THREADS") {
+            self.pin_scoring_threads = parse("OMNIREC_PIN_SCORING_THREADS", &raw, "true or false")?;
         }
         if let Some(raw) = env("OMNIREC_DEFAULT_PLACEMENT") {
             self.default_placement = raw;
@@ -364,12 +373,14 @@ mod tests {
             "OMNIREC_LISTEN" => Some("0.0.0.0:9000".to_string()),
             "OMNIREC_REQUEST_TIMEOUT_MS" => Some("250".to_string()),
             "OMNIREC_SCORING_SLICE_US" => Some("0".to_string()),
+            "OMNIREC_PIN_SCORING_THREADS" => Some("false".to_string()),
             _ => None,
         };
         let config = ServerConfig::load(None, env).unwrap();
         assert_eq!((config.listen.port(), config.request_timeout_ms), (9000, 250));
         assert_eq!(config.scoring_slice_us, 0);
         assert_eq!(ServerConfig::default().scoring_slice_us, crate::pool::DEFAULT_SLICE_US);
+        assert!(!config.pin_scoring_threads && ServerConfig::default().pin_scoring_threads);
         // Open and not on loopback: refused until allowed.
         let err = config.validate(no_env).unwrap_err().to_string();
         assert!(err.contains("allow_open"), "{err}");
@@ -379,6 +390,9 @@ mod tests {
         let bad = |name: &str| (name == "OMNIREC_SCORING_SLICE_US").then(|| "-5".to_string());
         let err = ServerConfig::load(None, bad).unwrap_err().to_string();
         assert!(err.contains("OMNIREC_SCORING_SLICE_US") && err.contains("microseconds"), "{err}");
+        let bad = |name: &str| (name == "OMNIREC_PIN_SCORING_THREADS").then(|| "yes".to_string());
+        let err = ServerConfig::load(None, bad).unwrap_err().to_string();
+        assert!(err.contains("OMNIREC_PIN_SCORING_THREADS") && err.contains("true or false"), "{err}");
     }
 
     #[test]

@@ -246,6 +246,7 @@ async fn start(config: ServerConfig) -> Result<(tokio::net::TcpListener, Arc<App
 /// `loading`, so a large artifact's load does not look like a dead server.
 async fn serve(args: &ServeArgs) -> Result<()> {
     let config = settings(args)?;
+    server::pool::start(config.pin_scoring_threads);
     let listen = config.listen;
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
@@ -281,6 +282,8 @@ fn warn_if_open(state: &AppState, listen: std::net::SocketAddr) {
 }
 
 async fn demo(args: &DemoArgs, serve_args: &ServeArgs) -> Result<()> {
+    let mut config = settings(serve_args)?;
+    server::pool::start(config.pin_scoring_threads);
     let model = args.dir.join("model.omr");
     let reusable = !args.fresh && models::artifact::load(&model).is_ok();
     if reusable {
@@ -296,7 +299,6 @@ async fn demo(args: &DemoArgs, serve_args: &ServeArgs) -> Result<()> {
             std::fs::remove_dir_all(&state).with_context(|| format!("cannot clear {}", state.display()))?;
         }
     }
-    let mut config = settings(serve_args)?;
     config.model = Some(model.clone());
     config.data_dir.get_or_insert_with(|| args.dir.join("state"));
     let (listener, state) = start(config).await?;

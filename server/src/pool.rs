@@ -12,6 +12,11 @@
 //! last did yields its core after the answer in hand (`sched_yield`: a no-op when no other
 //! thread waits for the core). `bash benches/loadtest.sh` measures the effect (README,
 //! "Serving").
+//!
+//! The pool has one thread per core, and [`start`] pins each to its own core: a request's
+//! scoring reads the members' data of the request before it (EASE's rows, content's
+//! postings, the score buffers) from that core's L2 cache, where a thread the kernel moved
+//! to the other core would read them from L3.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +39,52 @@ thread_local! {
     /// When this pool thread last yielded (or first finished a job).
     static TURN: Cell<Option<Instant>> = const { Cell::new(None) };
 }
+
+/// Starts the scoring pool (rayon's global pool: `RAYON_NUM_THREADS` threads, else one per
+/// core), its threads pinned round-robin to the cores the process may run on when `pin`
+/// holds and there are at least two (Linux; elsewhere `pin` does nothing). A thread whose
+/// pinning fails runs unpinned, with a warning. Returns `false` when the pool was already
+/// running (its threads stay as they are).
+pub fn start(pin: bool) -> bool {
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    let cores = if pin { allowed_cores() } else { Vec::new() };
+    if cores.len() > 1 {
+        builder = builder.start_handler(move |index| pin_to(cores[index % cores.len()]));
+    }
+    builder.build_global().is_ok()
+}
+
+/// The cores this process may run on, ascending (none where that is unknown).
+#[cfg(target_os = "linux")]
+fn allowed_cores() -> Vec<usize> {
+    use rustix::thread::{CpuSet, sched_getaffinity};
+    match sched_getaffinity(None) {
+        Ok(set) => (0..CpuSet::MAX_CPU).filter(|&cpu| set.is_set(cpu)).collect(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the CPU affinity; scoring threads stay unpinned");
+            Vec::new()
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn allowed_cores() -> Vec<usize> {
+    Vec::new()
+}
+
+/// Pins the calling thread to `core`.
+#[cfg(target_os = "linux")]
+fn pin_to(core: usize) {
+    use rustix::thread::{CpuSet, sched_setaffinity};
+    let mut set = CpuSet::new();
+    set.set(core);
+    if let Err(error) = sched_setaffinity(None, &set) {
+        tracing::warn!(%error, core, "cannot pin a scoring thread; it runs unpinned");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pin_to(_core: usize) {}
 
 /// Runs `work` on the rayon pool and waits for it without blocking the executor. A panic in
 /// `work` is answered as an internal error.
@@ -105,6 +156,26 @@ mod tests {
             assert!(!yields);
             turn = next;
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_pinned_thread_runs_on_its_core_only() {
+        use rustix::thread::{CpuSet, sched_getaffinity};
+        let cores = allowed_cores();
+        assert!(!cores.is_empty() && cores.is_sorted(), "{cores:?}");
+        let core = *cores.last().unwrap();
+        // A pool of its own, pinned as `start` pins the global one.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .start_handler(move |_| pin_to(core))
+            .build()
+            .unwrap();
+        let set = pool.install(|| sched_getaffinity(None)).unwrap();
+        let on: Vec<usize> = (0..CpuSet::MAX_CPU).filter(|&cpu| set.is_set(cpu)).collect();
+        assert_eq!(on, [core]);
+        // The caller's own affinity is untouched.
+        assert_eq!(allowed_cores(), cores);
     }
 
     #[tokio::test]
