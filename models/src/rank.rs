@@ -56,13 +56,39 @@ trait Keep {
 /// Offers every score of `scores` with its index to `top`, but for whole chunks of 16 below
 /// its full floor, which are turned away in a few wide comparisons.
 fn scan(scores: &[f32], top: &mut impl Keep, is_allowed: &mut impl FnMut(usize) -> bool) {
-    for (c, chunk) in scores.chunks(16).enumerate() {
-        if top.full_floor().is_some_and(|floor| !chunk.iter().fold(false, |any, &s| any | (s >= floor))) {
-            continue;
+    let (chunks, rest) = scores.as_chunks::<16>();
+    let mut c = 0;
+    while c < chunks.len() {
+        if let Some(floor) = top.full_floor() {
+            match with_simd(FirstReaching { chunks: &chunks[c..], floor }) {
+                Some(skip) => c += skip,
+                None => break,
+            }
         }
-        for (l, &score) in chunk.iter().enumerate() {
+        for (l, &score) in chunks[c].iter().enumerate() {
             top.consider(c * 16 + l, score, is_allowed);
         }
+        c += 1;
+    }
+    for (l, &score) in rest.iter().enumerate() {
+        top.consider(chunks.len() * 16 + l, score, is_allowed);
+    }
+}
+
+/// The first of `chunks` with a score at or above `floor` (NaN is not), in one wide
+/// comparison per chunk.
+struct FirstReaching<'a> {
+    chunks: &'a [[f32; 16]],
+    floor: f32,
+}
+
+impl WithSimd for FirstReaching<'_> {
+    type Output = Option<usize>;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) -> Option<usize> {
+        let floor = self.floor;
+        self.chunks.iter().position(|chunk| chunk.iter().fold(false, |any, &s| any | (s >= floor)))
     }
 }
 
