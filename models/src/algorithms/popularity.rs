@@ -86,7 +86,15 @@ pub struct PopularityModel {
     /// Each item's category as an index into a person's shares with the uncategorised share
     /// last (at `n_categories`), built on first use: scoring then multiplies without a branch.
     #[serde(skip)]
-    slots: std::sync::OnceLock<Vec<u32>>,
+    slots: std::sync::OnceLock<Slots>,
+}
+
+/// [`PopularityModel`]'s slots: a byte per item when the shares fit a table of 256 (a
+/// lookup the compiler need not check), else 32 bits.
+#[derive(Debug, Clone, PartialEq)]
+enum Slots {
+    Narrow(Vec<u8>),
+    Wide(Vec<u32>),
 }
 
 impl PopularityModel {
@@ -103,6 +111,23 @@ impl PopularityModel {
             return Err(format!("category {c} is past the {} categories", self.n_categories));
         }
         crate::artifact::integrity::finite("scores", &self.scores)
+    }
+
+    /// Builds what per-category scoring reads, so that the first answer does not pay for it.
+    pub fn warm(&self) {
+        self.slots();
+    }
+
+    fn slots(&self) -> &Slots {
+        self.slots.get_or_init(|| {
+            let last = self.n_categories;
+            let slot = |c: &Option<u32>| c.map_or(last, |c| c as usize);
+            if last < 256 {
+                Slots::Narrow(self.category.iter().map(|c| slot(c) as u8).collect())
+            } else {
+                Slots::Wide(self.category.iter().map(|c| slot(c) as u32).collect())
+            }
+        })
     }
 
     /// The global popularity of every item.
@@ -166,15 +191,22 @@ impl Recommender for PopularityModel {
             scores.copy_from_slice(&self.scores);
             return Ok(());
         };
-        let mut table = shares.by_category;
-        table.push(shares.uncategorised);
-        let slots = self.slots.get_or_init(|| {
-            let last = self.n_categories as u32;
-            self.category.iter().map(|c| c.unwrap_or(last)).collect()
-        });
-        for ((score, &base), &slot) in scores.iter_mut().zip(&self.scores).zip(slots) {
-            // `check` holds every category below `n_categories`: the table always has it.
-            *score = base * table.get(slot as usize).copied().unwrap_or(shares.uncategorised);
+        match self.slots() {
+            Slots::Narrow(slots) => {
+                let mut table = [shares.uncategorised; 256];
+                table[..shares.by_category.len()].copy_from_slice(&shares.by_category);
+                for ((score, &base), &slot) in scores.iter_mut().zip(&self.scores).zip(slots) {
+                    *score = base * table[usize::from(slot)];
+                }
+            }
+            Slots::Wide(slots) => {
+                let mut table = shares.by_category;
+                table.push(shares.uncategorised);
+                for ((score, &base), &slot) in scores.iter_mut().zip(&self.scores).zip(slots) {
+                    // `check` holds every category below `n_categories`: the table has it.
+                    *score = base * table.get(slot as usize).copied().unwrap_or(shares.uncategorised);
+                }
+            }
         }
         Ok(())
     }
@@ -202,6 +234,31 @@ mod tests {
         model.score_into(&Query { user: None, history: &history, recency: &[] }, &mut scores).unwrap();
         // books: 3 × (2 + 1) / (2 + 2) = 2.25; shoes: 3 × 1 / 4 = 0.75.
         assert_eq!((scores[0], scores[4]), (0.75, 2.25));
+    }
+
+    #[test]
+    fn narrow_and_wide_slots_score_the_same_formula() {
+        // Item j in category j, the last item uncategorised: 9 categories fit a byte's
+        // table, 299 do not.
+        for n in [10usize, 300] {
+            let model = PopularityModel {
+                scores: (0..n).map(|j| 1.0 + j as f32).collect(),
+                category: (0..n).map(|j| (j + 1 < n).then_some(j as u32)).collect(),
+                n_categories: n - 1,
+                slots: std::sync::OnceLock::new(),
+            };
+            model.check(n).unwrap();
+            let history = [(ItemIdx(3), 1.0), (ItemIdx(n as u32 - 2), 2.0)];
+            let query = Query { user: None, history: &history, recency: &[] };
+            let shares = model.shares(&query).unwrap();
+            let mut scores = vec![0.0; n];
+            model.score_into(&query, &mut scores).unwrap();
+            assert_eq!(matches!(model.slots(), Slots::Narrow(_)), n <= 256);
+            for (j, &score) in scores.iter().enumerate() {
+                let share = shares.by_category.get(j).copied().filter(|_| j + 1 < n);
+                assert_eq!(score, model.scores[j] * share.unwrap_or(shares.uncategorised), "item {j} of {n}");
+            }
+        }
     }
 
     #[test]

@@ -448,6 +448,12 @@ impl ContentModel {
         });
     }
 
+    /// Builds the postings full scoring reads, so that the first answer does not pay for
+    /// them.
+    pub fn warm(&self) {
+        self.postings();
+    }
+
     /// The term × item postings, built on first use.
     fn postings(&self) -> &Postings {
         self.term_items.get_or_init(|| Postings::of(&self.item_terms))

@@ -213,14 +213,16 @@ impl Engine {
         let log_popularity = crate::recommender::log_popularity(&artifact.body.history);
         let debias = Debias::new(&artifact.metadata.blend_debias, &log_popularity);
         let retriever = Retriever::new(candidates, &artifact.body.models, &debias);
-        // ALS's half-precision copy serves its full scans: built now where answers scan
-        // every item; behind the ALS index a full scan is only a fallback, and the copy
-        // (2 bytes per factor) waits for the first one.
+        // What full scoring reads beyond the artifact (ALS's half-precision copy, content's
+        // postings, popularity's category slots) is built now where answers score every
+        // item; behind the candidate stage full scoring is only a fallback, and its
+        // structures (2 bytes per ALS factor, 6 per content posting) wait for the first one.
         for model in &artifact.body.models {
-            if let FittedModel::Als(als) = model
-                && !retriever.has_als_index()
-            {
-                als.warm();
+            match model {
+                FittedModel::Als(als) if !retriever.has_als_index() => als.warm(),
+                FittedModel::Content(content) if !retriever.active() => content.warm(),
+                FittedModel::Popularity(popularity) => popularity.warm(),
+                _ => {}
             }
         }
         let mut popular_order: Vec<u32> = (0..popularity.len() as u32).collect();
