@@ -290,24 +290,37 @@ impl<W: Weight> Sparse<u16, W> {
 impl<I: Index, W: Weight> Sparse<I, W> {
     /// Calls `found(at, w)` for every `(item, at)` of `targets` (sorted by item) that row
     /// `source` keeps, with its weight: the row (ascending) is walked 16 entries at a time
-    /// against the targets, instead of a binary search per target.
+    /// against the targets, instead of a binary search per target, and a target is looked
+    /// for in its chunk by one wide comparison.
     fn lookup(&self, source: usize, targets: &[(u32, usize)], mut found: impl FnMut(usize, f32)) {
         let Some(range) = self.range(source) else { return };
         let (row, weights) = (&self.items[range.clone()], &self.weights[range]);
+        let (chunks, rest) = row.as_chunks::<16>();
         let mut next = 0;
-        for (c, chunk) in row.chunks(16).enumerate() {
-            let Some(&last) = chunk.last() else { break };
+        for (c, chunk) in chunks.iter().enumerate() {
+            let last: u32 = chunk[15].into();
             while let Some(&(target, at)) = targets.get(next) {
-                if target > last.into() {
+                if target > last {
                     break;
                 }
-                if let Some(k) = chunk.iter().position(|&j| j.into() == target) {
-                    found(at, weights[c * 16 + k].get());
+                let hits = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |hits, (l, &j)| hits | u32::from(j.into() == target) << l);
+                if hits != 0 {
+                    found(at, weights[c * 16 + hits.trailing_zeros() as usize].get());
                 }
                 next += 1;
             }
             if next == targets.len() {
-                break;
+                return;
+            }
+        }
+        // The short last chunk: what is left of the targets lies beyond every whole one.
+        let base = chunks.len() * 16;
+        for &(target, at) in &targets[next..] {
+            if let Some(k) = rest.iter().position(|&j| j.into() == target) {
+                found(at, weights[base + k].get());
             }
         }
     }
