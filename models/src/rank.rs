@@ -192,10 +192,20 @@ where
         if self.is_full() && self.kept.first().is_some_and(|(worst, _)| entry <= *worst) {
             return;
         }
+        let category = (self.cap.category)(idx);
+        // A newcomer of a full category must beat that category's worst kept item: a test
+        // cheaper than the rules', and the one that turns most of a favoured category away.
+        if let Some(c) = category {
+            let same = self.by_category.get(&c);
+            if same.map_or(0, BinaryHeap::len) >= self.cap.max.saturating_sub((self.cap.taken)(c))
+                && !same.and_then(BinaryHeap::peek).is_some_and(|&Reverse(worst)| entry > worst)
+            {
+                return;
+            }
+        }
         if !is_allowed(idx) {
             return;
         }
-        let category = (self.cap.category)(idx);
         if let Some(c) = category {
             let room = self.cap.max.saturating_sub((self.cap.taken)(c));
             let same = self.by_category.entry(c).or_default();
