@@ -198,7 +198,7 @@ where
         if let Some(c) = category {
             let same = self.by_category.get(&c);
             if same.map_or(0, BinaryHeap::len) >= self.cap.max.saturating_sub((self.cap.taken)(c))
-                && !same.and_then(BinaryHeap::peek).is_some_and(|&Reverse(worst)| entry > worst)
+                && same.and_then(BinaryHeap::peek).is_none_or(|&Reverse(worst)| entry <= worst)
             {
                 return;
             }

@@ -41,14 +41,21 @@ thread_local! {
 }
 
 /// Starts the scoring pool (rayon's global pool: `RAYON_NUM_THREADS` threads, else one per
-/// core), its threads pinned round-robin to the cores the process may run on when `pin`
-/// holds and there are at least two (Linux; elsewhere `pin` does nothing). A thread whose
-/// pinning fails runs unpinned, with a warning. Returns `false` when the pool was already
-/// running (its threads stay as they are).
+/// core the process may use), its threads pinned one to each core the process may run on
+/// when `pin` holds and there are at least as many threads as such cores, two or more
+/// (Linux; elsewhere `pin` does nothing). Fewer threads than cores (a CPU quota below the
+/// cores the process sees, say) stay unpinned: pinned, every such process would crowd the
+/// first cores. A thread whose pinning fails runs unpinned, with a warning. Returns `false`
+/// when the pool was already running (its threads stay as they are).
 pub fn start(pin: bool) -> bool {
-    let mut builder = rayon::ThreadPoolBuilder::new();
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
+    let mut builder = rayon::ThreadPoolBuilder::new().num_threads(threads);
     let cores = if pin { allowed_cores() } else { Vec::new() };
-    if cores.len() > 1 {
+    if cores.len() > 1 && threads >= cores.len() {
         builder = builder.start_handler(move |index| pin_to(cores[index % cores.len()]));
     }
     builder.build_global().is_ok()
