@@ -49,24 +49,28 @@ pub fn handle() -> PrometheusHandle {
 /// How often the recorder's histograms are folded into their buckets.
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Upkeeps run so far (for tests).
-static UPKEEPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 /// Folds the recorder's recorded latencies into their histograms every `every`, on a thread
 /// of its own for the life of the process. The recorder appends every observation to a list
 /// that only a scrape of `/metrics` or an upkeep drains: without this, a server nobody
-/// scrapes would keep 8 bytes per request for ever.
-fn keep_up(handle: PrometheusHandle, every: std::time::Duration) {
+/// scrapes would keep 8 bytes per request for ever. Returns the count of upkeeps the
+/// thread has run.
+fn keep_up(
+    handle: PrometheusHandle,
+    every: std::time::Duration,
+) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = std::sync::Arc::clone(&runs);
     let started = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
         loop {
             std::thread::sleep(every);
             handle.run_upkeep();
-            UPKEEPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     });
     if let Err(error) = started {
         tracing::warn!(%error, "cannot start the metrics upkeep; latencies accumulate until /metrics is scraped");
     }
+    runs
 }
 
 /// Logs to stderr at `info` (`-v` debug, `-vv` trace) for the server and the crates it
@@ -124,11 +128,11 @@ mod tests {
 
     #[test]
     fn upkeep_runs_without_a_scrape() {
+        // This thread's own count: the process's recorder has an upkeep thread of its own.
         let recorder = PrometheusBuilder::new().build_recorder();
-        let before = UPKEEPS.load(std::sync::atomic::Ordering::Relaxed);
-        keep_up(recorder.handle(), std::time::Duration::from_millis(5));
+        let runs = keep_up(recorder.handle(), std::time::Duration::from_millis(5));
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
-        while UPKEEPS.load(std::sync::atomic::Ordering::Relaxed) < before + 2 {
+        while runs.load(std::sync::atomic::Ordering::Relaxed) < 2 {
             assert!(Instant::now() < deadline, "no upkeep within 10 s");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
