@@ -22,7 +22,10 @@ use crate::error::{Error, Result, require};
 use crate::rank::{ScoredItem, top_k};
 use crate::recommender::{Fit, Query, Recommender, SparseScores, TrainSet, check_query, check_sparse};
 
+mod common;
 mod explain;
+
+use common::CommonTerms;
 
 /// How many history items [`ContentModel::explain`] returns.
 const EXPLAIN_TOP: usize = 3;
@@ -183,6 +186,7 @@ impl Fit for ContentParams {
             vectorizer: Vectorizer(std::sync::Mutex::new(vectorizer)),
             use_description: self.use_description,
             term_items: std::sync::OnceLock::new(),
+            common: std::sync::OnceLock::new(),
         })
     }
 }
@@ -211,6 +215,11 @@ impl PartialEq for Vectorizer {
     }
 }
 
+/// The L2 norm of a profile.
+fn norm(profile: &[f32]) -> f32 {
+    profile.iter().map(|v| v * v).sum::<f32>().sqrt()
+}
+
 /// A sparse row of TF-IDF weights over the model's vocabulary: (term, weight), sorted by term.
 pub type TermRow = Vec<(u32, f32)>;
 
@@ -232,6 +241,10 @@ pub struct ContentModel {
     /// only the postings of its terms instead of every item's row.
     #[serde(skip)]
     term_items: std::sync::OnceLock<Postings>,
+    /// The common terms as bits, built by [`ContentModel::warm`] where every item is scored
+    /// (`None`: no term is common enough, or the catalog is over 65,536 items).
+    #[serde(skip)]
+    common: std::sync::OnceLock<Option<CommonTerms>>,
 }
 
 /// Term × item postings: `items[starts[t]..starts[t + 1]]` hold term `t`, ascending, with
@@ -401,7 +414,7 @@ impl ContentModel {
     /// `scores[j] = rows[j] · profile / ‖profile‖`: the score [`Recommender::score_into`]
     /// would give an item with row `rows[j]`.
     pub fn score_rows(&self, profile: &[f32], rows: &[TermRow], scores: &mut [f32]) {
-        let norm = profile.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let norm = norm(profile);
         for (score, row) in scores.iter_mut().zip(rows) {
             *score = if norm == 0.0 {
                 0.0
@@ -420,14 +433,20 @@ impl ContentModel {
         })
     }
 
-    /// `scores[j] = row_j · profile / ‖profile‖`, through the postings of the profile's terms; all zeros when
-    /// the profile is empty.
+    /// `scores[j] = row_j · profile / ‖profile‖`, through the postings of the profile's terms
+    /// (the common ones through their bits, once [`ContentModel::warm`] built them); all zeros
+    /// when the profile is empty.
     fn cosine_into(&self, profile: &[f32], scores: &mut [f32]) {
         let postings = self.postings();
+        let common = self.common.get().and_then(Option::as_ref).filter(|c| c.usable(scores.len()));
         if let PostingItems::Short(items) = &postings.items {
+            let posted = |term: usize| common.is_none_or(|c| !c.holds(term));
             let spread = |spread: &mut [f32; SPREAD]| {
                 let mut end = 0;
-                self.for_each_term(profile, |range, weight| {
+                self.for_each_term(profile, |term, range, weight| {
+                    if !posted(term) {
+                        return;
+                    }
                     let (items, values) = (&items[range.clone()], &postings.values[range]);
                     for (&item, &value) in items.iter().zip(values) {
                         spread[usize::from(item)] += value * weight;
@@ -437,7 +456,15 @@ impl ContentModel {
                 end
             };
             if spread_add(scores, spread) {
-                return;
+                let norm = norm(profile);
+                match common {
+                    Some(common) if norm != 0.0 => {
+                        if common.add(profile, norm, scores) {
+                            return;
+                        }
+                    }
+                    _ => return,
+                }
             }
         }
         scores.fill(0.0);
@@ -448,10 +475,12 @@ impl ContentModel {
         });
     }
 
-    /// Builds the postings full scoring reads, so that the first answer does not pay for
-    /// them.
+    /// Builds what scoring every item reads (the postings, the common terms' bits), so that
+    /// the first answer does not pay for them. Until then (as where a candidate stage scores
+    /// only some items), every term goes through the postings.
     pub fn warm(&self) {
         self.postings();
+        self.common.get_or_init(|| CommonTerms::of(&self.item_terms, &self.idf));
     }
 
     /// The term × item postings, built on first use.
@@ -459,16 +488,16 @@ impl ContentModel {
         self.term_items.get_or_init(|| Postings::of(&self.item_terms))
     }
 
-    /// Calls `each(range, profile[t] / ‖profile‖)` for every term `t` of the profile, with
-    /// where its postings are: nothing for an empty profile.
-    fn for_each_term(&self, profile: &[f32], mut each: impl FnMut(std::ops::Range<usize>, f32)) {
-        let norm = profile.iter().map(|v| v * v).sum::<f32>().sqrt();
+    /// Calls `each(t, range, profile[t] / ‖profile‖)` for every term `t` of the profile,
+    /// with where its postings are: nothing for an empty profile.
+    fn for_each_term(&self, profile: &[f32], mut each: impl FnMut(usize, std::ops::Range<usize>, f32)) {
+        let norm = norm(profile);
         if norm == 0.0 {
             return;
         }
         let postings = self.postings();
         for (term, &weight) in profile.iter().enumerate().filter(|(_, w)| **w != 0.0) {
-            each(postings.range(term), weight / norm);
+            each(term, postings.range(term), weight / norm);
         }
     }
 
@@ -476,7 +505,7 @@ impl ContentModel {
     /// term of the profile: the terms of the cosine, nothing for an empty profile.
     fn for_each_posting(&self, profile: &[f32], mut add: impl FnMut(usize, f32)) {
         let postings = self.postings();
-        self.for_each_term(profile, |range, weight| {
+        self.for_each_term(profile, |_, range, weight| {
             let values = &postings.values[range.clone()];
             match &postings.items {
                 PostingItems::Short(items) => {
@@ -716,6 +745,70 @@ mod tests {
             assert!((a - b).abs() < 1e-6, "{scores:?} vs {by_rows:?}");
         }
         assert!(scores.iter().filter(|&&s| s > 0.0).count() >= 4);
+    }
+
+    /// A catalog of `n` items whose titles draw on a few words, so that many terms are
+    /// common, and on model numbers, rare; every seventh title repeats a word (a weight the common terms' bits cannot
+    /// hold), and every 23rd item has no text.
+    fn wordy_catalog(n: usize) -> Vec<Item> {
+        const WORDS: [&str; 12] =
+            ["red", "blue", "shoe", "pan", "light", "trail", "pro", "mini", "eco", "max", "soft", "kit"];
+        (0..n)
+            .map(|i| {
+                let id = format!("i{i}");
+                if i % 23 == 5 {
+                    return item(&id, &id, "", "");
+                }
+                let mut title: Vec<&str> =
+                    (0..1 + i % 4).map(|w| WORDS[(i * 7 + w * 5 + i / 13) % 12]).collect();
+                if i % 7 == 0 {
+                    title.push(title[0]);
+                }
+                title.push(["alpha", "beta", "gamma", "delta", "epsilon"][i % 5]);
+                // A model number eight items share: a rare term.
+                let model = format!("m{}", i % 50);
+                title.push(&model);
+                let category = ["shoes>running", "home>kitchen", "garden", "books>cooking"][i % 4];
+                item(&id, &title.join(" "), category, ["Acme Co", "Bolt", "Chef"][i % 3])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn common_terms_score_as_the_postings_do() {
+        let model = ContentParams::default().fit(&train(wordy_catalog(400))).unwrap();
+        let cold = model.clone();
+        model.warm();
+        let common = model.common.get().and_then(Option::as_ref).expect("common terms");
+        let held = (0..model.vocabulary.len()).filter(|&t| common.holds(t)).count();
+        assert!(held >= 10 && held < model.vocabulary.len(), "{held} of {} terms", model.vocabulary.len());
+        assert!(common.left_out() > 0, "the repeated words stay postings");
+        if !common.usable(400) {
+            eprintln!("no AVX-512 here: the common terms go through their postings");
+        }
+        let n = model.n_items();
+        for seed in 0..40usize {
+            // Short and long histories, one with a textless item, one of textless items only.
+            let history: Vec<(ItemIdx, f32)> = match seed {
+                0 => vec![(ItemIdx(5), 1.0)],
+                _ => (0..1 + seed * 3)
+                    .map(|h| (ItemIdx(((seed * 37 + h * 101) % n) as u32), 1.0 + (h % 3) as f32))
+                    .collect(),
+            };
+            let query = Query { user: None, history: &history, recency: &[] };
+            let (mut warm, mut reference) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+            model.score_into(&query, &mut warm).unwrap();
+            cold.score_into(&query, &mut reference).unwrap();
+            for (item, (a, b)) in warm.iter().zip(&reference).enumerate() {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "seed {seed} item {item}: {a} vs {b}");
+            }
+            if seed == 0 {
+                assert!(warm.iter().all(|&s| s == 0.0), "a textless history scores nothing");
+            } else {
+                assert!(warm.iter().filter(|&&s| s > 0.0).count() > n / 4, "seed {seed}");
+            }
+        }
+        crate::testing::refuses_bad_queries(&model);
     }
 
     #[test]
