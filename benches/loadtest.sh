@@ -55,6 +55,10 @@ echo "== omnirec server, every built-in placement (blend of every model, rules, 
 kill -TERM $server
 wait $server || true
 serve --config "$work/als_only.toml"
+# What the HTTP exchange alone costs here (the load generator shares the cores): no endpoint
+# of any service on this machine answers faster than this.
+echo "== omnirec server, GET /health/live (no work: the HTTP exchange alone)"
+"$bin/server" loadtest --addr "$addr" --model "$work/model.omr" --connections "$connections" --seconds "$seconds" --path /health/live
 echo "== omnirec server, placement als_only (ALS scores, rules, explanations), k 10"
 "$bin/server" loadtest --addr "$addr" --model "$work/model.omr" --connections "$connections" --seconds "$seconds" --placement als_only --k 10
 kill -TERM $server

@@ -56,6 +56,10 @@ pub struct LoadArgs {
     /// of store stock with the stores of the artifact's catalog in turn.
     #[arg(long, default_value = "home")]
     placement: String,
+    /// Ask this path (`read` mode) instead of any placement: `/health/live` measures what the
+    /// HTTP exchange alone costs on the same machine, the ceiling of every endpoint.
+    #[arg(long, conflicts_with = "placement")]
+    path: Option<String>,
     /// Events per batch (`ingest`, `mixed`).
     #[arg(long, default_value_t = 100)]
     batch: usize,
@@ -100,6 +104,11 @@ pub async fn run(args: &LoadArgs) -> Result<()> {
     if args.connections == 0 || args.seconds == 0 || args.batch == 0 || args.k == Some(0) {
         bail!("--connections, --seconds, --batch and --k must be at least 1");
     }
+    if let Some(path) = &args.path
+        && (args.mode != Mode::Read || !path.starts_with('/'))
+    {
+        bail!("--path takes a path starting with `/` (not {path:?}) and goes with --mode read");
+    }
     let artifact = models::artifact::load(&args.model)?;
     let persons: Vec<String> = artifact.body.users.ids().iter().take(5_000).cloned().collect();
     let items: Vec<String> = artifact.body.items.ids().iter().take(20_000).cloned().collect();
@@ -123,6 +132,10 @@ pub async fn run(args: &LoadArgs) -> Result<()> {
         tokio::spawn(freshness_probe(addr, key, stop))
     });
     let started = Instant::now();
+    if let Some(path) = &args.path {
+        let (latencies, errors) = read_load(args, vec![path.clone()], deadline).await;
+        return Ok(print_reads(args.connections, started.elapsed().as_secs_f64(), &latencies, errors)?);
+    }
     match args.mode {
         Mode::Read => {
             let targets = targets(args).await?;
@@ -542,5 +555,31 @@ mod tests {
         let storeless = Corpus { persons: &persons, items: &items, stores: &[] };
         let refused = kiosk.paths(&storeless, None).unwrap_err().to_string();
         assert!(refused.contains("store_kiosk") && refused.contains("no store"), "{refused}");
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: LoadArgs,
+    }
+
+    fn refusal(flags: &[&str]) -> String {
+        use clap::Parser;
+        let cli = match Cli::try_parse_from(["loadtest", "--model", "/nonexistent.omr"].iter().chain(flags)) {
+            Ok(cli) => cli,
+            Err(error) => return error.to_string(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(run(&cli.args)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_fixed_path_is_an_absolute_path_read_alone() {
+        // Refused before anything is read or sent (the model does not exist).
+        assert!(refusal(&["--path", "health/live"]).contains("starting with `/`"));
+        assert!(refusal(&["--path", "/health/live", "--mode", "ingest"]).contains("--mode read"));
+        assert!(refusal(&["--path", "/health/live", "--placement", "home"]).contains("cannot be used with"));
+        // A valid one gets as far as the model.
+        assert!(!refusal(&["--path", "/health/live"]).contains("--path"));
     }
 }
