@@ -246,10 +246,16 @@ impl<I: Index, W: Weight> Sparse<I, W> {
         found.map_or(0.0, |at| self.weights[range.start + at].get())
     }
 
+    /// Starts reading the items of the history's rows (see [`super::linalg::touch`]).
+    fn touch_items(&self, query: &Query<'_>) {
+        let rows = query.history.iter().filter_map(|&(item, _)| self.range(item.get()));
+        super::linalg::touch(rows.map(|range| &self.items[range]));
+    }
+
     /// Adds `factor × row` of every history item to `add(item, value)`.
     fn accumulate(&self, query: &Query<'_>, mut add: impl FnMut(usize, f32)) {
         let rows = || query.history.iter().filter_map(|&(item, _)| self.range(item.get()));
-        super::linalg::touch(rows().map(|range| &self.items[range]));
+        self.touch_items(query);
         super::linalg::touch(rows().map(|range| &self.weights[range]));
         let mut widened = Vec::new();
         for (i, &(item, _)) in query.history.iter().enumerate() {
@@ -269,7 +275,7 @@ impl<W: Weight> Sparse<u16, W> {
     /// ([`spread_add`]); returns one past the highest item written.
     fn spread(&self, query: &Query<'_>, scores: &mut [f32; SPREAD]) -> usize {
         let rows = || query.history.iter().filter_map(|&(item, _)| self.range(item.get()));
-        super::linalg::touch(rows().map(|range| &self.items[range]));
+        self.touch_items(query);
         super::linalg::touch(rows().map(|range| &self.weights[range]));
         let (mut widened, mut end) = (Vec::new(), 0);
         for (i, &(item, _)) in query.history.iter().enumerate() {
@@ -515,6 +521,13 @@ impl Recommender for EaseModel {
             .map(|(at, item)| (item.0, at))
             .collect();
         targets.sort_unstable();
+        // The rows are walked one after another: their lines are asked for all at once
+        // first, rather than each row's waiting on the walk of the one before.
+        match &self.rows {
+            Rows::Dense(_) => {}
+            Rows::Pruned(rows) => rows.touch_items(query),
+            Rows::Compact(rows) => rows.touch_items(query),
+        }
         for (i, &(source, _)) in query.history.iter().enumerate() {
             if source.get() >= n {
                 continue;

@@ -387,8 +387,11 @@ impl ContentModel {
     /// vector [`Recommender::score_into`] compares every item with).
     pub fn profile(&self, history: &[(ItemIdx, f32)]) -> Result<Vec<f32>> {
         let mut profile = vec![0.0f32; self.item_terms.cols()];
-        for &(item, weight) in history {
-            let row = self.row(item)?;
+        // Rows of items bought here and there, each a cache miss: asked for all at once.
+        let rows = history.iter().map(|&(item, _)| self.row(item)).collect::<Result<Vec<_>>>()?;
+        crate::algorithms::linalg::touch(rows.iter().map(|row| row.indices()));
+        crate::algorithms::linalg::touch(rows.iter().map(|row| row.data()));
+        for (row, &(_, weight)) in rows.into_iter().zip(history) {
             if weight.is_finite() && weight > 0.0 {
                 let scale = weight.ln_1p();
                 row.iter().for_each(|(term, &value)| profile[term] += scale * value);
