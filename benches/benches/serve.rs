@@ -8,7 +8,11 @@
 //!   without boosts, with live popularity on every item of the catalog, as after a day of
 //!   events.
 //!
-//! Each is measured through the candidate stage (`…/candidates`, the default above 20,000
+//! - `content/<scoring>/10000`: content's scores of every item for one known person, through
+//!   the common terms' bits and the rare terms' postings (`bits`, what a server scoring
+//!   every item runs) or through every term's postings (`postings`, a model not warmed).
+//!
+//! Each answer is measured through the candidate stage (`…/candidates`, the default above 20,000
 //! items: the blend on a few hundred candidates per request) and with every item scored
 //! (`…/exact`, `[candidates] per_member = 0`).
 //!
@@ -24,10 +28,12 @@ use datasets::identity::IdentityRules;
 use datasets::synthetic::{SyntheticConfig, SyntheticData};
 use datasets::{ItemIdx, UserIdx};
 use models::artifact::Artifact;
+use models::recommender::{Query, Recommender};
 use models::serve::candidates::CandidateParams;
 use models::serve::engine::Engine;
 use models::serve::popularity::LivePopularity;
 use models::serve::rules::{Boost, Filters, PlacementConfig, PlacementKind, Request};
+use models::train::FittedModel;
 use models::train::config::TrainConfig;
 
 fn artifact(n_items: usize) -> Artifact {
@@ -147,5 +153,39 @@ fn answer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, answer);
+fn content(c: &mut Criterion) {
+    let n_items = 10_000;
+    let artifact = artifact(n_items);
+    let engine =
+        Engine::with_candidates(artifact.clone(), CandidateParams { per_member: 0, ..Default::default() });
+    let Some(cold) = artifact.body.models.iter().find_map(|m| match m {
+        FittedModel::Content(content) => Some(content.clone()),
+        _ => None,
+    }) else {
+        panic!("the synthetic catalog trains a content model");
+    };
+    // The artifact's model was never warmed: it scores through every term's postings.
+    let warm = cold.clone();
+    warm.warm();
+    let n_users = engine.artifact().body.users.len() as u32;
+    let mut group = c.benchmark_group("content");
+    group.sample_size(50).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
+    let mut scores = vec![0f32; n_items];
+    for (scoring, model) in [("bits", &warm), ("postings", &cold)] {
+        let mut user = 0u32;
+        group.bench_function(BenchmarkId::new(scoring, n_items), |b| {
+            b.iter(|| {
+                user = user.wrapping_add(7919);
+                let u = UserIdx(user % n_users);
+                let person = engine.person(Some(u));
+                let query = Query { user: Some(u), history: &person.history, recency: &[] };
+                model.score_into(&query, &mut scores).expect("scores");
+                scores[0]
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, answer, content);
 criterion_main!(benches);
