@@ -80,17 +80,18 @@ impl CommonTerms {
         let mut rest = vec![Vec::new(); slots];
         for (item, row) in rows.outer_iterator().enumerate() {
             let common = || row.iter().filter(|&(t, _)| slot[t] != u32::MAX);
-            // A term the item has once weighs least among its terms for its idf.
-            let Some(s) =
-                common().map(|(t, &w)| w / idf[t]).filter(|s| s.is_finite() && *s > 0.0).reduce(f32::min)
-            else {
-                continue;
-            };
+            // A term the item has once weighs least among its terms for its idf. (Without a
+            // positive finite scale, every weight stays a posting.)
+            let s = common()
+                .map(|(t, &w)| w / idf[t])
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .reduce(f32::min)
+                .unwrap_or(0.0);
             scale[item] = s;
             let (block, lane) = (item / LANES, item % LANES);
             for (t, &w) in common() {
                 let at = slot[t] as usize;
-                if (idf[t] * s - w).abs() <= TOLERANCE * w {
+                if s > 0.0 && (idf[t] * s - w).abs() <= TOLERANCE * w.abs() {
                     masks[block * slots + at] |= 1 << lane;
                 } else {
                     rest[at].push((item as u32, w));
@@ -125,11 +126,8 @@ impl CommonTerms {
     /// term `t`. Returns `false`, with `scores` untouched, where it is not
     /// [`CommonTerms::usable`]: the caller then scores these terms through their postings.
     pub(super) fn add(&self, profile: &[f32], norm: f32, scores: &mut [f32]) -> bool {
-        if !self.usable(scores.len()) {
-            return false;
-        }
         #[cfg(target_arch = "x86_64")]
-        if let Some(simd) = crate::algorithms::linalg::avx512() {
+        if let Some(simd) = crate::algorithms::linalg::avx512().filter(|_| scores.len() == self.n_items) {
             let weight = |t: u32| profile.get(t as usize).map_or(0.0, |p| p / norm);
             let active: Vec<(usize, f32)> = (self.terms.iter().zip(&self.idf).enumerate())
                 .filter(|(_, (t, _))| weight(**t) != 0.0)
@@ -144,6 +142,7 @@ impl CommonTerms {
             }
             return true;
         }
+        let _ = (profile, norm);
         false
     }
 }
