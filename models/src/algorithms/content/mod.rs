@@ -318,7 +318,7 @@ impl ContentModel {
     /// vector [`Recommender::score_into`] compares every item with).
     pub fn profile(&self, history: &[(ItemIdx, f32)]) -> Result<Vec<f32>> {
         let mut profile = vec![0.0f32; self.item_terms.cols()];
-        // Rows of items bought here and there, each a cache miss: asked for all at once.
+        // The history's rows lie anywhere in the matrix, a cache miss each: asked for all at once.
         let rows = history.iter().map(|&(item, _)| self.row(item)).collect::<Result<Vec<_>>>()?;
         crate::algorithms::linalg::touch(rows.iter().map(|row| row.indices()));
         crate::algorithms::linalg::touch(rows.iter().map(|row| row.data()));
