@@ -3,8 +3,8 @@
 //! Through postings, a profile costs one scattered addition per posting of its terms: a
 //! load, an add and a store into a score somewhere in the catalog, one at a time. Most of
 //! those postings belong to a few common terms (on the synthetic catalog of 10,000 items, the
-//! 54 terms that one item in 24 or more carries hold three quarters of a typical profile's
-//! postings). Their weights hardly need storing: an item's row is its terms' counts times
+//! 54 terms that one item in 24 or more carries hold four fifths of the postings a profile
+//! touches). Their weights hardly need storing: an item's row is its terms' counts times
 //! their idf, scaled to unit length, so a term the item has once weighs `idf_t × scale_j`
 //! with one `scale_j` per item. What is left is which items have the term: one bit per
 //! item, 16 items per mask. Scoring adds each common profile term's `idf_t × p_t` to the
