@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use datasets::ItemIdx;
 use datasets::schema::{Identifier, IdentifierKind};
@@ -570,12 +570,24 @@ pub(super) async fn answer(state: Arc<AppState>, ask: Ask) -> Result<Response, A
     let default = state.config.default_placement.clone();
     let now = cli::unix_now();
     let store = state.store.clone();
-    let (response, labels) =
-        on_pool(move || respond(&serving, &lab, store.as_deref(), &default, ask, now)).await??;
-    let mut response = Json(response).into_response();
+    // The answer is written out as JSON where it was made: its strings are freed by the
+    // thread that allocated them, and one growing buffer takes the bytes (axum's `Json`
+    // starts at 128 bytes and writes through `io::Write` piece by piece).
+    let (body, labels) = on_pool(move || {
+        let (response, labels) = respond(&serving, &lab, store.as_deref(), &default, ask, now)?;
+        let mut body = Vec::with_capacity(JSON_CAPACITY);
+        serde_json::to_writer(&mut body, &response).map_err(ApiError::internal)?;
+        Ok::<_, ApiError>((body, labels))
+    })
+    .await??;
+    let mut response =
+        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response();
     response.extensions_mut().insert(labels);
     Ok(response)
 }
+
+/// Bytes reserved for an answer's JSON: a dozen items with their explanations fit.
+const JSON_CAPACITY: usize = 8 * 1024;
 
 /// Recommendations for a person known by id.
 #[utoipa::path(

@@ -149,3 +149,22 @@ async fn each_error_code_answers_with_its_one_status() {
     let (status, code) = code_of(&keyed, reload).await;
     assert_eq!((status, code.as_str()), (403, ErrorCode::Forbidden.as_str()));
 }
+
+#[tokio::test]
+async fn an_answer_is_json_and_says_so() {
+    let open = router(Vec::new(), &[]);
+    let cases = [
+        (get("/v1/users/nobody/recommendations?k=3"), 3),
+        (post("/v1/recommendations", "application/json", r#"{"k": 4}"#), 4),
+    ];
+    for (request, items) in cases {
+        let what = format!("{} {}", request.method(), request.uri());
+        let response = open.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200, "{what}");
+        assert_eq!(response.headers()["content-type"], "application/json", "{what}");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["items"].as_array().map(Vec::len), Some(items), "{what}");
+        assert!(json["recommendation_id"].is_string(), "{what}");
+    }
+}
