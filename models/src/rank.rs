@@ -134,6 +134,11 @@ where
     C: Fn(usize) -> Option<u32>,
     T: Fn(u32) -> usize,
 {
+    if k <= FEW {
+        let mut top = FewCapped::new(k, cap);
+        scan(scores, &mut top, &mut is_allowed);
+        return top.ranked();
+    }
     let mut top = CappedTopK::new(k, cap);
     scan(scores, &mut top, &mut is_allowed);
     top.ranked()
@@ -150,11 +155,119 @@ where
     C: Fn(usize) -> Option<u32>,
     T: Fn(u32) -> usize,
 {
+    if k <= FEW {
+        let mut top = FewCapped::new(k, cap);
+        for (idx, score) in scores {
+            top.offer(idx, score, &mut is_allowed);
+        }
+        return top.ranked();
+    }
     let mut top = CappedTopK::new(k, cap);
     for (idx, score) in scores {
         top.offer(idx, score, &mut is_allowed);
     }
     top.ranked()
+}
+
+/// Up to this `k`, the capped selections keep their items in a plain list ([`FewCapped`]):
+/// a page's few items are searched faster than a tree and per-category heaps are kept.
+const FEW: usize = 32;
+
+/// [`CappedTopK`] for a few items: the kept in one unordered list, every step a pass over
+/// it (`kernels/top_k/capped/6`, 10,000 scores: 3.8 µs against the tree's 7.4).
+struct FewCapped<'c, C, T> {
+    k: usize,
+    cap: &'c Cap<C, T>,
+    /// The kept, each with its category.
+    kept: Vec<(Entry, Option<u32>)>,
+    /// The worst kept score once `k` are kept (see [`TopK`]).
+    floor: f32,
+}
+
+impl<'c, C, T> FewCapped<'c, C, T>
+where
+    C: Fn(usize) -> Option<u32>,
+    T: Fn(u32) -> usize,
+{
+    fn new(k: usize, cap: &'c Cap<C, T>) -> Self {
+        FewCapped { k, cap, kept: Vec::with_capacity(k + 1), floor: f32::NEG_INFINITY }
+    }
+
+    /// Where in `kept` the worst of those `of` holds is.
+    fn worst(&self, of: impl Fn(Option<u32>) -> bool) -> Option<usize> {
+        let mut worst: Option<usize> = None;
+        for (at, &(entry, category)) in self.kept.iter().enumerate() {
+            if of(category) && worst.is_none_or(|w| entry < self.kept[w].0) {
+                worst = Some(at);
+            }
+        }
+        worst
+    }
+
+    fn offer(&mut self, idx: usize, score: f32, is_allowed: &mut impl FnMut(usize) -> bool) {
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        if self.k == 0 || !(score >= self.floor) || score == f32::NEG_INFINITY {
+            return;
+        }
+        let entry = Entry(score, idx as u32);
+        let full = self.kept.len() == self.k;
+        if full && self.worst(|_| true).is_some_and(|w| entry <= self.kept[w].0) {
+            return;
+        }
+        let category = (self.cap.category)(idx);
+        // A newcomer of a full category must beat that category's worst kept item, and
+        // replaces it.
+        let mut replaces = None;
+        if let Some(c) = category {
+            let room = self.cap.max.saturating_sub((self.cap.taken)(c));
+            let same = self.kept.iter().filter(|(_, k)| *k == Some(c)).count();
+            if same >= room {
+                match self.worst(|k| k == Some(c)) {
+                    Some(w) if entry > self.kept[w].0 => replaces = Some(w),
+                    _ => return,
+                }
+            }
+        }
+        if !is_allowed(idx) {
+            return;
+        }
+        match replaces {
+            Some(w) => self.kept[w] = (entry, category),
+            None => {
+                self.kept.push((entry, category));
+                if self.kept.len() > self.k
+                    && let Some(w) = self.worst(|_| true)
+                {
+                    self.kept.swap_remove(w);
+                }
+            }
+        }
+        if self.kept.len() == self.k {
+            self.floor = self.worst(|_| true).map_or(f32::NEG_INFINITY, |w| self.kept[w].0.0);
+        }
+    }
+
+    fn ranked(mut self) -> Vec<ScoredItem> {
+        self.kept.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        self.kept
+            .into_iter()
+            .map(|(Entry(score, item), _)| ScoredItem { item: ItemIdx(item), score })
+            .collect()
+    }
+}
+
+impl<C, T> Keep for FewCapped<'_, C, T>
+where
+    C: Fn(usize) -> Option<u32>,
+    T: Fn(u32) -> usize,
+{
+    fn full_floor(&self) -> Option<f32> {
+        (self.kept.len() == self.k).then_some(self.floor)
+    }
+
+    fn consider(&mut self, idx: usize, score: f32, is_allowed: &mut impl FnMut(usize) -> bool) {
+        self.offer(idx, score, is_allowed);
+    }
 }
 
 /// The best `k` offered so far under a [`Cap`]: every step in logarithmic time, so a page of
@@ -526,8 +639,9 @@ mod tests {
         #[test]
         fn capped_top_k_takes_what_taking_best_first_under_the_cap_takes(
             scores in proptest::collection::vec(-100i32..103, 0..200),
-            k in 0usize..20,
-            max in 1usize..4,
+            // Both sides of `FEW`: the list and the tree.
+            k in 0usize..50,
+            max in 1usize..14,
             taken in proptest::collection::vec(0usize..4, 4),
         ) {
             let scores: Vec<f32> = scores
