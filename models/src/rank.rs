@@ -248,7 +248,7 @@ where
     }
 
     fn ranked(mut self) -> Vec<ScoredItem> {
-        self.kept.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        self.kept.sort_unstable_by_key(|&(entry, _)| Reverse(entry));
         self.kept
             .into_iter()
             .map(|(Entry(score, item), _)| ScoredItem { item: ItemIdx(item), score })
