@@ -12,6 +12,10 @@
 //!   the common terms' bits and the rare terms' postings (`bits`, what a server scoring
 //!   every item runs) or through every term's postings (`postings`, a model not warmed).
 //!
+//! - `popularity/<level>/10000`: the popularity member's scores of every item for one known
+//!   person (global popularity × the person's share of each category): `avx512` picks 16
+//!   items' shares per instruction, `avx2` is the scalar loop every other CPU runs.
+//!
 //! Each answer is measured through the candidate stage (`…/candidates`, the default above 20,000
 //! items: the blend on a few hundred candidates per request) and with every item scored
 //! (`…/exact`, `[candidates] per_member = 0`).
@@ -187,5 +191,39 @@ fn content(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, answer, content);
+fn popularity(c: &mut Criterion) {
+    use models::algorithms::linalg::{Level, set_level};
+    let n_items = 10_000;
+    let artifact = artifact(n_items);
+    let engine =
+        Engine::with_candidates(artifact.clone(), CandidateParams { per_member: 0, ..Default::default() });
+    let Some(model) = artifact.body.models.iter().find_map(|m| match m {
+        FittedModel::Popularity(popularity) => Some(popularity.clone()),
+        _ => None,
+    }) else {
+        panic!("the synthetic catalog trains a popularity model");
+    };
+    let n_users = engine.artifact().body.users.len() as u32;
+    let mut group = c.benchmark_group("popularity");
+    group.sample_size(50).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    let mut scores = vec![0f32; n_items];
+    for (name, level) in [("avx512", Level::Avx512), ("avx2", Level::Avx2)] {
+        set_level(level);
+        let mut user = 0u32;
+        group.bench_function(BenchmarkId::new(name, n_items), |b| {
+            b.iter(|| {
+                user = user.wrapping_add(7919);
+                let u = UserIdx(user % n_users);
+                let person = engine.person(Some(u));
+                let query = Query { user: Some(u), history: &person.history, recency: &[] };
+                model.score_into(&query, &mut scores).expect("scores");
+                scores[0]
+            })
+        });
+    }
+    set_level(Level::Widest);
+    group.finish();
+}
+
+criterion_group!(benches, answer, content, popularity);
 criterion_main!(benches);
