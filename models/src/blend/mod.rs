@@ -141,24 +141,8 @@ impl Debias {
 /// Divides each score by its item's divisor (multiplies a score ≤ 0, so a popular item goes
 /// down whatever the sign): the module's popularity de-bias.
 pub(crate) fn apply_debias(scores: &mut [f32], divisors: &[f32]) {
-    crate::algorithms::linalg::with_simd(Debiasing { scores, divisors });
-}
-
-/// [`apply_debias`]'s loop, compiled for the dispatched instruction set: a division is
-/// exact in any width, so the wide loop gives the scalar one's values.
-struct Debiasing<'a> {
-    scores: &'a mut [f32],
-    divisors: &'a [f32],
-}
-
-impl pulp::WithSimd for Debiasing<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) {
-        for (s, &f) in self.scores.iter_mut().zip(self.divisors) {
-            *s = if *s > 0.0 { *s / f } else { *s * f };
-        }
+    for (s, &f) in scores.iter_mut().zip(divisors) {
+        *s = if *s > 0.0 { *s / f } else { *s * f };
     }
 }
 
