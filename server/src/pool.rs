@@ -1,7 +1,8 @@
 //! CPU work (scoring, reports) on the rayon pool, off the async executor, and how the pool's
 //! threads share the cores with the executor's.
 //!
-//! The executor's thread reads requests and writes answers; the pool's threads score. Under
+//! The executor's thread reads requests and writes answers; the pool's threads score (and
+//! turn a recommendation into its JSON, see `routes::recommendations::answer`). Under
 //! load a scoring thread always has another answer queued, so it never sleeps, and the
 //! kernel lets it run its whole slice (milliseconds) before a woken executor thread gets
 //! the core. Meanwhile finished answers wait unwritten and new requests unread, then go
