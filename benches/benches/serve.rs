@@ -26,7 +26,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 use datasets::dataset::WeightConfig;
 use datasets::identity::IdentityRules;
 use datasets::synthetic::{SyntheticConfig, SyntheticData};
@@ -157,73 +158,63 @@ fn answer(c: &mut Criterion) {
     group.finish();
 }
 
-fn content(c: &mut Criterion) {
-    let n_items = 10_000;
-    let artifact = artifact(n_items);
-    let engine =
-        Engine::with_candidates(artifact.clone(), CandidateParams { per_member: 0, ..Default::default() });
-    let Some(cold) = artifact.body.models.iter().find_map(|m| match m {
-        FittedModel::Content(content) => Some(content.clone()),
-        _ => None,
-    }) else {
-        panic!("the synthetic catalog trains a content model");
-    };
-    // The artifact's model was never warmed: it scores through every term's postings.
-    let warm = cold.clone();
-    warm.warm();
+/// One member's scores of every item for a known person (a different one each time).
+fn score_every_item(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: BenchmarkId,
+    engine: &Engine,
+    model: &dyn Recommender,
+) {
     let n_users = engine.artifact().body.users.len() as u32;
-    let mut group = c.benchmark_group("content");
-    group.sample_size(50).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
-    let mut scores = vec![0f32; n_items];
-    for (scoring, model) in [("bits", &warm), ("postings", &cold)] {
-        let mut user = 0u32;
-        group.bench_function(BenchmarkId::new(scoring, n_items), |b| {
-            b.iter(|| {
-                user = user.wrapping_add(7919);
-                let u = UserIdx(user % n_users);
-                let person = engine.person(Some(u));
-                let query = Query { user: Some(u), history: &person.history, recency: &[] };
-                model.score_into(&query, &mut scores).expect("scores");
-                scores[0]
-            })
-        });
-    }
-    group.finish();
+    let mut scores = vec![0f32; engine.artifact().body.items.len()];
+    let mut user = 0u32;
+    group.bench_function(id, |b| {
+        b.iter(|| {
+            user = user.wrapping_add(7919);
+            let u = UserIdx(user % n_users);
+            let person = engine.person(Some(u));
+            let query = Query { user: Some(u), history: &person.history, recency: &[] };
+            model.score_into(&query, &mut scores).expect("scores");
+            scores[0]
+        })
+    });
 }
 
-fn popularity(c: &mut Criterion) {
+fn members(c: &mut Criterion) {
     use models::algorithms::linalg::{Level, set_level};
     let n_items = 10_000;
     let artifact = artifact(n_items);
     let engine =
         Engine::with_candidates(artifact.clone(), CandidateParams { per_member: 0, ..Default::default() });
-    let Some(model) = artifact.body.models.iter().find_map(|m| match m {
-        FittedModel::Popularity(popularity) => Some(popularity.clone()),
-        _ => None,
-    }) else {
-        panic!("the synthetic catalog trains a popularity model");
+    let (mut content, mut popularity) = (None, None);
+    for model in &artifact.body.models {
+        match model {
+            FittedModel::Content(model) => content = Some(model.clone()),
+            FittedModel::Popularity(model) => popularity = Some(model.clone()),
+            _ => {}
+        }
+    }
+    let (Some(cold), Some(popularity)) = (content, popularity) else {
+        panic!("the synthetic catalog trains a content and a popularity model");
     };
-    let n_users = engine.artifact().body.users.len() as u32;
+    // The artifact's model was never warmed: it scores through every term's postings.
+    let warm = cold.clone();
+    warm.warm();
+    let mut group = c.benchmark_group("content");
+    group.sample_size(50).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
+    for (scoring, model) in [("bits", &warm), ("postings", &cold)] {
+        score_every_item(&mut group, BenchmarkId::new(scoring, n_items), &engine, &**model);
+    }
+    group.finish();
     let mut group = c.benchmark_group("popularity");
     group.sample_size(50).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    let mut scores = vec![0f32; n_items];
     for (name, level) in [("avx512", Level::Avx512), ("avx2", Level::Avx2)] {
         set_level(level);
-        let mut user = 0u32;
-        group.bench_function(BenchmarkId::new(name, n_items), |b| {
-            b.iter(|| {
-                user = user.wrapping_add(7919);
-                let u = UserIdx(user % n_users);
-                let person = engine.person(Some(u));
-                let query = Query { user: Some(u), history: &person.history, recency: &[] };
-                model.score_into(&query, &mut scores).expect("scores");
-                scores[0]
-            })
-        });
+        score_every_item(&mut group, BenchmarkId::new(name, n_items), &engine, &popularity);
     }
     set_level(Level::Widest);
     group.finish();
 }
 
-criterion_group!(benches, answer, content, popularity);
+criterion_group!(benches, answer, members);
 criterion_main!(benches);
