@@ -623,7 +623,11 @@ fn erase(
     let person =
         shared.graph.read().unwrap_or_else(PoisonError::into_inner).person(std::slice::from_ref(identifier));
     let Some(person) = person else { return Ok(None) };
-    if !person.known && also.is_empty() && w.events_with(&identifier.key())?.is_empty() {
+    if !person.known
+        && also.is_empty()
+        && w.events_with(&identifier.key())?.is_empty()
+        && !holds_anything(w, &identifier.key())?
+    {
         return Ok(None);
     }
     let mut identifiers: BTreeSet<Identifier> = person.identifiers.iter().cloned().collect();
@@ -690,6 +694,30 @@ fn erase(
         }
     }
     Ok(Some(erasure))
+}
+
+/// Whether anything is kept under identifier key `key` besides events: what was shown or
+/// served under it (an anonymous visitor's answers), assignments (and so exposures) of
+/// experiments, consent, a consumed ledger.
+fn holds_anything(w: &dyn Writer, key: &str) -> Result<bool> {
+    if !w.impressions(key, i64::MIN, 1)?.is_empty()
+        || w.consent(key)?.is_some()
+        || !w.consumed(key)?.is_empty()
+    {
+        return Ok(true);
+    }
+    let mut experiments = Vec::new();
+    w.scan_experiments(&mut |experiment| {
+        experiments.push(experiment.name);
+        Ok(())
+    })?;
+    for experiment in experiments {
+        // Every exposure stored under a key records the key's assignment with it.
+        if w.assignment(key, &experiment)?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn change_item(

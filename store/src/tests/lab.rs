@@ -105,6 +105,46 @@ fn erasure_deletes_the_person_s_exposures_and_assignments() {
 }
 
 #[test]
+fn erasing_someone_known_only_by_what_was_served_to_them_deletes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // An anonymous visitor who never sent an event: answers served to their cookie, one of
+    // them an experiment's exposure, and an account only an exposure report names.
+    store.record_served(served("r1", "cookie_id:c1", "web", 10), tag("blend"));
+    store.record_served(served("r2", "cookie_id:c1", "web", 11), None);
+    let reported = Exposure {
+        id: "mail-1".into(),
+        tag: ExposureTag { experiment: "x1".into(), variant: "blend".into() },
+        person: "user_id:u9".into(),
+        channel: "email".into(),
+        placement: None,
+        items: vec!["i9".into()],
+        at: 12,
+    };
+    assert_eq!(store.record_exposures(vec![reported]).unwrap(), [true]);
+    store
+        .put_experiment(ExperimentRecord {
+            name: "x1".into(),
+            definition: "{}".into(),
+            created_at: 1,
+            updated_at: 1,
+        })
+        .unwrap();
+    let cookie = id(CookieId, "c1");
+    let receipt =
+        store.erase(cookie.clone(), Vec::new(), "privacy", 20).unwrap().expect("the cookie is erased");
+    assert_eq!((receipt.impressions, receipt.exposures), (2, 1));
+    assert!(store.assignment("x1", &[cookie.key()]).unwrap().is_none());
+    let account = id(UserId, "u9");
+    let receipt = store.erase(account, Vec::new(), "privacy", 21).unwrap().expect("the account is erased");
+    assert_eq!(receipt.exposures, 1);
+    let left: Vec<String> = store.exposures("x1").unwrap().into_iter().map(|e| e.id).collect();
+    assert!(left.is_empty(), "{left:?}");
+    // Someone of whom nothing is kept is still nobody known.
+    assert!(store.erase(id(CookieId, "never-seen"), Vec::new(), "privacy", 22).unwrap().is_none());
+}
+
+#[test]
 fn experiments_and_the_model_registry_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let model = ModelRecord {
