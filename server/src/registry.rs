@@ -157,7 +157,7 @@ impl AppState {
         // the map, so a change committed meanwhile reaches it; no store write happens inside.
         let loaded = {
             let _view = self.view_lock.lock().unwrap_or_else(PoisonError::into_inner);
-            let (serving, warnings) = prepare(loaded, &placements, Some(store), None, false)?;
+            let (serving, warnings) = prepare(loaded, &placements, Some(store), false)?;
             for warning in warnings {
                 tracing::warn!(version, "{warning}");
             }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use arc_swap::ArcSwap;
@@ -135,10 +135,23 @@ pub struct AppState {
     pub(crate) view_lock: Mutex<()>,
     /// Set when shutdown begins: readiness turns false so balancers stop sending.
     pub draining: AtomicBool,
+    /// Erasures committed since start: each starts a recount of live popularity, which gives
+    /// way to a newer one's.
+    erasures: AtomicU64,
+    /// Serialises those recounts.
+    recount_lock: Mutex<()>,
 }
 
 /// The file in the data directory naming the active artifact.
 const ACTIVE_MODEL: &str = "active-model";
+
+/// Why a reload did not swap (the label of `omnirec_model_reloads_total`).
+enum ReloadFailure {
+    /// The artifact did not load, fit the placements or prepare.
+    Refused,
+    /// The active-model record could not be written.
+    NotRecorded,
+}
 
 impl AppState {
     /// Builds the state: validates the settings, opens the store, finds and loads the model.
@@ -171,7 +184,7 @@ impl AppState {
         };
         let loaded = Loaded::load(&path, store.as_ref().map(|s| s.store_id()), config.candidates)?;
         let placements = crate::lab::placements_for(&config, &experiments, loaded.version(), true);
-        let (serving, warnings) = prepare(loaded, &placements, store.as_deref(), None, true)?;
+        let (serving, warnings) = prepare(loaded, &placements, store.as_deref(), true)?;
         for warning in warnings {
             tracing::warn!("{warning}");
         }
@@ -187,6 +200,8 @@ impl AppState {
             catalog_lock: tokio::sync::Mutex::new(()),
             view_lock: Mutex::new(()),
             draining: AtomicBool::new(false),
+            erasures: AtomicU64::new(0),
+            recount_lock: Mutex::new(()),
         });
         state.record_active(&path)?;
         if let Some(store) = &state.store {
@@ -218,53 +233,74 @@ impl AppState {
             metrics::counter!("omnirec_model_reloads_total", "outcome" => outcome).increment(1);
         };
         let state = Arc::clone(&self);
-        let load_path = path.clone();
-        let prepared = tokio::task::spawn_blocking(move || -> Result<(Serving, Vec<String>)> {
-            let store_id = state.store.as_ref().map(|s| s.store_id().to_string());
-            let loaded = Loaded::load(&load_path, store_id.as_deref(), state.config.candidates)?;
-            let placements =
-                crate::lab::placements_for(&state.config, &state.experiments.load(), loaded.version(), true);
-            // A trial view first, so a model that does not fit the placements is refused
-            // before anything of it reaches the store.
-            let trial = loaded.engine.view(loaded.engine.catalog().clone(), &placements);
-            trial.map_err(|source| Error::Model { path: load_path.display().to_string(), source })?;
-            prepare(loaded, &placements, state.store.as_deref(), Some(&state.view_lock), true)
-        })
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))
-        .and_then(|prepared| prepared);
-        let (serving, warnings) = match prepared {
-            Ok(ok) => ok,
-            Err(error) => {
-                outcome("refused");
-                tracing::warn!(path = %path.display(), %error, "reload refused; the old model keeps serving");
+        let swap_path = path.clone();
+        let swapped = tokio::task::spawn_blocking(move || state.load_and_swap(&swap_path))
+            .await
+            .map_err(|e| (ReloadFailure::Refused, Error::Io(std::io::Error::other(e.to_string()))))
+            .and_then(|swapped| swapped);
+        let (loaded, old, records) = match swapped {
+            Ok(swapped) => swapped,
+            Err((failure, error)) => {
+                match failure {
+                    ReloadFailure::Refused => {
+                        outcome("refused");
+                        tracing::warn!(path = %path.display(), %error, "reload refused; the old model keeps serving");
+                    }
+                    ReloadFailure::NotRecorded => {
+                        outcome("not_recorded");
+                        tracing::error!(path = %path.display(), %error, "reload not done: the active model cannot be recorded");
+                    }
+                }
                 self.reseed_served();
                 return Err(error);
             }
-        };
-        for warning in warnings {
-            tracing::warn!("{warning}");
-        }
-        // Record before swapping: what is served must be what a restart serves. If the
-        // record cannot be written, nothing is swapped and the answer says so.
-        if let Err(error) = self.record_active(&path) {
-            outcome("not_recorded");
-            tracing::error!(path = %path.display(), %error, "reload not done: the active model cannot be recorded");
-            self.reseed_served();
-            return Err(error);
-        }
-        let loaded = Arc::clone(&serving.model);
-        let (old, records) = {
-            let _view = self.view_lock.lock().unwrap_or_else(PoisonError::into_inner);
-            let old = self.current.swap(Arc::new(serving));
-            let records = self.after_swap(&old);
-            (old, records)
         };
         self.record_states(records);
         telemetry::model_loaded(Some(old.model.version()), loaded.version());
         outcome("swapped");
         tracing::info!(from = old.model.version(), to = loaded.version(), path = %path.display(), "model swapped");
         Ok(loaded)
+    }
+
+    /// The blocking part of a reload: loads the artifact, seeds the store's graph with it,
+    /// then, under `view_lock` from reading the store's catalog changes and events until the
+    /// swap, prepares it, records it as the active model and swaps it in; so a catalog change
+    /// or an event committed meanwhile reaches the new model (`on_commit` waits for the lock).
+    /// Returns the new model, the old serving and the registry records to write (outside the
+    /// lock: a store write waits for the writer, which may be waiting for the lock).
+    #[allow(clippy::type_complexity)]
+    fn load_and_swap(
+        &self,
+        path: &Path,
+    ) -> std::result::Result<
+        (Arc<Loaded>, Arc<Serving>, Vec<(Arc<Loaded>, store::ModelState)>),
+        (ReloadFailure, Error),
+    > {
+        let refused = |error| (ReloadFailure::Refused, error);
+        let store_id = self.store.as_ref().map(|s| s.store_id().to_string());
+        let loaded = Loaded::load(path, store_id.as_deref(), self.config.candidates).map_err(refused)?;
+        let placements =
+            crate::lab::placements_for(&self.config, &self.experiments.load(), loaded.version(), true);
+        // A trial view first, so a model that does not fit the placements is refused before
+        // anything of it reaches the store.
+        let trial = loaded.engine.view(loaded.engine.catalog().clone(), &placements);
+        trial.map_err(|source| refused(Error::Model { path: path.display().to_string(), source }))?;
+        if let Some(store) = &self.store {
+            seed_store(store, &loaded).map_err(refused)?;
+        }
+        let _view = self.view_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let (serving, warnings) =
+            prepare(loaded, &placements, self.store.as_deref(), false).map_err(refused)?;
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+        // Record before swapping: what is served must be what a restart serves. If the
+        // record cannot be written, nothing is swapped and the answer says so.
+        self.record_active(path).map_err(|error| (ReloadFailure::NotRecorded, error))?;
+        let loaded = Arc::clone(&serving.model);
+        let old = self.current.swap(Arc::new(serving));
+        let records = self.after_swap(&old);
+        Ok((loaded, old, records))
     }
 
     /// Seeds the store's identity graph with the served model's persons again, after a reload
@@ -313,9 +349,10 @@ pub(crate) fn seed_store(store: &Store, loaded: &Loaded) -> Result<()> {
 
 /// Everything a model needs before it serves: the store's graph seeded with its persons, its
 /// live popularity counted from the store's events after its watermark, and the view of its
-/// catalog with the store's catalog changes, compiled for the placements. The part after the
-/// seeding holds `view_lock`, so catalog changes committed meanwhile are not lost; the seeding
-/// must not (it waits for the store's writer, which may be waiting for that lock).
+/// catalog with the store's catalog changes, compiled for the placements. A caller serving
+/// already holds `view_lock` from before this until the result is in place, so that catalog
+/// changes and events committed meanwhile are not lost, and does not let this seed the graph
+/// (seeding waits for the store's writer, which may be waiting for that lock).
 ///
 /// Only the production model seeds the graph (`seed`); the other loaded versions answer with
 /// the persons the production model's graph gives them.
@@ -323,7 +360,6 @@ pub(crate) fn prepare(
     loaded: Loaded,
     placements: &BTreeMap<String, models::serve::rules::PlacementConfig>,
     store: Option<&Store>,
-    view_lock: Option<&Mutex<()>>,
     seed: bool,
 ) -> Result<(Serving, Vec<String>)> {
     let engine = &loaded.engine;
@@ -334,7 +370,6 @@ pub(crate) fn prepare(
     {
         seed_store(store, &loaded)?;
     }
-    let _view = view_lock.map(|lock| lock.lock().unwrap_or_else(PoisonError::into_inner));
     if let Some(store) = store {
         let changes: Vec<CatalogChange> = store
             .item_changes()?
@@ -367,11 +402,13 @@ fn count_popularity(
 }
 
 /// After every store commit: count its events in live popularity and apply its catalog
-/// changes to the served view, so they take effect on the next request.
+/// changes to the served view, so they take effect on the next request. Under `view_lock`:
+/// a reload holds it from reading the store until its model serves, so a commit during that
+/// time reaches the new model, through what it read or through this after the swap.
 fn on_commit(state: &Weak<AppState>, committed: &store::Committed) {
     let Some(state) = state.upgrade() else { return };
+    let _view = state.view_lock.lock().unwrap_or_else(PoisonError::into_inner);
     if !committed.items.is_empty() {
-        let _view = state.view_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let changes: Vec<CatalogChange> = committed
             .items
             .iter()
@@ -401,33 +438,15 @@ fn on_commit(state: &Weak<AppState>, committed: &store::Committed) {
             state.versions.store(Arc::new(updated));
         }
     }
-    if committed.erased
-        && let Some(store) = &state.store
-    {
+    if committed.erased && state.store.is_some() {
         // Live popularity counted the erased person's interactions (and keeps hashes of
-        // them): count every served model's again from the store, off the writer's thread.
-        // Events committed meanwhile are counted once either way (a person and item count
-        // once).
-        let store = Arc::clone(store);
-        let production = state.current.load_full();
-        let versions = state.versions.load_full();
-        let servings: Vec<Arc<Serving>> =
-            std::iter::once(production).chain(versions.values().cloned()).collect();
-        std::thread::spawn(move || {
-            for serving in servings {
-                serving.model.live.clear();
-                let weights = &serving.model.engine.artifact().metadata.config.weights;
-                let counted = store.scan_events(serving.model.after_seq, &mut |event| {
-                    count_popularity(&serving.model.live, &serving.view.catalog, weights, &event);
-                    Ok(())
-                });
-                if let Err(error) = counted {
-                    tracing::error!(%error, "live popularity could not be counted again after an erasure");
-                }
-            }
-        });
-    }
-    if !committed.events.is_empty() {
+        // them): every served model's is counted again from the store, off the writer's
+        // thread; this commit's own events are among what that counts (those of the erased
+        // person, ingested in the same commit before the erasure, are not).
+        let generation = state.erasures.fetch_add(1, Ordering::SeqCst) + 1;
+        let weak = Arc::downgrade(&state);
+        std::thread::spawn(move || recount_popularity(&weak, generation));
+    } else if !committed.events.is_empty() {
         let production = state.current.load_full();
         let versions = state.versions.load_full();
         for serving in std::iter::once(&production).chain(versions.values()) {
@@ -435,6 +454,33 @@ fn on_commit(state: &Weak<AppState>, committed: &store::Committed) {
             for event in &committed.events {
                 count_popularity(&serving.model.live, &serving.view.catalog, weights, event);
             }
+        }
+    }
+}
+
+/// Counts every served model's live popularity again from the store after the erasure that
+/// made `generation`. One recount at a time: one of an older erasure, still reading a
+/// snapshot with a newer erasure's events in it, finishes before the newer one clears and
+/// counts, and one that finds a newer erasure waiting leaves the work to it. Events
+/// committed meanwhile are counted once either way (a person and item count once).
+fn recount_popularity(state: &Weak<AppState>, generation: u64) {
+    let Some(state) = state.upgrade() else { return };
+    let Some(store) = &state.store else { return };
+    let _recount = state.recount_lock.lock().unwrap_or_else(PoisonError::into_inner);
+    if state.erasures.load(Ordering::SeqCst) != generation {
+        return;
+    }
+    let production = state.current.load_full();
+    let versions = state.versions.load_full();
+    for serving in std::iter::once(&production).chain(versions.values()) {
+        serving.model.live.clear();
+        let weights = &serving.model.engine.artifact().metadata.config.weights;
+        let counted = store.scan_events(serving.model.after_seq, &mut |event| {
+            count_popularity(&serving.model.live, &serving.view.catalog, weights, &event);
+            Ok(())
+        });
+        if let Err(error) = counted {
+            tracing::error!(%error, "live popularity could not be counted again after an erasure");
         }
     }
 }
