@@ -53,22 +53,27 @@ pub fn person<'a>(
     let catalog = &serving.view.catalog;
     let trained = trained_persons(serving, identifiers, &live);
     let also_trained = also_trained(serving, &live, &trained);
+    let blocked = blocked_own(serving, identifiers, &live, &trained, &also_trained);
     let mut withheld = withheld_holdings(serving, identifiers, &live);
     let elsewhere = known_elsewhere(serving, loaded, identifiers, &live, &mut withheld);
     let item = |id: &Option<String>| id.as_deref().and_then(|id| catalog.get(id));
-    let signals = LiveSignals {
-        trained,
-        also_trained,
-        elsewhere,
-        events: live.recent.iter().map(|e| (item(&e.item_id), e.to_event())).collect(),
-        ledger: live
-            .consumed
+    let in_catalog = |ledger: &[(String, Vec<store::ConsumedEntry>)]| -> models::serve::person::Ledger {
+        ledger
             .iter()
             .filter_map(|(item_id, entries)| {
                 let item = catalog.get(item_id)?;
                 Some((item, entries.iter().map(|e| (e.sign, e.timestamp)).collect()))
             })
-            .collect(),
+            .collect()
+    };
+    let signals = LiveSignals {
+        trained,
+        blocked,
+        also_trained,
+        elsewhere,
+        events: live.recent.iter().map(|e| (item(&e.item_id), e.to_event())).collect(),
+        ledger: in_catalog(&live.consumed),
+        also_ledgers: live.also_consumed.iter().map(|ledger| in_catalog(ledger)).collect(),
         withheld,
         personalization: live.allows(PERSONALIZATION),
         shown: live
@@ -103,6 +108,7 @@ fn known_elsewhere(
         let served = |item: u32| items.id(item).and_then(|id| serving.view.catalog.get(id));
         let mut users = trained_persons(other, identifiers, live);
         users.extend(also_trained(other, live, &users));
+        users.extend(blocked_own(other, identifiers, live, &users, &[]));
         let mut theirs: BTreeMap<ItemIdx, (i64, u32)> = BTreeMap::new();
         for &user in &users {
             for &(item, at) in engine.consumed(user) {
@@ -182,6 +188,37 @@ pub fn trained_persons(
         None => identifiers.iter().collect(),
     };
     model_persons(serving, candidates, live)
+}
+
+/// The model's persons behind the live person's own identifiers that [`model_persons`]
+/// leaves out (neither in `trained` nor `also`) because an identifier they were trained
+/// with was erased as someone else's (a shared browser's cookie, unlinked from them since
+/// and erased with its other user): what they bought still counts, never offered back to
+/// them; what they like does not (their vector learned from the erased person's events).
+fn blocked_own(
+    serving: &Serving,
+    identifiers: &[Identifier],
+    live: &store::LivePerson,
+    trained: &[UserIdx],
+    also: &[UserIdx],
+) -> Vec<UserIdx> {
+    let engine = &serving.model.engine;
+    let erased = learned_erased(serving, live);
+    let own: Vec<&Identifier> = match &live.ids {
+        Some(ids) => ids.identifiers.iter().collect(),
+        None => identifiers.iter().collect(),
+    };
+    let mut blocked: Vec<UserIdx> = Vec::new();
+    for identifier in own.into_iter().filter(|i| !erased.contains(i)) {
+        if let Some(user) = engine.lookup(&identifier.key())
+            && !trained.contains(&user)
+            && !also.contains(&user)
+            && !blocked.contains(&user)
+        {
+            blocked.push(user);
+        }
+    }
+    blocked
 }
 
 /// The model's persons of `candidates` in priority order, once each, skipping what `live`'s

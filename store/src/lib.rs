@@ -270,10 +270,11 @@ pub struct LivePerson {
     pub recent: Vec<EventRecord>,
     /// Per item, the person's purchases and returns after `after_seq` (ledger entries in
     /// sequence order); all of them for a person who withholds personalisation (exports
-    /// leave them out, so a model trained on one never learned what they bought). The
-    /// entries of the other persons the identifiers asked about belong to count too (see
-    /// [`crate::graph::LiveGraph::also_named`]).
+    /// leave them out, so a model trained on one never learned what they bought).
     pub consumed: Vec<(String, Vec<ConsumedEntry>)>,
+    /// The same for each of [`LivePerson::also`], apart: what they bought is not offered
+    /// either, and one person's return does not cancel another's purchase.
+    pub also_consumed: Vec<Vec<(String, Vec<ConsumedEntry>)>>,
     /// Consent per purpose: the most restrictive of the person's identifiers' latest choices,
     /// else the default.
     pub consent: Purposes,
@@ -287,6 +288,17 @@ impl LivePerson {
     pub fn allows(&self, purpose: &str) -> bool {
         self.consent.get(purpose).copied().unwrap_or(true)
     }
+}
+
+/// Ledgers by item, each in sequence order.
+fn in_order(ledgers: BTreeMap<String, Vec<ConsumedEntry>>) -> Vec<(String, Vec<ConsumedEntry>)> {
+    ledgers
+        .into_iter()
+        .map(|(item, mut entries)| {
+            entries.sort_by_key(|e| e.seq);
+            (item, entries)
+        })
+        .collect()
 }
 
 /// Consent per purpose from the latest choices of a person's identifiers: a purpose any of
@@ -546,6 +558,7 @@ impl Store {
             person.erased.clear();
             person.recent.clear();
             person.consumed.clear();
+            person.also_consumed.clear();
             person.shown.clear();
             person.consent = default.clone();
             for identifier in &all {
@@ -566,20 +579,22 @@ impl Store {
             // trained since knows nothing they bought: their whole ledger counts.
             let ledger_after = if person.allows(PERSONALIZATION) { query.after_seq } else { 0 };
             let mut seqs: Vec<u64> = Vec::new();
-            let mut ledgers: BTreeMap<String, Vec<ConsumedEntry>> = BTreeMap::new();
-            let mut read_ledger = |key: &str, after: u64| -> Result<()> {
-                for (item, entries) in r.consumed(key)? {
-                    let after: Vec<ConsumedEntry> = entries.into_iter().filter(|e| e.seq > after).collect();
-                    if !after.is_empty() {
-                        ledgers.entry(item).or_default().extend(after);
+            let read_ledger =
+                |ledgers: &mut BTreeMap<String, Vec<ConsumedEntry>>, key: &str, after: u64| -> Result<()> {
+                    for (item, entries) in r.consumed(key)? {
+                        let after: Vec<ConsumedEntry> =
+                            entries.into_iter().filter(|e| e.seq > after).collect();
+                        if !after.is_empty() {
+                            ledgers.entry(item).or_default().extend(after);
+                        }
                     }
-                }
-                Ok(())
-            };
+                    Ok(())
+                };
+            let mut ledgers: BTreeMap<String, Vec<ConsumedEntry>> = BTreeMap::new();
             for identifier in &ids.identifiers {
                 let key = identifier.key();
                 seqs.extend(r.events_of_anchor(&key, query.after_seq, recent_events)?);
-                read_ledger(&key, ledger_after)?;
+                read_ledger(&mut ledgers, &key, ledger_after)?;
                 if let Some(since) = query.shown_since {
                     person.shown.extend(r.impressions(&key, since, MAX_SHOWN)?);
                 }
@@ -589,9 +604,11 @@ impl Store {
             for other in &also {
                 let allows = consent_of(&other.identifiers)?.get(PERSONALIZATION).copied().unwrap_or(true);
                 let after = if allows { query.after_seq } else { 0 };
+                let mut theirs = BTreeMap::new();
                 for identifier in &other.identifiers {
-                    read_ledger(&identifier.key(), after)?;
+                    read_ledger(&mut theirs, &identifier.key(), after)?;
                 }
+                person.also_consumed.push(in_order(theirs));
             }
             seqs.sort_unstable();
             seqs.dedup();
@@ -601,13 +618,7 @@ impl Store {
                     person.recent.push(event);
                 }
             }
-            person.consumed = ledgers
-                .into_iter()
-                .map(|(item, mut entries)| {
-                    entries.sort_by_key(|e| e.seq);
-                    (item, entries)
-                })
-                .collect();
+            person.consumed = in_order(ledgers);
             Ok(())
         })?;
         if let Some(since) = query.shown_since {

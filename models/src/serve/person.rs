@@ -32,12 +32,19 @@ use datasets::{ItemIdx, UserIdx};
 
 use crate::serve::engine::{Engine, Person};
 
+/// Per item, purchases (+1) and returns (-1) with their times, in order.
+pub type Ledger = Vec<(ItemIdx, Vec<(i8, i64)>)>;
+
 /// What the live store knows of a person, in the model's indices.
 #[derive(Debug, Clone, Default)]
 pub struct LiveSignals {
     /// The model's persons among the person's identifiers, most trustworthy identifier's
     /// first; those of erased persons left out.
     pub trained: Vec<UserIdx>,
+    /// The model's persons behind the person's own identifiers that `trained` leaves out
+    /// because an identifier they were trained with was erased as someone else's: what they
+    /// bought is consumed; their history does not count.
+    pub blocked: Vec<UserIdx>,
     /// The model's persons behind other persons the request names (a guest's cookie joined
     /// live to another trained identifier), not among `trained`: what they bought is consumed
     /// too; their history does not count.
@@ -51,7 +58,10 @@ pub struct LiveSignals {
     pub events: Vec<(Option<ItemIdx>, Event)>,
     /// Per item, the purchases (+1) and returns (-1) after the watermark, with their times, in
     /// order.
-    pub ledger: Vec<(ItemIdx, Vec<(i8, i64)>)>,
+    pub ledger: Ledger,
+    /// The same for each of the other persons the request names, apart from the person's:
+    /// what any of them holds is consumed; their returns cancel only their own purchases.
+    pub also_ledgers: Vec<Ledger>,
     /// What the model's inputs show held under the person's identifiers while they withheld
     /// consent (never trained on): per identifier, (item, last purchase time, units), from
     /// [`Engine::withheld`]; those of erased identifiers left out.
@@ -76,7 +86,7 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
             entry.1 = entry.1.max(times.get(i).copied().unwrap_or(0));
         }
     }
-    for &user in live.trained.iter().chain(&live.also_trained) {
+    for &user in live.trained.iter().chain(&live.blocked) {
         // Each trained person holding the item holds what the artifact counted (a live merge
         // of two who both bought it needs two returns).
         for &(item, at) in engine.consumed(user) {
@@ -127,6 +137,32 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
             entry.0 += units;
             entry.1 = entry.1.max(at);
         }
+    }
+    // The other persons the request names, each netted apart: what the model knew any of
+    // them bought, and what any of them holds after their own returns since. A return of
+    // theirs since the model's data does not cancel what the model knew (the safe side).
+    let mut theirs: BTreeMap<u32, i64> = BTreeMap::new();
+    let mut mark = |item: u32, at: i64| {
+        let entry = theirs.entry(item).or_insert(at);
+        *entry = (*entry).max(at);
+    };
+    for &user in &live.also_trained {
+        for &(item, at) in engine.consumed(user) {
+            mark(item, at);
+        }
+    }
+    for ledger in &live.also_ledgers {
+        for (item, entries) in ledger {
+            let (units, at) = replay((0, i64::MIN), entries);
+            if units > 0 {
+                mark(item.0, at);
+            }
+        }
+    }
+    for (item, at) in theirs {
+        let entry = consumed.entry(item).or_insert((0, at));
+        entry.0 = entry.0.max(1);
+        entry.1 = entry.1.max(at);
     }
     let mut fresh = live.trained.len() > 1;
     for (item, event) in &live.events {

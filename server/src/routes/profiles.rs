@@ -451,23 +451,32 @@ pub(super) async fn delete_profile(
     let store = state.store.clone().ok_or_else(ApiError::no_store)?;
     let asked = identifier(&kind, &value)?;
     // The identifiers the loaded model links to the person, so its trained persons are
-    // suppressed too.
+    // suppressed too; but only those the live graph gives this person or nobody: one
+    // unlinked since training and now another person's (a shared browser's cookie once
+    // trained with its owner's login) stays theirs, with their history and purchases.
     let serving = state.current.load_full();
     let engine = &serving.model.engine;
     let body = &engine.artifact().body;
+    let person = store.person_ids(std::slice::from_ref(&asked));
+    let candidates = person.as_ref().map_or_else(|| vec![asked.clone()], |p| p.identifiers.clone());
+    let theirs = |alias: &Identifier| match store.person_ids(std::slice::from_ref(alias)) {
+        Some(live) if live.known => person.as_ref().is_some_and(|p| p.key == live.key),
+        _ => true,
+    };
     let mut also: Vec<Identifier> = Vec::new();
-    let candidates =
-        store.person_ids(std::slice::from_ref(&asked)).map_or_else(|| vec![asked.clone()], |p| p.identifiers);
     for identifier in &candidates {
         if let Some(user) = engine.lookup(&identifier.key()) {
             also.extend(
                 body.aliases
                     .iter()
                     .filter(|(_, p)| **p == user.0)
-                    .filter_map(|(k, _)| Identifier::parse_key(k)),
+                    .filter_map(|(k, _)| Identifier::parse_key(k))
+                    .filter(|alias| theirs(alias)),
             );
         }
     }
+    also.sort();
+    also.dedup();
     let source = super::extract::source(caller);
     let missing = asked.key();
     let receipt = tokio::task::spawn_blocking(move || store.erase(asked, also, &source, cli::unix_now()))

@@ -114,13 +114,41 @@ fn another_named_person_s_purchases_are_consumed_and_their_history_does_not_coun
     for &(item, _) in engine.consumed(me).iter().chain(engine.consumed(other)) {
         assert!(person.consumed.iter().any(|&(i, _)| i == item), "item {item} is consumed");
     }
-    // A live return under the other person gives back a unit they held.
+    // Each person is netted apart. The other person's live return of what the model knew
+    // they bought leaves it consumed (the safe side: which of their units it cancels is not
+    // known); one of a live purchase of theirs gives it back.
     let (theirs, bought_at) = engine.consumed(other)[0];
     let held = engine.held(other, theirs) as usize;
     let returns = vec![(-1, bought_at + 50); held];
-    let returned = LiveSignals { ledger: vec![(ItemIdx(theirs), returns)], ..live };
-    let mine_too = engine.consumed(me).iter().any(|&(i, _)| i == theirs);
-    assert_eq!(assemble(&engine, &returned).consumed.iter().any(|&(i, _)| i == theirs), mine_too);
+    let returned = LiveSignals { also_ledgers: vec![vec![(ItemIdx(theirs), returns)]], ..live.clone() };
+    assert!(assemble(&engine, &returned).consumed.iter().any(|&(i, _)| i == theirs));
+    let fresh = ItemIdx(
+        (0..engine.artifact().body.items.len() as u32)
+            .find(|&i| engine.consumed(me).iter().chain(engine.consumed(other)).all(|&(c, _)| c != i))
+            .unwrap(),
+    );
+    let consumed = |live: &LiveSignals| assemble(&engine, live).consumed.iter().any(|&(i, _)| i == fresh.0);
+    let bought_and_returned = vec![vec![(fresh, vec![(1, bought_at + 10), (-1, bought_at + 20)])]];
+    assert!(!consumed(&LiveSignals { also_ledgers: bought_and_returned, ..live.clone() }));
+    assert!(consumed(&LiveSignals {
+        also_ledgers: vec![vec![(fresh, vec![(1, bought_at + 10)])]],
+        ..live.clone()
+    }));
+    // The other person returning what they never bought does not cancel my purchase.
+    let mine_and_their_return = LiveSignals {
+        ledger: vec![(fresh, vec![(1, bought_at + 10)])],
+        also_ledgers: vec![vec![(fresh, vec![(-1, bought_at + 20)])]],
+        ..live.clone()
+    };
+    assert!(consumed(&mine_and_their_return), "another person's return cancelled my purchase");
+    // A trained person of my own that an erasure keeps from answering (their vector learned
+    // someone else's events): what they bought is consumed, their history does not count.
+    let blocked = LiveSignals { trained: Vec::new(), blocked: vec![me], also_trained: Vec::new(), ..live };
+    let person = assemble(&engine, &blocked);
+    assert!(person.history.is_empty() && person.user.is_none());
+    for &(item, _) in engine.consumed(me) {
+        assert!(person.consumed.iter().any(|&(i, _)| i == item), "item {item} is consumed");
+    }
 }
 
 #[test]
