@@ -164,6 +164,37 @@ fn a_login_and_a_till_receipt_make_one_person_across_channels() {
 }
 
 #[test]
+fn a_refused_card_named_beside_the_account_brings_its_purchases_a_refused_kiosk_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (user, card, second, kiosk) =
+        (id(UserId, "u1"), id(LoyaltyId, "L1"), id(LoyaltyId, "L2"), id(DeviceId, "kiosk"));
+    let stranger = id(LoyaltyId, "L9");
+    store
+        .ingest(
+            vec![
+                event("1", &[&user, &card], "store", "view", Some("hat"), 10),
+                // A second card: over the one-card limit, refused for merging.
+                event("2", &[&user, &second], "store", "view", Some("hat"), 20),
+                event("3", &[&second], "store", "purchase", Some("bag"), 30),
+                // A kiosk two card holders used: refused as a bridge.
+                event("4", &[&kiosk, &card], "store", "view", Some("hat"), 40),
+                event("5", &[&kiosk, &stranger], "store", "purchase", Some("coat"), 50),
+            ],
+            60,
+        )
+        .unwrap();
+    let person = store.person(&[user.clone()], ALL).unwrap();
+    assert!(!person.ids.as_ref().unwrap().identifiers.contains(&second), "the second card is refused");
+    let named = store.person(&[user.clone(), second.clone()], ALL).unwrap();
+    let theirs: Vec<&String> = named.also_consumed.iter().flatten().map(|(item, _)| item).collect();
+    assert_eq!(theirs, ["bag"], "{named:?}");
+    // The kiosk named beside the account brings nobody's purchases.
+    let at_kiosk = store.person(&[user, kiosk], ALL).unwrap();
+    assert!(at_kiosk.also_consumed.iter().flatten().all(|(item, _)| item != "coat"), "{at_kiosk:?}");
+}
+
+#[test]
 fn the_model_s_persons_seed_the_graph_and_an_unlink_gives_each_side_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
