@@ -634,6 +634,52 @@ async fn a_version_trained_on_less_data_offers_nothing_production_knows_was_boug
     server.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_reaches_what_a_version_beside_production_knows_of_the_person() {
+    let dir = tempfile::tempdir().unwrap();
+    // A version trained on more: the production model's events plus a device the person
+    // used that production never saw.
+    let data = super::trained().model.parent().unwrap().to_path_buf();
+    let (person, _) = super::buyers(3).into_iter().find(|(key, _)| !key.contains(':')).unwrap();
+    let item = super::trained().engine.artifact().body.items.id(0).unwrap().to_string();
+    let mut events = std::fs::read_to_string(data.join("events.jsonl")).unwrap();
+    for n in 0..3 {
+        let seen = json!({"identifiers": {"user_id": person, "device_id": "tablet-only-v2-knows"},
+            "channel": "app", "type": "view", "item_id": item, "timestamp": 1_700_000_000 + n});
+        events.push_str(&format!("{seen}\n"));
+    }
+    let path = dir.path().join("wider.jsonl");
+    std::fs::write(&path, events).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, super::common::CONFIG).unwrap();
+    let wider = dir.path().join("wider.omr");
+    trainer::commands::train(&trainer::TrainArgs {
+        data: trainer::DataArgs { interactions: None, events: Some(path) },
+        from_export: None,
+        items: Some(data.join("catalog.csv")),
+        config: Some(config),
+        out: wider.clone(),
+        skip_invalid: false,
+    })
+    .unwrap();
+    let server = start(
+        ServerConfig { data_dir: Some(dir.path().join("state")), ..ServerConfig::default() },
+        HashMap::new(),
+    )
+    .await;
+    let addr = &server.addr;
+    ok(addr, "POST", "/v1/admin/models", Some(&json!({ "path": wider }))).await;
+    let erased = ok(addr, "DELETE", &format!("/v1/profiles/user_id/{person}"), None).await;
+    assert!(erased["identifiers"].as_u64().unwrap() >= 2, "{erased}");
+    // The device only the other version knows is erased with the person: its late events
+    // are refused like any other of theirs.
+    let late = json!({"events": [{"device_id": "tablet-only-v2-knows", "channel": "app", "type": "view",
+        "item_id": item, "timestamp": 1_700_000_100}]});
+    let answer = ok(addr, "POST", "/v1/events", Some(&late)).await;
+    assert_eq!(answer["accepted"], 0, "{answer}");
+    server.shutdown().await;
+}
+
 #[test]
 fn compare_and_batch_recommendations_take_part_in_experiments() {
     let dir = tempfile::tempdir().unwrap();

@@ -450,13 +450,13 @@ pub(super) async fn delete_profile(
 ) -> Result<Json<ErasureReceipt>, ApiError> {
     let store = state.store.clone().ok_or_else(ApiError::no_store)?;
     let asked = identifier(&kind, &value)?;
-    // The identifiers the loaded model links to the person, so its trained persons are
+    // The identifiers every loaded model version links to the person (production, and
+    // versions beside it that may know more of them), so their trained persons are
     // suppressed too; but only those the live graph gives this person or nobody: one
     // unlinked since training and now another person's (a shared browser's cookie once
     // trained with its owner's login) stays theirs, with their history and purchases.
-    let serving = state.current.load_full();
-    let engine = &serving.model.engine;
-    let body = &engine.artifact().body;
+    let production = state.current.load_full();
+    let versions = state.versions.load_full();
     let person = store.person_ids(std::slice::from_ref(&asked));
     let candidates = person.as_ref().map_or_else(|| vec![asked.clone()], |p| p.identifiers.clone());
     let theirs = |alias: &Identifier| match store.person_ids(std::slice::from_ref(alias)) {
@@ -464,15 +464,19 @@ pub(super) async fn delete_profile(
         _ => true,
     };
     let mut also: Vec<Identifier> = Vec::new();
-    for identifier in &candidates {
-        if let Some(user) = engine.lookup(&identifier.key()) {
-            also.extend(
-                body.aliases
-                    .iter()
-                    .filter(|(_, p)| **p == user.0)
-                    .filter_map(|(k, _)| Identifier::parse_key(k))
-                    .filter(|alias| theirs(alias)),
-            );
+    for serving in std::iter::once(&production).chain(versions.values()) {
+        let engine = &serving.model.engine;
+        let body = &engine.artifact().body;
+        for identifier in &candidates {
+            if let Some(user) = engine.lookup(&identifier.key()) {
+                also.extend(
+                    body.aliases
+                        .iter()
+                        .filter(|(_, p)| **p == user.0)
+                        .filter_map(|(k, _)| Identifier::parse_key(k))
+                        .filter(|alias| theirs(alias)),
+                );
+            }
         }
     }
     also.sort();
