@@ -184,7 +184,7 @@ fn a_refused_card_named_beside_the_account_brings_its_purchases_a_refused_kiosk_
             60,
         )
         .unwrap();
-    let person = store.person(&[user.clone()], ALL).unwrap();
+    let person = store.person(std::slice::from_ref(&user), ALL).unwrap();
     assert!(!person.ids.as_ref().unwrap().identifiers.contains(&second), "the second card is refused");
     let named = store.person(&[user.clone(), second.clone()], ALL).unwrap();
     let theirs: Vec<&String> = named.also_consumed.iter().flatten().map(|(item, _)| item).collect();
