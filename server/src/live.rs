@@ -156,13 +156,21 @@ fn withheld_holdings(
         .collect()
 }
 
-/// The identifiers of `live` whose erasure the model may predate (erased at or after the end
-/// of its data): what it learned under them is the erased person's and is never used. One
-/// erased before is someone new to the model (a model trained on a later export of this
-/// store left the erased person's events out, and learned only what came after).
+/// The identifiers of `live` whose erasure the model may predate (not among the erasures its
+/// export knew, or erased at or after the end of its data when those are not recorded):
+/// what it learned under them is the erased person's and is never used. One erased before
+/// is someone new to the model (a model trained on a later export of this store left the
+/// erased person's events out, and learned only what came after).
 fn learned_erased<'a>(serving: &Serving, live: &'a store::LivePerson) -> BTreeSet<&'a Identifier> {
-    let until = serving.model.data_until;
-    live.erased.iter().filter(|(_, at)| *at >= until).map(|(identifier, _)| identifier).collect()
+    let model = &serving.model;
+    live.erased
+        .iter()
+        .filter(|(identifier, at)| {
+            let hash = store::record::suppression_hash(&identifier.key());
+            store::graph::may_have_learned(&hash, *at, model.data_until, model.erasures_known.as_ref())
+        })
+        .map(|(identifier, _)| identifier)
+        .collect()
 }
 
 /// The model's persons behind the other persons the request names ([`store::LivePerson::also`])

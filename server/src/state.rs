@@ -39,6 +39,10 @@ pub struct Loaded {
     /// may hold a person erased at any time. A person erased at or after it is one the model
     /// may have learned: their trained vector and identifiers are never used.
     pub data_until: i64,
+    /// The erasures that export knew (suppression hash → time), when the artifact recorded
+    /// them: an erasure not among them is one the model may have learned, whatever the
+    /// times ([`store::graph::may_have_learned`]).
+    pub erasures_known: Option<std::collections::BTreeMap<String, i64>>,
 }
 
 impl Loaded {
@@ -48,13 +52,13 @@ impl Loaded {
         let artifact = models::artifact::load(path)
             .map_err(|source| Error::Model { path: path.display().to_string(), source })?;
         let metadata = &artifact.metadata;
-        let (after_seq, data_until) = match (&metadata.store, store_id) {
+        let (after_seq, data_until, erasures_known) = match (&metadata.store, store_id) {
             (Some(mark), Some(id)) if mark.store_id == id => {
                 // An export recorded before its time was: not known, so every erasure counts.
                 let until = if mark.exported_at > 0 { mark.exported_at } else { i64::MIN };
-                (mark.watermark.saturating_sub(1), until)
+                (mark.watermark.saturating_sub(1), until, mark.erasures.clone())
             }
-            _ => (0, i64::MIN),
+            _ => (0, i64::MIN, None),
         };
         let live = LivePopularity::new(metadata.reference_time, metadata.config.popularity.half_life_days);
         let loaded_at = datasets::schema::format_timestamp(cli::unix_now());
@@ -65,6 +69,7 @@ impl Loaded {
             live,
             after_seq,
             data_until,
+            erasures_known,
         })
     }
 
@@ -95,7 +100,12 @@ impl Loaded {
         // Every trained person, one identifier or many: a request naming a trained person's
         // only identifier beside a shared device must find that person, not the device.
         let groups = groups.into_iter().filter(|g| !g.is_empty()).collect();
-        store::Seed { groups, refused, data_until: self.data_until }
+        store::Seed {
+            groups,
+            refused,
+            data_until: self.data_until,
+            erasures_known: self.erasures_known.clone(),
+        }
     }
 }
 

@@ -30,6 +30,25 @@ pub struct Seed {
     /// it are left out of the groups (the model learned them before the erasure). `i64::MIN`
     /// when unknown (a model not trained from this store's export): every erasure counts.
     pub data_until: i64,
+    /// The erasures the model's export knew, when it recorded them: then an erasure not
+    /// among them (or newer) is one the model may have learned, and `data_until` is not
+    /// consulted ([`may_have_learned`]).
+    pub erasures_known: Option<std::collections::BTreeMap<String, i64>>,
+}
+
+/// Whether a model may have learned the identifier whose suppression hash is `hash`, erased
+/// at `at`: with the erasures its export knew, when it is not among them or was erased again
+/// since; otherwise, when it was erased at or after the end of the model's data.
+pub fn may_have_learned(
+    hash: &str,
+    at: i64,
+    data_until: i64,
+    erasures_known: Option<&std::collections::BTreeMap<String, i64>>,
+) -> bool {
+    match erasures_known {
+        Some(known) => known.get(hash).is_none_or(|&before| at > before),
+        None => at >= data_until,
+    }
 }
 
 /// One person as the graph knows them.
@@ -334,7 +353,7 @@ mod tests {
         let seed = Seed {
             groups: vec![vec![id(UserId, "u1"), id(Email, "a@x.org")], vec![id(LoyaltyId, "L2")]],
             refused: vec![id(DeviceId, "kiosk")],
-            data_until: 0,
+            ..Seed::default()
         };
         let mut live = LiveGraph::build(IdentityRules::default(), &seed, &[], &|_| false);
         assert_eq!(live.person(&[id(Email, "a@x.org")]).unwrap().key, "u1");

@@ -371,9 +371,11 @@ impl Shared {
                 Ok(())
             })
         })?;
-        let data_until = seed.data_until;
         let is_suppressed = |identifier: &Identifier| {
-            erased.get(&record::suppression_hash(&identifier.key())).is_some_and(|&at| at >= data_until)
+            let hash = record::suppression_hash(&identifier.key());
+            erased.get(&hash).is_some_and(|&at| {
+                graph::may_have_learned(&hash, at, seed.data_until, seed.erasures_known.as_ref())
+            })
         };
         let graph = LiveGraph::build(rules, &seed, &links, &is_suppressed);
         *self.graph.write().unwrap_or_else(PoisonError::into_inner) = graph;

@@ -223,6 +223,14 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
         store_id: e.manifest.store_id.clone(),
         watermark: e.manifest.watermark,
         exported_at: e.manifest.exported_at,
+        erasures: Some(
+            e.manifest
+                .suppressed
+                .iter()
+                .filter(|s| s.reason == "erased")
+                .filter_map(|s| Some((s.hash.clone(), s.until?)))
+                .collect(),
+        ),
     });
     let metadata = artifact.metadata.clone();
     artifact::save(&artifact, &args.out).with_context(|| format!("cannot write {}", args.out.display()))?;

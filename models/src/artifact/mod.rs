@@ -109,6 +109,12 @@ pub struct StoreWatermark {
     /// written before it was recorded (then every erasure counts).
     #[serde(default)]
     pub exported_at: i64,
+    /// The erasures the export knew (suppression hash → time of erasure): a person erased
+    /// since is one the model may have learned, whatever the clocks say (an erasure stamped
+    /// before the export but committed after its snapshot is not among them). Absent from
+    /// artifacts written before it was recorded (then `exported_at` decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasures: Option<std::collections::BTreeMap<String, i64>>,
 }
 
 /// Identity resolution counts kept in the metadata.

@@ -199,7 +199,7 @@ fn the_model_s_persons_seed_the_graph_and_an_unlink_gives_each_side_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let (user, phone) = (id(UserId, "u1"), id(IdentifierKind::Phone, "+44 1234 5678"));
-    let seed = Seed { groups: vec![vec![user.clone(), phone.clone()]], refused: Vec::new(), data_until: 0 };
+    let seed = Seed { groups: vec![vec![user.clone(), phone.clone()]], ..Seed::default() };
     store.reseed(seed.clone(), IdentityRules::default(), WeightConfig::default()).unwrap();
     // The call centre's event is under the phone; the person is the trained account's.
     store.ingest(vec![event("1", &[&phone], "call_center", "purchase", Some("kettle"), 10)], 11).unwrap();
