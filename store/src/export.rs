@@ -158,7 +158,6 @@ impl Store {
         let io = |context: String| move |source: std::io::Error| Error::Export { context, source };
         std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         let _ = std::fs::remove_file(dir.join(ExportManifest::FILE_NAME));
-        let graph = self.shared.graph.read().unwrap_or_else(PoisonError::into_inner).clone();
         let default = self.shared.options.consent_default.clone();
         let mut manifest = ExportManifest {
             store_id: self.store_id().to_string(),
@@ -181,6 +180,11 @@ impl Store {
         write_file(dir, "events.jsonl", &mut |out| {
             purchases.clear();
             backend.read(&mut |r: &dyn crate::backend::Reader| -> Result<()> {
+                // The graph read after the snapshot opened: it holds every link the snapshot
+                // does (the writer applies a link to it before committing), perhaps a few
+                // newer; read before, a link in the snapshot could be missing from it, and a
+                // person who withholds consent could be exported under a new identifier.
+                let graph = self.shared.graph.read().unwrap_or_else(PoisonError::into_inner).clone();
                 manifest.watermark = r.next_seq()?;
                 let mut allowed: HashMap<String, bool> = HashMap::new();
                 let mut withheld: BTreeSet<String> = BTreeSet::new();
