@@ -180,17 +180,37 @@ impl Export {
     }
 
     /// Whether `event` is trained on, or belongs to an erased person (dated up to the
-    /// erasure: dropped) or to one who withheld consent (kept out of training).
-    fn suppresses(&self, event: &Event) -> Suppression {
-        let mut withheld = false;
-        for identifier in &event.identifiers {
-            match self.suppressed.get(&store::record::suppression_hash(&identifier.key())) {
-                Some(None) => withheld = true,
-                Some(Some(until)) if event.timestamp <= *until => return Suppression::Erased,
-                _ => {}
+    /// erasure: dropped) or to one who withheld consent (kept out of training). An event
+    /// that carries an erased person's identifiers beside its own person's (its most
+    /// trustworthy identifier not erased: a shared device's visit) stays that person's
+    /// without them, as the server's store keeps it; `event` is redacted in place then.
+    fn suppresses(&self, event: &mut Event) -> Suppression {
+        let status = |identifier: &Identifier| {
+            let hash = store::record::suppression_hash(&identifier.key());
+            match self.suppressed.get(&hash) {
+                Some(None) => Some(Suppression::Withheld),
+                Some(Some(until)) if event.timestamp <= *until => Some(Suppression::Erased),
+                _ => None,
             }
+        };
+        let erased: Vec<bool> =
+            event.identifiers.iter().map(|i| matches!(status(i), Some(Suppression::Erased))).collect();
+        if erased.iter().any(|&e| e) {
+            let anchor = (0..event.identifiers.len()).min_by_key(|&at| event.identifiers[at].kind.index());
+            if anchor.is_none_or(|at| erased[at]) {
+                return Suppression::Erased;
+            }
+            let mut at = 0;
+            event.identifiers.retain(|_| {
+                at += 1;
+                !erased[at - 1]
+            });
         }
-        if withheld { Suppression::Withheld } else { Suppression::None }
+        if event.identifiers.iter().any(|i| matches!(status(i), Some(Suppression::Withheld))) {
+            Suppression::Withheld
+        } else {
+            Suppression::None
+        }
     }
 
     /// Each person who withheld consent as the server's live graph joined their identifiers
@@ -314,7 +334,7 @@ pub fn dataset_with(
                 let mut loaded = events(path, options)?;
                 if let Some(export) = export {
                     let before = loaded.len();
-                    loaded.retain(|event| match export.suppresses(event) {
+                    loaded.retain_mut(|event| match export.suppresses(event) {
                         Suppression::None => true,
                         Suppression::Erased => false,
                         Suppression::Withheld => {
@@ -336,8 +356,8 @@ pub fn dataset_with(
                 let path = export.withheld();
                 if path.exists() {
                     let mut kept = 0usize;
-                    for_each_exported(&path, &mut |event| {
-                        if export.suppresses(&event) != Suppression::Erased {
+                    for_each_exported(&path, &mut |mut event| {
+                        if export.suppresses(&mut event) != Suppression::Erased {
                             withheld.push(event);
                             kept += 1;
                         }
@@ -475,6 +495,49 @@ mod tests {
         assert_eq!(withheld.groups, [["cookie_id:c1", "loyalty_id:L1"]]);
         // What the card bought is held under the cookie too.
         assert_eq!(withheld.held.get("cookie_id:c1").map(Vec::len), Some(1), "{:?}", withheld.held);
+    }
+
+    #[test]
+    fn another_person_s_event_loses_only_the_erased_identifiers() {
+        let hash = |key: &str| store::record::suppression_hash(key);
+        let manifest: store::ExportManifest = serde_json::from_value(serde_json::json!({
+            "store_id": "s", "watermark": 9, "exported_at": 100, "events": 0, "persons": 0,
+            "withheld_events": 0, "items": 0, "links": [], "separations": [],
+            "suppressed": [
+                {"hash": hash("device_id:gone-tablet"), "reason": "erased", "until": 80},
+                {"hash": hash("cookie_id:gone"), "reason": "erased", "until": 80},
+                {"hash": hash(&Identifier::new(IdentifierKind::Email, "shy@x.org").unwrap().key()),
+                 "reason": "no_consent", "until": null},
+            ],
+        }))
+        .unwrap();
+        let suppressed = manifest.suppressed.iter().map(|s| (s.hash.clone(), s.until)).collect();
+        let export = Export { dir: PathBuf::new(), manifest, suppressed };
+        let event = |ids: &[(IdentifierKind, &str)], at: i64| Event {
+            identifiers: ids.iter().map(|&(kind, value)| Identifier::new(kind, value).unwrap()).collect(),
+            channel: datasets::schema::Channel::parse("store"),
+            event_type: datasets::schema::EventType::Purchase,
+            item_id: Some("i1".into()),
+            timestamp: at,
+            value: None,
+            event_id: None,
+        };
+        use IdentifierKind::{CookieId, DeviceId, Email, LoyaltyId};
+        // Another card holder's purchase at the erased person's tablet: theirs, without it.
+        let mut shared = event(&[(DeviceId, "gone-tablet"), (LoyaltyId, "L7")], 50);
+        assert!(export.suppresses(&mut shared) == Suppression::None);
+        assert_eq!(shared.identifiers, [Identifier::new(LoyaltyId, "L7").unwrap()]);
+        // The erased person's own event (its most trustworthy identifier erased): dropped.
+        let mut own = event(&[(CookieId, "gone"), (DeviceId, "gone-tablet")], 50);
+        assert!(export.suppresses(&mut own) == Suppression::Erased);
+        // After the erasure: someone new, kept whole.
+        let mut later = event(&[(DeviceId, "gone-tablet"), (CookieId, "gone")], 90);
+        assert!(export.suppresses(&mut later) == Suppression::None);
+        assert_eq!(later.identifiers.len(), 2);
+        // A withholding person's event beside the erased tablet: withheld, without it.
+        let mut shy = event(&[(DeviceId, "gone-tablet"), (Email, "shy@x.org")], 50);
+        assert!(export.suppresses(&mut shy) == Suppression::Withheld);
+        assert_eq!(shy.identifiers.len(), 1);
     }
 
     #[test]
