@@ -287,16 +287,22 @@ impl LiveGraph {
     /// The other persons `identifiers` name besides [`LiveGraph::person`]'s: each
     /// identifier's own person, unless it is the one already chosen, or the graph refused
     /// it for merging and it is of a shared kind (a device or a cookie: a kiosk's visitors are
-    /// many). An identifier the graph does not know is a person of its own, whom a model may
-    /// know; a refused card or address named beside an account (a second loyalty card over
-    /// the one-card limit) is the person's own, as training keeps it. What they bought
-    /// counts for the request too.
+    /// many) or was refused as hot (a till's generic card, a desk's phone: seen with many
+    /// persons). An identifier the graph does not know is a person of its own, whom a model
+    /// may know; a card or address refused by a merge limit and named beside an account (a
+    /// second loyalty card over the one-card limit) is the person's own, as training keeps
+    /// it. What they bought counts for the request too.
     pub fn also_named(&self, identifiers: &[Identifier], chosen: Option<&PersonIds>) -> Vec<PersonIds> {
         let mut others: Vec<PersonIds> = Vec::new();
         for identifier in identifiers.iter().filter(|i| !self.is_placeholder(i)) {
             let shared = matches!(identifier.kind, IdentifierKind::DeviceId | IdentifierKind::CookieId);
             let person = match self.graph.node(identifier) {
-                Some(node) if shared && self.graph.refusal(node).is_some() => continue,
+                Some(node)
+                    if self.graph.refusal(node).is_some()
+                        && (shared || self.graph.refusal_kind(node) == Some(RefusalKind::Hot)) =>
+                {
+                    continue;
+                }
                 Some(node) => self.person_of_node(node),
                 None => PersonIds {
                     key: canonical_key(identifier),

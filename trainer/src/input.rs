@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use datasets::consumed::{Consumed, HeldByIdentifier};
 use datasets::dataset::{Dataset, InteractionsBuilder};
-use datasets::identity::resolve_with;
+use datasets::identity::{Placeholders, resolve_with};
 use datasets::load::{
     Catalog, CatalogFormat, LoadOptions, read_catalog, read_events, read_interactions_with,
 };
@@ -181,10 +181,13 @@ impl Export {
 
     /// Whether `event` is trained on, or belongs to an erased person (dated up to the
     /// erasure: dropped) or to one who withheld consent (kept out of training). An event
-    /// that carries an erased person's identifiers beside its own person's (its most
-    /// trustworthy identifier not erased: a shared device's visit) stays that person's
-    /// without them, as the server's store keeps it; `event` is redacted in place then.
-    fn suppresses(&self, event: &mut Event) -> Suppression {
+    /// that carries an erased person's identifiers beside another person's own (its most
+    /// trustworthy identifier not erased, a card, account or address that is no
+    /// placeholder: a visit to the erased person's tablet with another's card) stays that
+    /// person's without them, as the server's store keeps it; `event` is redacted in place
+    /// then. Where the one left would be a device, a cookie or a placeholder, whose the
+    /// event was is not sure: it is dropped.
+    fn suppresses(&self, event: &mut Event, placeholders: &Placeholders) -> Suppression {
         let status = |identifier: &Identifier| {
             let hash = store::record::suppression_hash(&identifier.key());
             match self.suppressed.get(&hash) {
@@ -196,8 +199,13 @@ impl Export {
         let erased: Vec<bool> =
             event.identifiers.iter().map(|i| matches!(status(i), Some(Suppression::Erased))).collect();
         if erased.iter().any(|&e| e) {
-            let anchor = (0..event.identifiers.len()).min_by_key(|&at| event.identifiers[at].kind.index());
-            if anchor.is_none_or(|at| erased[at]) {
+            let anchor = (0..event.identifiers.len())
+                .filter(|&at| !placeholders.contains(&event.identifiers[at]))
+                .min_by_key(|&at| event.identifiers[at].kind.index());
+            let shared = |at: usize| {
+                matches!(event.identifiers[at].kind, IdentifierKind::DeviceId | IdentifierKind::CookieId)
+            };
+            if anchor.is_none_or(|at| erased[at] || shared(at)) {
                 return Suppression::Erased;
             }
             let mut at = 0;
@@ -334,7 +342,8 @@ pub fn dataset_with(
                 let mut loaded = events(path, options)?;
                 if let Some(export) = export {
                     let before = loaded.len();
-                    loaded.retain_mut(|event| match export.suppresses(event) {
+                    let placeholders = &config.identity.placeholders;
+                    loaded.retain_mut(|event| match export.suppresses(event, placeholders) {
                         Suppression::None => true,
                         Suppression::Erased => false,
                         Suppression::Withheld => {
@@ -357,7 +366,8 @@ pub fn dataset_with(
                 if path.exists() {
                     let mut kept = 0usize;
                     for_each_exported(&path, &mut |mut event| {
-                        if export.suppresses(&mut event) != Suppression::Erased {
+                        if export.suppresses(&mut event, &config.identity.placeholders) != Suppression::Erased
+                        {
                             withheld.push(event);
                             kept += 1;
                         }
@@ -523,20 +533,27 @@ mod tests {
             event_id: None,
         };
         use IdentifierKind::{CookieId, DeviceId, Email, LoyaltyId};
+        let rules = datasets::identity::IdentityRules::default();
+        let suppresses = |event: &mut Event| export.suppresses(event, &rules.placeholders);
         // Another card holder's purchase at the erased person's tablet: theirs, without it.
         let mut shared = event(&[(DeviceId, "gone-tablet"), (LoyaltyId, "L7")], 50);
-        assert!(export.suppresses(&mut shared) == Suppression::None);
+        assert!(suppresses(&mut shared) == Suppression::None);
         assert_eq!(shared.identifiers, [Identifier::new(LoyaltyId, "L7").unwrap()]);
         // The erased person's own event (its most trustworthy identifier erased): dropped.
         let mut own = event(&[(CookieId, "gone"), (DeviceId, "gone-tablet")], 50);
-        assert!(export.suppresses(&mut own) == Suppression::Erased);
+        assert!(suppresses(&mut own) == Suppression::Erased);
+        // What would be left is a shared kiosk's or a placeholder: whose it was is not sure.
+        let mut kiosk = event(&[(DeviceId, "kiosk"), (CookieId, "gone")], 50);
+        assert!(suppresses(&mut kiosk) == Suppression::Erased);
+        let mut placeholder = event(&[(Email, "test@test.com"), (CookieId, "gone")], 50);
+        assert!(suppresses(&mut placeholder) == Suppression::Erased);
         // After the erasure: someone new, kept whole.
         let mut later = event(&[(DeviceId, "gone-tablet"), (CookieId, "gone")], 90);
-        assert!(export.suppresses(&mut later) == Suppression::None);
+        assert!(suppresses(&mut later) == Suppression::None);
         assert_eq!(later.identifiers.len(), 2);
         // A withholding person's event beside the erased tablet: withheld, without it.
         let mut shy = event(&[(DeviceId, "gone-tablet"), (Email, "shy@x.org")], 50);
-        assert!(export.suppresses(&mut shy) == Suppression::Withheld);
+        assert!(suppresses(&mut shy) == Suppression::Withheld);
         assert_eq!(shy.identifiers.len(), 1);
     }
 

@@ -87,6 +87,9 @@ pub struct IdentityGraph {
     best: Vec<u32>,
     /// Per node: why it is refused for merging, if it is.
     refused: Vec<Option<String>>,
+    /// Why each refused node was refused, where this graph refused it (`None`: refused for good
+    /// from outside, by an earlier resolution).
+    refused_kind: Vec<Option<RefusalKind>>,
     /// Nodes refused for good ([`IdentityGraph::refuse_for_good`]): a reset keeps them refused.
     pinned: std::collections::HashSet<u32>,
     /// Hot guard: per node, the distinct anchors it was seen with and when, last.
@@ -113,6 +116,7 @@ impl IdentityGraph {
             members: Vec::new(),
             best: Vec::new(),
             refused: Vec::new(),
+            refused_kind: Vec::new(),
             pinned: std::collections::HashSet::new(),
             seen_with: HashMap::new(),
             separated: HashMap::new(),
@@ -171,6 +175,7 @@ impl IdentityGraph {
         self.members.push(vec![node]);
         self.best.push(node);
         self.refused.push(None);
+        self.refused_kind.push(None);
         self.adjacent.push(Vec::new());
         Some(node)
     }
@@ -217,6 +222,12 @@ impl IdentityGraph {
     /// Why `node` is refused for merging, if it is.
     pub fn refusal(&self, node: u32) -> Option<&str> {
         self.refused[node as usize].as_deref()
+    }
+
+    /// Why `node` was refused, when this graph refused it (`None` too for one refused for
+    /// good from outside, or not refused).
+    pub fn refusal_kind(&self, node: u32) -> Option<RefusalKind> {
+        self.refused_kind[node as usize]
     }
 
     /// Every refused node with its reason.
@@ -311,6 +322,7 @@ impl IdentityGraph {
                 Some((kind, reason)) => {
                     if kind != RefusalKind::Separated {
                         self.refused[blamed as usize] = Some(reason.clone());
+                        self.refused_kind[blamed as usize] = Some(kind);
                     }
                     outcome.refused.push(Refusal {
                         identifier: self.nodes[blamed as usize].clone(),
@@ -504,6 +516,7 @@ impl IdentityGraph {
             self.counts[n] = counts;
             if !keep_refused && !self.pinned.contains(&node) {
                 self.refused[n] = None;
+                self.refused_kind[n] = None;
             }
             self.seen_with.remove(&node);
             self.separated_members.remove(&node);

@@ -179,7 +179,8 @@ fn a_refused_card_named_beside_the_account_brings_its_purchases_a_refused_kiosk_
                 event("3", &[&second], "store", "purchase", Some("bag"), 30),
                 // A kiosk two card holders used: refused as a bridge.
                 event("4", &[&kiosk, &card], "store", "view", Some("hat"), 40),
-                event("5", &[&kiosk, &stranger], "store", "purchase", Some("coat"), 50),
+                event("5", &[&kiosk, &stranger], "store", "view", Some("coat"), 50),
+                event("6", &[&kiosk], "store", "purchase", Some("coat"), 55),
             ],
             60,
         )
@@ -189,7 +190,12 @@ fn a_refused_card_named_beside_the_account_brings_its_purchases_a_refused_kiosk_
     let named = store.person(&[user.clone(), second.clone()], ALL).unwrap();
     let theirs: Vec<&String> = named.also_consumed.iter().flatten().map(|(item, _)| item).collect();
     assert_eq!(theirs, ["bag"], "{named:?}");
-    // The kiosk named beside the account brings nobody's purchases.
+    // The kiosk named beside the account brings nobody's purchases (what was bought through
+    // it alone is filed under it).
+    assert_eq!(
+        consumed(&store.person(std::slice::from_ref(&kiosk), ALL).unwrap()),
+        [("coat".to_string(), 1)]
+    );
     let at_kiosk = store.person(&[user, kiosk], ALL).unwrap();
     assert!(at_kiosk.also_consumed.iter().flatten().all(|(item, _)| item != "coat"), "{at_kiosk:?}");
 }
