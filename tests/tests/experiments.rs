@@ -414,6 +414,21 @@ async fn a_skewed_split_raises_the_sample_ratio_warning() {
     assert!(String::from_utf8_lossy(&page.body).contains("srm-warning"));
     // Stopped, the placement answers without the experiment; the name is not reused.
     ok(addr, "POST", "/v1/experiments/skewed/stop", None).await;
+    // A send made before the stop and reported late is part of it; one made after is not.
+    let late = |id: &str, at: i64| {
+        json!({ "exposures": [{ "recommendation_id": id, "experiment": "skewed", "variant": "b", "channel": "email",
+            "identifiers": { "email": "late@example.com" }, "items": ["i1"], "at": datasets::schema::format_timestamp(at) }] })
+    };
+    let before_stop = ok(addr, "POST", "/v1/exposures", Some(&late("before-stop", t))).await;
+    assert_eq!(before_stop["results"][0], "recorded", "{before_stop}");
+    let after_stop =
+        send(addr, "POST", "/v1/exposures", Some(&late("after-stop", cli::unix_now() + 1))).await;
+    assert_eq!(
+        (after_stop.status, after_stop.json()["error"]["field"].clone()),
+        (400, json!("exposures[0].at")),
+        "{}",
+        String::from_utf8_lossy(&after_stop.body)
+    );
     let answer = ok(
         addr,
         "POST",

@@ -263,11 +263,16 @@ impl Experiment {
         self.placements.iter().find(|p| other.placements.contains(p)).map(String::as_str)
     }
 
-    /// Whether `other` changes what this experiment assigns: variants, shares, or covered
-    /// placements (refused while it runs: start a new experiment instead).
+    /// Whether `other` changes what this experiment assigns or what a variant is: variants,
+    /// shares, a variant's model, overrides or popular control, covered placements or the
+    /// start (refused while it runs: the report would add up two treatments under one name;
+    /// start a new experiment instead).
     pub fn changes_assignment(&self, other: &Experiment) -> bool {
         let arms = |e: &Experiment| {
-            e.variants.iter().map(|v| (v.name.clone(), v.share.to_bits())).collect::<Vec<_>>()
+            e.variants
+                .iter()
+                .map(|v| (v.name.clone(), v.share.to_bits(), v.model.clone(), v.overrides.clone(), v.popular))
+                .collect::<Vec<_>>()
         };
         arms(self) != arms(other) || self.placements != other.placements || self.start != other.start
     }
@@ -394,12 +399,23 @@ mod tests {
     }
 
     #[test]
-    fn shares_and_placements_are_what_a_running_experiment_cannot_change() {
+    fn variants_shares_and_placements_are_what_a_running_experiment_cannot_change() {
         let e = experiment();
         let mut later = e.clone();
         later.analysis.window_days = 3.0;
         assert!(!e.changes_assignment(&later));
         later.variants[0].share = 3.0;
         assert!(e.changes_assignment(&later));
+        // What a variant serves: another model, other settings, or the popular control.
+        let changed = |change: &dyn Fn(&mut Variant)| {
+            let mut later = e.clone();
+            change(&mut later.variants[1]);
+            e.changes_assignment(&later)
+        };
+        assert!(changed(&|v| v.model = Some("v9".into())));
+        assert!(changed(&|v| {
+            v.overrides.insert("max_per_category".into(), serde_json::json!(1));
+        }));
+        assert!(changed(&|v| v.popular = !v.popular));
     }
 }

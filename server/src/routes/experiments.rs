@@ -331,8 +331,9 @@ pub(super) async fn put_experiment(
                 ErrorCode::ExperimentRunning,
                 "variants",
                 format!(
-                    "experiment `{name}` has started: its variants, shares, placements and start cannot change \
-                     (persons would move between variants); stop it and define a new one"
+                    "experiment `{name}` has started: its variants (shares, models, overrides), placements \
+                     and start cannot change (persons would move between variants, or a variant's results \
+                     would mix two treatments); stop it and define a new one"
                 ),
             ));
         }

@@ -144,6 +144,19 @@ pub(super) async fn post_exposures(
                 ),
             ));
         }
+        // A send after the experiment ended or was stopped is no part of it (one made before,
+        // reported late, is).
+        if let Some(over) = [experiment.end, experiment.stopped_at].into_iter().flatten().min()
+            && at >= over
+        {
+            return Err(ApiError::field(
+                &field("at"),
+                format!(
+                    "the experiment was over at {}: a send after it is no part of it",
+                    datasets::schema::format_timestamp(over)
+                ),
+            ));
+        }
         let query = store::PersonQuery { after_seq: u64::MAX, shown_since: None };
         let live = store.person(&identifiers, query).map_err(ApiError::store)?;
         // An erased identifier is someone new only once it came back with channel events of
