@@ -183,9 +183,11 @@ fn also_trained(serving: &Serving, live: &store::LivePerson, trained: &[UserIdx]
 
 /// The model's persons behind the live person `live` (behind `identifiers` when the graph
 /// chose none: every one is a placeholder), most trustworthy identifier's first: none for an
-/// identifier of an erased person, nor any reachable from one (`learned_erased`). The
-/// other persons the request names are not among them (`also_trained`): their history is
-/// not this person's.
+/// identifier of an erased person, nor any reachable from one (`learned_erased`), nor one
+/// whose own key identifier the live graph gives someone else now (a trained cookie unlinked
+/// from its account and taken over by another person answers for that person, without the
+/// account holder's trained history). The other persons the request names are not among
+/// them (`also_trained`): their history is not this person's.
 pub fn trained_persons(
     serving: &Serving,
     identifiers: &[Identifier],
@@ -195,7 +197,18 @@ pub fn trained_persons(
         Some(ids) => ids.identifiers.iter().collect(),
         None => identifiers.iter().collect(),
     };
-    model_persons(serving, candidates, live)
+    let trained = model_persons(serving, candidates, live);
+    trained.into_iter().filter(|&user| keyed_here(serving, user, live)).collect()
+}
+
+/// Whether the trained person `user`'s key identifier (their most trustworthy one) is among
+/// the live person's identifiers (always, without a live person).
+fn keyed_here(serving: &Serving, user: UserIdx, live: &store::LivePerson) -> bool {
+    let Some(ids) = &live.ids else { return true };
+    let Some(key) = serving.model.engine.artifact().body.users.id(user.0) else { return true };
+    let identifier =
+        Identifier::parse_key(key).or_else(|| Identifier::new(datasets::schema::IdentifierKind::UserId, key));
+    identifier.is_none_or(|identifier| ids.identifiers.contains(&identifier))
 }
 
 /// The model's persons behind the live person's own identifiers that [`model_persons`]
@@ -222,6 +235,7 @@ fn blocked_own(
             && !trained.contains(&user)
             && !also.contains(&user)
             && !blocked.contains(&user)
+            && keyed_here(serving, user, live)
         {
             blocked.push(user);
         }

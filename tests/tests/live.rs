@@ -272,6 +272,16 @@ async fn erasing_who_took_over_a_trained_cookie_leaves_its_first_owner_and_their
         json!([{"user_id": "the-other", "cookie_id": cookie_value, "channel": "web", "type": "view", "item_id": item, "timestamp": now() - 5}]),
     )
     .await;
+    // The cookie's new person is not answered with the owner's trained history, asked by
+    // the cookie or by their own account; the owner keeps it.
+    for path in
+        [format!("/v1/profiles/user_id/the-other"), format!("/v1/profiles/{}", cookie.replacen(':', "/", 1))]
+    {
+        let theirs = send(addr, "GET", &path, None).await.json();
+        assert_eq!(theirs["trained_persons"], json!([]), "{path}: {theirs}");
+    }
+    let owners = send(addr, "GET", &format!("/v1/profiles/user_id/{owner}"), None).await.json();
+    assert_eq!(owners["trained_persons"].as_array().map(Vec::len), Some(1), "{owners}");
     let erased = send(addr, "DELETE", "/v1/profiles/user_id/the-other", None).await;
     assert_eq!(erased.status, 200, "{:?}", erased.body);
     // Their account and the cookie, not the owner's account nor anything else the model knew
