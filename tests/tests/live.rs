@@ -274,9 +274,10 @@ async fn erasing_who_took_over_a_trained_cookie_leaves_its_first_owner_and_their
     .await;
     // The cookie's new person is not answered with the owner's trained history, asked by
     // the cookie or by their own account; the owner keeps it.
-    for path in
-        [format!("/v1/profiles/user_id/the-other"), format!("/v1/profiles/{}", cookie.replacen(':', "/", 1))]
-    {
+    for path in [
+        "/v1/profiles/user_id/the-other".to_string(),
+        format!("/v1/profiles/{}", cookie.replacen(':', "/", 1)),
+    ] {
         let theirs = send(addr, "GET", &path, None).await.json();
         assert_eq!(theirs["trained_persons"], json!([]), "{path}: {theirs}");
     }
