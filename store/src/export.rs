@@ -184,7 +184,11 @@ impl Store {
                 // does (the writer applies a link to it before committing), perhaps a few
                 // newer; read before, a link in the snapshot could be missing from it, and a
                 // person who withholds consent could be exported under a new identifier.
-                let graph = self.shared.graph.read().unwrap_or_else(PoisonError::into_inner).clone();
+                let graph = {
+                    // Not between an erasure's commit and the graph rebuilt without them.
+                    let _quiet = self.shared.rebuilding.lock().unwrap_or_else(PoisonError::into_inner);
+                    self.shared.graph.read().unwrap_or_else(PoisonError::into_inner).clone()
+                };
                 manifest.watermark = r.next_seq()?;
                 let mut allowed: HashMap<String, bool> = HashMap::new();
                 let mut withheld: BTreeSet<String> = BTreeSet::new();

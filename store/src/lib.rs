@@ -349,6 +349,10 @@ pub(crate) struct Shared {
     /// Served answers not yet committed, each marked once a commit has taken it: a person's
     /// next request sees them (read-your-writes) before they are on disk.
     pending: Mutex<Vec<Pending>>,
+    /// Held by the writer from before it commits a group whose identity graph is rebuilt
+    /// after (an erasure, a reseed) until that is done, and by an export while it reads the
+    /// graph: an export's snapshot never meets a graph still holding an erased person.
+    rebuilding: Mutex<()>,
     listeners: RwLock<Vec<Listener>>,
     options: StoreOptions,
 }
@@ -412,6 +416,7 @@ impl Store {
             seed: RwLock::new((Seed::default(), rules)),
             weights: RwLock::new(WeightConfig::default()),
             pending: Mutex::new(Vec::new()),
+            rebuilding: Mutex::new(()),
             listeners: RwLock::new(Vec::new()),
             options,
         });

@@ -220,6 +220,8 @@ fn commit_group(shared: &Shared, group: Vec<Op>) {
         return;
     }
     let mut ops: Vec<Option<Op>> = group.into_iter().map(Some).collect();
+    let rebuilds = ops.iter().flatten().any(|op| matches!(op, Op::Erase { .. } | Op::Reseed { .. }));
+    let rebuilding = rebuilds.then(|| shared.rebuilding.lock().unwrap_or_else(PoisonError::into_inner));
     let outcome = shared.backend.write(durable, &mut |w: &mut dyn Writer| {
         answers.clear();
         committed = Committed::default();
@@ -254,6 +256,7 @@ fn commit_group(shared: &Shared, group: Vec<Op>) {
             {
                 tracing::error!(%error, "the identity graph could not be rebuilt after a commit");
             }
+            drop(rebuilding);
             shared.notify(&committed);
             for answer in answers {
                 answer.send();
