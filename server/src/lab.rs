@@ -225,6 +225,7 @@ pub fn report_rows_of(store: &Store, experiments: &[&Experiment]) -> Result<Vec<
             EventType::Click | EventType::EmailClick => Some(OutcomeKind::Click),
             EventType::AddToCart => Some(OutcomeKind::AddToCart),
             EventType::Purchase => Some(OutcomeKind::Purchase),
+            EventType::Return => Some(OutcomeKind::Return),
             _ => None,
         };
         let mut person = None;

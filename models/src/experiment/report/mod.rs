@@ -39,6 +39,9 @@ pub enum OutcomeKind {
     AddToCart,
     /// A purchase; its value is revenue.
     Purchase,
+    /// A return: cancels the person's latest counted purchase of the item, its revenue
+    /// included.
+    Return,
 }
 
 /// One exposure, with the person it belongs to now.
@@ -292,7 +295,34 @@ pub fn report(
         .map(|(v, share)| VariantSummary { name: v.name.clone(), share, ..VariantSummary::default() })
         .collect();
     let (mut attributed, mut cross_channel) = (0, 0);
+    // Per person and item, the purchases counted (exposure, revenue, cross-channel), so that
+    // a return takes back the latest.
+    let mut counted: HashMap<(&str, &str), Vec<(usize, f64, bool)>> = HashMap::new();
     for (o, a) in outcomes.iter().zip(&attributions) {
+        if o.kind == OutcomeKind::Return {
+            let Some(item) = o.item.as_deref() else { continue };
+            let Some((exposure, value, cross)) =
+                counted.get_mut(&(o.person.as_str(), item)).and_then(Vec::pop)
+            else {
+                continue;
+            };
+            let e = &exposures[exposure];
+            if let Some(p) = persons.get_mut(e.person.as_str()) {
+                p.purchases = p.purchases.saturating_sub(1);
+                p.revenue -= value;
+            }
+            let summary = &mut summaries[e.variant];
+            summary.purchases = summary.purchases.saturating_sub(1);
+            summary.revenue -= value;
+            let channel = summary.channels.entry(e.channel.clone()).or_default();
+            channel.purchases = channel.purchases.saturating_sub(1);
+            channel.revenue -= value;
+            if cross {
+                summary.cross_channel_purchases = summary.cross_channel_purchases.saturating_sub(1);
+                summary.cross_channel_revenue -= value;
+            }
+            continue;
+        }
         let Some(a) = a else { continue };
         let e = &exposures[a.exposure];
         let Some(p) = persons.get_mut(e.person.as_str()) else { continue };
@@ -307,8 +337,15 @@ pub fn report(
                 p.clicks += 1;
                 summary.clicks += 1;
             }
-            OutcomeKind::AddToCart => {}
+            OutcomeKind::AddToCart | OutcomeKind::Return => {}
             OutcomeKind::Purchase => {
+                if let Some(item) = o.item.as_deref() {
+                    counted.entry((o.person.as_str(), item)).or_default().push((
+                        a.exposure,
+                        o.value,
+                        a.cross_channel,
+                    ));
+                }
                 p.purchases += 1;
                 p.revenue += o.value;
                 summary.purchases += 1;

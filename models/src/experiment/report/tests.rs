@@ -124,6 +124,29 @@ fn the_report_counts_persons_channels_and_cross_channel_purchases_and_leaves_mix
     assert_eq!((r.variants[0].persons, r.variants[1].persons), (2, 1));
 }
 
+#[test]
+fn a_return_takes_back_the_purchase_it_returns() {
+    let e = experiment(&[1.0, 1.0]);
+    let exposures =
+        [exposure("r1", "p1", 0, "web", &["a", "b"], 10), exposure("r2", "p2", 1, "email", &["a"], 10)];
+    let outcomes = [
+        outcome("p1", OutcomeKind::Purchase, "a", 30.0, "web", 40),
+        outcome("p1", OutcomeKind::Purchase, "b", 5.0, "web", 41),
+        // A refund sent without the amount: the purchase's revenue goes.
+        outcome("p1", OutcomeKind::Return, "a", 0.0, "store", 50),
+        outcome("p2", OutcomeKind::Purchase, "a", 10.0, "store", 42),
+        outcome("p2", OutcomeKind::Return, "a", 10.0, "store", 60),
+        // A return of what was never counted takes nothing.
+        outcome("p2", OutcomeKind::Return, "z", 10.0, "store", 61),
+    ];
+    let r = report(&e, &exposures, &outcomes, &HashMap::new());
+    let [control, v1] = &r.variants[..] else { panic!() };
+    assert_eq!((control.converted, control.purchases, control.revenue), (1, 1, 5.0));
+    assert_eq!(control.channels["web"].purchases, 1);
+    assert_eq!((v1.converted, v1.purchases, v1.revenue, v1.cross_channel_purchases), (0, 0, 0.0, 0));
+    assert_eq!(v1.channels["email"].revenue, 0.0);
+}
+
 /// `n` persons per arm; a person of arm `v` buys with probability `rates[v]` (deterministic:
 /// every k-th person), revenue 10, pre-experiment activity correlated with buying.
 fn simulated(
