@@ -297,7 +297,8 @@ pub fn report(
     let (mut attributed, mut cross_channel) = (0, 0);
     // Per person and item, the purchases counted (exposure, revenue, cross-channel), so that
     // a return takes back the latest.
-    let mut counted: HashMap<(&str, &str), Vec<(usize, f64, bool)>> = HashMap::new();
+    type Counted = Vec<(usize, f64, bool)>;
+    let mut counted: HashMap<(&str, &str), Counted> = HashMap::new();
     for (o, a) in outcomes.iter().zip(&attributions) {
         if o.kind == OutcomeKind::Return {
             let Some(item) = o.item.as_deref() else { continue };
