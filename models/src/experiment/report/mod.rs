@@ -295,14 +295,19 @@ pub fn report(
         .map(|(v, share)| VariantSummary { name: v.name.clone(), share, ..VariantSummary::default() })
         .collect();
     let (mut attributed, mut cross_channel) = (0, 0);
-    // Per person and item, the purchases counted (exposure, revenue, cross-channel), so that
-    // a return takes back the latest.
-    type Counted = Vec<(usize, f64, bool)>;
+    // The variant a person's numbers count under: their exposure's, or for a person exposed
+    // to several (analysed only with `include_mixed`) the first, as their person counts.
+    let analysed = |p: &PersonTotals, e: &ExposureRow| {
+        if p.variants.len() > 1 { p.first_variant().unwrap_or(e.variant) } else { e.variant }
+    };
+    // Per person and item, the purchases counted (exposure, variant, revenue, cross-channel),
+    // so that a return takes back the latest.
+    type Counted = Vec<(usize, usize, f64, bool)>;
     let mut counted: HashMap<(&str, &str), Counted> = HashMap::new();
     for (o, a) in outcomes.iter().zip(&attributions) {
         if o.kind == OutcomeKind::Return {
             let Some(item) = o.item.as_deref() else { continue };
-            let Some((exposure, value, cross)) =
+            let Some((exposure, variant, value, cross)) =
                 counted.get_mut(&(o.person.as_str(), item)).and_then(Vec::pop)
             else {
                 continue;
@@ -312,7 +317,7 @@ pub fn report(
                 p.purchases = p.purchases.saturating_sub(1);
                 p.revenue -= value;
             }
-            let summary = &mut summaries[e.variant];
+            let summary = &mut summaries[variant];
             summary.purchases = summary.purchases.saturating_sub(1);
             summary.revenue -= value;
             let channel = summary.channels.entry(e.channel.clone()).or_default();
@@ -332,7 +337,8 @@ pub fn report(
         }
         attributed += 1;
         cross_channel += u64::from(a.cross_channel);
-        let summary = &mut summaries[e.variant];
+        let variant = analysed(p, e);
+        let summary = &mut summaries[variant];
         match o.kind {
             OutcomeKind::Click => {
                 p.clicks += 1;
@@ -343,6 +349,7 @@ pub fn report(
                 if let Some(item) = o.item.as_deref() {
                     counted.entry((o.person.as_str(), item)).or_default().push((
                         a.exposure,
+                        variant,
                         o.value,
                         a.cross_channel,
                     ));
@@ -362,9 +369,10 @@ pub fn report(
         }
     }
     for e in exposures.iter().filter(|e| e.variant < n_variants) {
-        if persons.get(e.person.as_str()).is_some_and(&included) {
-            summaries[e.variant].exposures += 1;
-            summaries[e.variant].channels.entry(e.channel.clone()).or_default().exposures += 1;
+        if let Some(p) = persons.get(e.person.as_str()).filter(|p| included(p)) {
+            let variant = analysed(p, e);
+            summaries[variant].exposures += 1;
+            summaries[variant].channels.entry(e.channel.clone()).or_default().exposures += 1;
         }
     }
     // Per variant, its persons' values: (converted, revenue, clicks, exposures, covariate).

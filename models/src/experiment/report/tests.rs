@@ -122,6 +122,11 @@ fn the_report_counts_persons_channels_and_cross_channel_purchases_and_leaves_mix
     with_mixed.analysis.include_mixed = true;
     let r = report(&with_mixed, &exposures, &outcomes, &HashMap::new());
     assert_eq!((r.variants[0].persons, r.variants[1].persons), (2, 1));
+    // Everything of theirs counts there: exposures, purchases, revenue (the outcome was
+    // attributed to their later exposure in v1).
+    let [control, v1] = &r.variants[..] else { panic!() };
+    assert_eq!((control.exposures, control.converted, control.purchases, control.revenue), (4, 2, 2, 129.0));
+    assert_eq!((v1.exposures, v1.converted, v1.purchases, v1.revenue), (1, 1, 1, 10.0));
 }
 
 #[test]
