@@ -112,18 +112,13 @@ impl Enrolled {
     }
 }
 
-/// The stitched person of `identifiers` now: their key and every identifier key of theirs.
+/// The stitched person of `identifiers` now: their key and every identifier key of theirs;
+/// `None` for placeholder values only, which identify nobody (such a request is answered
+/// outside experiments: its exposure could not be recorded, and every such visitor would
+/// share one variant).
 pub fn person_keys(store: &Store, identifiers: &[Identifier]) -> Option<(String, Vec<String>)> {
-    match store.person_ids(identifiers) {
-        Some(ids) => Some((ids.key.clone(), ids.identifiers.iter().map(Identifier::key).collect())),
-        None => {
-            let first = identifiers.iter().min()?;
-            Some((
-                datasets::identity::canonical_key(first),
-                identifiers.iter().map(Identifier::key).collect(),
-            ))
-        }
-    }
+    let ids = store.person_ids(identifiers)?;
+    Some((ids.key.clone(), ids.identifiers.iter().map(Identifier::key).collect()))
 }
 
 /// The experiment running at `now` that covers `placement`, and the variant of the person

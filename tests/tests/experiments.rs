@@ -334,6 +334,11 @@ async fn a_skewed_split_raises_the_sample_ratio_warning() {
         "variants": [{ "name": "a", "share": 1 }, { "name": "b", "share": 1 }]
     });
     ok(addr, "PUT", "/v1/experiments/skewed", Some(&definition)).await;
+    // Placeholder values identify nobody: answered outside the experiment (unrecorded, every
+    // such visitor would share one variant).
+    let guest = json!({ "identifiers": { "user_id": "guest" }, "placement": "email_weekly" });
+    let guest = ok(addr, "POST", "/v1/recommendations", Some(&guest)).await;
+    assert!(guest.get("experiment").is_none(), "{guest}");
     // An email sender that drops a fifth of variant b's sends: 500 against 400 persons.
     let exposures: Vec<Value> = (0..900)
         .map(|n| {
