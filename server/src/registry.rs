@@ -133,13 +133,16 @@ impl AppState {
         }
     }
 
-    /// Whether a running experiment's variant names `version`.
+    /// Whether a running or scheduled experiment's variant names `version` (one not stopped
+    /// and not ended): unloading it would leave that variant without its model.
     pub(crate) fn used_by_experiment(&self, version: &str) -> bool {
         let now = cli::unix_now();
+        let live =
+            |e: &models::experiment::Experiment| e.stopped_at.is_none() && e.end.is_none_or(|end| now < end);
         self.experiments
             .load()
             .iter()
-            .any(|e| e.is_running(now) && e.variants.iter().any(|v| v.model.as_deref() == Some(version)))
+            .any(|e| live(e) && e.variants.iter().any(|v| v.model.as_deref() == Some(version)))
     }
 
     /// Loads the artifact at `path` beside production (not serving anything until an
@@ -221,15 +224,17 @@ impl AppState {
         Ok(Arc::clone(&promoted.model))
     }
 
-    /// Unloads a version and marks it retired; production and versions a running experiment
-    /// names are refused.
+    /// Unloads a version and marks it retired; production and versions a running or
+    /// scheduled experiment names are refused.
     pub fn retire(&self, version: &str) -> std::result::Result<(), Refusal> {
         let store = self.store.as_ref().ok_or(Refusal::NoStore)?;
         if self.current.load().model.version() == version {
             return Err(Refusal::InUse(format!("{version} is the production model; promote another first")));
         }
         if self.used_by_experiment(version) {
-            return Err(Refusal::InUse(format!("{version} answers a variant of a running experiment")));
+            return Err(Refusal::InUse(format!(
+                "{version} answers a variant of a running or scheduled experiment"
+            )));
         }
         let record = store.models()?.into_iter().find(|m| m.version == version);
         let Some(record) = record else { return Err(Refusal::Unknown(version.to_string())) };

@@ -498,10 +498,19 @@ async fn registry_versions_answer_their_variants_are_promoted_and_kept_across_re
         [("current".to_string(), production.clone()), ("candidate".to_string(), second_version.clone())]
             .into()
     );
-    // In use by a running experiment: not retired; stopped, it is.
+    // In use by a running experiment: not retired; stopped, it is, unless a scheduled one
+    // names it too.
     let refused = send(addr, "POST", &format!("/v1/admin/models/{second_version}/retire"), None).await;
     assert_eq!(refused.status, 409);
     ok(addr, "POST", "/v1/experiments/new-model/stop", None).await;
+    let next_week = datasets::schema::format_timestamp(cli::unix_now() + 7 * 86_400);
+    let scheduled = json!({ "placements": ["home"], "start": next_week, "variants": [
+        { "name": "current", "share": 1 }, { "name": "candidate", "share": 1, "model": second_version }
+    ]});
+    ok(addr, "PUT", "/v1/experiments/next-week", Some(&scheduled)).await;
+    let refused = send(addr, "POST", &format!("/v1/admin/models/{second_version}/retire"), None).await;
+    assert_eq!(refused.status, 409, "{}", String::from_utf8_lossy(&refused.body));
+    ok(addr, "POST", "/v1/experiments/next-week/stop", None).await;
     ok(addr, "POST", &format!("/v1/admin/models/{second_version}/retire"), None).await;
     let models = ok(addr, "GET", "/v1/models", None).await;
     assert!(

@@ -230,7 +230,7 @@ pub(super) async fn promote_model(
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 403, description = "Key lacks the admin role", body = ErrorBody),
         (status = 404, description = "No such version", body = ErrorBody),
-        (status = 409, description = "Production, or named by a running experiment", body = ErrorBody),
+        (status = 409, description = "Production, or named by a running or scheduled experiment", body = ErrorBody),
         (status = 503, description = "The server runs without a data directory", body = ErrorBody),
     ),
     security(("api_key" = []))
