@@ -38,6 +38,13 @@ impl Store {
 
     /// Every exposure of `experiment`, stored or waiting for the next commit, oldest first.
     pub fn exposures(&self, experiment: &str) -> Result<Vec<Exposure>> {
+        // What waits is copied before the stored ones are read: one written in between is
+        // then in both (kept once), never in neither.
+        let waiting: Vec<Exposure> = {
+            let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let ours = pending.iter().filter(|p| p.tag.as_ref().is_some_and(|t| t.experiment == experiment));
+            ours.filter_map(Pending::exposure).collect()
+        };
         let mut exposures = Vec::new();
         self.shared.backend.read(&mut |r| {
             exposures.clear();
@@ -46,11 +53,8 @@ impl Store {
                 Ok(())
             })
         })?;
-        let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        let waiting = pending.iter().filter(|p| p.tag.as_ref().is_some_and(|t| t.experiment == experiment));
         let known: BTreeSet<String> = exposures.iter().map(|e| e.id.clone()).collect();
-        exposures.extend(waiting.filter_map(Pending::exposure).filter(|e| !known.contains(&e.id)));
-        drop(pending);
+        exposures.extend(waiting.into_iter().filter(|e| !known.contains(&e.id)));
         exposures.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
         Ok(exposures)
     }
@@ -59,6 +63,21 @@ impl Store {
     /// person's identifier keys), stored or waiting, the earliest; and whether they disagree
     /// (a merge of two persons already in different variants).
     pub fn assignment(&self, experiment: &str, keys: &[String]) -> Result<Option<(Assignment, bool)>> {
+        // What waits first, then what is stored (see `exposures`).
+        let waiting: Vec<Assignment> = {
+            let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            pending
+                .iter()
+                .filter_map(|p| {
+                    let tag = p.tag.as_ref().filter(|t| t.experiment == experiment)?;
+                    keys.contains(&p.shown.person).then(|| Assignment {
+                        variant: tag.variant.clone(),
+                        at: p.shown.at,
+                        exposure_id: p.shown.id.clone(),
+                    })
+                })
+                .collect()
+        };
         let mut found: Vec<Assignment> = Vec::new();
         self.shared.backend.read(&mut |r| {
             found.clear();
@@ -67,19 +86,7 @@ impl Store {
             }
             Ok(())
         })?;
-        let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        for p in pending.iter() {
-            if let Some(tag) = p.tag.as_ref().filter(|t| t.experiment == experiment)
-                && keys.contains(&p.shown.person)
-            {
-                found.push(Assignment {
-                    variant: tag.variant.clone(),
-                    at: p.shown.at,
-                    exposure_id: p.shown.id.clone(),
-                });
-            }
-        }
-        drop(pending);
+        found.extend(waiting);
         let disagree = found.windows(2).any(|w| w[0].variant != w[1].variant);
         Ok(found
             .into_iter()
