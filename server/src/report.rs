@@ -4,8 +4,15 @@
 /// A report as text: the sample-ratio status, the variants, the comparisons, the notes.
 pub fn render(r: &serde_json::Value) -> String {
     use std::fmt::Write;
-    let number = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
-    let percent = |v: &serde_json::Value| format!("{:.2}%", number(v) * 100.0);
+    // A figure the report leaves out (no exposures yet, no comparison) is shown as `-`.
+    let percent = |v: &serde_json::Value| match v.as_f64() {
+        Some(x) => format!("{:.2}%", x * 100.0),
+        None => "-".to_string(),
+    };
+    let fixed = |v: &serde_json::Value, digits: usize| match v.as_f64() {
+        Some(x) => format!("{x:.digits$}"),
+        None => "-".to_string(),
+    };
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -19,7 +26,7 @@ pub fn render(r: &serde_json::Value) -> String {
     } else {
         "sample ratio ok"
     };
-    let _ = writeln!(out, "{srm} (p = {:.4})\n", number(&r["srm"]["p_value"]));
+    let _ = writeln!(out, "{srm} (p = {})\n", fixed(&r["srm"]["p_value"], 4));
     let _ = writeln!(
         out,
         "{:<14} {:>8} {:>9} {:>8} {:>11} {:>12} {:>10} {:>13}",
@@ -33,13 +40,13 @@ pub fn render(r: &serde_json::Value) -> String {
         );
         let _ = writeln!(
             out,
-            "{name:<14} {:>8} {:>9} {:>8} {:>11} {:>12.2} {:>10.2} {:>13}",
+            "{name:<14} {:>8} {:>9} {:>8} {:>11} {:>12} {:>10} {:>13}",
             v["persons"].to_string(),
             v["exposures"].to_string(),
             percent(&v["click_through_rate"]),
             percent(&v["conversion_rate"]),
-            number(&v["revenue_per_person"]),
-            number(&v["revenue"]),
+            fixed(&v["revenue_per_person"], 2),
+            fixed(&v["revenue"], 2),
             v["cross_channel_purchases"].to_string()
         );
     }
@@ -58,11 +65,11 @@ pub fn render(r: &serde_json::Value) -> String {
         );
         let _ = writeln!(
             out,
-            "{:<10} {metric:<20} {:>9} {interval:>22} {:>9.4} {:>9.4}{}",
+            "{:<10} {metric:<20} {:>9} {interval:>22} {:>9} {:>9}{}",
             c["variant"].as_str().unwrap_or("?"),
             percent(&rel["effect"]),
-            number(&rel["p_value"]),
-            number(&c["p_adjusted"]),
+            fixed(&rel["p_value"], 4),
+            fixed(&c["p_adjusted"], 4),
             if c["significant"] == true { "  significant" } else { "" }
         );
     }
@@ -70,4 +77,25 @@ pub fn render(r: &serde_json::Value) -> String {
         let _ = writeln!(out, "note: {}", note.as_str().unwrap_or(""));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_report_without_exposures_shows_dashes_not_nan() {
+        let report = serde_json::json!({
+            "experiment": "x", "state": "running", "generated_at": "2026-12-05T00:00:00Z",
+            "srm_warning": false, "srm": { "p_value": null },
+            "variants": [{ "name": "a", "control": true, "persons": 0, "exposures": 0,
+                "click_through_rate": null, "conversion_rate": null, "revenue_per_person": null,
+                "revenue": 0.0, "cross_channel_purchases": 0 }],
+            "comparisons": [{ "variant": "b", "metric": "conversion_rate", "primary": true,
+                "relative": { "effect": null, "lower": null, "upper": null, "p_value": null },
+                "p_adjusted": null, "significant": false }],
+            "notes": [],
+        });
+        let text = super::render(&report);
+        assert!(!text.contains("NaN"), "{text}");
+        assert!(text.contains("(p = -)") && text.contains("0.00"), "{text}");
+    }
 }
