@@ -170,7 +170,8 @@ pub type ReportRows = (Vec<ExposureRow>, Vec<OutcomeRow>, HashMap<String, f64>);
 
 /// The rows of `experiment`'s report from the store: its exposures and the outcome events
 /// from its start on, each with the stitched person they belong to now, and each person's
-/// number of events before the start (CUPED's covariate).
+/// number of events before the start (CUPED's covariate). A person who refuses `analytics`
+/// now (withdrawn since they were exposed) is left out altogether: they are not measured.
 pub fn report_rows(store: &Store, experiment: &Experiment) -> Result<ReportRows, store::Error> {
     let mut rows = report_rows_of(store, &[experiment])?;
     Ok(rows.pop().unwrap_or_default())
@@ -179,16 +180,23 @@ pub fn report_rows(store: &Store, experiment: &Experiment) -> Result<ReportRows,
 /// [`report_rows`] of several experiments (one per entry, in order) from one scan of the
 /// store's event log: what the dashboard shows.
 pub fn report_rows_of(store: &Store, experiments: &[&Experiment]) -> Result<Vec<ReportRows>, store::Error> {
-    let mut persons: HashMap<String, String> = HashMap::new();
-    let mut person_of = |key: &str| -> String {
+    // Per identifier key: the stitched person's key, `None` for one who refuses analytics.
+    let mut persons: HashMap<String, Option<String>> = HashMap::new();
+    let mut person_of = |key: &str| -> Result<Option<String>, store::Error> {
         if let Some(person) = persons.get(key) {
-            return person.clone();
+            return Ok(person.clone());
         }
-        let person = Identifier::parse_key(key)
-            .and_then(|identifier| store.person_ids(std::slice::from_ref(&identifier)))
-            .map_or_else(|| key.to_string(), |ids| ids.key);
+        let ids = Identifier::parse_key(key)
+            .and_then(|identifier| store.person_ids(std::slice::from_ref(&identifier)));
+        let person = match ids {
+            Some(ids) => {
+                let measured = store.consent(&ids)?.get(store::ANALYTICS).copied().unwrap_or(true);
+                measured.then_some(ids.key)
+            }
+            None => Some(key.to_string()),
+        };
         persons.insert(key.to_string(), person.clone());
-        person
+        Ok(person)
     };
     let mut rows: Vec<ReportRows> = Vec::with_capacity(experiments.len());
     // Per experiment: its start, and the last outcome time its attribution window reaches.
@@ -200,8 +208,9 @@ pub fn report_rows_of(store: &Store, experiments: &[&Experiment]) -> Result<Vec<
             else {
                 continue;
             };
+            let Some(person) = person_of(&exposure.person)? else { continue };
             exposures.push(ExposureRow {
-                person: person_of(&exposure.person),
+                person,
                 id: exposure.id,
                 variant,
                 channel: exposure.channel,
@@ -223,19 +232,24 @@ pub fn report_rows_of(store: &Store, experiments: &[&Experiment]) -> Result<Vec<
             EventType::Return => Some(OutcomeKind::Return),
             _ => None,
         };
-        let mut person = None;
+        let mut person: Option<Option<String>> = None;
         for ((_, outcomes, pre), &(start, last)) in rows.iter_mut().zip(&spans) {
+            let measured = (kind.is_some() && event.timestamp <= last) || event.timestamp < start;
+            if !measured {
+                continue;
+            }
+            let key = match &person {
+                Some(key) => key.clone(),
+                None => person.insert(person_of(&event.anchor)?).clone(),
+            };
+            let Some(key) = key else { continue };
             if event.timestamp < start {
-                let key = person.get_or_insert_with(|| person_of(&event.anchor));
-                *pre.entry(key.clone()).or_default() += 1.0;
+                *pre.entry(key).or_default() += 1.0;
                 continue;
             }
             let Some(kind) = kind else { continue };
-            if event.timestamp > last {
-                continue;
-            }
             outcomes.push(OutcomeRow {
-                person: person.get_or_insert_with(|| person_of(&event.anchor)).clone(),
+                person: key,
                 kind,
                 item: event.item_id.clone(),
                 value: event.value.map_or(0.0, f64::from),

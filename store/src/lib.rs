@@ -541,6 +541,20 @@ impl Store {
         self.shared.graph.read().unwrap_or_else(PoisonError::into_inner).is_placeholder(identifier)
     }
 
+    /// The consent in force for the person `ids` (the most restrictive of their identifiers'
+    /// latest choices, else the default), without the rest of [`Store::person`].
+    pub fn consent(&self, ids: &PersonIds) -> Result<Purposes> {
+        let mut recorded: Vec<ConsentRecord> = Vec::new();
+        self.shared.backend.read(&mut |r| {
+            recorded.clear();
+            for identifier in &ids.identifiers {
+                recorded.extend(r.consent(&identifier.key())?);
+            }
+            Ok(())
+        })?;
+        Ok(effective_consent(&self.shared.options.consent_default, &recorded))
+    }
+
     /// What the store knows of the person behind `identifiers`; see [`LivePerson`].
     pub fn person(&self, identifiers: &[Identifier], query: PersonQuery) -> Result<LivePerson> {
         let (ids, also) = {

@@ -413,6 +413,12 @@ async fn a_skewed_split_raises_the_sample_ratio_warning() {
     }
     let report = ok(addr, "GET", "/v1/experiments/skewed/report", None).await;
     assert_eq!(report["srm_warning"], true, "{report}");
+    // A person who withdraws analytics after being exposed is no longer measured.
+    let persons = |r: &Value| r["variants"][0]["persons"].as_u64().unwrap();
+    let withdrawn = json!({ "analytics": false });
+    ok(addr, "PUT", "/v1/profiles/email/p0@example.com/consent", Some(&withdrawn)).await;
+    let without = ok(addr, "GET", "/v1/experiments/skewed/report", None).await;
+    assert_eq!(persons(&without), persons(&report) - 1, "{without}");
     assert!(report["srm"]["p_value"].as_f64().unwrap() < 0.001);
     assert!(report["notes"][0].as_str().unwrap().starts_with("sample-ratio mismatch"));
     let page = send(addr, "GET", "/dashboard", None).await;
