@@ -182,6 +182,8 @@ pub fn report_rows(store: &Store, experiment: &Experiment) -> Result<ReportRows,
 pub fn report_rows_of(store: &Store, experiments: &[&Experiment]) -> Result<Vec<ReportRows>, store::Error> {
     // Per identifier key: the stitched person's key, `None` for one who refuses analytics.
     let mut persons: HashMap<String, Option<String>> = HashMap::new();
+    // Per person key: whether they allow analytics (read once per person).
+    let mut allowing: HashMap<String, bool> = HashMap::new();
     let mut person_of = |key: &str| -> Result<Option<String>, store::Error> {
         if let Some(person) = persons.get(key) {
             return Ok(person.clone());
@@ -190,7 +192,14 @@ pub fn report_rows_of(store: &Store, experiments: &[&Experiment]) -> Result<Vec<
             .and_then(|identifier| store.person_ids(std::slice::from_ref(&identifier)));
         let person = match ids {
             Some(ids) => {
-                let measured = store.consent(&ids)?.get(store::ANALYTICS).copied().unwrap_or(true);
+                let measured = match allowing.get(&ids.key) {
+                    Some(&allows) => allows,
+                    None => {
+                        let allows = store.consent(&ids)?.get(store::ANALYTICS).copied().unwrap_or(true);
+                        allowing.insert(ids.key.clone(), allows);
+                        allows
+                    }
+                };
                 measured.then_some(ids.key)
             }
             None => Some(key.to_string()),

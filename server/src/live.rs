@@ -211,11 +211,12 @@ fn keyed_here(serving: &Serving, user: UserIdx, live: &store::LivePerson) -> boo
     identifier.is_none_or(|identifier| ids.identifiers.contains(&identifier))
 }
 
-/// The model's persons behind the live person's own identifiers that [`model_persons`]
-/// leaves out (neither in `trained` nor `also`) because an identifier they were trained
+/// The model's persons behind the live person's own identifiers that [`trained_persons`]
+/// leaves out (neither in `trained` nor `also`): because an identifier they were trained
 /// with was erased as someone else's (a shared browser's cookie, unlinked from them since
-/// and erased with its other user): what they bought still counts, never offered back to
-/// them; what they like does not (their vector learned from the erased person's events).
+/// and erased with its other user), or because the live graph gives their key identifier
+/// to someone else now: what they bought still counts, never offered back (the safe side);
+/// what they like does not.
 fn blocked_own(
     serving: &Serving,
     identifiers: &[Identifier],
@@ -235,7 +236,6 @@ fn blocked_own(
             && !trained.contains(&user)
             && !also.contains(&user)
             && !blocked.contains(&user)
-            && keyed_here(serving, user, live)
         {
             blocked.push(user);
         }

@@ -179,16 +179,16 @@ impl Store {
         let mut purchases: Vec<Value> = Vec::new();
         write_file(dir, "events.jsonl", &mut |out| {
             purchases.clear();
+            // Held from before the snapshot opens until the graph is read, so that neither
+            // is taken between an erasure's commit and the graph rebuilt after it.
+            let mut quiet = Some(self.shared.rebuilding.lock().unwrap_or_else(PoisonError::into_inner));
             backend.read(&mut |r: &dyn crate::backend::Reader| -> Result<()> {
                 // The graph read after the snapshot opened: it holds every link the snapshot
                 // does (the writer applies a link to it before committing), perhaps a few
                 // newer; read before, a link in the snapshot could be missing from it, and a
                 // person who withholds consent could be exported under a new identifier.
-                let graph = {
-                    // Not between an erasure's commit and the graph rebuilt without them.
-                    let _quiet = self.shared.rebuilding.lock().unwrap_or_else(PoisonError::into_inner);
-                    self.shared.graph.read().unwrap_or_else(PoisonError::into_inner).clone()
-                };
+                let graph = self.shared.graph.read().unwrap_or_else(PoisonError::into_inner).clone();
+                drop(quiet.take());
                 manifest.watermark = r.next_seq()?;
                 let mut allowed: HashMap<String, bool> = HashMap::new();
                 let mut withheld: BTreeSet<String> = BTreeSet::new();

@@ -715,6 +715,66 @@ async fn an_erasure_reaches_what_a_version_beside_production_knows_of_the_person
     server.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_only_a_version_beside_production_knows_is_changed_and_deleted_as_that_item() {
+    let dir = tempfile::tempdir().unwrap();
+    // A version trained with one more item than production: a copy of the first catalog row
+    // under a new id, viewed by a few persons.
+    let data = super::trained().model.parent().unwrap().to_path_buf();
+    let catalog = std::fs::read_to_string(data.join("catalog.csv")).unwrap();
+    let first = catalog.lines().nth(1).unwrap();
+    let id = first.split(',').next().unwrap();
+    let extra = first.replacen(id, "only-v2", 1);
+    std::fs::write(dir.path().join("catalog.csv"), format!("{}{extra}\n", catalog)).unwrap();
+    let mut events = std::fs::read_to_string(data.join("events.jsonl")).unwrap();
+    let accounts = super::buyers(1).into_iter().filter(|(key, _)| !key.contains(':'));
+    for (n, (person, _)) in accounts.take(20).enumerate() {
+        let seen = json!({"identifiers": {"user_id": person}, "channel": "web", "type": "view",
+            "item_id": "only-v2", "timestamp": 1_700_000_000 + n as i64});
+        events.push_str(&format!("{seen}\n"));
+    }
+    std::fs::write(dir.path().join("wider.jsonl"), events).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, super::common::CONFIG).unwrap();
+    let wider = dir.path().join("wider.omr");
+    trainer::commands::train(&trainer::TrainArgs {
+        data: trainer::DataArgs { interactions: None, events: Some(dir.path().join("wider.jsonl")) },
+        from_export: None,
+        items: Some(dir.path().join("catalog.csv")),
+        config: Some(config),
+        out: wider.clone(),
+        skip_invalid: false,
+    })
+    .unwrap();
+    assert!(super::trained().engine.catalog().get("only-v2").is_none());
+    let server = start(
+        ServerConfig { data_dir: Some(dir.path().join("state")), ..ServerConfig::default() },
+        HashMap::new(),
+    )
+    .await;
+    let addr = &server.addr;
+    let loaded = ok(addr, "POST", "/v1/admin/models", Some(&json!({ "path": wider }))).await;
+    let version = loaded["model_version"].as_str().unwrap().to_string();
+    let item_of = |state: &server::state::AppState| {
+        let versions = state.versions.load();
+        let catalog = &versions[&version].view.catalog;
+        catalog.get("only-v2").and_then(|i| catalog.item(i.get())).cloned()
+    };
+    let categories = item_of(&server.state).unwrap().categories;
+    assert!(!categories.is_empty());
+    // A price change keeps what the version knows of it (not a blank new item's fields).
+    let priced =
+        ok(addr, "PUT", "/v1/items", Some(&json!({ "items": [{ "item_id": "only-v2", "price": 20 }] })))
+            .await;
+    assert_eq!(priced["updated"], 1, "{priced}");
+    let item = item_of(&server.state).unwrap();
+    assert_eq!((item.price, item.categories), (Some(20.0), categories));
+    // And it can be deleted.
+    let deleted = ok(addr, "DELETE", "/v1/items/only-v2", None).await;
+    assert_eq!(deleted["status"], "deleted");
+    server.shutdown().await;
+}
+
 #[test]
 fn compare_and_batch_recommendations_take_part_in_experiments() {
     let dir = tempfile::tempdir().unwrap();

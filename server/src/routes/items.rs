@@ -158,7 +158,6 @@ pub(super) async fn put_items(
     // answers), so the next upload counts the stores this one added.
     let _catalog = state.catalog_lock.lock().await;
     let serving = state.current.load_full();
-    let engine = &serving.model.engine;
     let catalog = &serving.view.catalog;
     // Stores this upload adds to those the served catalog has stock in.
     let mut new_stores: HashSet<String> = HashSet::new();
@@ -212,7 +211,7 @@ pub(super) async fn put_items(
             }
             new_stores.extend(added.into_iter().cloned());
         }
-        let base = engine.catalog().get(&item_id).and_then(|i| engine.catalog().item(i.get())).cloned();
+        let base = model_item(&state, &item_id);
         positions.push(results.len());
         results.push(None);
         changes.push(store::ItemChange::Upsert { item_id, base: base.map(Box::new), patch });
@@ -252,6 +251,18 @@ pub(super) async fn put_items(
     }))
 }
 
+/// The item as a loaded model version's catalog has it, production's first: what a change
+/// starts from while the store holds none of it (an item only a version beside production
+/// was trained with is that version's, not a new one).
+fn model_item(state: &AppState, item_id: &str) -> Option<datasets::schema::Item> {
+    let production = state.current.load_full();
+    let versions = state.versions.load_full();
+    std::iter::once(&production).chain(versions.values()).find_map(|serving| {
+        let catalog = serving.model.engine.catalog();
+        catalog.get(item_id).and_then(|i| catalog.item(i.get())).cloned()
+    })
+}
+
 /// Deletes a catalog item: it is never served again, by any placement.
 #[utoipa::path(
     delete,
@@ -274,7 +285,7 @@ pub(super) async fn delete_item(
     Path(item_id): Path<String>,
 ) -> Result<axum::Json<ItemDeleted>, ApiError> {
     let store = state.store.clone().ok_or_else(ApiError::no_store)?;
-    let in_model = state.current.load().model.engine.catalog().get(&item_id).is_some();
+    let in_model = model_item(&state, &item_id).is_some();
     let change = store::ItemChange::Delete { item_id: item_id.clone(), in_model };
     let outcome = tokio::task::spawn_blocking(move || store.change_items(vec![change], cli::unix_now()))
         .await

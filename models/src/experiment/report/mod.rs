@@ -304,7 +304,11 @@ pub fn report(
     // so that a return takes back the latest.
     type Counted = Vec<(usize, usize, f64, bool)>;
     let mut counted: HashMap<(&str, &str), Counted> = HashMap::new();
-    for (o, a) in outcomes.iter().zip(&attributions) {
+    // In time order (then as logged): a purchase sent late (a till's nightly batch) after
+    // its return is still the one the return takes back.
+    let mut order: Vec<usize> = (0..outcomes.len()).collect();
+    order.sort_by_key(|&i| (outcomes[i].at, i));
+    for (o, a) in order.iter().map(|&i| (&outcomes[i], &attributions[i])) {
         if o.kind == OutcomeKind::Return {
             let Some(item) = o.item.as_deref() else { continue };
             let Some((exposure, variant, value, cross)) =

@@ -143,6 +143,9 @@ fn a_return_takes_back_the_purchase_it_returns() {
         outcome("p2", OutcomeKind::Return, "a", 10.0, "store", 60),
         // A return of what was never counted takes nothing.
         outcome("p2", OutcomeKind::Return, "z", 10.0, "store", 61),
+        // A till's purchase logged after its return (sent late): taken back all the same.
+        outcome("p1", OutcomeKind::Return, "c", 0.0, "store", 45),
+        outcome("p1", OutcomeKind::Purchase, "c", 7.0, "store", 44),
     ];
     let r = report(&e, &exposures, &outcomes, &HashMap::new());
     let [control, v1] = &r.variants[..] else { panic!() };
