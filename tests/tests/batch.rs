@@ -42,6 +42,15 @@ async fn a_batch_send_excludes_what_the_export_shows_bought_since_training() {
     assert!(!after.contains(&before[0]), "bought in store, not pushed by email: {after:?}");
     assert!(after.contains(&before[1]), "returned: offered again: {after:?}");
     assert_eq!(after.len(), 5);
+    // An item deleted from the catalog on the server is in no batch send after the export.
+    let deleted = send(addr, "DELETE", &format!("/v1/items/{}", before[1]), None).await;
+    assert_eq!(deleted.status, 200, "{:?}", deleted.body);
+    let manifest = send(addr, "POST", "/v1/admin/export", Some(&json!({"name": "after-delete"}))).await;
+    assert_eq!(manifest.status, 200, "{:?}", manifest.body);
+    let export = std::path::PathBuf::from(manifest.json()["dir"].as_str().unwrap());
+    let without = send_batch(Some(export));
+    assert!(!without.contains(&before[1]), "deleted, still sent: {without:?}");
+    assert_eq!(without.len(), 5);
     // A guest cookie linked to the person and unlinked again buys the most popular item; the
     // last event carrying the cookie is filed under the person (it names both). The batch
     // takes the export's persons as training would: the cookie is not the person's.

@@ -380,6 +380,33 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
         Some(export) => ExportState::read(&engine, export)?,
         None => ExportState::default(),
     };
+    // The items the server's catalog holds at the export: one the model knows and the
+    // export does not was deleted since, and is never recommended.
+    let live_items: Option<std::collections::HashSet<String>> = match &export {
+        Some(export) => {
+            let catalog = input::catalog(Some(&export.items()), &datasets::load::LoadOptions::default())?;
+            Some(catalog.into_iter().flat_map(|c| c.items).map(|item| item.item_id).collect())
+        }
+        None => None,
+    };
+    // `engine`'s catalog with those deletions, for answers in it.
+    let live_catalog = |engine: &Engine| -> Result<models::serve::catalog::LiveCatalog> {
+        let catalog = engine.catalog();
+        let Some(live) = &live_items else { return Ok(catalog.clone()) };
+        let deleted: Vec<models::serve::catalog::CatalogChange> = engine
+            .artifact()
+            .body
+            .items
+            .ids()
+            .iter()
+            .filter(|id| !live.contains(id.as_str()))
+            .map(|id| models::serve::catalog::CatalogChange { item_id: id.clone(), item: None })
+            .collect();
+        Ok(catalog.with_changes(&deleted, engine.content())?.0)
+    };
+    let batch_view =
+        models::serve::catalog::View { catalog: live_catalog(&engine)?, placements: BTreeMap::new() };
+    let batch_placement = models::serve::rules::Placement::purchases_only(batch_view.catalog.len());
     let (users, erased): (Vec<String>, Vec<String>) =
         users.into_iter().partition(|id| exported.suppressed(&engine, id) != Some(Suppressed::Erased));
     let experiment = args.experiment.as_deref().map(crate::experiments::read_experiment).transpose()?;
@@ -407,7 +434,7 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
             };
             let placement = experiment.placement(i, "batch", &base)?;
             let (view, _) =
-                answering.view(answering.catalog().clone(), &[("batch".to_string(), placement)].into())?;
+                answering.view(live_catalog(answering)?, &[("batch".to_string(), placement)].into())?;
             variants.push((answering, view));
         }
     }
@@ -420,7 +447,16 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
                 let mut person = Person { personalization: !withheld, ..engine.person(engine.lookup(id)) };
                 exported.add_held(&mut person, &engine, &engine, id);
                 crate::send::add_withheld(&mut person, &engine, &engine, id);
-                return Ok((None, engine.recommend_person(&person, args.k)?, &engine));
+                let request = Request::new(args.k, 0, &filters);
+                let answer = engine.answer(&batch_view, &batch_placement, request, &person, None)?;
+                let items = answer
+                    .items
+                    .into_iter()
+                    .map(|a| models::rank::ScoredItem { item: a.item, score: a.score })
+                    .collect();
+                let recommendations =
+                    models::serve::engine::Recommendations { items, fallback: answer.fallback };
+                return Ok((None, recommendations, &engine));
             };
             let key = match engine.lookup(id) {
                 Some(user) => engine.artifact().body.users.id(user.0).unwrap_or(id).to_string(),
