@@ -323,6 +323,8 @@ fn apply_json_fields(
 /// Resets one named field of `item` to what an item without it has.
 fn clear_item_field(item: &mut Item, name: &str) {
     match name {
+        // An item without a title is known by its id.
+        "title" | "name" => item.title = item.item_id.clone(),
         "description" => item.description = None,
         "categories" | "category" | "genres" => item.categories.clear(),
         "brand" => item.brand = None,
@@ -407,6 +409,8 @@ mod tests {
         assert_eq!(patched.brand, None);
         assert!(!patched.in_stock);
         assert_eq!(patched.title, "Trail shoe");
+        let untitled = patch_item(item.clone(), &patch(r#"{"title": null}"#)).unwrap();
+        assert_eq!(untitled.title, "i1");
         let refused = |json: &str| patch_item(item.clone(), &patch(json)).unwrap_err();
         assert_eq!(refused(r#"{"prize": 60}"#).field, "prize");
         assert!(refused(r#"{"prize": 60}"#).reason.starts_with("unknown field"));
