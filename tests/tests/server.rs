@@ -24,6 +24,10 @@ mod experiments;
 mod hardening;
 #[path = "live.rs"]
 mod live;
+#[path = "privacy.rs"]
+mod privacy;
+#[path = "registry.rs"]
+mod registry;
 
 /// One trained artifact shared by every test of this file.
 struct Trained {
