@@ -3,6 +3,7 @@
 //! a person (their purchases, their identifiers) and of an item counts.
 
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use server::config::ServerConfig;
@@ -153,18 +154,7 @@ async fn a_version_trained_on_less_data_offers_nothing_production_knows_was_boug
     assert!(kept.len() < base.lines().count());
     let events = dir.path().join("older.jsonl");
     std::fs::write(&events, kept.join("\n") + "\n").unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, super::common::CONFIG).unwrap();
-    let older = dir.path().join("older.omr");
-    trainer::commands::train(&trainer::TrainArgs {
-        data: trainer::DataArgs { interactions: None, events: Some(events) },
-        from_export: None,
-        items: Some(data.join("catalog.csv")),
-        config: Some(config),
-        out: older.clone(),
-        skip_invalid: false,
-    })
-    .unwrap();
+    let older = train_version(dir.path(), "older", events, data.join("catalog.csv"));
     let older_engine = models::serve::engine::Engine::new(models::artifact::load(&older).unwrap());
     let version = older_engine.artifact().metadata.model_version.clone();
     // What only production knows each buyer holds.
@@ -242,18 +232,7 @@ async fn an_erasure_reaches_what_a_version_beside_production_knows_of_the_person
     }
     let path = dir.path().join("wider.jsonl");
     std::fs::write(&path, events).unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, super::common::CONFIG).unwrap();
-    let wider = dir.path().join("wider.omr");
-    trainer::commands::train(&trainer::TrainArgs {
-        data: trainer::DataArgs { interactions: None, events: Some(path) },
-        from_export: None,
-        items: Some(data.join("catalog.csv")),
-        config: Some(config),
-        out: wider.clone(),
-        skip_invalid: false,
-    })
-    .unwrap();
+    let wider = train_version(dir.path(), "wider", path, data.join("catalog.csv"));
     let server = start(
         ServerConfig { data_dir: Some(dir.path().join("state")), ..ServerConfig::default() },
         HashMap::new(),
@@ -291,18 +270,8 @@ async fn an_item_only_a_version_beside_production_knows_is_changed_and_deleted_a
         events.push_str(&format!("{seen}\n"));
     }
     std::fs::write(dir.path().join("wider.jsonl"), events).unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, super::common::CONFIG).unwrap();
-    let wider = dir.path().join("wider.omr");
-    trainer::commands::train(&trainer::TrainArgs {
-        data: trainer::DataArgs { interactions: None, events: Some(dir.path().join("wider.jsonl")) },
-        from_export: None,
-        items: Some(dir.path().join("catalog.csv")),
-        config: Some(config),
-        out: wider.clone(),
-        skip_invalid: false,
-    })
-    .unwrap();
+    let wider =
+        train_version(dir.path(), "wider", dir.path().join("wider.jsonl"), dir.path().join("catalog.csv"));
     assert!(super::trained().engine.catalog().get("only-v2").is_none());
     let server = start(
         ServerConfig { data_dir: Some(dir.path().join("state")), ..ServerConfig::default() },
@@ -330,4 +299,22 @@ async fn an_item_only_a_version_beside_production_knows_is_changed_and_deleted_a
     let deleted = ok(addr, "DELETE", "/v1/items/only-v2", None).await;
     assert_eq!(deleted["status"], "deleted");
     server.shutdown().await;
+}
+
+/// A model version trained with the tests' config on `events` and `items`, written as
+/// `dir/NAME.omr`.
+fn train_version(dir: &Path, name: &str, events: PathBuf, items: PathBuf) -> PathBuf {
+    let config = dir.join("config.toml");
+    std::fs::write(&config, super::common::CONFIG).unwrap();
+    let out = dir.join(format!("{name}.omr"));
+    trainer::commands::train(&trainer::TrainArgs {
+        data: trainer::DataArgs { interactions: None, events: Some(events) },
+        from_export: None,
+        items: Some(items),
+        config: Some(config),
+        out: out.clone(),
+        skip_invalid: false,
+    })
+    .unwrap();
+    out
 }
