@@ -43,7 +43,21 @@ pub fn person<'a>(
     let Some(store) = store else {
         let user = engine.find_person(identifiers);
         let key = identifiers.iter().min().map(datasets::identity::canonical_key);
-        return Ok(Who { person: engine.person(user), key, shown_under: None, analytics: false });
+        // What the model's inputs show held under these identifiers while consent was
+        // withheld (never trained on) is never offered back, store or not.
+        let withheld = withheld_holdings(serving, identifiers, &store::LivePerson::default());
+        let person = if withheld.is_empty() {
+            engine.person(user)
+        } else {
+            let signals = LiveSignals {
+                trained: user.into_iter().collect(),
+                withheld,
+                personalization: true,
+                ..LiveSignals::default()
+            };
+            assemble(engine, &signals)
+        };
+        return Ok(Who { person, key, shown_under: None, analytics: false });
     };
     if identifiers.is_empty() {
         return Ok(Who { person: engine.person(None), key: None, shown_under: None, analytics: false });

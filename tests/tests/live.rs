@@ -611,6 +611,13 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
         let offered: Vec<String> = ids(&answer).into_iter().filter(|i| shy_bought.contains(i)).collect();
         assert!(offered.is_empty(), "{kind}:{value} offered {offered:?} of {shy_bought:?}: {answer}");
     }
+    // A server without a data directory serving that model: what the model's inputs show they
+    // bought while withholding is not offered either.
+    let storeless =
+        start(ServerConfig { model: Some(model.clone()), ..ServerConfig::default() }, HashMap::new()).await;
+    let answer = recommend(&storeless.addr, ask_home(json!({"user_id": shy}))).await;
+    assert!(ids(&answer).iter().all(|i| !shy_bought.contains(i)), "{shy_bought:?} in {answer}");
+    storeless.shutdown().await;
     // The till purchase made while withholding: still excluded once they consent again.
     let consent = json!({"personalization": true});
     let again = send(addr, "PUT", "/v1/profiles/loyalty_id/L-shy/consent", Some(&consent)).await;
