@@ -167,13 +167,8 @@ async fn a_version_trained_on_less_data_offers_nothing_production_knows_was_boug
         };
         known(production).difference(&known(&older_engine)).cloned().collect()
     };
-    let server = start(
-        ServerConfig { data_dir: Some(dir.path().join("state")), ..ServerConfig::default() },
-        HashMap::new(),
-    )
-    .await;
+    let (server, _) = serving_beside(dir.path(), &older).await;
     let addr = &server.addr;
-    ok(addr, "POST", "/v1/admin/models", Some(&json!({ "path": older }))).await;
     let experiment = json!({ "placements": ["home"], "variants": [
         { "name": "current", "share": 1 },
         { "name": "older", "share": 1, "model": version }
@@ -233,13 +228,8 @@ async fn an_erasure_reaches_what_a_version_beside_production_knows_of_the_person
     let path = dir.path().join("wider.jsonl");
     std::fs::write(&path, events).unwrap();
     let wider = train_version(dir.path(), "wider", path, data.join("catalog.csv"));
-    let server = start(
-        ServerConfig { data_dir: Some(dir.path().join("state")), ..ServerConfig::default() },
-        HashMap::new(),
-    )
-    .await;
+    let (server, _) = serving_beside(dir.path(), &wider).await;
     let addr = &server.addr;
-    ok(addr, "POST", "/v1/admin/models", Some(&json!({ "path": wider }))).await;
     let erased = ok(addr, "DELETE", &format!("/v1/profiles/user_id/{person}"), None).await;
     assert!(erased["identifiers"].as_u64().unwrap() >= 2, "{erased}");
     // The device only the other version knows is erased with the person: its late events
@@ -273,14 +263,8 @@ async fn an_item_only_a_version_beside_production_knows_is_changed_and_deleted_a
     let wider =
         train_version(dir.path(), "wider", dir.path().join("wider.jsonl"), dir.path().join("catalog.csv"));
     assert!(super::trained().engine.catalog().get("only-v2").is_none());
-    let server = start(
-        ServerConfig { data_dir: Some(dir.path().join("state")), ..ServerConfig::default() },
-        HashMap::new(),
-    )
-    .await;
+    let (server, version) = serving_beside(dir.path(), &wider).await;
     let addr = &server.addr;
-    let loaded = ok(addr, "POST", "/v1/admin/models", Some(&json!({ "path": wider }))).await;
-    let version = loaded["model_version"].as_str().unwrap().to_string();
     let item_of = |state: &server::state::AppState| {
         let versions = state.versions.load();
         let catalog = &versions[&version].view.catalog;
@@ -317,4 +301,13 @@ fn train_version(dir: &Path, name: &str, events: PathBuf, items: PathBuf) -> Pat
     })
     .unwrap();
     out
+}
+
+/// A server on the test model with a data directory in `dir`, and the version at `path`
+/// loaded beside production; the loaded version's name.
+async fn serving_beside(dir: &Path, path: &Path) -> (super::Running, String) {
+    let server = start(super::live::live_config(dir), HashMap::new()).await;
+    let loaded = ok(&server.addr, "POST", "/v1/admin/models", Some(&json!({ "path": path }))).await;
+    let version = loaded["model_version"].as_str().unwrap().to_string();
+    (server, version)
 }

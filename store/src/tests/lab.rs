@@ -13,6 +13,19 @@ fn served(id: &str, person: &str, channel: &str, at: i64) -> Impression {
     }
 }
 
+/// An email send of experiment `x1`'s variant `blend`, as a sender reports it.
+fn reported(id: &str, person: &str, at: i64) -> Exposure {
+    Exposure {
+        id: id.into(),
+        tag: ExposureTag { experiment: "x1".into(), variant: "blend".into() },
+        person: person.into(),
+        channel: "email".into(),
+        placement: None,
+        items: vec!["i9".into()],
+        at,
+    }
+}
+
 fn tag(variant: &str) -> Option<ExposureTag> {
     Some(ExposureTag { experiment: "x1".into(), variant: variant.into() })
 }
@@ -57,15 +70,7 @@ fn served_exposures_are_seen_at_once_kept_and_assign_on_first_exposure() {
 fn reported_exposures_are_recorded_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let exposure = Exposure {
-        id: "batch-1".into(),
-        tag: ExposureTag { experiment: "x1".into(), variant: "blend".into() },
-        person: "email:abc".into(),
-        channel: "email".into(),
-        placement: None,
-        items: vec!["i9".into()],
-        at: 100,
-    };
+    let exposure = reported("batch-1", "email:abc", 100);
     let second = Exposure { id: "batch-2".into(), at: 101, ..exposure.clone() };
     assert_eq!(store.record_exposures(vec![exposure.clone(), second]).unwrap(), [true, true]);
     assert_eq!(store.record_exposures(vec![exposure.clone()]).unwrap(), [false]);
@@ -112,16 +117,7 @@ fn erasing_someone_known_only_by_what_was_served_to_them_deletes_it() {
     // them an experiment's exposure, and an account only an exposure report names.
     store.record_served(served("r1", "cookie_id:c1", "web", 10), tag("blend"));
     store.record_served(served("r2", "cookie_id:c1", "web", 11), None);
-    let reported = Exposure {
-        id: "mail-1".into(),
-        tag: ExposureTag { experiment: "x1".into(), variant: "blend".into() },
-        person: "user_id:u9".into(),
-        channel: "email".into(),
-        placement: None,
-        items: vec!["i9".into()],
-        at: 12,
-    };
-    assert_eq!(store.record_exposures(vec![reported]).unwrap(), [true]);
+    assert_eq!(store.record_exposures(vec![reported("mail-1", "user_id:u9", 12)]).unwrap(), [true]);
     store
         .put_experiment(ExperimentRecord {
             name: "x1".into(),
