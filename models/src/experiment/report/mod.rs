@@ -233,7 +233,7 @@ pub struct Report {
     pub mixed_persons: u64,
     /// Whether those were left out.
     pub mixed_excluded: bool,
-    /// Outcomes attributed, of which cross-channel.
+    /// Outcomes attributed (a purchase taken back by its return no longer counts).
     pub attributed: u64,
     /// Of them, on another channel than their exposure.
     pub cross_channel: u64,
@@ -317,6 +317,8 @@ pub fn report(
                 continue;
             };
             let e = &exposures[exposure];
+            attributed -= 1;
+            cross_channel -= u64::from(cross);
             if let Some(p) = persons.get_mut(e.person.as_str()) {
                 p.purchases = p.purchases.saturating_sub(1);
                 p.revenue -= value;

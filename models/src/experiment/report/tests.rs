@@ -153,6 +153,9 @@ fn a_return_takes_back_the_purchase_it_returns() {
     assert_eq!(control.channels["web"].purchases, 1);
     assert_eq!((v1.converted, v1.purchases, v1.revenue, v1.cross_channel_purchases), (0, 0, 0.0, 0));
     assert_eq!(v1.channels["email"].revenue, 0.0);
+    // Of the four purchases attributed (two of them in store, another channel than their
+    // exposure's), the one kept is on the web.
+    assert_eq!((r.attributed, r.cross_channel), (1, 0));
 }
 
 /// `n` persons per arm; a person of arm `v` buys with probability `rates[v]` (deterministic:
