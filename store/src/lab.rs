@@ -2,7 +2,6 @@
 //! assignments and model records, each written through the writer like every change.
 
 use std::collections::BTreeSet;
-use std::sync::PoisonError;
 
 use crate::error::Result;
 use crate::record::{Assignment, ExperimentRecord, Exposure, ModelRecord};
@@ -38,60 +37,58 @@ impl Store {
 
     /// Every exposure of `experiment`, stored or waiting for the next commit, oldest first.
     pub fn exposures(&self, experiment: &str) -> Result<Vec<Exposure>> {
-        // What waits is copied before the stored ones are read: one written in between is
-        // then in both (kept once), never in neither.
-        let waiting: Vec<Exposure> = {
-            let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let copy = |pending: &[Pending]| -> Vec<Exposure> {
             let ours = pending.iter().filter(|p| p.tag.as_ref().is_some_and(|t| t.experiment == experiment));
             ours.filter_map(Pending::exposure).collect()
         };
-        let mut exposures = Vec::new();
-        self.shared.backend.read(&mut |r| {
-            exposures.clear();
-            r.scan_exposures(experiment, &mut |e| {
-                exposures.push(e);
-                Ok(())
-            })
-        })?;
-        let known: BTreeSet<String> = exposures.iter().map(|e| e.id.clone()).collect();
-        exposures.extend(waiting.into_iter().filter(|e| !known.contains(&e.id)));
-        exposures.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
-        Ok(exposures)
+        self.shared.read_with_pending(copy, |waiting| {
+            let mut exposures = Vec::new();
+            self.shared.backend.read(&mut |r| {
+                exposures.clear();
+                r.scan_exposures(experiment, &mut |e| {
+                    exposures.push(e);
+                    Ok(())
+                })
+            })?;
+            let known: BTreeSet<String> = exposures.iter().map(|e| e.id.clone()).collect();
+            exposures.extend(waiting.into_iter().filter(|e| !known.contains(&e.id)));
+            exposures.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+            Ok(exposures)
+        })
     }
 
     /// The person's assignment in `experiment`: of those recorded under any of `keys` (the
     /// person's identifier keys), stored or waiting, the earliest; and whether they disagree
     /// (a merge of two persons already in different variants).
     pub fn assignment(&self, experiment: &str, keys: &[String]) -> Result<Option<(Assignment, bool)>> {
-        // What waits first, then what is stored (see `exposures`).
-        let waiting: Vec<Assignment> = {
-            let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            pending
-                .iter()
-                .filter_map(|p| {
-                    let tag = p.tag.as_ref().filter(|t| t.experiment == experiment)?;
-                    keys.contains(&p.shown.person).then(|| Assignment {
-                        variant: tag.variant.clone(),
-                        at: p.shown.at,
-                        exposure_id: p.shown.id.clone(),
-                    })
+        let copy = |pending: &[Pending]| -> Vec<Assignment> {
+            let ours = pending.iter().filter(|p| keys.contains(&p.shown.person));
+            ours.filter_map(|p| {
+                let tag = p.tag.as_ref().filter(|t| t.experiment == experiment)?;
+                Some(Assignment {
+                    variant: tag.variant.clone(),
+                    at: p.shown.at,
+                    exposure_id: p.shown.id.clone(),
                 })
-                .collect()
+            })
+            .collect()
         };
-        let mut found: Vec<Assignment> = Vec::new();
-        self.shared.backend.read(&mut |r| {
-            found.clear();
-            for key in keys {
-                found.extend(r.assignment(key, experiment)?);
-            }
-            Ok(())
-        })?;
-        found.extend(waiting);
-        let disagree = found.windows(2).any(|w| w[0].variant != w[1].variant);
-        Ok(found
-            .into_iter()
-            .min_by(|a, b| (a.at, &a.exposure_id).cmp(&(b.at, &b.exposure_id)))
-            .map(|a| (a, disagree)))
+        self.shared.read_with_pending(copy, |waiting| {
+            let mut found: Vec<Assignment> = Vec::new();
+            self.shared.backend.read(&mut |r| {
+                found.clear();
+                for key in keys {
+                    found.extend(r.assignment(key, experiment)?);
+                }
+                Ok(())
+            })?;
+            found.extend(waiting);
+            let disagree = found.windows(2).any(|w| w[0].variant != w[1].variant);
+            Ok(found
+                .into_iter()
+                .min_by(|a, b| (a.at, &a.exposure_id).cmp(&(b.at, &b.exposure_id)))
+                .map(|a| (a, disagree)))
+        })
     }
 
     /// Creates or replaces a model version's registry entry, durably.

@@ -29,6 +29,7 @@ pub mod writer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -349,6 +350,9 @@ pub(crate) struct Shared {
     /// Served answers not yet committed, each marked once a commit has taken it: a person's
     /// next request sees them (read-your-writes) before they are on disk.
     pending: Mutex<Vec<Pending>>,
+    /// How many times an erasure has taken waiting entries out of `pending` (counted under
+    /// its lock, before the erasure commits): see [`Shared::read_with_pending`].
+    pending_erasures: AtomicU64,
     /// Held by the writer from before it commits a group whose identity graph is rebuilt
     /// after (an erasure, a reseed) until that is done, and by an export while it reads the
     /// graph: an export's snapshot never meets a graph still holding an erased person.
@@ -358,6 +362,34 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// `read` over what `copy` takes from the answers waiting in memory, copied before the
+    /// store is read (one committed in between is then in both, never in neither), and
+    /// done again when an erasure took waiting entries meanwhile: what was copied could be
+    /// the erased person's, whose stored records `read` no longer sees.
+    fn read_with_pending<W, T>(
+        &self,
+        copy: impl Fn(&[Pending]) -> W,
+        mut read: impl FnMut(W) -> Result<T>,
+    ) -> Result<T> {
+        loop {
+            let (waiting, erasures) = {
+                let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                (copy(&pending), self.pending_erasures.load(Ordering::SeqCst))
+            };
+            let read = read(waiting)?;
+            if self.pending_erasures.load(Ordering::SeqCst) == erasures {
+                return Ok(read);
+            }
+        }
+    }
+
+    /// Takes the waiting answers served to any of `keys` (an erasure's identifiers).
+    pub(crate) fn forget_pending(&self, keys: &BTreeSet<String>) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.retain(|p| !keys.contains(&p.shown.person));
+        self.pending_erasures.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Rebuilds the identity graph from the seed and the stored identity log.
     fn rebuild_graph(&self) -> Result<()> {
         let (seed, rules) = self.seed.read().unwrap_or_else(PoisonError::into_inner).clone();
@@ -416,6 +448,7 @@ impl Store {
             seed: RwLock::new((Seed::default(), rules)),
             weights: RwLock::new(WeightConfig::default()),
             pending: Mutex::new(Vec::new()),
+            pending_erasures: AtomicU64::new(0),
             rebuilding: Mutex::new(()),
             listeners: RwLock::new(Vec::new()),
             options,
@@ -575,6 +608,16 @@ impl Store {
         let recent_events = self.shared.options.recent_events;
         let mut person = LivePerson { ids: ids.clone(), also: also.clone(), ..LivePerson::default() };
         let default = &self.shared.options.consent_default;
+        // Answers served and not yet committed, copied before the store is read: one
+        // committed in between is then in both (kept once), never in neither.
+        let waiting: Vec<Impression> = match query.shown_since {
+            Some(since) => {
+                let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+                let theirs = pending.iter().map(|p| &p.shown);
+                theirs.filter(|p| p.at >= since && keys.contains(&p.person)).cloned().collect()
+            }
+            None => Vec::new(),
+        };
         self.shared.backend.read(&mut |r| {
             person.erased.clear();
             person.recent.clear();
@@ -642,16 +685,9 @@ impl Store {
             person.consumed = in_order(ledgers);
             Ok(())
         })?;
-        if let Some(since) = query.shown_since {
-            let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if !waiting.is_empty() {
             let known: BTreeSet<String> = person.shown.iter().map(|s| s.id.clone()).collect();
-            person.shown.extend(
-                pending
-                    .iter()
-                    .map(|p| &p.shown)
-                    .filter(|p| p.at >= since && keys.contains(&p.person) && !known.contains(&p.id))
-                    .cloned(),
-            );
+            person.shown.extend(waiting.into_iter().filter(|p| !known.contains(&p.id)));
             person.shown.sort_by_key(|s| s.at);
         }
         Ok(person)
@@ -737,17 +773,17 @@ impl Store {
 
     /// A served answer, by its recommendation id (committed or pending).
     pub fn served(&self, recommendation_id: &str) -> Result<Option<Impression>> {
-        let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(found) = pending.iter().find(|p| p.shown.id == recommendation_id) {
-            return Ok(Some(found.shown.clone()));
-        }
-        drop(pending);
-        let mut served = None;
-        self.shared.backend.read(&mut |r| {
-            served = r.served(recommendation_id)?;
-            Ok(())
-        })?;
-        Ok(served)
+        let copy = |pending: &[Pending]| {
+            pending.iter().find(|p| p.shown.id == recommendation_id).map(|p| p.shown.clone())
+        };
+        self.shared.read_with_pending(copy, |waiting| {
+            let mut served = None;
+            self.shared.backend.read(&mut |r| {
+                served = r.served(recommendation_id)?;
+                Ok(())
+            })?;
+            Ok(served.or(waiting))
+        })
     }
 }
 

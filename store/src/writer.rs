@@ -665,7 +665,7 @@ fn erase(
         }
     }
     // What was served to them and waits in memory goes too.
-    shared.pending.lock().unwrap_or_else(PoisonError::into_inner).retain(|p| !keys.contains(&p.shown.person));
+    shared.forget_pending(&keys);
     for key in &keys {
         w.delete_consumed(key)?;
         if w.consent(key)?.is_some() {

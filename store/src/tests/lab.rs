@@ -172,3 +172,25 @@ fn experiments_and_the_model_registry_survive_a_restart() {
     let states: Vec<(&str, ModelState)> = models.iter().map(|m| (m.version.as_str(), m.state)).collect();
     assert_eq!(states, [("v0", ModelState::Retired), ("v1", ModelState::Production)]);
 }
+
+#[test]
+fn a_read_that_meets_an_erasure_of_waiting_answers_is_done_again_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.record_served(served("r1", "cookie_id:c1", "web", 10), tag("control"));
+    let erased = BTreeSet::from(["cookie_id:c1".to_string()]);
+    let mut passes = 0;
+    let copy = |pending: &[Pending]| pending.iter().filter(|p| p.shown.person == "cookie_id:c1").count();
+    let seen = store
+        .shared
+        .read_with_pending(copy, |waiting| {
+            passes += 1;
+            if passes == 1 {
+                // The erasure takes the waiting answer after it was copied.
+                store.shared.forget_pending(&erased);
+            }
+            Ok(waiting)
+        })
+        .unwrap();
+    assert_eq!((passes, seen), (2, 0));
+}
