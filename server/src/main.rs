@@ -157,8 +157,8 @@ fn export(serve: &ServeArgs, args: &ExportArgs) -> Result<()> {
     }
     let state = AppState::new(config, env)?;
     let store = state.store.as_ref().context("the data directory has no store")?;
-    let catalog = state.current.load().view.catalog.live_items();
-    let manifest = store.export(&args.out, &catalog, cli::unix_now())?;
+    let catalog = &state.current.load().view.catalog;
+    let manifest = store.export(&args.out, &catalog.live_items(), &catalog.deleted_ids(), cli::unix_now())?;
     cli::say!(
         "exported {} events of {} persons ({} withheld for consent), {} items, to {} (watermark {})",
         manifest.events,

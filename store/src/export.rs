@@ -10,7 +10,7 @@
 //!   what they hold so that a model trained on the export never offers it back, even once
 //!   they consent again;
 //! - `items.jsonl`: the catalog the caller hands in (the live catalog: model catalog plus
-//!   changes);
+//!   changes), and in the manifest the items it deleted;
 //! - `manifest.json` ([`ExportManifest`]): the store id and watermark, counts, the explicit
 //!   links and unlinks (so training stitches persons as the live graph does), and the
 //!   suppression list: hashes of erased identifiers and of identifiers of persons who
@@ -91,6 +91,11 @@ pub struct ExportManifest {
     /// then reach every identifier of theirs). Absent from exports written before it existed.
     #[serde(default)]
     pub withheld_persons: Vec<Vec<String>>,
+    /// Items deleted from the served catalog (the caller's list): a model trained on the
+    /// export never serves them, though events name them. Absent from exports written
+    /// before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted_items: Vec<String>,
 }
 
 impl ExportManifest {
@@ -152,9 +157,15 @@ fn write_file(dir: &Path, name: &str, write: &mut dyn FnMut(&mut dyn Write) -> R
 }
 
 impl Store {
-    /// Writes an export of the store and `catalog` into `dir` (created if missing); see the
-    /// module docs.
-    pub fn export(&self, dir: &Path, catalog: &[Item], at: i64) -> Result<ExportManifest> {
+    /// Writes an export of the store and `catalog` into `dir` (created if missing), with the
+    /// items `deleted` from it; see the module docs.
+    pub fn export(
+        &self,
+        dir: &Path,
+        catalog: &[Item],
+        deleted: &[String],
+        at: i64,
+    ) -> Result<ExportManifest> {
         let io = |context: String| move |source: std::io::Error| Error::Export { context, source };
         std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         let _ = std::fs::remove_file(dir.join(ExportManifest::FILE_NAME));
@@ -172,6 +183,7 @@ impl Store {
             separations: Vec::new(),
             suppressed: Vec::new(),
             withheld_persons: Vec::new(),
+            deleted_items: deleted.to_vec(),
         };
         let backend = &self.shared.backend;
         let weights = self.shared.weights.read().unwrap_or_else(PoisonError::into_inner).clone();

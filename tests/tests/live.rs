@@ -538,6 +538,13 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
     let top = ids(&recommend(addr, ask_home(json!({"cookie_id": "c-nobody"}))).await)[0].clone();
     let withdraw = send(addr, "PUT", "/v1/profiles/loyalty_id/L-shy/consent", Some(&consent)).await;
     assert_eq!(withdraw.status, 200, "{:?}", withdraw.body);
+    // A popular item the training events name is deleted on the server before the export.
+    let retired = ids(&recommend(addr, ask_home(json!({"cookie_id": "c-nobody"}))).await)
+        .into_iter()
+        .find(|i| *i != top && !items.contains(i) && !shy_bought.contains(i))
+        .expect("another popular item");
+    let deleted = send(addr, "DELETE", &format!("/v1/items/{retired}"), None).await;
+    assert_eq!(deleted.status, 200, "{:?}", deleted.body);
     let till = json!([{"loyalty_id": "L-shy", "channel": "store", "type": "purchase", "item_id": top, "timestamp": now() - 30}]);
     assert_eq!(events(addr, till).await["accepted"], 1);
     // A person erased before the export comes back under the same cookie and buys the top
@@ -617,6 +624,15 @@ async fn events_in_export_train_reload_and_the_answers_reflect_them() {
         start(ServerConfig { model: Some(model.clone()), ..ServerConfig::default() }, HashMap::new()).await;
     let answer = recommend(&storeless.addr, ask_home(json!({"user_id": shy}))).await;
     assert!(ids(&answer).iter().all(|i| !shy_bought.contains(i)), "{shy_bought:?} in {answer}");
+    // The item deleted on the server is trained on, and served by no server loading the
+    // model, though the new data directory knows nothing of the deletion.
+    assert_eq!(mark.deleted_items, std::slice::from_ref(&retired));
+    let index = engine.catalog().get(&retired).expect("trained on").get();
+    assert!(engine.catalog().is_deleted(index));
+    let answer = recommend(&storeless.addr, ask_home(json!({"cookie_id": "c-nobody"}))).await;
+    assert!(!ids(&answer).contains(&retired), "{retired} deleted, in {answer}");
+    let similar = send(&storeless.addr, "GET", &format!("/v1/items/{}/similar?k=50", items[0]), None).await;
+    assert!(!ids(&similar.json()).contains(&retired), "{retired} deleted, in {:?}", similar.body);
     storeless.shutdown().await;
     // The till purchase made while withholding: still excluded once they consent again.
     let consent = json!({"personalization": true});

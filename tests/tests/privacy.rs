@@ -91,7 +91,7 @@ async fn a_person_erased_while_an_export_was_read_stays_erased_in_the_model_trai
     let out = dir.path().join("export-race");
     let catalog = server.state.current.load().view.catalog.live_items();
     let later = now() + 100;
-    store.export(&out, &catalog, later).unwrap();
+    store.export(&out, &catalog, &[], later).unwrap();
     let cookie = Identifier::parse_key("cookie_id:c-race").unwrap();
     store.erase(cookie, Vec::new(), "privacy", now()).unwrap().expect("erased");
     let config = dir.path().join("config.toml");

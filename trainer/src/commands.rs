@@ -219,6 +219,30 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
         held.dedup_by_key(|entry| entry.0);
     }
     artifact.body.withheld_groups = withheld.groups;
+    // An item deleted on the server that the events name stays deleted wherever the model
+    // is served, unless the catalog the training was given holds it (listed again).
+    let deleted_items: Vec<String> = match &export {
+        Some(export) => {
+            let listed = match &args.items {
+                Some(path) => input::catalog(Some(path), &options)?
+                    .into_iter()
+                    .flat_map(|c| c.items)
+                    .map(|item| item.item_id)
+                    .collect(),
+                None => std::collections::HashSet::new(),
+            };
+            let known = &artifact.body.items;
+            let deleted = export.manifest.deleted_items.iter();
+            deleted.filter(|id| known.get(id).is_some() && !listed.contains(id.as_str())).cloned().collect()
+        }
+        None => Vec::new(),
+    };
+    if !deleted_items.is_empty() {
+        tracing::info!(
+            "{} items the events name were deleted on the server: never served",
+            deleted_items.len()
+        );
+    }
     artifact.metadata.store = export.map(|e| artifact::StoreWatermark {
         store_id: e.manifest.store_id.clone(),
         watermark: e.manifest.watermark,
@@ -231,6 +255,7 @@ pub fn train(args: &TrainArgs) -> Result<artifact::Metadata> {
                 .filter_map(|s| Some((s.hash.clone(), s.until?)))
                 .collect(),
         ),
+        deleted_items,
     });
     let metadata = artifact.metadata.clone();
     artifact::save(&artifact, &args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
@@ -382,13 +407,8 @@ pub fn recommend(args: &RecommendArgs) -> Result<()> {
     };
     // The items the server's catalog holds at the export: one the model knows and the
     // export does not was deleted since, and is never recommended.
-    let live_items: Option<std::collections::HashSet<String>> = match &export {
-        Some(export) => {
-            let catalog = input::catalog(Some(&export.items()), &datasets::load::LoadOptions::default())?;
-            Some(catalog.into_iter().flat_map(|c| c.items).map(|item| item.item_id).collect())
-        }
-        None => None,
-    };
+    let live_items =
+        export.as_ref().map(|e| e.item_ids(&datasets::load::LoadOptions::default())).transpose()?;
     // `engine`'s catalog with those deletions, for answers in it.
     let live_catalog = |engine: &Engine| -> Result<models::serve::catalog::LiveCatalog> {
         let catalog = engine.catalog();

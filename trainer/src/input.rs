@@ -179,6 +179,14 @@ impl Export {
         self.dir.join("items.jsonl")
     }
 
+    /// The ids of the items the server's catalog held at the export (the model's catalog
+    /// then, with the changes made on the server since): an item a model knows and this
+    /// does not hold was deleted on the server.
+    pub fn item_ids(&self, options: &LoadOptions) -> Result<std::collections::HashSet<String>> {
+        let catalog = catalog(Some(&self.items()), options)?;
+        Ok(catalog.into_iter().flat_map(|c| c.items).map(|item| item.item_id).collect())
+    }
+
     /// Whether `event` is trained on, or belongs to an erased person (dated up to the
     /// erasure: dropped) or to one who withheld consent (kept out of training). An event
     /// that carries an erased person's identifiers beside another person's own (its most

@@ -115,6 +115,12 @@ pub struct StoreWatermark {
     /// artifacts written before it was recorded (then `exported_at` decides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub erasures: Option<std::collections::BTreeMap<String, i64>>,
+    /// Items the training events name that the export's catalog no longer held: deleted on
+    /// the server. They are trained on (what persons did with them still counts) and never
+    /// served, on any server that loads the artifact. Empty when the training was given its
+    /// own catalog.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted_items: Vec<String>,
 }
 
 /// Identity resolution counts kept in the metadata.

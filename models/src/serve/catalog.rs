@@ -50,6 +50,16 @@ impl LiveCatalog {
         LiveCatalog { ids, deleted: vec![false; n_trained], items, index, n_trained, new_rows: Vec::new() }
     }
 
+    /// This catalog with `ids` deleted (ids it does not hold are ignored).
+    pub fn without(mut self, ids: &[String]) -> Self {
+        for id in ids {
+            if let Some(index) = self.ids.get(id) {
+                self.deleted[index as usize] = true;
+            }
+        }
+        self
+    }
+
     /// [`LiveCatalog::of_model`] of items not yet shared.
     #[cfg(test)]
     pub(crate) fn of_items(ids: IdMap, items: Vec<Item>) -> Self {
@@ -153,6 +163,12 @@ impl LiveCatalog {
     /// The live entries (not deleted), for an export.
     pub fn live_items(&self) -> Vec<Item> {
         self.items.iter().zip(&self.deleted).filter(|(_, d)| !**d).map(|(item, _)| (**item).clone()).collect()
+    }
+
+    /// The ids of the deleted items, for an export.
+    pub fn deleted_ids(&self) -> Vec<String> {
+        let ids = self.ids.ids();
+        self.deleted.iter().zip(ids).filter(|(d, _)| **d).map(|(_, id)| id.clone()).collect()
     }
 
     /// The catalog facts the rules use.

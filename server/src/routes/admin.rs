@@ -164,10 +164,13 @@ pub(super) async fn export(
             ));
         }
     }
-    let catalog = state.current.load().view.catalog.live_items();
+    let (catalog, deleted) = {
+        let serving = state.current.load();
+        (serving.view.catalog.live_items(), serving.view.catalog.deleted_ids())
+    };
     let target = dir.clone();
     let manifest = tokio::task::spawn_blocking(move || {
-        let written = store.export(&target, &catalog, cli::unix_now());
+        let written = store.export(&target, &catalog, &deleted, cli::unix_now());
         if written.is_err() {
             // Half an export is none: the name is free again for a retry.
             let _ = std::fs::remove_dir_all(&target);

@@ -422,7 +422,7 @@ fn an_export_holds_consented_events_with_live_person_ids_and_the_suppression_lis
         in_stock: true,
         ..Default::default()
     }];
-    let manifest = store.export(out.path(), &catalog, 20).unwrap();
+    let manifest = store.export(out.path(), &catalog, &[], 20).unwrap();
     assert_eq!((manifest.events, manifest.persons, manifest.withheld_events, manifest.items), (2, 1, 2, 1));
     // The withholding person's purchase is kept apart, never among the events.
     assert_eq!(manifest.withheld_purchases, 1);

@@ -192,7 +192,9 @@ impl Engine {
     /// Wraps a loaded artifact; large catalogs are answered through the candidate stage
     /// ([`crate::serve::candidates`]) under `candidates`, whose indexes are built here.
     pub fn with_candidates(artifact: Artifact, candidates: CandidateParams) -> Self {
-        let catalog = LiveCatalog::of_model(Arc::clone(&artifact.body.items), &artifact.body.catalog);
+        let deleted = artifact.metadata.store.as_ref().map_or(&[][..], |s| &s.deleted_items[..]);
+        let catalog =
+            LiveCatalog::of_model(Arc::clone(&artifact.body.items), &artifact.body.catalog).without(deleted);
         let popularity = artifact
             .body
             .models
