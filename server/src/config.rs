@@ -62,8 +62,9 @@ pub struct ServerConfig {
     pub data_dir: Option<PathBuf>,
     /// Serve without API keys on a non-loopback address.
     pub allow_open: bool,
-    /// Longest time a request may take before it is answered with 408 (model reloads are
-    /// exempt: they take as long as reading the artifact takes).
+    /// Longest time a read may take before it is answered with 408 (model reloads and the
+    /// `ingest` role's writes are exempt: a reload takes as long as reading the artifact
+    /// takes, and a write answers once durable or failed, never 408 while kept).
     pub request_timeout_ms: u64,
     /// Longest time a client may take to send a request head once it has started one; the
     /// connection is closed after that.

@@ -105,6 +105,26 @@ async fn a_reload_is_not_cut_short_by_the_request_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_answers_once_durable_not_when_the_request_timeout_says() {
+    // Reads may take 1 ms at most; a commit takes a disk sync. A write cut short by the
+    // timeout was still stored, and its client, told 408, would send it again.
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig { request_timeout_ms: 1, ..super::live::live_config(dir.path()) };
+    let server = start(config, HashMap::new()).await;
+    let purchases: Vec<String> = (0..200)
+        .map(|n| {
+            format!(
+                r#"{{"user_id": "u{n}", "channel": "store", "type": "purchase", "item_id": "i{n}", "timestamp": "2026-01-01T00:00:00Z"}}"#
+            )
+        })
+        .collect();
+    let reply =
+        post(&server.addr, "/v1/events", &format!(r#"{{"events": [{}]}}"#, purchases.join(","))).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.json()["accepted"], 200, "{:?}", reply.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_refuses_devices_fifos_and_files_of_the_wrong_size_at_once() {
     let server = start(ServerConfig::default(), HashMap::new()).await;
     let dir = tempfile::tempdir().unwrap();

@@ -133,7 +133,6 @@ fn id_field(event: &Value, field: &str) -> Result<Option<String>, String> {
         (status = 400, description = "Malformed JSON, no events, or more than the batch limit", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 403, description = "Key lacks the ingest role", body = ErrorBody),
-        (status = 408, description = "Took longer than the request timeout", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Body not sent as application/json", body = ErrorBody),
         (status = 422, description = "Well-formed JSON of the wrong shape", body = ErrorBody),

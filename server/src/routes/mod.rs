@@ -255,13 +255,14 @@ pub fn router(state: Arc<AppState>) -> Router {
     let timeout = Duration::from_millis(state.config.request_timeout_ms);
     let timeout_layer = TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout);
     // Reloads are exempt from the request timeout: reading a large artifact takes as long as
-    // it takes, and a reload cut short would be thrown away.
+    // it takes, and a reload cut short would be thrown away. Writes are too: the store keeps
+    // a write cut short, and a client told 408 would retry it (a purchase sent without an
+    // `event_id` stored twice). A write answers once its commit is durable, or failed.
     let (app, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(read.route_layer(guard(Role::Read)).layer(timeout_layer))
         .merge(
             ingest
                 .route_layer(guard(Role::Ingest))
-                .layer(timeout_layer)
                 .layer(DefaultBodyLimit::max(state.config.live.max_ingest_body_bytes)),
         )
         .merge(admin.route_layer(guard(Role::Admin)))
