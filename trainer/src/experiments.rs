@@ -232,7 +232,7 @@ pub fn print_comparison(args: &CompareArgs) -> Result<()> {
 /// The experiment of `recommend --experiment FILE`: its definition as the server's
 /// `GET /v1/experiments/{name}` returns it (`{"definition": …}`) or the definition alone.
 pub fn read_experiment(path: &Path) -> Result<Experiment> {
-    let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = crate::input::read_text(path)?;
     let value: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     let mut definition = value.get("definition").cloned().unwrap_or(value);
@@ -246,8 +246,14 @@ pub fn read_experiment(path: &Path) -> Result<Experiment> {
             *slot = serde_json::Value::from(at);
         }
     }
-    serde_json::from_value(definition)
-        .with_context(|| format!("{} is not an experiment's definition", path.display()))
+    let experiment: Experiment = serde_json::from_value(definition)
+        .with_context(|| format!("{} is not an experiment's definition", path.display()))?;
+    // Checked as the server checks a definition; its placements' own settings are the
+    // server's, so each is taken with the defaults here.
+    let placements: std::collections::BTreeMap<String, models::serve::rules::PlacementConfig> =
+        experiment.placements.iter().map(|p| (p.clone(), Default::default())).collect();
+    experiment.validate(&placements).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(experiment)
 }
 
 /// Identifiers by kind for an exposure, from a person id of the `--users` file.
@@ -295,4 +301,31 @@ pub fn write_exposure(
     });
     writeln!(out, "{line}")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_experiment_file_is_checked_as_the_server_checks_a_definition() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.json");
+        let read = |definition: serde_json::Value| {
+            std::fs::write(&path, definition.to_string()).unwrap();
+            read_experiment(&path).map_err(|e| format!("{e:#}"))
+        };
+        let variant = |name: &str, share: f64| serde_json::json!({"name": name, "share": share});
+        let with = |variants: Vec<serde_json::Value>| serde_json::json!({"name": "x", "placements": ["home"], "variants": variants, "start": 0});
+        let message = read(with(vec![])).unwrap_err();
+        assert!(message.contains("variants") && message.contains("2 to"), "{message}");
+        let message = read(with(vec![variant("a", 0.0), variant("b", 0.0)])).unwrap_err();
+        assert!(message.contains("share > 0"), "{message}");
+        let message = read(with(vec![variant("a\tb", 1.0), variant("c", 1.0)])).unwrap_err();
+        assert!(message.contains("variants[0].name"), "{message}");
+        let read = read(serde_json::json!({"definition": with(vec![variant("a", 1.0), variant("b", 1.0)])}));
+        assert_eq!(read.unwrap().variants.len(), 2);
+        let message = format!("{:#}", read_experiment(Path::new("/dev/zero")).unwrap_err());
+        assert!(message.contains("not a regular file"), "{message}");
+    }
 }

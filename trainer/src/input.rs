@@ -56,6 +56,14 @@ pub(crate) fn open(path: &Path) -> Result<BufReader<File>> {
     Ok(BufReader::with_capacity(1 << 20, file))
 }
 
+/// The whole text of a small input file (a config, an experiment), through [`open`].
+pub(crate) fn read_text(path: &Path) -> Result<String> {
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut open(path)?, &mut text)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text)
+}
+
 fn name(path: &Path) -> String {
     path.display().to_string()
 }
@@ -437,8 +445,7 @@ pub fn dataset_with(
 /// Reads a TOML training config; absent means every default.
 pub fn config(path: Option<&Path>) -> Result<TrainConfig> {
     let Some(path) = path else { return Ok(TrainConfig::default()) };
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    let text = read_text(path).context("cannot read the config")?;
     let config: TrainConfig = toml::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
     config.validate().with_context(|| format!("invalid config {}", path.display()))?;
