@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::QueryParams;
-use super::recommendations::{Ask, Person, RecommendationResponse, answer, split_list};
+use super::recommendations::{
+    Ask, MAX_FILTER_ENTRIES, MAX_ITEM_LIST, Person, RecommendationResponse, answer, split_list,
+};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
@@ -68,9 +70,12 @@ pub(super) async fn similar_items(
         k: query.k,
         item_id: Some(item_id),
         cart: Vec::new(),
-        exclude: split_list(query.exclude),
+        exclude: split_list(query.exclude, "exclude", MAX_ITEM_LIST)?,
         store_id: query.store_id,
-        filters: Filters { categories: split_list(query.category), ..Filters::default() },
+        filters: Filters {
+            categories: split_list(query.category, "category", MAX_FILTER_ENTRIES)?,
+            ..Filters::default()
+        },
         not_shown_within_hours: None,
     };
     answer(state, ask).await

@@ -52,10 +52,13 @@ pub struct UserQuery {
 #[serde(deny_unknown_fields, default)]
 pub struct FiltersBody {
     /// Only items under these category paths or prefixes.
+    #[schema(max_items = 100)]
     pub categories: Vec<String>,
     /// Never items under these category paths or prefixes.
+    #[schema(max_items = 100)]
     pub exclude_categories: Vec<String>,
     /// Only these brands.
+    #[schema(max_items = 100)]
     pub brands: Vec<String>,
     /// Lowest price.
     pub min_price: Option<f32>,
@@ -63,15 +66,21 @@ pub struct FiltersBody {
     pub max_price: Option<f32>,
 }
 
-impl From<FiltersBody> for Filters {
-    fn from(body: FiltersBody) -> Self {
-        Filters {
-            categories: body.categories,
-            exclude_categories: body.exclude_categories,
-            brands: body.brands,
+impl TryFrom<FiltersBody> for Filters {
+    type Error = ApiError;
+
+    fn try_from(body: FiltersBody) -> Result<Self, ApiError> {
+        Ok(Filters {
+            categories: at_most(body.categories, "filters.categories", MAX_FILTER_ENTRIES)?,
+            exclude_categories: at_most(
+                body.exclude_categories,
+                "filters.exclude_categories",
+                MAX_FILTER_ENTRIES,
+            )?,
+            brands: at_most(body.brands, "filters.brands", MAX_FILTER_ENTRIES)?,
             min_price: body.min_price,
             max_price: body.max_price,
-        }
+        })
     }
 }
 
@@ -137,8 +146,10 @@ pub struct RecommendBody {
     /// signal for personalisation.
     pub item_id: Option<String>,
     /// Items in the cart: excluded (unless the placement says otherwise) and used as signal.
+    #[schema(max_items = 1000)]
     pub cart: Vec<String>,
     /// Item ids never to return.
+    #[schema(max_items = 1000)]
     pub exclude: Vec<String>,
     /// Store for store-stock placements.
     pub store_id: Option<String>,
@@ -263,9 +274,26 @@ pub(super) struct Ask {
     pub(super) not_shown_within_hours: Option<f64>,
 }
 
-pub(super) fn split_list(raw: Option<String>) -> Vec<String> {
-    raw.map(|r| r.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
-        .unwrap_or_default()
+/// The comma-separated list of query parameter `field`, at most `max` entries.
+pub(super) fn split_list(raw: Option<String>, field: &str, max: usize) -> Result<Vec<String>, ApiError> {
+    let list: Vec<String> = raw
+        .map(|r| r.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+        .unwrap_or_default();
+    at_most(list, field, max)
+}
+
+/// The most categories or brands a request may filter on: each is checked against every
+/// item a page considers (up to the whole catalog when few items pass).
+pub(super) const MAX_FILTER_ENTRIES: usize = 100;
+/// The most item ids a request may exclude or put in its cart.
+pub(super) const MAX_ITEM_LIST: usize = 1_000;
+
+/// `list`, refused (naming `field`) when it holds more than `max` entries.
+pub(super) fn at_most(list: Vec<String>, field: &str, max: usize) -> Result<Vec<String>, ApiError> {
+    if list.len() > max {
+        return Err(ApiError::field(field, format!("at most {max} entries (got {})", list.len())));
+    }
+    Ok(list)
 }
 
 /// Picks the placement for `ask` (the rules are `models::serve::rules::choose`'s); a
@@ -618,9 +646,12 @@ pub(super) async fn user_recommendations(
         k: query.k,
         item_id: None,
         cart: Vec::new(),
-        exclude: split_list(query.exclude),
+        exclude: split_list(query.exclude, "exclude", MAX_ITEM_LIST)?,
         store_id: query.store_id,
-        filters: Filters { categories: split_list(query.category), ..Filters::default() },
+        filters: Filters {
+            categories: split_list(query.category, "category", MAX_FILTER_ENTRIES)?,
+            ..Filters::default()
+        },
         not_shown_within_hours: query.not_shown_within_hours,
     };
     answer(state, ask).await
@@ -658,10 +689,10 @@ pub(super) async fn context_recommendations(
         channel: body.channel,
         k: body.k,
         item_id: body.item_id,
-        cart: body.cart,
-        exclude: body.exclude,
+        cart: at_most(body.cart, "cart", MAX_ITEM_LIST)?,
+        exclude: at_most(body.exclude, "exclude", MAX_ITEM_LIST)?,
         store_id: body.store_id,
-        filters: body.filters.into(),
+        filters: body.filters.try_into()?,
         not_shown_within_hours: body.not_shown_within_hours,
     };
     answer(state, ask).await

@@ -110,6 +110,15 @@ async fn each_error_code_answers_with_its_one_status() {
     let cases = [
         (get("/v1/users/x/recommendations?k=0"), ErrorCode::InvalidField),
         (get("/v1/users/x/recommendations?k=abc"), ErrorCode::InvalidField),
+        // Each filter entry is checked against every item a page considers.
+        (
+            get(&format!("/v1/users/x/recommendations?category={}", ["zz"; 101].join(","))),
+            ErrorCode::InvalidField,
+        ),
+        (
+            post("/v1/recommendations", json, &format!(r#"{{"filters": {{"brands": {:?}}}}}"#, ["b"; 101])),
+            ErrorCode::InvalidField,
+        ),
         (post("/v1/recommendations", json, "{not json"), ErrorCode::MalformedJson),
         (post("/v1/recommendations", json, r#"{"k": "ten"}"#), ErrorCode::InvalidBody),
         (post("/v1/recommendations", json, "[]"), ErrorCode::InvalidBody),
