@@ -158,7 +158,13 @@ fn parse_store_stock(raw: &str) -> std::result::Result<BTreeMap<String, u32>, St
             .trim()
             .parse::<u32>()
             .map_err(|_| format!("expected a whole number of units for store `{store}`, found `{units}`"))?;
-        stock.insert(store.to_owned(), units);
+        // No units is no stock there, as a store not named: kept out, so that stores at 0
+        // units everywhere never count toward the bounds below.
+        if units == 0 {
+            stock.remove(store);
+        } else {
+            stock.insert(store.to_owned(), units);
+        }
         if stock.len() > MAX_STORES_PER_ITEM {
             return Err(format!("more than {MAX_STORES_PER_ITEM} stores for one item"));
         }
@@ -428,6 +434,13 @@ mod tests {
         body.insert("store_stock".into(), Value::Object(many));
         let error = patch_item(item.clone(), &body).unwrap_err();
         assert!(error.field == "store_stock" && error.reason.contains("more than"), "{error:?}");
+        // Stores at 0 units are no stock there: not kept, not counted.
+        let zeros: Map<String, Value> =
+            (0..=MAX_STORES_PER_ITEM).map(|i| (format!("z{i}"), Value::from(0))).collect();
+        let mut body = Map::new();
+        body.insert("store_stock".into(), Value::Object(zeros));
+        let patched = patch_item(Item::default(), &body).unwrap();
+        assert!(patched.store_stock.is_empty());
         let long = format!(r#"{{"store_stock": {{"{}": 1}}}}"#, "s".repeat(MAX_STORE_ID_LEN + 1));
         assert!(refused(&long).reason.contains("bytes"));
         let window = refused(r#"{"available_from": "2025-02-01", "available_until": "2025-01-01"}"#);
