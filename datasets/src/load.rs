@@ -233,6 +233,19 @@ fn scalar_string(value: &Value) -> Option<String> {
     }
 }
 
+/// An id's text: a string, or a whole number JSON holds exactly (64-bit). A fraction or a
+/// larger number is read as a float, whose text (`1.2345678901234568e22`) two ids can share.
+pub(crate) fn id_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Why [`id_string`] refused a value.
+pub(crate) const NOT_AN_ID: &str = "expected a string or a whole number (a larger number or a fraction would be rounded: send it as a string)";
+
 /// Parses one event line.
 pub fn parse_event(line: &str, source: &str, line_no: usize) -> Result<Event> {
     let value: Value = serde_json::from_str(line)
@@ -298,8 +311,7 @@ pub fn event_from_json(value: &Value, source: &str, line_no: usize) -> Result<Ev
                 continue;
             }
             let field = format!("{field_prefix}{}", kind.as_str());
-            let text =
-                scalar_string(raw).ok_or_else(|| err(&field, "expected a string or a number".into()))?;
+            let text = id_string(raw).ok_or_else(|| err(&field, NOT_AN_ID.into()))?;
             check_identifier(kind, &text).map_err(|reason| err(&field, reason))?;
             if let Some(identifier) = Identifier::new(kind, &text)
                 && !identifiers.contains(&identifier)
@@ -328,6 +340,12 @@ pub fn event_from_json(value: &Value, source: &str, line_no: usize) -> Result<Ev
             }
         }
     };
+    let id_field = |name: &str| -> Result<Option<String>> {
+        match object.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => id_string(v).map(Some).ok_or_else(|| err(name, NOT_AN_ID.into())),
+        }
+    };
     let channel = text_field("channel")?
         .filter(|c| !c.trim().is_empty())
         .ok_or_else(|| err("channel", "missing".into()))?;
@@ -336,7 +354,7 @@ pub fn event_from_json(value: &Value, source: &str, line_no: usize) -> Result<Ev
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| err("type", "missing".into()))?;
     let event_type = EventType::parse(&event_type);
-    let item_id = text_field("item_id")?.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let item_id = id_field("item_id")?.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     if let Some(id) = &item_id {
         check_id(id).map_err(|reason| err("item_id", reason))?;
     }
@@ -372,7 +390,8 @@ pub fn event_from_json(value: &Value, source: &str, line_no: usize) -> Result<Ev
         item_id,
         timestamp,
         value,
-        event_id: text_field("event_id")?,
+        // Blank is none: an empty id on every line would make them all one event.
+        event_id: id_field("event_id")?.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
     })
 }
 

@@ -227,9 +227,14 @@ fn parse_item_json(line: &str, source: &str, line_no: usize) -> Result<Item> {
     let Value::Object(object) = value else {
         return Err(err("", "expected a JSON object".into()));
     };
+    if let Some(raw) = object.get("item_id").filter(|v| !v.is_null())
+        && super::id_string(raw).is_none()
+    {
+        return Err(err("item_id", super::NOT_AN_ID.into()));
+    }
     let item_id = object
         .get("item_id")
-        .and_then(scalar_string)
+        .and_then(super::id_string)
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .ok_or_else(|| err("item_id", "missing or empty".into()))?;

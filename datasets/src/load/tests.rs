@@ -56,6 +56,19 @@ fn event_errors_name_file_line_and_field() {
             r#"{"timestamp":1,"channel":"web","type":"purchase","user_id":"u"}"#,
             "field `item_id`: missing, and a `purchase` event needs one",
         ),
+        // Read as floats, two such ids would share one text.
+        (
+            r#"{"timestamp":1,"channel":"web","type":"view","loyalty_id":12345678901234567890123,"item_id":"i"}"#,
+            "field `loyalty_id`: expected a string or a whole number",
+        ),
+        (
+            r#"{"timestamp":1,"channel":"web","type":"view","user_id":"u","item_id":1.5}"#,
+            "field `item_id`: expected a string or a whole number",
+        ),
+        (
+            r#"{"timestamp":1,"channel":"web","type":"view","user_id":"u","item_id":"i","event_id":1e3}"#,
+            "field `event_id`: expected a string or a whole number",
+        ),
         (
             r#"{"timestamp":"soon","channel":"web","type":"view","user_id":"u","item_id":"i"}"#,
             "field `timestamp`: `soon`",
@@ -74,7 +87,7 @@ fn event_errors_name_file_line_and_field() {
         ),
         (
             r#"{"timestamp":1,"channel":"web","type":"view","user_id":["u"],"item_id":"i"}"#,
-            "field `user_id`: expected a string or a number",
+            "field `user_id`: expected a string or a whole number",
         ),
         (r#"{"timestamp":1,"#, "ev.jsonl:2: not valid JSON"),
         ("[1,2]", "ev.jsonl:2: expected a JSON object"),
@@ -192,6 +205,23 @@ fn catalog_csv_and_jsonl() {
     assert!(!catalog.items[0].in_stock);
     assert_eq!(catalog.items[1].title, "b");
     assert!(catalog.items[1].in_stock);
+}
+
+#[test]
+fn blank_event_ids_are_none_and_whole_numbers_are_ids() {
+    let line = |id: &str| {
+        format!(
+            r#"{{"timestamp":1,"channel":"web","type":"view","user_id":{id},"item_id":"i","event_id":" "}}"#
+        )
+    };
+    let input = [line("7"), line("\"u\""), line("18446744073709551615")].join("\n");
+    let (events, report) = read_events(input.as_bytes(), "ev.jsonl", &opts(false)).unwrap();
+    assert_eq!((events.len(), report.duplicates), (3, 0));
+    assert!(events.iter().all(|e| e.event_id.is_none()));
+    assert_eq!(events[2].identifiers[0].value, "18446744073709551615");
+    let input = "{\"item_id\": 1.0}\n";
+    let err = read_catalog(input.as_bytes(), "c.jsonl", CatalogFormat::JsonLines, &opts(false)).unwrap_err();
+    assert!(err.to_string().contains("field `item_id`: expected a string or a whole number"), "{err}");
 }
 
 #[test]

@@ -117,8 +117,8 @@ fn id_field(event: &Value, field: &str) -> Result<Option<String>, String> {
         Some(Value::String(s)) if s.trim().is_empty() => Err("must not be empty".into()),
         Some(Value::String(s)) if s.len() > MAX_ID_LEN => Err(format!("longer than {MAX_ID_LEN} bytes")),
         Some(Value::String(s)) => datasets::schema::check_id(s).map(|()| Some(s.trim().to_string())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(other) => Err(format!("expected a string, found {other}")),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
+        Some(other) => Err(format!("expected a string or a whole number, found {other}")),
     }
 }
 
