@@ -450,10 +450,13 @@ pub fn detect_delimiter(header: &str) -> u8 {
 }
 
 /// A CSV/TSV table: a detected delimiter and a header naming the columns.
+/// What a [`Table`]'s rows are read from: the header's read-ahead, the file, a last `\n`.
+type RowSource<R> = std::io::Chain<std::io::Chain<Cursor<Vec<u8>>, R>, &'static [u8]>;
+
 struct Table<R: Read> {
     source: String,
     columns: Vec<String>,
-    records: csv::Reader<std::io::Chain<Cursor<Vec<u8>>, R>>,
+    records: csv::Reader<RowSource<R>>,
 }
 
 impl<R: BufRead> Table<R> {
@@ -462,7 +465,16 @@ impl<R: BufRead> Table<R> {
         reader.read_line(&mut first).map_err(|e| Error::io(format!("reading the header of {source}"), e))?;
         let header = first.trim_start_matches('\u{feff}').to_owned();
         if header.trim().is_empty() {
-            return Err(Error::Empty(source.to_owned()));
+            let more = reader.fill_buf().map_err(|e| Error::io(format!("reading {source}"), e))?;
+            if more.is_empty() {
+                return Err(Error::Empty(source.to_owned()));
+            }
+            return Err(Error::parse(
+                source,
+                1,
+                "",
+                "blank: the header naming the columns must be the first line",
+            ));
         }
         let delimiter = detect_delimiter(&header);
         let columns: Vec<String> = header
@@ -476,7 +488,11 @@ impl<R: BufRead> Table<R> {
             // TSV files are rarely quoted, and titles may start with a quote.
             .quoting(delimiter != b'\t')
             .flexible(true)
-            .from_reader(Cursor::new(Vec::new()).chain(reader));
+            // Rows end at `\n` (a `\r` before it is taken off the last field) and the last
+            // one is given a `\n`: the reader's line after a row is then always one past the
+            // row's last line. With `\r\n` ending rows, the `\n` was read with the next row.
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_reader(Cursor::new(Vec::new()).chain(reader).chain(&b"\n"[..]));
         Ok(Table { source: source.to_owned(), columns, records })
     }
 
@@ -506,8 +522,19 @@ impl<R: BufRead> Table<R> {
             match self.records.read_byte_record(&mut bytes) {
                 Ok(false) => return Ok(()),
                 Ok(true) => {
-                    // The header was read by hand, so the reader's lines start at 1 for line 2.
-                    line_no = bytes.position().map_or(line_no + 1, |p| p.line() as usize + 1);
+                    // The row's first line: blank lines before it are skipped, and quoted
+                    // fields may hold line breaks. The header was read by hand, so the
+                    // reader's lines start at 1 for line 2.
+                    let breaks = bytes.as_slice().iter().filter(|&&b| b == b'\n').count();
+                    line_no = (self.records.position().line() as usize).saturating_sub(breaks);
+                    if bytes.iter().next_back().is_some_and(|field| field.ends_with(b"\r")) {
+                        let n = bytes.len();
+                        let mut trimmed = csv::ByteRecord::with_capacity(bytes.as_slice().len(), n);
+                        for (i, field) in bytes.iter().enumerate() {
+                            trimmed.push_field(if i + 1 == n { &field[..field.len() - 1] } else { field });
+                        }
+                        bytes = trimmed;
+                    }
                     let record = match csv::StringRecord::from_byte_record(std::mem::take(&mut bytes)) {
                         Ok(record) => record,
                         Err(e) => {

@@ -177,6 +177,23 @@ fn interaction_errors_name_line_and_field() {
     assert_eq!(err, "r.tsv:2: field `user_id`: empty");
     let (rows, report) = read_interactions(bad_value.as_bytes(), "r.csv", &opts(true)).unwrap();
     assert_eq!((rows.len(), report.skipped), (1, 1));
+    // The line named is the row's own: with `\r\n` line ends (a spreadsheet's export), after
+    // blank lines, and on a last line without its line end.
+    for (input, line) in [
+        ("user_id,item_id,value\r\na,b,1\r\na,c,lots\r\n", 3),
+        ("user_id,item_id,value\r\na,b,1\r\n\r\n\r\na,c,lots\r\n", 5),
+        ("user_id,item_id,value\na,b,1\n\n\na,c,lots\n", 5),
+        ("user_id,item_id,value\na,b,1\n\na,c,lots", 4),
+    ] {
+        let err = read_interactions(input.as_bytes(), "r.csv", &opts(false)).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("r.csv:{line}: field `value`")), "{input:?}: {err}");
+    }
+    let (rows, _) =
+        read_interactions("user_id,item_id,value\r\na,b,2\r\n".as_bytes(), "r.csv", &opts(false)).unwrap();
+    assert_eq!((rows[0].item_id.as_str(), rows[0].value), ("b", Some(2.0)));
+    let blank_first = "\nuser_id,item_id\na,b\n";
+    let err = read_interactions(blank_first.as_bytes(), "r.csv", &opts(false)).unwrap_err().to_string();
+    assert!(err.starts_with("r.csv:1:") && err.contains("header"), "{err}");
     assert!(matches!(read_interactions("".as_bytes(), "e.csv", &opts(false)), Err(Error::Empty(_))));
 }
 
@@ -231,6 +248,8 @@ fn catalog_errors() {
         ("item_id,in_stock\n1,maybe\n", "c.csv:2: field `in_stock`: expected true or false"),
         ("item_id,store_stock\n1,s1\n", "c.csv:2: field `store_stock`: expected `store:units`"),
         ("item_id\n1\n1\n", "c.csv:3: field `item_id`: `1` appears twice"),
+        // A title over two lines: the next row is on line 4.
+        ("item_id,title,price\n1,\"a\r\nb\",3\r\n2,x,-1\r\n", "c.csv:4: field `price`: must not be negative"),
     ];
     for (input, expected) in cases {
         let err =
