@@ -125,7 +125,9 @@ fn event_json(event: &EventRecord, person: &str) -> Value {
         "identifiers": nested,
         "channel": event.channel,
         "type": event.event_type,
-        "timestamp": event.timestamp,
+        // RFC 3339: an epoch number of 8 digits (a time in 1970) reads as a date written as
+        // digits, which the trainer refuses.
+        "timestamp": datasets::schema::format_timestamp(event.timestamp),
     });
     let object = line.as_object_mut().expect("a JSON object");
     object.extend(top);

@@ -393,7 +393,9 @@ fn an_export_holds_consented_events_with_live_person_ids_and_the_suppression_lis
     store
         .ingest(
             vec![
-                event("1", &[&cookie], "web", "view", Some("i1"), 10),
+                // 1970-08-21: as an epoch number its 8 digits read as the date 2000-01-01,
+                // which the trainer refuses.
+                event("1", &[&cookie], "web", "view", Some("i1"), 20_000_101),
                 event("2", &[&cookie, &email], "web", "login", None, 11),
                 event("3", &[&shy], "web", "view", Some("i2"), 12),
                 event("4", &[&gone], "web", "view", Some("i3"), 13),
@@ -451,6 +453,7 @@ fn an_export_holds_consented_events_with_live_person_ids_and_the_suppression_lis
     let (events, _) =
         datasets::load::read_events(text.as_bytes(), "events.jsonl", &Default::default()).unwrap();
     assert_eq!(events.len(), 2);
+    assert!(events.iter().any(|e| e.timestamp == 20_000_101), "{events:?}");
     assert!(
         text.lines().all(|l| l.contains(r#""person_id":"user_id:u1""#) || l.contains(r#""person_id":"u1""#)),
         "{text}"
