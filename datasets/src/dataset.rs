@@ -8,7 +8,7 @@ use sprs::CsMatI;
 
 use crate::consumed::Consumed;
 use crate::error::{Error, Result};
-use crate::identity::{Decisions, IdentityReport, IdentityRules, resolve_with};
+use crate::identity::{Decisions, IdentityReport, IdentityRules, Placeholders, resolve_with};
 use crate::ids::{IdMap, ItemIdx, UserIdx};
 use crate::load::{Catalog, RawInteraction};
 use crate::recency::Recency;
@@ -316,7 +316,7 @@ impl Dataset {
             origin.push(event_idx as u32);
         }
         if !interactions.iter().any(|i| i.weight > 0.0) {
-            return Err(nothing_to_train(events, weights));
+            return Err(nothing_to_train(events, weights, resolution.report.n_placeholder_events));
         }
         let aliases = resolution.aliases.into_iter().map(|(k, v)| (k, UserIdx(v))).collect();
         Ok(Dataset {
@@ -506,7 +506,14 @@ impl Dataset {
 
 /// Why events gave no positive person × item weight, for people: no item events at all, or
 /// item events whose types and channels all weigh 0 (or are returns).
-fn nothing_to_train(events: &[Event], weights: &WeightConfig) -> Error {
+fn nothing_to_train(events: &[Event], weights: &WeightConfig, placeholder_events: usize) -> Error {
+    if placeholder_events == events.len() {
+        return Error::NothingToTrain(format!(
+            "all {} events carry placeholder identifiers only (`guest`, `0`, `undefined`, …), which identify \
+             nobody (see `[identity] placeholders` and `builtin_placeholders`)",
+            events.len()
+        ));
+    }
     let types = |events: &mut dyn Iterator<Item = &Event>| {
         let names: std::collections::BTreeSet<&str> = events.map(|e| e.event_type.as_str()).collect();
         names.into_iter().collect::<Vec<_>>().join(", ")
@@ -531,6 +538,8 @@ fn nothing_to_train(events: &[Event], weights: &WeightConfig) -> Error {
 /// so a large file never has to be held as strings.
 pub struct InteractionsBuilder {
     dataset: Dataset,
+    placeholders: Placeholders,
+    placeholder_rows: usize,
 }
 
 impl InteractionsBuilder {
@@ -553,18 +562,39 @@ impl InteractionsBuilder {
                 identity: None,
                 half_life_days: weights.half_life_days,
             },
+            placeholders: Placeholders::default(),
+            placeholder_rows: 0,
         })
     }
 
-    /// Adds one row: the weight is `value` (1 when absent); the item counts as consumed.
+    /// The placeholder user ids whose rows are left out (they identify nobody); the built-in
+    /// list until told otherwise.
+    pub fn with_placeholders(mut self, placeholders: Placeholders) -> Self {
+        self.placeholders = placeholders;
+        self
+    }
+
+    /// Rows left out so far because their user id is a placeholder.
+    pub fn placeholder_rows(&self) -> usize {
+        self.placeholder_rows
+    }
+
+    /// Adds one row: the weight is `value` (1 when absent); the item counts as consumed. A
+    /// row of a placeholder user id (`guest`, `0`) is left out and counted.
     pub fn push(&mut self, user_id: &str, item_id: &str, value: Option<f32>, timestamp: Option<i64>) {
         let data = &mut self.dataset;
         // `email:Ann@Example.com` and `email:ann@example.com` are one person: an id with a
         // kind is keyed by its normalised identifier (a plain user id is its own key).
-        let normalised = user_id
-            .contains(':')
-            .then(|| Identifier::parse_key(user_id).map(|i| crate::identity::canonical_key(&i)))
-            .flatten();
+        let parsed = user_id.contains(':').then(|| Identifier::parse_key(user_id)).flatten();
+        let placeholder = match &parsed {
+            Some(identifier) => self.placeholders.contains(identifier),
+            None => self.placeholders.contains_plain(user_id),
+        };
+        if placeholder {
+            self.placeholder_rows += 1;
+            return;
+        }
+        let normalised = parsed.map(|i| crate::identity::canonical_key(&i));
         let user = UserIdx(data.users.get_or_insert(normalised.as_deref().unwrap_or(user_id)));
         let item = item_index(&mut data.items, &mut data.catalog, item_id);
         let timestamp = timestamp.unwrap_or(0);
@@ -591,6 +621,13 @@ impl InteractionsBuilder {
     /// The data set; an error when no row was added, or when no row weighs above 0.
     pub fn finish(self) -> Result<Dataset> {
         let mut dataset = self.dataset;
+        if dataset.interactions.is_empty() && self.placeholder_rows > 0 {
+            return Err(Error::NothingToTrain(format!(
+                "all {} rows name a placeholder user id (`guest`, `0`, `undefined`, …), which identifies nobody \
+                 (see `[identity] placeholders` and `builtin_placeholders`)",
+                self.placeholder_rows
+            )));
+        }
         if dataset.interactions.is_empty() {
             return Err(Error::Empty("interactions".into()));
         }
@@ -704,6 +741,46 @@ mod tests {
             err,
             "nothing to train: all 1 rows have a value of 0 or less, and models learn only from positive weights"
         );
+        let guests = [ev("guest", EventType::Purchase, "a", 1), ev("0", EventType::View, "b", 2)];
+        let err = Dataset::from_events(&guests, None, &WeightConfig::default(), &IdentityRules::default())
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("nothing to train: all 2 events carry placeholder identifiers"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn placeholder_user_ids_in_interactions_identify_nobody() {
+        let row = |user: &str, item: &str| RawInteraction {
+            user_id: user.into(),
+            item_id: item.into(),
+            value: None,
+            timestamp: None,
+        };
+        let mut builder = InteractionsBuilder::new(None, &WeightConfig::default()).unwrap();
+        for r in [
+            row("guest", "a"),
+            row("0", "b"),
+            row("u1", "c"),
+            row("GUEST", "d"),
+            row("user_id:undefined", "e"),
+        ] {
+            builder.push(&r.user_id, &r.item_id, r.value, r.timestamp);
+        }
+        assert_eq!(builder.placeholder_rows(), 4);
+        let data = builder.finish().unwrap();
+        assert_eq!((data.users.ids(), data.interactions.len()), (&["u1".to_string()][..], 1));
+        // Without the built-in list, `0` is someone (a data set counting users from 0).
+        let mut builder = InteractionsBuilder::new(None, &WeightConfig::default())
+            .unwrap()
+            .with_placeholders(Placeholders::none());
+        builder.push("0", "b", None, None);
+        assert_eq!(builder.finish().unwrap().n_users(), 1);
+        let mut builder = InteractionsBuilder::new(None, &WeightConfig::default()).unwrap();
+        builder.push("guest", "b", None, None);
+        let err = builder.finish().unwrap_err().to_string();
+        assert!(err.starts_with("nothing to train: all 1 rows name a placeholder user id"), "{err}");
     }
 
     #[test]

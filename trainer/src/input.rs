@@ -396,12 +396,14 @@ pub fn dataset_with(
             let dataset = Dataset::from_events_with(&all, catalog, &weights, &config.identity, &decisions)?;
             if let Some(report) = &dataset.identity {
                 eprintln!(
-                    "identity: {} events, {} identifiers -> {} persons ({} merges, {} identifiers refused for merging)",
+                    "identity: {} events, {} identifiers -> {} persons ({} merges, {} identifiers refused for merging, \
+                     {} events with placeholder identifiers only left out)",
                     report.n_events,
                     report.n_identifiers,
                     report.n_persons,
                     report.n_merges,
-                    report.refused.len()
+                    report.refused.len(),
+                    report.n_placeholder_events
                 );
                 for refused in report.refused.iter().take(5) {
                     eprintln!("  refused {}: {}", refused.identifier.key(), refused.reason);
@@ -420,7 +422,8 @@ pub fn dataset_with(
             dataset
         }
         Kind::Interactions => {
-            let mut builder = InteractionsBuilder::new(catalog, &weights)?;
+            let mut builder = InteractionsBuilder::new(catalog, &weights)?
+                .with_placeholders(config.identity.placeholders.clone());
             for path in paths {
                 let before = builder.len();
                 let report =
@@ -429,6 +432,13 @@ pub fn dataset_with(
                     })?;
                 eprintln!("{}", report.summary());
                 sizes.push(builder.len() - before);
+            }
+            if builder.placeholder_rows() > 0 {
+                eprintln!(
+                    "{} rows of placeholder user ids (`guest`, `0`, `undefined`, …) left out: they identify nobody \
+                     (`[identity] builtin_placeholders = false` keeps the built-in ones)",
+                    builder.placeholder_rows()
+                );
             }
             builder.finish()?
         }

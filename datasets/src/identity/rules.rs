@@ -149,7 +149,12 @@ impl Placeholders {
         if identifier.kind.is_hashed() {
             return self.hashed.contains(&identifier.value);
         }
-        let value = identifier.value.trim();
+        self.contains_plain(&identifier.value)
+    }
+
+    /// Whether `value`, of a kind stored in clear (a user id), is a placeholder.
+    pub fn contains_plain(&self, value: &str) -> bool {
+        let value = value.trim();
         let all_zero = value.bytes().any(|c| c == b'0')
             && value.bytes().all(|c| c == b'0' || c == b'-' || c == b' ' || c == b'.');
         if self.builtin && all_zero {
