@@ -160,12 +160,37 @@ pub fn check_identifier(kind: IdentifierKind, value: &str) -> Result<(), String>
     }
 }
 
-/// Checks an id (an item's, an identifier's value): no control characters (a tab or a line
-/// break would split the rows of every file it is written to: batch sends, exports).
+/// Longest id (an item's, an identifier's value), in bytes: every one is a key of the
+/// store's indexes and of the identity graph, copied into each read of its person.
+pub const MAX_ID_BYTES: usize = 1_024;
+
+/// Longest channel or event type name, in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+
+/// Checks an id (an item's, an identifier's value): at most [`MAX_ID_BYTES`], and no control
+/// characters (a tab or a line break would split the rows of every file it is written to:
+/// batch sends, exports).
 pub fn check_id(id: &str) -> Result<(), String> {
+    if id.len() > MAX_ID_BYTES {
+        return Err(format!("{} bytes long; an id has at most {MAX_ID_BYTES}", id.len()));
+    }
+    printable(id, "ids")
+}
+
+/// Checks a channel or event type name: at most [`MAX_NAME_BYTES`], no control characters.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!("{} bytes long; a name has at most {MAX_NAME_BYTES}", name.len()));
+    }
+    printable(name, "names")
+}
+
+fn printable(text: &str, what: &str) -> Result<(), String> {
     // Line and paragraph separators break lines as surely as a newline.
-    match id.chars().find(|&c| c.is_control() || c == '\u{2028}' || c == '\u{2029}') {
-        Some(c) => Err(format!("contains the control character {c:?}; ids are one line of printable text")),
+    match text.chars().find(|&c| c.is_control() || c == '\u{2028}' || c == '\u{2029}') {
+        Some(c) => {
+            Err(format!("contains the control character {c:?}; {what} are one line of printable text"))
+        }
         None => Ok(()),
     }
 }

@@ -55,6 +55,8 @@ use writer::Op;
 
 /// The type of the events channels send to report what they showed.
 pub const IMPRESSION_EVENT: &str = "impression";
+/// The channel of the store's own records of API calls: a channel's events may not name it.
+pub const API_CHANNEL: &str = "api";
 /// The event types of the store's own records of API calls (consent changes, explicit links
 /// and unlinks): a channel may not send events of these types.
 pub const RESERVED_EVENT_TYPES: [&str; 3] = [record::CONSENT_EVENT, record::LINK_EVENT, record::UNLINK_EVENT];

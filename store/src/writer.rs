@@ -476,7 +476,7 @@ fn api_event(
         event_id: uuid::Uuid::now_v7().to_string(),
         identifiers: keys.iter().map(|i| i.key()).collect(),
         anchor: keys[0].key(),
-        channel: "api".into(),
+        channel: crate::API_CHANNEL.into(),
         event_type: event_type.into(),
         item_id: None,
         timestamp: at,

@@ -17,7 +17,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// The longest `event_id`, `recommendation_id` or `store_id` kept.
-const MAX_ID_LEN: usize = 200;
+pub(super) const MAX_ID_LEN: usize = 200;
 
 /// Body of `POST /v1/events`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -198,6 +198,15 @@ fn ingest(state: &AppState, store: &store::Store, events: &[Value]) -> Result<Ev
                     format!(
                         "`{}` is the server's own record (consent and identity links have endpoints of their own)",
                         event.event_type.as_str()
+                    ),
+                ));
+            }
+            if event.channel.as_str() == store::API_CHANNEL {
+                return Err((
+                    "channel".into(),
+                    format!(
+                        "`{}` is the channel of the server's own records: name the sender's",
+                        store::API_CHANNEL
                     ),
                 ));
             }

@@ -12,7 +12,6 @@ use utoipa::ToSchema;
 use super::experiments::time;
 use super::extract::JsonBody;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::pool::on_pool;
 use crate::state::AppState;
 
 /// One exposure a channel reports.
@@ -33,6 +32,7 @@ pub struct ExposureBody {
     #[schema(pattern = r"\S")]
     pub channel: String,
     /// The items shown, best first.
+    #[schema(max_items = 1000)]
     pub items: Vec<String>,
     /// When it was sent (RFC 3339 or seconds since the epoch; default: now).
     #[serde(default)]
@@ -52,6 +52,9 @@ pub struct ExposuresBody {
     /// At most 1,000 exposures.
     pub exposures: Vec<ExposureBody>,
 }
+
+/// Most items one reported exposure may list.
+const MAX_ITEMS: usize = 1_000;
 
 /// What became of the exposures, in order.
 #[derive(Debug, Serialize, ToSchema)]
@@ -109,11 +112,29 @@ pub(super) async fn post_exposures(
                 format!("`{}` is not a variant of `{}`", e.variant, e.experiment),
             ));
         }
-        if e.recommendation_id.trim().is_empty() || e.channel.trim().is_empty() {
+        if e.recommendation_id.trim().is_empty() || e.recommendation_id.len() > super::events::MAX_ID_LEN {
             return Err(ApiError::field(
                 &field("recommendation_id"),
-                "recommendation_id and channel must not be empty",
+                format!("must have 1 to {} bytes", super::events::MAX_ID_LEN),
             ));
+        }
+        datasets::schema::check_id(&e.recommendation_id)
+            .map_err(|reason| ApiError::field(&field("recommendation_id"), reason))?;
+        if e.channel.trim().is_empty() {
+            return Err(ApiError::field(&field("channel"), "must not be empty"));
+        }
+        datasets::schema::check_name(&e.channel)
+            .map_err(|reason| ApiError::field(&field("channel"), reason))?;
+        if e.items.len() > MAX_ITEMS {
+            return Err(ApiError::field(&field("items"), format!("at most {MAX_ITEMS} items per exposure")));
+        }
+        if let Some((i, reason)) = e
+            .items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| datasets::schema::check_id(item).err().map(|r| (i, r)))
+        {
+            return Err(ApiError::field(&field(&format!("items[{i}]")), reason));
         }
         let identifiers = super::recommendations::parse_identifiers(&e.identifiers)
             .map_err(|error| ApiError { field: error.field.map(|f| field(&f)), ..error })?;
@@ -203,8 +224,12 @@ pub(super) async fn post_exposures(
             Reported::Refused(_) => None,
         })
         .collect();
-    let mut outcomes =
-        on_pool(move || store.record_exposures(kept)).await?.map_err(ApiError::store)?.into_iter();
+    // Waiting for the commit, on a blocking thread: never on a scoring thread.
+    let mut outcomes = tokio::task::spawn_blocking(move || store.record_exposures(kept))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::store)?
+        .into_iter();
     let results = exposures
         .iter()
         .map(|e| match e {

@@ -13,6 +13,10 @@ use utoipa::ToSchema;
 use super::extract::JsonBody;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
+
+/// Most purposes one consent change may name: the set is written to every identifier of the
+/// person and read with each of their answers.
+const MAX_PURPOSES: usize = 16;
 use crate::state::AppState;
 
 /// How many of a person's events a profile reads, newest first.
@@ -206,7 +210,8 @@ fn profile(state: &AppState, asked: &Identifier) -> Result<ProfileResponse, ApiE
             format!("nobody is known by {}", asked.key()),
         ));
     }
-    let channel_events: Vec<&store::EventRecord> = events.iter().filter(|e| e.channel != "api").collect();
+    let channel_events: Vec<&store::EventRecord> =
+        events.iter().filter(|e| e.channel != store::API_CHANNEL).collect();
     let mut by_channel: BTreeMap<String, u64> = BTreeMap::new();
     for event in &channel_events {
         *by_channel.entry(event.channel.clone()).or_default() += 1;
@@ -373,6 +378,9 @@ pub(super) async fn put_consent(
     }
     if purposes.is_empty() {
         return Err(ApiError::field("purposes", "name at least one purpose (personalization, analytics)"));
+    }
+    if purposes.len() > MAX_PURPOSES {
+        return Err(ApiError::field("purposes", format!("at most {MAX_PURPOSES} purposes per change")));
     }
     if let Some(bad) = purposes.keys().find(|p| {
         p.is_empty()

@@ -593,6 +593,10 @@ fn render_items(serving: &Serving, answer: &Answer, viewed: Option<ItemIdx>) -> 
 
 /// Scores `ask` on the pool and turns the answer into a response.
 pub(super) async fn answer(state: Arc<AppState>, ask: Ask) -> Result<Response, ApiError> {
+    // The asking channel is kept with what is served (impressions, exposures).
+    if let Some(channel) = &ask.channel {
+        datasets::schema::check_name(channel).map_err(|reason| ApiError::field("channel", reason))?;
+    }
     let serving = state.current.load_full();
     let lab = Lab { experiments: state.experiments.load_full(), versions: state.versions.load_full() };
     let default = state.config.default_placement.clone();

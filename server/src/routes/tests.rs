@@ -74,6 +74,8 @@ async fn the_live_codes_answer_with_their_one_status() {
     };
     let live = super::router(AppState::new(config, |_| None).unwrap());
     let json = "application/json";
+    let many_purposes: serde_json::Map<String, serde_json::Value> =
+        (0..17).map(|n| (format!("p{n}"), serde_json::Value::Bool(true))).collect();
     let pair = |a: &str, b: &str| {
         format!(
             r#"{{"a": {{"type": "user_id", "value": "{a}"}}, "b": {{"type": "user_id", "value": "{b}"}}}}"#
@@ -87,6 +89,13 @@ async fn the_live_codes_answer_with_their_one_status() {
         (post("/v1/events", json, r#"{"events": []}"#), ErrorCode::InvalidField),
         (Request::delete("/v1/items/never").body(Body::empty()).unwrap(), ErrorCode::UnknownItem),
         (post("/v1/admin/export", json, r#"{"name": "../up"}"#), ErrorCode::InvalidField),
+        (
+            Request::put("/v1/profiles/user_id/x1/consent")
+                .header("content-type", json)
+                .body(Body::from(serde_json::to_string(&many_purposes).unwrap()))
+                .unwrap(),
+            ErrorCode::InvalidField,
+        ),
         // A purpose is allowed or not: a string is neither.
         (
             Request::put("/v1/profiles/user_id/x1/consent")
@@ -110,6 +119,7 @@ async fn each_error_code_answers_with_its_one_status() {
     let cases = [
         (get("/v1/users/x/recommendations?k=0"), ErrorCode::InvalidField),
         (get("/v1/users/x/recommendations?k=abc"), ErrorCode::InvalidField),
+        (get(&format!("/v1/users/x/recommendations?channel={}", "w".repeat(65))), ErrorCode::InvalidField),
         // Each filter entry is checked against every item a page considers.
         (
             get(&format!("/v1/users/x/recommendations?category={}", ["zz"; 101].join(","))),
@@ -176,4 +186,37 @@ async fn an_answer_is_json_and_says_so() {
         assert_eq!(json["items"].as_array().map(Vec::len), Some(items), "{what}");
         assert!(json["recommendation_id"].is_string(), "{what}");
     }
+}
+
+/// Events a channel may not send: the server's own channel, names that are no names.
+#[tokio::test]
+async fn events_of_the_server_s_own_channel_or_with_unbounded_names_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        model: Some(model().to_path_buf()),
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let live = super::router(AppState::new(config, |_| None).unwrap());
+    let event = |channel: &str, kind: &str, cookie: &str| serde_json::json!({"cookie_id": cookie, "channel": channel, "type": kind, "item_id": "i1", "timestamp": 1_700_000_000});
+    let long = "c".repeat(datasets::schema::MAX_ID_BYTES + 1);
+    let body = serde_json::json!({"events": [
+        event("API", "view", "c1"),
+        event(&"x".repeat(65), "view", "c1"),
+        event("web", "vi\new", "c1"),
+        event("web", "view", &long),
+        event("web", "view", "c1"),
+    ]});
+    let request = Request::post("/v1/events")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let response = live.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let fields: Vec<&str> =
+        body["results"].as_array().unwrap().iter().map(|r| r["field"].as_str().unwrap_or("")).collect();
+    assert_eq!(fields, ["channel", "channel", "type", "cookie_id", ""], "{body}");
+    assert_eq!(body["accepted"], 1, "{body}");
 }
