@@ -102,6 +102,9 @@ pub struct IdentityGraph {
     /// that breaks a limit can be traced to the identifier that joined the two sides.
     adjacent: Vec<Vec<u32>>,
     n_merges: usize,
+    /// How many nodes are refused (`refused` holding a reason): a replay compares it
+    /// between rounds without scanning the whole graph.
+    n_refused: usize,
 }
 
 impl IdentityGraph {
@@ -118,6 +121,7 @@ impl IdentityGraph {
             refused: Vec::new(),
             refused_kind: Vec::new(),
             pinned: std::collections::HashSet::new(),
+            n_refused: 0,
             seen_with: HashMap::new(),
             separated: HashMap::new(),
             separated_members: HashMap::new(),
@@ -239,8 +243,19 @@ impl IdentityGraph {
     /// resolution refused (training's, when the live graph starts from a model's persons). It
     /// must be a person of its own.
     pub fn refuse_for_good(&mut self, node: u32, reason: String) {
-        self.refused[node as usize] = Some(reason);
+        self.set_refused(node, Some(reason));
         self.pinned.insert(node);
+    }
+
+    /// Sets or clears why `node` is refused, keeping the count.
+    fn set_refused(&mut self, node: u32, reason: Option<String>) {
+        let slot = &mut self.refused[node as usize];
+        match (slot.is_some(), reason.is_some()) {
+            (false, true) => self.n_refused += 1,
+            (true, false) => self.n_refused -= 1,
+            _ => {}
+        }
+        *slot = reason;
     }
 
     /// The identifier a record carrying `identifiers` belongs to, as [`IdentityGraph::link`]
@@ -321,7 +336,7 @@ impl IdentityGraph {
                 }
                 Some((kind, reason)) => {
                     if kind != RefusalKind::Separated {
-                        self.refused[blamed as usize] = Some(reason.clone());
+                        self.set_refused(blamed, Some(reason.clone()));
                         self.refused_kind[blamed as usize] = Some(kind);
                     }
                     outcome.refused.push(Refusal {
@@ -515,7 +530,7 @@ impl IdentityGraph {
             counts[self.nodes[n].kind.index()] = 1;
             self.counts[n] = counts;
             if !keep_refused && !self.pinned.contains(&node) {
-                self.refused[n] = None;
+                self.set_refused(node, None);
                 self.refused_kind[n] = None;
             }
             self.seen_with.remove(&node);
@@ -539,13 +554,13 @@ impl IdentityGraph {
         loop {
             rounds += 1;
             self.reset(scope, rounds > 1);
-            let refused_before = self.refused.iter().filter(|r| r.is_some()).count();
+            let refused_before = self.n_refused;
             let merges_before = self.n_merges;
             for &(nodes, at) in records {
                 self.link_nodes(nodes, at);
             }
             let merges = self.n_merges - merges_before;
-            let refused_after = self.refused.iter().filter(|r| r.is_some()).count();
+            let refused_after = self.n_refused;
             if refused_after == refused_before || rounds >= 8 {
                 return (rounds, merges);
             }
