@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, PoisonError};
 
+use datasets::identity::{Refusal, RefusalKind};
 use datasets::schema::{Event, Identifier};
 
 use crate::backend::Writer;
@@ -307,6 +308,42 @@ fn erased_since(w: &dyn Writer, key: &str, at: i64) -> Result<bool> {
     Ok(w.erased(&suppression_hash(key))?.is_some_and(|erased| erased.at >= at))
 }
 
+/// Files again, as training files them, the events filed under identifiers just refused
+/// for merging: each under its first identifier that is not refused (a tablet refused once a
+/// second card was seen on it no longer answers for the person who bought at it with their
+/// cookie; the purchase goes to the cookie's person, consumed ledger included). An event
+/// with no other identifier stays where it is.
+fn refile(shared: &Shared, w: &mut dyn Writer, refused: &[Refusal]) -> Result<()> {
+    for refusal in refused.iter().filter(|r| r.kind != RefusalKind::Separated) {
+        let key = refusal.identifier.key();
+        for seq in w.events_with(&key)? {
+            let Some(event) = w.event(seq)? else { continue };
+            if event.anchor != key {
+                continue;
+            }
+            let identifiers: Vec<Identifier> =
+                event.identifiers.iter().filter_map(|k| Identifier::parse_key(k)).collect();
+            let anchor = shared.graph.read().unwrap_or_else(PoisonError::into_inner).anchor_of(&identifiers);
+            let Some(anchor) = anchor.map(|a| a.key()).filter(|a| *a != key) else { continue };
+            if let Some(item) = &event.item_id {
+                let mut from = w.consumed_item(&key, item)?;
+                let moved: Vec<ConsumedEntry> = from.iter().filter(|e| e.seq == seq).cloned().collect();
+                if !moved.is_empty() {
+                    from.retain(|e| e.seq != seq);
+                    w.put_consumed(&key, item, &from)?;
+                    let mut to = w.consumed_item(&anchor, item)?;
+                    to.extend(moved);
+                    to.sort_by_key(|e| e.seq);
+                    w.put_consumed(&anchor, item, &to)?;
+                }
+            }
+            w.delete_event(&event)?;
+            w.put_event(&EventRecord { anchor, ..event })?;
+        }
+    }
+    Ok(())
+}
+
 fn graph_of(shared: &Shared) -> std::sync::RwLockWriteGuard<'_, LiveGraph> {
     shared.graph.write().unwrap_or_else(PoisonError::into_inner)
 }
@@ -333,6 +370,7 @@ fn apply(
             let seq = take(next);
             let record = api_event(seq, LINK_EVENT, &[a, b], *at, None);
             let outcome = graph_of(shared).link_explicit(&[a.clone(), b.clone()], *at, seq);
+            refile(shared, w, &outcome.refused)?;
             w.put_event(&record)?;
             w.put_link(&LinkRecord {
                 seq,
@@ -562,6 +600,7 @@ fn ingest(
         identifiers.into_iter().zip(&placeholder).filter(|(_, p)| !**p).map(|(i, _)| i).collect();
     let (outcome, is_new_set) = graph_of(shared).link(&usable, event.timestamp, seq);
     *graph_changed = true;
+    refile(shared, w, &outcome.refused)?;
     record.anchor = outcome.anchor.as_ref().map(Identifier::key).unwrap_or_default();
     if is_new_set {
         w.put_link(&LinkRecord {

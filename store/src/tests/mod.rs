@@ -201,6 +201,45 @@ fn a_refused_card_named_beside_the_account_brings_its_purchases_a_refused_kiosk_
 }
 
 #[test]
+fn a_purchase_filed_under_a_tablet_refused_later_goes_to_the_person_of_its_cookie() {
+    let dir = tempfile::tempdir().unwrap();
+    let (user, card, cookie, tablet, stranger) = (
+        id(UserId, "ann"),
+        id(LoyaltyId, "L1"),
+        id(CookieId, "c-ann"),
+        id(DeviceId, "tablet"),
+        id(LoyaltyId, "L9"),
+    );
+    {
+        let store = open(dir.path());
+        store
+            .ingest(
+                vec![
+                    event("1", &[&user, &card], "store", "view", Some("hat"), 10),
+                    event("2", &[&user, &cookie], "web", "view", Some("hat"), 11),
+                    // Bought on the family tablet, logged in by cookie: filed under the tablet.
+                    event("3", &[&tablet, &cookie], "app", "purchase", Some("kettle"), 20),
+                ],
+                21,
+            )
+            .unwrap();
+        assert_eq!(
+            consumed(&store.person(std::slice::from_ref(&user), ALL).unwrap()),
+            [("kettle".into(), 1)]
+        );
+        // Someone else's card on the tablet: a second card for one person, the tablet refused.
+        store.ingest(vec![event("4", &[&tablet, &stranger], "app", "view", Some("coat"), 30)], 31).unwrap();
+        let ann = store.person(std::slice::from_ref(&user), ALL).unwrap();
+        assert!(!ann.ids.as_ref().unwrap().identifiers.contains(&tablet), "{ann:?}");
+        assert_eq!(consumed(&ann), [("kettle".into(), 1)], "the purchase is still Ann's");
+        assert!(consumed(&store.person(std::slice::from_ref(&tablet), ALL).unwrap()).is_empty());
+    }
+    // Filed again for good: the same after a restart.
+    let store = open(dir.path());
+    assert_eq!(consumed(&store.person(std::slice::from_ref(&user), ALL).unwrap()), [("kettle".into(), 1)]);
+}
+
+#[test]
 fn the_model_s_persons_seed_the_graph_and_an_unlink_gives_each_side_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
