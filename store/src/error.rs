@@ -19,6 +19,13 @@ pub enum Error {
     /// A read, write or commit failed (disk full, I/O error).
     #[error("store: {0}")]
     Storage(String),
+    /// A commit failed once it had begun writing (a failed sync): what it held may be on
+    /// disk or not. The store takes no more writes until it is opened again.
+    #[error(
+        "store: a commit failed and what it held may or may not be on disk ({0}); this store takes no more \
+         writes until the server restarts (then a retry with the same event_id is answered `duplicate` if it was kept)"
+    )]
+    CommitUncertain(String),
     /// A stored record does not decode: the file was written by something else, or damaged.
     #[error("store: {0}")]
     Corrupt(String),

@@ -355,6 +355,9 @@ pub(crate) struct Shared {
     /// How many times an erasure has taken waiting entries out of `pending` (counted under
     /// its lock, before the erasure commits): see [`Shared::read_with_pending`].
     pending_erasures: AtomicU64,
+    /// Why the store takes no more writes: a commit whose outcome is unknown
+    /// ([`Error::CommitUncertain`]). Set once, by the writer.
+    broken: std::sync::OnceLock<String>,
     /// Held by the writer from before it commits a group whose identity graph is rebuilt
     /// after (an erasure, a reseed) until that is done, and by an export while it reads the
     /// graph: an export's snapshot never meets a graph still holding an erased person.
@@ -451,6 +454,7 @@ impl Store {
             weights: RwLock::new(WeightConfig::default()),
             pending: Mutex::new(Vec::new()),
             pending_erasures: AtomicU64::new(0),
+            broken: std::sync::OnceLock::new(),
             rebuilding: Mutex::new(()),
             listeners: RwLock::new(Vec::new()),
             options,
@@ -463,6 +467,12 @@ impl Store {
             .spawn(move || writer::run(writer_shared, receiver))
             .map_err(|e| Error::Storage(format!("cannot start the writer thread: {e}")))?;
         Ok(Store { shared, sender: Some(sender), writer: Some(writer) })
+    }
+
+    /// Why the store takes no more writes, once a commit failed with an unknown outcome
+    /// (readiness should say so: only a restart, which reopens the file, clears it).
+    pub fn broken(&self) -> Option<&str> {
+        self.shared.broken.get().map(String::as_str)
     }
 
     fn submit<T>(&self, op: impl FnOnce(SyncSender<Result<T>>) -> Op) -> Result<T> {

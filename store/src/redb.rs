@@ -678,8 +678,9 @@ impl Backend for RedbBackend {
         })();
         match outcome {
             Ok(()) => {
-                txn.commit()?;
-                Ok(())
+                // redb: after a failed commit the changes may already be durable, and no
+                // write transaction begins until the database is opened again.
+                txn.commit().map_err(|error| Error::CommitUncertain(error.to_string()))
             }
             Err(error) => {
                 txn.abort()?;

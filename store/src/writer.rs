@@ -200,6 +200,13 @@ pub(crate) fn run(shared: Arc<Shared>, receiver: Receiver<Op>) {
 }
 
 fn commit_group(shared: &Shared, group: Vec<Op>) {
+    if let Some(reason) = shared.broken.get() {
+        // Served answers stay waiting in memory; every change is refused.
+        for op in group {
+            fail(op, reason);
+        }
+        return;
+    }
     let durable = group.iter().any(Op::is_durable);
     let mut answers: Vec<Answer> = Vec::new();
     let mut committed = Committed::default();
@@ -264,7 +271,12 @@ fn commit_group(shared: &Shared, group: Vec<Op>) {
             }
         }
         Err(error) => {
-            tracing::error!(%error, changes = ops.len(), "a group commit failed; nothing of it was stored");
+            if let Error::CommitUncertain(_) = error {
+                tracing::error!(%error, changes = ops.len(), "a group commit failed; it may be on disk or not");
+                let _ = shared.broken.set(error.to_string());
+            } else {
+                tracing::error!(%error, changes = ops.len(), "a group commit failed; nothing of it was stored");
+            }
             // The served answers wait for the next commit.
             for p in shared.pending.lock().unwrap_or_else(PoisonError::into_inner).iter_mut() {
                 p.taken = false;

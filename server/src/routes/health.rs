@@ -27,15 +27,20 @@ pub(super) async fn live(State(state): State<Arc<AppState>>) -> Json<Health> {
     Json(Health { status: "ok", model_version: state.current.load().model.version().to_string() })
 }
 
-/// Readiness: a model is loaded and the server is not shutting down.
+/// Readiness: a model is loaded, the server is not shutting down, and its store takes writes
+/// (after a commit of unknown outcome it takes none until a restart: `store_failed`).
 #[utoipa::path(
     get,
     path = "/health/ready",
     tag = "health",
-    responses((status = 200, body = Health), (status = 503, description = "Draining, or loading the model at start-up", body = Health))
+    responses((status = 200, body = Health), (status = 503, description = "Draining, loading the model at start-up, or the store failed (restart it)", body = Health))
 )]
 pub(super) async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let version = state.current.load().model.version().to_string();
+    if state.store.as_ref().is_some_and(|store| store.broken().is_some()) {
+        let failed = Health { status: "store_failed", model_version: version };
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(failed)).into_response();
+    }
     if state.is_ready() {
         Json(Health { status: "ok", model_version: version }).into_response()
     } else {

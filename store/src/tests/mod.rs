@@ -548,6 +548,8 @@ struct Watched {
     file: ::redb::backends::FileBackend,
     clock: Arc<AtomicU64>,
     log: SyncLog,
+    /// While set, every sync fails (a disk that stopped taking writes).
+    failing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 const MARK: &[u8] = b"SYNCCHK-";
@@ -563,6 +565,9 @@ impl ::redb::StorageBackend for Watched {
         self.file.set_len(len)
     }
     fn sync_data(&self) -> std::result::Result<(), std::io::Error> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("the disk failed"));
+        }
         self.file.sync_data()?;
         let at = self.clock.fetch_add(1, Ordering::SeqCst);
         self.log.lock().unwrap().push((at, None));
@@ -629,6 +634,12 @@ impl ::redb::StorageBackend for Watched {
 type SyncLog = Arc<std::sync::Mutex<Vec<(u64, Option<Vec<String>>)>>>;
 
 fn watched(dir: &Path) -> (RedbBackend, Arc<AtomicU64>, SyncLog) {
+    let (backend, clock, log, _) = failing(dir);
+    (backend, clock, log)
+}
+
+/// [`watched`], with the switch that makes its syncs fail.
+fn failing(dir: &Path) -> (RedbBackend, Arc<AtomicU64>, SyncLog, Arc<std::sync::atomic::AtomicBool>) {
     let path = dir.join(RedbBackend::FILE_NAME);
     let file =
         std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).unwrap();
@@ -638,8 +649,38 @@ fn watched(dir: &Path) -> (RedbBackend, Arc<AtomicU64>, SyncLog) {
         file: ::redb::backends::FileBackend::new(file).unwrap(),
         clock: Arc::clone(&clock),
         log: Arc::clone(&log),
+        failing: Arc::default(),
     };
-    (RedbBackend::open_with(backend, path, false).unwrap(), clock, log)
+    let failing = Arc::clone(&backend.failing);
+    (RedbBackend::open_with(backend, path, false).unwrap(), clock, log, failing)
+}
+
+#[test]
+fn after_a_commit_of_unknown_outcome_the_store_takes_no_more_writes_until_it_is_opened_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let cookie = id(CookieId, "c1");
+    {
+        let (backend, _, _, failing) = failing(dir.path());
+        let store = Store::with_backend(Box::new(backend), StoreOptions::default()).unwrap();
+        store.ingest(vec![event("kept", &[&cookie], "web", "view", Some("i1"), 1)], 2).unwrap();
+        assert_eq!(store.broken(), None);
+        failing.store(true, Ordering::SeqCst);
+        let error = store.ingest(vec![event("unsure", &[&cookie], "web", "purchase", Some("i2"), 3)], 4);
+        assert!(error.unwrap_err().to_string().contains("may or may not be on disk"));
+        let reason = store.broken().expect("broken").to_string();
+        // The disk is back, but the store does not pretend to know: refused until reopened.
+        failing.store(false, Ordering::SeqCst);
+        let error = store.ingest(vec![event("later", &[&cookie], "web", "view", Some("i3"), 5)], 6);
+        assert!(error.unwrap_err().to_string().contains(&reason));
+    }
+    // Opened again: whatever the failed commit left, a retry of it is told apart by its id.
+    let store = open(dir.path());
+    assert_eq!(store.broken(), None);
+    let retried =
+        store.ingest(vec![event("unsure", &[&cookie], "web", "purchase", Some("i2"), 3)], 7).unwrap();
+    assert!(matches!(retried[0], Ingested::Accepted { .. } | Ingested::Duplicate { .. }), "{retried:?}");
+    let person = store.person(std::slice::from_ref(&cookie), ALL).unwrap();
+    assert_eq!(consumed(&person), [("i2".to_string(), 1)]);
 }
 
 /// Each acknowledged id whose bytes were not written and then synced before its
