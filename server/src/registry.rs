@@ -182,9 +182,18 @@ impl AppState {
             return Ok(Arc::clone(&self.current.load().model));
         }
         let placements = crate::lab::placements_for(&self.config, &self.experiments.load(), version, true);
+        let Some(candidate) = self.versions.load().get(version).cloned() else {
+            return Err(Refusal::Unknown(version.to_string()));
+        };
+        // The identity graph takes the new production's persons before it serves, as a
+        // reload does (outside the view lock: a commit waits for its holder); put back if
+        // the swap does not happen.
+        if let Some(store) = &self.store {
+            seed_store(store, &candidate.model)?;
+        }
         // Views compiled under the lock, from the catalogs as they are then: a catalog change
         // committed meanwhile is in them.
-        let (old, promoted) = {
+        let swap = || -> std::result::Result<(Arc<Serving>, Arc<Serving>), Refusal> {
             let _view = self.view_lock.lock().unwrap_or_else(PoisonError::into_inner);
             let mut others = (**self.versions.load()).clone();
             let Some(serving) = others.remove(version) else {
@@ -210,13 +219,9 @@ impl AppState {
             let demoted = Serving { model: Arc::clone(&old.model), view: old_view };
             others.insert(old.model.version().to_string(), Arc::new(demoted));
             self.versions.store(Arc::new(others));
-            (old, promoted)
+            Ok((old, promoted))
         };
-        // Store writes only once the view lock is released (see `after_swap`): the identity
-        // graph takes the new production's persons.
-        if let Some(store) = &self.store {
-            seed_store(store, &promoted.model)?;
-        }
+        let (old, promoted) = swap().inspect_err(|_| self.reseed_served())?;
         self.put_record(&old.model, ModelState::Loaded)?;
         self.put_record(&promoted.model, ModelState::Production)?;
         crate::telemetry::model_loaded(Some(old.model.version()), version);

@@ -315,7 +315,7 @@ impl AppState {
 
     /// Seeds the store's identity graph with the served model's persons again, after a reload
     /// that may have seeded it with a model it then did not swap in.
-    fn reseed_served(&self) {
+    pub(crate) fn reseed_served(&self) {
         if let Some(store) = &self.store {
             let served = self.current.load_full();
             if let Err(error) = seed_store(store, &served.model) {
