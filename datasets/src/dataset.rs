@@ -62,6 +62,8 @@ impl Default for WeightConfig {
             ("email_click", 1.0),
             ("email_open", 0.0),
             ("search", 0.0),
+            // An item shown is no interest in it (channels report impressions as events).
+            ("impression", 0.0),
         ];
         WeightConfig {
             event_weights: event_weights.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
