@@ -26,6 +26,14 @@ pub enum Error {
          writes until the server restarts (then a retry with the same event_id is answered `duplicate` if it was kept)"
     )]
     CommitUncertain(String),
+    /// The store's file failed an I/O operation (a write, or a sync an earlier commit left
+    /// for later): nothing of this transaction is kept, and the database takes no more
+    /// writes until it is opened again.
+    #[error(
+        "store: the data file failed an I/O operation ({0}); nothing of this change was kept, and this store takes \
+         no more writes until the server restarts"
+    )]
+    Unwritable(String),
     /// A stored record does not decode: the file was written by something else, or damaged.
     #[error("store: {0}")]
     Corrupt(String),
@@ -55,13 +63,41 @@ macro_rules! storage_errors {
     };
 }
 
-storage_errors!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::CompactionError,
-    redb::SetDurabilityError
-);
+storage_errors!(redb::Error, redb::DatabaseError, redb::CompactionError, redb::SetDurabilityError);
+
+impl From<redb::StorageError> for Error {
+    /// An I/O failure leaves redb refusing every later write until the file is opened again.
+    fn from(error: redb::StorageError) -> Self {
+        match error {
+            redb::StorageError::Io(_) | redb::StorageError::PreviousIo => Error::Unwritable(error.to_string()),
+            other => Error::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<redb::TransactionError> for Error {
+    fn from(error: redb::TransactionError) -> Self {
+        match error {
+            redb::TransactionError::Storage(storage) => storage.into(),
+            other => Error::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<redb::TableError> for Error {
+    fn from(error: redb::TableError) -> Self {
+        match error {
+            redb::TableError::Storage(storage) => storage.into(),
+            other => Error::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<redb::CommitError> for Error {
+    fn from(error: redb::CommitError) -> Self {
+        match error {
+            redb::CommitError::Storage(storage) => storage.into(),
+            other => Error::Storage(other.to_string()),
+        }
+    }
+}

@@ -271,8 +271,8 @@ fn commit_group(shared: &Shared, group: Vec<Op>) {
             }
         }
         Err(error) => {
-            if let Error::CommitUncertain(_) = error {
-                tracing::error!(%error, changes = ops.len(), "a group commit failed; it may be on disk or not");
+            if let Error::CommitUncertain(_) | Error::Unwritable(_) = error {
+                tracing::error!(%error, changes = ops.len(), "a group commit failed; the store takes no more writes");
                 let _ = shared.broken.set(error.to_string());
             } else {
                 tracing::error!(%error, changes = ops.len(), "a group commit failed; nothing of it was stored");
