@@ -69,7 +69,9 @@ impl From<redb::StorageError> for Error {
     /// An I/O failure leaves redb refusing every later write until the file is opened again.
     fn from(error: redb::StorageError) -> Self {
         match error {
-            redb::StorageError::Io(_) | redb::StorageError::PreviousIo => Error::Unwritable(error.to_string()),
+            redb::StorageError::Io(_) | redb::StorageError::PreviousIo => {
+                Error::Unwritable(error.to_string())
+            }
             other => Error::Storage(other.to_string()),
         }
     }

@@ -162,7 +162,9 @@ impl LiveGraph {
     }
 
     /// Adds a record of `identifiers` unless the same set is already recorded; returns its
-    /// nodes (in priority order) and whether it is new.
+    /// nodes (in priority order) and whether it is new. One identifier makes no record: it
+    /// is new when the graph did not know it (it is then logged, so that the graph knows it
+    /// after a restart as it did before: a person of their own, whose consent is theirs).
     fn add_record(
         &mut self,
         identifiers: &[Identifier],
@@ -170,6 +172,7 @@ impl LiveGraph {
         link: Option<u64>,
         always: bool,
     ) -> (Vec<u32>, bool) {
+        let known = self.graph.len();
         let nodes = self.graph.intern_all(identifiers);
         if let Some(&max) = nodes.iter().max()
             && max as usize >= self.by_node.len()
@@ -177,7 +180,8 @@ impl LiveGraph {
             self.by_node.resize(max as usize + 1, Vec::new());
         }
         if nodes.len() < 2 {
-            return (nodes, false);
+            let first_seen = nodes.len() == 1 && self.graph.len() > known;
+            return (nodes, first_seen);
         }
         let is_new = self.known_sets.insert(nodes.clone().into_boxed_slice());
         if is_new || always {

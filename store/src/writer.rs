@@ -422,10 +422,25 @@ fn apply(
             Answer::Unlink(reply.clone(), UnlinkAnswer { seq: Some(seq), were_linked: true })
         }
         Op::Consent { identifier, purposes, source, at, reply } => {
+            let seq = take(next);
+            let record = api_event(seq, CONSENT_EVENT, &[identifier], *at, Some(purposes.clone()));
             let identifiers = {
                 let mut graph = graph_of(shared);
-                // Consent may come before any event: the identifier becomes known.
-                graph.link(std::slice::from_ref(identifier), *at, 0);
+                // Consent may come before any event: the identifier becomes known (logged,
+                // so it still is after a restart).
+                let (_, first_seen) = graph.link(std::slice::from_ref(identifier), *at, seq);
+                if first_seen {
+                    *graph_changed = true;
+                    w.put_link(&LinkRecord {
+                        seq,
+                        kind: LinkKind::Event,
+                        identifiers: vec![identifier.key()],
+                        event_id: record.event_id.clone(),
+                        source: source.clone(),
+                        rule: "first seen".into(),
+                        at: *at,
+                    })?;
+                }
                 graph.person(std::slice::from_ref(identifier)).map(|p| p.identifiers).unwrap_or_default()
             };
             let mut effective = Purposes::new();
@@ -441,8 +456,6 @@ fn apply(
                     effective = set;
                 }
             }
-            let seq = take(next);
-            let record = api_event(seq, CONSENT_EVENT, &[identifier], *at, Some(purposes.clone()));
             w.put_event(&record)?;
             committed.events.push(record);
             Answer::Consent(reply.clone(), effective)
@@ -621,7 +634,7 @@ fn ingest(
             identifiers: usable.iter().map(Identifier::key).collect(),
             event_id: event_id.clone(),
             source: record.channel.clone(),
-            rule: rule_summary(&outcome),
+            rule: if usable.len() == 1 { "first seen".into() } else { rule_summary(&outcome) },
             at: event.timestamp,
         })?;
     }
@@ -738,8 +751,9 @@ fn erase(
         let kept: Vec<String> = link.identifiers.iter().filter(|k| !keys.contains(*k)).cloned().collect();
         // An entry that also joined others (a shared device's event: a loyalty card and a
         // cookie beside the erased person's device) keeps joining them, without the erased
-        // identifiers; an unlink of the person, or an entry left with one identifier, goes.
-        if link.kind != LinkKind::Unlink && kept.len() >= 2 {
+        // identifiers (left with one, it keeps that identifier known); an unlink of the
+        // person goes.
+        if link.kind != LinkKind::Unlink && !kept.is_empty() {
             w.put_link(&LinkRecord { identifiers: kept, ..link })?;
             erasure.links_redacted += 1;
         } else {

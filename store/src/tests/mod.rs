@@ -240,6 +240,33 @@ fn a_purchase_filed_under_a_tablet_refused_later_goes_to_the_person_of_its_cooki
 }
 
 #[test]
+fn an_identifier_first_seen_alone_is_known_after_a_restart_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let (till, email, cookie, user) =
+        (id(LoyaltyId, "L-new"), id(Email, "new@example.com"), id(CookieId, "c1"), id(UserId, "u1"));
+    let whose = |store: &Store, asked: &[Identifier]| {
+        let ids = store.person_ids(asked).unwrap();
+        (ids.known, ids.identifiers)
+    };
+    let before = {
+        let store = open(dir.path());
+        store.ingest(vec![event("1", &[&till], "store", "purchase", Some("i1"), 10)], 11).unwrap();
+        store.set_consent(email.clone(), [(PERSONALIZATION.to_string(), false)].into(), "crm", 12).unwrap();
+        store.ingest(vec![event("2", &[&user, &cookie], "web", "view", Some("i2"), 13)], 14).unwrap();
+        let before =
+            [whose(&store, &[till.clone(), cookie.clone()]), whose(&store, &[email.clone(), cookie.clone()])];
+        assert_eq!(before[0], (true, vec![till.clone()]));
+        assert_eq!(before[1], (true, vec![email.clone()]));
+        before
+    };
+    let store = open(dir.path());
+    let after = [whose(&store, &[till.clone(), cookie.clone()]), whose(&store, &[email.clone(), cookie])];
+    assert_eq!(after, before);
+    // Not part of anyone's provenance: the entry only makes them known.
+    assert!(store.provenance(&store.person_ids(&[till]).unwrap()).unwrap().is_empty());
+}
+
+#[test]
 fn the_model_s_persons_seed_the_graph_and_an_unlink_gives_each_side_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
