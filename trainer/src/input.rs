@@ -346,6 +346,7 @@ pub fn dataset_with(
         );
     }
     let catalog = catalog(items, options)?;
+    let n_catalog = catalog.as_ref().map(|c| c.items.len());
     let weights = config.weights.clone();
     let mut sizes = Vec::with_capacity(paths.len());
     let mut withheld: Vec<Event> = Vec::new();
@@ -443,6 +444,21 @@ pub fn dataset_with(
             builder.finish()?
         }
     };
+    // Items the data names that the catalog given does not have: each an untitled in-stock
+    // entry, which may be meant (new items) or a sign that the two files write ids apart
+    // (`SKU-001` against `sku-001`).
+    if let Some(n_catalog) = n_catalog {
+        let missing = &dataset.items.ids()[n_catalog.min(dataset.items.len())..];
+        if !missing.is_empty() {
+            let examples: Vec<&str> = missing.iter().take(3).map(String::as_str).collect();
+            eprintln!(
+                "{} items the data names are not in the catalog (such as `{}`): kept as untitled in-stock entries; \
+                 check that both files write item ids alike",
+                missing.len(),
+                examples.join("`, `")
+            );
+        }
+    }
     if let Some(export) = export {
         withheld.extend(export.withheld_persons());
     }
