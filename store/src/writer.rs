@@ -623,10 +623,17 @@ fn ingest(
     record.seq = seq;
     let usable: Vec<Identifier> =
         identifiers.into_iter().zip(&placeholder).filter(|(_, p)| !**p).map(|(i, _)| i).collect();
-    let (outcome, is_new_set) = graph_of(shared).link(&usable, event.timestamp, seq);
+    let (outcome, is_new_set, anchor) = {
+        let mut graph = graph_of(shared);
+        let (outcome, is_new_set) = graph.link(&usable, event.timestamp, seq);
+        // Filed under its first identifier not refused, after what this link refused (the
+        // tablet this very event got refused is not where its purchase goes).
+        let anchor = graph.anchor_of(&usable).or_else(|| outcome.anchor.clone());
+        (outcome, is_new_set, anchor)
+    };
     *graph_changed = true;
     refile(shared, w, &outcome.refused)?;
-    record.anchor = outcome.anchor.as_ref().map(Identifier::key).unwrap_or_default();
+    record.anchor = anchor.as_ref().map(Identifier::key).unwrap_or_default();
     if is_new_set {
         w.put_link(&LinkRecord {
             seq,

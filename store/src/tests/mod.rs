@@ -237,6 +237,26 @@ fn a_purchase_filed_under_a_tablet_refused_later_goes_to_the_person_of_its_cooki
     // Filed again for good: the same after a restart.
     let store = open(dir.path());
     assert_eq!(consumed(&store.person(std::slice::from_ref(&user), ALL).unwrap()), [("kettle".into(), 1)]);
+    // A purchase whose own event gets the tablet refused (now seen with two persons'
+    // cookies) is filed under the cookie at once.
+    let (bob, bob_card, bob_cookie) = (id(UserId, "bob"), id(LoyaltyId, "B1"), id(CookieId, "c-bob"));
+    let (other_tablet, other_card, other_cookie) =
+        (id(DeviceId, "tablet-2"), id(LoyaltyId, "B2"), id(CookieId, "c-other"));
+    store
+        .ingest(
+            vec![
+                event("5", &[&bob, &bob_card], "store", "view", Some("hat"), 40),
+                event("6", &[&bob, &bob_cookie], "web", "view", Some("hat"), 41),
+                event("7", &[&other_card, &other_cookie], "web", "view", Some("hat"), 42),
+                event("8", &[&other_tablet, &other_cookie], "app", "view", Some("hat"), 43),
+                event("9", &[&other_tablet, &bob_cookie], "app", "purchase", Some("lamp"), 44),
+            ],
+            45,
+        )
+        .unwrap();
+    let bob_now = store.person(std::slice::from_ref(&bob), ALL).unwrap();
+    assert!(!bob_now.ids.as_ref().unwrap().identifiers.contains(&other_tablet), "{bob_now:?}");
+    assert_eq!(consumed(&bob_now), [("lamp".into(), 1)]);
 }
 
 #[test]
