@@ -51,6 +51,10 @@ pub struct WeightConfig {
     pub recency: Recency,
 }
 
+/// The event type of an impression a channel reports (an item shown): weighs 0 unless the
+/// `[weights] events` table names it.
+pub const IMPRESSION: &str = "impression";
+
 impl Default for WeightConfig {
     fn default() -> Self {
         let event_weights = [
@@ -63,7 +67,7 @@ impl Default for WeightConfig {
             ("email_open", 0.0),
             ("search", 0.0),
             // An item shown is no interest in it (channels report impressions as events).
-            ("impression", 0.0),
+            (IMPRESSION, 0.0),
         ];
         WeightConfig {
             event_weights: event_weights.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
@@ -130,7 +134,10 @@ impl WeightConfig {
     pub fn weigh_named(&self, event_type: &str, channel: &str, value: Option<f32>) -> Weighed {
         let is_return = event_type == EventType::Return.as_str();
         let listed = if is_return { EventType::Purchase.as_str() } else { event_type };
-        let base = self.event_weights.get(listed).copied().unwrap_or(self.default_event_weight);
+        // An impression not named in the table weighs 0 whatever the default (configs and
+        // artifacts written before it was listed): an item shown is no interest in it.
+        let unlisted = if event_type == IMPRESSION { 0.0 } else { self.default_event_weight };
+        let base = self.event_weights.get(listed).copied().unwrap_or(unlisted);
         let channel = self.channel_weights.get(channel).copied().unwrap_or(1.0);
         let value = if self.value_types.iter().any(|t| t == event_type) { value.unwrap_or(1.0) } else { 1.0 };
         let weight = base * channel * value;
@@ -683,6 +690,19 @@ mod tests {
         assert_eq!(m.get(0, 0), Some(&9.0));
         assert_eq!(m.get(0, 1), None);
         assert_eq!(data.consumed().lists().collect::<Vec<_>>(), vec![vec![(ItemIdx(0), 3)]]);
+    }
+
+    #[test]
+    fn an_impression_weighs_nothing_unless_the_table_names_it() {
+        let shown = |weights: &WeightConfig| weights.weigh_named(IMPRESSION, "web", None).weight;
+        assert_eq!(shown(&WeightConfig::default()), 0.0);
+        // A table written before impressions were listed (an older artifact's, a config's).
+        let mut older = WeightConfig::default();
+        older.event_weights.remove(IMPRESSION);
+        assert_eq!(shown(&older), 0.0);
+        assert_eq!(older.weigh_named("wishlist", "web", None).weight, older.default_event_weight);
+        older.event_weights.insert(IMPRESSION.into(), 0.2);
+        assert_eq!(shown(&older), 0.2);
     }
 
     #[test]

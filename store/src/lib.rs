@@ -54,7 +54,7 @@ pub use writer::NewEvent;
 use writer::Op;
 
 /// The type of the events channels send to report what they showed.
-pub const IMPRESSION_EVENT: &str = "impression";
+pub const IMPRESSION_EVENT: &str = datasets::dataset::IMPRESSION;
 /// The channel of the store's own records of API calls: a channel's events may not name it.
 pub const API_CHANNEL: &str = "api";
 /// The event types of the store's own records of API calls (consent changes, explicit links
