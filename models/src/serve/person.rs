@@ -77,7 +77,6 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
     let weights = &engine.artifact().metadata.config.weights;
     // Per item: summed weight and latest time.
     let mut history: BTreeMap<ItemIdx, (f32, i64)> = BTreeMap::new();
-    let mut consumed: BTreeMap<u32, (i32, i64)> = BTreeMap::new();
     for &user in &live.trained {
         let times = engine.history_times(user);
         for (i, (item, weight)) in engine.history(user).into_iter().enumerate() {
@@ -86,7 +85,79 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
             entry.1 = entry.1.max(times.get(i).copied().unwrap_or(0));
         }
     }
-    for &user in live.trained.iter().chain(&live.blocked) {
+    // What the person holds, from the trained persons `users` (theirs, and for exclusion
+    // those behind their identifiers that are someone else's now) and their own signals.
+    // Explanations say "bought" of their own purchases only.
+    let own = held(engine, live, &mut live.trained.iter());
+    let bought: Vec<u32> = own.iter().filter(|(_, (n, _))| *n > 0).map(|(&item, _)| item).collect();
+    let mut consumed = if live.blocked.is_empty() {
+        own
+    } else {
+        held(engine, live, &mut live.trained.iter().chain(&live.blocked))
+    };
+    // The other persons the request names, each netted apart: what the model knew any of
+    // them bought, and what any of them holds after their own returns since. A return of
+    // theirs since the model's data does not cancel what the model knew (the safe side).
+    let mut theirs: BTreeMap<u32, i64> = BTreeMap::new();
+    let mut mark = |item: u32, at: i64| {
+        let entry = theirs.entry(item).or_insert(at);
+        *entry = (*entry).max(at);
+    };
+    for &user in &live.also_trained {
+        for &(item, at) in engine.consumed(user) {
+            mark(item, at);
+        }
+    }
+    for ledger in &live.also_ledgers {
+        for (item, entries) in ledger {
+            let (units, at) = replay((0, i64::MIN), entries);
+            if units > 0 {
+                mark(item.0, at);
+            }
+        }
+    }
+    for (item, at) in theirs {
+        let entry = consumed.entry(item).or_insert((0, at));
+        entry.0 = entry.0.max(1);
+        entry.1 = entry.1.max(at);
+    }
+    let mut fresh = live.trained.len() > 1;
+    for (item, event) in &live.events {
+        let Some(item) = item else { continue };
+        let weighed = weights.weigh(event);
+        if weighed.weight > 0.0 {
+            let entry = history.entry(*item).or_default();
+            entry.0 += weighed.weight;
+            entry.1 = entry.1.max(event.timestamp);
+            fresh = true;
+        }
+    }
+    let (history, history_times): (Vec<(ItemIdx, f32)>, Vec<i64>) =
+        history.into_iter().filter(|&(_, (w, _))| w > 0.0).map(|(item, (w, at))| ((item, w), at)).unzip();
+    Person {
+        user: live.trained.first().copied(),
+        history: Cow::Owned(history),
+        history_times: Cow::Owned(history_times),
+        consumed: Cow::Owned(
+            consumed.into_iter().filter(|(_, (n, _))| *n > 0).map(|(item, (_, at))| (item, at)).collect(),
+        ),
+        bought: Some(Cow::Owned(bought)),
+        fresh,
+        personalization: live.personalization,
+        shown: live.shown.clone(),
+    }
+}
+
+/// Per item, the units held and the last purchase's time: the trained persons `users`' counts,
+/// what other versions learned, what was kept while consent was withheld, and the ledger
+/// since the model's data replayed on top (see the module docs).
+fn held(
+    engine: &Engine,
+    live: &LiveSignals,
+    users: &mut dyn Iterator<Item = &UserIdx>,
+) -> BTreeMap<u32, (i32, i64)> {
+    let mut consumed: BTreeMap<u32, (i32, i64)> = BTreeMap::new();
+    for &user in users {
         // Each trained person holding the item holds what the artifact counted (a live merge
         // of two who both bought it needs two returns).
         for &(item, at) in engine.consumed(user) {
@@ -138,56 +209,7 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
             entry.1 = entry.1.max(at);
         }
     }
-    // The other persons the request names, each netted apart: what the model knew any of
-    // them bought, and what any of them holds after their own returns since. A return of
-    // theirs since the model's data does not cancel what the model knew (the safe side).
-    let mut theirs: BTreeMap<u32, i64> = BTreeMap::new();
-    let mut mark = |item: u32, at: i64| {
-        let entry = theirs.entry(item).or_insert(at);
-        *entry = (*entry).max(at);
-    };
-    for &user in &live.also_trained {
-        for &(item, at) in engine.consumed(user) {
-            mark(item, at);
-        }
-    }
-    for ledger in &live.also_ledgers {
-        for (item, entries) in ledger {
-            let (units, at) = replay((0, i64::MIN), entries);
-            if units > 0 {
-                mark(item.0, at);
-            }
-        }
-    }
-    for (item, at) in theirs {
-        let entry = consumed.entry(item).or_insert((0, at));
-        entry.0 = entry.0.max(1);
-        entry.1 = entry.1.max(at);
-    }
-    let mut fresh = live.trained.len() > 1;
-    for (item, event) in &live.events {
-        let Some(item) = item else { continue };
-        let weighed = weights.weigh(event);
-        if weighed.weight > 0.0 {
-            let entry = history.entry(*item).or_default();
-            entry.0 += weighed.weight;
-            entry.1 = entry.1.max(event.timestamp);
-            fresh = true;
-        }
-    }
-    let (history, history_times): (Vec<(ItemIdx, f32)>, Vec<i64>) =
-        history.into_iter().filter(|&(_, (w, _))| w > 0.0).map(|(item, (w, at))| ((item, w), at)).unzip();
-    Person {
-        user: live.trained.first().copied(),
-        history: Cow::Owned(history),
-        history_times: Cow::Owned(history_times),
-        consumed: Cow::Owned(
-            consumed.into_iter().filter(|(_, (n, _))| *n > 0).map(|(item, (_, at))| (item, at)).collect(),
-        ),
-        fresh,
-        personalization: live.personalization,
-        shown: live.shown.clone(),
-    }
+    consumed
 }
 
 /// Replays purchases (+1) and returns (-1) with their times on `(units held, time of the

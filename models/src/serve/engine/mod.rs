@@ -121,6 +121,11 @@ pub struct Person<'a> {
     /// What they consumed (never recommended back, but after a repurchase window), sorted
     /// by item, with the time of the last consuming event.
     pub consumed: std::borrow::Cow<'a, [(u32, i64)]>,
+    /// What the person bought themself, sorted by item, when it is less than `consumed`
+    /// (which also holds other named persons' purchases, and those of a trained person
+    /// whose key identifier is now someone else's): explanations say "bought" of these
+    /// only. `None`: all of `consumed`.
+    pub bought: Option<std::borrow::Cow<'a, [u32]>>,
     /// Whether `history` holds what the model never saw (live events, or several trained
     /// persons merged since): models then fold the history in rather than use stored state.
     pub fresh: bool,
@@ -139,6 +144,7 @@ impl Default for Person<'_> {
             history: Default::default(),
             history_times: Default::default(),
             consumed: Default::default(),
+            bought: None,
             fresh: false,
             personalization: true,
             shown: Vec::new(),
@@ -456,7 +462,10 @@ impl Engine {
                     let because = because
                         .into_iter()
                         .map(|item| {
-                            let bought = consumed.binary_search_by_key(&item.0, |&(c, _)| c).is_ok();
+                            let bought = match &person.bought {
+                                Some(own) => own.binary_search(&item.0).is_ok(),
+                                None => consumed.binary_search_by_key(&item.0, |&(c, _)| c).is_ok(),
+                            };
                             (item, bought)
                         })
                         .collect();

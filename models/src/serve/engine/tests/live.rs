@@ -114,6 +114,13 @@ fn another_named_person_s_purchases_are_consumed_and_their_history_does_not_coun
     for &(item, _) in engine.consumed(me).iter().chain(engine.consumed(other)) {
         assert!(person.consumed.iter().any(|&(i, _)| i == item), "item {item} is consumed");
     }
+    // An explanation says "you bought" of my purchases only, never of the other person's.
+    let bought = person.bought.as_deref().expect("assembled");
+    let mine_only = |item: u32| engine.consumed(me).iter().any(|&(i, _)| i == item);
+    assert!(engine.consumed(me).iter().all(|&(item, _)| bought.contains(&item)));
+    let theirs_only: Vec<u32> =
+        engine.consumed(other).iter().map(|&(i, _)| i).filter(|&i| !mine_only(i)).collect();
+    assert!(!theirs_only.is_empty() && theirs_only.iter().all(|i| !bought.contains(i)), "{bought:?}");
     // Each person is netted apart. The other person's live return of what the model knew
     // they bought leaves it consumed (the safe side: which of their units it cancels is not
     // known); one of a live purchase of theirs gives it back.
@@ -146,6 +153,7 @@ fn another_named_person_s_purchases_are_consumed_and_their_history_does_not_coun
     let blocked = LiveSignals { trained: Vec::new(), blocked: vec![me], also_trained: Vec::new(), ..live };
     let person = assemble(&engine, &blocked);
     assert!(person.history.is_empty() && person.user.is_none());
+    assert_eq!(person.bought.as_deref(), Some(&[][..]), "no purchase of theirs is mine");
     for &(item, _) in engine.consumed(me) {
         assert!(person.consumed.iter().any(|&(i, _)| i == item), "item {item} is consumed");
     }
