@@ -46,11 +46,21 @@ pub fn person<'a>(
         // What the model's inputs show held under these identifiers while consent was
         // withheld (never trained on) is never offered back, store or not.
         let withheld = withheld_holdings(serving, identifiers, &store::LivePerson::default());
-        let person = if withheld.is_empty() {
+        // The other trained persons the identifiers name (an anonymous cookie never seen with
+        // the account): what they bought is excluded too, their history does not count.
+        let mut others: Vec<datasets::UserIdx> = identifiers
+            .iter()
+            .filter_map(|i| engine.lookup(&i.key()))
+            .filter(|&other| Some(other) != user)
+            .collect();
+        others.sort_unstable_by_key(|u| u.0);
+        others.dedup();
+        let person = if withheld.is_empty() && others.is_empty() {
             engine.person(user)
         } else {
             let signals = LiveSignals {
                 trained: user.into_iter().collect(),
+                also_trained: others,
                 withheld,
                 personalization: true,
                 ..LiveSignals::default()

@@ -136,6 +136,38 @@ fn catalog_item(id: &str) -> &'static datasets::schema::Item {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_store_what_every_trained_person_a_request_names_bought_is_excluded() {
+    let server = start(ServerConfig::default(), HashMap::new()).await;
+    let body = &trained().engine.artifact().body;
+    let all = buyers(1);
+    let (account, bought) = all.iter().find(|(key, _)| !key.contains(':')).unwrap();
+    // Another trained person, named by a card or a cookie, who bought what the account did not.
+    let (other, theirs) = body
+        .aliases
+        .iter()
+        .filter_map(|(key, &person)| {
+            use datasets::schema::{Identifier, IdentifierKind};
+            let identifier = Identifier::parse_key(key)?;
+            let kind_ok = !matches!(
+                identifier.kind,
+                IdentifierKind::UserId | IdentifierKind::Email | IdentifierKind::Phone
+            );
+            let name = body.users.id(person)?;
+            let (_, held) = all.iter().find(|(k, _)| k == name)?;
+            let theirs: Vec<String> = held.iter().filter(|i| !bought.contains(*i)).cloned().collect();
+            (kind_ok && name != account && !theirs.is_empty()).then_some((identifier, theirs))
+        })
+        .next()
+        .expect("another trained buyer named by a card or cookie");
+    let ask =
+        serde_json::json!({"identifiers": {"user_id": account, other.kind.as_str(): other.value}, "k": 100});
+    let answer = live::recommend(&server.addr, ask).await;
+    let offered: Vec<String> = live::ids(&answer).into_iter().filter(|i| theirs.contains(i)).collect();
+    assert!(offered.is_empty(), "{other:?} bought {offered:?}: {answer}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn known_persons_get_personalized_items_they_never_bought() {
     let server = start(ServerConfig::default(), HashMap::new()).await;
     let people = buyers(2);
