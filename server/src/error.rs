@@ -249,13 +249,21 @@ impl ApiError {
         ApiError::at(ErrorCode::InvalidField, field, message)
     }
 
-    /// A store failure: logged, answered 500 `store_failed` (nothing of the request was kept).
+    /// A store failure: logged, answered 500 `store_failed`, saying whether the request may
+    /// have been kept and whether the store still takes writes.
     pub fn store(error: store::Error) -> Self {
         tracing::error!(%error, "the store failed");
-        ApiError::new(
-            ErrorCode::StoreFailed,
-            "the store could not read or write; nothing of this request was kept",
-        )
+        let message = if error.may_have_been_kept() {
+            "the store's disk failed while writing this request: it may or may not have been kept; the store \
+             takes no more writes until the server restarts, then resend with the same event_id (a kept event \
+             is answered `duplicate`)"
+        } else if error.stops_writes() {
+            "the store's disk failed: nothing of this request was kept, and the store takes no more writes until \
+             the server restarts"
+        } else {
+            "the store could not read or write; nothing of this request was kept"
+        };
+        ApiError::new(ErrorCode::StoreFailed, message)
     }
 
     /// The 503 of a server without a data directory.

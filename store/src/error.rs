@@ -50,6 +50,28 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The same failure again, for each of the callers one failed commit answers.
+    pub(crate) fn again(&self) -> Error {
+        match self {
+            Error::CommitUncertain(reason) => Error::CommitUncertain(reason.clone()),
+            Error::Unwritable(reason) => Error::Unwritable(reason.clone()),
+            Error::WriterStopped => Error::WriterStopped,
+            other => Error::Storage(other.to_string()),
+        }
+    }
+
+    /// Whether what the failed change held may have been kept all the same.
+    pub fn may_have_been_kept(&self) -> bool {
+        matches!(self, Error::CommitUncertain(_))
+    }
+
+    /// Whether the store takes no more writes until it is opened again.
+    pub fn stops_writes(&self) -> bool {
+        matches!(self, Error::CommitUncertain(_) | Error::Unwritable(_))
+    }
+}
+
 /// `Result` with the store's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -147,19 +147,19 @@ impl Answer {
     }
 }
 
-fn fail(op: Op, message: &str) {
-    fn error<T>(message: &str) -> Result<T> {
-        Err(Error::Storage(message.to_string()))
+fn fail(op: Op, cause: &Error) {
+    fn again<T>(cause: &Error) -> Result<T> {
+        Err(cause.again())
     }
     match op {
-        Op::Ingest { reply, .. } => drop(reply.send(error(message))),
-        Op::Link { reply, .. } => drop(reply.send(error(message))),
-        Op::Unlink { reply, .. } => drop(reply.send(error(message))),
-        Op::Consent { reply, .. } => drop(reply.send(error(message))),
-        Op::Erase { reply, .. } => drop(reply.send(error(message))),
-        Op::Items { reply, .. } => drop(reply.send(error(message))),
-        Op::Lab { reply, .. } => drop(reply.send(error(message))),
-        Op::Reseed { reply, .. } => drop(reply.send(error(message))),
+        Op::Ingest { reply, .. } => drop(reply.send(again(cause))),
+        Op::Link { reply, .. } => drop(reply.send(again(cause))),
+        Op::Unlink { reply, .. } => drop(reply.send(again(cause))),
+        Op::Consent { reply, .. } => drop(reply.send(again(cause))),
+        Op::Erase { reply, .. } => drop(reply.send(again(cause))),
+        Op::Items { reply, .. } => drop(reply.send(again(cause))),
+        Op::Lab { reply, .. } => drop(reply.send(again(cause))),
+        Op::Reseed { reply, .. } => drop(reply.send(again(cause))),
         Op::Flush => {}
     }
 }
@@ -202,8 +202,9 @@ pub(crate) fn run(shared: Arc<Shared>, receiver: Receiver<Op>) {
 fn commit_group(shared: &Shared, group: Vec<Op>) {
     if let Some(reason) = shared.broken.get() {
         // Served answers stay waiting in memory; every change is refused.
+        let refused = Error::Unwritable(reason.clone());
         for op in group {
-            fail(op, reason);
+            fail(op, &refused);
         }
         return;
     }
@@ -271,9 +272,9 @@ fn commit_group(shared: &Shared, group: Vec<Op>) {
             }
         }
         Err(error) => {
-            if let Error::CommitUncertain(_) | Error::Unwritable(_) = error {
+            if let Error::CommitUncertain(reason) | Error::Unwritable(reason) = &error {
                 tracing::error!(%error, changes = ops.len(), "a group commit failed; the store takes no more writes");
-                let _ = shared.broken.set(error.to_string());
+                let _ = shared.broken.set(reason.clone());
             } else {
                 tracing::error!(%error, changes = ops.len(), "a group commit failed; nothing of it was stored");
             }
@@ -284,9 +285,8 @@ fn commit_group(shared: &Shared, group: Vec<Op>) {
             if graph_changed && let Err(error) = shared.rebuild_graph() {
                 tracing::error!(%error, "the identity graph could not be rebuilt after a failed commit");
             }
-            let message = error.to_string();
             for op in ops.iter_mut().filter_map(Option::take) {
-                fail(op, &message);
+                fail(op, &error);
             }
         }
     }

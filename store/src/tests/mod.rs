@@ -720,8 +720,10 @@ fn after_a_commit_of_unknown_outcome_the_store_takes_no_more_writes_until_it_is_
         let reason = store.broken().expect("broken").to_string();
         // The disk is back, but the store does not pretend to know: refused until reopened.
         failing.store(false, Ordering::SeqCst);
-        let error = store.ingest(vec![event("later", &[&cookie], "web", "view", Some("i3"), 5)], 6);
-        assert!(error.unwrap_err().to_string().contains(&reason));
+        let error =
+            store.ingest(vec![event("later", &[&cookie], "web", "view", Some("i3"), 5)], 6).unwrap_err();
+        assert!(error.to_string().contains(&reason) && error.stops_writes(), "{error}");
+        assert!(!error.may_have_been_kept(), "refused before anything was written");
     }
     // Opened again: whatever the failed commit left, a retry of it is told apart by its id.
     let store = open(dir.path());
