@@ -160,10 +160,15 @@ async fn change(
     work: impl FnOnce(&Arc<AppState>) -> Result<String, Refusal> + Send + 'static,
 ) -> Result<Json<RegistryResponse>, ApiError> {
     let answer = Arc::clone(&state);
-    let version = tokio::task::spawn_blocking(move || work(&state))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(refused)?;
+    // One at a time with reloads and each other: a promote seeds the identity graph before
+    // it swaps, and a reload refused meanwhile would seed the old production's persons back.
+    let version = tokio::task::spawn_blocking(move || {
+        let _serial = state.reload_lock.blocking_lock();
+        work(&state)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(refused)?;
     Ok(Json(RegistryResponse { model_version: version, versions: versions(&answer, true)? }))
 }
 
