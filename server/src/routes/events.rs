@@ -186,12 +186,6 @@ fn ingest(state: &AppState, store: &store::Store, events: &[Value]) -> Result<Ev
                     datasets::Error::Parse { location, reason } => (location.field, reason),
                     other => (String::new(), other.to_string()),
                 })?;
-            if event.item_id.as_ref().is_some_and(|item| item.len() > MAX_ID_LEN) {
-                return Err((
-                    "item_id".into(),
-                    format!("longer than {MAX_ID_LEN} bytes: no catalog item can have it"),
-                ));
-            }
             if store::RESERVED_EVENT_TYPES.contains(&event.event_type.as_str()) {
                 return Err((
                     "type".into(),

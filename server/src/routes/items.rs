@@ -179,13 +179,18 @@ pub(super) async fn put_items(
             results.push(Some(refused(None, "", "expected an object with item_id and catalog fields")));
             continue;
         };
+        let max = datasets::schema::MAX_ID_BYTES;
         let item_id = match patch.get("item_id") {
-            Some(serde_json::Value::String(id)) if !id.trim().is_empty() && id.len() <= 200 => {
+            Some(serde_json::Value::String(id)) if !id.trim().is_empty() && id.len() <= max => {
                 id.trim().to_string()
             }
-            Some(serde_json::Value::Number(n)) => n.to_string(),
+            // A whole number JSON holds exactly; a fraction or a larger one reads as a float,
+            // whose text two ids can share.
+            Some(serde_json::Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
             _ => {
-                results.push(Some(refused(None, "item_id", "missing, empty, or longer than 200 bytes")));
+                let reason =
+                    format!("missing, empty, longer than {max} bytes, or a number that is not whole");
+                results.push(Some(refused(None, "item_id", &reason)));
                 continue;
             }
         };
