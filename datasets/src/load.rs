@@ -11,8 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::schema::{
-    Channel, Event, EventType, Identifier, IdentifierKind, check_id, check_identifier, check_name,
-    parse_timestamp,
+    Channel, Event, EventType, Identifier, IdentifierKind, check_id, check_identifier, parse_timestamp,
 };
 
 /// How loaders treat bad rows.
@@ -350,12 +349,10 @@ pub fn event_from_json(value: &Value, source: &str, line_no: usize) -> Result<Ev
     let channel = text_field("channel")?
         .filter(|c| !c.trim().is_empty())
         .ok_or_else(|| err("channel", "missing".into()))?;
-    check_name(&channel).map_err(|reason| err("channel", reason))?;
     let type_field = if object.contains_key("type") { "type" } else { "event_type" };
     let event_type = text_field(type_field)?
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| err("type", "missing".into()))?;
-    check_name(&event_type).map_err(|reason| err("type", reason))?;
     let event_type = EventType::parse(&event_type);
     let item_id = id_field("item_id")?.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     if let Some(id) = &item_id {

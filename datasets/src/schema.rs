@@ -160,24 +160,30 @@ pub fn check_identifier(kind: IdentifierKind, value: &str) -> Result<(), String>
     }
 }
 
-/// Longest id (an item's, an identifier's value), in bytes: every one is a key of the
-/// store's indexes and of the identity graph, copied into each read of its person.
+/// Longest id (an item's, an identifier's value) a server takes, in bytes: every one is a
+/// key of the store's indexes and of the identity graph, copied into each read of its
+/// person ([`check_id_length`]). Files a user trains on are not bounded.
 pub const MAX_ID_BYTES: usize = 1_024;
 
-/// Longest channel or event type name, in bytes.
+/// Longest channel or event type name a server takes, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
 
-/// Checks an id (an item's, an identifier's value): at most [`MAX_ID_BYTES`], and no control
-/// characters (a tab or a line break would split the rows of every file it is written to:
-/// batch sends, exports).
+/// Checks an id (an item's, an identifier's value): no control characters (a tab or a line
+/// break would split the rows of every file it is written to: batch sends, exports).
 pub fn check_id(id: &str) -> Result<(), String> {
-    if id.len() > MAX_ID_BYTES {
-        return Err(format!("{} bytes long; an id has at most {MAX_ID_BYTES}", id.len()));
-    }
     printable(id, "ids")
 }
 
-/// Checks a channel or event type name: at most [`MAX_NAME_BYTES`], no control characters.
+/// Checks that an id a server is sent has at most [`MAX_ID_BYTES`].
+pub fn check_id_length(id: &str) -> Result<(), String> {
+    if id.len() > MAX_ID_BYTES {
+        return Err(format!("{} bytes long; an id has at most {MAX_ID_BYTES}", id.len()));
+    }
+    Ok(())
+}
+
+/// Checks a channel or event type name a server is sent: at most [`MAX_NAME_BYTES`], no
+/// control characters.
 pub fn check_name(name: &str) -> Result<(), String> {
     if name.len() > MAX_NAME_BYTES {
         return Err(format!("{} bytes long; a name has at most {MAX_NAME_BYTES}", name.len()));

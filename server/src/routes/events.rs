@@ -186,6 +186,25 @@ fn ingest(state: &AppState, store: &store::Store, events: &[Value]) -> Result<Ev
                     datasets::Error::Parse { location, reason } => (location.field, reason),
                     other => (String::new(), other.to_string()),
                 })?;
+            // Bounds a server keeps (files a user trains on have none): names and ids are
+            // keys of the store's indexes, copied into every read of their person.
+            let channel_name = value.get("channel").and_then(Value::as_str).unwrap_or_default();
+            datasets::schema::check_name(channel_name.trim())
+                .map_err(|reason| ("channel".to_string(), reason))?;
+            let type_field = if value.get("type").is_some() { "type" } else { "event_type" };
+            let type_name = value.get(type_field).and_then(Value::as_str).unwrap_or_default();
+            datasets::schema::check_name(type_name.trim()).map_err(|reason| ("type".to_string(), reason))?;
+            for identifier in &event.identifiers {
+                let kind = identifier.kind.as_str();
+                let field =
+                    if value.get(kind).is_some() { kind.to_string() } else { format!("identifiers.{kind}") };
+                let sent = value.get(kind).or_else(|| value.get("identifiers").and_then(|ids| ids.get(kind)));
+                let sent = sent.and_then(Value::as_str).unwrap_or(&identifier.value);
+                datasets::schema::check_id_length(sent).map_err(|reason| (field, reason))?;
+            }
+            if let Some(item) = &event.item_id {
+                datasets::schema::check_id_length(item).map_err(|reason| ("item_id".to_string(), reason))?;
+            }
             if store::RESERVED_EVENT_TYPES.contains(&event.event_type.as_str()) {
                 return Err((
                     "type".into(),

@@ -128,12 +128,11 @@ pub(super) async fn post_exposures(
         if e.items.len() > MAX_ITEMS {
             return Err(ApiError::field(&field("items"), format!("at most {MAX_ITEMS} items per exposure")));
         }
-        if let Some((i, reason)) = e
-            .items
-            .iter()
-            .enumerate()
-            .find_map(|(i, item)| datasets::schema::check_id(item).err().map(|r| (i, r)))
-        {
+        if let Some((i, reason)) = e.items.iter().enumerate().find_map(|(i, item)| {
+            let checked =
+                datasets::schema::check_id(item).and_then(|()| datasets::schema::check_id_length(item));
+            checked.err().map(|r| (i, r))
+        }) {
             return Err(ApiError::field(&field(&format!("items[{i}]")), reason));
         }
         let identifiers = super::recommendations::parse_identifiers(&e.identifiers)

@@ -194,7 +194,9 @@ pub(super) async fn put_items(
                 continue;
             }
         };
-        if let Err(reason) = datasets::schema::check_id(&item_id) {
+        if let Err(reason) =
+            datasets::schema::check_id(&item_id).and_then(|()| datasets::schema::check_id_length(&item_id))
+        {
             results.push(Some(refused(Some(item_id), "item_id", &reason)));
             continue;
         }
