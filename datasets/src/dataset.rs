@@ -345,7 +345,9 @@ impl Dataset {
     }
 
     /// Builds a data set from a plain interactions file: the weight is the `value` (1 when
-    /// absent), and every interacted item counts as consumed.
+    /// absent), and every interacted item counts as consumed. Rows of the built-in placeholder
+    /// user ids (`guest`, `0`) are left out; [`InteractionsBuilder::with_placeholders`] takes
+    /// other rules.
     pub fn from_interactions(
         rows: &[RawInteraction],
         catalog: Option<Catalog>,

@@ -249,9 +249,14 @@ pub fn read_experiment(path: &Path) -> Result<Experiment> {
     let experiment: Experiment = serde_json::from_value(definition)
         .with_context(|| format!("{} is not an experiment's definition", path.display()))?;
     // Checked as the server checks a definition; its placements' own settings are the
-    // server's, so each is taken with the defaults here.
+    // server's, so each is taken with the defaults here, at the largest `max_k` a server
+    // allows (an override or a pin deeper than the default 100 may be valid there).
+    let placement = models::serve::rules::PlacementConfig {
+        max_k: models::serve::rules::MAX_K,
+        ..models::serve::rules::PlacementConfig::default()
+    };
     let placements: std::collections::BTreeMap<String, models::serve::rules::PlacementConfig> =
-        experiment.placements.iter().map(|p| (p.clone(), Default::default())).collect();
+        experiment.placements.iter().map(|p| (p.clone(), placement.clone())).collect();
     experiment.validate(&placements).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(experiment)
 }

@@ -437,7 +437,7 @@ pub fn dataset_with(
             if builder.placeholder_rows() > 0 {
                 eprintln!(
                     "{} rows of placeholder user ids (`guest`, `0`, `undefined`, …) left out: they identify nobody \
-                     (`[identity] builtin_placeholders = false` keeps the built-in ones)",
+                     (to keep ids such as `0`, set `[identity] builtin_placeholders = false`)",
                     builder.placeholder_rows()
                 );
             }
