@@ -620,43 +620,43 @@ impl Store {
         let recent_events = self.shared.options.recent_events;
         let mut person = LivePerson { ids: ids.clone(), also: also.clone(), ..LivePerson::default() };
         let default = &self.shared.options.consent_default;
-        // Answers served and not yet committed, copied before the store is read: one
-        // committed in between is then in both (kept once), never in neither.
-        let waiting: Vec<Impression> = match query.shown_since {
-            Some(since) => {
-                let pending = self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-                let theirs = pending.iter().map(|p| &p.shown);
-                theirs.filter(|p| p.at >= since && keys.contains(&p.person)).cloned().collect()
-            }
-            None => Vec::new(),
+        // Answers served and not yet committed, copied before the store is read (one
+        // committed in between is in both, kept once), read again if an erasure took some.
+        let copy = |pending: &[Pending]| -> Vec<Impression> {
+            let Some(since) = query.shown_since else { return Vec::new() };
+            let theirs = pending.iter().map(|p| &p.shown);
+            theirs.filter(|p| p.at >= since && keys.contains(&p.person)).cloned().collect()
         };
-        self.shared.backend.read(&mut |r| {
-            person.erased.clear();
-            person.recent.clear();
-            person.consumed.clear();
-            person.also_consumed.clear();
-            person.shown.clear();
-            person.consent = default.clone();
-            for identifier in &all {
-                if let Some(erased) = r.erased(&record::suppression_hash(&identifier.key()))? {
-                    person.erased.push((identifier.clone(), erased.at));
+        let waiting = self.shared.read_with_pending(copy, |waiting| {
+            self.shared.backend.read(&mut |r| {
+                person.erased.clear();
+                person.recent.clear();
+                person.consumed.clear();
+                person.also_consumed.clear();
+                person.shown.clear();
+                person.consent = default.clone();
+                for identifier in &all {
+                    if let Some(erased) = r.erased(&record::suppression_hash(&identifier.key()))? {
+                        person.erased.push((identifier.clone(), erased.at));
+                    }
                 }
-            }
-            let Some(ids) = &ids else { return Ok(()) };
-            let consent_of = |identifiers: &[Identifier]| -> Result<Purposes> {
-                let mut recorded: Vec<ConsentRecord> = Vec::new();
-                for identifier in identifiers {
-                    recorded.extend(r.consent(&identifier.key())?);
-                }
-                Ok(effective_consent(default, &recorded))
-            };
-            person.consent = consent_of(&ids.identifiers)?;
-            // A person who withholds personalisation is left out of exports, so a model
-            // trained since knows nothing they bought: their whole ledger counts.
-            let ledger_after = if person.allows(PERSONALIZATION) { query.after_seq } else { 0 };
-            let mut seqs: Vec<u64> = Vec::new();
-            let read_ledger =
-                |ledgers: &mut BTreeMap<String, Vec<ConsumedEntry>>, key: &str, after: u64| -> Result<()> {
+                let Some(ids) = &ids else { return Ok(()) };
+                let consent_of = |identifiers: &[Identifier]| -> Result<Purposes> {
+                    let mut recorded: Vec<ConsentRecord> = Vec::new();
+                    for identifier in identifiers {
+                        recorded.extend(r.consent(&identifier.key())?);
+                    }
+                    Ok(effective_consent(default, &recorded))
+                };
+                person.consent = consent_of(&ids.identifiers)?;
+                // A person who withholds personalisation is left out of exports, so a model
+                // trained since knows nothing they bought: their whole ledger counts.
+                let ledger_after = if person.allows(PERSONALIZATION) { query.after_seq } else { 0 };
+                let mut seqs: Vec<u64> = Vec::new();
+                let read_ledger = |ledgers: &mut BTreeMap<String, Vec<ConsumedEntry>>,
+                                   key: &str,
+                                   after: u64|
+                 -> Result<()> {
                     for (item, entries) in r.consumed(key)? {
                         let after: Vec<ConsumedEntry> =
                             entries.into_iter().filter(|e| e.seq > after).collect();
@@ -666,36 +666,39 @@ impl Store {
                     }
                     Ok(())
                 };
-            let mut ledgers: BTreeMap<String, Vec<ConsumedEntry>> = BTreeMap::new();
-            for identifier in &ids.identifiers {
-                let key = identifier.key();
-                seqs.extend(r.events_of_anchor(&key, query.after_seq, recent_events)?);
-                read_ledger(&mut ledgers, &key, ledger_after)?;
-                if let Some(since) = query.shown_since {
-                    person.shown.extend(r.impressions(&key, since, MAX_SHOWN)?);
+                let mut ledgers: BTreeMap<String, Vec<ConsumedEntry>> = BTreeMap::new();
+                for identifier in &ids.identifiers {
+                    let key = identifier.key();
+                    seqs.extend(r.events_of_anchor(&key, query.after_seq, recent_events)?);
+                    read_ledger(&mut ledgers, &key, ledger_after)?;
+                    if let Some(since) = query.shown_since {
+                        person.shown.extend(r.impressions(&key, since, MAX_SHOWN)?);
+                    }
                 }
-            }
-            // The other persons the request names (a guest's cookie beside the account it
-            // logs into): what they bought is not offered either, whoever answers.
-            for other in &also {
-                let allows = consent_of(&other.identifiers)?.get(PERSONALIZATION).copied().unwrap_or(true);
-                let after = if allows { query.after_seq } else { 0 };
-                let mut theirs = BTreeMap::new();
-                for identifier in &other.identifiers {
-                    read_ledger(&mut theirs, &identifier.key(), after)?;
+                // The other persons the request names (a guest's cookie beside the account it
+                // logs into): what they bought is not offered either, whoever answers.
+                for other in &also {
+                    let allows =
+                        consent_of(&other.identifiers)?.get(PERSONALIZATION).copied().unwrap_or(true);
+                    let after = if allows { query.after_seq } else { 0 };
+                    let mut theirs = BTreeMap::new();
+                    for identifier in &other.identifiers {
+                        read_ledger(&mut theirs, &identifier.key(), after)?;
+                    }
+                    person.also_consumed.push(in_order(theirs));
                 }
-                person.also_consumed.push(in_order(theirs));
-            }
-            seqs.sort_unstable();
-            seqs.dedup();
-            let newest = &seqs[seqs.len().saturating_sub(recent_events)..];
-            for &seq in newest {
-                if let Some(event) = r.event(seq)? {
-                    person.recent.push(event);
+                seqs.sort_unstable();
+                seqs.dedup();
+                let newest = &seqs[seqs.len().saturating_sub(recent_events)..];
+                for &seq in newest {
+                    if let Some(event) = r.event(seq)? {
+                        person.recent.push(event);
+                    }
                 }
-            }
-            person.consumed = in_order(ledgers);
-            Ok(())
+                person.consumed = in_order(ledgers);
+                Ok(())
+            })?;
+            Ok(waiting)
         })?;
         if !waiting.is_empty() {
             let known: BTreeSet<String> = person.shown.iter().map(|s| s.id.clone()).collect();
