@@ -310,7 +310,10 @@ impl Engine {
         let n_items = catalog.len().max(n_model);
         let consumed = &person.consumed[..];
         let eligibility = Eligibility::new(placement, catalog, request, consumed, &person.shown)?;
-        let similar = placement.config.kind == PlacementKind::Similar;
+        // Similar items come from the viewed item, not from the person (so with or without
+        // their consent); a placement not personalised (an experiment's popular control)
+        // answers with popular items there too.
+        let similar = placement.config.kind == PlacementKind::Similar && placement.config.personalized;
         let personal = person.personalization && placement.config.personalized;
         let (history, times) = if similar {
             let viewed = request.viewed.filter(|item| item.get() < n_model);
@@ -481,9 +484,7 @@ impl Engine {
                 .collect();
             let fallback = match (personalized, person.user) {
                 (true, _) => None,
-                (false, _) if !placement.config.personalized && !similar => {
-                    Some(FallbackReason::NotPersonalized)
-                }
+                (false, _) if !placement.config.personalized => Some(FallbackReason::NotPersonalized),
                 (false, _) if !person.personalization && !similar => Some(FallbackReason::NoConsent),
                 (false, _) if !history.is_empty() => Some(FallbackReason::NoModels),
                 (false, None) => Some(FallbackReason::UnknownUser),

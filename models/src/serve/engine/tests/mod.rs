@@ -286,3 +286,24 @@ fn the_popular_fill_of_a_large_catalog_is_the_full_fill() {
         }
     }
 }
+
+#[test]
+fn a_similar_items_placement_not_personalised_answers_with_popular_items() {
+    // An experiment's popular control on a product page.
+    let engine = engine();
+    let similar =
+        PlacementConfig { kind: PlacementKind::Similar, in_stock: StockRule::Any, ..Default::default() };
+    let control = PlacementConfig { personalized: false, ..similar.clone() };
+    let filters = Filters::default();
+    let viewed = Some(ItemIdx(0));
+    let ask = |config: &PlacementConfig| {
+        let view = view_of(&engine, "p", config);
+        let request = Request { viewed, ..request(5, &filters) };
+        engine.answer(&view, &view.placements["p"], request, &engine.person(None), None).unwrap()
+    };
+    let blended = ask(&similar);
+    assert!(blended.personalized && blended.items.iter().all(|a| a.source == Source::Similar));
+    let popular = ask(&control);
+    assert_eq!((popular.personalized, popular.fallback), (false, Some(FallbackReason::NotPersonalized)));
+    assert!(popular.items.iter().all(|a| a.source == Source::Popular && a.item != ItemIdx(0)), "{popular:?}");
+}
