@@ -138,21 +138,28 @@ impl<'a> Selection<'a> {
         }
     }
 
-    /// Applies the active pins and returns the answer, best first.
+    /// Applies the active pins and returns the answer, best first. Every pinned item leaves
+    /// the ranked list first, then each goes to its slot in slot order (the compiled pins'
+    /// order), so moving one never shifts another. A pin is a merchant's decision: it is
+    /// shown even where the diversity cap would have left its category out.
     pub fn finish(mut self) -> Vec<(ScoredItem, Source)> {
         let eligibility = self.eligibility;
         let now = eligibility.request.now;
+        let mut pinned: Vec<(ScoredItem, usize)> = Vec::new();
         for &(item, slot, from, until) in &eligibility.placement.pins {
             let active = from.is_none_or(|f| now >= f) && until.is_none_or(|u| now < u);
-            if !active || !eligibility.allows(item.get()) {
+            if !active || !eligibility.allows(item.get()) || pinned.iter().any(|(p, _)| p.item == item) {
                 continue;
             }
             let score = match self.picked.iter().position(|(p, _)| p.item == item) {
                 Some(at) => self.picked.remove(at).0.score,
                 None => f32::NAN,
             };
+            pinned.push((ScoredItem { item, score }, slot));
+        }
+        for (scored, slot) in pinned {
             let at = slot.min(self.picked.len());
-            self.picked.insert(at, (ScoredItem { item, score }, Source::Pinned));
+            self.picked.insert(at, (scored, Source::Pinned));
         }
         self.picked.truncate(eligibility.request.k);
         self.picked

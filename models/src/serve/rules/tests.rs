@@ -166,6 +166,12 @@ fn pins_take_their_slot_only_while_active_and_eligible() {
     // i7 first; i6 not yet active; i3 is out of stock online.
     assert_eq!(answer(config.clone(), |_| {}, &[]), [7, 0, 1, 2]);
     assert_eq!(answer(config, |r| r.now = 2_000_000, &[]), [7, 0, 6, 1]);
+    // A pinned item the ranking had first moves to its slot without shifting an earlier pin.
+    let config = PlacementConfig {
+        pins: vec![pin("i5", 2, None, None), pin("i0", 3, None, None)],
+        ..Default::default()
+    };
+    assert_eq!(answer(config, |_| {}, &[]), [1, 5, 0, 2]);
     let (ids, items) = catalog();
     let missing = PlacementConfig { pins: vec![pin("nope", 1, None, None)], ..Default::default() };
     let live = LiveCatalog::of_items(ids.clone(), items.clone());
