@@ -14,7 +14,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, PoisonError};
 
 use datasets::identity::{Refusal, RefusalKind};
-use datasets::schema::{Event, Identifier};
+use datasets::schema::{Event, Identifier, IdentifierKind};
 
 use crate::backend::Writer;
 use crate::error::{Error, Result};
@@ -634,7 +634,11 @@ fn ingest(
     *graph_changed = true;
     refile(shared, w, &outcome.refused)?;
     record.anchor = anchor.as_ref().map(Identifier::key).unwrap_or_default();
-    if is_new_set {
+    // A set first seen is logged. So is an identifier first seen alone, but only one that
+    // names a customer (an account, card, address): anonymous cookies and devices, most of
+    // a shop's visitors, would make the log as long as the visitors.
+    let anonymous = matches!(usable.as_slice(), [one] if matches!(one.kind, IdentifierKind::CookieId | IdentifierKind::DeviceId));
+    if is_new_set && !anonymous {
         w.put_link(&LinkRecord {
             seq,
             kind: LinkKind::Event,
