@@ -174,6 +174,12 @@ pub fn check_id(id: &str) -> Result<(), String> {
     printable(id, "ids")
 }
 
+/// [`check_identifier`] and the server's bound on its length ([`MAX_ID_BYTES`]).
+pub fn check_identifier_sent(kind: IdentifierKind, value: &str) -> Result<(), String> {
+    check_identifier(kind, value)?;
+    check_id_length(value)
+}
+
 /// Checks that an id a server is sent has at most [`MAX_ID_BYTES`].
 pub fn check_id_length(id: &str) -> Result<(), String> {
     if id.len() > MAX_ID_BYTES {

@@ -315,6 +315,8 @@ impl AppState {
                 let target = models.join(format!("{}.omr", metadata.model_version));
                 std::fs::rename(&file, &target).map_err(|e| e.to_string())?;
                 std::fs::File::open(&models).and_then(|d| d.sync_all()).map_err(|e| e.to_string())?;
+                // One at a time with reloads and the registry's other changes.
+                let _serial = self.reload_lock.blocking_lock();
                 self.load_version(&target).map(drop).map_err(|e| e.to_string())
             });
             if let Err(reason) = outcome {

@@ -270,21 +270,28 @@ impl LiveGraph {
 
     /// The person behind `identifiers`: that of the highest-priority one the graph knows
     /// and did not refuse for merging (a shared device or kiosk is no one's in particular),
-    /// else of the highest-priority one it knows, else the highest-priority one alone (an
-    /// identifier never linked to another is a person of its own); `None` for placeholders
-    /// only.
+    /// else the highest-priority one it does not know, alone (an identifier never linked to
+    /// another is a person of its own), else that of the highest-priority refused one;
+    /// `None` for placeholders only.
     pub fn person(&self, identifiers: &[Identifier]) -> Option<PersonIds> {
         let mut sorted: Vec<&Identifier> = identifiers.iter().filter(|i| !self.is_placeholder(i)).collect();
         sorted.sort();
         let known = || sorted.iter().filter_map(|i| self.graph.node(i));
-        match known().find(|&node| self.graph.refusal(node).is_none()).or_else(|| known().next()) {
-            Some(node) => Some(self.person_of_node(node)),
-            None => sorted.first().map(|&alone| PersonIds {
+        if let Some(node) = known().find(|&node| self.graph.refusal(node).is_none()) {
+            return Some(self.person_of_node(node));
+        }
+        // Next an identifier the graph does not know (an anonymous visitor's cookie seen
+        // alone, which it never takes in), before one it refused for merging (a shared kiosk's
+        // device answers only for itself).
+        let unknown = sorted.iter().find(|i| self.graph.node(i).is_none());
+        match unknown {
+            Some(&alone) => Some(PersonIds {
                 key: canonical_key(alone),
                 identifiers: vec![alone.clone()],
                 refused: None,
                 known: false,
             }),
+            None => known().next().map(|node| self.person_of_node(node)),
         }
     }
 

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, PoisonError};
 
-use datasets::identity::{Refusal, RefusalKind};
+use datasets::identity::{LinkOutcome, Refusal, RefusalKind};
 use datasets::schema::{Event, Identifier, IdentifierKind};
 
 use crate::backend::Writer;
@@ -623,7 +623,14 @@ fn ingest(
     record.seq = seq;
     let usable: Vec<Identifier> =
         identifiers.into_iter().zip(&placeholder).filter(|(_, p)| !**p).map(|(i, _)| i).collect();
-    let (outcome, is_new_set, anchor) = {
+    // An anonymous cookie or device seen alone links nothing and is not logged (most of a
+    // shop's visitors: the log would grow with each), so the graph does not take it in
+    // either: rebuilt from the log, it would not know it.
+    let anonymous = matches!(usable.as_slice(), [one] if matches!(one.kind, IdentifierKind::CookieId | IdentifierKind::DeviceId));
+    let (outcome, is_new_set, anchor) = if anonymous {
+        let anchor = shared.graph.read().unwrap_or_else(PoisonError::into_inner).anchor_of(&usable);
+        (LinkOutcome { anchor: anchor.clone(), ..LinkOutcome::default() }, false, anchor)
+    } else {
         let mut graph = graph_of(shared);
         let (outcome, is_new_set) = graph.link(&usable, event.timestamp, seq);
         // Filed under its first identifier not refused, after what this link refused (the
@@ -634,11 +641,8 @@ fn ingest(
     *graph_changed = true;
     refile(shared, w, &outcome.refused)?;
     record.anchor = anchor.as_ref().map(Identifier::key).unwrap_or_default();
-    // A set first seen is logged. So is an identifier first seen alone, but only one that
-    // names a customer (an account, card, address): anonymous cookies and devices, most of
-    // a shop's visitors, would make the log as long as the visitors.
-    let anonymous = matches!(usable.as_slice(), [one] if matches!(one.kind, IdentifierKind::CookieId | IdentifierKind::DeviceId));
-    if is_new_set && !anonymous {
+    // A set first seen is logged; so is a customer's identifier first seen alone.
+    if is_new_set {
         w.put_link(&LinkRecord {
             seq,
             kind: LinkKind::Event,

@@ -317,7 +317,7 @@ async fn every_way_in_checks_ids_as_the_events_do() {
     // have, and a known field in another case.
     let sent = json!([
         {"event_id": "a\u{0}b", "cookie_id": "c-ids", "channel": "web", "type": "view", "item_id": "i1", "timestamp": now()},
-        {"cookie_id": "c-ids", "channel": "web", "type": "view", "item_id": "x".repeat(201), "timestamp": now()},
+        {"cookie_id": "c-ids", "channel": "web", "type": "view", "item_id": "x".repeat(datasets::schema::MAX_ID_BYTES + 1), "timestamp": now()},
         {"cookie_id": "c-ids", "Loyalty_ID": "L1", "channel": "web", "type": "view", "item_id": "i1", "timestamp": now()},
     ]);
     let answer = events(addr, sent).await;
@@ -332,6 +332,27 @@ async fn every_way_in_checks_ids_as_the_events_do() {
         "{:?}",
         reply.body
     );
+    // Ids beyond the server's bound, wherever they come in: a link, a consent change, a
+    // request's identifiers, an event's nested identifiers beside a short one of its kind.
+    let long = "c".repeat(datasets::schema::MAX_ID_BYTES + 1);
+    let link =
+        json!({"a": {"type": "cookie_id", "value": long}, "b": {"type": "email", "value": "x@example.com"}});
+    let reply = send(addr, "POST", "/v1/identities/link", Some(&link)).await;
+    assert_eq!(
+        (reply.status, reply.json()["error"]["field"].clone()),
+        (400, json!("a.value")),
+        "{:?}",
+        reply.body
+    );
+    let consent = json!({"personalization": false});
+    let reply = send(addr, "PUT", &format!("/v1/profiles/cookie_id/{long}/consent"), Some(&consent)).await;
+    assert_eq!(reply.status, 400, "{:?}", reply.body);
+    let ask = json!({"identifiers": {"cookie_id": long}});
+    let reply = send(addr, "POST", "/v1/recommendations", Some(&ask)).await;
+    assert_eq!(reply.status, 400, "{:?}", reply.body);
+    let nested = json!([{"cookie_id": "short", "identifiers": {"cookie_id": long}, "channel": "web", "type": "view", "item_id": "i1", "timestamp": now()}]);
+    let answer = events(addr, nested).await;
+    assert_eq!(answer["results"][0]["field"], "identifiers.cookie_id", "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

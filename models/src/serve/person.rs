@@ -87,14 +87,7 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
     }
     // What the person holds, from the trained persons `users` (theirs, and for exclusion
     // those behind their identifiers that are someone else's now) and their own signals.
-    // Explanations say "bought" of their own purchases only.
-    let own = held(engine, live, &mut live.trained.iter());
-    let bought: Vec<u32> = own.iter().filter(|(_, (n, _))| *n > 0).map(|(&item, _)| item).collect();
-    let mut consumed = if live.blocked.is_empty() {
-        own
-    } else {
-        held(engine, live, &mut live.trained.iter().chain(&live.blocked))
-    };
+    let mut consumed = held(engine, live, &mut live.trained.iter().chain(&live.blocked));
     // The other persons the request names, each netted apart: what the model knew any of
     // them bought, and what any of them holds after their own returns since. A return of
     // theirs since the model's data does not cancel what the model knew (the safe side).
@@ -141,11 +134,31 @@ pub fn assemble(engine: &Engine, live: &LiveSignals) -> Person<'static> {
         consumed: Cow::Owned(
             consumed.into_iter().filter(|(_, (n, _))| *n > 0).map(|(item, (_, at))| (item, at)).collect(),
         ),
-        bought: Some(Cow::Owned(bought)),
+        bought: Some(Cow::Owned(own_purchases(engine, live))),
         fresh,
         personalization: live.personalization,
         shown: live.shown.clone(),
     }
+}
+
+/// The items the person bought themself, sorted, for explanations: what the model counted
+/// for their own trained persons and their own ledger since, replayed. Other versions' and
+/// withheld holdings are left out (they may be another named person's); an explanation
+/// then says "looked at" where it could have said "bought", never the other way.
+fn own_purchases(engine: &Engine, live: &LiveSignals) -> Vec<u32> {
+    let mut own: BTreeMap<u32, (i32, i64)> = BTreeMap::new();
+    for &user in &live.trained {
+        for &(item, at) in engine.consumed(user) {
+            let entry = own.entry(item).or_insert((0, at));
+            entry.0 += engine.held(user, item) as i32;
+            entry.1 = entry.1.max(at);
+        }
+    }
+    for (item, entries) in &live.ledger {
+        let entry = own.entry(item.0).or_insert((0, i64::MIN));
+        *entry = replay(*entry, entries);
+    }
+    own.into_iter().filter(|(_, (n, _))| *n > 0).map(|(item, _)| item).collect()
 }
 
 /// Per item, the units held and the last purchase's time: the trained persons `users`' counts,

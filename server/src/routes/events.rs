@@ -194,13 +194,16 @@ fn ingest(state: &AppState, store: &store::Store, events: &[Value]) -> Result<Ev
             let type_field = if value.get("type").is_some() { "type" } else { "event_type" };
             let type_name = value.get(type_field).and_then(Value::as_str).unwrap_or_default();
             datasets::schema::check_name(type_name.trim()).map_err(|reason| ("type".to_string(), reason))?;
-            for identifier in &event.identifiers {
-                let kind = identifier.kind.as_str();
-                let field =
-                    if value.get(kind).is_some() { kind.to_string() } else { format!("identifiers.{kind}") };
-                let sent = value.get(kind).or_else(|| value.get("identifiers").and_then(|ids| ids.get(kind)));
-                let sent = sent.and_then(Value::as_str).unwrap_or(&identifier.value);
-                datasets::schema::check_id_length(sent).map_err(|reason| (field, reason))?;
+            // Each identifier as sent, at the top level and nested (one of each kind may be in
+            // both places, with different values).
+            for (prefix, map) in [("", Some(value)), ("identifiers.", value.get("identifiers"))] {
+                for kind in datasets::schema::IdentifierKind::ALL {
+                    let kind = kind.as_str();
+                    if let Some(sent) = map.and_then(|m| m.get(kind)).and_then(Value::as_str) {
+                        datasets::schema::check_id_length(sent)
+                            .map_err(|reason| (format!("{prefix}{kind}"), reason))?;
+                    }
+                }
             }
             if let Some(item) = &event.item_id {
                 datasets::schema::check_id_length(item).map_err(|reason| ("item_id".to_string(), reason))?;

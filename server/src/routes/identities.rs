@@ -38,7 +38,7 @@ impl IdentifierBody {
                  cookie_id)",
             )
         })?;
-        datasets::schema::check_identifier(kind, &self.value)
+        datasets::schema::check_identifier_sent(kind, &self.value)
             .map_err(|reason| ApiError::field(&format!("{field}.value"), reason))?;
         Identifier::new(kind, &self.value)
             .ok_or_else(|| ApiError::field(&format!("{field}.value"), "empty or invalid value"))

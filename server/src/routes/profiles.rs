@@ -31,7 +31,8 @@ fn identifier(kind: &str, value: &str) -> Result<Identifier, ApiError> {
             "unknown identifier kind (use user_id, loyalty_id, pos_customer_id, email, phone, device_id or cookie_id)",
         )
     })?;
-    datasets::schema::check_identifier(kind, value).map_err(|reason| ApiError::field("value", reason))?;
+    datasets::schema::check_identifier_sent(kind, value)
+        .map_err(|reason| ApiError::field("value", reason))?;
     Identifier::new(kind, value).ok_or_else(|| ApiError::field("value", "empty or invalid value"))
 }
 

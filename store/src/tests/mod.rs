@@ -264,6 +264,7 @@ fn an_identifier_first_seen_alone_is_known_after_a_restart_as_before() {
     let dir = tempfile::tempdir().unwrap();
     let (till, email, cookie, user) =
         (id(LoyaltyId, "L-new"), id(Email, "new@example.com"), id(CookieId, "c1"), id(UserId, "u1"));
+    let device = id(DeviceId, "d-alone");
     let whose = |store: &Store, asked: &[Identifier]| {
         let ids = store.person_ids(asked).unwrap();
         (ids.known, ids.identifiers)
@@ -273,14 +274,30 @@ fn an_identifier_first_seen_alone_is_known_after_a_restart_as_before() {
         store.ingest(vec![event("1", &[&till], "store", "purchase", Some("i1"), 10)], 11).unwrap();
         store.set_consent(email.clone(), [(PERSONALIZATION.to_string(), false)].into(), "crm", 12).unwrap();
         store.ingest(vec![event("2", &[&user, &cookie], "web", "view", Some("i2"), 13)], 14).unwrap();
-        let before =
-            [whose(&store, &[till.clone(), cookie.clone()]), whose(&store, &[email.clone(), cookie.clone()])];
+        // A device seen alone is anonymous: not taken in, before a restart as after. Its
+        // consent change makes it known, for good.
+        store.ingest(vec![event("3", &[&device], "app", "view", Some("i3"), 15)], 16).unwrap();
+        assert_eq!(
+            whose(&store, &[device.clone(), cookie.clone()]),
+            (true, vec![user.clone(), cookie.clone()])
+        );
+        store.set_consent(device.clone(), [(PERSONALIZATION.to_string(), false)].into(), "app", 17).unwrap();
+        let before = [
+            whose(&store, &[till.clone(), cookie.clone()]),
+            whose(&store, &[email.clone(), cookie.clone()]),
+            whose(&store, &[device.clone(), cookie.clone()]),
+        ];
         assert_eq!(before[0], (true, vec![till.clone()]));
         assert_eq!(before[1], (true, vec![email.clone()]));
+        assert_eq!(before[2], (true, vec![device.clone()]));
         before
     };
     let store = open(dir.path());
-    let after = [whose(&store, &[till.clone(), cookie.clone()]), whose(&store, &[email.clone(), cookie])];
+    let after = [
+        whose(&store, &[till.clone(), cookie.clone()]),
+        whose(&store, &[email.clone(), cookie.clone()]),
+        whose(&store, &[device, cookie]),
+    ];
     assert_eq!(after, before);
     // Not part of anyone's provenance: the entry only makes them known.
     assert!(store.provenance(&store.person_ids(&[till]).unwrap()).unwrap().is_empty());

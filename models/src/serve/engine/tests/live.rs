@@ -121,6 +121,16 @@ fn another_named_person_s_purchases_are_consumed_and_their_history_does_not_coun
     let theirs_only: Vec<u32> =
         engine.consumed(other).iter().map(|&(i, _)| i).filter(|&i| !mine_only(i)).collect();
     assert!(!theirs_only.is_empty() && theirs_only.iter().all(|i| !bought.contains(i)), "{bought:?}");
+    // Nor of what another version or the withheld holdings bring (they may be theirs).
+    let held_elsewhere = LiveSignals {
+        elsewhere: vec![(ItemIdx(theirs_only[0]), 0, 1)],
+        withheld: vec![vec![(ItemIdx(theirs_only[0]), 0, 1)]],
+        also_trained: Vec::new(),
+        ..live.clone()
+    };
+    let person = assemble(&engine, &held_elsewhere);
+    assert!(person.consumed.iter().any(|&(i, _)| i == theirs_only[0]));
+    assert!(!person.bought.as_deref().unwrap().contains(&theirs_only[0]));
     // Each person is netted apart. The other person's live return of what the model knew
     // they bought leaves it consumed (the safe side: which of their units it cancels is not
     // known); one of a live purchase of theirs gives it back.
