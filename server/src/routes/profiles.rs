@@ -31,8 +31,7 @@ fn identifier(kind: &str, value: &str) -> Result<Identifier, ApiError> {
             "unknown identifier kind (use user_id, loyalty_id, pos_customer_id, email, phone, device_id or cookie_id)",
         )
     })?;
-    datasets::schema::check_identifier_sent(kind, value)
-        .map_err(|reason| ApiError::field("value", reason))?;
+    datasets::schema::check_identifier(kind, value).map_err(|reason| ApiError::field("value", reason))?;
     Identifier::new(kind, value).ok_or_else(|| ApiError::field("value", "empty or invalid value"))
 }
 
@@ -374,6 +373,15 @@ pub(super) async fn put_consent(
     }
     let store = state.store.clone().ok_or_else(ApiError::no_store)?;
     let asked = identifier(&kind, &value)?;
+    // A key longer than the server takes is stored only if it is known already (from older
+    // data or the model): consent can always be withdrawn.
+    if let Err(reason) = datasets::schema::check_id_length(&asked.value) {
+        let known = store.person_ids(std::slice::from_ref(&asked)).is_some_and(|p| p.known)
+            || state.current.load().model.engine.lookup(&asked.key()).is_some();
+        if !known {
+            return Err(ApiError::field("value", reason));
+        }
+    }
     if store.is_placeholder(&asked) {
         return Err(ApiError::field("value", "a placeholder value identifies nobody"));
     }
