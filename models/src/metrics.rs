@@ -137,16 +137,30 @@ pub fn spread(users: Vec<usize>, max: usize) -> Vec<usize> {
     (0..max).map(|i| users[(i as f64 * step) as usize]).collect()
 }
 
-/// Evaluates `model`: for every person with relevant items, recommends the top `k` items
-/// outside their training history, their history weighted by `recency`, and scores the list.
+/// Which items an evaluation ranks (never the person's own training history).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Candidates {
+    /// Every item the model knows, catalog items nobody interacted with in training
+    /// included (content can recommend a new item).
+    #[default]
+    All,
+    /// Only items with a training interaction, as libraries that learn items from
+    /// interactions alone rank: for side-by-side comparisons with them.
+    Trained,
+}
+
+/// Evaluates `model`: for every person with relevant items, recommends the top `k` of the
+/// `candidates` outside their training history, their history weighted by `recency`, and
+/// scores the list.
 pub fn evaluate(
     model: &dyn Recommender,
     train: &TrainSet,
     relevant: &[Relevant],
     k: usize,
     recency: &Recency,
+    candidates: Candidates,
 ) -> Metrics {
-    evaluate_users(model, train, relevant, &evaluable_users(train, relevant), k, recency)
+    evaluate_users(model, train, relevant, &evaluable_users(train, relevant), k, recency, candidates)
 }
 
 /// [`evaluate`] on `users` only (indices from [`evaluable_users`]).
@@ -157,8 +171,13 @@ pub fn evaluate_users(
     users: &[usize],
     k: usize,
     recency: &Recency,
+    candidates: Candidates,
 ) -> Metrics {
     let n_items = model.n_items();
+    // Items with a training interaction (rows of the item × person matrix); beyond it, none.
+    let trained: Vec<bool> =
+        (0..n_items).map(|i| train.item_users.outer_view(i).is_some_and(|row| row.nnz() > 0)).collect();
+    let eligible = |i: usize| candidates == Candidates::All || trained.get(i).copied().unwrap_or(false);
     let per_user: Vec<([f64; 6], Vec<ItemIdx>)> = users
         .par_iter()
         .map_init(
@@ -171,10 +190,11 @@ pub fn evaluate_users(
                     return ([0.0; 6], Vec::new());
                 }
                 let seen: Vec<usize> = history.iter().map(|(i, _)| i.get()).collect();
-                let ranked: Vec<ItemIdx> = top_k(scores, k, |i| seen.binary_search(&i).is_err())
-                    .into_iter()
-                    .map(|s| s.item)
-                    .collect();
+                let ranked: Vec<ItemIdx> =
+                    top_k(scores, k, |i| seen.binary_search(&i).is_err() && eligible(i))
+                        .into_iter()
+                        .map(|s| s.item)
+                        .collect();
                 (score_list(&ranked, &relevant[u], k), ranked)
             },
         )
@@ -262,7 +282,7 @@ mod tests {
         let mut relevant = vec![Relevant::default(); 8];
         relevant[0] = Relevant { items: items(&[0]), n_unknown: 0 };
         relevant[4] = Relevant { items: items(&[7]), n_unknown: 0 };
-        let m = evaluate(&ByIndex, &train, &relevant, 3, &Recency::OFF);
+        let m = evaluate(&ByIndex, &train, &relevant, 3, &Recency::OFF, Candidates::All);
         assert_eq!(m.n_users, 2);
         // Person 0 hits at rank 1, person 4 (holds 5, 6, 7) gets [0, 1, 2]: no hit.
         assert_eq!((m.hit_rate, m.mrr, m.precision), (0.5, 0.5, 1.0 / 6.0));
@@ -271,6 +291,30 @@ mod tests {
         // Every item is held by 3 persons: all tie at the middle percentile, 0.5. No
         // categories in this catalog.
         assert_eq!((m.novelty, m.diversity), (0.5, 0.0));
+    }
+
+    #[test]
+    fn trained_candidates_leave_out_items_nobody_interacted_with() {
+        let train = crate::testing::block_train();
+        // Ten items, the last two never in training; highest index first.
+        struct Reversed;
+        impl Recommender for Reversed {
+            fn name(&self) -> &'static str {
+                "reversed"
+            }
+            fn n_items(&self) -> usize {
+                10
+            }
+            fn score_into(&self, _: &Query<'_>, scores: &mut [f32]) -> crate::Result<()> {
+                scores.iter_mut().enumerate().for_each(|(i, s)| *s = i as f32);
+                Ok(())
+            }
+        }
+        let mut relevant = vec![Relevant::default(); 8];
+        relevant[0] = Relevant { items: items(&[9]), n_unknown: 0 };
+        let all = evaluate(&Reversed, &train, &relevant, 3, &Recency::OFF, Candidates::All);
+        let trained = evaluate(&Reversed, &train, &relevant, 3, &Recency::OFF, Candidates::Trained);
+        assert_eq!((all.hit_rate, trained.hit_rate), (1.0, 0.0));
     }
 
     #[test]

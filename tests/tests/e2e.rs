@@ -148,6 +148,7 @@ fn evaluation_beats_popularity() {
         k: 10,
         json: false,
         skip_invalid: false,
+        trained_items_only: false,
     })
     .unwrap();
     let ndcg = |name: &str| rows.iter().find(|r| r.model == name).unwrap().metrics.ndcg;

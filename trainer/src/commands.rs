@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use datasets::split::{SplitStrategy, split};
 use datasets::synthetic::{SyntheticConfig, SyntheticData};
 use models::artifact::{self, Artifact};
-use models::metrics::{Metrics, evaluate as evaluate_model};
+use models::metrics::{Candidates, Metrics, evaluate as evaluate_model};
 use models::serve::engine::{Engine, Person};
 use models::train::{Trained, relevance_of};
 use rayon::prelude::*;
@@ -303,6 +303,7 @@ pub fn evaluate_rows(args: &EvaluateArgs) -> Result<Vec<EvaluationRow>> {
     bars.clear();
     log_reports(&trained);
     let relevant = relevance_of(&trained.train_set, &test_part);
+    let candidates = if args.trained_items_only { Candidates::Trained } else { Candidates::All };
     let seconds: BTreeMap<&str, f64> = trained.reports.iter().map(|r| (r.name.as_str(), r.seconds)).collect();
     let validation = |name: &str| trained.validation_metrics.get(name).copied();
     let recency = trained.recency;
@@ -310,7 +311,7 @@ pub fn evaluate_rows(args: &EvaluateArgs) -> Result<Vec<EvaluationRow>> {
     for (kind, model) in trained.members() {
         rows.push(EvaluationRow {
             model: kind.as_str().to_owned(),
-            metrics: evaluate_model(model, &trained.train_set, &relevant, args.k, &recency),
+            metrics: evaluate_model(model, &trained.train_set, &relevant, args.k, &recency, candidates),
             validation: validation(kind.as_str()),
             fit_seconds: seconds.get(kind.as_str()).copied(),
         });
@@ -319,7 +320,7 @@ pub fn evaluate_rows(args: &EvaluateArgs) -> Result<Vec<EvaluationRow>> {
     let blend = trained.blend(&debias);
     rows.push(EvaluationRow {
         model: "blend".to_owned(),
-        metrics: evaluate_model(&blend, &trained.train_set, &relevant, args.k, &recency),
+        metrics: evaluate_model(&blend, &trained.train_set, &relevant, args.k, &recency, candidates),
         validation: validation("blend"),
         fit_seconds: None,
     });
@@ -651,6 +652,7 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
         k: 10,
         json: false,
         skip_invalid: false,
+        trained_items_only: false,
     };
     evaluate(&eval_args)
 }

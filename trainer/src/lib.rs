@@ -146,6 +146,11 @@ pub struct EvaluateArgs {
     /// Skip malformed rows.
     #[arg(long)]
     pub skip_invalid: bool,
+    /// Rank only items with a training interaction, as libraries that learn items from
+    /// interactions alone do (for side-by-side comparisons with them); by default every
+    /// item of the catalog is ranked, new ones included.
+    #[arg(long)]
+    pub trained_items_only: bool,
 }
 
 /// `trainer recommend`.

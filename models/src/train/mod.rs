@@ -22,7 +22,7 @@ use crate::algorithms::popularity::PopularityModel;
 use crate::blend::tune::{BlendChoice, affordable_users, tune};
 use crate::blend::{Blend, Debias, Weights};
 use crate::error::{Error, Result};
-use crate::metrics::{Metrics, Relevant, evaluable_users, evaluate_users, spread};
+use crate::metrics::{Candidates, Metrics, Relevant, evaluable_users, evaluate_users, spread};
 use crate::profile::{Profiles, fit_profiles};
 use crate::progress::Progress;
 use crate::recommender::ModelKind;
@@ -303,7 +303,7 @@ pub fn prepare(dataset: &Dataset, config: &TrainConfig) -> Result<Prepared> {
         let most = affordable_users(reduced.n_items()).max(tuned.n_users);
         let users = spread(evaluable_users(&reduced, &relevant), most);
         let evaluate = |model: &dyn Recommender| {
-            evaluate_users(model, &reduced, &relevant, &users, config.blend.k, &recency)
+            evaluate_users(model, &reduced, &relevant, &users, config.blend.k, &recency, Candidates::All)
         };
         for (kind, model) in &members {
             validation_metrics.insert(kind.as_str().to_owned(), evaluate(*model));
