@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use arc_swap::ArcSwap;
-use datasets::schema::{Identifier, IdentifierKind};
+use datasets::schema::Identifier;
 use metrics_exporter_prometheus::PrometheusHandle;
 use models::serve::candidates::CandidateParams;
 use models::serve::catalog::{CatalogChange, View};
@@ -97,12 +97,10 @@ impl Loaded {
                 .map(|keys| keys.iter().filter_map(|k| Identifier::parse_key(k)).collect()),
         );
         let refused: Vec<Identifier> = body.refused.iter().filter_map(|k| Identifier::parse_key(k)).collect();
-        // Every trained person, one identifier or many, except an anonymous cookie or device
-        // alone, which the live graph never takes in from an event either (a request naming
-        // one answers for it all the same, before a shared device beside it: the graph answers
-        // for an identifier it does not know before one it refused).
-        let anonymous = |g: &Vec<Identifier>| matches!(g.as_slice(), [one] if matches!(one.kind, IdentifierKind::CookieId | IdentifierKind::DeviceId));
-        let groups = groups.into_iter().filter(|g| !g.is_empty() && !anonymous(g)).collect();
+        // Every trained person, one identifier or many: a request naming a trained person's
+        // only identifier beside a new account finds that person (a returning visitor's
+        // cookie at their first login).
+        let groups = groups.into_iter().filter(|g| !g.is_empty()).collect();
         store::Seed {
             groups,
             refused,

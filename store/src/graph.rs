@@ -270,10 +270,9 @@ impl LiveGraph {
 
     /// The person behind `identifiers`: that of the highest-priority one the graph knows
     /// and did not refuse for merging (a shared device or kiosk is no one's in particular),
-    /// else of one refused by a merge limit that is not a device or cookie, else the
-    /// highest-priority one it does not know, alone (an identifier never linked to another
-    /// is a person of its own), else that of the highest-priority refused one; `None` for
-    /// placeholders only.
+    /// else the highest-priority one it does not know, alone (an identifier never linked to
+    /// another is a person of its own), else that of the highest-priority refused one;
+    /// `None` for placeholders only.
     pub fn person(&self, identifiers: &[Identifier]) -> Option<PersonIds> {
         let mut sorted: Vec<&Identifier> = identifiers.iter().filter(|i| !self.is_placeholder(i)).collect();
         sorted.sort();
@@ -281,18 +280,10 @@ impl LiveGraph {
         if let Some(node) = known().find(|&node| self.graph.refusal(node).is_none()) {
             return Some(self.person_of_node(node));
         }
-        // Next a card or address refused by a merge limit (a second loyalty card: the person's
-        // own, as training keeps it), then an identifier the graph does not know (an
-        // anonymous visitor's cookie seen alone, which it never takes in), before one refused
-        // as shared or hot (a kiosk's device answers only for itself).
-        let own = |node: u32| {
-            let kind = self.graph.identifier(node).kind;
-            !matches!(kind, IdentifierKind::DeviceId | IdentifierKind::CookieId)
-                && self.graph.refusal_kind(node) != Some(RefusalKind::Hot)
-        };
-        if let Some(node) = known().find(|&node| own(node)) {
-            return Some(self.person_of_node(node));
-        }
+        // Next an identifier the graph does not know (an anonymous visitor's cookie seen
+        // alone, which it never takes in), before one it refused (a kiosk's device answers
+        // only for itself): as an event naming them is filed, under its first identifier
+        // not refused, so the answer does not change once such an event comes.
         let unknown = sorted.iter().find(|i| self.graph.node(i).is_none());
         match unknown {
             Some(&alone) => Some(PersonIds {

@@ -333,8 +333,9 @@ async fn every_way_in_checks_ids_as_the_events_do() {
         reply.body
     );
     // Ids beyond the server's bound, wherever a new one would be stored: a link, a consent
-    // change on an identifier nobody knows, an event's nested identifiers beside a short one
-    // of its kind. (Reads, and changes to identifiers already known, take any length.)
+    // change on an identifier nobody knows, a request (what is served is kept under it), an
+    // event's nested identifiers beside a short one of its kind. (Profiles, erasure and
+    // consent changes of identifiers already known take any length.)
     let long = "c".repeat(datasets::schema::MAX_ID_BYTES + 1);
     let link =
         json!({"a": {"type": "cookie_id", "value": long}, "b": {"type": "email", "value": "x@example.com"}});
@@ -348,6 +349,9 @@ async fn every_way_in_checks_ids_as_the_events_do() {
     let consent = json!({"personalization": false});
     let reply = send(addr, "PUT", &format!("/v1/profiles/cookie_id/{long}/consent"), Some(&consent)).await;
     assert_eq!(reply.status, 400, "{:?}", reply.body);
+    let ask = json!({"identifiers": {"cookie_id": long}});
+    let reply = send(addr, "POST", "/v1/recommendations", Some(&ask)).await;
+    assert_eq!((reply.status, reply.json()["error"]["field"].clone()), (400, json!("identifiers.cookie_id")));
     let nested = json!([{"cookie_id": "short", "identifiers": {"cookie_id": long}, "channel": "web", "type": "view", "item_id": "i1", "timestamp": now()}]);
     let answer = events(addr, nested).await;
     assert_eq!(answer["results"][0]["field"], "identifiers.cookie_id", "{answer}");

@@ -335,7 +335,10 @@ fn identifiers_of(person: &Person) -> Result<Vec<Identifier>, ApiError> {
         Person::Nobody => Ok(Vec::new()),
         // Refused as the body's identifiers are: an empty or unusable key names nobody.
         Person::Key(key) => {
-            datasets::schema::check_id(key).map_err(|reason| ApiError::field("user_id", reason))?;
+            // What is served is kept under the person's key: bounded as any new key.
+            datasets::schema::check_id(key)
+                .and_then(|()| datasets::schema::check_id_length(key))
+                .map_err(|reason| ApiError::field("user_id", reason))?;
             match Identifier::parse_key(key) {
                 Some(identifier) => Ok(vec![identifier]),
                 None => Err(ApiError::field("user_id", format!("`{key}` is empty or no usable identifier"))),
@@ -357,7 +360,8 @@ pub(super) fn parse_identifiers(ids: &BTreeMap<String, String>) -> Result<Vec<Id
                  or cookie_id)",
             )
         })?;
-        datasets::schema::check_identifier(kind, value).map_err(|reason| ApiError::field(&field, reason))?;
+        datasets::schema::check_identifier_sent(kind, value)
+            .map_err(|reason| ApiError::field(&field, reason))?;
         let identifier =
             Identifier::new(kind, value).ok_or_else(|| ApiError::field(&field, "empty or invalid value"))?;
         parsed.push(identifier);
