@@ -29,7 +29,7 @@ pub mod writer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -52,6 +52,9 @@ pub use redb::RedbBackend;
 pub use writer::NewEvent;
 
 use writer::Op;
+
+mod pending;
+pub(crate) use pending::Pending;
 
 /// The type of the events channels send to report what they showed.
 pub const IMPRESSION_EVENT: &str = datasets::dataset::IMPRESSION;
@@ -316,33 +319,6 @@ fn effective_consent(default: &Purposes, recorded: &[ConsentRecord]) -> Purposes
     consent
 }
 
-/// A served answer waiting for the next commit.
-pub(crate) struct Pending {
-    /// What was shown.
-    pub(crate) shown: Impression,
-    /// The experiment and variant it was served under, if any: an exposure.
-    pub(crate) tag: Option<ExposureTag>,
-    /// Whether a commit has taken it.
-    pub(crate) taken: bool,
-}
-
-impl Pending {
-    /// The exposure it records, if it was served under an experiment.
-    pub(crate) fn exposure(&self) -> Option<Exposure> {
-        let tag = self.tag.clone()?;
-        let shown = &self.shown;
-        Some(Exposure {
-            id: shown.id.clone(),
-            tag,
-            person: shown.person.clone(),
-            channel: shown.channel.clone(),
-            placement: shown.placement.clone(),
-            items: shown.items.clone(),
-            at: shown.at,
-        })
-    }
-}
-
 pub(crate) struct Shared {
     backend: Box<dyn Backend>,
     graph: RwLock<LiveGraph>,
@@ -367,34 +343,6 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// `read` over what `copy` takes from the answers waiting in memory, copied before the
-    /// store is read (one committed in between is then in both, never in neither), and
-    /// done again when an erasure took waiting entries meanwhile: what was copied could be
-    /// the erased person's, whose stored records `read` no longer sees.
-    fn read_with_pending<W, T>(
-        &self,
-        copy: impl Fn(&[Pending]) -> W,
-        mut read: impl FnMut(W) -> Result<T>,
-    ) -> Result<T> {
-        loop {
-            let (waiting, erasures) = {
-                let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-                (copy(&pending), self.pending_erasures.load(Ordering::SeqCst))
-            };
-            let read = read(waiting)?;
-            if self.pending_erasures.load(Ordering::SeqCst) == erasures {
-                return Ok(read);
-            }
-        }
-    }
-
-    /// Takes the waiting answers served to any of `keys` (an erasure's identifiers).
-    pub(crate) fn forget_pending(&self, keys: &BTreeSet<String>) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        pending.retain(|p| !keys.contains(&p.shown.person));
-        self.pending_erasures.fetch_add(1, Ordering::SeqCst);
-    }
-
     /// Rebuilds the identity graph from the seed and the stored identity log.
     fn rebuild_graph(&self) -> Result<()> {
         let (seed, rules) = self.seed.read().unwrap_or_else(PoisonError::into_inner).clone();
