@@ -324,28 +324,24 @@ async fn every_way_in_checks_ids_as_the_events_do() {
     let fields: Vec<&str> =
         answer["results"].as_array().unwrap().iter().map(|r| r["field"].as_str().unwrap_or("")).collect();
     assert_eq!(fields, ["event_id", "item_id", "Loyalty_ID"], "{answer}");
-    let link = json!({"a": {"type": "cookie_id", "value": "a\tb"}, "b": {"type": "email", "value": "x@example.com"}});
-    let reply = send(addr, "POST", "/v1/identities/link", Some(&link)).await;
-    assert_eq!(
-        (reply.status, reply.json()["error"]["field"].clone()),
-        (400, json!("a.value")),
-        "{:?}",
-        reply.body
-    );
+    // A link naming `value` beside an address: refused, naming the value's field.
+    let refused_link = |value: String| async move {
+        let link = json!({"a": {"type": "cookie_id", "value": value}, "b": {"type": "email", "value": "x@example.com"}});
+        let reply = send(addr, "POST", "/v1/identities/link", Some(&link)).await;
+        assert_eq!(
+            (reply.status, reply.json()["error"]["field"].clone()),
+            (400, json!("a.value")),
+            "{:?}",
+            reply.body
+        );
+    };
+    refused_link("a\tb".to_string()).await;
     // Ids beyond the server's bound, wherever a new one would be stored: a link, a consent
     // change on an identifier nobody knows, a request (what is served is kept under it), an
     // event's nested identifiers beside a short one of its kind. (Profiles, erasure and
     // consent changes of identifiers already known take any length.)
     let long = "c".repeat(datasets::schema::MAX_ID_BYTES + 1);
-    let link =
-        json!({"a": {"type": "cookie_id", "value": long}, "b": {"type": "email", "value": "x@example.com"}});
-    let reply = send(addr, "POST", "/v1/identities/link", Some(&link)).await;
-    assert_eq!(
-        (reply.status, reply.json()["error"]["field"].clone()),
-        (400, json!("a.value")),
-        "{:?}",
-        reply.body
-    );
+    refused_link(long.clone()).await;
     let consent = json!({"personalization": false});
     let reply = send(addr, "PUT", &format!("/v1/profiles/cookie_id/{long}/consent"), Some(&consent)).await;
     assert_eq!(reply.status, 400, "{:?}", reply.body);

@@ -63,16 +63,21 @@ fn post(uri: &str, content_type: &str, body: &str) -> Request<Body> {
     Request::post(uri).header("content-type", content_type).body(Body::from(body.to_string())).unwrap()
 }
 
+/// The app of a server with a data directory in `dir`.
+fn live_router(dir: &std::path::Path) -> axum::Router {
+    let config = ServerConfig {
+        model: Some(model().to_path_buf()),
+        data_dir: Some(dir.to_path_buf()),
+        ..Default::default()
+    };
+    super::router(AppState::new(config, |_| None).unwrap())
+}
+
 /// The codes of the live API, from a server with a data directory.
 #[tokio::test]
 async fn the_live_codes_answer_with_their_one_status() {
     let dir = tempfile::tempdir().unwrap();
-    let config = ServerConfig {
-        model: Some(model().to_path_buf()),
-        data_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    };
-    let live = super::router(AppState::new(config, |_| None).unwrap());
+    let live = live_router(dir.path());
     let json = "application/json";
     let many_purposes: serde_json::Map<String, serde_json::Value> =
         (0..17).map(|n| (format!("p{n}"), serde_json::Value::Bool(true))).collect();
@@ -192,12 +197,7 @@ async fn an_answer_is_json_and_says_so() {
 #[tokio::test]
 async fn events_of_the_server_s_own_channel_or_with_unbounded_names_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
-    let config = ServerConfig {
-        model: Some(model().to_path_buf()),
-        data_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    };
-    let live = super::router(AppState::new(config, |_| None).unwrap());
+    let live = live_router(dir.path());
     let event = |channel: &str, kind: &str, cookie: &str| serde_json::json!({"cookie_id": cookie, "channel": channel, "type": kind, "item_id": "i1", "timestamp": 1_700_000_000});
     let long = "c".repeat(datasets::schema::MAX_ID_BYTES + 1);
     let body = serde_json::json!({"events": [
