@@ -174,10 +174,12 @@ pub fn evaluate_users(
     candidates: Candidates,
 ) -> Metrics {
     let n_items = model.n_items();
-    // Items with a training interaction (rows of the item × person matrix); beyond it, none.
-    let trained: Vec<bool> =
-        (0..n_items).map(|i| train.item_users.outer_view(i).is_some_and(|row| row.nnz() > 0)).collect();
-    let eligible = |i: usize| candidates == Candidates::All || trained.get(i).copied().unwrap_or(false);
+    // Items with a training interaction (rows of the item × person matrix; beyond it, none),
+    // only when the candidates are limited to them.
+    let trained: Option<Vec<bool>> = (candidates == Candidates::Trained).then(|| {
+        (0..n_items).map(|i| train.item_users.outer_view(i).is_some_and(|row| row.nnz() > 0)).collect()
+    });
+    let eligible = |i: usize| trained.as_ref().is_none_or(|t| t.get(i).copied().unwrap_or(false));
     let per_user: Vec<([f64; 6], Vec<ItemIdx>)> = users
         .par_iter()
         .map_init(

@@ -99,29 +99,18 @@ impl From<redb::StorageError> for Error {
     }
 }
 
-impl From<redb::TransactionError> for Error {
-    fn from(error: redb::TransactionError) -> Self {
-        match error {
-            redb::TransactionError::Storage(storage) => storage.into(),
-            other => Error::Storage(other.to_string()),
-        }
-    }
+/// redb's errors that wrap a storage error: that one decides (an I/O failure included).
+macro_rules! wrapping_storage {
+    ($($source:ident),*) => {
+        $(impl From<redb::$source> for Error {
+            fn from(error: redb::$source) -> Self {
+                match error {
+                    redb::$source::Storage(storage) => storage.into(),
+                    other => Error::Storage(other.to_string()),
+                }
+            }
+        })*
+    };
 }
 
-impl From<redb::TableError> for Error {
-    fn from(error: redb::TableError) -> Self {
-        match error {
-            redb::TableError::Storage(storage) => storage.into(),
-            other => Error::Storage(other.to_string()),
-        }
-    }
-}
-
-impl From<redb::CommitError> for Error {
-    fn from(error: redb::CommitError) -> Self {
-        match error {
-            redb::CommitError::Storage(storage) => storage.into(),
-            other => Error::Storage(other.to_string()),
-        }
-    }
-}
+wrapping_storage!(TransactionError, TableError, CommitError);
